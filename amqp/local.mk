@@ -1,0 +1,1 @@
+# amqp: build fragment included by the top Makefile.am

@@ -1,0 +1,1 @@
+# exchanges: build fragment included by the top Makefile.am

@@ -1,0 +1,1 @@
+# tests/fuzz: build fragment included by the top Makefile.am

@@ -1,0 +1,1 @@
+# tests/interop: build fragment included by the top Makefile.am
