@@ -1,1 +1,3 @@
-# bench: build fragment included by the top Makefile.am
+# Benchmarks. Each tool owns one fragment.
+include $(srcdir)/bench/codec.mk
+include $(srcdir)/bench/perf.mk

@@ -1,1 +1,4 @@
-# tests/fuzz: build fragment included by the top Makefile.am
+# Fuzz targets. Each area owns one fragment.
+include $(srcdir)/tests/fuzz/wire.mk
+include $(srcdir)/tests/fuzz/config.mk
+include $(srcdir)/tests/fuzz/conn.mk

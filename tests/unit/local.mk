@@ -1,1 +1,4 @@
-# tests/unit: build fragment included by the top Makefile.am
+# Unit tests (Check). Each area owns one fragment.
+include $(srcdir)/tests/unit/wire.mk
+include $(srcdir)/tests/unit/exchanges.mk
+include $(srcdir)/tests/unit/broker.mk
