@@ -1,30 +1,651 @@
-/* Configuration: minimal first version, completed in later commits. */
+/* The configuration file: rabbitmq.conf's `key = value` lines, read the way RabbitMQ's parser
+ * (cuttlefish) reads them. One table, options[], declares every key once and drives parsing,
+ * defaults, range checks and the example file etc/warren.conf. */
 #include "src/config.h"
 
-#include <stdio.h>
-#include <string.h>
+#include "src/log.h"
 
-void config_defaults(struct config *c)
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A configuration file is a few kilobytes; the bound keeps a wrong path (a log, a device)
+ * from being read into memory whole. */
+#define CONFIG_FILE_MAX_BYTES (1024 * 1024)
+
+enum option_type {
+    OPT_UINT,          /* a decimal integer within [min, max] */
+    OPT_BYTES,         /* the same, optionally followed by KB, MB or GB (powers of 1024) */
+    OPT_BOOL,          /* true | false */
+    OPT_STRING,        /* non-empty text shorter than its field */
+    OPT_PATH,          /* a path, or false for none (stored as "") */
+    OPT_LOG_LEVEL,     /* debug | info | warning | error | none */
+    OPT_LISTENER,      /* listeners.tcp.<name> = [host:]port; listeners.tcp = none */
+    OPT_LOOPBACK_USER, /* loopback_users.<user> = true|false; loopback_users = none */
+};
+
+struct option {
+    const char *key;
+    enum option_type type;
+    size_t offset; /* of the field in struct config */
+    size_t size;   /* of that field: integer width or string buffer */
+    uint64_t min, max;
+    /* For keys that take a name (key.<name>), the name of the default entry. */
+    const char *default_name;
+    const char *default_value; /* as written in the file; config_defaults() parses it */
+    const char *comment;       /* one line for etc/warren.conf */
+};
+
+#define FIELD(member) offsetof(struct config, member), sizeof(((struct config *)0)->member)
+
+static const struct option options[] = {
+    {"listeners.tcp", OPT_LISTENER, FIELD(tcp), 0, 65535, "default", "5672",
+     "AMQP listeners (at most 8): port (all IPv4 and IPv6 interfaces), IP:port, [IPv6]:port, "
+     "or listeners.tcp = none"},
+    {"default_user", OPT_STRING, FIELD(default_user), 0, 0, NULL, "guest",
+     "user created on first start"},
+    {"default_pass", OPT_STRING, FIELD(default_pass), 0, 0, NULL, "guest",
+     "password of default_user"},
+    {"default_vhost", OPT_STRING, FIELD(default_vhost), 0, 0, NULL, "/",
+     "virtual host created on first start"},
+    {"loopback_users", OPT_LOOPBACK_USER, FIELD(loopback_users), 0, 0, "guest", "true",
+     "users allowed to connect only from localhost; 'loopback_users = none' lifts the rule"},
+    {"heartbeat", OPT_UINT, FIELD(heartbeat_s), 0, 65535, NULL, "60",
+     "heartbeat interval in seconds proposed in connection.tune; 0 disables heartbeats"},
+    /* RabbitMQ takes frame_max = 0 as "no limit"; Warren refuses it so that every read
+     * buffer has a bound. The top is the largest frame size the spec's long can announce
+     * without reaching the sign bit that some clients treat as negative. */
+    {"frame_max", OPT_BYTES, FIELD(frame_max), 4096, 2147483647, NULL, "131072",
+     "largest frame in bytes proposed in connection.tune (4096 .. 2147483647)"},
+    {"channel_max", OPT_UINT, FIELD(channel_max), 0, 65535, NULL, "2047",
+     "most channels per connection proposed in connection.tune; 0 means 65535"},
+    {"max_message_size", OPT_BYTES, FIELD(max_message_size), 1, 536870912, NULL, "134217728",
+     "largest message body in bytes accepted from a publisher (at most 536870912, 512 MB)"},
+    /* An hour is far beyond any real handshake; the bound catches a value meant in seconds
+     * or with extra zeros. */
+    {"handshake_timeout", OPT_UINT, FIELD(handshake_timeout_ms), 1, 3600000, NULL, "10000",
+     "milliseconds a client has from connecting to connection.open"},
+    {"log.level", OPT_LOG_LEVEL, FIELD(log_level), 0, 0, NULL, "info",
+     "least severe level logged: debug, info, warning, error or none"},
+    {"log.file", OPT_PATH, FIELD(log_file), 0, 0, NULL, "false",
+     "file the log is appended to, or false for none"},
+    {"log.console", OPT_BOOL, FIELD(log_console), 0, 0, NULL, "true",
+     "whether log lines also go to standard error"},
+};
+
+#define OPTION_COUNT (sizeof(options) / sizeof(options[0]))
+
+/* A piece of the text being parsed: not NUL-terminated. */
+struct span {
+    const char *ptr;
+    size_t len;
+};
+
+/* Where parsing stands, for messages and for the keys whose lines add up to one list. */
+struct parse {
+    struct config *c;
+    const char *name; /* the file, for messages */
+    unsigned line;
+    char *err;
+    size_t err_size;
+    /* The first listeners.tcp.* line of a file replaces the list it starts from (the
+     * default); later lines add to it, and a name given twice keeps its last value. */
+    bool listeners_seen;
+    bool listeners_none;
+    char listener_names[CONFIG_MAX_LISTENERS][64];
+    /* loopback_users.* lines work the same way; `= none` wins whatever its place. */
+    bool loopback_seen;
+    bool loopback_none;
+};
+
+static int fail(struct parse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int fail(struct parse *p, const char *fmt, ...)
 {
-    memset(c, 0, sizeof(*c));
+    va_list ap;
+    int n;
+
+    if (p->err_size == 0)
+        return -1;
+    n = snprintf(p->err, p->err_size, "%s:%u: ", p->name, p->line);
+    if (n >= 0 && (size_t)n < p->err_size) {
+        va_start(ap, fmt);
+        vsnprintf(p->err + n, p->err_size - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static bool span_is(struct span s, const char *word)
+{
+    return strlen(word) == s.len && memcmp(s.ptr, word, s.len) == 0;
+}
+
+/* Copies s into buf (size bytes, zero-filled past the text); false if it does not fit. */
+static bool span_copy(struct span s, char *buf, size_t size)
+{
+    if (s.len >= size)
+        return false;
+    memset(buf, 0, size);
+    memcpy(buf, s.ptr, s.len);
+    return true;
+}
+
+static bool is_space(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\v' || ch == '\f';
+}
+
+static struct span trim(struct span s)
+{
+    while (s.len > 0 && is_space(s.ptr[0])) {
+        s.ptr++;
+        s.len--;
+    }
+    while (s.len > 0 && is_space(s.ptr[s.len - 1]))
+        s.len--;
+    return s;
+}
+
+static bool is_word_char(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '_' || ch == '-';
+}
+
+/* cuttlefish's key grammar: words of [A-Za-z0-9_-] joined by dots, where "\." is a dot
+ * inside a word (so that a user name may contain one). */
+static bool key_is_valid(struct span key)
+{
+    bool word_empty = true;
+
+    for (size_t i = 0; i < key.len; i++) {
+        if (key.ptr[i] == '\\' && i + 1 < key.len && key.ptr[i + 1] == '.') {
+            i++;
+            word_empty = false;
+        } else if (key.ptr[i] == '.') {
+            if (word_empty)
+                return false;
+            word_empty = true;
+        } else if (is_word_char(key.ptr[i])) {
+            word_empty = false;
+        } else {
+            return false;
+        }
+    }
+    return !word_empty;
+}
+
+/* If key is prefix "." word, the word with "\." unescaped into buf (size bytes). Returns 1
+ * on a match, 0 if key is something else, -1 if the word does not fit. */
+static int key_name(struct span key, const char *prefix, char *buf, size_t size)
+{
+    size_t plen = strlen(prefix), n = 0;
+
+    if (key.len <= plen + 1 || memcmp(key.ptr, prefix, plen) != 0 || key.ptr[plen] != '.')
+        return 0;
+    for (size_t i = plen + 1; i < key.len; i++) {
+        if (key.ptr[i] == '\\' && i + 1 < key.len && key.ptr[i + 1] == '.')
+            i++;
+        else if (key.ptr[i] == '.')
+            return 0; /* one more level: no such key */
+        if (n + 1 >= size)
+            return -1;
+        buf[n++] = key.ptr[i];
+    }
+    buf[n] = '\0';
+    return 1;
+}
+
+enum number_result { NUMBER_OK, NUMBER_BAD, NUMBER_TOO_BIG };
+
+/* Decimal digits only: no sign, no spaces, no hex. */
+static enum number_result parse_decimal(struct span s, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (s.len == 0)
+        return NUMBER_BAD;
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.ptr[i] < '0' || s.ptr[i] > '9')
+            return NUMBER_BAD;
+    }
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned d = (unsigned)(s.ptr[i] - '0');
+
+        if (v > (UINT64_MAX - d) / 10)
+            return NUMBER_TOO_BIG;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return NUMBER_OK;
+}
+
+/* cuttlefish's bytesize: a number, or a number followed by KB, MB or GB in either case. */
+static enum number_result parse_bytes(struct span s, uint64_t *out)
+{
+    static const struct {
+        char letter;
+        unsigned shift;
+    } units[] = {{'K', 10}, {'M', 20}, {'G', 30}};
+    unsigned shift = 0;
+    enum number_result r;
+
+    if (s.len >= 3 && (s.ptr[s.len - 1] == 'B' || s.ptr[s.len - 1] == 'b')) {
+        char letter = s.ptr[s.len - 2] & (char)~0x20; /* upper case */
+
+        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+            if (letter == units[i].letter)
+                shift = units[i].shift;
+        }
+        if (shift == 0)
+            return NUMBER_BAD;
+        s.len -= 2;
+    }
+    r = parse_decimal(s, out);
+    if (r != NUMBER_OK)
+        return r;
+    if (*out > (UINT64_MAX >> shift))
+        return NUMBER_TOO_BIG;
+    *out <<= shift;
+    return NUMBER_OK;
+}
+
+static void *field(struct config *c, const struct option *o)
+{
+    return (char *)c + o->offset;
+}
+
+static void set_uint(struct config *c, const struct option *o, uint64_t v)
+{
+    if (o->size == sizeof(uint64_t)) {
+        *(uint64_t *)field(c, o) = v;
+    } else {
+        assert(o->size == sizeof(uint32_t) && v <= UINT32_MAX);
+        *(uint32_t *)field(c, o) = (uint32_t)v;
+    }
+}
+
+static int set_number(struct parse *p, const struct option *o, struct span key, struct span v)
+{
+    enum number_result r;
+    uint64_t n = 0;
+
+    r = o->type == OPT_BYTES ? parse_bytes(v, &n) : parse_decimal(v, &n);
+    if (r == NUMBER_BAD)
+        return fail(p, "bad value '%.*s' for key '%.*s': expected %s", (int)v.len, v.ptr,
+                    (int)key.len, key.ptr,
+                    o->type == OPT_BYTES ? "a number of bytes, optionally with KB, MB or GB"
+                                         : "a non-negative integer");
+    if (r == NUMBER_TOO_BIG || n < o->min || n > o->max)
+        return fail(p, "out of range value '%.*s' for key '%.*s': expected %llu..%llu", (int)v.len,
+                    v.ptr, (int)key.len, key.ptr, (unsigned long long)o->min,
+                    (unsigned long long)o->max);
+    set_uint(p->c, o, n);
+    return 0;
+}
+
+static int parse_bool(struct parse *p, struct span key, struct span v, bool *out)
+{
+    if (span_is(v, "true"))
+        *out = true;
+    else if (span_is(v, "false"))
+        *out = false;
+    else
+        return fail(p, "bad value '%.*s' for key '%.*s': expected true or false", (int)v.len, v.ptr,
+                    (int)key.len, key.ptr);
+    return 0;
+}
+
+/* An IP literal, as cuttlefish's ip type takes: IPv4, or IPv6 with an optional %scope. */
+static bool host_is_ip(const char *host)
+{
+    unsigned char addr[16];
+    char bare[64];
+    const char *scope;
+
+    if (inet_pton(AF_INET, host, addr) == 1)
+        return true;
+    scope = strchr(host, '%');
+    if (scope == NULL)
+        return inet_pton(AF_INET6, host, addr) == 1;
+    if ((size_t)(scope - host) >= sizeof(bare) || scope[1] == '\0')
+        return false;
+    for (const char *s = scope + 1; *s != '\0'; s++) {
+        if (!is_word_char(*s) && *s != '.')
+            return false;
+    }
+    memcpy(bare, host, (size_t)(scope - host));
+    bare[scope - host] = '\0';
+    return inet_pton(AF_INET6, bare, addr) == 1;
+}
+
+/* "5672" (every interface), "127.0.0.1:5672", "::1:5672" (the port follows the last colon,
+ * as in rabbitmq.conf) or "[::1]:5672". */
+static bool parse_listener(struct span v, struct config_listener *out)
+{
+    struct span host = {v.ptr, 0}, port;
+    const char *colon = NULL;
+    uint64_t n;
+
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.ptr[i] == ':')
+            colon = v.ptr + i;
+    }
+    if (colon == NULL) {
+        port = v;
+    } else {
+        host.len = (size_t)(colon - v.ptr);
+        port = (struct span){colon + 1, v.len - host.len - 1};
+        if (host.len >= 2 && host.ptr[0] == '[' && host.ptr[host.len - 1] == ']') {
+            host.ptr++;
+            host.len -= 2;
+            if (memchr(host.ptr, ':', host.len) == NULL)
+                return false; /* brackets are for IPv6 only */
+        }
+        if (host.len == 0)
+            return false;
+    }
+    if (parse_decimal(port, &n) != NUMBER_OK || n > 65535)
+        return false;
+    if (!span_copy(host, out->host, sizeof(out->host)) || (host.len > 0 && !host_is_ip(out->host)))
+        return false;
+    out->port = (uint16_t)n;
+    return true;
+}
+
+static int set_listener(struct parse *p, struct span key, struct span v)
+{
+    struct config *c = p->c;
+    struct config_listener l;
+    char name[64];
+    size_t i;
+    int r;
+
+    if (span_is(key, "listeners.tcp")) {
+        if (!span_is(v, "none"))
+            return fail(p, "bad value '%.*s' for key 'listeners.tcp': expected none", (int)v.len,
+                        v.ptr);
+        p->listeners_none = true;
+        return 0;
+    }
+    r = key_name(key, "listeners.tcp", name, sizeof(name));
+    assert(r != 0);
+    if (r < 0)
+        return fail(p, "listener name in key '%.*s' is longer than %zu bytes", (int)key.len,
+                    key.ptr, sizeof(name) - 1);
+    if (!parse_listener(v, &l))
+        return fail(p, "bad value '%.*s' for key '%.*s': expected a port, IP:port or [IPv6]:port",
+                    (int)v.len, v.ptr, (int)key.len, key.ptr);
+    if (!p->listeners_seen) {
+        p->listeners_seen = true;
+        c->tcp_count = 0;
+    }
+    for (i = 0; i < c->tcp_count; i++) {
+        if (strcmp(p->listener_names[i], name) == 0)
+            break;
+    }
+    if (i == CONFIG_MAX_LISTENERS)
+        return fail(p, "too many listeners: at most %d", CONFIG_MAX_LISTENERS);
+    c->tcp[i] = l;
+    memcpy(p->listener_names[i], name, sizeof(name));
+    if (i == c->tcp_count)
+        c->tcp_count++;
+    return 0;
+}
+
+static int set_loopback_user(struct parse *p, struct span key, struct span v)
+{
+    struct config *c = p->c;
+    char user[sizeof(c->loopback_users[0])];
+    bool on;
+    size_t i;
+    int r;
+
+    if (span_is(key, "loopback_users")) {
+        if (!span_is(v, "none"))
+            return fail(p, "bad value '%.*s' for key 'loopback_users': expected none", (int)v.len,
+                        v.ptr);
+        p->loopback_none = true;
+        return 0;
+    }
+    r = key_name(key, "loopback_users", user, sizeof(user));
+    assert(r != 0);
+    if (r < 0)
+        return fail(p, "user name in key '%.*s' is longer than %zu bytes", (int)key.len, key.ptr,
+                    sizeof(user) - 1);
+    if (parse_bool(p, key, v, &on) < 0)
+        return -1;
+    if (!p->loopback_seen) {
+        p->loopback_seen = true;
+        c->loopback_user_count = 0;
+    }
+    for (i = 0; i < c->loopback_user_count; i++) {
+        if (strcmp(c->loopback_users[i], user) == 0)
+            break;
+    }
+    if (on && i == c->loopback_user_count) {
+        if (i == CONFIG_MAX_LOOPBACK_USERS)
+            return fail(p, "too many loopback users: at most %d", CONFIG_MAX_LOOPBACK_USERS);
+        memcpy(c->loopback_users[i], user, sizeof(user));
+        c->loopback_user_count++;
+    } else if (!on && i < c->loopback_user_count) {
+        memmove(c->loopback_users[i], c->loopback_users[i + 1],
+                (c->loopback_user_count - i - 1) * sizeof(c->loopback_users[0]));
+        c->loopback_user_count--;
+        memset(c->loopback_users[c->loopback_user_count], 0, sizeof(c->loopback_users[0]));
+    }
+    return 0;
+}
+
+static int set_option(struct parse *p, const struct option *o, struct span key, struct span v)
+{
+    bool on;
+    int level;
+    char word[16];
+
+    switch (o->type) {
+    case OPT_UINT:
+    case OPT_BYTES:
+        return set_number(p, o, key, v);
+    case OPT_BOOL:
+        if (parse_bool(p, key, v, &on) < 0)
+            return -1;
+        *(bool *)field(p->c, o) = on;
+        return 0;
+    case OPT_STRING:
+    case OPT_PATH:
+        if (o->type == OPT_PATH && span_is(v, "false"))
+            v.len = 0;
+        /* The value is not repeated: it may be a password. */
+        if (!span_copy(v, field(p->c, o), o->size))
+            return fail(p, "value for key '%.*s' is longer than %zu bytes", (int)key.len, key.ptr,
+                        o->size - 1);
+        return 0;
+    case OPT_LOG_LEVEL:
+        level = span_copy(v, word, sizeof(word)) ? log_level_parse(word) : -1;
+        if (level < 0)
+            return fail(p,
+                        "bad value '%.*s' for key '%.*s': expected debug, info, warning, error "
+                        "or none",
+                        (int)v.len, v.ptr, (int)key.len, key.ptr);
+        *(int *)field(p->c, o) = level;
+        return 0;
+    case OPT_LISTENER:
+        return set_listener(p, key, v);
+    case OPT_LOOPBACK_USER:
+        return set_loopback_user(p, key, v);
+    }
+    assert(!"unknown option type");
+    return -1;
+}
+
+static const struct option *option_find(struct span key)
+{
+    char name[128];
+
+    for (size_t i = 0; i < OPTION_COUNT; i++) {
+        const struct option *o = &options[i];
+
+        if (span_is(key, o->key))
+            return o;
+        if ((o->type == OPT_LISTENER || o->type == OPT_LOOPBACK_USER) &&
+            key_name(key, o->key, name, sizeof(name)) != 0)
+            return o;
+    }
+    return NULL;
+}
+
+static int parse_line(struct parse *p, struct span line)
+{
+    const char *hash = memchr(line.ptr, '#', line.len);
+    const char *eq;
+    struct span key, value;
+    const struct option *o;
+
+    /* As in rabbitmq.conf, '#' starts a comment wherever it appears, even inside a value. */
+    if (hash != NULL)
+        line.len = (size_t)(hash - line.ptr);
+    line = trim(line);
+    if (line.len == 0)
+        return 0;
+    eq = memchr(line.ptr, '=', line.len);
+    if (eq == NULL)
+        return fail(p, "expected 'key = value', got '%.*s'", (int)line.len, line.ptr);
+    key = trim((struct span){line.ptr, (size_t)(eq - line.ptr)});
+    value = trim((struct span){eq + 1, (size_t)(line.ptr + line.len - eq - 1)});
+    if (key.len == 0)
+        return fail(p, "expected 'key = value', got '%.*s'", (int)line.len, line.ptr);
+    if (!key_is_valid(key))
+        return fail(p, "invalid key '%.*s'", (int)key.len, key.ptr);
+    if ((o = option_find(key)) == NULL)
+        return fail(p, "unknown key '%.*s'", (int)key.len, key.ptr);
+    if (value.len == 0)
+        return fail(p, "missing value for key '%.*s'", (int)key.len, key.ptr);
+    return set_option(p, o, key, value);
 }
 
 int config_parse(struct config *c, const char *name, const char *text, char *err, size_t err_size)
 {
-    (void)c;
-    (void)text;
-    snprintf(err, err_size, "%s: not implemented", name);
-    return -1;
+    struct parse p = {.c = c, .name = name, .err = err, .err_size = err_size};
+    const char *s = text;
+
+    if (err_size > 0)
+        err[0] = '\0';
+    while (*s != '\0') {
+        const char *nl = strchr(s, '\n');
+        size_t len = nl != NULL ? (size_t)(nl - s) : strlen(s);
+
+        p.line++;
+        if (parse_line(&p, (struct span){s, len}) < 0)
+            return -1;
+        s += len + (nl != NULL);
+    }
+    if (p.listeners_none)
+        c->tcp_count = 0;
+    if (p.loopback_none)
+        c->loopback_user_count = 0;
+    return 0;
 }
 
 int config_load(struct config *c, const char *path, char *err, size_t err_size)
 {
-    return config_parse(c, path, "", err, err_size);
+    char *text = NULL;
+    size_t len = 0;
+    int fd, rc = -1;
+
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+        snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    /* One byte more than allowed tells a file at the limit from one past it. */
+    text = malloc(CONFIG_FILE_MAX_BYTES + 2);
+    if (text == NULL) {
+        snprintf(err, err_size, "%s: out of memory", path);
+        goto out;
+    }
+    while (len < CONFIG_FILE_MAX_BYTES + 1) {
+        ssize_t n = read(fd, text + len, CONFIG_FILE_MAX_BYTES + 1 - len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(err, err_size, "%s: cannot read: %s", path, strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    if (len > CONFIG_FILE_MAX_BYTES) {
+        snprintf(err, err_size, "%s: larger than %d bytes", path, CONFIG_FILE_MAX_BYTES);
+        goto out;
+    }
+    if (memchr(text, '\0', len) != NULL) {
+        snprintf(err, err_size, "%s: contains a NUL byte, not a text file", path);
+        goto out;
+    }
+    text[len] = '\0';
+    rc = config_parse(c, path, text, err, err_size);
+out:
+    free(text);
+    close(fd);
+    return rc;
+}
+
+/* The line of etc/warren.conf that sets o to its default. */
+static void format_default(const struct option *o, char *buf, size_t size)
+{
+    if (o->default_name != NULL)
+        snprintf(buf, size, "%s.%s = %s\n", o->key, o->default_name, o->default_value);
+    else
+        snprintf(buf, size, "%s = %s\n", o->key, o->default_value);
+}
+
+/* Defaults go through the parser, so the table's default strings cannot disagree with
+ * what the same line in a file would mean. */
+void config_defaults(struct config *c)
+{
+    struct parse p = {.c = c, .name = "(defaults)"};
+    char line[256];
+    int rc;
+
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < OPTION_COUNT; i++) {
+        format_default(&options[i], line, sizeof(line));
+        p.line = (unsigned)i + 1;
+        rc = parse_line(&p, (struct span){line, strlen(line) - 1});
+        assert(rc == 0);
+        (void)rc;
+    }
 }
 
 bool config_is_loopback_user(const struct config *c, const char *user)
 {
-    (void)c;
-    (void)user;
+    for (size_t i = 0; i < c->loopback_user_count; i++) {
+        if (strcmp(c->loopback_users[i], user) == 0)
+            return true;
+    }
     return false;
+}
+
+void config_write_example(FILE *out)
+{
+    char line[256];
+
+    fputs("# Warren configuration, in the key = value style of rabbitmq.conf.\n"
+          "# Every key is listed with its default value: `warrend -c etc/warren.conf` runs\n"
+          "# exactly as warrend does with no configuration file. '#' starts a comment.\n"
+          "# Generated from the options table in src/config.c; edit there, then regenerate with\n"
+          "#   tests/unit/check_config --write-example > etc/warren.conf\n",
+          out);
+    for (size_t i = 0; i < OPTION_COUNT; i++) {
+        format_default(&options[i], line, sizeof(line));
+        fprintf(out, "\n## %s\n%s", options[i].comment, line);
+    }
 }

@@ -7,8 +7,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
-#define CONFIG_MAX_LISTENERS 8
+#define CONFIG_MAX_LISTENERS      8
 #define CONFIG_MAX_LOOPBACK_USERS 16
 
 /* host "" means every interface, IPv4 (0.0.0.0) and IPv6 (::) alike. */
@@ -27,13 +28,14 @@ struct config {
      * loopback_users = none). Default: guest. */
     char loopback_users[CONFIG_MAX_LOOPBACK_USERS][128];
     size_t loopback_user_count;
-    uint32_t heartbeat_s;         /* heartbeat: 60 (0 disables) */
-    uint32_t frame_max;           /* frame_max: 131072 (4096 .. 2^31-1; 0 = no limit is refused) */
-    uint32_t channel_max;         /* channel_max: 2047 (0 = 65535) */
-    uint64_t max_message_size;    /* max_message_size: 134217728 (up to 536870912) */
+    uint32_t heartbeat_s;          /* heartbeat: 60 (0 disables) */
+    uint32_t frame_max;            /* frame_max: 131072 (4096 .. 2^31-1; 0 = no limit is refused) */
+    uint32_t channel_max;          /* channel_max: 2047 (0, kept as 0, means 65535) */
+    uint64_t max_message_size;     /* max_message_size: 134217728 (up to 536870912) */
     uint32_t handshake_timeout_ms; /* handshake_timeout: 10000 */
-    int log_level;                /* log.level: info (enum log_level) */
-    char log_file[512];           /* log.file: "" = none */
+    int log_level;                 /* log.level: info (enum log_level) */
+    char log_file[512];            /* log.file: "" = none */
+    bool log_console;              /* log.console: true (lines also go to stderr) */
 };
 
 /* Fills c with every default. */
@@ -49,5 +51,9 @@ int config_load(struct config *c, const char *path, char *err, size_t err_size);
 
 /* True if user may connect only from loopback addresses. */
 bool config_is_loopback_user(const struct config *c, const char *user);
+
+/* Writes every key with its default value and a comment, in rabbitmq.conf style: the text of
+ * etc/warren.conf. */
+void config_write_example(FILE *out);
 
 #endif

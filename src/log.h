@@ -35,6 +35,8 @@ static inline bool log_enabled(enum log_level level)
 }
 
 void log_set_level(enum log_level level);
+/* Whether lines go to stderr (default true); the file, when open, gets them either way. */
+void log_set_console(bool enabled);
 /* "debug", "info", "warning" (or "warn"), "error", "none"; -1 if unknown. */
 int log_level_parse(const char *name);
 /* Also append to path (created 0640). 0, or -1 with errno set. */
