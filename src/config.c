@@ -181,14 +181,16 @@ static bool key_is_valid(struct span key)
     return !word_empty;
 }
 
-/* If key is prefix "." word, the word with "\." unescaped into buf (size bytes). Returns 1
- * on a match, 0 if key is something else, -1 if the word does not fit. */
+/* If key is prefix "." word, the word with "\." unescaped into buf (size bytes, zero-filled
+ * past the word). Returns 1 on a match, 0 if key is something else, -1 if the word does not
+ * fit. */
 static int key_name(struct span key, const char *prefix, char *buf, size_t size)
 {
     size_t plen = strlen(prefix), n = 0;
 
     if (key.len <= plen + 1 || memcmp(key.ptr, prefix, plen) != 0 || key.ptr[plen] != '.')
         return 0;
+    memset(buf, 0, size);
     for (size_t i = plen + 1; i < key.len; i++) {
         if (key.ptr[i] == '\\' && i + 1 < key.len && key.ptr[i + 1] == '.')
             i++;
@@ -325,6 +327,20 @@ static bool host_is_ip(const char *host)
     return inet_pton(AF_INET6, bare, addr) == 1;
 }
 
+/* Lists are cleared whole, so that two configurations with the same settings compare equal
+ * byte for byte. */
+static void clear_listeners(struct config *c)
+{
+    memset(c->tcp, 0, sizeof(c->tcp));
+    c->tcp_count = 0;
+}
+
+static void clear_loopback_users(struct config *c)
+{
+    memset(c->loopback_users, 0, sizeof(c->loopback_users));
+    c->loopback_user_count = 0;
+}
+
 /* "5672" (every interface), "127.0.0.1:5672", "::1:5672" (the port follows the last colon,
  * as in rabbitmq.conf) or "[::1]:5672". */
 static bool parse_listener(struct span v, struct config_listener *out)
@@ -384,7 +400,7 @@ static int set_listener(struct parse *p, struct span key, struct span v)
                     (int)v.len, v.ptr, (int)key.len, key.ptr);
     if (!p->listeners_seen) {
         p->listeners_seen = true;
-        c->tcp_count = 0;
+        clear_listeners(c);
     }
     for (i = 0; i < c->tcp_count; i++) {
         if (strcmp(p->listener_names[i], name) == 0)
@@ -423,7 +439,7 @@ static int set_loopback_user(struct parse *p, struct span key, struct span v)
         return -1;
     if (!p->loopback_seen) {
         p->loopback_seen = true;
-        c->loopback_user_count = 0;
+        clear_loopback_users(c);
     }
     for (i = 0; i < c->loopback_user_count; i++) {
         if (strcmp(c->loopback_users[i], user) == 0)
@@ -547,9 +563,9 @@ int config_parse(struct config *c, const char *name, const char *text, char *err
         s += len + (nl != NULL);
     }
     if (p.listeners_none)
-        c->tcp_count = 0;
+        clear_listeners(c);
     if (p.loopback_none)
-        c->loopback_user_count = 0;
+        clear_loopback_users(c);
     return 0;
 }
 

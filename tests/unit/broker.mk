@@ -1,1 +1,14 @@
-# tests/unit: broker fragment
+# tests/unit: broker fragment. One Check program per module of src/.
+BROKER_UNIT_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+BROKER_UNIT_LDADD = src/libwarren.a $(CHECK_LIBS)
+
+check_PROGRAMS += tests/unit/check_config tests/unit/check_log
+TESTS += tests/unit/check_config tests/unit/check_log
+
+tests_unit_check_config_SOURCES = tests/unit/check_config.c
+tests_unit_check_config_CFLAGS = $(BROKER_UNIT_CFLAGS)
+tests_unit_check_config_LDADD = $(BROKER_UNIT_LDADD)
+
+tests_unit_check_log_SOURCES = tests/unit/check_log.c
+tests_unit_check_log_CFLAGS = $(BROKER_UNIT_CFLAGS)
+tests_unit_check_log_LDADD = $(BROKER_UNIT_LDADD)
