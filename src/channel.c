@@ -1,0 +1,923 @@
+#include "src/channel.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exchanges/registry.h"
+#include "src/config.h"
+#include "src/conn.h"
+#include "src/exchange.h"
+#include "src/message.h"
+#include "src/queue.h"
+#include "src/server.h"
+#include "src/util.h"
+#include "src/vhost.h"
+
+/* Names in reply texts are shortstr: print them with this. */
+#define NAME_FMT    "'%.*s'"
+#define NAME_ARG(b) (int)(b).len, (const char *)(b).ptr
+#define VHOST_ARG(ch) NAME_ARG((ch)->conn->vhost->name)
+
+struct channel *channel_new(struct conn *c, uint16_t id)
+{
+    struct channel *ch = xcalloc(1, sizeof *ch);
+
+    ch->conn = c;
+    ch->id = id;
+    ch->state = CHANNEL_OPEN;
+    ch->flow_active = true;
+    hmap_init(&ch->consumers);
+    return ch;
+}
+
+int channel_fail(struct channel *ch, uint16_t code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    conn_fail(ch->conn, code, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* ---- Unacked deliveries ---------------------------------------------------------------- */
+
+static struct delivery *unacked_at(const struct channel *ch, size_t i)
+{
+    return &ch->unacked[(ch->unacked_head + i) & (ch->unacked_cap - 1)];
+}
+
+static void unacked_push(struct channel *ch, const struct delivery *d)
+{
+    if (ch->unacked_len == ch->unacked_cap) {
+        size_t cap = ch->unacked_cap ? ch->unacked_cap * 2 : 64;
+        struct delivery *ring = xmalloc(cap * sizeof *ring);
+        for (size_t i = 0; i < ch->unacked_len; i++)
+            ring[i] = *unacked_at(ch, i);
+        free(ch->unacked);
+        ch->unacked = ring;
+        ch->unacked_cap = cap;
+        ch->unacked_head = 0;
+    }
+    *unacked_at(ch, ch->unacked_len++) = *d;
+    ch->unacked_live++;
+    if (d->consumer != NULL)
+        ch->consumer_unacked++;
+}
+
+/* Holes at the head leave the ring. */
+static void unacked_trim(struct channel *ch)
+{
+    while (ch->unacked_len > 0 && unacked_at(ch, 0)->msg == NULL) {
+        ch->unacked_head = (ch->unacked_head + 1) & (ch->unacked_cap - 1);
+        ch->unacked_len--;
+    }
+}
+
+/* Index of the entry with this tag, or -1. Tags only grow, so the ring is sorted. */
+static ptrdiff_t unacked_find(const struct channel *ch, uint64_t tag)
+{
+    size_t lo = 0, hi = ch->unacked_len;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t t = unacked_at(ch, mid)->tag;
+        if (t == tag)
+            return unacked_at(ch, mid)->msg != NULL ? (ptrdiff_t)mid : -1;
+        if (t < tag)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+/* Takes the delivery out of the ring, leaving a hole; the caller owns its references. */
+static struct delivery unacked_take(struct channel *ch, size_t i)
+{
+    struct delivery *slot = unacked_at(ch, i);
+    struct delivery d = *slot;
+
+    slot->msg = NULL;
+    ch->unacked_live--;
+    if (d.consumer != NULL) {
+        d.consumer->unacked--;
+        ch->consumer_unacked--;
+    }
+    return d;
+}
+
+static void settle(struct delivery *d, bool requeue)
+{
+    if (requeue && !d->q->deleted) {
+        queue_requeue(d->q, d->msg, d->seq, d->deliveries + 1);
+    } else {
+        message_unref(d->msg);
+    }
+}
+
+/* Acks, rejects or requeues the delivery tag (and, with multiple, everything before it).
+ * Queues that got messages back, or whose consumers got credit back, dispatch again. */
+static int settle_tags(struct channel *ch, uint64_t tag, bool multiple, bool requeue)
+{
+    size_t end;
+    struct queue *touched[16];
+    size_t ntouched = 0;
+    bool overflow = false;
+
+    if (multiple) {
+        /* Tag 0 with multiple means every outstanding delivery. Otherwise the tag itself
+         * must be outstanding, as RabbitMQ requires, or nothing is settled. */
+        ptrdiff_t last = -1;
+        if (tag != 0 && (last = unacked_find(ch, tag)) < 0)
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED, "unknown delivery tag %" PRIu64,
+                                tag);
+        end = tag != 0 ? (size_t)last + 1 : ch->unacked_len;
+        for (size_t i = 0; i < end; i++) {
+            struct delivery d;
+            if (unacked_at(ch, i)->msg == NULL)
+                continue;
+            d = unacked_take(ch, i);
+            if (ntouched < ARRAY_LEN(touched)) {
+                size_t k;
+                for (k = 0; k < ntouched && touched[k] != d.q; k++)
+                    ;
+                if (k == ntouched) {
+                    queue_ref(d.q);
+                    touched[ntouched++] = d.q;
+                }
+            } else {
+                overflow = true;
+            }
+            settle(&d, requeue);
+            queue_unref(d.q);
+        }
+    } else {
+        ptrdiff_t i = unacked_find(ch, tag);
+        struct delivery d;
+        if (i < 0)
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED, "unknown delivery tag %" PRIu64,
+                                tag);
+        d = unacked_take(ch, (size_t)i);
+        queue_ref(d.q);
+        touched[ntouched++] = d.q;
+        settle(&d, requeue);
+        queue_unref(d.q);
+    }
+    unacked_trim(ch);
+    for (size_t k = 0; k < ntouched; k++) {
+        queue_dispatch(touched[k]);
+        queue_unref(touched[k]);
+    }
+    if (overflow || !requeue)
+        channel_resume(ch);
+    return 0;
+}
+
+/* Every unacked delivery goes back to its queue (channel closed, basic.recover). */
+static void requeue_all(struct channel *ch)
+{
+    for (size_t i = 0; i < ch->unacked_len; i++) {
+        struct delivery d;
+        if (unacked_at(ch, i)->msg == NULL)
+            continue;
+        d = unacked_take(ch, i);
+        settle(&d, true);
+        queue_dispatch(d.q);
+        queue_unref(d.q);
+    }
+    ch->unacked_len = 0;
+    ch->unacked_head = 0;
+}
+
+/* ---- Consumers ------------------------------------------------------------------------- */
+
+bool channel_consumer_can_take(const struct consumer *c)
+{
+    const struct channel *ch = c->ch;
+
+    if (ch->state != CHANNEL_OPEN || !ch->flow_active || ch->conn->congested)
+        return false;
+    if (c->no_ack)
+        return true;
+    if (c->prefetch != 0 && c->unacked >= c->prefetch)
+        return false;
+    return ch->prefetch_channel == 0 || ch->consumer_unacked < ch->prefetch_channel;
+}
+
+void channel_deliver(struct consumer *c, struct qentry *e)
+{
+    struct channel *ch = c->ch;
+    struct wire_basic_deliver m = {
+        .consumer_tag = c->tag,
+        .delivery_tag = ++ch->next_tag,
+        .redelivered = e->redelivered,
+        .exchange = e->msg->exchange,
+        .routing_key = e->msg->routing_key,
+    };
+
+    conn_send_content(ch->conn, ch->id, WIRE_BASIC_DELIVER, &m, e->msg);
+    if (c->no_ack) {
+        message_unref(e->msg);
+        return;
+    }
+    queue_ref(c->q);
+    c->unacked++;
+    unacked_push(ch, &(struct delivery){.tag = m.delivery_tag,
+                                        .msg = e->msg,
+                                        .q = c->q,
+                                        .consumer = c,
+                                        .seq = e->seq,
+                                        .deliveries = e->deliveries});
+}
+
+/* The consumer leaves its queue and the channel. Its unacked deliveries stay on the channel
+ * (they can still be acked) but no longer count against it. */
+static void consumer_free(struct consumer *c)
+{
+    struct channel *ch = c->ch;
+
+    for (size_t i = 0; i < ch->unacked_len; i++) {
+        struct delivery *d = unacked_at(ch, i);
+        if (d->msg != NULL && d->consumer == c) {
+            d->consumer = NULL;
+            ch->consumer_unacked--;
+        }
+    }
+    hmap_remove(&ch->consumers, c->tag);
+    bytes_free(&c->tag);
+    free(c);
+}
+
+static void consumer_cancel(struct consumer *c)
+{
+    struct queue *q = c->q;
+
+    queue_ref(q);
+    queue_remove_consumer(q, c);
+    consumer_free(c);
+    queue_unref(q);
+}
+
+void channel_consumer_cancelled_by_broker(struct consumer *c)
+{
+    struct channel *ch = c->ch;
+
+    if (ch->conn->cap_consumer_cancel_notify && ch->state == CHANNEL_OPEN) {
+        struct wire_basic_cancel m = {.consumer_tag = c->tag, .nowait = true};
+        conn_send_method(ch->conn, ch->id, WIRE_BASIC_CANCEL, &m);
+    }
+    queue_remove_consumer(c->q, c);
+    consumer_free(c);
+}
+
+void channel_resume(struct channel *ch)
+{
+    void *v;
+
+    for (size_t i = 0; hmap_next(&ch->consumers, &i, &v);) {
+        struct consumer *c = v;
+        queue_dispatch(c->q);
+    }
+}
+
+void channel_free(struct channel *ch)
+{
+    void *v;
+    size_t i;
+
+    if (ch == NULL)
+        return;
+    /* Consumers go first, so requeued messages are not handed straight back to them. */
+    for (;;) {
+        i = 0;
+        if (!hmap_next(&ch->consumers, &i, &v))
+            break;
+        consumer_cancel(v);
+    }
+    requeue_all(ch);
+    message_unref(ch->pub_msg);
+    hmap_free(&ch->consumers);
+    free(ch->unacked);
+    free(ch);
+}
+
+/* ---- Lookups shared by the handlers ---------------------------------------------------- */
+
+/* The queue a method names; "" means the last queue declared on this channel, as the spec
+ * allows. Fails with 404 (missing) or 405 (another connection's exclusive queue). */
+static struct queue *find_queue(struct channel *ch, struct wire_bytes name)
+{
+    struct vhost *vh = ch->conn->vhost;
+    struct queue *q;
+
+    if (name.len == 0) {
+        channel_fail(ch, WIRE_NOT_FOUND, "no previously declared queue");
+        return NULL;
+    }
+    q = vhost_queue_find(vh, name);
+    if (q == NULL) {
+        channel_fail(ch, WIRE_NOT_FOUND, "no queue " NAME_FMT " in vhost " NAME_FMT,
+                     NAME_ARG(name), VHOST_ARG(ch));
+        return NULL;
+    }
+    if (q->exclusive && q->owner != ch->conn) {
+        channel_fail(ch, WIRE_RESOURCE_LOCKED,
+                     "cannot obtain exclusive access to locked queue " NAME_FMT
+                     " in vhost " NAME_FMT ". It could be originally declared on another "
+                     "connection or the exclusive property value does not match that of the "
+                     "original declaration.",
+                     NAME_ARG(name), VHOST_ARG(ch));
+        return NULL;
+    }
+    return q;
+}
+
+static struct exchange *find_exchange(struct channel *ch, struct wire_bytes name)
+{
+    struct exchange *x = vhost_exchange_find(ch->conn->vhost, name);
+
+    if (x == NULL)
+        channel_fail(ch, WIRE_NOT_FOUND, "no exchange " NAME_FMT " in vhost " NAME_FMT,
+                     NAME_ARG(name), VHOST_ARG(ch));
+    return x;
+}
+
+static const char *bool_text(bool b)
+{
+    return b ? "true" : "false";
+}
+
+/* ---- channel class --------------------------------------------------------------------- */
+
+static int handle_channel_flow(struct channel *ch, const struct wire_method *m)
+{
+    struct wire_channel_flow_ok ok = {.active = m->u.channel_flow.active};
+
+    ch->flow_active = m->u.channel_flow.active;
+    conn_send_method(ch->conn, ch->id, WIRE_CHANNEL_FLOW_OK, &ok);
+    if (ch->flow_active)
+        channel_resume(ch);
+    return 0;
+}
+
+static int handle_channel_flow_ok(struct channel *ch, const struct wire_method *m)
+{
+    (void)ch;
+    (void)m;
+    return 0; /* we never send channel.flow */
+}
+
+/* ---- exchange class -------------------------------------------------------------------- */
+
+static int handle_exchange_declare(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_exchange_declare *a = &m->u.exchange_declare;
+    struct vhost *vh = ch->conn->vhost;
+    const struct exchange_type *type;
+    struct exchange *x;
+
+    if (a->exchange.len == 0)
+        return channel_fail(ch, WIRE_ACCESS_REFUSED,
+                            "operation not permitted on the default exchange");
+    x = vhost_exchange_find(vh, a->exchange);
+    if (a->passive) {
+        if (x == NULL)
+            return find_exchange(ch, a->exchange) ? 0 : -1;
+        goto ok;
+    }
+    type = exchange_type_find(a->type);
+    if (type == NULL)
+        return channel_fail(ch, WIRE_COMMAND_INVALID, "unknown exchange type " NAME_FMT,
+                            NAME_ARG(a->type));
+    if (x == NULL) {
+        if (exchange_name_is_reserved(a->exchange))
+            return channel_fail(ch, WIRE_ACCESS_REFUSED,
+                                "exchange name " NAME_FMT " contains reserved prefix 'amq.*'",
+                                NAME_ARG(a->exchange));
+        x = exchange_new(vh, a->exchange, type, a->durable, a->auto_delete, a->internal,
+                         a->arguments.raw);
+        vhost_exchange_add(vh, x);
+        goto ok;
+    }
+    if (x->type != type)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                            "inequivalent arg 'type' for exchange " NAME_FMT " in vhost " NAME_FMT
+                            ": received '%.*s' but current is '%s'",
+                            NAME_ARG(a->exchange), VHOST_ARG(ch), NAME_ARG(a->type),
+                            x->type->name);
+    if (x->durable != a->durable)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                            "inequivalent arg 'durable' for exchange " NAME_FMT
+                            " in vhost " NAME_FMT ": received '%s' but current is '%s'",
+                            NAME_ARG(a->exchange), VHOST_ARG(ch), bool_text(a->durable),
+                            bool_text(x->durable));
+    if (x->auto_delete != a->auto_delete)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                            "inequivalent arg 'auto_delete' for exchange " NAME_FMT
+                            " in vhost " NAME_FMT ": received '%s' but current is '%s'",
+                            NAME_ARG(a->exchange), VHOST_ARG(ch), bool_text(a->auto_delete),
+                            bool_text(x->auto_delete));
+    if (x->internal != a->internal)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                            "inequivalent arg 'internal' for exchange " NAME_FMT
+                            " in vhost " NAME_FMT ": received '%s' but current is '%s'",
+                            NAME_ARG(a->exchange), VHOST_ARG(ch), bool_text(a->internal),
+                            bool_text(x->internal));
+ok:
+    if (!a->nowait)
+        conn_send_method(ch->conn, ch->id, WIRE_EXCHANGE_DECLARE_OK,
+                         &(struct wire_exchange_declare_ok){0});
+    return 0;
+}
+
+static int handle_exchange_delete(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_exchange_delete *a = &m->u.exchange_delete;
+    struct vhost *vh = ch->conn->vhost;
+    struct exchange *x;
+
+    if (a->exchange.len == 0 || exchange_name_is_reserved(a->exchange))
+        return channel_fail(ch, WIRE_ACCESS_REFUSED,
+                            "operation not permitted on the default exchange");
+    x = vhost_exchange_find(vh, a->exchange);
+    if (x != NULL) {
+        if (a->if_unused && x->binding_count > 0)
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                                "exchange " NAME_FMT " in vhost " NAME_FMT " in use",
+                                NAME_ARG(a->exchange), VHOST_ARG(ch));
+        vhost_exchange_delete(vh, x);
+    }
+    /* Deleting an exchange that does not exist succeeds, as in RabbitMQ 3.x. */
+    if (!a->nowait)
+        conn_send_method(ch->conn, ch->id, WIRE_EXCHANGE_DELETE_OK,
+                         &(struct wire_exchange_delete_ok){0});
+    return 0;
+}
+
+/* ---- queue class ----------------------------------------------------------------------- */
+
+static void send_declare_ok(struct channel *ch, const struct queue *q)
+{
+    struct wire_queue_declare_ok ok = {
+        .queue = q->name,
+        .message_count = queue_ready_count(q),
+        .consumer_count = (uint32_t)q->consumer_count,
+    };
+    conn_send_method(ch->conn, ch->id, WIRE_QUEUE_DECLARE_OK, &ok);
+}
+
+static int check_queue_equivalent(struct channel *ch, const struct queue *q,
+                                  const struct wire_queue_declare *a)
+{
+    const char *what = NULL;
+    bool got = false, have = false;
+
+    if (q->durable != a->durable)
+        what = "durable", got = a->durable, have = q->durable;
+    else if (q->auto_delete != a->auto_delete)
+        what = "auto_delete", got = a->auto_delete, have = q->auto_delete;
+    else if (q->exclusive != a->exclusive)
+        what = "exclusive", got = a->exclusive, have = q->exclusive;
+    if (what != NULL)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                            "inequivalent arg '%s' for queue " NAME_FMT " in vhost " NAME_FMT
+                            ": received '%s' but current is '%s'",
+                            what, NAME_ARG(q->name), VHOST_ARG(ch), bool_text(got),
+                            bool_text(have));
+    if (!wire_bytes_eq(q->arguments, a->arguments.raw))
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                            "inequivalent arguments for queue " NAME_FMT " in vhost " NAME_FMT,
+                            NAME_ARG(q->name), VHOST_ARG(ch));
+    return 0;
+}
+
+static int handle_queue_declare(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_queue_declare *a = &m->u.queue_declare;
+    struct vhost *vh = ch->conn->vhost;
+    char generated[64];
+    struct wire_bytes name = a->queue;
+    struct queue *q;
+
+    if (a->passive) {
+        if ((q = find_queue(ch, name)) == NULL)
+            return -1;
+        goto ok;
+    }
+    if (name.len == 0) {
+        random_name(generated, sizeof generated, "amq.gen-");
+        name = wire_cstr(generated);
+    } else if (exchange_name_is_reserved(name)) {
+        return channel_fail(ch, WIRE_ACCESS_REFUSED,
+                            "queue name " NAME_FMT " contains reserved prefix 'amq.*'",
+                            NAME_ARG(name));
+    }
+    q = vhost_queue_find(vh, name);
+    if (q != NULL) {
+        if (q->exclusive && q->owner != ch->conn)
+            return find_queue(ch, name) ? 0 : -1; /* 405 */
+        if (check_queue_equivalent(ch, q, a) != 0)
+            return -1;
+        goto ok;
+    }
+    q = queue_new(vh, name, a->durable, a->exclusive, a->auto_delete, a->arguments.raw);
+    if (a->exclusive)
+        q->owner = ch->conn;
+    vhost_queue_add(vh, q);
+ok:
+    if (!a->nowait)
+        send_declare_ok(ch, q);
+    return 0;
+}
+
+static int handle_queue_bind(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_queue_bind *a = &m->u.queue_bind;
+    struct queue *q;
+    struct exchange *x;
+    char err[256];
+
+    if ((q = find_queue(ch, a->queue)) == NULL)
+        return -1;
+    if (a->exchange.len == 0)
+        return channel_fail(ch, WIRE_ACCESS_REFUSED,
+                            "operation not permitted on the default exchange");
+    if ((x = find_exchange(ch, a->exchange)) == NULL)
+        return -1;
+    if (exchange_bind(x, q, a->routing_key, a->arguments.raw, err, sizeof err) == NULL)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED, "%s", err);
+    if (!a->nowait)
+        conn_send_method(ch->conn, ch->id, WIRE_QUEUE_BIND_OK, &(struct wire_queue_bind_ok){0});
+    return 0;
+}
+
+static int handle_queue_unbind(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_queue_unbind *a = &m->u.queue_unbind;
+    struct queue *q;
+    struct exchange *x;
+    struct xbinding *xb;
+
+    if ((q = find_queue(ch, a->queue)) == NULL)
+        return -1;
+    if (a->exchange.len == 0)
+        return channel_fail(ch, WIRE_ACCESS_REFUSED,
+                            "operation not permitted on the default exchange");
+    if ((x = find_exchange(ch, a->exchange)) == NULL)
+        return -1;
+    /* Unbinding what is not bound succeeds, as in RabbitMQ. */
+    xb = exchange_find_binding(x, q, a->routing_key, a->arguments.raw);
+    if (xb != NULL)
+        exchange_unbind(xb);
+    conn_send_method(ch->conn, ch->id, WIRE_QUEUE_UNBIND_OK, &(struct wire_queue_unbind_ok){0});
+    return 0;
+}
+
+static int handle_queue_purge(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_queue_purge *a = &m->u.queue_purge;
+    struct queue *q;
+    struct wire_queue_purge_ok ok;
+
+    if ((q = find_queue(ch, a->queue)) == NULL)
+        return -1;
+    ok.message_count = queue_purge(q);
+    if (!a->nowait)
+        conn_send_method(ch->conn, ch->id, WIRE_QUEUE_PURGE_OK, &ok);
+    return 0;
+}
+
+static int handle_queue_delete(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_queue_delete *a = &m->u.queue_delete;
+    struct wire_queue_delete_ok ok = {0};
+    struct queue *q = vhost_queue_find(ch->conn->vhost, a->queue);
+
+    /* Deleting a queue that does not exist succeeds with a count of 0, as in RabbitMQ 3.x. */
+    if (q != NULL) {
+        if (find_queue(ch, a->queue) == NULL)
+            return -1;
+        if (a->if_unused && q->consumer_count > 0)
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                                "queue " NAME_FMT " in vhost " NAME_FMT " in use",
+                                NAME_ARG(a->queue), VHOST_ARG(ch));
+        if (a->if_empty && queue_ready_count(q) > 0)
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                                "queue " NAME_FMT " in vhost " NAME_FMT " not empty",
+                                NAME_ARG(a->queue), VHOST_ARG(ch));
+        ok.message_count = queue_delete(q);
+    }
+    if (!a->nowait)
+        conn_send_method(ch->conn, ch->id, WIRE_QUEUE_DELETE_OK, &ok);
+    return 0;
+}
+
+/* ---- basic class ----------------------------------------------------------------------- */
+
+static int handle_basic_qos(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_basic_qos *a = &m->u.basic_qos;
+
+    /* RabbitMQ ignores prefetch_size; so do we. global=false sets the limit of consumers
+     * created afterwards on this channel, global=true a limit shared by the channel. */
+    if (a->global)
+        ch->prefetch_channel = a->prefetch_count;
+    else
+        ch->prefetch_consumer = a->prefetch_count;
+    conn_send_method(ch->conn, ch->id, WIRE_BASIC_QOS_OK, &(struct wire_basic_qos_ok){0});
+    channel_resume(ch);
+    return 0;
+}
+
+static int handle_basic_consume(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_basic_consume *a = &m->u.basic_consume;
+    char generated[64];
+    struct wire_bytes tag = a->consumer_tag;
+    struct consumer *c;
+    struct queue *q;
+
+    if ((q = find_queue(ch, a->queue)) == NULL)
+        return -1;
+    if (tag.len == 0) {
+        random_name(generated, sizeof generated, "amq.ctag-");
+        tag = wire_cstr(generated);
+    } else if (hmap_get(&ch->consumers, tag) != NULL) {
+        return channel_fail(ch, WIRE_NOT_ALLOWED, "attempt to reuse consumer tag " NAME_FMT,
+                            NAME_ARG(tag));
+    }
+    if (q->has_exclusive_consumer || (a->exclusive && q->consumer_count > 0))
+        return channel_fail(ch, WIRE_ACCESS_REFUSED,
+                            "queue " NAME_FMT " in vhost " NAME_FMT " in exclusive use",
+                            NAME_ARG(q->name), VHOST_ARG(ch));
+    c = xcalloc(1, sizeof *c);
+    c->tag = bytes_dup(tag);
+    c->ch = ch;
+    c->no_ack = a->no_ack;
+    c->exclusive = a->exclusive;
+    c->prefetch = ch->prefetch_consumer;
+    hmap_put(&ch->consumers, c->tag, c);
+    /* consume-ok goes out before the first delivery. */
+    if (!a->nowait) {
+        struct wire_basic_consume_ok ok = {.consumer_tag = c->tag};
+        conn_send_method(ch->conn, ch->id, WIRE_BASIC_CONSUME_OK, &ok);
+    }
+    queue_add_consumer(q, c);
+    queue_dispatch(q);
+    return 0;
+}
+
+static int handle_basic_cancel(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_basic_cancel *a = &m->u.basic_cancel;
+    struct consumer *c = hmap_get(&ch->consumers, a->consumer_tag);
+    struct wire_basic_cancel_ok ok = {.consumer_tag = a->consumer_tag};
+
+    /* Send cancel-ok first: a cancel can auto-delete the queue, whose name was borrowed
+     * from nothing here, but the tag is borrowed from the frame and stays valid. */
+    if (!a->nowait)
+        conn_send_method(ch->conn, ch->id, WIRE_BASIC_CANCEL_OK, &ok);
+    if (c != NULL)
+        consumer_cancel(c);
+    return 0;
+}
+
+static int handle_basic_publish(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_basic_publish *a = &m->u.basic_publish;
+
+    if (a->immediate)
+        return channel_fail(ch, WIRE_NOT_IMPLEMENTED, "immediate=true");
+    memcpy(ch->pub_exchange, a->exchange.ptr, a->exchange.len);
+    ch->pub_exchange_len = (uint8_t)a->exchange.len;
+    memcpy(ch->pub_routing_key, a->routing_key.ptr, a->routing_key.len);
+    ch->pub_routing_key_len = (uint8_t)a->routing_key.len;
+    ch->pub_mandatory = a->mandatory;
+    ch->content = CONTENT_HEADER;
+    return 0;
+}
+
+/* The message is complete: route it and hand it to its queues. */
+static int publish_complete(struct channel *ch)
+{
+    struct message *msg = ch->pub_msg;
+    struct vhost *vh = ch->conn->vhost;
+    struct exchange *x;
+    struct queue **queues;
+    size_t n;
+    int rc = 0;
+
+    ch->pub_msg = NULL;
+    ch->content = CONTENT_NONE;
+    x = vhost_exchange_find(vh, msg->exchange);
+    if (x == NULL) {
+        rc = channel_fail(ch, WIRE_NOT_FOUND, "no exchange " NAME_FMT " in vhost " NAME_FMT,
+                          NAME_ARG(msg->exchange), VHOST_ARG(ch));
+        goto out;
+    }
+    if (x->internal) {
+        rc = channel_fail(ch, WIRE_ACCESS_REFUSED,
+                          "cannot publish to internal exchange " NAME_FMT " in vhost " NAME_FMT,
+                          NAME_ARG(msg->exchange), VHOST_ARG(ch));
+        goto out;
+    }
+    n = vhost_route(vh, x, msg, &queues);
+    if (n == 0 && ch->pub_mandatory) {
+        struct wire_basic_return r = {
+            .reply_code = WIRE_NO_ROUTE,
+            .reply_text = WIRE_BYTES_C("NO_ROUTE"),
+            .exchange = msg->exchange,
+            .routing_key = msg->routing_key,
+        };
+        conn_send_content(ch->conn, ch->id, WIRE_BASIC_RETURN, &r, msg);
+    }
+    for (size_t i = 0; i < n; i++)
+        queue_push(queues[i], msg);
+out:
+    message_unref(msg);
+    return rc;
+}
+
+static int handle_content_header(struct channel *ch, const struct wire_frame *f)
+{
+    const struct config *cfg = ch->conn->srv->cfg;
+    struct wire_content_header h;
+    int rc = wire_content_header_decode(f->payload, &h);
+
+    if (rc != WIRE_OK)
+        return channel_fail(ch, WIRE_SYNTAX_ERROR, "malformed content header");
+    if (h.class_id != WIRE_CLASS_BASIC)
+        return channel_fail(ch, WIRE_FRAME_ERROR,
+                            "content header for class %u, expected class 60", h.class_id);
+    if (h.body_size > cfg->max_message_size) {
+        ch->content = CONTENT_NONE;
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                            "message size %" PRIu64 " is larger than configured max size %" PRIu64,
+                            h.body_size, (uint64_t)cfg->max_message_size);
+    }
+    ch->pub_msg = message_new(
+        (struct wire_bytes){.ptr = ch->pub_exchange, .len = ch->pub_exchange_len},
+        (struct wire_bytes){.ptr = ch->pub_routing_key, .len = ch->pub_routing_key_len},
+        f->payload, h.body_size);
+    if (h.body_size == 0)
+        return publish_complete(ch);
+    ch->content = CONTENT_BODY;
+    return 0;
+}
+
+static int handle_content_body(struct channel *ch, const struct wire_frame *f)
+{
+    if (!message_append_body(ch->pub_msg, f->payload))
+        return channel_fail(ch, WIRE_FRAME_ERROR, "body frames exceed the declared body size");
+    if (message_complete(ch->pub_msg))
+        return publish_complete(ch);
+    return 0;
+}
+
+static int handle_basic_get(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_basic_get *a = &m->u.basic_get;
+    struct queue *q;
+    struct qentry e;
+    struct wire_basic_get_ok ok;
+
+    if ((q = find_queue(ch, a->queue)) == NULL)
+        return -1;
+    if (!queue_pop(q, &e)) {
+        conn_send_method(ch->conn, ch->id, WIRE_BASIC_GET_EMPTY,
+                         &(struct wire_basic_get_empty){0});
+        return 0;
+    }
+    ok = (struct wire_basic_get_ok){
+        .delivery_tag = ++ch->next_tag,
+        .redelivered = e.redelivered,
+        .exchange = e.msg->exchange,
+        .routing_key = e.msg->routing_key,
+        .message_count = queue_ready_count(q),
+    };
+    conn_send_content(ch->conn, ch->id, WIRE_BASIC_GET_OK, &ok, e.msg);
+    if (a->no_ack) {
+        message_unref(e.msg);
+        return 0;
+    }
+    queue_ref(q);
+    unacked_push(ch, &(struct delivery){.tag = ok.delivery_tag,
+                                        .msg = e.msg,
+                                        .q = q,
+                                        .seq = e.seq,
+                                        .deliveries = e.deliveries});
+    return 0;
+}
+
+static int handle_basic_ack(struct channel *ch, const struct wire_method *m)
+{
+    return settle_tags(ch, m->u.basic_ack.delivery_tag, m->u.basic_ack.multiple, false);
+}
+
+static int handle_basic_nack(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_basic_nack *a = &m->u.basic_nack;
+    return settle_tags(ch, a->delivery_tag, a->multiple, a->requeue);
+}
+
+static int handle_basic_reject(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_basic_reject *a = &m->u.basic_reject;
+    return settle_tags(ch, a->delivery_tag, false, a->requeue);
+}
+
+/* RabbitMQ requeues on basic.recover whatever requeue says (redelivering to the same
+ * consumer is not something it does); so does Warren. */
+static int handle_basic_recover(struct channel *ch, const struct wire_method *m)
+{
+    (void)m;
+    requeue_all(ch);
+    conn_send_method(ch->conn, ch->id, WIRE_BASIC_RECOVER_OK, &(struct wire_basic_recover_ok){0});
+    return 0;
+}
+
+static int handle_basic_recover_async(struct channel *ch, const struct wire_method *m)
+{
+    (void)m;
+    requeue_all(ch);
+    return 0;
+}
+
+/* ---- Dispatch -------------------------------------------------------------------------- */
+
+typedef int (*method_handler)(struct channel *ch, const struct wire_method *m);
+
+static const struct {
+    uint32_t id;
+    method_handler handle;
+} handlers[] = {
+    /* The per-message methods first: the table is searched in order. */
+    {WIRE_BASIC_PUBLISH, handle_basic_publish},
+    {WIRE_BASIC_ACK, handle_basic_ack},
+    {WIRE_BASIC_NACK, handle_basic_nack},
+    {WIRE_BASIC_REJECT, handle_basic_reject},
+    {WIRE_BASIC_GET, handle_basic_get},
+    {WIRE_BASIC_QOS, handle_basic_qos},
+    {WIRE_BASIC_CONSUME, handle_basic_consume},
+    {WIRE_BASIC_CANCEL, handle_basic_cancel},
+    {WIRE_BASIC_RECOVER, handle_basic_recover},
+    {WIRE_BASIC_RECOVER_ASYNC, handle_basic_recover_async},
+    {WIRE_CHANNEL_FLOW, handle_channel_flow},
+    {WIRE_CHANNEL_FLOW_OK, handle_channel_flow_ok},
+    {WIRE_EXCHANGE_DECLARE, handle_exchange_declare},
+    {WIRE_EXCHANGE_DELETE, handle_exchange_delete},
+    {WIRE_QUEUE_DECLARE, handle_queue_declare},
+    {WIRE_QUEUE_BIND, handle_queue_bind},
+    {WIRE_QUEUE_UNBIND, handle_queue_unbind},
+    {WIRE_QUEUE_PURGE, handle_queue_purge},
+    {WIRE_QUEUE_DELETE, handle_queue_delete},
+};
+
+static int handle_method(struct channel *ch, const struct wire_frame *f)
+{
+    struct wire_method m;
+    const struct wire_method_info *info;
+    int rc = wire_method_decode(f->payload, &m);
+
+    if (rc != WIRE_OK)
+        return channel_fail(ch, (uint16_t)-rc, "malformed method frame");
+    for (size_t i = 0; i < ARRAY_LEN(handlers); i++) {
+        if (handlers[i].id == m.id)
+            return handlers[i].handle(ch, &m);
+    }
+    info = wire_method_info(m.id);
+    if (info != NULL && info->channel0_only)
+        return channel_fail(ch, WIRE_COMMAND_INVALID, "method %s is only valid on channel 0",
+                            info->name);
+    return channel_fail(ch, WIRE_NOT_IMPLEMENTED, "method %s is not implemented",
+                        info ? info->name : "unknown");
+}
+
+int channel_handle_frame(struct channel *ch, const struct wire_frame *f)
+{
+    switch (ch->content) {
+    case CONTENT_NONE:
+        if (f->type == WIRE_FRAME_METHOD)
+            return handle_method(ch, f);
+        return channel_fail(ch, WIRE_UNEXPECTED_FRAME,
+                            "expected method frame, got non method frame instead");
+    case CONTENT_HEADER:
+        if (f->type == WIRE_FRAME_HEADER)
+            return handle_content_header(ch, f);
+        return channel_fail(ch, WIRE_UNEXPECTED_FRAME,
+                            "expected content header for class 60, got non content header frame "
+                            "instead");
+    case CONTENT_BODY:
+        if (f->type == WIRE_FRAME_BODY)
+            return handle_content_body(ch, f);
+        return channel_fail(ch, WIRE_UNEXPECTED_FRAME,
+                            "expected content body, got non content body frame instead");
+    }
+    assert(false);
+    return -1;
+}

@@ -1,0 +1,90 @@
+/* A channel: method dispatch for channels 1..channel_max, content assembly for publishes,
+ * delivery tags, unacked deliveries, consumers and prefetch. */
+#ifndef WARREN_SRC_CHANNEL_H
+#define WARREN_SRC_CHANNEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "amqp/frame.h"
+#include "src/hmap.h"
+
+struct conn;
+struct consumer;
+struct message;
+struct qentry;
+struct queue;
+
+/* A delivery awaiting ack. The channel keeps them in a ring ordered by tag; an acked one in
+ * the middle becomes a hole (msg NULL) that leaves when it reaches the head, so ack,
+ * multiple-ack and requeue cost O(1) per delivery. */
+struct delivery {
+    uint64_t tag;
+    struct message *msg;
+    struct queue *q;           /* holds a queue reference */
+    struct consumer *consumer; /* NULL for basic.get, or once the consumer is gone */
+    uint64_t seq;
+    uint32_t deliveries;
+};
+
+enum channel_state {
+    CHANNEL_OPEN,
+    CHANNEL_CLOSING, /* we sent channel.close; everything but close-ok is dropped */
+};
+
+enum content_state {
+    CONTENT_NONE,   /* expecting a method */
+    CONTENT_HEADER, /* after basic.publish: expecting the content header */
+    CONTENT_BODY,   /* expecting body frames */
+};
+
+struct channel {
+    struct conn *conn;
+    uint16_t id;
+    enum channel_state state;
+    bool flow_active; /* channel.flow from the client: false stops deliveries */
+
+    /* The publish being assembled. */
+    enum content_state content;
+    uint8_t pub_exchange[256];
+    uint8_t pub_exchange_len;
+    uint8_t pub_routing_key[256];
+    uint8_t pub_routing_key_len;
+    bool pub_mandatory;
+    struct message *pub_msg;
+
+    uint64_t next_tag; /* the last delivery tag used */
+    struct delivery *unacked;
+    size_t unacked_head, unacked_len, unacked_cap;
+    uint32_t unacked_live;     /* entries that are not holes */
+    uint32_t consumer_unacked; /* live entries from consumers (global prefetch counts these) */
+
+    struct hmap consumers; /* tag -> struct consumer */
+    uint16_t prefetch_consumer; /* basic.qos global=false: applies to consumers created after */
+    uint16_t prefetch_channel;  /* basic.qos global=true: shared by the channel's consumers */
+};
+
+struct channel *channel_new(struct conn *c, uint16_t id);
+/* Cancels the channel's consumers, requeues its unacked deliveries, frees it. */
+void channel_free(struct channel *ch);
+
+/* Handles one frame for this channel (method, header or body). Returns 0, or -1 after
+ * recording an error with channel_fail() (the connection turns it into channel.close or
+ * connection.close, as the reply code's class says). */
+int channel_handle_frame(struct channel *ch, const struct wire_frame *f);
+
+/* Records the error for the frame being handled; always returns -1. The text is prefixed
+ * with the code's name, as RabbitMQ does ("NOT_FOUND - no queue 'x' in vhost '/'"). */
+int channel_fail(struct channel *ch, uint16_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Queue side. */
+bool channel_consumer_can_take(const struct consumer *c);
+/* Sends e to c (deliver + header + body) and records it unless no-ack; takes e's reference. */
+void channel_deliver(struct consumer *c, struct qentry *e);
+/* The queue of c went away: tell the client if it asked to be told, forget the consumer. */
+void channel_consumer_cancelled_by_broker(struct consumer *c);
+/* Consumers of this channel whose queues have ready messages get another chance. */
+void channel_resume(struct channel *ch);
+
+#endif

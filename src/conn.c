@@ -1,0 +1,841 @@
+#include "src/conn.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "build_config.h"
+#include "src/channel.h"
+#include "src/config.h"
+#include "src/message.h"
+#include "src/queue.h"
+#include "src/server.h"
+#include "src/util.h"
+#include "src/vhost.h"
+
+#define READ_CHUNK      (128 * 1024)
+#define OUT_HIGH_WATER  (4u * 1024 * 1024) /* consumers pause above this much unsent output */
+#define OUT_LOW_WATER   (256u * 1024)      /* ... and resume below this */
+#define CLOSE_OK_WAIT_MS 3000              /* how long we wait for connection.close-ok */
+
+/* The extensions Warren implements, as RabbitMQ advertises them in connection.start. */
+static const char *const server_capabilities[] = {
+    "basic.nack",
+    "consumer_cancel_notify",
+    "per_consumer_qos",
+    "authentication_failure_close",
+};
+
+static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
+static void on_writable(struct ev_loop *loop, ev_io *w, int revents);
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents);
+static void process_input(struct conn *c);
+
+static void format_peer(const struct sockaddr *sa, char *out, size_t out_size, bool *loopback)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+
+    *loopback = false;
+    if (sa == NULL) {
+        snprintf(out, out_size, "memory");
+        *loopback = true;
+    } else if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        *loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+        snprintf(out, out_size, "%s:%u", host, ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+            *loopback = true;
+        else if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+            *loopback = in6->sin6_addr.s6_addr[12] == 127;
+        snprintf(out, out_size, "[%s]:%u", host, ntohs(in6->sin6_port));
+    } else {
+        snprintf(out, out_size, "unix");
+        *loopback = true;
+    }
+}
+
+struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *peer, socklen_t peer_len)
+{
+    struct conn *c = xcalloc(1, sizeof *c);
+
+    (void)peer_len;
+    c->srv = srv;
+    c->fd = fd;
+    c->state = CONN_AWAIT_HEADER;
+    c->log.conn_id = ++srv->next_conn_id;
+    format_peer(peer, c->log.peer, sizeof c->log.peer, &c->is_loopback);
+    /* Until tune-ok the spec only promises frames of FRAME-MIN-SIZE (4096) octets, so a client
+     * that has not finished the handshake never gets a bigger buffer. */
+    c->frame_max = WIRE_FRAME_MIN_SIZE;
+    c->last_read_ms = c->last_write_ms = now_ms();
+    c->deadline_ms = c->last_read_ms + srv->cfg->handshake_timeout_ms;
+    if (fd >= 0) {
+        ev_io_init(&c->read_watcher, on_readable, fd, EV_READ);
+        ev_io_init(&c->write_watcher, on_writable, fd, EV_WRITE);
+        ev_io_start(srv->loop, &c->read_watcher);
+        ev_timer_init(&c->timer, on_timer, srv->cfg->handshake_timeout_ms / 1000.0, 0.);
+        ev_timer_start(srv->loop, &c->timer);
+    }
+    log_debug(&c->log, "accepted connection");
+    return c;
+}
+
+static void free_channels(struct conn *c)
+{
+    for (uint32_t i = 0; i < c->channels_cap; i++) {
+        if (c->channels[i] != NULL) {
+            struct channel *ch = c->channels[i];
+            c->channels[i] = NULL;
+            channel_free(ch);
+        }
+    }
+    c->channel_count = 0;
+}
+
+/* Exclusive queues belong to their connection and go with it. */
+static void delete_exclusive_queues(struct conn *c)
+{
+    struct queue *owned[64];
+    size_t n;
+    void *v;
+
+    if (c->vhost == NULL)
+        return;
+    do {
+        n = 0;
+        for (size_t i = 0; n < ARRAY_LEN(owned) && hmap_next(&c->vhost->queues, &i, &v);) {
+            struct queue *q = v;
+            if (q->exclusive && q->owner == c)
+                owned[n++] = q;
+        }
+        for (size_t i = 0; i < n; i++)
+            queue_delete(owned[i]);
+    } while (n == ARRAY_LEN(owned));
+}
+
+static void release(struct conn *c)
+{
+    free_channels(c);
+    delete_exclusive_queues(c);
+    if (c->fd >= 0) {
+        ev_io_stop(c->srv->loop, &c->read_watcher);
+        ev_io_stop(c->srv->loop, &c->write_watcher);
+        ev_timer_stop(c->srv->loop, &c->timer);
+        close(c->fd);
+        c->fd = -1;
+    }
+}
+
+void conn_free(struct conn *c)
+{
+    if (c == NULL)
+        return;
+    release(c);
+    free(c->channels);
+    free(c->in);
+    buf_free(&c->out);
+    free(c);
+}
+
+void conn_abort(struct conn *c)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    c->state = CONN_CLOSED;
+    release(c);
+    server_conn_closed(c->srv, c);
+}
+
+/* ---- Output ---------------------------------------------------------------------------- */
+
+static void output_added(struct conn *c)
+{
+    if (buf_pending(&c->out) > OUT_HIGH_WATER)
+        c->congested = true;
+    server_want_flush(c->srv, c);
+}
+
+void conn_send_method(struct conn *c, uint16_t channel, uint32_t method_id, const void *args)
+{
+    size_t need = 512;
+
+    if (c->state == CONN_CLOSED)
+        return;
+    for (;;) {
+        struct wire_writer w;
+        buf_reserve(&c->out, need);
+        w = buf_writer(&c->out);
+        wire_frame_put_method(&w, channel, method_id, args);
+        if (!wire_writer_overflowed(&w)) {
+            buf_commit(&c->out, &w);
+            break;
+        }
+        need = wire_writer_used(&w);
+    }
+    output_added(c);
+}
+
+void conn_send_content(struct conn *c, uint16_t channel, uint32_t method_id, const void *args,
+                       const struct message *m)
+{
+    uint32_t body_max = c->frame_max ? c->frame_max - WIRE_FRAME_OVERHEAD : UINT32_MAX;
+    size_t frames = m->body_size / body_max + 1;
+    size_t need = 1024 + m->header.len + (size_t)m->body_size + frames * WIRE_FRAME_OVERHEAD;
+
+    if (c->state == CONN_CLOSED)
+        return;
+    for (;;) {
+        struct wire_writer w;
+        buf_reserve(&c->out, need);
+        w = buf_writer(&c->out);
+        wire_frame_put_method(&w, channel, method_id, args);
+        wire_frame_put_raw(&w, WIRE_FRAME_HEADER, channel, m->header);
+        wire_frame_put_body(&w, channel, (struct wire_bytes){.ptr = m->body, .len = m->body_size},
+                            c->frame_max);
+        if (!wire_writer_overflowed(&w)) {
+            buf_commit(&c->out, &w);
+            break;
+        }
+        need = wire_writer_used(&w);
+    }
+    output_added(c);
+}
+
+static void resume_consumers(struct conn *c)
+{
+    for (uint32_t i = 0; i < c->channels_cap; i++) {
+        if (c->channels[i] != NULL)
+            channel_resume(c->channels[i]);
+    }
+}
+
+void conn_flush(struct conn *c)
+{
+    bool was_congested = c->congested;
+
+    if (c->state == CONN_CLOSED)
+        return;
+    if (c->fd < 0) {
+        buf_consumed(&c->out, buf_pending(&c->out)); /* in memory: output goes nowhere */
+    }
+    while (c->fd >= 0 && buf_pending(&c->out) > 0) {
+        ssize_t n = write(c->fd, c->out.data + c->out.sent, buf_pending(&c->out));
+        if (n > 0) {
+            buf_consumed(&c->out, (size_t)n);
+            c->last_write_ms = now_ms();
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            ev_io_start(c->srv->loop, &c->write_watcher);
+            return;
+        }
+        log_warn(&c->log, "write failed: %s; closing connection", strerror(errno));
+        conn_abort(c);
+        return;
+    }
+    if (c->fd >= 0)
+        ev_io_stop(c->srv->loop, &c->write_watcher);
+    if (c->state == CONN_CLOSING && c->deadline_ms == 0) {
+        /* We sent close-ok (or a protocol header): nothing more to say. */
+        conn_abort(c);
+        return;
+    }
+    if (buf_pending(&c->out) < OUT_LOW_WATER) {
+        c->congested = false;
+        if (was_congested)
+            resume_consumers(c);
+    }
+}
+
+static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct conn *c = container_of(w, struct conn, write_watcher);
+
+    (void)loop;
+    (void)revents;
+    conn_flush(c);
+}
+
+/* ---- Errors ---------------------------------------------------------------------------- */
+
+int conn_fail(struct conn *c, uint16_t code, const char *fmt, va_list ap)
+{
+    const char *name = wire_reply_code_name(code);
+    int n = snprintf(c->err_text, sizeof c->err_text, "%s - ", name ? name : "ERROR");
+
+    c->err_code = code;
+    if (n > 0 && (size_t)n < sizeof c->err_text)
+        vsnprintf(c->err_text + n, sizeof c->err_text - (size_t)n, fmt, ap);
+    return -1;
+}
+
+static int fail(struct conn *c, uint16_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(struct conn *c, uint16_t code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    conn_fail(c, code, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+void conn_close_with(struct conn *c, uint16_t code, const char *text, uint32_t method_id)
+{
+    struct wire_connection_close m = {
+        .reply_code = code,
+        .reply_text = wire_cstr(text),
+        .class_id = (uint16_t)WIRE_METHOD_CLASS(method_id),
+        .method_id = (uint16_t)WIRE_METHOD_INDEX(method_id),
+    };
+
+    if (c->state == CONN_CLOSING || c->state == CONN_CLOSED)
+        return;
+    if (code != WIRE_CONNECTION_FORCED)
+        log_warn(&c->log, "closing connection: %s", text);
+    else
+        log_info(&c->log, "closing connection: %s", text);
+    conn_send_method(c, 0, WIRE_CONNECTION_CLOSE, &m);
+    c->state = CONN_CLOSING;
+    c->deadline_ms = now_ms() + CLOSE_OK_WAIT_MS;
+    free_channels(c);
+    if (c->fd >= 0) {
+        ev_timer_stop(c->srv->loop, &c->timer);
+        ev_timer_set(&c->timer, CLOSE_OK_WAIT_MS / 1000.0, 0.);
+        ev_timer_start(c->srv->loop, &c->timer);
+    }
+}
+
+/* We have said our last word: close once the output is written. */
+static void close_after_flush(struct conn *c)
+{
+    c->state = CONN_CLOSING;
+    c->deadline_ms = 0;
+    free_channels(c);
+    server_want_flush(c->srv, c);
+}
+
+/* ---- Handshake ------------------------------------------------------------------------- */
+
+static void send_start(struct conn *c)
+{
+    uint8_t props[1024];
+    struct wire_writer w = wire_writer_init(props, sizeof props);
+    struct wire_connection_start m = {
+        .version_major = 0,
+        .version_minor = 9,
+        .mechanisms = WIRE_BYTES_C("PLAIN AMQPLAIN"),
+        .locales = WIRE_BYTES_C("en_US"),
+    };
+    size_t caps;
+
+    wire_table_put_longstr(&w, "product", WIRE_BYTES_C("Warren"));
+    wire_table_put_longstr(&w, "version", WIRE_BYTES_C(PACKAGE_VERSION));
+    wire_table_put_longstr(&w, "platform", WIRE_BYTES_C("C/libev"));
+    wire_table_put_longstr(&w, "copyright", WIRE_BYTES_C("Copyright (c) the Warren authors"));
+    wire_table_put_longstr(&w, "information",
+                           WIRE_BYTES_C("An AMQP 0-9-1 broker compatible with RabbitMQ clients"));
+    wire_table_put_longstr(&w, "cluster_name", WIRE_BYTES_C("warren"));
+    caps = wire_table_put_table_begin(&w, "capabilities");
+    for (size_t i = 0; i < ARRAY_LEN(server_capabilities); i++)
+        wire_table_put_bool(&w, server_capabilities[i], true);
+    wire_table_end(&w, caps);
+    assert(!wire_writer_overflowed(&w));
+    m.server_properties.raw = (struct wire_bytes){.ptr = props, .len = wire_writer_used(&w)};
+    conn_send_method(c, 0, WIRE_CONNECTION_START, &m);
+    c->state = CONN_AWAIT_START_OK;
+}
+
+static void read_client_capabilities(struct conn *c, struct wire_table props)
+{
+    struct wire_field caps, v;
+
+    if (!wire_table_find(props, "capabilities", &caps) || caps.type != 'F')
+        return;
+    if (wire_table_find(caps.v.table, "consumer_cancel_notify", &v) && v.type == 't')
+        c->cap_consumer_cancel_notify = v.v.boolean;
+    if (wire_table_find(caps.v.table, "authentication_failure_close", &v) && v.type == 't')
+        c->cap_auth_failure_close = v.v.boolean;
+}
+
+/* Splits a SASL response into user and password. PLAIN is "authzid\0user\0pass";
+ * AMQPLAIN is table entries LOGIN and PASSWORD without the table's length. */
+static bool sasl_credentials(struct wire_bytes mech, struct wire_bytes resp, struct wire_bytes *user,
+                             struct wire_bytes *pass)
+{
+    if (wire_bytes_eq_cstr(mech, "PLAIN")) {
+        const uint8_t *p = resp.ptr, *end = resp.ptr + resp.len;
+        const uint8_t *nul1 = memchr(p, 0, resp.len), *nul2;
+        if (nul1 == NULL)
+            return false;
+        nul2 = memchr(nul1 + 1, 0, (size_t)(end - nul1 - 1));
+        if (nul2 == NULL)
+            return false;
+        *user = (struct wire_bytes){.ptr = nul1 + 1, .len = (size_t)(nul2 - nul1 - 1)};
+        *pass = (struct wire_bytes){.ptr = nul2 + 1, .len = (size_t)(end - nul2 - 1)};
+        return true;
+    }
+    if (wire_bytes_eq_cstr(mech, "AMQPLAIN")) {
+        struct wire_table t = {.raw = resp};
+        struct wire_field login, password;
+        if (!wire_table_check(resp) || !wire_table_find(t, "LOGIN", &login) ||
+            !wire_table_find(t, "PASSWORD", &password) || login.type != 'S' ||
+            password.type != 'S')
+            return false;
+        *user = login.v.bytes;
+        *pass = password.v.bytes;
+        return true;
+    }
+    return false;
+}
+
+static int refuse_login(struct conn *c, struct wire_bytes mech, const char *why)
+{
+    char text[256];
+
+    log_warn(&c->log, "login refused: %s", why);
+    snprintf(text, sizeof text,
+             "ACCESS_REFUSED - Login was refused using authentication mechanism %.*s. For "
+             "details see the broker logfile.",
+             (int)mech.len, (const char *)mech.ptr);
+    /* Clients that do not announce authentication_failure_close just see the socket close,
+     * as RabbitMQ does. */
+    if (c->cap_auth_failure_close)
+        conn_close_with(c, WIRE_ACCESS_REFUSED, text, WIRE_CONNECTION_START_OK);
+    else
+        close_after_flush(c);
+    return 0;
+}
+
+static int handle_start_ok(struct conn *c, const struct wire_connection_start_ok *m)
+{
+    const struct config *cfg = c->srv->cfg;
+    struct wire_bytes user, pass;
+    struct wire_connection_tune tune = {
+        .channel_max = (uint16_t)(cfg->channel_max ? cfg->channel_max : 65535),
+        .frame_max = cfg->frame_max,
+        .heartbeat = (uint16_t)cfg->heartbeat_s,
+    };
+
+    read_client_capabilities(c, m->client_properties);
+    if (!wire_bytes_eq_cstr(m->mechanism, "PLAIN") && !wire_bytes_eq_cstr(m->mechanism, "AMQPLAIN"))
+        return fail(c, WIRE_COMMAND_INVALID, "unknown authentication mechanism '%.*s'",
+                    (int)m->mechanism.len, (const char *)m->mechanism.ptr);
+    if (!sasl_credentials(m->mechanism, m->response, &user, &pass))
+        return refuse_login(c, m->mechanism, "malformed SASL response");
+    snprintf(c->log.user, sizeof c->log.user, "%.*s", (int)user.len, (const char *)user.ptr);
+    if (!wire_bytes_eq_cstr(user, cfg->default_user) ||
+        !wire_bytes_eq_cstr(pass, cfg->default_pass))
+        return refuse_login(c, m->mechanism, "invalid credentials");
+    if (!c->is_loopback && config_is_loopback_user(cfg, c->log.user))
+        return refuse_login(c, m->mechanism, "user can only connect via localhost");
+    conn_send_method(c, 0, WIRE_CONNECTION_TUNE, &tune);
+    c->state = CONN_AWAIT_TUNE_OK;
+    return 0;
+}
+
+static int handle_tune_ok(struct conn *c, const struct wire_connection_tune_ok *m)
+{
+    const struct config *cfg = c->srv->cfg;
+    uint32_t server_channel_max = cfg->channel_max ? cfg->channel_max : 65535;
+
+    /* As RabbitMQ: 0 takes the server's value; more than the server offered, or a frame_max
+     * below the spec's minimum, is refused. */
+    if (m->frame_max != 0 && m->frame_max < WIRE_FRAME_MIN_SIZE)
+        return fail(c, WIRE_NOT_ALLOWED, "frame_max=%u < %u min size", m->frame_max,
+                    WIRE_FRAME_MIN_SIZE);
+    if (m->frame_max > cfg->frame_max)
+        return fail(c, WIRE_NOT_ALLOWED, "frame_max=%u > %u max size", m->frame_max,
+                    cfg->frame_max);
+    if (m->channel_max > server_channel_max)
+        return fail(c, WIRE_NOT_ALLOWED, "channel_max=%u > %u max size", m->channel_max,
+                    server_channel_max);
+    c->frame_max = m->frame_max ? m->frame_max : cfg->frame_max;
+    c->channel_max = (uint16_t)(m->channel_max ? m->channel_max : server_channel_max);
+    c->heartbeat_s = m->heartbeat;
+    c->state = CONN_AWAIT_OPEN;
+    return 0;
+}
+
+static int handle_open(struct conn *c, const struct wire_connection_open *m)
+{
+    struct vhost *vh = server_vhost_find(c->srv, m->virtual_host);
+
+    if (vh == NULL)
+        return fail(c, WIRE_NOT_ALLOWED, "vhost %.*s not found", (int)m->virtual_host.len,
+                    (const char *)m->virtual_host.ptr);
+    c->vhost = vh;
+    snprintf(c->log.vhost, sizeof c->log.vhost, "%.*s", (int)vh->name.len,
+             (const char *)vh->name.ptr);
+    conn_send_method(c, 0, WIRE_CONNECTION_OPEN_OK, &(struct wire_connection_open_ok){0});
+    c->state = CONN_OPEN;
+    c->deadline_ms = 0;
+    log_info(&c->log, "connection opened (frame_max %u, channel_max %u, heartbeat %us)",
+             c->frame_max, c->channel_max, c->heartbeat_s);
+    if (c->fd >= 0) {
+        ev_timer_stop(c->srv->loop, &c->timer);
+        if (c->heartbeat_s > 0) {
+            ev_timer_set(&c->timer, c->heartbeat_s / 2.0, c->heartbeat_s / 2.0);
+            ev_timer_start(c->srv->loop, &c->timer);
+        }
+    }
+    return 0;
+}
+
+/* ---- Channel 0 and channel frames ------------------------------------------------------ */
+
+static int expect(struct conn *c, const struct wire_method *m, uint32_t id)
+{
+    const struct wire_method_info *got = wire_method_info(m->id);
+    const struct wire_method_info *want = wire_method_info(id);
+
+    if (m->id == id)
+        return 0;
+    return fail(c, WIRE_COMMAND_INVALID, "expected '%s', got '%s'", want->name,
+                got ? got->name : "unknown");
+}
+
+static int handle_channel0(struct conn *c, const struct wire_frame *f, uint32_t *method_id)
+{
+    struct wire_method m;
+    int rc;
+
+    if (f->type == WIRE_FRAME_HEARTBEAT)
+        return 0;
+    if (f->type != WIRE_FRAME_METHOD)
+        return fail(c, WIRE_UNEXPECTED_FRAME, "expected method frame on channel 0");
+    rc = wire_method_decode(f->payload, &m);
+    if (rc != WIRE_OK)
+        return fail(c, (uint16_t)-rc, "malformed method frame on channel 0");
+    *method_id = m.id;
+
+    switch (c->state) {
+    case CONN_AWAIT_START_OK:
+        if (expect(c, &m, WIRE_CONNECTION_START_OK) != 0)
+            return -1;
+        return handle_start_ok(c, &m.u.connection_start_ok);
+    case CONN_AWAIT_TUNE_OK:
+        if (expect(c, &m, WIRE_CONNECTION_TUNE_OK) != 0)
+            return -1;
+        return handle_tune_ok(c, &m.u.connection_tune_ok);
+    case CONN_AWAIT_OPEN:
+        if (expect(c, &m, WIRE_CONNECTION_OPEN) != 0)
+            return -1;
+        return handle_open(c, &m.u.connection_open);
+    case CONN_CLOSING:
+        /* Waiting for close-ok: a close from the client crosses ours; answer it. */
+        if (m.id == WIRE_CONNECTION_CLOSE_OK) {
+            conn_abort(c);
+        } else if (m.id == WIRE_CONNECTION_CLOSE) {
+            conn_send_method(c, 0, WIRE_CONNECTION_CLOSE_OK, &(struct wire_connection_close_ok){0});
+            c->deadline_ms = 0;
+        }
+        return 0;
+    default:
+        break;
+    }
+    switch (m.id) {
+    case WIRE_CONNECTION_CLOSE:
+        log_info(&c->log, "client closed the connection");
+        conn_send_method(c, 0, WIRE_CONNECTION_CLOSE_OK, &(struct wire_connection_close_ok){0});
+        close_after_flush(c);
+        return 0;
+    case WIRE_CONNECTION_CLOSE_OK:
+        return 0;
+    default: {
+        const struct wire_method_info *info = wire_method_info(m.id);
+        if (info != NULL && !info->channel0_only)
+            return fail(c, WIRE_COMMAND_INVALID, "%s is not allowed on channel 0", info->name);
+        return fail(c, WIRE_NOT_IMPLEMENTED, "%s is not implemented",
+                    info ? info->name : "unknown method");
+    }
+    }
+}
+
+static struct channel *channel_get(const struct conn *c, uint16_t id)
+{
+    return id < c->channels_cap ? c->channels[id] : NULL;
+}
+
+static int open_channel(struct conn *c, const struct wire_frame *f)
+{
+    struct wire_method m;
+    int rc;
+
+    if (f->type != WIRE_FRAME_METHOD || wire_method_decode(f->payload, &m) != WIRE_OK ||
+        m.id != WIRE_CHANNEL_OPEN)
+        return fail(c, WIRE_CHANNEL_ERROR, "expected 'channel.open'");
+    if (f->channel > c->channel_max)
+        return fail(c, WIRE_NOT_ALLOWED, "channel %u exceeds channel_max %u", f->channel,
+                    c->channel_max);
+    if (f->channel >= c->channels_cap) {
+        uint32_t cap = c->channels_cap ? c->channels_cap : 8;
+        while (cap <= f->channel)
+            cap *= 2;
+        c->channels = xrealloc(c->channels, cap * sizeof *c->channels);
+        memset(c->channels + c->channels_cap, 0, (cap - c->channels_cap) * sizeof *c->channels);
+        c->channels_cap = cap;
+    }
+    c->channels[f->channel] = channel_new(c, f->channel);
+    c->channel_count++;
+    rc = 0;
+    conn_send_method(c, f->channel, WIRE_CHANNEL_OPEN_OK, &(struct wire_channel_open_ok){0});
+    return rc;
+}
+
+static void drop_channel(struct conn *c, uint16_t id)
+{
+    struct channel *ch = c->channels[id];
+
+    c->channels[id] = NULL;
+    c->channel_count--;
+    channel_free(ch);
+}
+
+/* Peeks at the method id of a method frame without decoding its arguments. */
+static uint32_t frame_method_id(const struct wire_frame *f)
+{
+    struct wire_reader r = wire_reader_init(f->payload.ptr, f->payload.len);
+    uint16_t cls = 0, mth = 0;
+
+    if (f->type != WIRE_FRAME_METHOD || !wire_u16(&r, &cls) || !wire_u16(&r, &mth))
+        return 0;
+    return WIRE_METHOD_ID(cls, mth);
+}
+
+static int handle_channel_frame(struct conn *c, const struct wire_frame *f, uint32_t *method_id)
+{
+    struct channel *ch = channel_get(c, f->channel);
+    uint32_t id = frame_method_id(f);
+
+    *method_id = id;
+    if (c->state != CONN_OPEN)
+        return fail(c, WIRE_CHANNEL_ERROR, "expected 'channel.open'");
+    if (f->type == WIRE_FRAME_HEARTBEAT)
+        return fail(c, WIRE_FRAME_ERROR, "heartbeat frame on channel %u", f->channel);
+    if (ch == NULL)
+        return open_channel(c, f);
+    if (ch->state == CHANNEL_CLOSING) {
+        /* After our channel.close, only close-ok (or a crossing close) means anything. */
+        if (id == WIRE_CHANNEL_CLOSE_OK) {
+            drop_channel(c, f->channel);
+        } else if (id == WIRE_CHANNEL_CLOSE) {
+            conn_send_method(c, f->channel, WIRE_CHANNEL_CLOSE_OK,
+                             &(struct wire_channel_close_ok){0});
+            drop_channel(c, f->channel);
+        }
+        return 0;
+    }
+    if (ch->content == CONTENT_NONE) {
+        switch (id) {
+        case WIRE_CHANNEL_OPEN:
+            return fail(c, WIRE_CHANNEL_ERROR, "second 'channel.open' seen");
+        case WIRE_CHANNEL_CLOSE:
+            drop_channel(c, f->channel);
+            conn_send_method(c, f->channel, WIRE_CHANNEL_CLOSE_OK,
+                             &(struct wire_channel_close_ok){0});
+            return 0;
+        case WIRE_CHANNEL_CLOSE_OK:
+            return 0;
+        default:
+            break;
+        }
+        if (id != 0 && WIRE_METHOD_CLASS(id) == WIRE_CLASS_CONNECTION)
+            return fail(c, WIRE_COMMAND_INVALID, "connection methods are only valid on channel 0");
+    }
+    if (f->type != WIRE_FRAME_METHOD)
+        *method_id = WIRE_BASIC_PUBLISH; /* content errors are reported against the publish */
+    return channel_handle_frame(ch, f);
+}
+
+/* A frame's handler failed: a soft error closes the channel, a hard one the connection. */
+static void report_error(struct conn *c, uint16_t channel, uint32_t method_id)
+{
+    struct channel *ch = channel ? channel_get(c, channel) : NULL;
+
+    if (c->state == CONN_CLOSED)
+        return;
+    if (ch == NULL || wire_reply_code_is_hard(c->err_code)) {
+        conn_close_with(c, c->err_code, c->err_text, method_id);
+        return;
+    }
+    log_warn(&c->log, "channel %u error: %s", channel, c->err_text);
+    {
+        struct wire_channel_close m = {
+            .reply_code = c->err_code,
+            .reply_text = wire_cstr(c->err_text),
+            .class_id = (uint16_t)WIRE_METHOD_CLASS(method_id),
+            .method_id = (uint16_t)WIRE_METHOD_INDEX(method_id),
+        };
+        conn_send_method(c, channel, WIRE_CHANNEL_CLOSE, &m);
+    }
+    /* The channel's consumers and unacked messages go now; the struct stays until close-ok. */
+    {
+        struct channel *fresh = channel_new(c, channel);
+        fresh->state = CHANNEL_CLOSING;
+        c->channels[channel] = fresh;
+        channel_free(ch);
+    }
+}
+
+static void handle_frame(struct conn *c, const struct wire_frame *f)
+{
+    uint32_t method_id = 0;
+    int rc;
+
+    c->err_code = 0;
+    if (f->channel == 0)
+        rc = handle_channel0(c, f, &method_id);
+    else
+        rc = handle_channel_frame(c, f, &method_id);
+    if (rc != 0)
+        report_error(c, f->channel, method_id);
+}
+
+static void process_input(struct conn *c)
+{
+    size_t off = 0;
+
+    if (c->state == CONN_AWAIT_HEADER) {
+        int rc = wire_protocol_header_check(c->in, c->in_len);
+        if (rc == WIRE_NEED_MORE)
+            return;
+        if (rc != WIRE_OK) {
+            /* As RabbitMQ: answer a wrong protocol header with ours, then close. */
+            log_warn(&c->log, "unsupported protocol header; closing connection");
+            buf_reserve(&c->out, sizeof wire_protocol_header);
+            memcpy(c->out.data + c->out.len, wire_protocol_header, sizeof wire_protocol_header);
+            c->out.len += sizeof wire_protocol_header;
+            close_after_flush(c);
+            c->in_len = 0;
+            return;
+        }
+        off = sizeof wire_protocol_header;
+        send_start(c);
+    }
+    while (c->state != CONN_CLOSED && off < c->in_len) {
+        struct wire_frame f;
+        size_t used = 0;
+        int rc = wire_frame_parse(c->in + off, c->in_len - off, c->frame_max, &f, &used);
+
+        if (rc == WIRE_NEED_MORE)
+            break;
+        if (rc != WIRE_OK) {
+            if (c->state == CONN_CLOSING) {
+                conn_abort(c);
+                return;
+            }
+            fail(c, WIRE_FRAME_ERROR, "%s",
+                 rc == WIRE_ERR_FRAME ? "invalid frame (size, type or frame end)" : "bad frame");
+            conn_close_with(c, c->err_code, c->err_text, 0);
+            off = c->in_len; /* nothing after a broken frame can be trusted */
+            break;
+        }
+        off += used;
+        handle_frame(c, &f);
+    }
+    if (c->state == CONN_CLOSED)
+        return;
+    if (off > 0) {
+        memmove(c->in, c->in + off, c->in_len - off);
+        c->in_len -= off;
+    }
+}
+
+void conn_feed(struct conn *c, const uint8_t *data, size_t len)
+{
+    while (len > 0 && c->state != CONN_CLOSED) {
+        size_t room, n;
+        if (c->in_cap - c->in_len < READ_CHUNK) {
+            c->in_cap = c->in_len + READ_CHUNK;
+            c->in = xrealloc(c->in, c->in_cap);
+        }
+        room = c->in_cap - c->in_len;
+        n = len < room ? len : room;
+        memcpy(c->in + c->in_len, data, n);
+        c->in_len += n;
+        data += n;
+        len -= n;
+        process_input(c);
+    }
+}
+
+static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct conn *c = container_of(w, struct conn, read_watcher);
+    ssize_t n;
+
+    (void)loop;
+    (void)revents;
+    /* Room for at least one chunk, and for the whole frame being assembled. */
+    if (c->in_cap - c->in_len < READ_CHUNK) {
+        size_t cap = c->in_len + READ_CHUNK;
+        if (c->frame_max && cap < (size_t)c->frame_max + READ_CHUNK)
+            cap = (size_t)c->frame_max + READ_CHUNK;
+        c->in = xrealloc(c->in, cap);
+        c->in_cap = cap;
+    }
+    n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0) {
+        if (c->state == CONN_OPEN || c->state == CONN_AWAIT_OPEN)
+            log_warn(&c->log, "client unexpectedly closed TCP connection");
+        else
+            log_debug(&c->log, "socket closed");
+        conn_abort(c);
+        return;
+    }
+    c->last_read_ms = now_ms();
+    c->in_len += (size_t)n;
+    process_input(c);
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct conn *c = container_of(w, struct conn, timer);
+    uint64_t now = now_ms();
+
+    (void)loop;
+    (void)revents;
+    if (c->state == CONN_CLOSING) {
+        log_debug(&c->log, "no close-ok from the client; dropping the connection");
+        conn_abort(c);
+        return;
+    }
+    if (c->state != CONN_OPEN) {
+        log_warn(&c->log, "handshake timeout: closing connection");
+        conn_abort(c);
+        return;
+    }
+    if (c->heartbeat_s == 0)
+        return;
+    /* A peer silent for two heartbeat intervals is gone. */
+    if (now - c->last_read_ms > 2000u * c->heartbeat_s) {
+        log_warn(&c->log, "missed heartbeats from client, timeout: %us", c->heartbeat_s);
+        conn_abort(c);
+        return;
+    }
+    if (now - c->last_write_ms >= 500u * c->heartbeat_s) {
+        buf_reserve(&c->out, WIRE_FRAME_OVERHEAD);
+        {
+            struct wire_writer wr = buf_writer(&c->out);
+            wire_frame_put_heartbeat(&wr);
+            buf_commit(&c->out, &wr);
+        }
+        server_want_flush(c->srv, c);
+    }
+}

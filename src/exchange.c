@@ -1,0 +1,109 @@
+#include "src/exchange.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/queue.h"
+#include "src/util.h"
+
+struct exchange *exchange_new(struct vhost *vh, struct wire_bytes name,
+                              const struct exchange_type *type, bool durable, bool auto_delete,
+                              bool internal, struct wire_bytes arguments)
+{
+    struct exchange *x = xcalloc(1, sizeof *x);
+
+    x->name = bytes_dup(name);
+    x->vhost = vh;
+    x->type = type;
+    x->state = type ? type->create() : NULL;
+    x->durable = durable;
+    x->auto_delete = auto_delete;
+    x->internal = internal;
+    x->arguments = bytes_dup(arguments);
+    return x;
+}
+
+void exchange_free(struct exchange *x)
+{
+    if (x == NULL)
+        return;
+    while (x->bindings != NULL)
+        exchange_unbind(x->bindings);
+    if (x->type)
+        x->type->destroy(x->state);
+    bytes_free(&x->name);
+    bytes_free(&x->arguments);
+    free(x);
+}
+
+struct xbinding *exchange_find_binding(struct exchange *x, struct queue *q,
+                                       struct wire_bytes routing_key, struct wire_bytes arguments)
+{
+    for (struct xbinding *xb = x->bindings; xb != NULL; xb = xb->next_in_source) {
+        if (xb->queue == q && wire_bytes_eq(xb->b.routing_key, routing_key) &&
+            wire_bytes_eq(xb->b.arguments.raw, arguments))
+            return xb;
+    }
+    return NULL;
+}
+
+struct xbinding *exchange_bind(struct exchange *x, struct queue *q, struct wire_bytes routing_key,
+                               struct wire_bytes arguments, char *err, size_t err_size)
+{
+    struct xbinding *xb = exchange_find_binding(x, q, routing_key, arguments);
+
+    if (xb != NULL)
+        return xb;
+    xb = xcalloc(1, sizeof *xb);
+    xb->b.destination = q;
+    xb->b.routing_key = bytes_dup(routing_key);
+    xb->b.arguments.raw = bytes_dup(arguments);
+    if (x->type->validate && x->type->validate(&xb->b, err, err_size) != 0) {
+        bytes_free(&xb->b.routing_key);
+        bytes_free(&xb->b.arguments.raw);
+        free(xb);
+        return NULL;
+    }
+    x->type->bind(x->state, &xb->b);
+    xb->source = x;
+    xb->queue = q;
+    xb->next_in_source = x->bindings;
+    if (x->bindings)
+        x->bindings->prev_in_source = xb;
+    x->bindings = xb;
+    x->binding_count++;
+    xb->next_in_queue = q->bindings;
+    if (q->bindings)
+        q->bindings->prev_in_queue = xb;
+    q->bindings = xb;
+    return xb;
+}
+
+void exchange_unbind(struct xbinding *xb)
+{
+    struct exchange *x = xb->source;
+    struct queue *q = xb->queue;
+
+    x->type->unbind(x->state, &xb->b);
+    if (xb->prev_in_source)
+        xb->prev_in_source->next_in_source = xb->next_in_source;
+    else
+        x->bindings = xb->next_in_source;
+    if (xb->next_in_source)
+        xb->next_in_source->prev_in_source = xb->prev_in_source;
+    x->binding_count--;
+    if (xb->prev_in_queue)
+        xb->prev_in_queue->next_in_queue = xb->next_in_queue;
+    else
+        q->bindings = xb->next_in_queue;
+    if (xb->next_in_queue)
+        xb->next_in_queue->prev_in_queue = xb->prev_in_queue;
+    bytes_free(&xb->b.routing_key);
+    bytes_free(&xb->b.arguments.raw);
+    free(xb);
+}
+
+bool exchange_name_is_reserved(struct wire_bytes name)
+{
+    return name.len >= 4 && memcmp(name.ptr, "amq.", 4) == 0;
+}

@@ -1,0 +1,52 @@
+/* A published message: one refcounted block shared by every queue it was routed to.
+ * Fan-out to N queues is N references to one body, never N copies. */
+#ifndef WARREN_SRC_MESSAGE_H
+#define WARREN_SRC_MESSAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "amqp/props.h"
+
+struct message {
+    uint32_t refs;
+    struct wire_bytes exchange;    /* as published */
+    struct wire_bytes routing_key; /* as published */
+    /* The content-header payload as the publisher sent it: deliveries resend these bytes
+     * unchanged, so properties and headers reach consumers exactly as published. */
+    struct wire_bytes header;
+    struct wire_props props; /* decoded from header, borrowing it */
+    uint8_t *body;
+    uint64_t body_size;
+    uint64_t body_received; /* while the body frames arrive */
+};
+
+/* A message with room for body_size bytes of body, to be filled by message_append_body.
+ * header is the content-header payload, already decoded into h (which borrows it); both are
+ * copied into the message. The caller holds the one reference. */
+struct message *message_new(struct wire_bytes exchange, struct wire_bytes routing_key,
+                            struct wire_bytes header, uint64_t body_size);
+
+/* Appends a body frame; false if it would run past body_size. */
+bool message_append_body(struct message *m, struct wire_bytes chunk);
+
+static inline bool message_complete(const struct message *m)
+{
+    return m->body_received == m->body_size;
+}
+
+static inline struct message *message_ref(struct message *m)
+{
+    m->refs++;
+    return m;
+}
+
+void message_unref(struct message *m);
+
+/* Bytes the message accounts for (body plus header), for byte limits and statistics. */
+static inline uint64_t message_bytes(const struct message *m)
+{
+    return m->body_size;
+}
+
+#endif

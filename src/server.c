@@ -1,0 +1,303 @@
+#include "build_config.h" /* _GNU_SOURCE for accept4 */
+
+#include "src/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "src/conn.h"
+#include "src/log.h"
+#include "src/util.h"
+#include "src/vhost.h"
+
+#define SHUTDOWN_GRACE_S 2.0 /* how long clients get to answer connection.close at shutdown */
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct listener *l = container_of(w, struct listener, watcher);
+    struct server *s = l->srv;
+
+    (void)loop;
+    (void)revents;
+    for (;;) {
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof peer;
+        int one = 1;
+        int fd = accept4(l->fd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct conn *c;
+
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                log_warn(NULL, "accept on %s failed: %s", l->address, strerror(errno));
+            return;
+        }
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        c = conn_new(s, fd, (struct sockaddr *)&peer, peer_len);
+        server_adopt(s, c);
+    }
+}
+
+void server_adopt(struct server *s, struct conn *c)
+{
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->conn_count++;
+}
+
+/* Binds host:port; host "" binds both 0.0.0.0 and [::]. *port is updated with the port the
+ * kernel chose when it was 0. */
+static int bind_one(struct server *s, const char *host, uint16_t *port)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICHOST};
+    struct addrinfo *res = NULL;
+    char service[8];
+    struct listener *l;
+    int fd = -1, one = 1, rc;
+
+    if (s->listener_count >= ARRAY_LEN(s->listeners)) {
+        log_error(NULL, "too many listeners");
+        return -1;
+    }
+    snprintf(service, sizeof service, "%u", *port);
+    rc = getaddrinfo(host, service, &hints, &res);
+    if (rc != 0) {
+        log_error(NULL, "cannot listen on '%s': %s", host, gai_strerror(rc));
+        return -1;
+    }
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rc = errno;
+        freeaddrinfo(res);
+        if (rc == EAFNOSUPPORT && res->ai_family == AF_INET6)
+            return 1; /* no IPv6 here: skip it */
+        log_error(NULL, "socket for %s: %s", host, strerror(rc));
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (res->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        rc = errno;
+        log_error(NULL, "cannot listen on %s port %u: %s", host, *port, strerror(rc));
+        freeaddrinfo(res);
+        close(fd);
+        return -1;
+    }
+    {
+        struct sockaddr_storage got;
+        socklen_t len = sizeof got;
+        char addr[INET6_ADDRSTRLEN];
+        getsockname(fd, (struct sockaddr *)&got, &len);
+        if (got.ss_family == AF_INET6) {
+            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&got;
+            inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof addr);
+            *port = ntohs(in6->sin6_port);
+            l = &s->listeners[s->listener_count];
+            snprintf(l->address, sizeof l->address, "[%s]:%u", addr, *port);
+        } else {
+            struct sockaddr_in *in = (struct sockaddr_in *)&got;
+            inet_ntop(AF_INET, &in->sin_addr, addr, sizeof addr);
+            *port = ntohs(in->sin_port);
+            l = &s->listeners[s->listener_count];
+            snprintf(l->address, sizeof l->address, "%s:%u", addr, *port);
+        }
+    }
+    freeaddrinfo(res);
+    l->fd = fd;
+    l->srv = s;
+    ev_io_init(&l->watcher, on_accept, fd, EV_READ);
+    ev_io_start(s->loop, &l->watcher);
+    s->listener_count++;
+    return 0;
+}
+
+static int bind_listeners(struct server *s, int port_override)
+{
+    uint16_t shared_port = port_override > 0 ? (uint16_t)port_override : 0;
+
+    for (size_t i = 0; i < s->cfg->tcp_count; i++) {
+        const struct config_listener *cl = &s->cfg->tcp[i];
+        uint16_t port = port_override >= 0 ? shared_port : cl->port;
+        bool any = cl->host[0] == '\0';
+
+        if (bind_one(s, any ? "0.0.0.0" : cl->host, &port) < 0)
+            return -1;
+        /* With --port 0 the first listener picks the port and the others follow it. */
+        if (port_override == 0 && shared_port == 0)
+            shared_port = port;
+        if (any && bind_one(s, "::", &port) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    struct server *s = container_of(w, struct server, flush_watcher);
+
+    (void)loop;
+    (void)revents;
+    server_flush_pending(s);
+    if (s->stopping && s->conns == NULL)
+        ev_break(s->loop, EVBREAK_ALL);
+}
+
+void server_flush_pending(struct server *s)
+{
+    struct conn *c;
+
+    /* One write per connection per loop turn, for everything the turn produced. */
+    while ((c = s->flush_list) != NULL) {
+        s->flush_list = c->next_flush;
+        c->flush_queued = false;
+        conn_flush(c);
+    }
+    while ((c = s->dead) != NULL) {
+        s->dead = c->next;
+        conn_free(c);
+    }
+}
+
+void server_want_flush(struct server *s, struct conn *c)
+{
+    if (c->flush_queued || c->state == CONN_CLOSED)
+        return;
+    c->flush_queued = true;
+    c->next_flush = s->flush_list;
+    s->flush_list = c;
+}
+
+void server_conn_closed(struct server *s, struct conn *c)
+{
+    if (c->flush_queued) {
+        struct conn **p = &s->flush_list;
+        while (*p != c)
+            p = &(*p)->next_flush;
+        *p = c->next_flush;
+        c->flush_queued = false;
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (s->conns == c)
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->conn_count--;
+    log_debug(&c->log, "connection closed");
+    c->prev = NULL;
+    c->next = s->dead;
+    s->dead = c;
+}
+
+static void on_shutdown_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct server *s = w->data;
+    struct conn *c, *next;
+
+    (void)revents;
+    if (s->stopping)
+        return;
+    s->stopping = true;
+    log_info(NULL, "received signal %d: shutting down", w->signum);
+    for (size_t i = 0; i < s->listener_count; i++)
+        ev_io_stop(loop, &s->listeners[i].watcher);
+    for (c = s->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->state == CONN_OPEN || c->state == CONN_AWAIT_OPEN)
+            conn_close_with(c, WIRE_CONNECTION_FORCED,
+                            "CONNECTION_FORCED - broker forced connection closure with reason "
+                            "'shutdown'",
+                            0);
+        else if (c->state != CONN_CLOSING)
+            conn_abort(c);
+    }
+    ev_timer_init(&s->shutdown_timer, on_shutdown_timeout, SHUTDOWN_GRACE_S, 0.);
+    ev_timer_start(loop, &s->shutdown_timer);
+}
+
+int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg,
+                int port_override)
+{
+    memset(s, 0, sizeof *s);
+    s->loop = loop;
+    s->cfg = cfg;
+    hmap_init(&s->vhosts);
+    {
+        struct vhost *vh = vhost_new(wire_cstr(cfg->default_vhost));
+        hmap_put(&s->vhosts, vh->name, vh);
+    }
+    ev_prepare_init(&s->flush_watcher, on_flush);
+    ev_prepare_start(loop, &s->flush_watcher);
+    ev_signal_init(&s->sigterm_watcher, on_signal, SIGTERM);
+    s->sigterm_watcher.data = s;
+    ev_signal_start(loop, &s->sigterm_watcher);
+    ev_signal_init(&s->sigint_watcher, on_signal, SIGINT);
+    s->sigint_watcher.data = s;
+    ev_signal_start(loop, &s->sigint_watcher);
+    return bind_listeners(s, port_override);
+}
+
+void server_run(struct server *s)
+{
+    char line[1024];
+    size_t len = 0;
+
+    line[0] = '\0';
+    for (size_t i = 0; i < s->listener_count && len < sizeof line; i++)
+        len += (size_t)snprintf(line + len, sizeof line - len, "%s%s", i ? " " : "",
+                                s->listeners[i].address);
+    log_info(NULL, "ready: listening on %s", line);
+    ev_run(s->loop, 0);
+}
+
+void server_free(struct server *s)
+{
+    struct conn *c;
+    void *v;
+
+    while ((c = s->conns) != NULL) {
+        c->state = CONN_CLOSED;
+        s->conns = c->next;
+        conn_free(c);
+    }
+    while ((c = s->dead) != NULL) {
+        s->dead = c->next;
+        conn_free(c);
+    }
+    for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);)
+        vhost_free(v);
+    hmap_free(&s->vhosts);
+    for (size_t i = 0; i < s->listener_count; i++) {
+        ev_io_stop(s->loop, &s->listeners[i].watcher);
+        close(s->listeners[i].fd);
+    }
+    ev_prepare_stop(s->loop, &s->flush_watcher);
+    ev_signal_stop(s->loop, &s->sigterm_watcher);
+    ev_signal_stop(s->loop, &s->sigint_watcher);
+    ev_timer_stop(s->loop, &s->shutdown_timer);
+}
+
+struct vhost *server_vhost_find(struct server *s, struct wire_bytes name)
+{
+    return hmap_get(&s->vhosts, name);
+}

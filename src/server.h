@@ -1,0 +1,63 @@
+/* The server: listeners, the libev loop, signals, the list of connections, vhosts, and
+ * start-up and shutdown. */
+#ifndef WARREN_SRC_SERVER_H
+#define WARREN_SRC_SERVER_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "src/config.h"
+#include "src/hmap.h"
+
+struct conn;
+struct vhost;
+
+struct listener {
+    int fd;
+    ev_io watcher;
+    char address[96]; /* "0.0.0.0:5672", "[::]:5672" */
+    struct server *srv;
+};
+
+struct server {
+    struct ev_loop *loop;
+    const struct config *cfg;
+    struct listener listeners[CONFIG_MAX_LISTENERS * 2];
+    size_t listener_count;
+    struct hmap vhosts; /* name -> struct vhost */
+    struct conn *conns;
+    uint32_t conn_count;
+    uint64_t next_conn_id;
+    struct conn *flush_list; /* connections with output this loop turn */
+    struct conn *dead;       /* closed connections, freed after this loop turn */
+    ev_prepare flush_watcher;
+    ev_check reap_watcher;
+    ev_signal sigterm_watcher, sigint_watcher;
+    ev_timer shutdown_timer;
+    bool stopping;
+};
+
+/* Binds the listeners of cfg (port_override >= 0 replaces every listener's port; with 0 the
+ * first listener gets a free port and the others the same one). Returns 0, or -1 after
+ * logging why. */
+int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg,
+                int port_override);
+/* Logs the ready line and runs until SIGTERM/SIGINT and a clean shutdown. */
+void server_run(struct server *s);
+void server_free(struct server *s);
+
+struct vhost *server_vhost_find(struct server *s, struct wire_bytes name);
+
+/* Links a new connection into the server's list (accept, or an in-memory one). */
+void server_adopt(struct server *s, struct conn *c);
+/* Writes every connection's pending output and frees closed connections; the loop does this
+ * before it blocks, once per turn. */
+void server_flush_pending(struct server *s);
+
+/* Output was appended to c's buffer: write it before the loop blocks again. */
+void server_want_flush(struct server *s, struct conn *c);
+/* c is closed: unlink it and free it after this loop turn. */
+void server_conn_closed(struct server *s, struct conn *c);
+
+#endif
