@@ -49,12 +49,23 @@ struct wire_content_header {
     struct wire_props props;
 };
 
-/* Decodes a content-header frame's payload; the result borrows payload. Errors:
- * WIRE_ERR_SYNTAX for anything malformed (truncated, bad table, unknown flag bits,
- * trailing bytes). */
+/* Decodes a content-header frame's payload; the result borrows payload. Errors, chosen by
+ * what RabbitMQ 3.10 answers:
+ *   WIRE_ERR_FRAME: shorter than class id, weight and body size (501 "unknown_frame");
+ *   WIRE_ERR_UNEXPECTED_FRAME: weight is not 0 (RabbitMQ does not take it for a content
+ *     header: 505 "expected content header for class 60, got non content header frame");
+ *   WIRE_ERR_SYNTAX: the properties are malformed: truncated, a bad headers table, flags
+ *     for properties that do not exist in a continuation word, trailing bytes. RabbitMQ's
+ *     channel crashes on these (541 INTERNAL_ERROR); 502 is the spec's code.
+ * For a class other than basic only class_id, weight and body_size are decoded (props stay
+ * zero) and WIRE_OK is returned: the caller refuses the class as RabbitMQ does (505
+ * "expected content header for class 60, got one for class 50 instead").
+ * Flag bit 1, which names no property, is ignored as RabbitMQ ignores it (not kept in
+ * props.flags); a continuation word (bit 0 set) must carry no other flag. */
 int wire_content_header_decode(struct wire_bytes payload, struct wire_content_header *h);
 
-/* Encodes a content-header frame's payload (no frame envelope). */
+/* Encodes a content-header frame's payload (no frame envelope): weight 0, the properties
+ * whose flags are set, in the spec's order. */
 void wire_content_header_encode(struct wire_writer *w, const struct wire_content_header *h);
 
 #endif

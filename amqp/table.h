@@ -1,6 +1,10 @@
-/* Field tables and arrays, with RabbitMQ's type letters (which differ from the 0-9-1 spec's
- * in places: RabbitMQ's clients send 's' as a signed 16-bit integer and 'l' as a signed 64-bit
- * one, have no 'U'/'L' in practice, and use 'x' for byte arrays; we follow RabbitMQ).
+/* Field tables and arrays, with RabbitMQ's type letters, which differ from the 0-9-1 spec's
+ * (the "field table" errata): t b B s u I i l L f d D S x A T F V, where 's' is a signed
+ * 16-bit integer (the spec's 'U', which RabbitMQ refuses), 'l' a signed 64-bit integer and
+ * 'L' an unsigned one (the spec has them the other way round), 'x' a byte array (not in the
+ * spec) and the spec's short string 's' does not exist. rabbitmq-c uses the same letters.
+ * Checked against RabbitMQ 3.10: it accepts every letter above and drops the connection on
+ * 'U' or an unknown letter.
  *
  * A table travels as its encoded bytes. Decoding a method checks each of its tables once
  * (wire_table_check); after that the iterators below walk it without failing on bounds,
@@ -47,7 +51,8 @@ struct wire_field {
 };
 
 /* True if raw holds well-formed table entries: every name a shortstr, every value of a
- * known type inside the table's bounds, nesting at most WIRE_TABLE_MAX_DEPTH. */
+ * known type inside the table's bounds, at most WIRE_TABLE_MAX_DEPTH tables or arrays nested
+ * inside the outer table. */
 bool wire_table_check(struct wire_bytes raw);
 
 /* Reads a table (u32 length + entries) from r and checks it. */
@@ -92,7 +97,7 @@ void wire_table_put_bytes_name(struct wire_writer *w, struct wire_bytes name,
                                const struct wire_field *value);
 void wire_table_put_longstr(struct wire_writer *w, const char *name, struct wire_bytes value);
 void wire_table_put_bool(struct wire_writer *w, const char *name, bool value);
-void wire_table_put_i64(struct wire_writer *w, const char *name, int64_t value);     /* 'l' */
+void wire_table_put_i64(struct wire_writer *w, const char *name, int64_t value);        /* 'l' */
 void wire_table_put_timestamp(struct wire_writer *w, const char *name, uint64_t value); /* 'T' */
 /* Starts a nested table or array entry; close it with wire_table_end(w, returned offset). */
 size_t wire_table_put_table_begin(struct wire_writer *w, const char *name);

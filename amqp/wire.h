@@ -16,13 +16,13 @@
  * to be translated. */
 enum wire_status {
     WIRE_OK = 0,
-    WIRE_NEED_MORE = 1,                /* incomplete input: call again with more bytes */
-    WIRE_ERR_FRAME = -501,             /* FRAME_ERROR: bad frame end, size, type */
-    WIRE_ERR_SYNTAX = -502,            /* SYNTAX_ERROR: a field does not parse */
-    WIRE_ERR_COMMAND_INVALID = -503,   /* COMMAND_INVALID: unknown class or method */
-    WIRE_ERR_CHANNEL = -504,           /* CHANNEL_ERROR */
-    WIRE_ERR_UNEXPECTED_FRAME = -505,  /* UNEXPECTED_FRAME */
-    WIRE_ERR_NOT_IMPLEMENTED = -540,   /* NOT_IMPLEMENTED */
+    WIRE_NEED_MORE = 1,               /* incomplete input: call again with more bytes */
+    WIRE_ERR_FRAME = -501,            /* FRAME_ERROR: bad frame end, size, type */
+    WIRE_ERR_SYNTAX = -502,           /* SYNTAX_ERROR: a field does not parse */
+    WIRE_ERR_COMMAND_INVALID = -503,  /* COMMAND_INVALID: unknown class or method */
+    WIRE_ERR_CHANNEL = -504,          /* CHANNEL_ERROR */
+    WIRE_ERR_UNEXPECTED_FRAME = -505, /* UNEXPECTED_FRAME */
+    WIRE_ERR_NOT_IMPLEMENTED = -540,  /* NOT_IMPLEMENTED */
 };
 
 /* A borrowed byte region (a shortstr, a longstr, a table's encoded bytes, a body). */
@@ -117,13 +117,14 @@ static inline bool wire_u32(struct wire_reader *r, uint32_t *v)
 
 static inline bool wire_u64(struct wire_reader *r, uint64_t *v)
 {
-    uint32_t hi, lo;
+    uint64_t x = 0;
 
     if (wire_left(r) < 8)
         return false;
-    wire_u32(r, &hi);
-    wire_u32(r, &lo);
-    *v = (uint64_t)hi << 32 | lo;
+    for (int i = 0; i < 8; i++)
+        x = x << 8 | r->pos[i];
+    *v = x;
+    r->pos += 8;
     return true;
 }
 
