@@ -1,1 +1,30 @@
-# tests/integration: build fragment included by the top Makefile.am
+# tests/integration: a live broker driven by rabbitmq-c. harness.c (one small library) starts
+# warrend, or uses the broker named by AMQP_HOST/AMQP_PORT; each it_<topic>.c is one Check
+# program. Against RabbitMQ:
+#   AMQP_HOST=127.0.0.1 AMQP_PORT=5672 make check TESTS='tests/integration/it_basic ...'
+IT_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(RABBITMQ_CFLAGS)
+IT_LDADD = tests/integration/libitharness.a $(CHECK_LIBS) $(RABBITMQ_LIBS)
+
+noinst_LIBRARIES += tests/integration/libitharness.a
+tests_integration_libitharness_a_SOURCES = tests/integration/harness.c tests/integration/harness.h
+tests_integration_libitharness_a_CFLAGS = $(IT_CFLAGS)
+
+IT_CHECKS = \
+	tests/integration/it_connection \
+	tests/integration/it_exchange \
+	tests/integration/it_queue
+
+check_PROGRAMS += $(IT_CHECKS)
+TESTS += $(IT_CHECKS)
+
+tests_integration_it_connection_SOURCES = tests/integration/it_connection.c
+tests_integration_it_connection_CFLAGS = $(IT_CFLAGS)
+tests_integration_it_connection_LDADD = $(IT_LDADD)
+
+tests_integration_it_exchange_SOURCES = tests/integration/it_exchange.c
+tests_integration_it_exchange_CFLAGS = $(IT_CFLAGS)
+tests_integration_it_exchange_LDADD = $(IT_LDADD)
+
+tests_integration_it_queue_SOURCES = tests/integration/it_queue.c
+tests_integration_it_queue_CFLAGS = $(IT_CFLAGS)
+tests_integration_it_queue_LDADD = $(IT_LDADD)

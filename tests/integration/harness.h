@@ -1,0 +1,214 @@
+/* The integration harness: one broker per test program, rabbitmq-c connections to it, and
+ * helpers that fail the running Check test with a message saying what the client received.
+ *
+ * Broker: unless AMQP_HOST (and optionally AMQP_PORT, default 5672) name an existing broker,
+ * it_run() starts $WARREND as `$WARREND -c <tmpdir>/warren.conf --port 0` with its stderr in
+ * <tmpdir>/warrend.log, reads the port from the `ready: listening on <addr> ...` line and,
+ * after the suite, stops it with SIGTERM. The program fails unless warrend exits 0 within
+ * five seconds and its log holds no `[error]` line and no sanitizer report.
+ *
+ * The broker is started in the parent before srunner_run_all(), so the tests work the same
+ * whether Check forks for each test (the default) or not (CK_FORK=no, under a debugger). */
+#ifndef WARREN_TESTS_INTEGRATION_HARNESS_H
+#define WARREN_TESTS_INTEGRATION_HARNESS_H
+
+#include <amqp.h>
+#include <check.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Runs suite s against the broker (started with extra_config appended to the harness's
+ * config when the harness starts one; NULL for none) and returns the exit status for main:
+ * 0 if every test passed and the broker stopped cleanly, 1 otherwise. */
+int it_run(Suite *s, const char *extra_config);
+
+/* True when the tests run against an external broker (AMQP_HOST set), not a warrend started
+ * by the harness: tests of warrend's own configuration cannot run then. */
+bool it_external_broker(void);
+
+/* A test case added to s, with a timeout that leaves room for the harness's own bounded
+ * waits (Check's default of 4 s is too short for the heartbeat tests). */
+TCase *it_tcase(Suite *s, const char *name);
+
+const char *it_host(void);
+int it_port(void);
+
+/* ---- names ---------------------------------------------------------------------------- */
+
+/* Writes "it.<topic>.<pid>.<n>" into buf: unique per test process and call, so tests
+ * running against a shared broker never meet each other's queues. Returns buf. */
+char *it_name(char *buf, size_t size, const char *topic);
+
+/* ---- connections ---------------------------------------------------------------------- */
+
+/* What a connection asks for. Zero fields take the defaults: guest/guest, vhost "/",
+ * channel_max 0, frame_max 131072, heartbeat 0, no extra client properties. */
+struct it_conn_opts {
+    const char *user;
+    const char *pass;
+    const char *vhost;
+    int channel_max;
+    int frame_max;
+    int heartbeat;
+    const amqp_table_t *client_properties; /* NULL: rabbitmq-c's own */
+};
+
+/* Opens a TCP connection and logs in with o (NULL: defaults); no channel is opened. The
+ * login's reply goes to *login (which the test asserts); the connection is returned even
+ * when the login failed, so the test can inspect it and then it_disconnect() it. Fails the
+ * test only when the TCP connection cannot be made. */
+amqp_connection_state_t it_connect_raw(const struct it_conn_opts *o, amqp_rpc_reply_t *login);
+
+/* Logged in as guest/guest on "/", channel 1 open; fails the test on any error. */
+amqp_connection_state_t it_connect(void);
+
+/* Same, with the given options. */
+amqp_connection_state_t it_connect_opts(const struct it_conn_opts *o);
+
+/* Closes the connection politely if it is still open (ignoring errors: the broker may have
+ * closed it already) and frees it. */
+void it_disconnect(amqp_connection_state_t c);
+
+/* Frees a connection the broker already closed (after it_expect_connection_close()). */
+void it_destroy(amqp_connection_state_t c);
+
+/* Opens channel ch; fails the test on error. */
+void it_channel_open(amqp_connection_state_t c, amqp_channel_t ch);
+
+/* A TCP socket connected to the broker, for writing raw bytes; fails the test on error. */
+int it_raw_socket(void);
+
+/* ---- replies -------------------------------------------------------------------------- */
+
+/* A printable description of a reply, for failure messages. Returns buf. */
+const char *it_reply_str(amqp_rpc_reply_t r, char *buf, size_t size);
+
+/* Fails the test unless r is AMQP_RESPONSE_NORMAL. what names the operation. */
+#define it_assert_ok(r, what) it_assert_ok_at((r), (what), __FILE__, __LINE__)
+void it_assert_ok_at(amqp_rpc_reply_t r, const char *what, const char *file, int line);
+
+/* Fails the test unless r is a channel.close with this code and text (text NULL: any),
+ * then answers channel.close-ok on ch so the connection stays usable. */
+#define it_expect_channel_close(c, ch, r, code, text)                                              \
+    it_expect_channel_close_at((c), (ch), (r), (code), (text), __FILE__, __LINE__)
+void it_expect_channel_close_at(amqp_connection_state_t c, amqp_channel_t ch, amqp_rpc_reply_t r,
+                                int code, const char *text, const char *file, int line);
+
+/* Fails the test unless r is a connection.close with this code and text (text NULL: any),
+ * then answers connection.close-ok. The connection is then finished: it_destroy() it. */
+#define it_expect_connection_close(c, r, code, text)                                               \
+    it_expect_connection_close_at((c), (r), (code), (text), __FILE__, __LINE__)
+void it_expect_connection_close_at(amqp_connection_state_t c, amqp_rpc_reply_t r, int code,
+                                   const char *text, const char *file, int line);
+
+/* For methods without a reply (publish, ack, reject, ...): waits up to timeout_ms for the
+ * next method frame on any channel and returns it as a reply (AMQP_RESPONSE_SERVER_EXCEPTION
+ * if it is a channel.close or connection.close, so it can be handed to it_expect_*_close;
+ * AMQP_RESPONSE_NORMAL with the method otherwise). A timeout or socket error comes back as
+ * AMQP_RESPONSE_LIBRARY_EXCEPTION. Content frames of deliveries are skipped. */
+amqp_rpc_reply_t it_wait_method(amqp_connection_state_t c, int timeout_ms);
+
+/* Fails the test unless channel ch still works: makes one round trip (a passive declare of
+ * amq.direct, which changes nothing) and asserts it succeeds. Used after methods without a
+ * reply (publish, ack) to prove the broker accepted them. */
+#define it_assert_channel_alive(c, ch) it_assert_channel_alive_at((c), (ch), __FILE__, __LINE__)
+void it_assert_channel_alive_at(amqp_connection_state_t c, amqp_channel_t ch, const char *file,
+                                int line);
+
+/* ---- declarations --------------------------------------------------------------------- */
+
+/* queue.declare on ch asserting success; returns message_count and consumer_count through
+ * the pointers when not NULL. */
+void it_queue_declare(amqp_connection_state_t c, amqp_channel_t ch, const char *name, bool durable,
+                      bool exclusive, bool auto_delete, amqp_table_t args, uint32_t *message_count,
+                      uint32_t *consumer_count);
+
+/* A plain (non-durable, non-exclusive, not auto-delete) queue on channel 1. */
+void it_queue(amqp_connection_state_t c, const char *name);
+
+/* An exclusive queue on channel 1: the broker deletes it when the connection closes, even
+ * when the test fails half-way, so nothing is left behind on a shared broker. */
+void it_temp_queue(amqp_connection_state_t c, const char *name);
+
+/* Fails the test unless a passive declare of queue on channel 1 reports these counts (a
+ * negative one is not checked). RabbitMQ answers a declare ahead of the deliveries its queue
+ * has not taken in yet, so the counts are polled for up to two seconds before failing. */
+#define it_expect_counts(c, queue, messages, consumers)                                            \
+    it_expect_counts_at((c), (queue), (messages), (consumers), __FILE__, __LINE__)
+void it_expect_counts_at(amqp_connection_state_t c, const char *queue, long messages,
+                         long consumers, const char *file, int line);
+
+/* queue.delete on channel 1 asserting success; returns the message count. */
+uint32_t it_queue_delete(amqp_connection_state_t c, const char *name);
+
+/* exchange.declare on channel 1 (non-durable, not auto-delete) asserting success. */
+void it_exchange(amqp_connection_state_t c, const char *name, const char *type);
+
+void it_exchange_delete(amqp_connection_state_t c, const char *name);
+
+/* queue.bind on channel 1 asserting success. */
+void it_bind(amqp_connection_state_t c, const char *queue, const char *exchange, const char *key,
+             amqp_table_t args);
+
+/* basic.consume on ch asserting success; tag NULL or "" lets the broker pick one. The
+ * consumer tag the broker answered is copied into tag_out (may be NULL). */
+void it_consume(amqp_connection_state_t c, amqp_channel_t ch, const char *queue, const char *tag,
+                bool no_ack, bool exclusive, char *tag_out, size_t tag_size);
+
+/* basic.qos on ch asserting success. */
+void it_qos(amqp_connection_state_t c, amqp_channel_t ch, uint16_t prefetch_count, bool global);
+
+/* ---- messages ------------------------------------------------------------------------- */
+
+/* basic.publish on channel 1 with no properties but delivery_mode 1; asserts the client
+ * wrote it. */
+void it_publish(amqp_connection_state_t c, const char *exchange, const char *key, const char *body);
+
+/* Same on channel ch with properties (may be NULL) and a body of any bytes. */
+void it_publish_bytes(amqp_connection_state_t c, amqp_channel_t ch, const char *exchange,
+                      const char *key, const amqp_basic_properties_t *props, amqp_bytes_t body);
+
+/* A received message: from basic.get or a delivery to a consumer. */
+struct it_msg {
+    amqp_channel_t channel;
+    uint64_t delivery_tag;
+    bool redelivered;
+    uint32_t message_count; /* basic.get-ok only */
+    char exchange[256];
+    char routing_key[256];
+    char consumer_tag[256]; /* deliveries only */
+    amqp_message_t message; /* properties and body */
+};
+
+/* basic.get on ch: true with *m filled (it_msg_free() it) if a message came, false if the
+ * queue was empty; fails the test on any error. */
+bool it_get(amqp_connection_state_t c, amqp_channel_t ch, const char *queue, bool no_ack,
+            struct it_msg *m);
+
+/* Waits up to timeout_ms for a delivery to any consumer of c: true with *m filled, false on
+ * timeout; fails the test on anything else (e.g. the channel was closed). */
+bool it_next_delivery(amqp_connection_state_t c, int timeout_ms, struct it_msg *m);
+
+void it_msg_free(struct it_msg *m);
+
+/* The body as a NUL-terminated string in buf (truncated to fit), for assertions. */
+const char *it_body(const struct it_msg *m, char *buf, size_t size);
+
+/* Fails the test unless the message body equals text. */
+#define it_assert_body(m, text) it_assert_body_at((m), (text), __FILE__, __LINE__)
+void it_assert_body_at(const struct it_msg *m, const char *text, const char *file, int line);
+
+/* basic.ack on ch; asserts the client wrote it. */
+void it_ack(amqp_connection_state_t c, amqp_channel_t ch, uint64_t tag, bool multiple);
+
+/* ---- small comparisons ---------------------------------------------------------------- */
+
+bool it_bytes_eq(amqp_bytes_t b, const char *s);
+
+/* Fails the test unless b equals the string s. */
+#define it_assert_bytes(b, s) it_assert_bytes_at((b), (s), #b, __FILE__, __LINE__)
+void it_assert_bytes_at(amqp_bytes_t b, const char *s, const char *expr, const char *file,
+                        int line);
+
+#endif
