@@ -578,9 +578,10 @@ static int open_channel(struct conn *c, const struct wire_frame *f)
     if (f->type != WIRE_FRAME_METHOD || wire_method_decode(f->payload, &m) != WIRE_OK ||
         m.id != WIRE_CHANNEL_OPEN)
         return fail(c, WIRE_CHANNEL_ERROR, "expected 'channel.open'");
-    if (f->channel > c->channel_max)
-        return fail(c, WIRE_NOT_ALLOWED, "channel %u exceeds channel_max %u", f->channel,
-                    c->channel_max);
+    if (c->channel_count >= c->channel_max || f->channel > c->channel_max)
+        return fail(c, WIRE_NOT_ALLOWED,
+                    "number of channels opened (%u) has reached the negotiated channel_max (%u)",
+                    c->channel_count, c->channel_max);
     if (f->channel >= c->channels_cap) {
         uint32_t cap = c->channels_cap ? c->channels_cap : 8;
         while (cap <= f->channel)

@@ -5,6 +5,7 @@
 
 #include "src/queue.h"
 #include "src/util.h"
+#include "src/vhost.h"
 
 struct exchange *exchange_new(struct vhost *vh, struct wire_bytes name,
                               const struct exchange_type *type, bool durable, bool auto_delete,
@@ -27,6 +28,7 @@ void exchange_free(struct exchange *x)
 {
     if (x == NULL)
         return;
+    x->deleting = true;
     while (x->bindings != NULL)
         exchange_unbind(x->bindings);
     if (x->type)
@@ -101,6 +103,8 @@ void exchange_unbind(struct xbinding *xb)
     bytes_free(&xb->b.routing_key);
     bytes_free(&xb->b.arguments.raw);
     free(xb);
+    if (x->auto_delete && x->binding_count == 0 && !x->deleting)
+        vhost_exchange_delete(x->vhost, x);
 }
 
 bool exchange_name_is_reserved(struct wire_bytes name)

@@ -32,6 +32,7 @@ struct exchange {
     struct wire_bytes arguments; /* owned encoded table entries */
     struct xbinding *bindings;
     uint32_t binding_count;
+    bool deleting; /* being freed: its bindings go without auto-deleting it again */
 };
 
 struct exchange *exchange_new(struct vhost *vh, struct wire_bytes name,
@@ -47,6 +48,7 @@ struct xbinding *exchange_find_binding(struct exchange *x, struct queue *q,
  * arguments. Binding twice is not an error: the existing binding is returned. */
 struct xbinding *exchange_bind(struct exchange *x, struct queue *q, struct wire_bytes routing_key,
                                struct wire_bytes arguments, char *err, size_t err_size);
+/* Drops a binding; an auto-delete exchange goes with its last binding, as in RabbitMQ. */
 void exchange_unbind(struct xbinding *xb);
 
 /* True for names that only the broker may create (amq.*). */
