@@ -301,6 +301,12 @@ void channel_free(struct channel *ch)
     }
     requeue_all(ch);
     message_unref(ch->pub_msg);
+    for (size_t k = 0; k < ch->tx_len; k++)
+        message_unref(ch->tx_ops[k].msg);
+    free(ch->tx_ops);
+    if (ch->reply_tag.len > 0)
+        server_reply_forget(ch->conn->srv, ch);
+    bytes_free(&ch->reply_tag);
     hmap_free(&ch->consumers);
     free(ch->unacked);
     free(ch);
@@ -634,6 +640,44 @@ static int handle_basic_qos(struct channel *ch, const struct wire_method *m)
     return 0;
 }
 
+/* Direct reply-to: consuming from the pseudo-queue amq.rabbitmq.reply-to makes this channel
+ * an RPC client. Replies published to its address go straight to it, no queue between. */
+static int consume_replies(struct channel *ch, const struct wire_basic_consume *a)
+{
+    char generated[64];
+    struct wire_bytes tag = a->consumer_tag;
+
+    if (!a->no_ack)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED, "reply consumer cannot acknowledge");
+    if (ch->reply_tag.len > 0)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED, "reply consumer already set");
+    if (tag.len == 0) {
+        random_name(generated, sizeof generated, "amq.ctag-");
+        tag = wire_cstr(generated);
+    }
+    ch->reply_tag = bytes_dup(tag);
+    random_name(ch->reply_address, sizeof ch->reply_address, "amq.rabbitmq.reply-to.");
+    server_reply_register(ch->conn->srv, ch);
+    if (!a->nowait) {
+        struct wire_basic_consume_ok ok = {.consumer_tag = ch->reply_tag};
+        conn_send_method(ch->conn, ch->id, WIRE_BASIC_CONSUME_OK, &ok);
+    }
+    return 0;
+}
+
+void channel_deliver_reply(struct channel *ch, struct message *m)
+{
+    struct wire_basic_deliver d = {
+        .consumer_tag = ch->reply_tag,
+        .delivery_tag = ++ch->next_tag,
+        .exchange = m->exchange,
+        .routing_key = m->routing_key,
+    };
+
+    if (ch->state == CHANNEL_OPEN)
+        conn_send_content(ch->conn, ch->id, WIRE_BASIC_DELIVER, &d, m);
+}
+
 static int handle_basic_consume(struct channel *ch, const struct wire_method *m)
 {
     const struct wire_basic_consume *a = &m->u.basic_consume;
@@ -641,7 +685,10 @@ static int handle_basic_consume(struct channel *ch, const struct wire_method *m)
     struct wire_bytes tag = a->consumer_tag;
     struct consumer *c;
     struct queue *q;
+    struct wire_field prio;
 
+    if (wire_bytes_eq_cstr(a->queue, "amq.rabbitmq.reply-to"))
+        return consume_replies(ch, a);
     if ((q = find_queue(ch, a->queue)) == NULL)
         return -1;
     if (tag.len == 0) {
@@ -661,6 +708,16 @@ static int handle_basic_consume(struct channel *ch, const struct wire_method *m)
     c->no_ack = a->no_ack;
     c->exclusive = a->exclusive;
     c->prefetch = ch->prefetch_consumer;
+    if (wire_table_find(a->arguments, "x-priority", &prio)) {
+        int64_t v;
+        if (!wire_field_int(&prio, &v) || v < INT32_MIN || v > INT32_MAX) {
+            bytes_free(&c->tag);
+            free(c);
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                                "invalid arg 'x-priority' for consumer: expected an integer");
+        }
+        c->priority = (int32_t)v;
+    }
     hmap_put(&ch->consumers, c->tag, c);
     /* consume-ok goes out before the first delivery. */
     if (!a->nowait) {
@@ -682,8 +739,12 @@ static int handle_basic_cancel(struct channel *ch, const struct wire_method *m)
      * from nothing here, but the tag is borrowed from the frame and stays valid. */
     if (!a->nowait)
         conn_send_method(ch->conn, ch->id, WIRE_BASIC_CANCEL_OK, &ok);
-    if (c != NULL)
+    if (c != NULL) {
         consumer_cancel(c);
+    } else if (ch->reply_tag.len > 0 && wire_bytes_eq(ch->reply_tag, a->consumer_tag)) {
+        server_reply_forget(ch->conn->srv, ch);
+        bytes_free(&ch->reply_tag);
+    }
     return 0;
 }
 
@@ -702,18 +763,74 @@ static int handle_basic_publish(struct channel *ch, const struct wire_method *m)
     return 0;
 }
 
-/* The message is complete: route it and hand it to its queues. */
-static int publish_complete(struct channel *ch)
+/* A publish sequence number is confirmed (ack) or refused (nack). Acks in order accumulate
+ * and go out together at the end of the loop turn; a nack first sends what accumulated. */
+static void confirm(struct channel *ch, uint64_t seq, bool ack)
 {
-    struct message *msg = ch->pub_msg;
+    if (ack && seq == ch->confirm_upto + 1) {
+        ch->confirm_upto = seq;
+        ch->conn->confirms_pending = true;
+        return;
+    }
+    channel_flush_confirms(ch);
+    if (ack) {
+        struct wire_basic_ack m = {.delivery_tag = seq};
+        conn_send_method(ch->conn, ch->id, WIRE_BASIC_ACK, &m);
+    } else {
+        struct wire_basic_nack m = {.delivery_tag = seq, .requeue = false};
+        conn_send_method(ch->conn, ch->id, WIRE_BASIC_NACK, &m);
+    }
+    if (seq > ch->confirm_upto)
+        ch->confirm_upto = ch->confirm_sent = seq;
+}
+
+void channel_flush_confirms(struct channel *ch)
+{
+    struct wire_basic_ack m;
+
+    if (ch->confirm_upto <= ch->confirm_sent)
+        return;
+    m.delivery_tag = ch->confirm_upto;
+    m.multiple = ch->confirm_upto - ch->confirm_sent > 1;
+    conn_send_method(ch->conn, ch->id, WIRE_BASIC_ACK, &m);
+    ch->confirm_sent = ch->confirm_upto;
+}
+
+/* Sender-selected distribution: the CC and BCC headers (arrays of strings) are routing keys
+ * too. */
+static void route_extra_keys(struct vhost *vh, struct exchange *x, const struct message *msg,
+                             const char *header)
+{
+    struct wire_field keys, key;
+    struct wire_array_iter it;
+
+    if (!(msg->props.flags & WIRE_PROP_HEADERS) ||
+        !wire_table_find(msg->props.headers, header, &keys) || keys.type != 'A')
+        return;
+    wire_array_iter_init(&it, keys.v.array);
+    while (wire_array_next(&it, &key)) {
+        if (key.type == 'S')
+            vhost_route_key(vh, x, key.v.bytes, msg->props.headers);
+    }
+}
+
+static bool is_reply_to_address(struct wire_bytes name)
+{
+    static const char prefix[] = "amq.rabbitmq.reply-to.";
+    return name.len > sizeof prefix - 1 && memcmp(name.ptr, prefix, sizeof prefix - 1) == 0;
+}
+
+/* Routes a complete message and hands it to its queues: the last step of basic.publish, or
+ * of tx.commit for the publishes of a transaction. Takes the caller's reference. */
+static int publish_route(struct channel *ch, struct message *msg, bool mandatory)
+{
     struct vhost *vh = ch->conn->vhost;
     struct exchange *x;
     struct queue **queues;
+    struct wire_field bcc;
     size_t n;
     int rc = 0;
 
-    ch->pub_msg = NULL;
-    ch->content = CONTENT_NONE;
     x = vhost_exchange_find(vh, msg->exchange);
     if (x == NULL) {
         rc = channel_fail(ch, WIRE_NOT_FOUND, "no exchange " NAME_FMT " in vhost " NAME_FMT,
@@ -726,8 +843,33 @@ static int publish_complete(struct channel *ch)
                           NAME_ARG(msg->exchange), VHOST_ARG(ch));
         goto out;
     }
-    n = vhost_route(vh, x, msg, &queues);
-    if (n == 0 && ch->pub_mandatory) {
+    if (x == vh->default_exchange && is_reply_to_address(msg->routing_key)) {
+        struct channel *dest = server_reply_channel(ch->conn->srv, msg->routing_key);
+        n = dest != NULL;
+        if (dest != NULL)
+            channel_deliver_reply(dest, msg);
+    } else {
+        vhost_route_begin(vh);
+        vhost_route_key(vh, x, msg->routing_key, msg->props.headers);
+        route_extra_keys(vh, x, msg, "CC");
+        route_extra_keys(vh, x, msg, "BCC");
+        n = vhost_route_result(vh, &queues);
+        /* BCC recipients are not for consumers to see. */
+        if (n > 0 && (msg->props.flags & WIRE_PROP_HEADERS) &&
+            wire_table_find(msg->props.headers, "BCC", &bcc)) {
+            uint8_t *tmp = xmalloc(msg->props.headers.raw.len + 1);
+            struct wire_props props = msg->props;
+            struct message *stripped;
+            props.headers = table_without(msg->props.headers, "BCC", tmp);
+            stripped = message_rewrite(msg, &props);
+            free(tmp);
+            message_unref(msg);
+            msg = stripped;
+        }
+        for (size_t i = 0; i < n; i++)
+            queue_push(queues[i], msg);
+    }
+    if (n == 0 && mandatory) {
         struct wire_basic_return r = {
             .reply_code = WIRE_NO_ROUTE,
             .reply_text = WIRE_BYTES_C("NO_ROUTE"),
@@ -736,10 +878,59 @@ static int publish_complete(struct channel *ch)
         };
         conn_send_content(ch->conn, ch->id, WIRE_BASIC_RETURN, &r, msg);
     }
-    for (size_t i = 0; i < n; i++)
-        queue_push(queues[i], msg);
 out:
     message_unref(msg);
+    return rc;
+}
+
+/* The message is complete: check what RabbitMQ checks of its properties, then route it
+ * now, or keep it for tx.commit. */
+static int publish_complete(struct channel *ch)
+{
+    struct message *msg = ch->pub_msg;
+    const struct wire_props *p = &msg->props;
+    uint64_t seq = 0;
+    int rc;
+
+    ch->pub_msg = NULL;
+    ch->content = CONTENT_NONE;
+    if (ch->confirm_mode)
+        seq = ++ch->publish_seq;
+    /* Validated user-id: a message may only claim the user that published it. */
+    if ((p->flags & WIRE_PROP_USER_ID) && !wire_bytes_eq_cstr(p->user_id, ch->conn->log.user)) {
+        rc = channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                          "user_id property set to " NAME_FMT " but authenticated user was '%s'",
+                          NAME_ARG(p->user_id), ch->conn->log.user);
+        message_unref(msg);
+        return rc;
+    }
+    if ((p->flags & WIRE_PROP_REPLY_TO) &&
+        wire_bytes_eq_cstr(p->reply_to, "amq.rabbitmq.reply-to")) {
+        struct wire_props props = *p;
+        struct message *addressed;
+        if (ch->reply_tag.len == 0) {
+            message_unref(msg);
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED, "fast reply consumer does not exist");
+        }
+        props.reply_to = wire_cstr(ch->reply_address);
+        addressed = message_rewrite(msg, &props);
+        message_unref(msg);
+        msg = addressed;
+    }
+    if (ch->tx_mode) {
+        struct tx_op *op;
+        if (ch->tx_len == ch->tx_cap) {
+            ch->tx_cap = ch->tx_cap ? ch->tx_cap * 2 : 16;
+            ch->tx_ops = xrealloc(ch->tx_ops, ch->tx_cap * sizeof *ch->tx_ops);
+        }
+        op = &ch->tx_ops[ch->tx_len++];
+        *op = (struct tx_op){.method_id = WIRE_BASIC_PUBLISH, .msg = msg,
+                             .mandatory = ch->pub_mandatory};
+        return 0;
+    }
+    rc = publish_route(ch, msg, ch->pub_mandatory);
+    if (rc == 0 && ch->confirm_mode)
+        confirm(ch, seq, true);
     return rc;
 }
 
@@ -814,20 +1005,42 @@ static int handle_basic_get(struct channel *ch, const struct wire_method *m)
     return 0;
 }
 
+/* In a transaction, acks, nacks and rejects are checked now and applied at commit. */
+static int tx_settle(struct channel *ch, uint32_t method_id, uint64_t tag, bool multiple,
+                     bool requeue)
+{
+    if ((tag != 0 || !multiple) && unacked_find(ch, tag) < 0)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED, "unknown delivery tag %" PRIu64, tag);
+    if (ch->tx_len == ch->tx_cap) {
+        ch->tx_cap = ch->tx_cap ? ch->tx_cap * 2 : 16;
+        ch->tx_ops = xrealloc(ch->tx_ops, ch->tx_cap * sizeof *ch->tx_ops);
+    }
+    ch->tx_ops[ch->tx_len++] = (struct tx_op){
+        .method_id = method_id, .tag = tag, .multiple = multiple, .requeue = requeue};
+    return 0;
+}
+
 static int handle_basic_ack(struct channel *ch, const struct wire_method *m)
 {
-    return settle_tags(ch, m->u.basic_ack.delivery_tag, m->u.basic_ack.multiple, false);
+    const struct wire_basic_ack *a = &m->u.basic_ack;
+    if (ch->tx_mode)
+        return tx_settle(ch, m->id, a->delivery_tag, a->multiple, false);
+    return settle_tags(ch, a->delivery_tag, a->multiple, false);
 }
 
 static int handle_basic_nack(struct channel *ch, const struct wire_method *m)
 {
     const struct wire_basic_nack *a = &m->u.basic_nack;
+    if (ch->tx_mode)
+        return tx_settle(ch, m->id, a->delivery_tag, a->multiple, a->requeue);
     return settle_tags(ch, a->delivery_tag, a->multiple, a->requeue);
 }
 
 static int handle_basic_reject(struct channel *ch, const struct wire_method *m)
 {
     const struct wire_basic_reject *a = &m->u.basic_reject;
+    if (ch->tx_mode)
+        return tx_settle(ch, m->id, a->delivery_tag, false, a->requeue);
     return settle_tags(ch, a->delivery_tag, false, a->requeue);
 }
 
@@ -845,6 +1058,124 @@ static int handle_basic_recover_async(struct channel *ch, const struct wire_meth
 {
     (void)m;
     requeue_all(ch);
+    return 0;
+}
+
+/* ---- exchange-to-exchange bindings ---------------------------------------------------- */
+
+static int handle_exchange_bind(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_exchange_bind *a = &m->u.exchange_bind;
+    struct exchange *src, *dst;
+    char err[256];
+
+    if (a->source.len == 0 || a->destination.len == 0)
+        return channel_fail(ch, WIRE_ACCESS_REFUSED,
+                            "operation not permitted on the default exchange");
+    if ((dst = find_exchange(ch, a->destination)) == NULL ||
+        (src = find_exchange(ch, a->source)) == NULL)
+        return -1;
+    if (exchange_bind(src, dst, a->routing_key, a->arguments.raw, err, sizeof err) == NULL)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED, "%s", err);
+    if (!a->nowait)
+        conn_send_method(ch->conn, ch->id, WIRE_EXCHANGE_BIND_OK,
+                         &(struct wire_exchange_bind_ok){0});
+    return 0;
+}
+
+static int handle_exchange_unbind(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_exchange_unbind *a = &m->u.exchange_unbind;
+    struct exchange *src, *dst;
+    struct xbinding *xb;
+
+    if (a->source.len == 0 || a->destination.len == 0)
+        return channel_fail(ch, WIRE_ACCESS_REFUSED,
+                            "operation not permitted on the default exchange");
+    if ((dst = find_exchange(ch, a->destination)) == NULL ||
+        (src = find_exchange(ch, a->source)) == NULL)
+        return -1;
+    xb = exchange_find_binding(src, dst, a->routing_key, a->arguments.raw);
+    if (xb != NULL)
+        exchange_unbind(xb);
+    if (!a->nowait)
+        conn_send_method(ch->conn, ch->id, WIRE_EXCHANGE_UNBIND_OK,
+                         &(struct wire_exchange_unbind_ok){0});
+    return 0;
+}
+
+/* ---- confirm and tx -------------------------------------------------------------------- */
+
+static int handle_confirm_select(struct channel *ch, const struct wire_method *m)
+{
+    if (ch->tx_mode)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                            "cannot switch from tx to confirm mode");
+    ch->confirm_mode = true;
+    if (!m->u.confirm_select.nowait)
+        conn_send_method(ch->conn, ch->id, WIRE_CONFIRM_SELECT_OK,
+                         &(struct wire_confirm_select_ok){0});
+    return 0;
+}
+
+static int handle_tx_select(struct channel *ch, const struct wire_method *m)
+{
+    (void)m;
+    if (ch->confirm_mode)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                            "cannot switch from confirm to tx mode");
+    ch->tx_mode = true;
+    conn_send_method(ch->conn, ch->id, WIRE_TX_SELECT_OK, &(struct wire_tx_select_ok){0});
+    return 0;
+}
+
+static int handle_tx_commit(struct channel *ch, const struct wire_method *m)
+{
+    size_t n = ch->tx_len;
+    int rc = 0;
+
+    (void)m;
+    if (!ch->tx_mode)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED, "channel is not transactional");
+    ch->tx_len = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct tx_op *op = &ch->tx_ops[i];
+        if (rc != 0) {
+            message_unref(op->msg);
+            continue;
+        }
+        if (op->method_id == WIRE_BASIC_PUBLISH)
+            rc = publish_route(ch, op->msg, op->mandatory);
+        else
+            rc = settle_tags(ch, op->tag, op->multiple,
+                             op->method_id != WIRE_BASIC_ACK && op->requeue);
+    }
+    if (rc == 0)
+        conn_send_method(ch->conn, ch->id, WIRE_TX_COMMIT_OK, &(struct wire_tx_commit_ok){0});
+    return rc;
+}
+
+static int handle_tx_rollback(struct channel *ch, const struct wire_method *m)
+{
+    (void)m;
+    if (!ch->tx_mode)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED, "channel is not transactional");
+    /* Publishes are dropped; acknowledgements are forgotten, so those deliveries stay
+     * unacked, as in RabbitMQ. */
+    for (size_t i = 0; i < ch->tx_len; i++)
+        message_unref(ch->tx_ops[i].msg);
+    ch->tx_len = 0;
+    conn_send_method(ch->conn, ch->id, WIRE_TX_ROLLBACK_OK, &(struct wire_tx_rollback_ok){0});
+    return 0;
+}
+
+/* access.request is gone from 0-9-1 but old clients still send it; RabbitMQ answers with
+ * ticket 1. */
+static int handle_access_request(struct channel *ch, const struct wire_method *m)
+{
+    (void)m;
+    conn_send_method(ch->conn, ch->id, WIRE_ACCESS_REQUEST_OK,
+                     &(struct wire_access_request_ok){.ticket = 1});
     return 0;
 }
 
@@ -876,6 +1207,13 @@ static const struct {
     {WIRE_QUEUE_UNBIND, handle_queue_unbind},
     {WIRE_QUEUE_PURGE, handle_queue_purge},
     {WIRE_QUEUE_DELETE, handle_queue_delete},
+    {WIRE_EXCHANGE_BIND, handle_exchange_bind},
+    {WIRE_EXCHANGE_UNBIND, handle_exchange_unbind},
+    {WIRE_CONFIRM_SELECT, handle_confirm_select},
+    {WIRE_TX_SELECT, handle_tx_select},
+    {WIRE_TX_COMMIT, handle_tx_commit},
+    {WIRE_TX_ROLLBACK, handle_tx_rollback},
+    {WIRE_ACCESS_REQUEST, handle_access_request},
 };
 
 static int handle_method(struct channel *ch, const struct wire_frame *f)

@@ -27,6 +27,16 @@ struct delivery {
     uint32_t deliveries;
 };
 
+/* A step of a transaction, applied at tx.commit. */
+struct tx_op {
+    uint32_t method_id;   /* WIRE_BASIC_PUBLISH, _ACK, _NACK or _REJECT */
+    struct message *msg;  /* publish: the message (one reference) */
+    bool mandatory;       /* publish */
+    uint64_t tag;         /* ack, nack, reject */
+    bool multiple;
+    bool requeue;
+};
+
 enum channel_state {
     CHANNEL_OPEN,
     CHANNEL_CLOSING, /* we sent channel.close; everything but close-ok is dropped */
@@ -59,6 +69,21 @@ struct channel {
     uint32_t unacked_live;     /* entries that are not holes */
     uint32_t consumer_unacked; /* live entries from consumers (global prefetch counts these) */
 
+    /* Publisher confirms: every publish gets the next sequence number; confirms go out in
+     * one basic.ack (multiple when it covers several) per loop turn. */
+    bool confirm_mode;
+    uint64_t publish_seq;  /* the last sequence number given */
+    uint64_t confirm_upto; /* every publish up to here is confirmed ... */
+    uint64_t confirm_sent; /* ... and up to here the client was told */
+
+    bool tx_mode;
+    struct tx_op *tx_ops;
+    size_t tx_len, tx_cap;
+
+    /* Direct reply-to: the consumer of amq.rabbitmq.reply-to on this channel, if any. */
+    struct wire_bytes reply_tag; /* owned; empty if none */
+    char reply_address[96];      /* amq.rabbitmq.reply-to.<token>, registered with the server */
+
     struct hmap consumers; /* tag -> struct consumer */
     uint16_t prefetch_consumer; /* basic.qos global=false: applies to consumers created after */
     uint16_t prefetch_channel;  /* basic.qos global=true: shared by the channel's consumers */
@@ -77,6 +102,12 @@ int channel_handle_frame(struct channel *ch, const struct wire_frame *f);
  * with the code's name, as RabbitMQ does ("NOT_FOUND - no queue 'x' in vhost '/'"). */
 int channel_fail(struct channel *ch, uint16_t code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Sends the confirms that accumulated on the channel this loop turn. */
+void channel_flush_confirms(struct channel *ch);
+
+/* Delivers m to the direct reply-to consumer of ch (publish to amq.rabbitmq.reply-to.*). */
+void channel_deliver_reply(struct channel *ch, struct message *m);
 
 /* Queue side. */
 bool channel_consumer_can_take(const struct consumer *c);

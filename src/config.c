@@ -343,7 +343,7 @@ static void clear_loopback_users(struct config *c)
 
 /* "5672" (every interface), "127.0.0.1:5672", "::1:5672" (the port follows the last colon,
  * as in rabbitmq.conf) or "[::1]:5672". */
-static bool parse_listener(struct span v, struct config_listener *out)
+static bool parse_listener(const struct option *o, struct span v, struct config_listener *out)
 {
     struct span host = {v.ptr, 0}, port;
     const char *colon = NULL;
@@ -367,7 +367,7 @@ static bool parse_listener(struct span v, struct config_listener *out)
         if (host.len == 0)
             return false;
     }
-    if (parse_decimal(port, &n) != NUMBER_OK || n > 65535)
+    if (parse_decimal(port, &n) != NUMBER_OK || n < o->min || n > o->max)
         return false;
     if (!span_copy(host, out->host, sizeof(out->host)) || (host.len > 0 && !host_is_ip(out->host)))
         return false;
@@ -375,7 +375,7 @@ static bool parse_listener(struct span v, struct config_listener *out)
     return true;
 }
 
-static int set_listener(struct parse *p, struct span key, struct span v)
+static int set_listener(struct parse *p, const struct option *o, struct span key, struct span v)
 {
     struct config *c = p->c;
     struct config_listener l;
@@ -395,7 +395,7 @@ static int set_listener(struct parse *p, struct span key, struct span v)
     if (r < 0)
         return fail(p, "listener name in key '%.*s' is longer than %zu bytes", (int)key.len,
                     key.ptr, sizeof(name) - 1);
-    if (!parse_listener(v, &l))
+    if (!parse_listener(o, v, &l))
         return fail(p, "bad value '%.*s' for key '%.*s': expected a port, IP:port or [IPv6]:port",
                     (int)v.len, v.ptr, (int)key.len, key.ptr);
     if (!p->listeners_seen) {
@@ -493,7 +493,7 @@ static int set_option(struct parse *p, const struct option *o, struct span key, 
         *(int *)field(p->c, o) = level;
         return 0;
     case OPT_LISTENER:
-        return set_listener(p, key, v);
+        return set_listener(p, o, key, v);
     case OPT_LOOPBACK_USER:
         return set_loopback_user(p, key, v);
     }
@@ -531,12 +531,13 @@ static int parse_line(struct parse *p, struct span line)
     if (line.len == 0)
         return 0;
     eq = memchr(line.ptr, '=', line.len);
+    /* The line is not repeated: it may be a password missing its key. */
     if (eq == NULL)
-        return fail(p, "expected 'key = value', got '%.*s'", (int)line.len, line.ptr);
+        return fail(p, "expected 'key = value'");
     key = trim((struct span){line.ptr, (size_t)(eq - line.ptr)});
     value = trim((struct span){eq + 1, (size_t)(line.ptr + line.len - eq - 1)});
     if (key.len == 0)
-        return fail(p, "expected 'key = value', got '%.*s'", (int)line.len, line.ptr);
+        return fail(p, "expected 'key = value'");
     if (!key_is_valid(key))
         return fail(p, "invalid key '%.*s'", (int)key.len, key.ptr);
     if ((o = option_find(key)) == NULL)

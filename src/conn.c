@@ -25,10 +25,9 @@
 
 /* The extensions Warren implements, as RabbitMQ advertises them in connection.start. */
 static const char *const server_capabilities[] = {
-    "basic.nack",
-    "consumer_cancel_notify",
-    "per_consumer_qos",
-    "authentication_failure_close",
+    "publisher_confirms",     "exchange_exchange_bindings",   "basic.nack",
+    "consumer_cancel_notify", "consumer_priorities",          "authentication_failure_close",
+    "per_consumer_qos",       "direct_reply_to",
 };
 
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
@@ -495,6 +494,19 @@ static int handle_open(struct conn *c, const struct wire_connection_open *m)
     return 0;
 }
 
+/* connection.update-secret: the client replaces its credential (an expiring token, in
+ * RabbitMQ's OAuth setups); Warren checks the new secret against the user's password. */
+static int handle_update_secret(struct conn *c, const struct wire_connection_update_secret *m)
+{
+    if (!wire_bytes_eq_cstr(m->new_secret, c->srv->cfg->default_pass) ||
+        strcmp(c->log.user, c->srv->cfg->default_user) != 0)
+        return fail(c, WIRE_ACCESS_REFUSED, "new secret was refused");
+    log_info(&c->log, "secret updated: %.*s", (int)m->reason.len, (const char *)m->reason.ptr);
+    conn_send_method(c, 0, WIRE_CONNECTION_UPDATE_SECRET_OK,
+                     &(struct wire_connection_update_secret_ok){0});
+    return 0;
+}
+
 /* ---- Channel 0 and channel frames ------------------------------------------------------ */
 
 static int expect(struct conn *c, const struct wire_method *m, uint32_t id)
@@ -555,6 +567,8 @@ static int handle_channel0(struct conn *c, const struct wire_frame *f, uint32_t 
         return 0;
     case WIRE_CONNECTION_CLOSE_OK:
         return 0;
+    case WIRE_CONNECTION_UPDATE_SECRET:
+        return handle_update_secret(c, &m.u.connection_update_secret);
     default: {
         const struct wire_method_info *info = wire_method_info(m.id);
         if (info != NULL && !info->channel0_only)
@@ -750,6 +764,13 @@ static void process_input(struct conn *c)
     }
     if (c->state == CONN_CLOSED)
         return;
+    if (c->confirms_pending) {
+        c->confirms_pending = false;
+        for (uint32_t i = 0; i < c->channels_cap; i++) {
+            if (c->channels[i] != NULL && c->channels[i]->state == CHANNEL_OPEN)
+                channel_flush_confirms(c->channels[i]);
+        }
+    }
     if (off > 0) {
         memmove(c->in, c->in + off, c->in_len - off);
         c->in_len -= off;

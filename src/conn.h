@@ -65,6 +65,7 @@ struct conn {
     uint16_t err_code;
     char err_text[256];
 
+    bool confirms_pending; /* some channel has publisher confirms to send */
     bool flush_queued;
     bool congested; /* the socket is backed up: consumers pause until it drains */
     struct conn *next, *prev;  /* the server's list */

@@ -13,6 +13,9 @@ struct exchange *exchange_new(struct vhost *vh, struct wire_bytes name,
 {
     struct exchange *x = xcalloc(1, sizeof *x);
 
+    struct wire_field ae;
+
+    x->kind = DEST_EXCHANGE;
     x->name = bytes_dup(name);
     x->vhost = vh;
     x->type = type;
@@ -21,7 +24,18 @@ struct exchange *exchange_new(struct vhost *vh, struct wire_bytes name,
     x->auto_delete = auto_delete;
     x->internal = internal;
     x->arguments = bytes_dup(arguments);
+    if (wire_table_find((struct wire_table){.raw = x->arguments}, "alternate-exchange", &ae) &&
+        ae.type == 'S')
+        x->alternate = bytes_dup(ae.v.bytes);
     return x;
+}
+
+/* The list of bindings that end at dest. */
+static struct xbinding **incoming_of(void *dest)
+{
+    if (destination_kind(dest) == DEST_QUEUE)
+        return &((struct queue *)dest)->bindings;
+    return &((struct exchange *)dest)->incoming;
 }
 
 void exchange_free(struct exchange *x)
@@ -31,33 +45,37 @@ void exchange_free(struct exchange *x)
     x->deleting = true;
     while (x->bindings != NULL)
         exchange_unbind(x->bindings);
+    while (x->incoming != NULL)
+        exchange_unbind(x->incoming);
     if (x->type)
         x->type->destroy(x->state);
     bytes_free(&x->name);
     bytes_free(&x->arguments);
+    bytes_free(&x->alternate);
     free(x);
 }
 
-struct xbinding *exchange_find_binding(struct exchange *x, struct queue *q,
+struct xbinding *exchange_find_binding(struct exchange *x, void *dest,
                                        struct wire_bytes routing_key, struct wire_bytes arguments)
 {
     for (struct xbinding *xb = x->bindings; xb != NULL; xb = xb->next_in_source) {
-        if (xb->queue == q && wire_bytes_eq(xb->b.routing_key, routing_key) &&
+        if (xb->b.destination == dest && wire_bytes_eq(xb->b.routing_key, routing_key) &&
             wire_bytes_eq(xb->b.arguments.raw, arguments))
             return xb;
     }
     return NULL;
 }
 
-struct xbinding *exchange_bind(struct exchange *x, struct queue *q, struct wire_bytes routing_key,
+struct xbinding *exchange_bind(struct exchange *x, void *dest, struct wire_bytes routing_key,
                                struct wire_bytes arguments, char *err, size_t err_size)
 {
-    struct xbinding *xb = exchange_find_binding(x, q, routing_key, arguments);
+    struct xbinding *xb = exchange_find_binding(x, dest, routing_key, arguments);
+    struct xbinding **in = incoming_of(dest);
 
     if (xb != NULL)
         return xb;
     xb = xcalloc(1, sizeof *xb);
-    xb->b.destination = q;
+    xb->b.destination = dest;
     xb->b.routing_key = bytes_dup(routing_key);
     xb->b.arguments.raw = bytes_dup(arguments);
     if (x->type->validate && x->type->validate(&xb->b, err, err_size) != 0) {
@@ -68,23 +86,22 @@ struct xbinding *exchange_bind(struct exchange *x, struct queue *q, struct wire_
     }
     x->type->bind(x->state, &xb->b);
     xb->source = x;
-    xb->queue = q;
     xb->next_in_source = x->bindings;
     if (x->bindings)
         x->bindings->prev_in_source = xb;
     x->bindings = xb;
     x->binding_count++;
-    xb->next_in_queue = q->bindings;
-    if (q->bindings)
-        q->bindings->prev_in_queue = xb;
-    q->bindings = xb;
+    xb->next_in_dest = *in;
+    if (*in)
+        (*in)->prev_in_dest = xb;
+    *in = xb;
     return xb;
 }
 
 void exchange_unbind(struct xbinding *xb)
 {
     struct exchange *x = xb->source;
-    struct queue *q = xb->queue;
+    struct xbinding **in = incoming_of(xb->b.destination);
 
     x->type->unbind(x->state, &xb->b);
     if (xb->prev_in_source)
@@ -94,12 +111,12 @@ void exchange_unbind(struct xbinding *xb)
     if (xb->next_in_source)
         xb->next_in_source->prev_in_source = xb->prev_in_source;
     x->binding_count--;
-    if (xb->prev_in_queue)
-        xb->prev_in_queue->next_in_queue = xb->next_in_queue;
+    if (xb->prev_in_dest)
+        xb->prev_in_dest->next_in_dest = xb->next_in_dest;
     else
-        q->bindings = xb->next_in_queue;
-    if (xb->next_in_queue)
-        xb->next_in_queue->prev_in_queue = xb->prev_in_queue;
+        *in = xb->next_in_dest;
+    if (xb->next_in_dest)
+        xb->next_in_dest->prev_in_dest = xb->prev_in_dest;
     bytes_free(&xb->b.routing_key);
     bytes_free(&xb->b.arguments.raw);
     free(xb);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "amqp/method.h"
 #include "src/util.h"
 
 /* One allocation holds the struct, the names, the header and the body. */
@@ -55,4 +56,44 @@ void message_unref(struct message *m)
 {
     if (m != NULL && --m->refs == 0)
         free(m);
+}
+
+struct message *message_rewrite(const struct message *m, const struct wire_props *props)
+{
+    struct wire_content_header h = {
+        .class_id = WIRE_CLASS_BASIC, .body_size = m->body_size, .props = *props};
+    size_t need = m->header.len + 512;
+    struct message *copy;
+    struct wire_writer w;
+    uint8_t *tmp;
+
+    for (;;) {
+        tmp = xmalloc(need);
+        w = wire_writer_init(tmp, need);
+        wire_content_header_encode(&w, &h);
+        if (!wire_writer_overflowed(&w))
+            break;
+        need = wire_writer_used(&w);
+        free(tmp);
+    }
+    copy = message_new(m->exchange, m->routing_key,
+                       (struct wire_bytes){.ptr = tmp, .len = wire_writer_used(&w)}, m->body_size);
+    message_append_body(copy, (struct wire_bytes){.ptr = m->body, .len = m->body_size});
+    free(tmp);
+    return copy;
+}
+
+struct wire_table table_without(struct wire_table t, const char *name, uint8_t *out)
+{
+    struct wire_writer w = wire_writer_init(out, t.raw.len);
+    struct wire_table_iter it;
+    struct wire_bytes key;
+    struct wire_field value;
+
+    wire_table_iter_init(&it, t);
+    while (wire_table_next(&it, &key, &value)) {
+        if (!wire_bytes_eq_cstr(key, name))
+            wire_table_put_bytes_name(&w, key, &value);
+    }
+    return (struct wire_table){.raw = {.ptr = out, .len = wire_writer_used(&w)}};
 }

@@ -43,6 +43,15 @@ static inline struct message *message_ref(struct message *m)
 
 void message_unref(struct message *m);
 
+/* A copy of m with other properties (props may borrow m's header): the header is encoded
+ * anew and the body copied. Used where RabbitMQ changes a message on its way (BCC removed,
+ * direct reply-to address filled in). */
+struct message *message_rewrite(const struct message *m, const struct wire_props *props);
+
+/* A copy of table t without the entries called name, encoded into out (at least t.raw.len
+ * bytes); returns the new table, which borrows out. */
+struct wire_table table_without(struct wire_table t, const char *name, uint8_t *out);
+
 /* Bytes the message accounts for (body plus header), for byte limits and statistics. */
 static inline uint64_t message_bytes(const struct message *m)
 {

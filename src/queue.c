@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "amqp/table.h"
 #include "src/channel.h"
 #include "src/exchange.h"
 #include "src/message.h"
@@ -15,6 +16,7 @@ struct queue *queue_new(struct vhost *vh, struct wire_bytes name, bool durable, 
 {
     struct queue *q = xcalloc(1, sizeof *q);
 
+    q->kind = DEST_QUEUE;
     q->name = bytes_dup(name);
     q->vhost = vh;
     q->durable = durable;
@@ -22,6 +24,13 @@ struct queue *queue_new(struct vhost *vh, struct wire_bytes name, bool durable, 
     q->auto_delete = auto_delete;
     q->arguments = bytes_dup(arguments);
     q->refs = 1;
+    {
+        struct wire_field v;
+        if (wire_table_find((struct wire_table){.raw = q->arguments}, "x-single-active-consumer",
+                            &v) &&
+            v.type == 't')
+            q->single_active = v.v.boolean;
+    }
     return q;
 }
 
@@ -112,8 +121,36 @@ bool queue_pop(struct queue *q, struct qentry *out)
     return true;
 }
 
+/* The consumer to serve next: the highest priority level that has a consumer with credit,
+ * round-robin within that level. With a single active consumer, only the first. */
+static struct consumer *next_consumer(struct queue *q)
+{
+    size_t i = 0;
+
+    if (q->single_active)
+        return channel_consumer_can_take(q->consumers[0]) ? q->consumers[0] : NULL;
+    while (i < q->consumer_count) {
+        int32_t level = q->consumers[i]->priority;
+        size_t end = i, group;
+
+        while (end < q->consumer_count && q->consumers[end]->priority == level)
+            end++;
+        group = end - i;
+        for (size_t k = 0; k < group; k++) {
+            struct consumer *c = q->consumers[i + (q->next_consumer + k) % group];
+            if (channel_consumer_can_take(c)) {
+                q->next_consumer += k + 1;
+                return c;
+            }
+        }
+        i = end;
+    }
+    return NULL;
+}
+
 void queue_dispatch(struct queue *q)
 {
+    struct consumer *c;
     struct qentry e;
 
     /* A delivery can close a channel (e.g. a write error), which removes consumers: the
@@ -121,20 +158,7 @@ void queue_dispatch(struct queue *q)
     if (q->dispatching || q->deleted)
         return;
     q->dispatching = true;
-    while (q->len > 0 && q->consumer_count > 0) {
-        struct consumer *c = NULL;
-        size_t tried;
-
-        for (tried = 0; tried < q->consumer_count; tried++) {
-            struct consumer *cand = q->consumers[q->next_consumer % q->consumer_count];
-            q->next_consumer = (q->next_consumer + 1) % q->consumer_count;
-            if (channel_consumer_can_take(cand)) {
-                c = cand;
-                break;
-            }
-        }
-        if (c == NULL)
-            break;
+    while (q->len > 0 && q->consumer_count > 0 && (c = next_consumer(q)) != NULL) {
         queue_pop(q, &e);
         channel_deliver(c, &e);
     }
@@ -153,11 +177,19 @@ uint32_t queue_purge(struct queue *q)
 
 void queue_add_consumer(struct queue *q, struct consumer *c)
 {
+    size_t pos;
+
     if (q->consumer_count == q->consumer_cap) {
         q->consumer_cap = q->consumer_cap ? q->consumer_cap * 2 : 4;
         q->consumers = xrealloc(q->consumers, q->consumer_cap * sizeof *q->consumers);
     }
-    q->consumers[q->consumer_count++] = c;
+    /* After every consumer of the same or a higher priority. */
+    for (pos = 0; pos < q->consumer_count && q->consumers[pos]->priority >= c->priority; pos++)
+        ;
+    memmove(&q->consumers[pos + 1], &q->consumers[pos],
+            (q->consumer_count - pos) * sizeof *q->consumers);
+    q->consumers[pos] = c;
+    q->consumer_count++;
     q->had_consumer = true;
     if (c->exclusive)
         q->has_exclusive_consumer = true;
@@ -174,8 +206,6 @@ bool queue_remove_consumer(struct queue *q, struct consumer *c)
     memmove(&q->consumers[i], &q->consumers[i + 1],
             (q->consumer_count - i - 1) * sizeof *q->consumers);
     q->consumer_count--;
-    if (q->next_consumer > i)
-        q->next_consumer--;
     if (c->exclusive)
         q->has_exclusive_consumer = false;
     if (q->auto_delete && q->consumer_count == 0 && q->had_consumer && !q->deleted) {

@@ -33,11 +33,13 @@ struct consumer {
     struct queue *q;
     bool no_ack;
     bool exclusive;
+    int32_t priority;  /* x-priority: higher priorities are served first */
     uint16_t prefetch; /* per-consumer limit (basic.qos global=false before consume); 0 none */
     uint32_t unacked;  /* deliveries awaiting ack */
 };
 
 struct queue {
+    unsigned char kind;     /* DEST_QUEUE (src/exchange.h) */
     struct wire_bytes name; /* owned */
     struct vhost *vhost;
     bool durable;
@@ -52,9 +54,10 @@ struct queue {
     uint64_t next_seq;
     uint64_t ready_bytes;
 
-    struct consumer **consumers;
+    struct consumer **consumers; /* by priority, highest first; in arrival order within one */
     size_t consumer_count, consumer_cap, next_consumer;
     bool had_consumer;       /* auto-delete happens only once one has come and gone */
+    bool single_active;      /* x-single-active-consumer: only the first consumer receives */
     bool has_exclusive_consumer;
 
     struct xbinding *bindings; /* bindings whose destination is this queue */

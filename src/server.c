@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "src/channel.h"
 #include "src/conn.h"
 #include "src/log.h"
 #include "src/util.h"
@@ -242,6 +243,7 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
     s->loop = loop;
     s->cfg = cfg;
     hmap_init(&s->vhosts);
+    hmap_init(&s->reply_channels);
     {
         struct vhost *vh = vhost_new(wire_cstr(cfg->default_vhost));
         hmap_put(&s->vhosts, vh->name, vh);
@@ -287,6 +289,7 @@ void server_free(struct server *s)
     for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);)
         vhost_free(v);
     hmap_free(&s->vhosts);
+    hmap_free(&s->reply_channels);
     for (size_t i = 0; i < s->listener_count; i++) {
         ev_io_stop(s->loop, &s->listeners[i].watcher);
         close(s->listeners[i].fd);
@@ -300,4 +303,19 @@ void server_free(struct server *s)
 struct vhost *server_vhost_find(struct server *s, struct wire_bytes name)
 {
     return hmap_get(&s->vhosts, name);
+}
+
+struct channel *server_reply_channel(struct server *s, struct wire_bytes address)
+{
+    return hmap_get(&s->reply_channels, address);
+}
+
+void server_reply_register(struct server *s, struct channel *ch)
+{
+    hmap_put(&s->reply_channels, wire_cstr(ch->reply_address), ch);
+}
+
+void server_reply_forget(struct server *s, struct channel *ch)
+{
+    hmap_remove(&s->reply_channels, wire_cstr(ch->reply_address));
 }

@@ -26,6 +26,7 @@ struct server {
     struct listener listeners[CONFIG_MAX_LISTENERS * 2];
     size_t listener_count;
     struct hmap vhosts; /* name -> struct vhost */
+    struct hmap reply_channels; /* direct reply-to address -> struct channel */
     struct conn *conns;
     uint32_t conn_count;
     uint64_t next_conn_id;
@@ -48,6 +49,12 @@ void server_run(struct server *s);
 void server_free(struct server *s);
 
 struct vhost *server_vhost_find(struct server *s, struct wire_bytes name);
+
+/* Direct reply-to: the channel whose reply address this is, or NULL. A channel registers its
+ * ch->reply_address when it starts consuming replies and forgets it when it stops. */
+struct channel *server_reply_channel(struct server *s, struct wire_bytes address);
+void server_reply_register(struct server *s, struct channel *ch);
+void server_reply_forget(struct server *s, struct channel *ch);
 
 /* Links a new connection into the server's list (accept, or an in-memory one). */
 void server_adopt(struct server *s, struct conn *c);

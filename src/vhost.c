@@ -22,7 +22,7 @@ struct vhost *vhost_new(struct wire_bytes name)
     vh->name = bytes_dup(name);
     hmap_init(&vh->exchanges);
     hmap_init(&vh->queues);
-    /* The default exchange routes by queue name itself; it has no type index. */
+    /* The default exchange routes by queue name itself (see vhost_route_key). */
     vh->default_exchange = exchange_new(vh, wire_cstr(""), exchange_type_find(wire_cstr("direct")),
                                         true, false, false, (struct wire_bytes){0});
     vhost_exchange_add(vh, vh->default_exchange);
@@ -52,7 +52,9 @@ void vhost_free(struct vhost *vh)
         exchange_free(v);
     hmap_free(&vh->exchanges);
     hmap_free(&vh->queues);
-    route_out_free(&vh->route_scratch);
+    route_out_free(&vh->route_step);
+    route_out_free(&vh->route_pending);
+    route_out_free(&vh->route_queues);
     bytes_free(&vh->name);
     free(vh);
 }
@@ -88,33 +90,63 @@ void vhost_forget_queue(struct vhost *vh, struct queue *q)
     hmap_remove(&vh->queues, q->name);
 }
 
-size_t vhost_route(struct vhost *vh, struct exchange *x, const struct message *m,
-                   struct queue ***queues)
+void vhost_route_begin(struct vhost *vh)
 {
-    struct route_out *out = &vh->route_scratch;
-    uint64_t gen = ++vh->route_generation;
-    size_t n = 0;
+    vh->route_generation++;
+    route_out_clear(&vh->route_queues);
+}
 
-    route_out_clear(out);
-    if (x == vh->default_exchange) {
-        struct queue *q = vhost_queue_find(vh, m->routing_key);
-        if (q != NULL)
-            route_out_add(out, q);
+static void add_destination(struct vhost *vh, void *dest)
+{
+    if (destination_kind(dest) == DEST_QUEUE) {
+        struct queue *q = dest;
+        if (q->route_mark != vh->route_generation) {
+            q->route_mark = vh->route_generation;
+            route_out_add(&vh->route_queues, q);
+        }
     } else {
-        struct route_msg rm = {.routing_key = m->routing_key};
-        if (m->props.flags & WIRE_PROP_HEADERS)
-            rm.headers = m->props.headers;
-        x->type->route(x->state, &rm, out);
+        struct exchange *x = dest;
+        if (x->route_mark != vh->visit_generation) {
+            x->route_mark = vh->visit_generation;
+            route_out_add(&vh->route_pending, x);
+        }
     }
-    /* A queue reached by several bindings gets the message once: compact in place. */
-    for (size_t i = 0; i < out->len; i++) {
-        struct queue *q = out->dest[i];
-        if (q->route_mark == gen)
-            continue;
-        q->route_mark = gen;
-        out->dest[n++] = q;
+}
+
+void vhost_route_key(struct vhost *vh, struct exchange *x, struct wire_bytes routing_key,
+                     struct wire_table headers)
+{
+    struct route_msg rm = {.routing_key = routing_key, .headers = headers};
+
+    vh->visit_generation++;
+    route_out_clear(&vh->route_pending);
+    add_destination(vh, x);
+    while (vh->route_pending.len > 0) {
+        struct exchange *e = vh->route_pending.dest[--vh->route_pending.len];
+        size_t found;
+
+        route_out_clear(&vh->route_step);
+        if (e == vh->default_exchange) {
+            /* The default exchange routes by queue name itself; it has no bindings. */
+            struct queue *q = vhost_queue_find(vh, routing_key);
+            if (q != NULL)
+                route_out_add(&vh->route_step, q);
+        } else {
+            e->type->route(e->state, &rm, &vh->route_step);
+        }
+        found = vh->route_step.len;
+        for (size_t i = 0; i < found; i++)
+            add_destination(vh, vh->route_step.dest[i]);
+        if (found == 0 && e->alternate.len > 0) {
+            struct exchange *ae = vhost_exchange_find(vh, e->alternate);
+            if (ae != NULL)
+                add_destination(vh, ae);
+        }
     }
-    out->len = n;
-    *queues = (struct queue **)out->dest;
-    return n;
+}
+
+size_t vhost_route_result(struct vhost *vh, struct queue ***queues)
+{
+    *queues = (struct queue **)vh->route_queues.dest;
+    return vh->route_queues.len;
 }

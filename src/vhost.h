@@ -18,8 +18,12 @@ struct vhost {
     struct hmap exchanges;  /* name -> struct exchange */
     struct hmap queues;     /* name -> struct queue */
     struct exchange *default_exchange;
-    uint64_t route_generation;
-    struct route_out route_scratch; /* reused by every routing, never freed per message */
+    uint64_t route_generation; /* one per message: a queue is picked once */
+    uint64_t visit_generation; /* one per routing key: an exchange is visited once */
+    /* Scratch space reused by every routing, never allocated per message. */
+    struct route_out route_step;    /* what one exchange's type returned */
+    struct route_out route_pending; /* exchanges still to visit */
+    struct route_out route_queues;  /* the result */
 };
 
 /* A vhost with the default exchange and amq.direct, amq.fanout, amq.topic, amq.headers and
@@ -37,9 +41,14 @@ void vhost_queue_add(struct vhost *vh, struct queue *q);
 /* Called by queue_delete: the vhost drops its reference. */
 void vhost_forget_queue(struct vhost *vh, struct queue *q);
 
-/* Routes m through x: fills queues[] with each queue it reaches once and returns how many;
- * the array belongs to the vhost and is valid until the next call. */
-size_t vhost_route(struct vhost *vh, struct exchange *x, const struct message *m,
-                   struct queue ***queues);
+/* Routing one message: begin, then route_key once for its routing key and once for each
+ * extra key (CC and BCC headers), then the result. Each queue is in the result once, however
+ * many bindings, keys or exchange-to-exchange paths reach it; cycles of exchange bindings are
+ * visited once; an exchange that routes a key nowhere passes it to its alternate exchange. */
+void vhost_route_begin(struct vhost *vh);
+void vhost_route_key(struct vhost *vh, struct exchange *x, struct wire_bytes routing_key,
+                     struct wire_table headers);
+/* The queues reached; the array belongs to the vhost and is valid until the next routing. */
+size_t vhost_route_result(struct vhost *vh, struct queue ***queues);
 
 #endif
