@@ -55,10 +55,11 @@ struct wire_reader {
     const uint8_t *end; /* one past the last byte this reader may touch */
 };
 
+/* buf may be NULL when len is 0 (an empty table or string). */
 static inline struct wire_reader wire_reader_init(const void *buf, size_t len)
 {
     const uint8_t *p = (const uint8_t *)buf;
-    return (struct wire_reader){.pos = p, .end = p + len};
+    return (struct wire_reader){.pos = p, .end = len > 0 ? p + len : p};
 }
 
 static inline size_t wire_left(const struct wire_reader *r)
@@ -151,6 +152,7 @@ struct wire_writer {
     uint8_t *end;
 };
 
+/* buf must point at a real buffer, even with cap 0: the writer moves pos past end. */
 static inline struct wire_writer wire_writer_init(void *buf, size_t cap)
 {
     uint8_t *p = (uint8_t *)buf;
