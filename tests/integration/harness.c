@@ -247,6 +247,7 @@ static int start_warrend(const char *extra_config)
                     (unsigned)status);
             warrend.pid = -1;
             print_log_tail();
+            fprintf(stderr, "harness: config and log kept in %s\n", warrend.dir);
             return -1;
         }
         if (now_ms() > deadline) {
@@ -260,6 +261,7 @@ static int start_warrend(const char *extra_config)
     waitpid(warrend.pid, &status, 0);
     warrend.pid = -1;
     print_log_tail();
+    fprintf(stderr, "harness: config and log kept in %s\n", warrend.dir);
     return -1;
 }
 

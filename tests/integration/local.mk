@@ -12,7 +12,9 @@ tests_integration_libitharness_a_CFLAGS = $(IT_CFLAGS)
 IT_CHECKS = \
 	tests/integration/it_connection \
 	tests/integration/it_exchange \
-	tests/integration/it_queue
+	tests/integration/it_queue \
+	tests/integration/it_basic \
+	tests/integration/it_limits
 
 check_PROGRAMS += $(IT_CHECKS)
 TESTS += $(IT_CHECKS)
@@ -28,3 +30,11 @@ tests_integration_it_exchange_LDADD = $(IT_LDADD)
 tests_integration_it_queue_SOURCES = tests/integration/it_queue.c
 tests_integration_it_queue_CFLAGS = $(IT_CFLAGS)
 tests_integration_it_queue_LDADD = $(IT_LDADD)
+
+tests_integration_it_basic_SOURCES = tests/integration/it_basic.c
+tests_integration_it_basic_CFLAGS = $(IT_CFLAGS)
+tests_integration_it_basic_LDADD = $(IT_LDADD)
+
+tests_integration_it_limits_SOURCES = tests/integration/it_limits.c
+tests_integration_it_limits_CFLAGS = $(IT_CFLAGS)
+tests_integration_it_limits_LDADD = $(IT_LDADD)
