@@ -111,18 +111,25 @@ static struct delivery unacked_take(struct channel *ch, size_t i)
     return d;
 }
 
-static void settle(struct delivery *d, bool requeue)
+enum settle_kind {
+    SETTLE_ACK,     /* basic.ack: done with */
+    SETTLE_REQUEUE, /* nack/reject with requeue, recover, channel closed: back to the queue */
+    SETTLE_DISCARD, /* nack/reject without requeue: dead-lettered, or dropped */
+};
+
+static void settle(struct delivery *d, enum settle_kind kind)
 {
-    if (requeue && !d->q->deleted) {
-        queue_requeue(d->q, d->msg, d->seq, d->deliveries + 1);
-    } else {
+    if (d->q->deleted || kind == SETTLE_ACK)
         message_unref(d->msg);
-    }
+    else if (kind == SETTLE_REQUEUE)
+        queue_requeue(d->q, d->msg, d->seq, d->deliveries + 1);
+    else
+        queue_reject(d->q, d->msg);
 }
 
 /* Acks, rejects or requeues the delivery tag (and, with multiple, everything before it).
  * Queues that got messages back, or whose consumers got credit back, dispatch again. */
-static int settle_tags(struct channel *ch, uint64_t tag, bool multiple, bool requeue)
+static int settle_tags(struct channel *ch, uint64_t tag, bool multiple, enum settle_kind kind)
 {
     size_t end;
     struct queue *touched[16];
@@ -153,7 +160,7 @@ static int settle_tags(struct channel *ch, uint64_t tag, bool multiple, bool req
             } else {
                 overflow = true;
             }
-            settle(&d, requeue);
+            settle(&d, kind);
             queue_unref(d.q);
         }
     } else {
@@ -165,7 +172,7 @@ static int settle_tags(struct channel *ch, uint64_t tag, bool multiple, bool req
         d = unacked_take(ch, (size_t)i);
         queue_ref(d.q);
         touched[ntouched++] = d.q;
-        settle(&d, requeue);
+        settle(&d, kind);
         queue_unref(d.q);
     }
     unacked_trim(ch);
@@ -173,7 +180,7 @@ static int settle_tags(struct channel *ch, uint64_t tag, bool multiple, bool req
         queue_dispatch(touched[k]);
         queue_unref(touched[k]);
     }
-    if (overflow || !requeue)
+    if (overflow || kind != SETTLE_REQUEUE)
         channel_resume(ch);
     return 0;
 }
@@ -186,12 +193,19 @@ static void requeue_all(struct channel *ch)
         if (unacked_at(ch, i)->msg == NULL)
             continue;
         d = unacked_take(ch, i);
-        settle(&d, true);
+        settle(&d, SETTLE_REQUEUE);
         queue_dispatch(d.q);
         queue_unref(d.q);
     }
     ch->unacked_len = 0;
     ch->unacked_head = 0;
+}
+
+bool channel_ack_overdue(struct channel *ch, uint64_t now, uint32_t timeout_ms)
+{
+    unacked_trim(ch);
+    return ch->state == CHANNEL_OPEN && ch->unacked_len > 0 &&
+           now - unacked_at(ch, 0)->delivered_ms > timeout_ms;
 }
 
 /* ---- Consumers ------------------------------------------------------------------------- */
@@ -232,7 +246,8 @@ void channel_deliver(struct consumer *c, struct qentry *e)
                                         .q = c->q,
                                         .consumer = c,
                                         .seq = e->seq,
-                                        .deliveries = e->deliveries});
+                                        .deliveries = e->deliveries,
+                                        .delivered_ms = now_ms()});
 }
 
 /* The consumer leaves its queue and the channel. Its unacked deliveries stay on the channel
@@ -523,6 +538,13 @@ static int handle_queue_declare(struct channel *ch, const struct wire_method *m)
                             "queue name " NAME_FMT " contains reserved prefix 'amq.*'",
                             NAME_ARG(name));
     }
+    {
+        struct queue_args args;
+        char err[400];
+        if (queue_args_parse(a->arguments.raw, name, vh->name, vh->default_delivery_limit, &args,
+                             err, sizeof err) != 0)
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED, "%s", err);
+    }
     q = vhost_queue_find(vh, name);
     if (q != NULL) {
         if (q->exclusive && q->owner != ch->conn)
@@ -536,6 +558,7 @@ static int handle_queue_declare(struct channel *ch, const struct wire_method *m)
         q->owner = ch->conn;
     vhost_queue_add(vh, q);
 ok:
+    queue_touch(q);
     if (!a->nowait)
         send_declare_ok(ch, q);
     return 0;
@@ -821,8 +844,9 @@ static bool is_reply_to_address(struct wire_bytes name)
 }
 
 /* Routes a complete message and hands it to its queues: the last step of basic.publish, or
- * of tx.commit for the publishes of a transaction. Takes the caller's reference. */
-static int publish_route(struct channel *ch, struct message *msg, bool mandatory)
+ * of tx.commit for the publishes of a transaction. Takes the caller's reference. *refused
+ * is set when a queue refused the message (x-overflow reject-publish). */
+static int publish_route(struct channel *ch, struct message *msg, bool mandatory, bool *refused)
 {
     struct vhost *vh = ch->conn->vhost;
     struct exchange *x;
@@ -866,8 +890,10 @@ static int publish_route(struct channel *ch, struct message *msg, bool mandatory
             message_unref(msg);
             msg = stripped;
         }
-        for (size_t i = 0; i < n; i++)
-            queue_push(queues[i], msg);
+        for (size_t i = 0; i < n; i++) {
+            if (!queue_push(queues[i], msg) && refused != NULL)
+                *refused = true;
+        }
     }
     if (n == 0 && mandatory) {
         struct wire_basic_return r = {
@@ -904,6 +930,12 @@ static int publish_complete(struct channel *ch)
         message_unref(msg);
         return rc;
     }
+    if ((p->flags & WIRE_PROP_EXPIRATION) && !expiration_is_valid(p->expiration)) {
+        rc = channel_fail(ch, WIRE_PRECONDITION_FAILED, "invalid expiration " NAME_FMT,
+                          NAME_ARG(p->expiration));
+        message_unref(msg);
+        return rc;
+    }
     if ((p->flags & WIRE_PROP_REPLY_TO) &&
         wire_bytes_eq_cstr(p->reply_to, "amq.rabbitmq.reply-to")) {
         struct wire_props props = *p;
@@ -928,9 +960,12 @@ static int publish_complete(struct channel *ch)
                              .mandatory = ch->pub_mandatory};
         return 0;
     }
-    rc = publish_route(ch, msg, ch->pub_mandatory);
-    if (rc == 0 && ch->confirm_mode)
-        confirm(ch, seq, true);
+    {
+        bool refused = false;
+        rc = publish_route(ch, msg, ch->pub_mandatory, &refused);
+        if (rc == 0 && ch->confirm_mode)
+            confirm(ch, seq, !refused);
+    }
     return rc;
 }
 
@@ -979,6 +1014,7 @@ static int handle_basic_get(struct channel *ch, const struct wire_method *m)
 
     if ((q = find_queue(ch, a->queue)) == NULL)
         return -1;
+    queue_touch(q);
     if (!queue_pop(q, &e)) {
         conn_send_method(ch->conn, ch->id, WIRE_BASIC_GET_EMPTY,
                          &(struct wire_basic_get_empty){0});
@@ -1001,7 +1037,8 @@ static int handle_basic_get(struct channel *ch, const struct wire_method *m)
                                         .msg = e.msg,
                                         .q = q,
                                         .seq = e.seq,
-                                        .deliveries = e.deliveries});
+                                        .deliveries = e.deliveries,
+                                        .delivered_ms = now_ms()});
     return 0;
 }
 
@@ -1020,12 +1057,19 @@ static int tx_settle(struct channel *ch, uint32_t method_id, uint64_t tag, bool 
     return 0;
 }
 
+static enum settle_kind settle_kind_of(uint32_t method_id, bool requeue)
+{
+    if (method_id == WIRE_BASIC_ACK)
+        return SETTLE_ACK;
+    return requeue ? SETTLE_REQUEUE : SETTLE_DISCARD;
+}
+
 static int handle_basic_ack(struct channel *ch, const struct wire_method *m)
 {
     const struct wire_basic_ack *a = &m->u.basic_ack;
     if (ch->tx_mode)
         return tx_settle(ch, m->id, a->delivery_tag, a->multiple, false);
-    return settle_tags(ch, a->delivery_tag, a->multiple, false);
+    return settle_tags(ch, a->delivery_tag, a->multiple, SETTLE_ACK);
 }
 
 static int handle_basic_nack(struct channel *ch, const struct wire_method *m)
@@ -1033,7 +1077,7 @@ static int handle_basic_nack(struct channel *ch, const struct wire_method *m)
     const struct wire_basic_nack *a = &m->u.basic_nack;
     if (ch->tx_mode)
         return tx_settle(ch, m->id, a->delivery_tag, a->multiple, a->requeue);
-    return settle_tags(ch, a->delivery_tag, a->multiple, a->requeue);
+    return settle_tags(ch, a->delivery_tag, a->multiple, settle_kind_of(m->id, a->requeue));
 }
 
 static int handle_basic_reject(struct channel *ch, const struct wire_method *m)
@@ -1041,7 +1085,7 @@ static int handle_basic_reject(struct channel *ch, const struct wire_method *m)
     const struct wire_basic_reject *a = &m->u.basic_reject;
     if (ch->tx_mode)
         return tx_settle(ch, m->id, a->delivery_tag, false, a->requeue);
-    return settle_tags(ch, a->delivery_tag, false, a->requeue);
+    return settle_tags(ch, a->delivery_tag, false, settle_kind_of(m->id, a->requeue));
 }
 
 /* RabbitMQ requeues on basic.recover whatever requeue says (redelivering to the same
@@ -1145,10 +1189,9 @@ static int handle_tx_commit(struct channel *ch, const struct wire_method *m)
             continue;
         }
         if (op->method_id == WIRE_BASIC_PUBLISH)
-            rc = publish_route(ch, op->msg, op->mandatory);
+            rc = publish_route(ch, op->msg, op->mandatory, NULL);
         else
-            rc = settle_tags(ch, op->tag, op->multiple,
-                             op->method_id != WIRE_BASIC_ACK && op->requeue);
+            rc = settle_tags(ch, op->tag, op->multiple, settle_kind_of(op->method_id, op->requeue));
     }
     if (rc == 0)
         conn_send_method(ch->conn, ch->id, WIRE_TX_COMMIT_OK, &(struct wire_tx_commit_ok){0});

@@ -25,6 +25,7 @@ struct delivery {
     struct consumer *consumer; /* NULL for basic.get, or once the consumer is gone */
     uint64_t seq;
     uint32_t deliveries;
+    uint64_t delivered_ms; /* for the consumer acknowledgement timeout */
 };
 
 /* A step of a transaction, applied at tx.commit. */
@@ -108,6 +109,9 @@ void channel_flush_confirms(struct channel *ch);
 
 /* Delivers m to the direct reply-to consumer of ch (publish to amq.rabbitmq.reply-to.*). */
 void channel_deliver_reply(struct channel *ch, struct message *m);
+
+/* True if the oldest unacked delivery of ch is older than timeout_ms. */
+bool channel_ack_overdue(struct channel *ch, uint64_t now, uint32_t timeout_ms);
 
 /* Queue side. */
 bool channel_consumer_can_take(const struct consumer *c);

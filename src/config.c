@@ -70,6 +70,10 @@ static const struct option options[] = {
      * or with extra zeros. */
     {"handshake_timeout", OPT_UINT, FIELD(handshake_timeout_ms), 1, 3600000, NULL, "10000",
      "milliseconds a client has from connecting to connection.open"},
+    {"consumer_timeout", OPT_UINT, FIELD(consumer_timeout_ms), 0, 4294967295u, NULL, "1800000",
+     "milliseconds a delivery may stay unacked before its channel is closed with 406; 0 off"},
+    {"delivery_limit", OPT_UINT, FIELD(delivery_limit), 0, 4294967295u, NULL, "0",
+     "default x-delivery-limit of queues that set none; 0 leaves them without a limit"},
     {"log.level", OPT_LOG_LEVEL, FIELD(log_level), 0, 0, NULL, "info",
      "least severe level logged: debug, info, warning, error or none"},
     {"log.file", OPT_PATH, FIELD(log_file), 0, 0, NULL, "false",

@@ -33,6 +33,8 @@ struct config {
     uint32_t channel_max;          /* channel_max: 2047 (0, kept as 0, means 65535) */
     uint64_t max_message_size;     /* max_message_size: 134217728 (up to 536870912) */
     uint32_t handshake_timeout_ms; /* handshake_timeout: 10000 */
+    uint32_t consumer_timeout_ms;  /* consumer_timeout: 1800000 (30 minutes, as RabbitMQ); 0 off */
+    uint32_t delivery_limit;       /* delivery_limit: 0 = queues without x-delivery-limit have none */
     int log_level;                 /* log.level: info (enum log_level) */
     char log_file[512];            /* log.file: "" = none */
     bool log_console;              /* log.console: true (lines also go to stderr) */

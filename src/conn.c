@@ -677,7 +677,7 @@ static int handle_channel_frame(struct conn *c, const struct wire_frame *f, uint
 }
 
 /* A frame's handler failed: a soft error closes the channel, a hard one the connection. */
-static void report_error(struct conn *c, uint16_t channel, uint32_t method_id)
+void conn_report_error(struct conn *c, uint16_t channel, uint32_t method_id)
 {
     struct channel *ch = channel ? channel_get(c, channel) : NULL;
 
@@ -717,7 +717,7 @@ static void handle_frame(struct conn *c, const struct wire_frame *f)
     else
         rc = handle_channel_frame(c, f, &method_id);
     if (rc != 0)
-        report_error(c, f->channel, method_id);
+        conn_report_error(c, f->channel, method_id);
 }
 
 static void process_input(struct conn *c)
@@ -859,5 +859,23 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
             buf_commit(&c->out, &wr);
         }
         server_want_flush(c->srv, c);
+    }
+}
+
+void conn_check_ack_timeouts(struct conn *c, uint64_t now, uint32_t timeout_ms)
+{
+    if (c->state != CONN_OPEN)
+        return;
+    for (uint32_t i = 0; i < c->channels_cap; i++) {
+        struct channel *ch = c->channels[i];
+        if (ch == NULL || !channel_ack_overdue(ch, now, timeout_ms))
+            continue;
+        /* As RabbitMQ: the channel is closed with 406 and its deliveries requeued. */
+        channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                     "delivery acknowledgement on channel %u timed out. Timeout value used: %u "
+                     "ms. This timeout value can be configured, see consumers doc guide to learn "
+                     "more",
+                     ch->id, timeout_ms);
+        conn_report_error(c, ch->id, 0);
     }
 }

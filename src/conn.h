@@ -93,6 +93,12 @@ int conn_fail(struct conn *c, uint16_t code, const char *fmt, va_list ap)
 
 /* Sends connection.close with code and text (already prefixed) and waits for close-ok. */
 void conn_close_with(struct conn *c, uint16_t code, const char *text, uint32_t method_id);
+/* Turns the error recorded with channel_fail()/conn_fail() into channel.close (soft error on
+ * an open channel) or connection.close (hard error), as its reply code's class says. */
+void conn_report_error(struct conn *c, uint16_t channel, uint32_t method_id);
+/* Closes, with 406, every channel whose oldest unacked delivery is older than timeout_ms. */
+void conn_check_ack_timeouts(struct conn *c, uint64_t now, uint32_t timeout_ms);
+
 /* Drops the connection now: channels closed, unacked requeued; freed after the loop turn. */
 void conn_abort(struct conn *c);
 

@@ -9,6 +9,7 @@ src_libwarren_a_SOURCES = \
 	src/buf.c src/buf.h \
 	src/message.c src/message.h \
 	src/queue.c src/queue.h \
+	src/deadletter.c src/deadletter.h \
 	src/exchange.c src/exchange.h \
 	src/vhost.c src/vhost.h \
 	src/channel.c src/channel.h \

@@ -60,6 +60,12 @@ void message_unref(struct message *m)
 
 struct message *message_rewrite(const struct message *m, const struct wire_props *props)
 {
+    return message_rewrite_to(m, m->exchange, m->routing_key, props);
+}
+
+struct message *message_rewrite_to(const struct message *m, struct wire_bytes exchange,
+                                   struct wire_bytes routing_key, const struct wire_props *props)
+{
     struct wire_content_header h = {
         .class_id = WIRE_CLASS_BASIC, .body_size = m->body_size, .props = *props};
     size_t need = m->header.len + 512;
@@ -76,7 +82,7 @@ struct message *message_rewrite(const struct message *m, const struct wire_props
         need = wire_writer_used(&w);
         free(tmp);
     }
-    copy = message_new(m->exchange, m->routing_key,
+    copy = message_new(exchange, routing_key,
                        (struct wire_bytes){.ptr = tmp, .len = wire_writer_used(&w)}, m->body_size);
     message_append_body(copy, (struct wire_bytes){.ptr = m->body, .len = m->body_size});
     free(tmp);
@@ -96,4 +102,30 @@ struct wire_table table_without(struct wire_table t, const char *name, uint8_t *
             wire_table_put_bytes_name(&w, key, &value);
     }
     return (struct wire_table){.raw = {.ptr = out, .len = wire_writer_used(&w)}};
+}
+
+bool expiration_is_valid(struct wire_bytes s)
+{
+    uint64_t v = 0;
+
+    if (s.len == 0 || s.len > 10)
+        return false;
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.ptr[i] < '0' || s.ptr[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(s.ptr[i] - '0');
+    }
+    return v <= UINT32_MAX;
+}
+
+bool message_expiration_ms(const struct message *m, int64_t *ms)
+{
+    int64_t v = 0;
+
+    if (!(m->props.flags & WIRE_PROP_EXPIRATION) || !expiration_is_valid(m->props.expiration))
+        return false;
+    for (size_t i = 0; i < m->props.expiration.len; i++)
+        v = v * 10 + (m->props.expiration.ptr[i] - '0');
+    *ms = v;
+    return true;
 }

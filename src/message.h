@@ -47,6 +47,15 @@ void message_unref(struct message *m);
  * anew and the body copied. Used where RabbitMQ changes a message on its way (BCC removed,
  * direct reply-to address filled in). */
 struct message *message_rewrite(const struct message *m, const struct wire_props *props);
+/* The same, also giving the message another exchange and routing key (dead-lettering). */
+struct message *message_rewrite_to(const struct message *m, struct wire_bytes exchange,
+                                   struct wire_bytes routing_key, const struct wire_props *props);
+
+/* The expiration property as milliseconds; false if absent. The channel refused messages
+ * whose expiration is not a non-negative integer, so a present one parses. */
+bool message_expiration_ms(const struct message *m, int64_t *ms);
+/* True if s is a valid expiration property: decimal digits, at most 2^32-1 ms as RabbitMQ. */
+bool expiration_is_valid(struct wire_bytes s);
 
 /* A copy of table t without the entries called name, encoded into out (at least t.raw.len
  * bytes); returns the new table, which borrows out. */

@@ -1,20 +1,246 @@
 #include "src/queue.h"
 
 #include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "amqp/table.h"
 #include "src/channel.h"
+#include "src/deadletter.h"
 #include "src/exchange.h"
+#include "src/log.h"
 #include "src/message.h"
 #include "src/util.h"
 #include "src/vhost.h"
+
+/* ---- Arguments ------------------------------------------------------------------------- */
+
+#define ARG_FMT "invalid arg '%s' for queue '%.*s' in vhost '%.*s': "
+
+struct arg_check {
+    const char *name;
+    struct wire_bytes qname, vname;
+    char *err;
+    size_t err_size;
+};
+
+static int arg_error(const struct arg_check *a, const char *what)
+{
+    snprintf(a->err, a->err_size, ARG_FMT "%s", a->name, (int)a->qname.len,
+             (const char *)a->qname.ptr, (int)a->vname.len, (const char *)a->vname.ptr, what);
+    return -1;
+}
+
+/* An integer argument at least min; RabbitMQ's reasons for a wrong type or value. */
+static int arg_int(const struct arg_check *a, const struct wire_field *f, int64_t min,
+                   int64_t *out)
+{
+    char what[96];
+
+    if (!wire_field_int(f, out)) {
+        snprintf(what, sizeof what, "{unacceptable_type,%s}",
+                 f->type == 'S' ? "longstr" : f->type == 't' ? "bool" : "other");
+        return arg_error(a, what);
+    }
+    if (*out < min) {
+        snprintf(what, sizeof what, "{value_%s,%" PRId64 "}", min == 0 ? "negative" : "zero",
+                 *out);
+        return arg_error(a, what);
+    }
+    return 0;
+}
+
+int queue_args_parse(struct wire_bytes args, struct wire_bytes queue_name,
+                     struct wire_bytes vhost_name, int64_t default_delivery_limit,
+                     struct queue_args *out, char *err, size_t err_size)
+{
+    struct wire_table_iter it;
+    struct wire_bytes key;
+    struct wire_field v;
+    struct arg_check a = {.qname = queue_name, .vname = vhost_name, .err = err,
+                          .err_size = err_size};
+
+    *out = (struct queue_args){
+        .message_ttl_ms = -1,
+        .expires_ms = -1,
+        .max_length = -1,
+        .max_length_bytes = -1,
+        .delivery_limit = default_delivery_limit > 0 ? default_delivery_limit : -1,
+        .overflow = OVERFLOW_DROP_HEAD,
+    };
+    wire_table_iter_init(&it, (struct wire_table){.raw = args});
+    while (wire_table_next(&it, &key, &v)) {
+        int64_t n;
+        char name[64];
+
+        snprintf(name, sizeof name, "%.*s", (int)key.len, (const char *)key.ptr);
+        a.name = name;
+        if (strcmp(name, "x-message-ttl") == 0) {
+            if (arg_int(&a, &v, 0, &n) != 0)
+                return -1;
+            out->message_ttl_ms = n;
+        } else if (strcmp(name, "x-expires") == 0) {
+            if (arg_int(&a, &v, 1, &n) != 0)
+                return -1;
+            out->expires_ms = n;
+        } else if (strcmp(name, "x-max-length") == 0) {
+            if (arg_int(&a, &v, 0, &n) != 0)
+                return -1;
+            out->max_length = n;
+        } else if (strcmp(name, "x-max-length-bytes") == 0) {
+            if (arg_int(&a, &v, 0, &n) != 0)
+                return -1;
+            out->max_length_bytes = n;
+        } else if (strcmp(name, "x-delivery-limit") == 0) {
+            if (arg_int(&a, &v, 0, &n) != 0)
+                return -1;
+            out->delivery_limit = n;
+        } else if (strcmp(name, "x-max-priority") == 0) {
+            if (arg_int(&a, &v, 0, &n) != 0)
+                return -1;
+            if (n > 255)
+                return arg_error(&a, "{value_too_large,max 255}");
+            out->max_priority = (uint8_t)n;
+        } else if (strcmp(name, "x-overflow") == 0) {
+            if (v.type != 'S')
+                return arg_error(&a, "{unacceptable_type,expected longstr}");
+            if (wire_bytes_eq_cstr(v.v.bytes, "drop-head"))
+                out->overflow = OVERFLOW_DROP_HEAD;
+            else if (wire_bytes_eq_cstr(v.v.bytes, "reject-publish"))
+                out->overflow = OVERFLOW_REJECT_PUBLISH;
+            else if (wire_bytes_eq_cstr(v.v.bytes, "reject-publish-dlx"))
+                out->overflow = OVERFLOW_REJECT_PUBLISH_DLX;
+            else {
+                char what[320];
+                snprintf(what, sizeof what, "{unacceptable_value,<<\"%.*s\">>}",
+                         (int)(v.v.bytes.len > 255 ? 255 : v.v.bytes.len),
+                         (const char *)v.v.bytes.ptr);
+                return arg_error(&a, what);
+            }
+        } else if (strcmp(name, "x-dead-letter-exchange") == 0) {
+            if (v.type != 'S')
+                return arg_error(&a, "{unacceptable_type,expected longstr}");
+            out->dlx = v.v.bytes;
+            out->has_dlx = true;
+        } else if (strcmp(name, "x-dead-letter-routing-key") == 0) {
+            if (v.type != 'S')
+                return arg_error(&a, "{unacceptable_type,expected longstr}");
+            out->dlrk = v.v.bytes;
+            out->has_dlrk = true;
+        } else if (strcmp(name, "x-single-active-consumer") == 0) {
+            if (v.type != 't')
+                return arg_error(&a, "{unacceptable_type,expected bool}");
+            out->single_active = v.v.boolean;
+        }
+        /* Other arguments are kept and ignored, as RabbitMQ does with unknown ones. */
+    }
+    if (out->has_dlrk && !out->has_dlx) {
+        snprintf(err, err_size,
+                 "invalid arg 'x-dead-letter-routing-key' for queue '%.*s' in vhost '%.*s': "
+                 "Key x-dead-letter-exchange should be present",
+                 (int)queue_name.len, (const char *)queue_name.ptr, (int)vhost_name.len,
+                 (const char *)vhost_name.ptr);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- Rings ----------------------------------------------------------------------------- */
+
+static struct qentry *ring_at(const struct qring *r, size_t i)
+{
+    return &r->ring[(r->head + i) & (r->cap - 1)];
+}
+
+static void ring_grow(struct qring *r)
+{
+    size_t cap = r->cap ? r->cap * 2 : 16;
+    struct qentry *ring = xmalloc(cap * sizeof *ring);
+
+    for (size_t i = 0; i < r->len; i++)
+        ring[i] = *ring_at(r, i);
+    free(r->ring);
+    r->ring = ring;
+    r->cap = cap;
+    r->head = 0;
+}
+
+static void ring_push_back(struct qring *r, const struct qentry *e)
+{
+    if (r->len == r->cap)
+        ring_grow(r);
+    *ring_at(r, r->len++) = *e;
+}
+
+/* Inserts by sequence number. Requeued messages are usually older than everything ready,
+ * so the search starts at the head, and the shorter side moves. */
+static void ring_insert(struct qring *r, const struct qentry *e)
+{
+    size_t pos;
+
+    if (r->len == r->cap)
+        ring_grow(r);
+    for (pos = 0; pos < r->len && ring_at(r, pos)->seq < e->seq; pos++)
+        ;
+    if (pos < r->len / 2) {
+        r->head = (r->head + r->cap - 1) & (r->cap - 1);
+        for (size_t i = 0; i < pos; i++)
+            *ring_at(r, i) = *ring_at(r, i + 1);
+    } else {
+        for (size_t i = r->len; i > pos; i--)
+            *ring_at(r, i) = *ring_at(r, i - 1);
+    }
+    *ring_at(r, pos) = *e;
+    r->len++;
+}
+
+static void ring_pop_front(struct qring *r, struct qentry *out)
+{
+    *out = *ring_at(r, 0);
+    r->head = (r->head + 1) & (r->cap - 1);
+    r->len--;
+}
+
+static struct qring *level_of(struct queue *q, const struct message *m)
+{
+    uint8_t p = (m->props.flags & WIRE_PROP_PRIORITY) ? m->props.priority : 0;
+
+    /* Priorities above the queue's maximum count as the maximum, as in RabbitMQ. */
+    return &q->levels[p < q->level_count ? p : q->level_count - 1];
+}
+
+static struct qring *top_level(struct queue *q)
+{
+    for (size_t i = q->level_count; i-- > 0;) {
+        if (q->levels[i].len > 0)
+            return &q->levels[i];
+    }
+    return NULL;
+}
+
+/* The lowest non-empty level: where drop-head takes from. */
+static struct qring *bottom_level(struct queue *q)
+{
+    for (size_t i = 0; i < q->level_count; i++) {
+        if (q->levels[i].len > 0)
+            return &q->levels[i];
+    }
+    return NULL;
+}
+
+/* ---- Life ------------------------------------------------------------------------------ */
+
+static void on_ttl_timer(struct ev_loop *loop, ev_timer *w, int revents);
+static void on_expires_timer(struct ev_loop *loop, ev_timer *w, int revents);
 
 struct queue *queue_new(struct vhost *vh, struct wire_bytes name, bool durable, bool exclusive,
                         bool auto_delete, struct wire_bytes arguments)
 {
     struct queue *q = xcalloc(1, sizeof *q);
+    char err[256];
+    int rc;
 
     q->kind = DEST_QUEUE;
     q->name = bytes_dup(name);
@@ -24,12 +250,19 @@ struct queue *queue_new(struct vhost *vh, struct wire_bytes name, bool durable, 
     q->auto_delete = auto_delete;
     q->arguments = bytes_dup(arguments);
     q->refs = 1;
-    {
-        struct wire_field v;
-        if (wire_table_find((struct wire_table){.raw = q->arguments}, "x-single-active-consumer",
-                            &v) &&
-            v.type == 't')
-            q->single_active = v.v.boolean;
+    /* The caller checked the arguments, so this cannot fail. */
+    rc = queue_args_parse(q->arguments, q->name, vh->name, vh->default_delivery_limit, &q->args,
+                          err, sizeof err);
+    assert(rc == 0);
+    (void)rc;
+    q->level_count = (uint16_t)(q->args.max_priority + 1);
+    q->levels = xcalloc(q->level_count, sizeof *q->levels);
+    ev_init(&q->ttl_timer, on_ttl_timer);
+    ev_init(&q->expires_timer, on_expires_timer);
+    q->last_used_ms = now_ms();
+    if (q->args.expires_ms > 0) {
+        ev_timer_set(&q->expires_timer, (double)q->args.expires_ms / 1000.0, 0.);
+        ev_timer_start(vh->loop, &q->expires_timer);
     }
     return q;
 }
@@ -42,7 +275,11 @@ void queue_ref(struct queue *q)
 static void queue_free(struct queue *q)
 {
     assert(q->len == 0 && q->consumer_count == 0);
-    free(q->ring);
+    ev_timer_stop(q->vhost->loop, &q->ttl_timer);
+    ev_timer_stop(q->vhost->loop, &q->expires_timer);
+    for (size_t i = 0; i < q->level_count; i++)
+        free(q->levels[i].ring);
+    free(q->levels);
     free(q->consumers);
     bytes_free(&q->name);
     bytes_free(&q->arguments);
@@ -55,69 +292,210 @@ void queue_unref(struct queue *q)
         queue_free(q);
 }
 
-static struct qentry *entry_at(const struct queue *q, size_t i)
+void queue_touch(struct queue *q)
 {
-    return &q->ring[(q->head + i) & (q->cap - 1)];
+    q->last_used_ms = now_ms();
 }
 
-static void ring_grow(struct queue *q)
-{
-    size_t cap = q->cap ? q->cap * 2 : 16;
-    struct qentry *ring = xmalloc(cap * sizeof *ring);
+/* ---- Expiry ---------------------------------------------------------------------------- */
 
-    for (size_t i = 0; i < q->len; i++)
-        ring[i] = *entry_at(q, i);
-    free(q->ring);
-    q->ring = ring;
-    q->cap = cap;
-    q->head = 0;
+static void arm_ttl_timer(struct queue *q, uint64_t now)
+{
+    ev_timer_stop(q->vhost->loop, &q->ttl_timer);
+    if (q->next_expiry_ms == 0 || q->deleted)
+        return;
+    ev_timer_set(&q->ttl_timer,
+                 q->next_expiry_ms > now ? (double)(q->next_expiry_ms - now) / 1000.0 : 0.,
+                 0.);
+    ev_timer_start(q->vhost->loop, &q->ttl_timer);
 }
 
-void queue_push(struct queue *q, struct message *m)
+static bool entry_expired(const struct qentry *e, uint64_t now)
 {
-    if (q->len == q->cap)
-        ring_grow(q);
-    *entry_at(q, q->len) = (struct qentry){.msg = message_ref(m), .seq = q->next_seq++};
+    return e->expires_at_ms != 0 && e->expires_at_ms <= now;
+}
+
+/* Removes every expired message, wherever it is in the queue (RabbitMQ only drops expired
+ * messages when they reach the head; Warren does not let them sit there), dead-lettering
+ * each with reason "expired", and sets the timer for the next one. */
+static void expire_due(struct queue *q)
+{
+    uint64_t now = now_ms(), next = 0;
+
+    if (q->next_expiry_ms == 0 || q->next_expiry_ms > now)
+        return;
+    for (size_t l = 0; l < q->level_count; l++) {
+        struct qring *r = &q->levels[l];
+        size_t kept = 0;
+        for (size_t i = 0; i < r->len; i++) {
+            struct qentry e = *ring_at(r, i);
+            if (entry_expired(&e, now)) {
+                q->ready_bytes -= message_bytes(e.msg);
+                q->stats.expired++;
+                deadletter(q, e.msg, DEAD_EXPIRED);
+                continue;
+            }
+            if (e.expires_at_ms != 0 && (next == 0 || e.expires_at_ms < next))
+                next = e.expires_at_ms;
+            *ring_at(r, kept++) = e;
+        }
+        q->len -= r->len - kept;
+        r->len = kept;
+    }
+    q->next_expiry_ms = next;
+    arm_ttl_timer(q, now);
+}
+
+static void on_ttl_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct queue *q = container_of(w, struct queue, ttl_timer);
+
+    (void)loop;
+    (void)revents;
+    expire_due(q);
+}
+
+static void on_expires_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct queue *q = container_of(w, struct queue, expires_timer);
+    uint64_t idle = now_ms() - q->last_used_ms;
+
+    (void)revents;
+    if (q->consumer_count == 0 && idle >= (uint64_t)q->args.expires_ms) {
+        log_info(NULL, "queue '%.*s' in vhost '%.*s' expired after %" PRId64 " ms unused",
+                 (int)q->name.len, (const char *)q->name.ptr, (int)q->vhost->name.len,
+                 (const char *)q->vhost->name.ptr, q->args.expires_ms);
+        queue_delete(q);
+        return;
+    }
+    /* In use, or used since the timer was set: look again when it could next expire. */
+    if (q->consumer_count > 0 || idle >= (uint64_t)q->args.expires_ms)
+        idle = 0;
+    ev_timer_set(w, (double)((uint64_t)q->args.expires_ms - idle) / 1000.0, 0.);
+    ev_timer_start(loop, w);
+}
+
+/* ---- Messages in and out --------------------------------------------------------------- */
+
+static bool over_limit(const struct queue *q, size_t extra_msgs, uint64_t extra_bytes)
+{
+    return (q->args.max_length >= 0 && q->len + extra_msgs > (uint64_t)q->args.max_length) ||
+           (q->args.max_length_bytes >= 0 &&
+            q->ready_bytes + extra_bytes > (uint64_t)q->args.max_length_bytes);
+}
+
+bool queue_push(struct queue *q, struct message *m)
+{
+    struct qentry e = {.msg = m, .seq = q->next_seq++};
+    int64_t ttl = q->args.message_ttl_ms, msg_ttl;
+    uint64_t now = 0;
+
+    if (q->deleted)
+        return true;
+    if ((q->args.overflow != OVERFLOW_DROP_HEAD) && over_limit(q, 1, message_bytes(m))) {
+        /* reject-publish: the newest message is refused (the publisher gets a nack);
+         * reject-publish-dlx dead-letters it as well. */
+        if (q->args.overflow == OVERFLOW_REJECT_PUBLISH_DLX)
+            deadletter(q, message_ref(m), DEAD_MAXLEN);
+        return false;
+    }
+    if (message_expiration_ms(m, &msg_ttl) && (ttl < 0 || msg_ttl < ttl))
+        ttl = msg_ttl;
+    if (ttl >= 0) {
+        now = now_ms();
+        e.expires_at_ms = now + (uint64_t)ttl;
+        if (e.expires_at_ms == 0)
+            e.expires_at_ms = 1;
+    }
+    message_ref(m);
+    ring_push_back(level_of(q, m), &e);
     q->len++;
     q->ready_bytes += message_bytes(m);
+    q->stats.published++;
     queue_dispatch(q);
+    /* drop-head: the oldest ready messages make room, dead-lettered with reason maxlen. */
+    while (q->len > 0 && over_limit(q, 0, 0)) {
+        struct qentry head;
+        ring_pop_front(bottom_level(q), &head);
+        q->len--;
+        q->ready_bytes -= message_bytes(head.msg);
+        deadletter(q, head.msg, DEAD_MAXLEN);
+    }
+    /* A message still here with a TTL of 0 found no consumer waiting: it expires now. */
+    if (e.expires_at_ms != 0 && q->len > 0) {
+        if (q->next_expiry_ms == 0 || e.expires_at_ms < q->next_expiry_ms) {
+            q->next_expiry_ms = e.expires_at_ms;
+            if (ttl == 0)
+                expire_due(q);
+            else
+                arm_ttl_timer(q, now);
+        }
+    }
+    return true;
 }
 
 void queue_requeue(struct queue *q, struct message *m, uint64_t seq, uint32_t deliveries)
 {
-    size_t pos;
+    struct qentry e = {.msg = m, .seq = seq, .deliveries = deliveries, .redelivered = true};
 
     if (q->deleted) {
         message_unref(m);
         return;
     }
-    if (q->len == q->cap)
-        ring_grow(q);
-    /* Requeued messages are usually older than everything ready, so search from the head. */
-    for (pos = 0; pos < q->len && entry_at(q, pos)->seq < seq; pos++)
-        ;
-    if (pos < q->len / 2) {
-        q->head = (q->head + q->cap - 1) & (q->cap - 1);
-        for (size_t i = 0; i < pos; i++)
-            *entry_at(q, i) = *entry_at(q, i + 1);
-    } else {
-        for (size_t i = q->len; i > pos; i--)
-            *entry_at(q, i) = *entry_at(q, i - 1);
+    /* A message that keeps coming back is parked, so a poison message cannot loop. */
+    if (q->args.delivery_limit >= 0 && deliveries > (uint64_t)q->args.delivery_limit) {
+        if (!q->args.has_dlx)
+            log_warn(NULL,
+                     "queue '%.*s': message returned %u times, over the delivery limit of %" PRId64
+                     ": dropped (no dead-letter exchange)",
+                     (int)q->name.len, (const char *)q->name.ptr, deliveries,
+                     q->args.delivery_limit);
+        deadletter(q, m, DEAD_DELIVERY_LIMIT);
+        return;
     }
-    *entry_at(q, pos) =
-        (struct qentry){.msg = m, .seq = seq, .deliveries = deliveries, .redelivered = true};
+    ring_insert(level_of(q, m), &e);
     q->len++;
     q->ready_bytes += message_bytes(m);
+    q->stats.redelivered++;
+}
+
+void queue_reject(struct queue *q, struct message *m)
+{
+    deadletter(q, m, DEAD_REJECTED);
+}
+
+/* Queues with a delivery limit show consumers how often a message came back, in the
+ * x-delivery-count header, as RabbitMQ's quorum queues do. */
+static void add_delivery_count(struct qentry *e)
+{
+    uint8_t *tmp = xmalloc(e->msg->props.headers.raw.len + 64);
+    struct wire_props props = e->msg->props;
+    struct wire_table rest = table_without(props.headers, "x-delivery-count", tmp);
+    struct wire_writer w = wire_writer_init(tmp + rest.raw.len, 64);
+    struct message *counted;
+
+    wire_table_put_i64(&w, "x-delivery-count", e->deliveries);
+    props.headers.raw = (struct wire_bytes){.ptr = tmp, .len = rest.raw.len + wire_writer_used(&w)};
+    props.flags |= WIRE_PROP_HEADERS;
+    counted = message_rewrite(e->msg, &props);
+    free(tmp);
+    message_unref(e->msg);
+    e->msg = counted;
 }
 
 bool queue_pop(struct queue *q, struct qentry *out)
 {
-    if (q->len == 0)
+    struct qring *r;
+
+    expire_due(q);
+    if ((r = top_level(q)) == NULL)
         return false;
-    *out = *entry_at(q, 0);
-    q->head = (q->head + 1) & (q->cap - 1);
+    ring_pop_front(r, out);
     q->len--;
     q->ready_bytes -= message_bytes(out->msg);
+    q->stats.delivered++;
+    if (out->deliveries > 0 && q->args.delivery_limit >= 0)
+        add_delivery_count(out);
     return true;
 }
 
@@ -127,7 +505,7 @@ static struct consumer *next_consumer(struct queue *q)
 {
     size_t i = 0;
 
-    if (q->single_active)
+    if (q->args.single_active)
         return channel_consumer_can_take(q->consumers[0]) ? q->consumers[0] : NULL;
     while (i < q->consumer_count) {
         int32_t level = q->consumers[i]->priority;
@@ -154,12 +532,13 @@ void queue_dispatch(struct queue *q)
     struct qentry e;
 
     /* A delivery can close a channel (e.g. a write error), which removes consumers: the
-     * flag keeps a nested call from running over the same ring. */
+     * flag keeps a nested call from running over the same rings. */
     if (q->dispatching || q->deleted)
         return;
     q->dispatching = true;
     while (q->len > 0 && q->consumer_count > 0 && (c = next_consumer(q)) != NULL) {
-        queue_pop(q, &e);
+        if (!queue_pop(q, &e))
+            break;
         channel_deliver(c, &e);
     }
     q->dispatching = false;
@@ -168,12 +547,23 @@ void queue_dispatch(struct queue *q)
 uint32_t queue_purge(struct queue *q)
 {
     uint32_t n = (uint32_t)q->len;
-    struct qentry e;
 
-    while (queue_pop(q, &e))
-        message_unref(e.msg);
+    for (size_t l = 0; l < q->level_count; l++) {
+        struct qring *r = &q->levels[l];
+        struct qentry e;
+        while (r->len > 0) {
+            ring_pop_front(r, &e);
+            message_unref(e.msg);
+        }
+    }
+    q->len = 0;
+    q->ready_bytes = 0;
+    q->next_expiry_ms = 0;
+    ev_timer_stop(q->vhost->loop, &q->ttl_timer);
     return n;
 }
+
+/* ---- Consumers ------------------------------------------------------------------------- */
 
 void queue_add_consumer(struct queue *q, struct consumer *c)
 {
@@ -194,6 +584,7 @@ void queue_add_consumer(struct queue *q, struct consumer *c)
     if (c->exclusive)
         q->has_exclusive_consumer = true;
     c->q = q;
+    queue_touch(q);
 }
 
 bool queue_remove_consumer(struct queue *q, struct consumer *c)
@@ -208,6 +599,7 @@ bool queue_remove_consumer(struct queue *q, struct consumer *c)
     q->consumer_count--;
     if (c->exclusive)
         q->has_exclusive_consumer = false;
+    queue_touch(q);
     if (q->auto_delete && q->consumer_count == 0 && q->had_consumer && !q->deleted) {
         queue_delete(q);
         return true;
@@ -222,6 +614,7 @@ uint32_t queue_delete(struct queue *q)
     if (q->deleted)
         return 0;
     q->deleted = true;
+    ev_timer_stop(q->vhost->loop, &q->expires_timer);
     while (q->bindings != NULL)
         exchange_unbind(q->bindings);
     /* Consumers of a deleted queue are cancelled: a client that announced

@@ -16,6 +16,7 @@
 
 #include "src/channel.h"
 #include "src/conn.h"
+#include "src/deadletter.h"
 #include "src/log.h"
 #include "src/util.h"
 #include "src/vhost.h"
@@ -159,7 +160,10 @@ static void on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
 void server_flush_pending(struct server *s)
 {
     struct conn *c;
+    void *v;
 
+    for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);)
+        vhost_flush_deadletters(v);
     /* One write per connection per loop turn, for everything the turn produced. */
     while ((c = s->flush_list) != NULL) {
         s->flush_list = c->next_flush;
@@ -236,6 +240,20 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ev_timer_start(loop, &s->shutdown_timer);
 }
 
+static void on_ack_timeout_check(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct server *s = container_of(w, struct server, ack_timeout_timer);
+    uint64_t now = now_ms();
+    struct conn *c, *next;
+
+    (void)loop;
+    (void)revents;
+    for (c = s->conns; c != NULL; c = next) {
+        next = c->next;
+        conn_check_ack_timeouts(c, now, s->cfg->consumer_timeout_ms);
+    }
+}
+
 int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg,
                 int port_override)
 {
@@ -245,7 +263,8 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
     hmap_init(&s->vhosts);
     hmap_init(&s->reply_channels);
     {
-        struct vhost *vh = vhost_new(wire_cstr(cfg->default_vhost));
+        struct vhost *vh = vhost_new(wire_cstr(cfg->default_vhost), loop);
+        vh->default_delivery_limit = cfg->delivery_limit;
         hmap_put(&s->vhosts, vh->name, vh);
     }
     ev_prepare_init(&s->flush_watcher, on_flush);
@@ -256,6 +275,14 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
     ev_signal_init(&s->sigint_watcher, on_signal, SIGINT);
     s->sigint_watcher.data = s;
     ev_signal_start(loop, &s->sigint_watcher);
+    ev_init(&s->ack_timeout_timer, on_ack_timeout_check);
+    if (cfg->consumer_timeout_ms > 0) {
+        /* Checked a few times per timeout, at most every 5 s and at least every 100 ms. */
+        double every = cfg->consumer_timeout_ms / 4000.0;
+        every = every > 5.0 ? 5.0 : every < 0.1 ? 0.1 : every;
+        ev_timer_set(&s->ack_timeout_timer, every, every);
+        ev_timer_start(loop, &s->ack_timeout_timer);
+    }
     return bind_listeners(s, port_override);
 }
 
@@ -298,6 +325,7 @@ void server_free(struct server *s)
     ev_signal_stop(s->loop, &s->sigterm_watcher);
     ev_signal_stop(s->loop, &s->sigint_watcher);
     ev_timer_stop(s->loop, &s->shutdown_timer);
+    ev_timer_stop(s->loop, &s->ack_timeout_timer);
 }
 
 struct vhost *server_vhost_find(struct server *s, struct wire_bytes name)

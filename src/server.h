@@ -36,6 +36,7 @@ struct server {
     ev_check reap_watcher;
     ev_signal sigterm_watcher, sigint_watcher;
     ev_timer shutdown_timer;
+    ev_timer ack_timeout_timer; /* consumer_timeout checks */
     bool stopping;
 };
 

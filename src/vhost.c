@@ -15,11 +15,12 @@ static void declare_builtin(struct vhost *vh, const char *name, const char *type
                                         (struct wire_bytes){0}));
 }
 
-struct vhost *vhost_new(struct wire_bytes name)
+struct vhost *vhost_new(struct wire_bytes name, struct ev_loop *loop)
 {
     struct vhost *vh = xcalloc(1, sizeof *vh);
 
     vh->name = bytes_dup(name);
+    vh->loop = loop;
     hmap_init(&vh->exchanges);
     hmap_init(&vh->queues);
     /* The default exchange routes by queue name itself (see vhost_route_key). */
@@ -52,6 +53,9 @@ void vhost_free(struct vhost *vh)
         exchange_free(v);
     hmap_free(&vh->exchanges);
     hmap_free(&vh->queues);
+    for (size_t k = 0; k < vh->dead_len; k++)
+        message_unref(vh->dead[k]);
+    free(vh->dead);
     route_out_free(&vh->route_step);
     route_out_free(&vh->route_pending);
     route_out_free(&vh->route_queues);

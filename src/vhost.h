@@ -3,6 +3,7 @@
 #ifndef WARREN_SRC_VHOST_H
 #define WARREN_SRC_VHOST_H
 
+#include <ev.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,10 @@ struct message;
 
 struct vhost {
     struct wire_bytes name; /* owned */
+    struct ev_loop *loop;   /* for the queues' timers */
+    int64_t default_delivery_limit; /* delivery_limit from the configuration; 0 none */
+    struct message **dead;  /* dead-lettered messages waiting to be republished */
+    size_t dead_len, dead_cap;
     struct hmap exchanges;  /* name -> struct exchange */
     struct hmap queues;     /* name -> struct queue */
     struct exchange *default_exchange;
@@ -28,7 +33,7 @@ struct vhost {
 
 /* A vhost with the default exchange and amq.direct, amq.fanout, amq.topic, amq.headers and
  * amq.match declared, as RabbitMQ has them. */
-struct vhost *vhost_new(struct wire_bytes name);
+struct vhost *vhost_new(struct wire_bytes name, struct ev_loop *loop);
 /* Deletes every queue and exchange, then the vhost. */
 void vhost_free(struct vhost *vh);
 
