@@ -6,4 +6,7 @@ exchanges_libexchanges_a_SOURCES = \
 	exchanges/route_out.c \
 	exchanges/xalloc.h exchanges/xalloc.c \
 	exchanges/binding_set.h exchanges/binding_set.c \
-	exchanges/bytes_map.h exchanges/bytes_map.c
+	exchanges/bytes_map.h exchanges/bytes_map.c \
+	exchanges/direct.c \
+	exchanges/fanout.c \
+	exchanges/topic.h exchanges/topic.c
