@@ -7,6 +7,7 @@ exchanges_libexchanges_a_SOURCES = \
 	exchanges/xalloc.h exchanges/xalloc.c \
 	exchanges/binding_set.h exchanges/binding_set.c \
 	exchanges/bytes_map.h exchanges/bytes_map.c \
+	exchanges/erl_term.h exchanges/erl_term.c \
 	exchanges/direct.c \
 	exchanges/fanout.c \
 	exchanges/topic.h exchanges/topic.c
