@@ -3,6 +3,7 @@
 noinst_LIBRARIES += exchanges/libexchanges.a
 exchanges_libexchanges_a_SOURCES = \
 	exchanges/exchange_type.h \
+	exchanges/registry.h exchanges/registry.c \
 	exchanges/route_out.c \
 	exchanges/xalloc.h exchanges/xalloc.c \
 	exchanges/binding_set.h exchanges/binding_set.c \
@@ -10,4 +11,5 @@ exchanges_libexchanges_a_SOURCES = \
 	exchanges/erl_term.h exchanges/erl_term.c \
 	exchanges/direct.c \
 	exchanges/fanout.c \
-	exchanges/topic.h exchanges/topic.c
+	exchanges/topic.h exchanges/topic.c \
+	exchanges/headers.c
