@@ -652,8 +652,10 @@ static int handle_basic_qos(struct channel *ch, const struct wire_method *m)
 {
     const struct wire_basic_qos *a = &m->u.basic_qos;
 
-    /* RabbitMQ ignores prefetch_size; so do we. global=false sets the limit of consumers
-     * created afterwards on this channel, global=true a limit shared by the channel. */
+    /* RabbitMQ refuses a byte limit; global=false sets the limit of consumers created
+     * afterwards on this channel, global=true a limit shared by the channel. */
+    if (a->prefetch_size != 0)
+        return channel_fail(ch, WIRE_NOT_IMPLEMENTED, "prefetch_size!=0 (%u)", a->prefetch_size);
     if (a->global)
         ch->prefetch_channel = a->prefetch_count;
     else
@@ -1088,11 +1090,12 @@ static int handle_basic_reject(struct channel *ch, const struct wire_method *m)
     return settle_tags(ch, a->delivery_tag, false, settle_kind_of(m->id, a->requeue));
 }
 
-/* RabbitMQ requeues on basic.recover whatever requeue says (redelivering to the same
- * consumer is not something it does); so does Warren. */
+/* basic.recover requeues every unacked delivery. Like RabbitMQ, Warren does not redeliver
+ * to the same consumer (requeue=false) and answers that with 540. */
 static int handle_basic_recover(struct channel *ch, const struct wire_method *m)
 {
-    (void)m;
+    if (!m->u.basic_recover.requeue)
+        return channel_fail(ch, WIRE_NOT_IMPLEMENTED, "requeue=false");
     requeue_all(ch);
     conn_send_method(ch->conn, ch->id, WIRE_BASIC_RECOVER_OK, &(struct wire_basic_recover_ok){0});
     return 0;
@@ -1100,7 +1103,8 @@ static int handle_basic_recover(struct channel *ch, const struct wire_method *m)
 
 static int handle_basic_recover_async(struct channel *ch, const struct wire_method *m)
 {
-    (void)m;
+    if (!m->u.basic_recover_async.requeue)
+        return channel_fail(ch, WIRE_NOT_IMPLEMENTED, "requeue=false");
     requeue_all(ch);
     return 0;
 }
