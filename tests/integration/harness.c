@@ -703,6 +703,27 @@ void it_expect_counts_at(amqp_connection_state_t c, const char *queue, long mess
             messages, consumers, ok->message_count, ok->consumer_count);
 }
 
+void it_expect_queue_gone_at(amqp_connection_state_t c, const char *queue, const char *file,
+                             int line)
+{
+    long long deadline = now_ms() + COUNT_WAIT_MS;
+    amqp_rpc_reply_t r;
+    char text[400];
+
+    snprintf(text, sizeof text, "NOT_FOUND - no queue '%s' in vhost '/'", queue);
+    for (;;) {
+        amqp_queue_declare(c, 1, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
+        r = amqp_get_rpc_reply(c);
+        if (r.reply_type != AMQP_RESPONSE_NORMAL)
+            break;
+        if (now_ms() > deadline)
+            fail_at(file, line, "queue '%s' still exists", queue);
+        sleep_ms(10);
+    }
+    it_expect_channel_close_at(c, 1, r, 404, text, file, line);
+    it_channel_open(c, 1);
+}
+
 void it_temp_queue(amqp_connection_state_t c, const char *name)
 {
     it_queue_declare(c, 1, name, false, true, false, amqp_empty_table, NULL, NULL);

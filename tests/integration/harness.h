@@ -139,6 +139,13 @@ void it_temp_queue(amqp_connection_state_t c, const char *name);
 void it_expect_counts_at(amqp_connection_state_t c, const char *queue, long messages,
                          long consumers, const char *file, int line);
 
+/* Fails the test unless queue disappears (a passive declare on channel 1 closes the channel
+ * with 404) within two seconds: RabbitMQ deletes exclusive and auto-delete queues shortly
+ * after the close or cancel that triggers it. Channel 1 is open again afterwards. */
+#define it_expect_queue_gone(c, queue) it_expect_queue_gone_at((c), (queue), __FILE__, __LINE__)
+void it_expect_queue_gone_at(amqp_connection_state_t c, const char *queue, const char *file,
+                             int line);
+
 /* queue.delete on channel 1 asserting success; returns the message count. */
 uint32_t it_queue_delete(amqp_connection_state_t c, const char *name);
 

@@ -469,6 +469,18 @@ START_TEST(no_ack_consumer_empties_the_queue_without_acks)
 }
 END_TEST
 
+START_TEST(consume_from_missing_queue_closes_channel_with_404)
+{
+    amqp_connection_state_t c = it_connect();
+    char q[64], text[200];
+
+    it_name(q, sizeof q, "consume.missing");
+    snprintf(text, sizeof text, "NOT_FOUND - no queue '%s' in vhost '/'", q);
+    it_expect_channel_close(c, 1, consume(c, 1, q, NULL, false), 404, text);
+    it_disconnect(c);
+}
+END_TEST
+
 START_TEST(exclusive_consumer_refuses_other_consumers_with_403)
 {
     amqp_connection_state_t c = it_connect();
@@ -663,6 +675,17 @@ START_TEST(global_prefetch_limits_the_whole_channel)
     }
     ck_assert_int_eq(delivered, 1);
     it_disconnect(c);
+}
+END_TEST
+
+START_TEST(prefetch_size_is_not_implemented_and_closes_connection_with_540)
+{
+    amqp_connection_state_t c = it_connect();
+
+    amqp_basic_qos(c, 1, 1000, 0, 0);
+    it_expect_connection_close(c, amqp_get_rpc_reply(c), 540,
+                               "NOT_IMPLEMENTED - prefetch_size!=0 (1000)");
+    it_destroy(c);
 }
 END_TEST
 
@@ -967,6 +990,7 @@ static Suite *basic_suite(void)
     tcase_add_test(tc, consume_with_empty_tag_gets_server_generated_tag);
     tcase_add_test(tc, delivery_carries_exchange_key_and_increasing_tags);
     tcase_add_test(tc, no_ack_consumer_empties_the_queue_without_acks);
+    tcase_add_test(tc, consume_from_missing_queue_closes_channel_with_404);
     tcase_add_test(tc, exclusive_consumer_refuses_other_consumers_with_403);
     tcase_add_test(tc, exclusive_consume_on_queue_with_consumers_fails_with_403);
     tcase_add_test(tc, duplicate_consumer_tag_closes_connection_with_530);
@@ -979,6 +1003,7 @@ static Suite *basic_suite(void)
     tcase_add_test(tc, prefetch_limits_unacked_deliveries_per_consumer);
     tcase_add_test(tc, prefetch_applies_to_each_new_consumer_separately);
     tcase_add_test(tc, global_prefetch_limits_the_whole_channel);
+    tcase_add_test(tc, prefetch_size_is_not_implemented_and_closes_connection_with_540);
 
     tc = it_tcase(s, "ack");
     tcase_add_test(tc, ack_single_and_multiple_remove_exactly_those_messages);

@@ -86,15 +86,18 @@ END_TEST
 
 START_TEST(tune_offers_rabbitmq_defaults)
 {
-    /* Asking 0 for channel_max and heartbeat takes what the broker offers in connection.tune;
-     * frame_max is asked as 0x7fffffff because rabbitmq-c keeps a 0 as is. */
-    struct it_conn_opts o = {.channel_max = 0, .frame_max = 0x7fffffff, .heartbeat = 0};
+    /* rabbitmq-c takes the smaller of each value it asks and the broker's connection.tune
+     * (0 asked for channel_max: the broker's). It turns a frame_max of 0 into 4096, so the
+     * largest frame_max is asked instead; and a heartbeat above the broker's shows the
+     * broker's. */
+    struct it_conn_opts o = {.channel_max = 0, .frame_max = 0x7fffffff, .heartbeat = 3600};
     amqp_rpc_reply_t r;
     amqp_connection_state_t c = it_connect_raw(&o, &r);
 
     it_assert_ok(r, "login");
     ck_assert_int_eq(amqp_get_channel_max(c), 2047);
     ck_assert_int_eq(amqp_get_frame_max(c), 131072);
+    ck_assert_int_eq(amqp_get_heartbeat(c), 60);
     it_disconnect(c);
 }
 END_TEST
