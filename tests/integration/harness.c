@@ -620,6 +620,12 @@ void it_expect_connection_close_at(amqp_connection_state_t c, amqp_rpc_reply_t r
 
 amqp_rpc_reply_t it_wait_method(amqp_connection_state_t c, int timeout_ms)
 {
+    return it_wait_method_on(c, timeout_ms, NULL);
+}
+
+amqp_rpc_reply_t it_wait_method_on(amqp_connection_state_t c, int timeout_ms,
+                                   amqp_channel_t *channel)
+{
     long long deadline = now_ms() + timeout_ms;
     amqp_rpc_reply_t r = {0};
     amqp_frame_t frame;
@@ -641,6 +647,8 @@ amqp_rpc_reply_t it_wait_method(amqp_connection_state_t c, int timeout_ms)
         }
         if (frame.frame_type != AMQP_FRAME_METHOD)
             continue;
+        if (channel != NULL)
+            *channel = frame.channel;
         r.reply = frame.payload.method;
         r.reply_type =
             r.reply.id == AMQP_CHANNEL_CLOSE_METHOD || r.reply.id == AMQP_CONNECTION_CLOSE_METHOD

@@ -109,6 +109,10 @@ void it_expect_connection_close_at(amqp_connection_state_t c, amqp_rpc_reply_t r
  * AMQP_RESPONSE_LIBRARY_EXCEPTION. Content frames of deliveries are skipped. */
 amqp_rpc_reply_t it_wait_method(amqp_connection_state_t c, int timeout_ms);
 
+/* Same, and tells on which channel the method came (channel may be NULL). */
+amqp_rpc_reply_t it_wait_method_on(amqp_connection_state_t c, int timeout_ms,
+                                   amqp_channel_t *channel);
+
 /* Fails the test unless channel ch still works: makes one round trip (a passive declare of
  * amq.direct, which changes nothing) and asserts it succeeds. Used after methods without a
  * reply (publish, ack) to prove the broker accepted them. */

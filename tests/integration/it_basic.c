@@ -384,6 +384,7 @@ START_TEST(mandatory_unroutable_message_is_returned_with_312)
     amqp_rpc_reply_t r;
     const amqp_basic_return_t *ret;
     amqp_message_t msg;
+    amqp_channel_t ch = 0;
     char key[64];
 
     it_name(key, sizeof key, "unrouted");
@@ -391,9 +392,10 @@ START_TEST(mandatory_unroutable_message_is_returned_with_312)
                                         amqp_cstring_bytes(key), 1, 0, &p,
                                         amqp_cstring_bytes("back")),
                      AMQP_STATUS_OK);
-    r = it_wait_method(c, 2000);
+    r = it_wait_method_on(c, 2000, &ch);
     it_assert_ok(r, "waiting for basic.return");
     ck_assert_uint_eq(r.reply.id, AMQP_BASIC_RETURN_METHOD);
+    ck_assert_uint_eq(ch, 1);
     ret = r.reply.decoded;
     ck_assert_uint_eq(ret->reply_code, 312);
     it_assert_bytes(ret->reply_text, "NO_ROUTE");
@@ -465,6 +467,10 @@ START_TEST(no_ack_consumer_empties_the_queue_without_acks)
     expect_delivery(c, "m2", false, NULL, 0);
     expect_delivery(c, "m3", false, NULL, 0);
     it_expect_counts(c, q, 0, 1);
+    /* Nothing delivered without acks waits for one. */
+    it_ack(c, 1, 1, false);
+    it_expect_channel_close(c, 1, it_wait_method(c, 2000), 406,
+                            "PRECONDITION_FAILED - unknown delivery tag 1");
     it_disconnect(c);
 }
 END_TEST
@@ -564,6 +570,39 @@ START_TEST(cancel_of_unknown_tag_is_answered_with_cancel_ok)
 
     it_assert_ok(amqp_get_rpc_reply(c), "basic.cancel of an unknown tag");
     it_assert_bytes(ok->consumer_tag, "never-consumed");
+    it_disconnect(c);
+}
+END_TEST
+
+START_TEST(deleting_the_queue_cancels_its_consumers_for_clients_that_ask)
+{
+    amqp_table_entry_t caps[] = {
+        {.key = amqp_cstring_bytes("consumer_cancel_notify"),
+         .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1}},
+    };
+    amqp_table_entry_t entries[] = {
+        {.key = amqp_cstring_bytes("capabilities"),
+         .value = {.kind = AMQP_FIELD_KIND_TABLE, .value.table = {1, caps}}},
+    };
+    amqp_table_t props = {1, entries};
+    struct it_conn_opts o = {.client_properties = &props};
+    amqp_connection_state_t c = it_connect_opts(&o);
+    const amqp_basic_cancel_t *cancel;
+    amqp_rpc_reply_t r;
+    amqp_channel_t ch = 0;
+    char q[64];
+
+    it_queue(c, it_name(q, sizeof q, "cancel.notify"));
+    it_channel_open(c, 2);
+    it_consume(c, 2, q, "watcher", true, false, NULL, 0);
+    it_queue_delete(c, q);
+    r = it_wait_method_on(c, 2000, &ch);
+    it_assert_ok(r, "waiting for basic.cancel");
+    ck_assert_msg(r.reply.id == AMQP_BASIC_CANCEL_METHOD, "got %s instead of basic.cancel",
+                  amqp_method_name(r.reply.id));
+    ck_assert_uint_eq(ch, 2);
+    cancel = r.reply.decoded;
+    it_assert_bytes(cancel->consumer_tag, "watcher");
     it_disconnect(c);
 }
 END_TEST
@@ -811,6 +850,14 @@ START_TEST(unknown_delivery_tag_closes_channel_with_406)
     it_ack(c, 1, 42, false);
     it_expect_channel_close(c, 1, it_wait_method(c, 2000), 406,
                             "PRECONDITION_FAILED - unknown delivery tag 42");
+    it_channel_open(c, 1);
+    ck_assert_int_eq(amqp_basic_reject(c, 1, 43, 1), AMQP_STATUS_OK);
+    it_expect_channel_close(c, 1, it_wait_method(c, 2000), 406,
+                            "PRECONDITION_FAILED - unknown delivery tag 43");
+    it_channel_open(c, 1);
+    ck_assert_int_eq(amqp_basic_nack(c, 1, 44, 0, 1), AMQP_STATUS_OK);
+    it_expect_channel_close(c, 1, it_wait_method(c, 2000), 406,
+                            "PRECONDITION_FAILED - unknown delivery tag 44");
     it_disconnect(c);
 }
 END_TEST
@@ -998,6 +1045,7 @@ static Suite *basic_suite(void)
     tcase_add_test(tc, cancel_stops_deliveries_and_keeps_messages);
     tcase_add_test(tc, cancel_of_unknown_tag_is_answered_with_cancel_ok);
     tcase_add_test(tc, consumers_of_one_queue_take_turns);
+    tcase_add_test(tc, deleting_the_queue_cancels_its_consumers_for_clients_that_ask);
 
     tc = it_tcase(s, "qos");
     tcase_add_test(tc, prefetch_limits_unacked_deliveries_per_consumer);
