@@ -3,8 +3,10 @@
 #include "harness.h"
 
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +29,100 @@ static void assert_nonempty_string(const amqp_table_t *t, const char *key)
                   "server property '%s' is of kind %d, not a long string", key, v->kind);
     ck_assert_msg(v->value.bytes.len > 0, "server property '%s' is empty", key);
 }
+
+/* Reads exactly n bytes from fd within deadline_ms (CLOCK_MONOTONIC, ms); returns the
+ * number read before EOF or the deadline. */
+static size_t read_fully(int fd, unsigned char *buf, size_t n, long long deadline_ms)
+{
+    size_t got = 0;
+
+    while (got < n) {
+        struct timespec ts;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        long long left;
+        ssize_t k;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        left = deadline_ms - ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            break;
+        k = read(fd, buf + got, n - got);
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    return got;
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* True if word is one of the space-separated words of list (len bytes). */
+static bool has_word(const unsigned char *list, size_t len, const char *word)
+{
+    size_t n = strlen(word);
+
+    for (size_t i = 0; i + n <= len;) {
+        size_t end = i;
+
+        while (end < len && list[end] != ' ')
+            end++;
+        if (end - i == n && memcmp(list + i, word, n) == 0)
+            return true;
+        i = end + 1;
+    }
+    return false;
+}
+
+START_TEST(protocol_header_is_answered_with_connection_start)
+{
+    static const unsigned char header[8] = {'A', 'M', 'Q', 'P', 0, 0, 9, 1};
+    unsigned char frame_header[7], payload[8192], end;
+    int fd = it_raw_socket();
+    long long deadline = mono_ms() + 5000;
+    uint32_t size, props_len, mech_len, locales_len;
+    const unsigned char *p;
+
+    ck_assert_int_eq(send(fd, header, sizeof header, MSG_NOSIGNAL), (ssize_t)sizeof header);
+    ck_assert_uint_eq(read_fully(fd, frame_header, sizeof frame_header, deadline), 7);
+    ck_assert_uint_eq(frame_header[0], 1);                        /* method frame */
+    ck_assert_uint_eq(frame_header[1] << 8 | frame_header[2], 0); /* channel 0 */
+    size = get_u32(frame_header + 3);
+    ck_assert_uint_le(size, sizeof payload);
+    ck_assert_uint_eq(read_fully(fd, payload, size, deadline), size);
+    ck_assert_uint_eq(read_fully(fd, &end, 1, deadline), 1);
+    ck_assert_uint_eq(end, 0xce);
+
+    /* connection.start: class 10, method 10, version 0-9. */
+    ck_assert_uint_ge(size, 4 + 2 + 4);
+    ck_assert_uint_eq(payload[0] << 8 | payload[1], 10);
+    ck_assert_uint_eq(payload[2] << 8 | payload[3], 10);
+    ck_assert_uint_eq(payload[4], 0);
+    ck_assert_uint_eq(payload[5], 9);
+    props_len = get_u32(payload + 6);
+    ck_assert_uint_le(10 + (size_t)props_len + 4, size);
+    p = payload + 10 + props_len;
+    mech_len = get_u32(p);
+    ck_assert_uint_le((size_t)(p + 4 - payload) + mech_len + 4, size);
+    ck_assert_msg(has_word(p + 4, mech_len, "PLAIN"), "mechanisms '%.*s'", (int)mech_len, p + 4);
+    ck_assert_msg(has_word(p + 4, mech_len, "AMQPLAIN"), "mechanisms '%.*s'", (int)mech_len, p + 4);
+    p += 4 + mech_len;
+    locales_len = get_u32(p);
+    ck_assert_uint_eq((size_t)(p + 4 - payload) + locales_len, size);
+    ck_assert_msg(has_word(p + 4, locales_len, "en_US"), "locales '%.*s'", (int)locales_len, p + 4);
+    close(fd);
+}
+END_TEST
 
 START_TEST(login_with_plain_succeeds_and_channel_works)
 {
@@ -281,38 +377,6 @@ START_TEST(custom_client_properties_are_accepted)
 }
 END_TEST
 
-/* Reads exactly n bytes from fd within deadline_ms (CLOCK_MONOTONIC, ms); returns the
- * number read before EOF or the deadline. */
-static size_t read_fully(int fd, unsigned char *buf, size_t n, long long deadline_ms)
-{
-    size_t got = 0;
-
-    while (got < n) {
-        struct timespec ts;
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        long long left;
-        ssize_t k;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        left = deadline_ms - ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-            break;
-        k = read(fd, buf + got, n - got);
-        if (k <= 0)
-            break;
-        got += (size_t)k;
-    }
-    return got;
-}
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 START_TEST(heartbeat_is_negotiated_sent_and_enforced)
 {
     static const unsigned char heartbeat[8] = {8, 0, 0, 0, 0, 0, 0, 0xce};
@@ -361,6 +425,7 @@ static Suite *connection_suite(void)
     Suite *s = suite_create("connection");
     TCase *tc = it_tcase(s, "login");
 
+    tcase_add_test(tc, protocol_header_is_answered_with_connection_start);
     tcase_add_test(tc, login_with_plain_succeeds_and_channel_works);
     tcase_add_test(tc, server_properties_name_the_product);
     tcase_add_test(tc, wrong_password_is_refused_with_403);
