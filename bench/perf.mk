@@ -1,1 +1,21 @@
-# bench: perf fragment
+# bench: warren-perf, the load generator (producers and consumers speaking AMQP through
+# amqp/libwire.a), and its smoke tests. bench/compare runs it against Warren and RabbitMQ.
+noinst_PROGRAMS += bench/warren-perf
+bench_warren_perf_SOURCES = \
+	bench/warren_perf.c \
+	bench/perf_conn.h bench/perf_conn.c \
+	bench/perf_hist.h bench/perf_hist.c \
+	bench/perf_sink.h bench/perf_sink.c
+# Always optimised, whatever CFLAGS the build uses: the tool must not be what limits a figure.
+bench_warren_perf_CFLAGS = $(AM_CFLAGS) -O2 -pthread
+bench_warren_perf_LDADD = amqp/libwire.a -lm -lpthread
+
+
+# The histogram behind the latency figures; the tool end to end against its sink and against
+# a live warrend (so a change to amqp/ or to the broker that breaks the tool shows at once).
+check_PROGRAMS += bench/check_perf_hist
+bench_check_perf_hist_SOURCES = bench/check_perf_hist.c bench/perf_hist.h bench/perf_hist.c
+bench_check_perf_hist_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+bench_check_perf_hist_LDADD = $(CHECK_LIBS) -lm
+TESTS += bench/check_perf_hist bench/check_perf_sink.sh bench/check_perf_broker.sh
+EXTRA_DIST += bench/check_perf_sink.sh bench/check_perf_broker.sh
