@@ -1,1 +1,12 @@
-# tests/interop: build fragment included by the top Makefile.am
+# tests/interop: the broker through other clients (pika, amqplib, amqp-tools) and AMQP spoken
+# by hand over a socket. Each test is a shell wrapper that sources lib.sh (start warrend, or
+# use the broker named by AMQP_HOST/AMQP_PORT), runs one client and passes on its verdict.
+# Against RabbitMQ: AMQP_HOST=127.0.0.1 AMQP_PORT=5672 tests/interop/raw_protocol.sh
+# amqplib is installed into tests/interop/node_modules by tests/interop/setup.sh (npm ci).
+INTEROP_TESTS = \
+	tests/interop/raw_protocol.sh
+
+TESTS += $(INTEROP_TESTS)
+EXTRA_DIST += $(INTEROP_TESTS) \
+	tests/interop/lib.sh \
+	tests/interop/raw_protocol.py
