@@ -4,9 +4,11 @@
 # Against RabbitMQ: AMQP_HOST=127.0.0.1 AMQP_PORT=5672 tests/interop/raw_protocol.sh
 # amqplib is installed into tests/interop/node_modules by tests/interop/setup.sh (npm ci).
 INTEROP_TESTS = \
-	tests/interop/raw_protocol.sh
+	tests/interop/raw_protocol.sh \
+	tests/interop/pika_core.sh
 
 TESTS += $(INTEROP_TESTS)
 EXTRA_DIST += $(INTEROP_TESTS) \
 	tests/interop/lib.sh \
-	tests/interop/raw_protocol.py
+	tests/interop/raw_protocol.py \
+	tests/interop/pika_core.py

@@ -1,0 +1,7 @@
+#!/bin/sh
+# The broker core through pika, Debian's python3-pika (pika_core.py).
+# shellcheck source=tests/interop/lib.sh
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/interop/lib.sh"
+interop_need_python pika
+interop_start_broker
+interop_run /usr/bin/python3 "$interop_dir/pika_core.py"
