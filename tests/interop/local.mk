@@ -5,10 +5,15 @@
 # amqplib is installed into tests/interop/node_modules by tests/interop/setup.sh (npm ci).
 INTEROP_TESTS = \
 	tests/interop/raw_protocol.sh \
-	tests/interop/pika_core.sh
+	tests/interop/pika_core.sh \
+	tests/interop/amqplib_core.sh
 
 TESTS += $(INTEROP_TESTS)
 EXTRA_DIST += $(INTEROP_TESTS) \
 	tests/interop/lib.sh \
+	tests/interop/setup.sh \
 	tests/interop/raw_protocol.py \
-	tests/interop/pika_core.py
+	tests/interop/pika_core.py \
+	tests/interop/amqplib_core.js \
+	tests/interop/package.json \
+	tests/interop/package-lock.json
