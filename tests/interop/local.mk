@@ -6,7 +6,8 @@
 INTEROP_TESTS = \
 	tests/interop/raw_protocol.sh \
 	tests/interop/pika_core.sh \
-	tests/interop/amqplib_core.sh
+	tests/interop/amqplib_core.sh \
+	tests/interop/amqp_tools.sh
 
 TESTS += $(INTEROP_TESTS)
 EXTRA_DIST += $(INTEROP_TESTS) \
