@@ -60,6 +60,7 @@ interop_start_broker()
     fi
     printf 'log.level = info\n' >"$interop_tmp/warren.conf"
     warrend_log=$interop_tmp/warrend.log
+    : >"$warrend_log" # exists before the first look for the ready line
     "$WARREND" -c "$interop_tmp/warren.conf" --port 0 >"$warrend_log" 2>&1 &
     warrend_pid=$!
 
