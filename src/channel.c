@@ -413,8 +413,10 @@ static int handle_exchange_declare(struct channel *ch, const struct wire_method 
     }
     type = exchange_type_find(a->type);
     if (type == NULL)
-        return channel_fail(ch, WIRE_COMMAND_INVALID, "unknown exchange type " NAME_FMT,
-                            NAME_ARG(a->type));
+        /* RabbitMQ says "invalid" for names its runtime knows as atoms, the empty one among
+         * them, and "unknown" for the rest. */
+        return channel_fail(ch, WIRE_COMMAND_INVALID, "%s exchange type " NAME_FMT,
+                            a->type.len == 0 ? "invalid" : "unknown", NAME_ARG(a->type));
     if (x == NULL) {
         if (exchange_name_is_reserved(a->exchange))
             return channel_fail(ch, WIRE_ACCESS_REFUSED,

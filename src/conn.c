@@ -276,6 +276,9 @@ int conn_fail(struct conn *c, uint16_t code, const char *fmt, va_list ap)
     c->err_code = code;
     if (n > 0 && (size_t)n < sizeof c->err_text)
         vsnprintf(c->err_text + n, sizeof c->err_text - (size_t)n, fmt, ap);
+    /* A reply text is a shortstr: RabbitMQ cuts a longer one to 252 octets and "...". */
+    if (strlen(c->err_text) > 255)
+        memcpy(c->err_text + 252, "...", 4);
     return -1;
 }
 

@@ -63,7 +63,7 @@ struct conn {
 
     /* The error of the frame being handled (see channel_fail). */
     uint16_t err_code;
-    char err_text[256];
+    char err_text[512]; /* cut to 255 octets, as a shortstr, when reported */
 
     bool confirms_pending; /* some channel has publisher confirms to send */
     bool flush_queued;

@@ -77,6 +77,7 @@ int main(int argc, char **argv)
         return 1;
     }
     log_set_level((enum log_level)cfg.log_level);
+    log_set_console(cfg.log_console);
     if (cfg.log_file[0] != '\0' && log_open_file(cfg.log_file) != 0) {
         fprintf(stderr, "warrend: cannot open log file %s: %s\n", cfg.log_file, strerror(errno));
         return 1;
