@@ -269,13 +269,10 @@ async function main() {
   const pkg = path.join(path.dirname(require.resolve('amqplib')), 'package.json');
   const version = JSON.parse(fs.readFileSync(pkg, 'utf8')).version;
   console.log(`amqplib ${version} against ${HOST}:${PORT}`);
-  const conn = await amqp.connect({
-    hostname: HOST,
-    port: PORT,
-    username: 'guest',
-    password: 'guest',
-    timeout: TIMEOUT_MS,
-  });
+  const conn = await amqp.connect(
+    { hostname: HOST, port: PORT, username: 'guest', password: 'guest' },
+    { timeout: TIMEOUT_MS }, // for the TCP connect and the handshake
+  );
   conn.on('error', (e) => console.log(`connection error: ${e.message}`));
   const ch = await conn.createChannel();
   for (const [title, fn] of CHECKS) {
