@@ -16,8 +16,17 @@ const PORT = Number(process.env.AMQP_PORT || 5672);
 // Names of this run, so parallel runs against one broker do not meet.
 const PREFIX = `interop.amqplib.${process.pid}`;
 const TIMEOUT_MS = 5000;
+const EXCHANGES = [];
 
 const name = (suffix) => `${PREFIX}.${suffix}`;
+
+// An exchange of this run; a failed run deletes those it left (see main).
+async function newExchange(ch, suffix, kind) {
+  const ex = name(suffix);
+  await ch.assertExchange(ex, kind, { durable: false });
+  EXCHANGES.push(ex);
+  return ex;
+}
 
 // An exclusive queue: the broker removes it when the connection closes.
 async function newQueue(ch, suffix) {
@@ -67,8 +76,7 @@ async function consumeN(ch, queue, n, onMessage) {
 }
 
 async function publishConsumeAck(conn, ch) {
-  const ex = name('direct');
-  await ch.assertExchange(ex, 'direct', { durable: false });
+  const ex = await newExchange(ch, 'direct', 'direct');
   const q = await newQueue(ch, 'work');
   await ch.bindQueue(q, ex, 'work');
   const sent = ['one', 'two', 'three'];
@@ -116,8 +124,7 @@ async function basicGet(conn, ch) {
 }
 
 async function topicRouting(conn, ch) {
-  const ex = name('topic');
-  await ch.assertExchange(ex, 'topic', { durable: false });
+  const ex = await newExchange(ch, 'topic', 'topic');
   const star = await newQueue(ch, 'star');
   const hash = await newQueue(ch, 'hash');
   await ch.bindQueue(star, ex, 'stock.*.nyse');
@@ -141,8 +148,7 @@ async function topicRouting(conn, ch) {
 }
 
 async function fanout(conn, ch) {
-  const ex = name('fanout');
-  await ch.assertExchange(ex, 'fanout', { durable: false });
+  const ex = await newExchange(ch, 'fanout', 'fanout');
   const a = await newQueue(ch, 'fan.a');
   const b = await newQueue(ch, 'fan.b');
   await ch.bindQueue(a, ex, 'ignored');
@@ -264,6 +270,16 @@ const CHECKS = [
   ['properties and headers round trip', propertiesAndHeaders],
 ];
 
+// Best effort, so that a failed run against a shared broker leaves nothing behind.
+async function deleteExchanges(conn) {
+  try {
+    const ch = await conn.createChannel();
+    for (const ex of EXCHANGES) await ch.deleteExchange(ex);
+  } catch {
+    // the connection is gone: nothing more to do
+  }
+}
+
 async function main() {
   // The package exports no ./package.json: read it beside its entry point.
   const pkg = path.join(path.dirname(require.resolve('amqplib')), 'package.json');
@@ -280,6 +296,7 @@ async function main() {
       await fn(conn, ch);
     } catch (e) {
       console.log(`FAIL ${title}: ${e.message}`);
+      await deleteExchanges(conn);
       return 1;
     }
     console.log(`ok   ${title}`);

@@ -20,6 +20,7 @@ PORT = int(os.environ.get("AMQP_PORT", "5672"))
 # Names of this run, so parallel runs against one broker do not meet.
 PREFIX = "interop.pika.%d" % os.getpid()
 TIMEOUT_S = 5
+EXCHANGES = []
 
 
 class CheckFailed(Exception):
@@ -33,6 +34,14 @@ def expect_eq(got, want, what):
 
 def name(suffix):
     return "%s.%s" % (PREFIX, suffix)
+
+
+def new_exchange(ch, suffix, kind):
+    """An exchange of this run; a failed run deletes those it left (see main)."""
+    ex = name(suffix)
+    ch.exchange_declare(ex, exchange_type=kind)
+    EXCHANGES.append(ex)
+    return ex
 
 
 def new_queue(ch, suffix):
@@ -56,8 +65,7 @@ def drain(ch, queue):
 
 
 def check_publish_consume_ack(conn, ch):
-    ex = name("direct")
-    ch.exchange_declare(ex, exchange_type="direct")
+    ex = new_exchange(ch, "direct", "direct")
     q = new_queue(ch, "work")
     ch.queue_bind(q, ex, routing_key="work")
     sent = [b"one", b"two", b"three"]
@@ -115,8 +123,7 @@ def check_basic_get(conn, ch):
 
 
 def check_topic_routing(conn, ch):
-    ex = name("topic")
-    ch.exchange_declare(ex, exchange_type="topic")
+    ex = new_exchange(ch, "topic", "topic")
     star = new_queue(ch, "star")
     hash_ = new_queue(ch, "hash")
     ch.queue_bind(star, ex, routing_key="stock.*.nyse")
@@ -132,8 +139,7 @@ def check_topic_routing(conn, ch):
 
 
 def check_fanout(conn, ch):
-    ex = name("fanout")
-    ch.exchange_declare(ex, exchange_type="fanout")
+    ex = new_exchange(ch, "fanout", "fanout")
     a = new_queue(ch, "fan.a")
     b = new_queue(ch, "fan.b")
     ch.queue_bind(a, ex, routing_key="ignored")
@@ -229,6 +235,16 @@ CHECKS = [
 ]
 
 
+def delete_exchanges(conn):
+    """Best effort, so that a failed run against a shared broker leaves nothing behind."""
+    try:
+        ch = conn.channel()
+        for ex in EXCHANGES:
+            ch.exchange_delete(ex)
+    except pika.exceptions.AMQPError:
+        pass
+
+
 def main():
     params = pika.ConnectionParameters(
         host=HOST,
@@ -244,11 +260,12 @@ def main():
     for title, fn in CHECKS:
         try:
             fn(conn, ch)
-        except CheckFailed as e:
-            print("FAIL %s: %s" % (title, e))
-            return 1
-        except pika.exceptions.AMQPError as e:
-            print("FAIL %s: %s: %r" % (title, type(e).__name__, e))
+        except (CheckFailed, pika.exceptions.AMQPError) as e:
+            if isinstance(e, CheckFailed):
+                print("FAIL %s: %s" % (title, e))
+            else:
+                print("FAIL %s: %s: %r" % (title, type(e).__name__, e))
+            delete_exchanges(conn)
             return 1
         print("ok   %s" % title)
     conn.close()
