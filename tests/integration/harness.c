@@ -930,3 +930,245 @@ void it_assert_bytes_at(amqp_bytes_t b, const char *s, const char *expr, const c
         fail_at(file, line, "%s: expected '%s', got '%.*s'", expr, s, (int)b.len,
                 (const char *)b.bytes);
 }
+
+/* ---- time ----------------------------------------------------------------------------- */
+
+long long it_now_ms(void)
+{
+    return now_ms();
+}
+
+void it_sleep_ms(long ms)
+{
+    sleep_ms(ms);
+}
+
+/* ---- field tables --------------------------------------------------------------------- */
+
+void it_table_init(struct it_table *t)
+{
+    memset(t, 0, sizeof *t);
+    t->table.entries = t->entries;
+}
+
+void it_table_add(struct it_table *t, const char *key, amqp_field_value_t value)
+{
+    ck_assert_int_lt(t->table.num_entries, IT_TABLE_MAX);
+    t->entries[t->table.num_entries].key = amqp_cstring_bytes(key);
+    t->entries[t->table.num_entries].value = value;
+    t->table.num_entries++;
+}
+
+void it_table_add_long(struct it_table *t, const char *key, int64_t value)
+{
+    it_table_add(t, key, (amqp_field_value_t){.kind = AMQP_FIELD_KIND_I64, .value.i64 = value});
+}
+
+void it_table_add_int(struct it_table *t, const char *key, int32_t value)
+{
+    it_table_add(t, key, (amqp_field_value_t){.kind = AMQP_FIELD_KIND_I32, .value.i32 = value});
+}
+
+void it_table_add_str(struct it_table *t, const char *key, const char *value)
+{
+    it_table_add(t, key,
+                 (amqp_field_value_t){.kind = AMQP_FIELD_KIND_UTF8,
+                                      .value.bytes = amqp_cstring_bytes(value)});
+}
+
+void it_table_add_bool(struct it_table *t, const char *key, bool value)
+{
+    it_table_add(t, key,
+                 (amqp_field_value_t){.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = value});
+}
+
+const amqp_field_value_t *it_table_get(const amqp_table_t *t, const char *key)
+{
+    for (int i = 0; i < t->num_entries; i++) {
+        if (it_bytes_eq(t->entries[i].key, key))
+            return &t->entries[i].value;
+    }
+    return NULL;
+}
+
+void it_assert_table_str_at(const amqp_table_t *t, const char *key, const char *value,
+                            const char *file, int line)
+{
+    const amqp_field_value_t *v = it_table_get(t, key);
+
+    if (v == NULL)
+        fail_at(file, line, "table has no '%s' (expected '%s')", key, value);
+    if (v->kind != AMQP_FIELD_KIND_UTF8)
+        fail_at(file, line, "'%s' has kind '%c', expected 'S'", key, v->kind);
+    if (!it_bytes_eq(v->value.bytes, value))
+        fail_at(file, line, "'%s': expected '%s', got '%.*s'", key, value, (int)v->value.bytes.len,
+                (const char *)v->value.bytes.bytes);
+}
+
+void it_assert_table_long_at(const amqp_table_t *t, const char *key, int64_t value,
+                             const char *file, int line)
+{
+    const amqp_field_value_t *v = it_table_get(t, key);
+
+    if (v == NULL)
+        fail_at(file, line, "table has no '%s' (expected %lld)", key, (long long)value);
+    if (v->kind != AMQP_FIELD_KIND_I64)
+        fail_at(file, line, "'%s' has kind '%c', expected 'l'", key, v->kind);
+    if (v->value.i64 != value)
+        fail_at(file, line, "'%s': expected %lld, got %lld", key, (long long)value,
+                (long long)v->value.i64);
+}
+
+amqp_table_t it_headers(const struct it_msg *m)
+{
+    if ((m->message.properties._flags & AMQP_BASIC_HEADERS_FLAG) == 0)
+        return amqp_empty_table;
+    return m->message.properties.headers;
+}
+
+/* ---- consumers and deliveries --------------------------------------------------------- */
+
+void it_consume_args(amqp_connection_state_t c, amqp_channel_t ch, const char *queue,
+                     const char *tag, bool no_ack, bool exclusive, amqp_table_t args, char *tag_out,
+                     size_t tag_size)
+{
+    amqp_basic_consume_ok_t *ok;
+    char what[300];
+
+    ok = amqp_basic_consume(c, ch, amqp_cstring_bytes(queue),
+                            tag != NULL ? amqp_cstring_bytes(tag) : amqp_empty_bytes, 0, no_ack,
+                            exclusive, args);
+    snprintf(what, sizeof what, "basic.consume '%s' with arguments", queue);
+    it_assert_ok(amqp_get_rpc_reply(c), what);
+    ck_assert_ptr_nonnull(ok);
+    if (tag_out != NULL)
+        snprintf(tag_out, tag_size, "%.*s", (int)ok->consumer_tag.len,
+                 (const char *)ok->consumer_tag.bytes);
+}
+
+void it_expect_delivery_at(amqp_connection_state_t c, int timeout_ms, const char *body,
+                           struct it_msg *m, const char *file, int line)
+{
+    char got[256];
+
+    if (!it_next_delivery(c, timeout_ms, m))
+        fail_at(file, line, "no delivery of '%s' within %d ms", body, timeout_ms);
+    if (!it_bytes_eq(m->message.body, body)) {
+        it_body(m, got, sizeof got);
+        it_msg_free(m);
+        fail_at(file, line, "expected a delivery of '%s', got '%s'", body, got);
+    }
+}
+
+void it_expect_no_delivery_at(amqp_connection_state_t c, int quiet_ms, const char *file, int line)
+{
+    struct it_msg m;
+    char got[256];
+
+    if (it_next_delivery(c, quiet_ms, &m)) {
+        it_body(&m, got, sizeof got);
+        it_msg_free(&m);
+        fail_at(file, line, "unexpected delivery of '%s'", got);
+    }
+}
+
+void it_expect_get_at(amqp_connection_state_t c, amqp_channel_t ch, const char *queue,
+                      const char *body, struct it_msg *m, const char *file, int line)
+{
+    struct it_msg local;
+    char got[256];
+
+    if (m == NULL)
+        m = &local;
+    if (!it_get(c, ch, queue, true, m))
+        fail_at(file, line, "queue '%s' is empty, expected '%s'", queue, body);
+    if (!it_bytes_eq(m->message.body, body)) {
+        it_body(m, got, sizeof got);
+        it_msg_free(m);
+        fail_at(file, line, "queue '%s': expected '%s', got '%s'", queue, body, got);
+    }
+    if (m == &local)
+        it_msg_free(m);
+}
+
+void it_expect_empty_at(amqp_connection_state_t c, amqp_channel_t ch, const char *queue,
+                        const char *file, int line)
+{
+    struct it_msg m;
+    char got[256];
+
+    if (it_get(c, ch, queue, true, &m)) {
+        it_body(&m, got, sizeof got);
+        it_msg_free(&m);
+        fail_at(file, line, "queue '%s' is not empty: got '%s'", queue, got);
+    }
+}
+
+/* ---- publisher confirms --------------------------------------------------------------- */
+
+void it_confirm_select(amqp_connection_state_t c, amqp_channel_t ch)
+{
+    amqp_confirm_select(c, ch);
+    it_assert_ok(amqp_get_rpc_reply(c), "confirm.select");
+}
+
+/* Settles tag, and with multiple every pending tag from first_pending (the lowest pending one,
+ * so a burst of multiple confirms costs no more than the tags it settles) up to it. */
+static void settle(enum it_confirm *state, uint64_t first_pending, uint64_t last, uint64_t tag,
+                   bool multiple, enum it_confirm fate, const char *file, int line)
+{
+    if (tag == 0 || tag > last)
+        fail_at(file, line, "%s of tag %llu, but only %llu messages were published",
+                fate == IT_ACKED ? "basic.ack" : "basic.nack", (unsigned long long)tag,
+                (unsigned long long)last);
+    if (state[tag] != IT_PENDING)
+        fail_at(file, line, "tag %llu confirmed twice", (unsigned long long)tag);
+    state[tag] = fate;
+    for (uint64_t i = first_pending; multiple && i < tag; i++) {
+        if (state[i] == IT_PENDING)
+            state[i] = fate;
+    }
+}
+
+void it_collect_confirms_at(amqp_connection_state_t c, amqp_channel_t ch, enum it_confirm *state,
+                            uint64_t last, int timeout_ms, int *returns, const char *file, int line)
+{
+    long long deadline = now_ms() + timeout_ms;
+    uint64_t first_pending = 1;
+    char buf[512];
+
+    for (;;) {
+        amqp_channel_t got_ch = 0;
+        amqp_rpc_reply_t r;
+        long long left;
+
+        while (first_pending <= last && state[first_pending] != IT_PENDING)
+            first_pending++;
+        if (first_pending > last)
+            return;
+        left = deadline - now_ms();
+        r = it_wait_method_on(c, left > 0 ? (int)left : 0, &got_ch);
+        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            r.library_error == AMQP_STATUS_TIMEOUT)
+            fail_at(file, line, "no confirm of tag %llu within %d ms",
+                    (unsigned long long)first_pending, timeout_ms);
+        if (r.reply_type != AMQP_RESPONSE_NORMAL)
+            fail_at(file, line, "waiting for confirms: %s", it_reply_str(r, buf, sizeof buf));
+        if (got_ch != ch || r.reply.id == AMQP_BASIC_DELIVER_METHOD)
+            continue;
+        if (r.reply.id == AMQP_BASIC_ACK_METHOD) {
+            const amqp_basic_ack_t *ack = r.reply.decoded;
+            settle(state, first_pending, last, ack->delivery_tag, ack->multiple, IT_ACKED, file,
+                   line);
+        } else if (r.reply.id == AMQP_BASIC_NACK_METHOD) {
+            const amqp_basic_nack_t *nack = r.reply.decoded;
+            settle(state, first_pending, last, nack->delivery_tag, nack->multiple, IT_NACKED, file,
+                   line);
+        } else if (r.reply.id == AMQP_BASIC_RETURN_METHOD) {
+            if (returns != NULL)
+                (*returns)++;
+        } else {
+            fail_at(file, line, "waiting for confirms, got %s", amqp_method_name(r.reply.id));
+        }
+    }
+}

@@ -222,4 +222,100 @@ bool it_bytes_eq(amqp_bytes_t b, const char *s);
 void it_assert_bytes_at(amqp_bytes_t b, const char *s, const char *expr, const char *file,
                         int line);
 
+/* ---- time ----------------------------------------------------------------------------- */
+
+/* A monotonic clock in milliseconds, for measuring when things happen. */
+long long it_now_ms(void);
+
+void it_sleep_ms(long ms);
+
+/* ---- field tables --------------------------------------------------------------------- */
+
+#define IT_TABLE_MAX 16
+
+/* A field table built in place for arguments and headers: it_table_init() it, add entries,
+ * then pass t.table (which points into t, so t must outlive its use). Keys and string values
+ * are borrowed, not copied. */
+struct it_table {
+    amqp_table_t table;
+    amqp_table_entry_t entries[IT_TABLE_MAX];
+};
+
+void it_table_init(struct it_table *t);
+void it_table_add(struct it_table *t, const char *key, amqp_field_value_t value);
+void it_table_add_long(struct it_table *t, const char *key, int64_t value);    /* 'l' */
+void it_table_add_int(struct it_table *t, const char *key, int32_t value);     /* 'I' */
+void it_table_add_str(struct it_table *t, const char *key, const char *value); /* 'S' */
+void it_table_add_bool(struct it_table *t, const char *key, bool value);       /* 't' */
+
+/* The value of key in t, or NULL when t has no such entry. */
+const amqp_field_value_t *it_table_get(const amqp_table_t *t, const char *key);
+
+/* Fails the test unless t has key as a long string (kind 'S') equal to value. */
+#define it_assert_table_str(t, key, value)                                                         \
+    it_assert_table_str_at((t), (key), (value), __FILE__, __LINE__)
+void it_assert_table_str_at(const amqp_table_t *t, const char *key, const char *value,
+                            const char *file, int line);
+
+/* Fails the test unless t has key as a signed 64-bit integer (kind 'l') equal to value. */
+#define it_assert_table_long(t, key, value)                                                        \
+    it_assert_table_long_at((t), (key), (value), __FILE__, __LINE__)
+void it_assert_table_long_at(const amqp_table_t *t, const char *key, int64_t value,
+                             const char *file, int line);
+
+/* The headers of a received message (an empty table when it has none). */
+amqp_table_t it_headers(const struct it_msg *m);
+
+/* ---- consumers and deliveries --------------------------------------------------------- */
+
+/* basic.consume with arguments (x-priority, ...) on ch asserting success; otherwise as
+ * it_consume(). */
+void it_consume_args(amqp_connection_state_t c, amqp_channel_t ch, const char *queue,
+                     const char *tag, bool no_ack, bool exclusive, amqp_table_t args, char *tag_out,
+                     size_t tag_size);
+
+/* Fails the test unless a delivery arrives within timeout_ms and has this body; the delivery
+ * goes to *m (it_msg_free() it). */
+#define it_expect_delivery(c, timeout_ms, body, m)                                                 \
+    it_expect_delivery_at((c), (timeout_ms), (body), (m), __FILE__, __LINE__)
+void it_expect_delivery_at(amqp_connection_state_t c, int timeout_ms, const char *body,
+                           struct it_msg *m, const char *file, int line);
+
+/* Fails the test if any delivery arrives within quiet_ms. */
+#define it_expect_no_delivery(c, quiet_ms)                                                         \
+    it_expect_no_delivery_at((c), (quiet_ms), __FILE__, __LINE__)
+void it_expect_no_delivery_at(amqp_connection_state_t c, int quiet_ms, const char *file, int line);
+
+/* Fails the test unless basic.get on ch takes a message with this body (acked by no_ack)
+ * from queue; the message goes to *m when m is not NULL (it_msg_free() it). */
+#define it_expect_get(c, ch, queue, body, m)                                                       \
+    it_expect_get_at((c), (ch), (queue), (body), (m), __FILE__, __LINE__)
+void it_expect_get_at(amqp_connection_state_t c, amqp_channel_t ch, const char *queue,
+                      const char *body, struct it_msg *m, const char *file, int line);
+
+/* Fails the test unless queue is empty (basic.get on ch answers get-empty). */
+#define it_expect_empty(c, ch, queue) it_expect_empty_at((c), (ch), (queue), __FILE__, __LINE__)
+void it_expect_empty_at(amqp_connection_state_t c, amqp_channel_t ch, const char *queue,
+                        const char *file, int line);
+
+/* ---- publisher confirms --------------------------------------------------------------- */
+
+/* confirm.select on ch asserting select-ok. */
+void it_confirm_select(amqp_connection_state_t c, amqp_channel_t ch);
+
+/* What the broker said about one published message in confirm mode. */
+enum it_confirm { IT_PENDING = 0, IT_ACKED, IT_NACKED };
+
+/* Reads basic.ack and basic.nack on ch until every entry of state[1..last] is settled or
+ * timeout_ms passes (then fails the test); state[i] is the fate of publish sequence number
+ * i, and `multiple` settles every pending entry up to the tag. A confirm of an already
+ * settled or unknown tag fails the test. Returns on other channels and deliveries are
+ * skipped; basic.return on ch is skipped too (counted in *returns when not NULL), as is its
+ * content. Anything else fails the test. */
+#define it_collect_confirms(c, ch, state, last, timeout_ms, returns)                               \
+    it_collect_confirms_at((c), (ch), (state), (last), (timeout_ms), (returns), __FILE__, __LINE__)
+void it_collect_confirms_at(amqp_connection_state_t c, amqp_channel_t ch, enum it_confirm *state,
+                            uint64_t last, int timeout_ms, int *returns, const char *file,
+                            int line);
+
 #endif

@@ -14,7 +14,9 @@ IT_CHECKS = \
 	tests/integration/it_exchange \
 	tests/integration/it_queue \
 	tests/integration/it_basic \
-	tests/integration/it_limits
+	tests/integration/it_limits \
+	tests/integration/it_confirm \
+	tests/integration/it_tx
 
 check_PROGRAMS += $(IT_CHECKS)
 TESTS += $(IT_CHECKS)
@@ -38,3 +40,11 @@ tests_integration_it_basic_LDADD = $(IT_LDADD)
 tests_integration_it_limits_SOURCES = tests/integration/it_limits.c
 tests_integration_it_limits_CFLAGS = $(IT_CFLAGS)
 tests_integration_it_limits_LDADD = $(IT_LDADD)
+
+tests_integration_it_confirm_SOURCES = tests/integration/it_confirm.c
+tests_integration_it_confirm_CFLAGS = $(IT_CFLAGS)
+tests_integration_it_confirm_LDADD = $(IT_LDADD)
+
+tests_integration_it_tx_SOURCES = tests/integration/it_tx.c
+tests_integration_it_tx_CFLAGS = $(IT_CFLAGS)
+tests_integration_it_tx_LDADD = $(IT_LDADD)
