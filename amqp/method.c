@@ -1737,7 +1737,7 @@ void wire_method_encode(struct wire_writer *w, uint32_t id, const void *args)
         wire_encode_confirm_select_ok(w, args);
         return;
     default:
-        assert(!"wire_method_encode: not a method of the spec");
+        assert(false); /* id is not a method of the spec: a bug in the caller */
     }
 }
 

@@ -352,7 +352,7 @@ void wire_put_field(struct wire_writer *w, const struct wire_field *value)
     case 'V':
         break;
     default:
-        assert(!"wire_put_field: unknown field type");
+        assert(false); /* not a field type: a bug in the caller */
     }
 }
 

@@ -368,7 +368,7 @@ void wire_method_encode(struct wire_writer *w, uint32_t id, const void *args)
         out.append("    case %s:\n        wire_encode_%s(w, args);\n        return;\n"
                    % (macro(cls, m), sym(cls, m)))
     out.append("""    default:
-        assert(!"wire_method_encode: not a method of the spec");
+        assert(false); /* id is not a method of the spec: a bug in the caller */
     }
 }
 
