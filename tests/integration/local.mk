@@ -16,7 +16,10 @@ IT_CHECKS = \
 	tests/integration/it_basic \
 	tests/integration/it_limits \
 	tests/integration/it_confirm \
-	tests/integration/it_tx
+	tests/integration/it_tx \
+	tests/integration/it_e2e \
+	tests/integration/it_consumers \
+	tests/integration/it_publish
 
 check_PROGRAMS += $(IT_CHECKS)
 TESTS += $(IT_CHECKS)
@@ -48,3 +51,15 @@ tests_integration_it_confirm_LDADD = $(IT_LDADD)
 tests_integration_it_tx_SOURCES = tests/integration/it_tx.c
 tests_integration_it_tx_CFLAGS = $(IT_CFLAGS)
 tests_integration_it_tx_LDADD = $(IT_LDADD)
+
+tests_integration_it_e2e_SOURCES = tests/integration/it_e2e.c
+tests_integration_it_e2e_CFLAGS = $(IT_CFLAGS)
+tests_integration_it_e2e_LDADD = $(IT_LDADD)
+
+tests_integration_it_consumers_SOURCES = tests/integration/it_consumers.c
+tests_integration_it_consumers_CFLAGS = $(IT_CFLAGS)
+tests_integration_it_consumers_LDADD = $(IT_LDADD)
+
+tests_integration_it_publish_SOURCES = tests/integration/it_publish.c
+tests_integration_it_publish_CFLAGS = $(IT_CFLAGS)
+tests_integration_it_publish_LDADD = $(IT_LDADD)
