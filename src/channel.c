@@ -1272,7 +1272,7 @@ static int handle_method(struct channel *ch, const struct wire_frame *f)
     int rc = wire_method_decode(f->payload, &m);
 
     if (rc != WIRE_OK)
-        return channel_fail(ch, (uint16_t)-rc, "malformed method frame");
+        return conn_method_error(ch->conn, f->payload, rc);
     for (size_t i = 0; i < ARRAY_LEN(handlers); i++) {
         if (handlers[i].id == m.id)
             return handlers[i].handle(ch, &m);

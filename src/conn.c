@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "build_config.h"
+#include "exchanges/erl_term.h"
 #include "src/channel.h"
 #include "src/config.h"
 #include "src/message.h"
@@ -330,6 +331,62 @@ static void close_after_flush(struct conn *c)
     server_want_flush(c->srv, c);
 }
 
+/* RabbitMQ quotes the octets of a bad frame as an Erlang binary: <<0,20,0,10,0>>. */
+static const char *octets(struct wire_bytes b, char *out, size_t out_size)
+{
+    struct erl_out o = {.buf = out, .size = out_size};
+    erl_out_binary(&o, b);
+    return out;
+}
+
+int conn_method_error(struct conn *c, struct wire_bytes payload, int rc)
+{
+    char text[200];
+
+    if (rc == WIRE_ERR_COMMAND_INVALID && payload.len >= 4) {
+        /* RabbitMQ 3.10 drops the socket without a word here (its connection process
+         * crashes); Warren says what was wrong. */
+        return fail(c, WIRE_NOT_IMPLEMENTED, "unknown method: class %u, method %u",
+                    (unsigned)(payload.ptr[0] << 8 | payload.ptr[1]),
+                    (unsigned)(payload.ptr[2] << 8 | payload.ptr[3]));
+    }
+    if (payload.len >= 4) {
+        payload.ptr += 4;
+        payload.len -= 4;
+    }
+    return fail(c, WIRE_FRAME_ERROR, "cannot decode %s", octets(payload, text, sizeof text));
+}
+
+/* The frame at the front of buf failed to parse: say why, as RabbitMQ words it. */
+static void frame_error(struct conn *c, const uint8_t *buf, size_t len)
+{
+    struct wire_reader r = wire_reader_init(buf, len);
+    struct wire_bytes payload = {0};
+    uint8_t type = 0, end = 0;
+    uint16_t channel;
+    uint32_t size = 0;
+    char text[200];
+
+    wire_u8(&r, &type);
+    wire_u16(&r, &channel);
+    wire_u32(&r, &size);
+    if (c->frame_max != 0 && size > c->frame_max) {
+        fail(c, WIRE_FRAME_ERROR, "type %u, all octets = <<>>: {frame_too_large,%u,%u}", type,
+             size, c->frame_max - WIRE_FRAME_OVERHEAD);
+        return;
+    }
+    wire_bytes(&r, wire_left(&r) < size ? wire_left(&r) : size, &payload);
+    if (type != WIRE_FRAME_METHOD && type != WIRE_FRAME_HEADER && type != WIRE_FRAME_BODY &&
+        type != WIRE_FRAME_HEARTBEAT) {
+        fail(c, WIRE_FRAME_ERROR, "type %u, all octets = %s: unknown_frame", type,
+             octets(payload, text, sizeof text));
+        return;
+    }
+    wire_u8(&r, &end);
+    fail(c, WIRE_FRAME_ERROR, "type %u, all octets = %s: {invalid_frame_end_marker,%u}", type,
+         octets(payload, text, sizeof text), end);
+}
+
 /* ---- Handshake ------------------------------------------------------------------------- */
 
 static void send_start(struct conn *c)
@@ -416,7 +473,7 @@ static int refuse_login(struct conn *c, struct wire_bytes mech, const char *why)
     /* Clients that do not announce authentication_failure_close just see the socket close,
      * as RabbitMQ does. */
     if (c->cap_auth_failure_close)
-        conn_close_with(c, WIRE_ACCESS_REFUSED, text, WIRE_CONNECTION_START_OK);
+        conn_close_with(c, WIRE_ACCESS_REFUSED, text, 0);
     else
         close_after_flush(c);
     return 0;
@@ -437,7 +494,8 @@ static int handle_start_ok(struct conn *c, const struct wire_connection_start_ok
         return fail(c, WIRE_COMMAND_INVALID, "unknown authentication mechanism '%.*s'",
                     (int)m->mechanism.len, (const char *)m->mechanism.ptr);
     if (!sasl_credentials(m->mechanism, m->response, &user, &pass))
-        return refuse_login(c, m->mechanism, "malformed SASL response");
+        return fail(c, WIRE_ACCESS_REFUSED, "malformed %.*s response", (int)m->mechanism.len,
+                    (const char *)m->mechanism.ptr);
     snprintf(c->log.user, sizeof c->log.user, "%.*s", (int)user.len, (const char *)user.ptr);
     if (!wire_bytes_eq_cstr(user, cfg->default_user) ||
         !wire_bytes_eq_cstr(pass, cfg->default_pass))
@@ -530,12 +588,15 @@ static int handle_channel0(struct conn *c, const struct wire_frame *f, uint32_t 
 
     if (f->type == WIRE_FRAME_HEARTBEAT)
         return 0;
-    if (f->type != WIRE_FRAME_METHOD)
-        return fail(c, WIRE_UNEXPECTED_FRAME, "expected method frame on channel 0");
+    if (f->type != WIRE_FRAME_METHOD) {
+        char text[200];
+        return fail(c, WIRE_UNEXPECTED_FRAME, "type %u, all octets = %s", f->type,
+                    octets(f->payload, text, sizeof text));
+    }
     rc = wire_method_decode(f->payload, &m);
-    if (rc != WIRE_OK)
-        return fail(c, (uint16_t)-rc, "malformed method frame on channel 0");
     *method_id = m.id;
+    if (rc != WIRE_OK)
+        return conn_method_error(c, f->payload, rc);
 
     switch (c->state) {
     case CONN_AWAIT_START_OK:
@@ -572,13 +633,8 @@ static int handle_channel0(struct conn *c, const struct wire_frame *f, uint32_t 
         return 0;
     case WIRE_CONNECTION_UPDATE_SECRET:
         return handle_update_secret(c, &m.u.connection_update_secret);
-    default: {
-        const struct wire_method_info *info = wire_method_info(m.id);
-        if (info != NULL && !info->channel0_only)
-            return fail(c, WIRE_COMMAND_INVALID, "%s is not allowed on channel 0", info->name);
-        return fail(c, WIRE_NOT_IMPLEMENTED, "%s is not implemented",
-                    info ? info->name : "unknown method");
-    }
+    default:
+        return fail(c, WIRE_CHANNEL_ERROR, "unexpected method in connection state running");
     }
 }
 
@@ -642,8 +698,10 @@ static int handle_channel_frame(struct conn *c, const struct wire_frame *f, uint
     *method_id = id;
     if (c->state != CONN_OPEN)
         return fail(c, WIRE_CHANNEL_ERROR, "expected 'channel.open'");
-    if (f->type == WIRE_FRAME_HEARTBEAT)
-        return fail(c, WIRE_FRAME_ERROR, "heartbeat frame on channel %u", f->channel);
+    if (f->type == WIRE_FRAME_HEARTBEAT) {
+        *method_id = 0;
+        return fail(c, WIRE_UNEXPECTED_FRAME, "type 8, all octets = <<>>");
+    }
     if (ch == NULL)
         return open_channel(c, f);
     if (ch->state == CHANNEL_CLOSING) {
@@ -674,8 +732,12 @@ static int handle_channel_frame(struct conn *c, const struct wire_frame *f, uint
         if (id != 0 && WIRE_METHOD_CLASS(id) == WIRE_CLASS_CONNECTION)
             return fail(c, WIRE_COMMAND_INVALID, "connection methods are only valid on channel 0");
     }
-    if (f->type != WIRE_FRAME_METHOD)
-        *method_id = WIRE_BASIC_PUBLISH; /* content errors are reported against the publish */
+    /* RabbitMQ reports content errors against the publish being assembled, and a content
+     * frame that belongs to no publish against nothing (0, 0). */
+    if (ch->content != CONTENT_NONE)
+        *method_id = WIRE_BASIC_PUBLISH;
+    else if (f->type != WIRE_FRAME_METHOD)
+        *method_id = 0;
     return channel_handle_frame(ch, f);
 }
 
@@ -686,6 +748,12 @@ void conn_report_error(struct conn *c, uint16_t channel, uint32_t method_id)
 
     if (c->state == CONN_CLOSED)
         return;
+    if (c->state == CONN_AWAIT_START_OK) {
+        /* Before connection.tune RabbitMQ closes the socket without a word; so do we. */
+        log_warn(&c->log, "closing connection during the handshake: %s", c->err_text);
+        close_after_flush(c);
+        return;
+    }
     if (ch == NULL || wire_reply_code_is_hard(c->err_code)) {
         conn_close_with(c, c->err_code, c->err_text, method_id);
         return;
@@ -756,9 +824,8 @@ static void process_input(struct conn *c)
                 conn_abort(c);
                 return;
             }
-            fail(c, WIRE_FRAME_ERROR, "%s",
-                 rc == WIRE_ERR_FRAME ? "invalid frame (size, type or frame end)" : "bad frame");
-            conn_close_with(c, c->err_code, c->err_text, 0);
+            frame_error(c, c->in + off, c->in_len - off);
+            conn_report_error(c, 0, 0);
             off = c->in_len; /* nothing after a broken frame can be trusted */
             break;
         }

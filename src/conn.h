@@ -93,6 +93,10 @@ int conn_fail(struct conn *c, uint16_t code, const char *fmt, va_list ap)
 
 /* Sends connection.close with code and text (already prefixed) and waits for close-ok. */
 void conn_close_with(struct conn *c, uint16_t code, const char *text, uint32_t method_id);
+/* Records the error for a method frame that did not decode (rc from wire_method_decode):
+ * 540 for an unknown class or method, 501 "cannot decode <<args>>" otherwise. Returns -1. */
+int conn_method_error(struct conn *c, struct wire_bytes payload, int rc);
+
 /* Turns the error recorded with channel_fail()/conn_fail() into channel.close (soft error on
  * an open channel) or connection.close (hard error), as its reply code's class says. */
 void conn_report_error(struct conn *c, uint16_t channel, uint32_t method_id);
