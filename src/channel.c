@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exchanges/erl_term.h"
 #include "exchanges/registry.h"
 #include "src/config.h"
 #include "src/conn.h"
@@ -417,6 +418,14 @@ static int handle_exchange_declare(struct channel *ch, const struct wire_method 
          * them, and "unknown" for the rest. */
         return channel_fail(ch, WIRE_COMMAND_INVALID, "%s exchange type " NAME_FMT,
                             a->type.len == 0 ? "invalid" : "unknown", NAME_ARG(a->type));
+    {
+        struct wire_field ae;
+        if (wire_table_find(a->arguments, "alternate-exchange", &ae) && ae.type != 'S')
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                                "invalid type '%s' for arg 'alternate-exchange' in exchange " NAME_FMT
+                                " in vhost " NAME_FMT,
+                                erl_term_type_name(ae.type), NAME_ARG(a->exchange), VHOST_ARG(ch));
+    }
     if (x == NULL) {
         if (exchange_name_is_reserved(a->exchange))
             return channel_fail(ch, WIRE_ACCESS_REFUSED,
@@ -741,7 +750,9 @@ static int handle_basic_consume(struct channel *ch, const struct wire_method *m)
             bytes_free(&c->tag);
             free(c);
             return channel_fail(ch, WIRE_PRECONDITION_FAILED,
-                                "invalid arg 'x-priority' for consumer: expected an integer");
+                                "invalid arg 'x-priority' for queue " NAME_FMT " in vhost " NAME_FMT
+                                ": \"expected integer, got %s\"",
+                                NAME_ARG(q->name), VHOST_ARG(ch), erl_term_type_name(prio.type));
         }
         c->priority = (int32_t)v;
     }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "amqp/table.h"
+#include "exchanges/erl_term.h"
 #include "src/channel.h"
 #include "src/deadletter.h"
 #include "src/exchange.h"
@@ -33,6 +34,14 @@ static int arg_error(const struct arg_check *a, const char *what)
     return -1;
 }
 
+static int type_error(const struct arg_check *a, const struct wire_field *f)
+{
+    char what[96];
+
+    snprintf(what, sizeof what, "{unacceptable_type,%s}", erl_term_type_name(f->type));
+    return arg_error(a, what);
+}
+
 /* An integer argument at least min; RabbitMQ's reasons for a wrong type or value. */
 static int arg_int(const struct arg_check *a, const struct wire_field *f, int64_t min,
                    int64_t *out)
@@ -40,8 +49,7 @@ static int arg_int(const struct arg_check *a, const struct wire_field *f, int64_
     char what[96];
 
     if (!wire_field_int(f, out)) {
-        snprintf(what, sizeof what, "{unacceptable_type,%s}",
-                 f->type == 'S' ? "longstr" : f->type == 't' ? "bool" : "other");
+        snprintf(what, sizeof what, "{unacceptable_type,%s}", erl_term_type_name(f->type));
         return arg_error(a, what);
     }
     if (*out < min) {
@@ -105,7 +113,7 @@ int queue_args_parse(struct wire_bytes args, struct wire_bytes queue_name,
             out->max_priority = (uint8_t)n;
         } else if (strcmp(name, "x-overflow") == 0) {
             if (v.type != 'S')
-                return arg_error(&a, "{unacceptable_type,expected longstr}");
+                return type_error(&a, &v);
             if (wire_bytes_eq_cstr(v.v.bytes, "drop-head"))
                 out->overflow = OVERFLOW_DROP_HEAD;
             else if (wire_bytes_eq_cstr(v.v.bytes, "reject-publish"))
@@ -121,17 +129,17 @@ int queue_args_parse(struct wire_bytes args, struct wire_bytes queue_name,
             }
         } else if (strcmp(name, "x-dead-letter-exchange") == 0) {
             if (v.type != 'S')
-                return arg_error(&a, "{unacceptable_type,expected longstr}");
+                return type_error(&a, &v);
             out->dlx = v.v.bytes;
             out->has_dlx = true;
         } else if (strcmp(name, "x-dead-letter-routing-key") == 0) {
             if (v.type != 'S')
-                return arg_error(&a, "{unacceptable_type,expected longstr}");
+                return type_error(&a, &v);
             out->dlrk = v.v.bytes;
             out->has_dlrk = true;
         } else if (strcmp(name, "x-single-active-consumer") == 0) {
             if (v.type != 't')
-                return arg_error(&a, "{unacceptable_type,expected bool}");
+                return type_error(&a, &v);
             out->single_active = v.v.boolean;
         }
         /* Other arguments are kept and ignored, as RabbitMQ does with unknown ones. */
