@@ -27,6 +27,11 @@ int it_run(Suite *s, const char *extra_config);
  * by the harness: tests of warrend's own configuration cannot run then. */
 bool it_external_broker(void);
 
+/* Adds test t to tc unless AMQP_HOST names an external broker: for tests of warrend's own
+ * semantics, which RabbitMQ does not share (each such test says why in a comment). The
+ * skipped test is named on stdout, the way a skipped program (exit 77) is. */
+void it_add_warrend_test(TCase *tc, const TTest *t);
+
 /* A test case added to s, with a timeout that leaves room for the harness's own bounded
  * waits (Check's default of 4 s is too short for the heartbeat tests). */
 TCase *it_tcase(Suite *s, const char *name);
@@ -292,6 +297,15 @@ void it_expect_no_delivery_at(amqp_connection_state_t c, int quiet_ms, const cha
     it_expect_get_at((c), (ch), (queue), (body), (m), __FILE__, __LINE__)
 void it_expect_get_at(amqp_connection_state_t c, amqp_channel_t ch, const char *queue,
                       const char *body, struct it_msg *m, const char *file, int line);
+
+/* Like it_expect_get(), but polls for up to timeout_ms while the queue is empty: for messages
+ * the broker moves asynchronously (dead letters reach their queue a moment after the
+ * rejection in RabbitMQ). */
+#define it_await_get(c, ch, queue, body, m, timeout_ms)                                            \
+    it_await_get_at((c), (ch), (queue), (body), (m), (timeout_ms), __FILE__, __LINE__)
+void it_await_get_at(amqp_connection_state_t c, amqp_channel_t ch, const char *queue,
+                     const char *body, struct it_msg *m, int timeout_ms, const char *file,
+                     int line);
 
 /* Fails the test unless queue is empty (basic.get on ch answers get-empty). */
 #define it_expect_empty(c, ch, queue) it_expect_empty_at((c), (ch), (queue), __FILE__, __LINE__)

@@ -19,7 +19,10 @@ IT_CHECKS = \
 	tests/integration/it_tx \
 	tests/integration/it_e2e \
 	tests/integration/it_consumers \
-	tests/integration/it_publish
+	tests/integration/it_publish \
+	tests/integration/it_deadletter \
+	tests/integration/it_ttl \
+	tests/integration/it_qlimits
 
 check_PROGRAMS += $(IT_CHECKS)
 TESTS += $(IT_CHECKS)
@@ -63,3 +66,15 @@ tests_integration_it_consumers_LDADD = $(IT_LDADD)
 tests_integration_it_publish_SOURCES = tests/integration/it_publish.c
 tests_integration_it_publish_CFLAGS = $(IT_CFLAGS)
 tests_integration_it_publish_LDADD = $(IT_LDADD)
+
+tests_integration_it_deadletter_SOURCES = tests/integration/it_deadletter.c
+tests_integration_it_deadletter_CFLAGS = $(IT_CFLAGS)
+tests_integration_it_deadletter_LDADD = $(IT_LDADD)
+
+tests_integration_it_ttl_SOURCES = tests/integration/it_ttl.c
+tests_integration_it_ttl_CFLAGS = $(IT_CFLAGS)
+tests_integration_it_ttl_LDADD = $(IT_LDADD)
+
+tests_integration_it_qlimits_SOURCES = tests/integration/it_qlimits.c
+tests_integration_it_qlimits_CFLAGS = $(IT_CFLAGS)
+tests_integration_it_qlimits_LDADD = $(IT_LDADD)
