@@ -5,12 +5,19 @@
 set -u
 perf=${top_builddir:-.}/bench/warren-perf
 [ -x "$perf" ] || { echo "no $perf"; exit 99; }
-[ -n "${WARREND:-}" ] && [ -x "$WARREND" ] || { echo "no warrend: skipped"; exit 77; }
+if [ -z "${WARREND:-}" ] || [ ! -x "$WARREND" ]; then
+    echo "no warrend: skipped"
+    exit 77
+fi
 
 dir=$(mktemp -d) || exit 99
 pid=
+# shellcheck disable=SC2317 # called by the trap
 cleanup() {
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    if [ -n "$pid" ]; then
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    fi
     rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -49,4 +56,16 @@ check counted ' sent_msgs=5000 received_msgs=5000 ' -C 5000 -q 100 --ack-every 1
 check large ' sent_msgs=20 received_msgs=20 ' -C 20 -s 300000 -a
 # Fan-out: each of the 3 queues gets every message.
 check fanout ' sent_msgs=1000 received_msgs=3000 ' -C 1000 --fanout 3 -a
+
+# The tool closes what it opens politely: the broker must have nothing to complain about,
+# and must stop cleanly.
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+pid=
+if [ $rc -ne 0 ] || grep -q '\[error\]' "$dir/log"; then
+    echo "FAIL: warrend exited with $rc or logged an error:"
+    cat "$dir/log"
+    status=1
+fi
 exit $status

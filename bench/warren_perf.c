@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,6 +66,7 @@ struct options {
     bool sink;
     bool keep;
     bool quiet;
+    long broker_pid; /* 0: the broker's CPU time is not sampled */
 };
 
 enum role { PRODUCER, CONSUMER };
@@ -809,6 +811,8 @@ static void usage(FILE *out)
                  "  --scenario NAME    label of the result line\n"
                  "  --keep             do not delete the queues at the end\n"
                  "  --quiet            no per-second progress on stderr\n"
+                 "  --broker-pid PID   report the CPU time of that process (same machine) during\n"
+                 "                     the measurement\n"
                  "Output: one line 'result key=value ...' on stdout; 'error ... reason=...' and\n"
                  "exit status 1 if the broker refuses something.\n");
 }
@@ -854,6 +858,7 @@ static void parse_options(int argc, char **argv)
         O_QUIET,
         O_USER,
         O_PASSWORD,
+        O_BROKER_PID,
         O_HELP
     };
     static const struct option longopts[] = {
@@ -867,6 +872,7 @@ static void parse_options(int argc, char **argv)
         {"quiet", no_argument, NULL, O_QUIET},
         {"user", required_argument, NULL, O_USER},
         {"password", required_argument, NULL, O_PASSWORD},
+        {"broker-pid", required_argument, NULL, O_BROKER_PID},
         {"help", no_argument, NULL, O_HELP},
         {0},
     };
@@ -969,6 +975,11 @@ static void parse_options(int argc, char **argv)
         case O_PASSWORD:
             opt.password = optarg;
             break;
+        case O_BROKER_PID:
+            if (!parse_u64(optarg, INT32_MAX, &v) || !v)
+                bad_value("--broker-pid", optarg);
+            opt.broker_pid = (long)v;
+            break;
         case O_HELP:
             usage(stdout);
             exit(0);
@@ -1049,7 +1060,10 @@ static void print_latency(FILE *out, const char *name, const struct perf_hist *h
         fprintf(out, " %s=%.1f", name, (double)perf_hist_quantile(h, q) / 1e3);
 }
 
-/* True when a count-limited run has nothing more to wait for. */
+/* True when a count-limited run has nothing more to wait for: every producer has sent its
+ * count and the broker has it, and the consumers have their count (-D) or everything that
+ * was sent. Consumers that wait DRAIN_IDLE_NS without a message end the run too, with a
+ * warning: the result line then shows what is missing. */
 static bool counts_reached(const struct totals *t, uint64_t *idle_since, uint64_t now)
 {
     static uint64_t last_received;
@@ -1062,18 +1076,20 @@ static bool counts_reached(const struct totals *t, uint64_t *idle_since, uint64_
         if (workers[i]->role == CONSUMER && !atomic_load(&workers[i]->done))
             consumers_done = false;
     }
-    if (opt.producers > 0 && !opt.producer_count)
-        return false;
-    if (opt.consumers > 0 && opt.consumer_count)
-        return consumers_done && producers_done;
-    if (!producers_done)
+    if ((opt.producers > 0 && !opt.producer_count) || !producers_done)
         return false;
     if (opt.consumers == 0)
         return true;
-    /* Every published message reaches one queue, or each of the fanout's queues. */
-    expected = t->sent * (uint64_t)(opt.fanout ? opt.fanout : 1);
-    if (t->received >= expected)
-        return true;
+    if (opt.consumer_count) {
+        expected = opt.consumer_count * (uint64_t)opt.consumers;
+        if (consumers_done)
+            return true;
+    } else {
+        /* Every published message reaches one queue, or each of the fanout's queues. */
+        expected = t->sent * (uint64_t)(opt.fanout ? opt.fanout : 1);
+        if (t->received >= expected)
+            return true;
+    }
     if (t->received != last_received) {
         last_received = t->received;
         *idle_since = now;
@@ -1086,6 +1102,40 @@ static bool counts_reached(const struct totals *t, uint64_t *idle_since, uint64_
         return true;
     }
     return false;
+}
+
+/* CPU seconds (user + system) of this process, all threads. */
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* CPU seconds (utime + stime) of another process from /proc/PID/stat; -1 if unreadable. */
+static double proc_cpu_s(long pid)
+{
+    char path[64], buf[2048];
+    unsigned long long utime, stime;
+    const char *p;
+    size_t n;
+    FILE *f;
+
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return -1;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* The command name, in parentheses, may hold spaces: count fields after its ')'. utime
+     * and stime are fields 14 and 15, the 12th and 13th after it. */
+    if ((p = strrchr(buf, ')')) == NULL ||
+        sscanf(p + 1, " %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu %llu", &utime, &stime) !=
+            2)
+        return -1;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
 static void on_signal(int sig)
@@ -1103,6 +1153,7 @@ int main(int argc, char **argv)
     char port_buf[16];
     uint64_t start = 0, end = 0, next_report, idle_since, sink_start_msgs = 0, sink_msgs = 0;
     double window, send_window, recv_window;
+    double tool_cpu0 = 0, tool_cpu1 = 0, broker_cpu0 = -1, broker_cpu1 = -1;
     int status = 0;
 
     parse_options(argc, argv);
@@ -1139,6 +1190,9 @@ int main(int argc, char **argv)
     if (sink)
         sink_start_msgs = perf_sink_messages(sink);
     start = now_ns();
+    tool_cpu0 = self_cpu_s();
+    if (opt.broker_pid)
+        broker_cpu0 = proc_cpu_s(opt.broker_pid);
     idle_since = start;
     next_report = start + 1000000000u;
     atomic_store(&go, true);
@@ -1166,6 +1220,9 @@ int main(int argc, char **argv)
         }
     }
     end = now_ns();
+    tool_cpu1 = self_cpu_s();
+    if (opt.broker_pid)
+        broker_cpu1 = proc_cpu_s(opt.broker_pid);
     if (sink)
         sink_msgs = perf_sink_messages(sink) - sink_start_msgs;
 
@@ -1174,7 +1231,9 @@ report:
     atomic_store(&go, true);
     for (int i = 0; i < nworkers; i++)
         pthread_join(workers[i]->thread, NULL);
-    if (!atomic_load(&failed) && !opt.keep && delete_topology(&setup) < 0)
+    /* Even after a failure elsewhere, so that a refused scenario leaves nothing behind. */
+    if (!opt.keep && setup.fd >= 0 && setup.error[0] == '\0' && delete_topology(&setup) < 0 &&
+        !atomic_load(&failed))
         fprintf(stderr, "warren-perf: could not delete the queues: %s\n", setup.error);
     perf_conn_close(&setup);
     perf_sink_stop(sink); /* after every connection to it is closed */
@@ -1221,7 +1280,13 @@ report:
             printf(" max_us=%.1f", (double)hist.max_ns / 1e3);
         else
             printf(" max_us=na");
-        printf(" duration_s=%.3f\n", window);
+        /* CPU time during the measurement, of the tool (with --sink, the sink's too) and of
+         * the broker, to tell which of them limits a figure. */
+        printf(" duration_s=%.3f tool_cpu_s=%.2f", window, tool_cpu1 - tool_cpu0);
+        if (broker_cpu0 >= 0 && broker_cpu1 >= 0)
+            printf(" broker_cpu_s=%.2f\n", broker_cpu1 - broker_cpu0);
+        else
+            printf(" broker_cpu_s=na\n");
         fflush(stdout);
 
         fprintf(stderr,
@@ -1238,6 +1303,10 @@ report:
         if (opt.confirm_window)
             fprintf(stderr, "  confirmed %11" PRIu64 " msgs, nacked %" PRIu64 "\n", t.confirmed,
                     t.nacked);
+        fprintf(stderr, "  CPU      warren-perf %.0f %%", (tool_cpu1 - tool_cpu0) / window * 100);
+        if (broker_cpu0 >= 0 && broker_cpu1 >= 0)
+            fprintf(stderr, ", broker %.0f %%", (broker_cpu1 - broker_cpu0) / window * 100);
+        fprintf(stderr, " (of one core)\n");
         if (hist.count)
             fprintf(stderr,
                     "  latency  p50 %.1f us  p99 %.1f us  p99.9 %.1f us  max %.1f us"
