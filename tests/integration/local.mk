@@ -22,7 +22,10 @@ IT_CHECKS = \
 	tests/integration/it_publish \
 	tests/integration/it_deadletter \
 	tests/integration/it_ttl \
-	tests/integration/it_qlimits
+	tests/integration/it_qlimits \
+	tests/integration/it_priority \
+	tests/integration/it_qargs \
+	tests/integration/it_delivery_limit
 
 check_PROGRAMS += $(IT_CHECKS)
 TESTS += $(IT_CHECKS)
@@ -78,3 +81,15 @@ tests_integration_it_ttl_LDADD = $(IT_LDADD)
 tests_integration_it_qlimits_SOURCES = tests/integration/it_qlimits.c
 tests_integration_it_qlimits_CFLAGS = $(IT_CFLAGS)
 tests_integration_it_qlimits_LDADD = $(IT_LDADD)
+
+tests_integration_it_priority_SOURCES = tests/integration/it_priority.c
+tests_integration_it_priority_CFLAGS = $(IT_CFLAGS)
+tests_integration_it_priority_LDADD = $(IT_LDADD)
+
+tests_integration_it_qargs_SOURCES = tests/integration/it_qargs.c
+tests_integration_it_qargs_CFLAGS = $(IT_CFLAGS)
+tests_integration_it_qargs_LDADD = $(IT_LDADD)
+
+tests_integration_it_delivery_limit_SOURCES = tests/integration/it_delivery_limit.c
+tests_integration_it_delivery_limit_CFLAGS = $(IT_CFLAGS)
+tests_integration_it_delivery_limit_LDADD = $(IT_LDADD)
