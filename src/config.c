@@ -25,8 +25,12 @@ enum option_type {
     OPT_STRING,        /* non-empty text shorter than its field */
     OPT_PATH,          /* a path, or false for none (stored as "") */
     OPT_LOG_LEVEL,     /* debug | info | warning | error | none */
-    OPT_LISTENER,      /* listeners.tcp.<name> = [host:]port; listeners.tcp = none */
+    OPT_LISTENER,      /* listeners.tcp|ssl.<name> = [host:]port; listeners.tcp|ssl = none */
     OPT_LOOPBACK_USER, /* loopback_users.<user> = true|false; loopback_users = none */
+    OPT_TLS_VERIFY,    /* verify_none | verify_peer */
+    OPT_TLS_VERSION,   /* ssl_options.versions.<n> = tlsv1.3 | tlsv1.2 | tlsv1.1 | tlsv1 */
+    OPT_TLS_CIPHER,    /* ssl_options.ciphers.<n> = one OpenSSL cipher or TLS 1.3 suite name */
+    OPT_CERT_LOGIN,    /* distinguished_name | common_name */
 };
 
 struct option {
@@ -37,8 +41,12 @@ struct option {
     uint64_t min, max;
     /* For keys that take a name (key.<name>), the name of the default entry. */
     const char *default_name;
-    const char *default_value; /* as written in the file; config_defaults() parses it */
-    const char *comment;       /* one line for etc/warren.conf */
+    /* As written in the file; config_defaults() parses it. NULL: unset by default, and the
+     * example file shows the key commented out. */
+    const char *default_value;
+    /* One line for etc/warren.conf; NULL on a second row of the same key (a list with two
+     * default entries), whose line follows the first. */
+    const char *comment;
 };
 
 #define FIELD(member) offsetof(struct config, member), sizeof(((struct config *)0)->member)
@@ -80,6 +88,38 @@ static const struct option options[] = {
      "file the log is appended to, or false for none"},
     {"log.console", OPT_BOOL, FIELD(log_console), 0, 0, NULL, "true",
      "whether log lines also go to standard error"},
+    /* Unset rather than `= none`, which would win over a listener added below it. */
+    {"listeners.ssl", OPT_LISTENER, FIELD(ssl), 0, 65535, "default", NULL,
+     "AMQPS (TLS) listeners, none by default, written as listeners.tcp (5671 is the usual "
+     "port); they need ssl_options.certfile and ssl_options.keyfile"},
+    {"ssl_options.certfile", OPT_PATH, FIELD(ssl_certfile), 0, 0, NULL, "false",
+     "PEM file with the server certificate, then any intermediate certificates"},
+    {"ssl_options.keyfile", OPT_PATH, FIELD(ssl_keyfile), 0, 0, NULL, "false",
+     "PEM file with the private key of ssl_options.certfile"},
+    {"ssl_options.password", OPT_STRING, FIELD(ssl_password), 0, 0, NULL, NULL,
+     "password of an encrypted ssl_options.keyfile; unset for a key that is not encrypted"},
+    {"ssl_options.cacertfile", OPT_PATH, FIELD(ssl_cacertfile), 0, 0, NULL, "false",
+     "PEM file with the certificate authorities that client certificates must chain to"},
+    {"ssl_options.verify", OPT_TLS_VERIFY, FIELD(ssl_verify_peer), 0, 0, NULL, "verify_none",
+     "verify_peer asks clients for a certificate and checks it against ssl_options.cacertfile"},
+    {"ssl_options.fail_if_no_peer_cert", OPT_BOOL, FIELD(ssl_fail_if_no_peer_cert), 0, 0, NULL,
+     "false", "with verify_peer: true refuses clients that send no certificate"},
+    /* Two rows give the two entries of the default list. */
+    {"ssl_options.versions", OPT_TLS_VERSION, FIELD(ssl_versions), 0, 0, "1", "tlsv1.3",
+     "TLS versions accepted, one per line: tlsv1.3, tlsv1.2 (tlsv1.1 and tlsv1 are insecure)"},
+    {"ssl_options.versions", OPT_TLS_VERSION, FIELD(ssl_versions), 0, 0, "2", "tlsv1.2", NULL},
+    {"ssl_options.ciphers", OPT_TLS_CIPHER, FIELD(ssl_ciphers), 0, 0, "1", NULL,
+     "cipher suites, one per line, OpenSSL names (ECDHE-RSA-AES256-GCM-SHA384, "
+     "TLS_AES_256_GCM_SHA384); unset: OpenSSL's defaults"},
+    {"ssl_options.honor_cipher_order", OPT_BOOL, FIELD(ssl_honor_cipher_order), 0, 0, NULL, "false",
+     "true picks the server's most preferred cipher, false the client's"},
+    {"ssl_cert_login_from", OPT_CERT_LOGIN, FIELD(ssl_cert_login_from), 0, 0, NULL,
+     "distinguished_name",
+     "user name SASL EXTERNAL takes from the client certificate: distinguished_name or "
+     "common_name"},
+    /* As handshake_timeout: an hour catches a value meant in seconds. */
+    {"ssl_handshake_timeout", OPT_UINT, FIELD(ssl_handshake_timeout_ms), 1, 3600000, NULL, "5000",
+     "milliseconds a client has to complete the TLS handshake"},
 };
 
 #define OPTION_COUNT (sizeof(options) / sizeof(options[0]))
@@ -90,6 +130,15 @@ struct span {
     size_t len;
 };
 
+/* The lines of a list whose entries are named in their keys (listeners.tcp.<name>,
+ * ssl_options.ciphers.<n>): the first such line of a file replaces the list it starts from
+ * (the default); later lines add to it, and a name given twice keeps its last value. */
+struct named_list {
+    bool seen;
+    bool none; /* `key = none`: the list ends empty, whatever the place of the line */
+    char names[CONFIG_MAX_TLS_CIPHERS][64];
+};
+
 /* Where parsing stands, for messages and for the keys whose lines add up to one list. */
 struct parse {
     struct config *c;
@@ -97,14 +146,13 @@ struct parse {
     unsigned line;
     char *err;
     size_t err_size;
-    /* The first listeners.tcp.* line of a file replaces the list it starts from (the
-     * default); later lines add to it, and a name given twice keeps its last value. */
-    bool listeners_seen;
-    bool listeners_none;
-    char listener_names[CONFIG_MAX_LISTENERS][64];
+    struct named_list tcp, ssl, tls_versions, tls_ciphers;
     /* loopback_users.* lines work the same way; `= none` wins whatever its place. */
     bool loopback_seen;
     bool loopback_none;
+    /* Where a TLS setting that needs others was made, for the check at the end. */
+    unsigned ssl_listener_line; /* the first listeners.ssl.<name> line */
+    unsigned ssl_options_line;  /* the last ssl_options.* line */
 };
 
 static int fail(struct parse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -331,12 +379,80 @@ static bool host_is_ip(const char *host)
     return inet_pton(AF_INET6, bare, addr) == 1;
 }
 
+/* The lines that set the named list of o, and its entry count. */
+static struct named_list *list_lines(struct parse *p, const struct option *o)
+{
+    switch (o->offset) {
+    case offsetof(struct config, tcp):
+        return &p->tcp;
+    case offsetof(struct config, ssl):
+        return &p->ssl;
+    case offsetof(struct config, ssl_versions):
+        return &p->tls_versions;
+    case offsetof(struct config, ssl_ciphers):
+        return &p->tls_ciphers;
+    }
+    assert(!"not a named list");
+    return NULL;
+}
+
+static size_t *list_count(struct config *c, const struct option *o)
+{
+    switch (o->offset) {
+    case offsetof(struct config, tcp):
+        return &c->tcp_count;
+    case offsetof(struct config, ssl):
+        return &c->ssl_count;
+    case offsetof(struct config, ssl_versions):
+        return &c->ssl_version_count;
+    case offsetof(struct config, ssl_ciphers):
+        return &c->ssl_cipher_count;
+    }
+    assert(!"not a named list");
+    return NULL;
+}
+
 /* Lists are cleared whole, so that two configurations with the same settings compare equal
  * byte for byte. */
-static void clear_listeners(struct config *c)
+static void clear_list(struct config *c, const struct option *o)
 {
-    memset(c->tcp, 0, sizeof(c->tcp));
-    c->tcp_count = 0;
+    memset(field(c, o), 0, o->size);
+    *list_count(c, o) = 0;
+}
+
+/* The index at which the entry named in key goes in o's list of at most max entries (of
+ * `entry` type, for messages): the index of that name, or a new one at the end. The first
+ * line of a file empties the list first. -1 after reporting a name too long or a full
+ * list. */
+static int list_slot(struct parse *p, const struct option *o, struct span key, size_t max,
+                     const char *entry, const char *entries)
+{
+    struct named_list *l = list_lines(p, o);
+    size_t *count = list_count(p->c, o);
+    char name[sizeof(l->names[0])];
+    size_t i;
+    int r;
+
+    assert(max <= sizeof(l->names) / sizeof(l->names[0]));
+    r = key_name(key, o->key, name, sizeof(name));
+    assert(r != 0);
+    if (r < 0)
+        return fail(p, "%s name in key '%.*s' is longer than %zu bytes", entry, (int)key.len,
+                    key.ptr, sizeof(name) - 1);
+    if (!l->seen) {
+        l->seen = true;
+        clear_list(p->c, o);
+    }
+    for (i = 0; i < *count; i++) {
+        if (strcmp(l->names[i], name) == 0)
+            break;
+    }
+    if (i == max)
+        return fail(p, "too many %s: at most %zu", entries, max);
+    memcpy(l->names[i], name, sizeof(name));
+    if (i == *count)
+        (*count)++;
+    return (int)i;
 }
 
 static void clear_loopback_users(struct config *c)
@@ -381,41 +497,104 @@ static bool parse_listener(const struct option *o, struct span v, struct config_
 
 static int set_listener(struct parse *p, const struct option *o, struct span key, struct span v)
 {
-    struct config *c = p->c;
     struct config_listener l;
-    char name[64];
-    size_t i;
-    int r;
+    int i;
 
-    if (span_is(key, "listeners.tcp")) {
+    if (span_is(key, o->key)) {
         if (!span_is(v, "none"))
-            return fail(p, "bad value '%.*s' for key 'listeners.tcp': expected none", (int)v.len,
-                        v.ptr);
-        p->listeners_none = true;
+            return fail(p, "bad value '%.*s' for key '%s': expected none", (int)v.len, v.ptr,
+                        o->key);
+        list_lines(p, o)->none = true;
         return 0;
     }
-    r = key_name(key, "listeners.tcp", name, sizeof(name));
-    assert(r != 0);
-    if (r < 0)
-        return fail(p, "listener name in key '%.*s' is longer than %zu bytes", (int)key.len,
-                    key.ptr, sizeof(name) - 1);
     if (!parse_listener(o, v, &l))
         return fail(p, "bad value '%.*s' for key '%.*s': expected a port, IP:port or [IPv6]:port",
                     (int)v.len, v.ptr, (int)key.len, key.ptr);
-    if (!p->listeners_seen) {
-        p->listeners_seen = true;
-        clear_listeners(c);
+    i = list_slot(p, o, key, CONFIG_MAX_LISTENERS, "listener", "listeners");
+    if (i < 0)
+        return -1;
+    ((struct config_listener *)field(p->c, o))[i] = l;
+    return 0;
+}
+
+/* Values of the keys that take one of a few words. */
+struct word {
+    const char *word;
+    int value;
+};
+
+static const struct word tls_verify_words[] = {
+    {"verify_none", false},
+    {"verify_peer", true},
+};
+
+static const struct word tls_version_words[] = {
+    {"tlsv1.3", CONFIG_TLS_V1_3},
+    {"tlsv1.2", CONFIG_TLS_V1_2},
+    {"tlsv1.1", CONFIG_TLS_V1_1},
+    {"tlsv1", CONFIG_TLS_V1},
+};
+
+static const struct word cert_login_words[] = {
+    {"distinguished_name", CONFIG_CERT_LOGIN_DN},
+    {"common_name", CONFIG_CERT_LOGIN_CN},
+};
+
+/* The value of word v in words[n], or -1 after reporting the words expected. */
+static int parse_word(struct parse *p, struct span key, struct span v, const struct word *words,
+                      size_t n)
+{
+    char expected[128] = "";
+    size_t len = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (span_is(v, words[i].word))
+            return words[i].value;
     }
-    for (i = 0; i < c->tcp_count; i++) {
-        if (strcmp(p->listener_names[i], name) == 0)
-            break;
-    }
-    if (i == CONFIG_MAX_LISTENERS)
-        return fail(p, "too many listeners: at most %d", CONFIG_MAX_LISTENERS);
-    c->tcp[i] = l;
-    memcpy(p->listener_names[i], name, sizeof(name));
-    if (i == c->tcp_count)
-        c->tcp_count++;
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(expected + len, sizeof(expected) - len, "%s%s",
+                                i == 0       ? ""
+                                : i + 1 == n ? " or "
+                                             : ", ",
+                                words[i].word);
+    return fail(p, "bad value '%.*s' for key '%.*s': expected %s", (int)v.len, v.ptr, (int)key.len,
+                key.ptr, expected);
+}
+
+static int set_tls_version(struct parse *p, const struct option *o, struct span key, struct span v)
+{
+    int version = parse_word(p, key, v, tls_version_words,
+                             sizeof(tls_version_words) / sizeof(tls_version_words[0]));
+    int i;
+
+    if (version < 0)
+        return -1;
+    i = list_slot(p, o, key, CONFIG_MAX_TLS_VERSIONS, "entry", "TLS versions");
+    if (i < 0)
+        return -1;
+    p->c->ssl_versions[i] = (uint8_t)version;
+    return 0;
+}
+
+/* One name per entry, as RabbitMQ lists them: OpenSSL's cipher-string operators (':', '!',
+ * '+', '@') are refused, so that an entry cannot pull in a family of ciphers. Whether
+ * OpenSSL knows the name is checked when the TLS context is built. */
+static int set_tls_cipher(struct parse *p, const struct option *o, struct span key, struct span v)
+{
+    bool ok = v.len < sizeof(p->c->ssl_ciphers[0]);
+    int i;
+
+    for (size_t j = 0; ok && j < v.len; j++)
+        ok = is_word_char(v.ptr[j]) || v.ptr[j] == '.';
+    if (!ok)
+        return fail(p,
+                    "bad value '%.*s' for key '%.*s': expected one cipher name, as OpenSSL "
+                    "writes it (ECDHE-RSA-AES256-GCM-SHA384, TLS_AES_256_GCM_SHA384)",
+                    (int)v.len, v.ptr, (int)key.len, key.ptr);
+    i = list_slot(p, o, key, CONFIG_MAX_TLS_CIPHERS, "entry", "ciphers");
+    if (i < 0)
+        return -1;
+    span_copy(v, p->c->ssl_ciphers[i], sizeof(p->c->ssl_ciphers[0]));
     return 0;
 }
 
@@ -466,7 +645,7 @@ static int set_loopback_user(struct parse *p, struct span key, struct span v)
 static int set_option(struct parse *p, const struct option *o, struct span key, struct span v)
 {
     bool on;
-    int level;
+    int level, value;
     char word[16];
 
     switch (o->type) {
@@ -500,9 +679,33 @@ static int set_option(struct parse *p, const struct option *o, struct span key, 
         return set_listener(p, o, key, v);
     case OPT_LOOPBACK_USER:
         return set_loopback_user(p, key, v);
+    case OPT_TLS_VERIFY:
+        value = parse_word(p, key, v, tls_verify_words,
+                           sizeof(tls_verify_words) / sizeof(tls_verify_words[0]));
+        if (value < 0)
+            return -1;
+        *(bool *)field(p->c, o) = value;
+        return 0;
+    case OPT_TLS_VERSION:
+        return set_tls_version(p, o, key, v);
+    case OPT_TLS_CIPHER:
+        return set_tls_cipher(p, o, key, v);
+    case OPT_CERT_LOGIN:
+        value = parse_word(p, key, v, cert_login_words,
+                           sizeof(cert_login_words) / sizeof(cert_login_words[0]));
+        if (value < 0)
+            return -1;
+        *(int *)field(p->c, o) = value;
+        return 0;
     }
     assert(!"unknown option type");
     return -1;
+}
+
+static bool option_takes_name(const struct option *o)
+{
+    return o->type == OPT_LISTENER || o->type == OPT_LOOPBACK_USER || o->type == OPT_TLS_VERSION ||
+           o->type == OPT_TLS_CIPHER;
 }
 
 static const struct option *option_find(struct span key)
@@ -511,14 +714,22 @@ static const struct option *option_find(struct span key)
 
     for (size_t i = 0; i < OPTION_COUNT; i++) {
         const struct option *o = &options[i];
+        /* A list of versions or ciphers has no `key = none` form. */
+        bool bare_key_ok = o->type != OPT_TLS_VERSION && o->type != OPT_TLS_CIPHER;
 
-        if (span_is(key, o->key))
+        if (bare_key_ok && span_is(key, o->key))
             return o;
-        if ((o->type == OPT_LISTENER || o->type == OPT_LOOPBACK_USER) &&
-            key_name(key, o->key, name, sizeof(name)) != 0)
+        if (option_takes_name(o) && key_name(key, o->key, name, sizeof(name)) != 0)
             return o;
     }
     return NULL;
+}
+
+static bool span_starts_with(struct span s, const char *prefix)
+{
+    size_t n = strlen(prefix);
+
+    return s.len >= n && memcmp(s.ptr, prefix, n) == 0;
 }
 
 static int parse_line(struct parse *p, struct span line)
@@ -548,7 +759,34 @@ static int parse_line(struct parse *p, struct span line)
         return fail(p, "unknown key '%.*s'", (int)key.len, key.ptr);
     if (value.len == 0)
         return fail(p, "missing value for key '%.*s'", (int)key.len, key.ptr);
-    return set_option(p, o, key, value);
+    if (set_option(p, o, key, value) < 0)
+        return -1;
+    if (span_starts_with(key, "listeners.ssl.") && p->ssl_listener_line == 0)
+        p->ssl_listener_line = p->line;
+    if (span_starts_with(key, "ssl_options."))
+        p->ssl_options_line = p->line;
+    return 0;
+}
+
+/* RabbitMQ refuses to start a TLS listener without a certificate and key, and cannot verify
+ * clients without the authorities to verify them against: both are configuration errors,
+ * reported at the TLS listener line of this text (or its last ssl_options line). */
+static int check_tls(struct parse *p)
+{
+    const struct config *c = p->c;
+
+    if (c->ssl_count == 0)
+        return 0;
+    if (p->ssl_listener_line != 0)
+        p->line = p->ssl_listener_line;
+    else if (p->ssl_options_line != 0)
+        p->line = p->ssl_options_line;
+    if (c->ssl_certfile[0] == '\0' || c->ssl_keyfile[0] == '\0')
+        return fail(p, "a TLS listener (listeners.ssl) needs ssl_options.certfile and "
+                       "ssl_options.keyfile");
+    if (c->ssl_verify_peer && c->ssl_cacertfile[0] == '\0')
+        return fail(p, "ssl_options.verify = verify_peer needs ssl_options.cacertfile");
+    return 0;
 }
 
 int config_parse(struct config *c, const char *name, const char *text, char *err, size_t err_size)
@@ -567,11 +805,13 @@ int config_parse(struct config *c, const char *name, const char *text, char *err
             return -1;
         s += len + (nl != NULL);
     }
-    if (p.listeners_none)
-        clear_listeners(c);
+    for (size_t i = 0; i < OPTION_COUNT; i++) {
+        if (options[i].type == OPT_LISTENER && list_lines(&p, &options[i])->none)
+            clear_list(c, &options[i]);
+    }
     if (p.loopback_none)
         clear_loopback_users(c);
-    return 0;
+    return check_tls(&p);
 }
 
 int config_load(struct config *c, const char *path, char *err, size_t err_size)
@@ -619,13 +859,20 @@ out:
     return rc;
 }
 
-/* The line of etc/warren.conf that sets o to its default. */
+/* The line of etc/warren.conf that sets o to its default; for a key unset by default, the
+ * key commented out, ready to be given a value. */
 static void format_default(const struct option *o, char *buf, size_t size)
 {
+    char key[128];
+
     if (o->default_name != NULL)
-        snprintf(buf, size, "%s.%s = %s\n", o->key, o->default_name, o->default_value);
+        snprintf(key, sizeof(key), "%s.%s", o->key, o->default_name);
     else
-        snprintf(buf, size, "%s = %s\n", o->key, o->default_value);
+        snprintf(key, sizeof(key), "%s", o->key);
+    if (o->default_value == NULL)
+        snprintf(buf, size, "# %s =\n", key);
+    else
+        snprintf(buf, size, "%s = %s\n", key, o->default_value);
 }
 
 /* Defaults go through the parser, so the table's default strings cannot disagree with
@@ -638,6 +885,8 @@ void config_defaults(struct config *c)
 
     memset(c, 0, sizeof(*c));
     for (size_t i = 0; i < OPTION_COUNT; i++) {
+        if (options[i].default_value == NULL)
+            continue;
         format_default(&options[i], line, sizeof(line));
         p.line = (unsigned)i + 1;
         rc = parse_line(&p, (struct span){line, strlen(line) - 1});
@@ -667,6 +916,8 @@ void config_write_example(FILE *out)
           out);
     for (size_t i = 0; i < OPTION_COUNT; i++) {
         format_default(&options[i], line, sizeof(line));
-        fprintf(out, "\n## %s\n%s", options[i].comment, line);
+        if (options[i].comment != NULL)
+            fprintf(out, "\n## %s\n", options[i].comment);
+        fputs(line, out);
     }
 }

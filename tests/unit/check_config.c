@@ -85,6 +85,146 @@ START_TEST(defaults_are_rabbitmq_defaults)
 }
 END_TEST
 
+START_TEST(tls_defaults_are_rabbitmq_defaults)
+{
+    struct config c;
+
+    config_defaults(&c);
+    ck_assert_uint_eq(c.ssl_count, 0); /* no TLS listener unless configured */
+    ck_assert_str_eq(c.ssl_certfile, "");
+    ck_assert_str_eq(c.ssl_keyfile, "");
+    ck_assert_str_eq(c.ssl_cacertfile, "");
+    ck_assert_str_eq(c.ssl_password, "");
+    ck_assert(!c.ssl_verify_peer);
+    ck_assert(!c.ssl_fail_if_no_peer_cert);
+    /* Unlike Erlang's default, TLS 1.0 and 1.1 are off unless asked for. */
+    ck_assert_uint_eq(c.ssl_version_count, 2);
+    ck_assert_uint_eq(c.ssl_versions[0], CONFIG_TLS_V1_3);
+    ck_assert_uint_eq(c.ssl_versions[1], CONFIG_TLS_V1_2);
+    ck_assert_uint_eq(c.ssl_cipher_count, 0);
+    ck_assert(!c.ssl_honor_cipher_order);
+    ck_assert_int_eq(c.ssl_cert_login_from, CONFIG_CERT_LOGIN_DN);
+    ck_assert_uint_eq(c.ssl_handshake_timeout_ms, 5000);
+}
+END_TEST
+
+START_TEST(every_tls_key_is_parsed)
+{
+    struct config c = parsed("listeners.ssl.default = 5671\n"
+                             "listeners.ssl.v6 = [::1]:5681\n"
+                             "ssl_options.certfile = /etc/warren/server.pem\n"
+                             "ssl_options.keyfile = /etc/warren/server.key\n"
+                             "ssl_options.password = key pass\n"
+                             "ssl_options.cacertfile = /etc/warren/ca.pem\n"
+                             "ssl_options.verify = verify_peer\n"
+                             "ssl_options.fail_if_no_peer_cert = true\n"
+                             "ssl_options.versions.1 = tlsv1.2\n"
+                             "ssl_options.ciphers.1 = ECDHE-RSA-AES256-GCM-SHA384\n"
+                             "ssl_options.ciphers.2 = TLS_AES_256_GCM_SHA384\n"
+                             "ssl_options.honor_cipher_order = true\n"
+                             "ssl_cert_login_from = common_name\n"
+                             "ssl_handshake_timeout = 1500\n");
+
+    ck_assert_uint_eq(c.ssl_count, 2);
+    ck_assert_str_eq(c.ssl[0].host, "");
+    ck_assert_uint_eq(c.ssl[0].port, 5671);
+    ck_assert_str_eq(c.ssl[1].host, "::1");
+    ck_assert_uint_eq(c.ssl[1].port, 5681);
+    ck_assert_uint_eq(c.tcp_count, 1); /* TLS listeners leave the TCP ones alone */
+    ck_assert_uint_eq(c.tcp[0].port, 5672);
+    ck_assert_str_eq(c.ssl_certfile, "/etc/warren/server.pem");
+    ck_assert_str_eq(c.ssl_keyfile, "/etc/warren/server.key");
+    ck_assert_str_eq(c.ssl_password, "key pass");
+    ck_assert_str_eq(c.ssl_cacertfile, "/etc/warren/ca.pem");
+    ck_assert(c.ssl_verify_peer);
+    ck_assert(c.ssl_fail_if_no_peer_cert);
+    /* The first versions line replaces the default list. */
+    ck_assert_uint_eq(c.ssl_version_count, 1);
+    ck_assert_uint_eq(c.ssl_versions[0], CONFIG_TLS_V1_2);
+    ck_assert_uint_eq(c.ssl_cipher_count, 2);
+    ck_assert_str_eq(c.ssl_ciphers[0], "ECDHE-RSA-AES256-GCM-SHA384");
+    ck_assert_str_eq(c.ssl_ciphers[1], "TLS_AES_256_GCM_SHA384");
+    ck_assert(c.ssl_honor_cipher_order);
+    ck_assert_int_eq(c.ssl_cert_login_from, CONFIG_CERT_LOGIN_CN);
+    ck_assert_uint_eq(c.ssl_handshake_timeout_ms, 1500);
+}
+END_TEST
+
+START_TEST(tls_versions_all_values_and_names_keep_their_last_value)
+{
+    struct config c = parsed("ssl_options.versions.a = tlsv1\n"
+                             "ssl_options.versions.b = tlsv1.1\n"
+                             "ssl_options.versions.c = tlsv1.2\n"
+                             "ssl_options.versions.a = tlsv1.3\n");
+
+    ck_assert_uint_eq(c.ssl_version_count, 3);
+    ck_assert_uint_eq(c.ssl_versions[0], CONFIG_TLS_V1_3);
+    ck_assert_uint_eq(c.ssl_versions[1], CONFIG_TLS_V1_1);
+    ck_assert_uint_eq(c.ssl_versions[2], CONFIG_TLS_V1_2);
+    ck_assert_uint_eq(parsed("ssl_options.ciphers.1 = AES128-SHA\nssl_options.ciphers.1 = "
+                             "AES256-SHA")
+                          .ssl_cipher_count,
+                      1);
+}
+END_TEST
+
+START_TEST(at_most_sixty_four_ciphers)
+{
+    char text[4096] = "";
+    size_t len = 0;
+
+    for (int i = 0; i < CONFIG_MAX_TLS_CIPHERS; i++)
+        len += (size_t)snprintf(text + len, sizeof(text) - len, "ssl_options.ciphers.%d = C%d\n", i,
+                                i);
+    ck_assert_uint_eq(parsed(text).ssl_cipher_count, CONFIG_MAX_TLS_CIPHERS);
+    ck_assert_str_eq(parsed(text).ssl_ciphers[63], "C63");
+    snprintf(text + len, sizeof(text) - len, "ssl_options.ciphers.x = AES128-SHA\n");
+    ck_assert_str_eq(parse_error(text), "t.conf:65: too many ciphers: at most 64");
+}
+END_TEST
+
+START_TEST(tls_listener_without_files_is_an_error_at_its_line)
+{
+    struct config c;
+
+    ck_assert_str_eq(parse_error("heartbeat = 5\nlisteners.ssl.default = 5671\n"
+                                 "ssl_options.keyfile = k.pem\n"),
+                     "t.conf:2: a TLS listener (listeners.ssl) needs ssl_options.certfile and "
+                     "ssl_options.keyfile");
+    ck_assert_str_eq(parse_error("listeners.ssl.default = 5671\nssl_options.certfile = c.pem\n"),
+                     "t.conf:1: a TLS listener (listeners.ssl) needs ssl_options.certfile and "
+                     "ssl_options.keyfile");
+    ck_assert_str_eq(parse_error("ssl_options.certfile = c.pem\nssl_options.keyfile = k.pem\n"
+                                 "listeners.ssl.a = 5671\nssl_options.verify = verify_peer\n"),
+                     "t.conf:3: ssl_options.verify = verify_peer needs ssl_options.cacertfile");
+    /* Files without a listener are no error: TLS is simply off. */
+    ck_assert_uint_eq(parsed("ssl_options.certfile = c.pem").ssl_count, 0);
+    ck_assert_uint_eq(parsed("ssl_options.verify = verify_peer").ssl_count, 0);
+    /* A listener named `none` away is no listener either. */
+    ck_assert_uint_eq(parsed("listeners.ssl.a = 5671\nlisteners.ssl = none").ssl_count, 0);
+
+    /* A second file that takes the certificate away is wrong at its own line. */
+    c = parsed("listeners.ssl.a = 5671\nssl_options.certfile = c.pem\n"
+               "ssl_options.keyfile = k.pem\n");
+    ck_assert_int_eq(config_parse(&c, "u.conf", "heartbeat = 1\nssl_options.certfile = false\n",
+                                  err, sizeof(err)),
+                     -1);
+    ck_assert_str_eq(err, "u.conf:2: a TLS listener (listeners.ssl) needs ssl_options.certfile "
+                          "and ssl_options.keyfile");
+}
+END_TEST
+
+START_TEST(tls_password_is_never_echoed)
+{
+    char text[400];
+
+    snprintf(text, sizeof(text), "ssl_options.password = %0300d", 7);
+    ck_assert_str_eq(parse_error(text),
+                     "t.conf:1: value for key 'ssl_options.password' is longer than 255 bytes");
+    ck_assert_ptr_null(strstr(err, "0000"));
+}
+END_TEST
+
 START_TEST(every_key_and_type_is_parsed)
 {
     struct config c = parsed("listeners.tcp.a = 127.0.0.1:5673\n"
@@ -269,6 +409,32 @@ static const struct {
                              "none"},
     {"loopback_users.bob = yes", "t.conf:1: bad value 'yes' for key 'loopback_users.bob': "
                                  "expected true or false"},
+    {"listeners.ssl = all", "t.conf:1: bad value 'all' for key 'listeners.ssl': expected none"},
+    {"listeners.ssl.a = 99999", "t.conf:1: bad value '99999' for key 'listeners.ssl.a': "
+                                "expected a port, IP:port or [IPv6]:port"},
+    {"ssl_options.verify = true", "t.conf:1: bad value 'true' for key 'ssl_options.verify': "
+                                  "expected verify_none or verify_peer"},
+    {"ssl_options.fail_if_no_peer_cert = yes", "t.conf:1: bad value 'yes' for key "
+                                               "'ssl_options.fail_if_no_peer_cert': expected "
+                                               "true or false"},
+    {"ssl_options.versions.1 = sslv3", "t.conf:1: bad value 'sslv3' for key "
+                                       "'ssl_options.versions.1': expected tlsv1.3, tlsv1.2, "
+                                       "tlsv1.1 or tlsv1"},
+    {"ssl_options.versions.1 = TLSv1.2", "t.conf:1: bad value 'TLSv1.2' for key "
+                                         "'ssl_options.versions.1': expected tlsv1.3, tlsv1.2, "
+                                         "tlsv1.1 or tlsv1"},
+    {"ssl_options.versions = tlsv1.2", "t.conf:1: unknown key 'ssl_options.versions'"},
+    {"ssl_options.ciphers = AES128-SHA", "t.conf:1: unknown key 'ssl_options.ciphers'"},
+    {"ssl_options.ciphers.1 = HIGH:!aNULL", "t.conf:1: bad value 'HIGH:!aNULL' for key "
+                                            "'ssl_options.ciphers.1': expected one cipher name, "
+                                            "as OpenSSL writes it (ECDHE-RSA-AES256-GCM-SHA384, "
+                                            "TLS_AES_256_GCM_SHA384)"},
+    {"ssl_cert_login_from = subject_alternative_name",
+     "t.conf:1: bad value 'subject_alternative_name' for key 'ssl_cert_login_from': expected "
+     "distinguished_name or common_name"},
+    {"ssl_handshake_timeout = 0", "t.conf:1: out of range value '0' for key "
+                                  "'ssl_handshake_timeout': expected 1..3600000"},
+    {"ssl_options.certfile.x = a", "t.conf:1: unknown key 'ssl_options.certfile.x'"},
 };
 
 START_TEST(each_error_names_file_line_and_reason)
@@ -561,12 +727,18 @@ START_TEST(example_text_parses_back_to_the_defaults)
     char *text = example_text(&len);
 
     config_defaults(&d);
-    /* Start far from the defaults, so every line of the example has to do its part. */
+    /* Start far from the defaults, so every line of the example has to do its part. Keys
+     * unset by default (TLS listeners, key password, ciphers) are comments in the example,
+     * so they are left out here. */
     c = parsed("listeners.tcp.a = 1\nlisteners.tcp.b = ::1:2\ndefault_user = u\n"
                "default_pass = p\ndefault_vhost = v\nloopback_users.x = true\n"
                "loopback_users.y = true\nheartbeat = 1\nframe_max = 5000\nchannel_max = 3\n"
                "max_message_size = 4\nhandshake_timeout = 5\nlog.level = error\n"
-               "log.file = x.log\nlog.console = false\n");
+               "log.file = x.log\nlog.console = false\n"
+               "ssl_options.certfile = c\nssl_options.keyfile = k\nssl_options.cacertfile = a\n"
+               "ssl_options.verify = verify_peer\nssl_options.fail_if_no_peer_cert = true\n"
+               "ssl_options.versions.x = tlsv1\nssl_options.honor_cipher_order = true\n"
+               "ssl_cert_login_from = common_name\nssl_handshake_timeout = 9\n");
     ck_assert_int_eq(config_parse(&c, "example", text, err, sizeof(err)), 0);
     ck_assert_mem_eq(&c, &d, sizeof(c));
     free(text);
@@ -623,6 +795,18 @@ START_TEST(example_lists_every_key_as_a_live_line)
         "\nlog.level = info\n",
         "\nlog.file = false\n",
         "\nlog.console = true\n",
+        "\n# listeners.ssl.default =\n",
+        "\nssl_options.certfile = false\n",
+        "\nssl_options.keyfile = false\n",
+        "\n# ssl_options.password =\n",
+        "\nssl_options.cacertfile = false\n",
+        "\nssl_options.verify = verify_none\n",
+        "\nssl_options.fail_if_no_peer_cert = false\n",
+        "\nssl_options.versions.1 = tlsv1.3\nssl_options.versions.2 = tlsv1.2\n",
+        "\n# ssl_options.ciphers.1 =\n",
+        "\nssl_options.honor_cipher_order = false\n",
+        "\nssl_cert_login_from = distinguished_name\n",
+        "\nssl_handshake_timeout = 5000\n",
     };
 
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
@@ -637,7 +821,10 @@ static Suite *config_suite(void)
     TCase *t = tcase_create("parse");
 
     tcase_add_test(t, defaults_are_rabbitmq_defaults);
+    tcase_add_test(t, tls_defaults_are_rabbitmq_defaults);
     tcase_add_test(t, every_key_and_type_is_parsed);
+    tcase_add_test(t, every_tls_key_is_parsed);
+    tcase_add_test(t, tls_password_is_never_echoed);
     tcase_add_test(t, log_levels_and_log_file_false);
     tcase_add_test(t, byte_sizes_take_rabbitmq_suffixes);
     tcase_add_test(t, bounds_are_inclusive);
@@ -664,6 +851,9 @@ static Suite *config_suite(void)
     tcase_add_test(t, listener_name_may_hold_escaped_dots_and_is_bounded);
     tcase_add_test(t, loopback_users_default_add_remove_and_none);
     tcase_add_test(t, at_most_sixteen_loopback_users);
+    tcase_add_test(t, tls_versions_all_values_and_names_keep_their_last_value);
+    tcase_add_test(t, at_most_sixty_four_ciphers);
+    tcase_add_test(t, tls_listener_without_files_is_an_error_at_its_line);
     suite_add_tcase(s, t);
 
     t = tcase_create("files");
