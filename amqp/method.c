@@ -1741,6 +1741,7 @@ void wire_method_encode(struct wire_writer *w, uint32_t id, const void *args)
     }
 }
 
+/* id, name, has_content, synchronous, replies, channel0_only */
 static const struct wire_method_info connection_info[] = {
     {WIRE_CONNECTION_START, "connection.start",
      false, true, {WIRE_CONNECTION_START_OK, 0}, true},
@@ -1790,6 +1791,7 @@ static const uint8_t connection_index[72] = {
     [71] = 14,
 };
 
+/* id, name, has_content, synchronous, replies, channel0_only */
 static const struct wire_method_info channel_info[] = {
     {WIRE_CHANNEL_OPEN, "channel.open",
      false, true, {WIRE_CHANNEL_OPEN_OK, 0}, false},
@@ -1815,6 +1817,7 @@ static const uint8_t channel_index[42] = {
     [41] = 6,
 };
 
+/* id, name, has_content, synchronous, replies, channel0_only */
 static const struct wire_method_info access_info[] = {
     {WIRE_ACCESS_REQUEST, "access.request",
      false, true, {WIRE_ACCESS_REQUEST_OK, 0}, false},
@@ -1828,6 +1831,7 @@ static const uint8_t access_index[12] = {
     [11] = 2,
 };
 
+/* id, name, has_content, synchronous, replies, channel0_only */
 static const struct wire_method_info exchange_info[] = {
     {WIRE_EXCHANGE_DECLARE, "exchange.declare",
      false, true, {WIRE_EXCHANGE_DECLARE_OK, 0}, false},
@@ -1859,6 +1863,7 @@ static const uint8_t exchange_index[52] = {
     [51] = 8,
 };
 
+/* id, name, has_content, synchronous, replies, channel0_only */
 static const struct wire_method_info queue_info[] = {
     {WIRE_QUEUE_DECLARE, "queue.declare",
      false, true, {WIRE_QUEUE_DECLARE_OK, 0}, false},
@@ -1896,6 +1901,7 @@ static const uint8_t queue_index[52] = {
     [51] = 10,
 };
 
+/* id, name, has_content, synchronous, replies, channel0_only */
 static const struct wire_method_info basic_info[] = {
     {WIRE_BASIC_QOS, "basic.qos",
      false, true, {WIRE_BASIC_QOS_OK, 0}, false},
@@ -1957,6 +1963,7 @@ static const uint8_t basic_index[121] = {
     [120] = 18,
 };
 
+/* id, name, has_content, synchronous, replies, channel0_only */
 static const struct wire_method_info tx_info[] = {
     {WIRE_TX_SELECT, "tx.select",
      false, true, {WIRE_TX_SELECT_OK, 0}, false},
@@ -1982,6 +1989,7 @@ static const uint8_t tx_index[32] = {
     [31] = 6,
 };
 
+/* id, name, has_content, synchronous, replies, channel0_only */
 static const struct wire_method_info confirm_info[] = {
     {WIRE_CONFIRM_SELECT, "confirm.select",
      false, true, {WIRE_CONFIRM_SELECT_OK, 0}, false},

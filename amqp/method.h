@@ -581,7 +581,9 @@ struct wire_method {
  *   WIRE_ERR_SYNTAX: a field table inside is malformed (unknown field type, an entry past its
  *     table, nesting deeper than WIRE_TABLE_MAX_DEPTH). RabbitMQ's table parser crashes and
  *     drops the connection; 502 is the spec's code for a field that does not parse.
- * Bits not used by a method's bit arguments are ignored, as RabbitMQ does. */
+ * Bits not used by a method's bit arguments are ignored, as RabbitMQ does. Once the payload
+ * has its 4 octets of ids, m->id is set even on an error, so that connection.close can name
+ * the method as RabbitMQ does ("cannot decode" comes with the method's class and method). */
 int wire_method_decode(struct wire_bytes payload, struct wire_method *m);
 
 /* Writes class id, method id and the arguments of the struct args points at (struct

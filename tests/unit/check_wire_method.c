@@ -555,6 +555,18 @@ START_TEST(sizes_are_checked_before_table_contents)
 }
 END_TEST
 
+START_TEST(failed_decode_still_names_the_method)
+{
+    struct wire_method m;
+
+    /* connection.close after "cannot decode" carries class 50, method 10 in RabbitMQ. */
+    ck_assert_int_eq(wire_method_decode(RAW(0, 50, 0, 10, 0, 0, 9, 'a', 'b'), &m), WIRE_ERR_FRAME);
+    ck_assert_uint_eq(m.id, WIRE_QUEUE_DECLARE);
+    ck_assert_int_eq(wire_method_decode(RAW(0, 60, 0x03, 0xe7), &m), WIRE_ERR_COMMAND_INVALID);
+    ck_assert_uint_eq(m.id, WIRE_METHOD_ID(60, 999));
+}
+END_TEST
+
 START_TEST(unknown_class_or_method_is_command_invalid)
 {
     struct wire_method m;
@@ -757,6 +769,7 @@ static Suite *method_suite(void)
     tcase_add_test(tc, table_nested_too_deep_is_a_syntax_error);
     tcase_add_test(tc, sizes_are_checked_before_table_contents);
     tcase_add_test(tc, unknown_class_or_method_is_command_invalid);
+    tcase_add_test(tc, failed_decode_still_names_the_method);
     tcase_add_test(tc, unused_bits_are_ignored);
     suite_add_tcase(s, tc);
 
