@@ -197,6 +197,27 @@ START_TEST(bind_to_missing_exchange_closes_channel_with_404)
 }
 END_TEST
 
+START_TEST(default_exchange_cannot_take_part_in_exchange_bindings)
+{
+    amqp_connection_state_t c = it_connect();
+    char x[64];
+
+    it_exchange(c, it_name(x, sizeof x, "e2e.default"), "fanout");
+    amqp_exchange_bind(c, 1, amqp_cstring_bytes(x), amqp_cstring_bytes(""), amqp_cstring_bytes("k"),
+                       amqp_empty_table);
+    it_expect_channel_close(c, 1, amqp_get_rpc_reply(c), 403,
+                            "ACCESS_REFUSED - operation not permitted on the default exchange");
+    it_channel_open(c, 1);
+    amqp_exchange_bind(c, 1, amqp_cstring_bytes(""), amqp_cstring_bytes(x), amqp_cstring_bytes("k"),
+                       amqp_empty_table);
+    it_expect_channel_close(c, 1, amqp_get_rpc_reply(c), 403,
+                            "ACCESS_REFUSED - operation not permitted on the default exchange");
+    it_channel_open(c, 1);
+    it_exchange_delete(c, x);
+    it_disconnect(c);
+}
+END_TEST
+
 START_TEST(auto_delete_exchange_goes_when_its_last_e2e_binding_goes)
 {
     amqp_connection_state_t c = it_connect();
@@ -371,6 +392,7 @@ int main(void)
     tcase_add_test(tc, queue_reached_by_two_paths_gets_one_copy);
     tcase_add_test(tc, deleting_the_destination_removes_the_binding);
     tcase_add_test(tc, bind_to_missing_exchange_closes_channel_with_404);
+    tcase_add_test(tc, default_exchange_cannot_take_part_in_exchange_bindings);
     tcase_add_test(tc, auto_delete_exchange_goes_when_its_last_e2e_binding_goes);
     tcase_add_test(tc, auto_delete_exchange_stays_when_it_was_only_a_destination);
     tc = it_tcase(s, "alternate_exchange");
