@@ -323,7 +323,7 @@ enum it_confirm { IT_PENDING = 0, IT_ACKED, IT_NACKED };
 /* Reads basic.ack and basic.nack on ch until every entry of state[1..last] is settled or
  * timeout_ms passes (then fails the test); state[i] is the fate of publish sequence number
  * i, and `multiple` settles every pending entry up to the tag. A confirm of an already
- * settled or unknown tag fails the test. Returns on other channels and deliveries are
+ * settled or unknown tag fails the test. Methods on other channels and deliveries are
  * skipped; basic.return on ch is skipped too (counted in *returns when not NULL), as is its
  * content. Anything else fails the test. */
 #define it_collect_confirms(c, ch, state, last, timeout_ms, returns)                               \
