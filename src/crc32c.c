@@ -52,8 +52,7 @@ static uint32_t crc_soft(uint32_t crc, const uint8_t *p, size_t len)
 #define CRC32C_HAVE_HW 1
 
 /* The SSE4.2 crc32 instruction computes exactly this CRC, 8 bytes per instruction. */
-__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uint8_t *p,
-                                                          size_t len)
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uint8_t *p, size_t len)
 {
     uint64_t c = crc;
 

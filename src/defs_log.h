@@ -105,8 +105,8 @@ int defs_log_commit(struct defs_log *log);
 int defs_log_compact(struct defs_log *log);
 
 struct defs_log_stats {
-    uint64_t file_bytes;  /* size of the log file */
-    uint64_t live_bytes;  /* size a compacted log would have */
+    uint64_t file_bytes; /* size of the log file */
+    uint64_t live_bytes; /* size a compacted log would have */
     uint64_t entries;
     uint64_t compactions; /* since open */
 };

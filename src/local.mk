@@ -14,7 +14,11 @@ src_libwarren_a_SOURCES = \
 	src/vhost.c src/vhost.h \
 	src/channel.c src/channel.h \
 	src/conn.c src/conn.h \
-	src/server.c src/server.h
+	src/server.c src/server.h \
+	src/crc32c.c src/crc32c.h \
+	src/recfile.c src/recfile.h \
+	src/store.c src/store.h \
+	src/defs_log.c src/defs_log.h
 
 WARREN_LIBS = src/libwarren.a exchanges/libexchanges.a amqp/libwire.a $(EV_LIBS)
 

@@ -121,8 +121,8 @@ static bool ensure(struct recfile_reader *r, uint64_t off, size_t n)
 }
 
 /* What lies at off: OK, BAD (incomplete or corrupt) or IO. */
-static enum recfile_result check_at(struct recfile_reader *r, uint64_t off,
-                                    struct wire_bytes *body, bool (*type_ok)(uint8_t))
+static enum recfile_result check_at(struct recfile_reader *r, uint64_t off, struct wire_bytes *body,
+                                    bool (*type_ok)(uint8_t))
 {
     uint64_t left = r->file_size - off;
     uint8_t hdr[RECFILE_FRAME_BYTES];

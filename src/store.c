@@ -28,9 +28,9 @@
  * the header and names, well below what a u32 length can say. */
 #define MAX_RECORD_BODY (1u << 30)
 
-#define WBUF_FLUSH_BYTES (1u << 20) /* write(2) the buffer once it holds this much */
-#define WBUF_KEEP_BYTES  (4u << 20) /* a larger buffer (a big message) is freed after use */
-#define READ_FDS         16         /* read descriptors kept open for sealed segments */
+#define WBUF_FLUSH_BYTES  (1u << 20) /* write(2) the buffer once it holds this much */
+#define WBUF_KEEP_BYTES   (4u << 20) /* a larger buffer (a big message) is freed after use */
+#define READ_FDS          16         /* read descriptors kept open for sealed segments */
 #define MIN_SEGMENT_BYTES 256
 
 enum rec_type {
@@ -50,12 +50,12 @@ enum seg_state {
 struct segment {
     uint32_t number;
     enum seg_state state;
-    bool sealed;           /* full: takes no more records */
-    int fd;                /* the active segment's write fd, or a cached read fd, or -1 */
-    uint64_t size;         /* bytes, those still in the write buffer included */
-    uint64_t live_refs;    /* live (queue, message) references of its MESSAGE records */
-    uint64_t foreign_refs; /* its other records that point outside it */
-    uint64_t wait;         /* DELETING: append seq; UNLINKED: directory generation */
+    bool sealed;                 /* full: takes no more records */
+    int fd;                      /* the active segment's write fd, or a cached read fd, or -1 */
+    uint64_t size;               /* bytes, those still in the write buffer included */
+    uint64_t live_refs;          /* live (queue, message) references of its MESSAGE records */
+    uint64_t foreign_refs;       /* its other records that point outside it */
+    uint64_t wait;               /* DELETING: append seq; UNLINKED: directory generation */
     size_t rec_first, rec_count; /* recovery: its messages in the recovery table */
 };
 
@@ -285,8 +285,9 @@ static void store_fail(struct store *st, int err, const char *what, const char *
     if (st->failed != 0)
         return;
     st->failed = err;
-    log_error(NULL, "message store: %s %s failed: %s; persistent messages can no longer be "
-                    "confirmed",
+    log_error(NULL,
+              "message store: %s %s failed: %s; persistent messages can no longer be "
+              "confirmed",
               what, path, strerror(err));
     update_hold(st);
     if (st->watchers_started)
@@ -339,6 +340,7 @@ static void wbuf_reserve(struct area *a, size_t n)
 }
 
 static void maybe_delete(struct store *st, struct segment *s);
+static void process_doomed(struct store *st);
 
 /* The active segment is full: write what is buffered and hand its descriptor to the sync
  * thread, which syncs it once more and closes it. */
@@ -442,15 +444,22 @@ static uint8_t *area_reserve(struct store *st, struct area *a, size_t body_len,
 static uint64_t area_commit(struct store *st, struct area *a, uint8_t *body, size_t body_len)
 {
     recfile_frame_seal(body - RECFILE_FRAME_BYTES, (uint32_t)body_len);
-    if (a->wlen >= WBUF_FLUSH_BYTES)
-        area_flush(st, a);
-    if (!a->durable)
+    if (!a->durable) {
+        if (a->wlen >= WBUF_FLUSH_BYTES)
+            area_flush(st, a);
         return 0;
+    }
+    /* Counted before a flush, which tells the sync thread how far the writes got. */
     st->records++;
     st->bytes_written += RECFILE_FRAME_BYTES + body_len;
-    st->appended_seq++;
+    uint64_t seq = ++st->appended_seq;
+    if (a->wlen >= WBUF_FLUSH_BYTES)
+        area_flush(st, a);
     update_hold(st);
-    return st->appended_seq;
+    /* A segment sealed by this append may be waiting to be deleted. */
+    if (st->doomed_count > 0)
+        process_doomed(st);
+    return seq;
 }
 
 static size_t message_body_len(const struct store_msg *m)
@@ -521,8 +530,6 @@ static uint64_t append_control(struct store *st, enum rec_type type, uint32_t qu
         st->msgs.active->foreign_refs++;
     return area_commit(st, &st->msgs, p, len);
 }
-
-static void process_doomed(struct store *st);
 
 static void drop_ref(struct store *st, struct store_loc loc)
 {
@@ -644,8 +651,7 @@ int store_read(struct store *st, struct store_loc loc, void *buf, size_t buf_siz
     if (!recfile_frame_check(buf, loc.size, MAX_RECORD_BODY, &body) ||
         RECFILE_FRAME_BYTES + body.len != loc.size || !message_decode(body, out, &ids)) {
         seg_path(a, s->number, path, sizeof(path));
-        log_error(NULL, "message store: %s: corrupt record at offset %" PRIu32, path,
-                  loc.offset);
+        log_error(NULL, "message store: %s: corrupt record at offset %" PRIu32, path, loc.offset);
         return -EIO;
     }
     return 0;
@@ -730,8 +736,8 @@ static int64_t carry_forward(struct store *st, struct segment *s)
             break;
         }
         if (res == RECFILE_BAD) {
-            log_error(NULL, "message store: %s: corrupt record at offset %" PRIu64 " skipped",
-                      path, r.pos);
+            log_error(NULL, "message store: %s: corrupt record at offset %" PRIu64 " skipped", path,
+                      r.pos);
             if (!recfile_resync(&r, rec_type_ok))
                 break;
             continue;
@@ -826,7 +832,8 @@ static void *sync_main(void *arg)
             struct timespec due = last, now;
             add_ms(&due, y->interval_ms);
             clock_gettime(CLOCK_MONOTONIC, &now);
-            if (now.tv_sec < due.tv_sec || (now.tv_sec == due.tv_sec && now.tv_nsec < due.tv_nsec)) {
+            if (now.tv_sec < due.tv_sec ||
+                (now.tv_sec == due.tv_sec && now.tv_nsec < due.tv_nsec)) {
                 pthread_cond_timedwait(&y->cond, &y->mu, &due);
                 continue;
             }
@@ -1073,8 +1080,8 @@ struct store *store_open(struct ev_loop *loop, const char *dir, const struct sto
     st->lock_fd = -1;
     st->sync.dirfd = -1;
     st->sync.active_fd = -1;
-    st->segment_bytes = opts && opts->segment_bytes ? opts->segment_bytes
-                                                    : STORE_DEFAULT_SEGMENT_BYTES;
+    st->segment_bytes =
+        opts && opts->segment_bytes ? opts->segment_bytes : STORE_DEFAULT_SEGMENT_BYTES;
     if (st->segment_bytes < MIN_SEGMENT_BYTES)
         st->segment_bytes = MIN_SEGMENT_BYTES;
     st->sync.interval_ms = opts ? opts->sync_interval_ms : 0;
@@ -1173,8 +1180,7 @@ static struct rmsg *recovery_find(struct recovery *rv, uint32_t segment, uint32_
         else
             hi = mid;
     }
-    return lo < s->rec_first + s->rec_count && rv->msgs[lo].offset == offset ? &rv->msgs[lo]
-                                                                              : NULL;
+    return lo < s->rec_first + s->rec_count && rv->msgs[lo].offset == offset ? &rv->msgs[lo] : NULL;
 }
 
 static struct rref *recovery_ref(struct recovery *rv, uint32_t segment, uint32_t offset,
@@ -1223,7 +1229,7 @@ static bool recovery_apply(struct recovery *rv, struct segment *s, uint64_t offs
             .ref_count = m.queue_count,
         };
         for (uint32_t i = 0; i < m.queue_count; i++) {
-            uint32_t q;
+            uint32_t q = 0;
             (void)wire_u32(&ids, &q);
             rv->refs[rv->ref_count++] = (struct rref){.queue_id = q};
         }
@@ -1275,14 +1281,12 @@ static void recovery_drop_segment(struct store *st, struct segment *s, bool last
 
     seg_path(&st->msgs, s->number, path, sizeof(path));
     if (last && s->size < SEG_HEADER) {
-        log_warn(NULL, "message store: %s: incomplete segment header (%" PRIu64
-                       " bytes), removed",
+        log_warn(NULL, "message store: %s: incomplete segment header (%" PRIu64 " bytes), removed",
                  path, s->size);
         unlink(path);
     } else {
         snprintf(aside, sizeof(aside), "%s.corrupt", path);
-        log_error(NULL, "message store: %s: not a segment of this store, moved to %s", path,
-                  aside);
+        log_error(NULL, "message store: %s: not a segment of this store, moved to %s", path, aside);
         if (rename(path, aside) < 0)
             log_error(NULL, "message store: renaming %s failed: %s", path, strerror(errno));
     }
@@ -1329,33 +1333,34 @@ static int recovery_scan(struct recovery *rv, struct segment *s, bool last)
         }
         if (res == RECFILE_OK) {
             if (!recovery_apply(rv, s, off, body))
-                log_error(NULL, "message store: %s: malformed record at offset %" PRIu64
-                                " skipped",
+                log_error(NULL, "message store: %s: malformed record at offset %" PRIu64 " skipped",
                           path, off);
             continue;
         }
         uint64_t bad = r.pos;
         if (recfile_resync(&r, rec_type_ok)) {
-            log_error(NULL, "message store: %s: corrupt record at offset %" PRIu64
-                            "; skipped %" PRIu64 " bytes to the next valid record",
+            log_error(NULL,
+                      "message store: %s: corrupt record at offset %" PRIu64 "; skipped %" PRIu64
+                      " bytes to the next valid record",
                       path, bad, r.pos - bad);
             continue;
         }
         if (last) {
             /* A torn append: the broker stopped in the middle of a write, and nothing in it
              * was confirmed. Cut it so the file ends at a record boundary again. */
-            log_warn(NULL, "message store: %s: torn or corrupt record at offset %" PRIu64
-                           "; cut %" PRIu64 " bytes off the end",
+            log_warn(NULL,
+                     "message store: %s: torn or corrupt record at offset %" PRIu64 "; cut %" PRIu64
+                     " bytes off the end",
                      path, bad, s->size - bad);
             if (ftruncate(fd, (off_t)bad) < 0 || fdatasync(fd) < 0) {
                 rc = -errno;
-                log_error(NULL, "message store: truncating %s failed: %s", path,
-                          strerror(errno));
+                log_error(NULL, "message store: truncating %s failed: %s", path, strerror(errno));
             }
             s->size = bad;
         } else {
-            log_error(NULL, "message store: %s: corrupt data from offset %" PRIu64
-                            " to the end (%" PRIu64 " bytes) skipped",
+            log_error(NULL,
+                      "message store: %s: corrupt data from offset %" PRIu64 " to the end (%" PRIu64
+                      " bytes) skipped",
                       path, bad, s->size - bad);
         }
         break;

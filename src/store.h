@@ -133,7 +133,7 @@ struct store_loc {
 
 #define STORE_LOC_PAGING 1u /* the record is in the paging area */
 
-#define STORE_DEFAULT_SEGMENT_BYTES (16u << 20)
+#define STORE_DEFAULT_SEGMENT_BYTES  (16u << 20)
 #define STORE_MAX_QUEUES_PER_MESSAGE 65535
 
 struct store_options {
@@ -240,16 +240,16 @@ int store_read(struct store *st, struct store_loc loc, void *buf, size_t buf_siz
 void store_flush(struct store *st);
 
 struct store_stats {
-    uint64_t appended_seq;   /* last sequence number handed out */
-    uint64_t durable_seq;    /* last sequence number reported durable */
-    uint64_t fsyncs;         /* fdatasync calls for durable segments */
-    uint64_t records;        /* durable records appended */
-    uint64_t bytes_written;  /* durable bytes appended since open */
-    uint64_t segments;       /* durable segment files on disk */
-    uint64_t disk_bytes;     /* their total size */
+    uint64_t appended_seq;  /* last sequence number handed out */
+    uint64_t durable_seq;   /* last sequence number reported durable */
+    uint64_t fsyncs;        /* fdatasync calls for durable segments */
+    uint64_t records;       /* durable records appended */
+    uint64_t bytes_written; /* durable bytes appended since open */
+    uint64_t segments;      /* durable segment files on disk */
+    uint64_t disk_bytes;    /* their total size */
     uint64_t paging_segments;
     uint64_t paging_bytes;
-    uint64_t carried;        /* records copied forward so a segment could be deleted */
+    uint64_t carried; /* records copied forward so a segment could be deleted */
 };
 
 void store_stats(const struct store *st, struct store_stats *out);

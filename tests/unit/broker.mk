@@ -12,3 +12,16 @@ tests_unit_check_config_LDADD = $(BROKER_UNIT_LDADD)
 tests_unit_check_log_SOURCES = tests/unit/check_log.c
 tests_unit_check_log_CFLAGS = $(BROKER_UNIT_CFLAGS)
 tests_unit_check_log_LDADD = $(BROKER_UNIT_LDADD)
+
+# The message store and the definitions log (they use a thread: the sync thread of the
+# group commit; and libev for its completions).
+check_PROGRAMS += tests/unit/check_store tests/unit/check_defs_log
+TESTS += tests/unit/check_store tests/unit/check_defs_log
+
+tests_unit_check_store_SOURCES = tests/unit/check_store.c
+tests_unit_check_store_CFLAGS = $(BROKER_UNIT_CFLAGS) -pthread
+tests_unit_check_store_LDADD = $(BROKER_UNIT_LDADD) $(EV_LIBS) -lpthread
+
+tests_unit_check_defs_log_SOURCES = tests/unit/check_defs_log.c
+tests_unit_check_defs_log_CFLAGS = $(BROKER_UNIT_CFLAGS)
+tests_unit_check_defs_log_LDADD = $(BROKER_UNIT_LDADD)
