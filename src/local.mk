@@ -18,7 +18,8 @@ src_libwarren_a_SOURCES = \
 	src/crc32c.c src/crc32c.h \
 	src/recfile.c src/recfile.h \
 	src/store.c src/store.h \
-	src/defs_log.c src/defs_log.h
+	src/defs_log.c src/defs_log.h \
+	src/tls.c src/tls.h
 
 WARREN_LIBS = src/libwarren.a exchanges/libexchanges.a amqp/libwire.a $(EV_LIBS)
 

@@ -25,3 +25,12 @@ tests_unit_check_store_LDADD = $(BROKER_UNIT_LDADD) $(EV_LIBS) -lpthread
 tests_unit_check_defs_log_SOURCES = tests/unit/check_defs_log.c
 tests_unit_check_defs_log_CFLAGS = $(BROKER_UNIT_CFLAGS)
 tests_unit_check_defs_log_LDADD = $(BROKER_UNIT_LDADD)
+
+# TLS: certificates are made at test time by tls_certs.sh (never committed keys).
+check_PROGRAMS += tests/unit/check_tls
+TESTS += tests/unit/check_tls
+EXTRA_DIST += tests/unit/tls_certs.sh
+
+tests_unit_check_tls_SOURCES = tests/unit/check_tls.c
+tests_unit_check_tls_CFLAGS = $(BROKER_UNIT_CFLAGS) $(OPENSSL_CFLAGS)
+tests_unit_check_tls_LDADD = $(BROKER_UNIT_LDADD) $(OPENSSL_LIBS)
