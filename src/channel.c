@@ -521,10 +521,12 @@ static int check_queue_equivalent(struct channel *ch, const struct queue *q,
                             ": received '%s' but current is '%s'",
                             what, NAME_ARG(q->name), VHOST_ARG(ch), bool_text(got),
                             bool_text(have));
-    if (!wire_bytes_eq(q->arguments, a->arguments.raw))
-        return channel_fail(ch, WIRE_PRECONDITION_FAILED,
-                            "inequivalent arguments for queue " NAME_FMT " in vhost " NAME_FMT,
-                            NAME_ARG(q->name), VHOST_ARG(ch));
+    {
+        char err[512];
+        if (queue_args_equivalent(q->arguments, a->arguments.raw, q->name, ch->conn->vhost->name,
+                                  err, sizeof err) != 0)
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED, "%s", err);
+    }
     return 0;
 }
 
@@ -549,13 +551,8 @@ static int handle_queue_declare(struct channel *ch, const struct wire_method *m)
                             "queue name " NAME_FMT " contains reserved prefix 'amq.*'",
                             NAME_ARG(name));
     }
-    {
-        struct queue_args args;
-        char err[400];
-        if (queue_args_parse(a->arguments.raw, name, vh->name, vh->default_delivery_limit, &args,
-                             err, sizeof err) != 0)
-            return channel_fail(ch, WIRE_PRECONDITION_FAILED, "%s", err);
-    }
+    /* An existing queue is compared with the declaration; only a new one is validated, as
+     * in RabbitMQ. */
     q = vhost_queue_find(vh, name);
     if (q != NULL) {
         if (q->exclusive && q->owner != ch->conn)
@@ -563,6 +560,13 @@ static int handle_queue_declare(struct channel *ch, const struct wire_method *m)
         if (check_queue_equivalent(ch, q, a) != 0)
             return -1;
         goto ok;
+    }
+    {
+        struct queue_args args;
+        char err[400];
+        if (queue_args_parse(a->arguments.raw, name, vh->name, vh->default_delivery_limit, &args,
+                             err, sizeof err) != 0)
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED, "%s", err);
     }
     q = queue_new(vh, name, a->durable, a->exclusive, a->auto_delete, a->arguments.raw);
     if (a->exclusive)
@@ -945,11 +949,14 @@ static int publish_complete(struct channel *ch)
         message_unref(msg);
         return rc;
     }
-    if ((p->flags & WIRE_PROP_EXPIRATION) && !expiration_is_valid(p->expiration)) {
-        rc = channel_fail(ch, WIRE_PRECONDITION_FAILED, "invalid expiration " NAME_FMT,
-                          NAME_ARG(p->expiration));
-        message_unref(msg);
-        return rc;
+    if (p->flags & WIRE_PROP_EXPIRATION) {
+        int64_t ms;
+        char why[640];
+        if (expiration_parse(p->expiration, &ms, why, sizeof why) != 0) {
+            rc = channel_fail(ch, WIRE_PRECONDITION_FAILED, "%s", why);
+            message_unref(msg);
+            return rc;
+        }
     }
     if ((p->flags & WIRE_PROP_REPLY_TO) &&
         wire_bytes_eq_cstr(p->reply_to, "amq.rabbitmq.reply-to")) {

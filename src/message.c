@@ -1,6 +1,8 @@
 #include "src/message.h"
 
 #include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,28 +106,70 @@ struct wire_table table_without(struct wire_table t, const char *name, uint8_t *
     return (struct wire_table){.raw = {.ptr = out, .len = wire_writer_used(&w)}};
 }
 
+int expiration_parse(struct wire_bytes s, int64_t *ms, char *why, size_t why_size)
+{
+    size_t i = 0, first_digit, digits = 0;
+    bool negative = false;
+    int64_t v = 0;
+    int prefix = (int)(sizeof "invalid expiration '" - 1 + s.len + sizeof "': " - 1);
+    int n = snprintf(why, why_size, "invalid expiration '%.*s': ", (int)s.len, (const char *)s.ptr);
+    char *reason = why + (n > 0 && (size_t)n < why_size ? n : 0);
+    size_t room = why_size - (size_t)(reason - why);
+
+    if (i < s.len && (s.ptr[i] == '+' || s.ptr[i] == '-'))
+        negative = s.ptr[i++] == '-';
+    while (i < s.len && s.ptr[i] == '0' && i + 1 < s.len && s.ptr[i + 1] >= '0' &&
+           s.ptr[i + 1] <= '9')
+        i++; /* leading zeros print as nothing */
+    first_digit = i;
+    for (; i < s.len && s.ptr[i] >= '0' && s.ptr[i] <= '9'; i++, digits++) {
+        if (v <= (INT64_MAX - 9) / 10)
+            v = v * 10 + (s.ptr[i] - '0');
+        else
+            v = INT64_MAX;
+    }
+    if (digits == 0) {
+        snprintf(reason, room, "no_integer");
+        return -1;
+    }
+    if (i < s.len) {
+        snprintf(reason, room, "{leftover_string,\"%.*s\"}", (int)(s.len - i),
+                 (const char *)s.ptr + i);
+        return -1;
+    }
+    if (negative && v != 0) {
+        snprintf(reason, room, "{value_negative,-%.*s}", (int)digits,
+                 (const char *)s.ptr + first_digit);
+        return -1;
+    }
+    if (v > (int64_t)UINT32_MAX) {
+        /* Erlang's ~p breaks a term that would pass column 80 after its first element and
+         * indents the rest under it; RabbitMQ sends the text that way. */
+        int one_line = prefix + (int)(sizeof "{value_too_large,}" - 1 + digits);
+        if (one_line > 80)
+            snprintf(reason, room, "{value_too_large,\n%*s%.*s}", prefix + 1, "", (int)digits,
+                     (const char *)s.ptr + first_digit);
+        else
+            snprintf(reason, room, "{value_too_large,%.*s}", (int)digits,
+                     (const char *)s.ptr + first_digit);
+        return -1;
+    }
+    *ms = v;
+    return 0;
+}
+
 bool expiration_is_valid(struct wire_bytes s)
 {
-    uint64_t v = 0;
+    int64_t ms;
+    char why[640];
 
-    if (s.len == 0 || s.len > 10)
-        return false;
-    for (size_t i = 0; i < s.len; i++) {
-        if (s.ptr[i] < '0' || s.ptr[i] > '9')
-            return false;
-        v = v * 10 + (uint64_t)(s.ptr[i] - '0');
-    }
-    return v <= UINT32_MAX;
+    return expiration_parse(s, &ms, why, sizeof why) == 0;
 }
 
 bool message_expiration_ms(const struct message *m, int64_t *ms)
 {
-    int64_t v = 0;
+    char why[640];
 
-    if (!(m->props.flags & WIRE_PROP_EXPIRATION) || !expiration_is_valid(m->props.expiration))
-        return false;
-    for (size_t i = 0; i < m->props.expiration.len; i++)
-        v = v * 10 + (m->props.expiration.ptr[i] - '0');
-    *ms = v;
-    return true;
+    return (m->props.flags & WIRE_PROP_EXPIRATION) &&
+           expiration_parse(m->props.expiration, ms, why, sizeof why) == 0;
 }

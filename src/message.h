@@ -52,9 +52,14 @@ struct message *message_rewrite_to(const struct message *m, struct wire_bytes ex
                                    struct wire_bytes routing_key, const struct wire_props *props);
 
 /* The expiration property as milliseconds; false if absent. The channel refused messages
- * whose expiration is not a non-negative integer, so a present one parses. */
+ * whose expiration does not parse, so a present one does. */
 bool message_expiration_ms(const struct message *m, int64_t *ms);
-/* True if s is a valid expiration property: decimal digits, at most 2^32-1 ms as RabbitMQ. */
+/* Parses an expiration property as RabbitMQ does (Erlang's string:to_integer: an optional
+ * sign, then digits, nothing after; 0 .. 4294967295 ms). Returns 0, or -1 with RabbitMQ's
+ * text in why ("invalid expiration 'x': " and no_integer, {leftover_string,".5"},
+ * {value_negative,-1} or {value_too_large,N}); why holds 3 * 255 + 64 bytes at most. */
+int expiration_parse(struct wire_bytes s, int64_t *ms, char *why, size_t why_size);
+/* True if s parses as an expiration property (see expiration_parse). */
 bool expiration_is_valid(struct wire_bytes s);
 
 /* A copy of table t without the entries called name, encoded into out (at least t.raw.len

@@ -18,8 +18,9 @@
 
 /* ---- Arguments ------------------------------------------------------------------------- */
 
-#define ARG_FMT "invalid arg '%s' for queue '%.*s' in vhost '%.*s': "
-
+/* RabbitMQ words each argument error as "invalid arg 'K' for queue 'Q' in vhost 'V': REASON",
+ * REASON being the Erlang term its validator returned, printed with ~p: an atom
+ * (invalid_overflow), a tuple ({value_negative,-1}) or a string in double quotes. */
 struct arg_check {
     const char *name;
     struct wire_bytes qname, vname;
@@ -27,48 +28,65 @@ struct arg_check {
     size_t err_size;
 };
 
-static int arg_error(const struct arg_check *a, const char *what)
+static int arg_error(const struct arg_check *a, const char *reason)
 {
-    snprintf(a->err, a->err_size, ARG_FMT "%s", a->name, (int)a->qname.len,
-             (const char *)a->qname.ptr, (int)a->vname.len, (const char *)a->vname.ptr, what);
+    snprintf(a->err, a->err_size, "invalid arg '%s' for queue '%.*s' in vhost '%.*s': %s",
+             a->name, (int)a->qname.len, (const char *)a->qname.ptr, (int)a->vname.len,
+             (const char *)a->vname.ptr, reason);
     return -1;
 }
 
 static int type_error(const struct arg_check *a, const struct wire_field *f)
 {
-    char what[96];
+    char reason[96];
 
-    snprintf(what, sizeof what, "{unacceptable_type,%s}", erl_term_type_name(f->type));
-    return arg_error(a, what);
+    snprintf(reason, sizeof reason, "{unacceptable_type,%s}", erl_term_type_name(f->type));
+    return arg_error(a, reason);
 }
 
-/* An integer argument at least min; RabbitMQ's reasons for a wrong type or value. */
+/* An integer argument: min 0 refuses negatives, min 1 also zero. */
 static int arg_int(const struct arg_check *a, const struct wire_field *f, int64_t min,
                    int64_t *out)
 {
-    char what[96];
+    char reason[96];
 
     if (!wire_field_int(f, out)) {
-        snprintf(what, sizeof what, "{unacceptable_type,%s}", erl_term_type_name(f->type));
-        return arg_error(a, what);
+        snprintf(reason, sizeof reason, "\"expected integer, got %s\"",
+                 erl_term_type_name(f->type));
+        return arg_error(a, reason);
     }
-    if (*out < min) {
-        snprintf(what, sizeof what, "{value_%s,%" PRId64 "}", min == 0 ? "negative" : "zero",
+    if (*out < 0 || *out < min) {
+        snprintf(reason, sizeof reason, "{value_%s,%" PRId64 "}", *out < 0 ? "negative" : "zero",
                  *out);
-        return arg_error(a, what);
+        return arg_error(a, reason);
     }
     return 0;
+}
+
+/* A string argument that must be one of values (NULL-terminated); how RabbitMQ refuses
+ * another depends on the argument, so the caller passes the whole reason. */
+static bool one_of(struct wire_bytes v, const char *const *values)
+{
+    for (; *values != NULL; values++)
+        if (wire_bytes_eq_cstr(v, *values))
+            return true;
+    return false;
 }
 
 int queue_args_parse(struct wire_bytes args, struct wire_bytes queue_name,
                      struct wire_bytes vhost_name, int64_t default_delivery_limit,
                      struct queue_args *out, char *err, size_t err_size)
 {
+    static const char *const modes[] = {"default", "lazy", NULL};
+    /* Quorum and stream declarations get a classic queue with the same semantics for the
+     * arguments Warren knows. */
+    static const char *const types[] = {"classic", "quorum", NULL};
     struct wire_table_iter it;
     struct wire_bytes key;
     struct wire_field v;
     struct arg_check a = {.qname = queue_name, .vname = vhost_name, .err = err,
                           .err_size = err_size};
+    char reason[320];
 
     *out = (struct queue_args){
         .message_ttl_ms = -1,
@@ -108,8 +126,10 @@ int queue_args_parse(struct wire_bytes args, struct wire_bytes queue_name,
         } else if (strcmp(name, "x-max-priority") == 0) {
             if (arg_int(&a, &v, 0, &n) != 0)
                 return -1;
-            if (n > 255)
-                return arg_error(&a, "{value_too_large,max 255}");
+            if (n > 255) {
+                snprintf(reason, sizeof reason, "{max_value_exceeded,%" PRId64 "}", n);
+                return arg_error(&a, reason);
+            }
             out->max_priority = (uint8_t)n;
         } else if (strcmp(name, "x-overflow") == 0) {
             if (v.type != 'S')
@@ -120,16 +140,19 @@ int queue_args_parse(struct wire_bytes args, struct wire_bytes queue_name,
                 out->overflow = OVERFLOW_REJECT_PUBLISH;
             else if (wire_bytes_eq_cstr(v.v.bytes, "reject-publish-dlx"))
                 out->overflow = OVERFLOW_REJECT_PUBLISH_DLX;
-            else {
-                char what[320];
-                snprintf(what, sizeof what, "{unacceptable_value,<<\"%.*s\">>}",
-                         (int)(v.v.bytes.len > 255 ? 255 : v.v.bytes.len),
-                         (const char *)v.v.bytes.ptr);
-                return arg_error(&a, what);
-            }
+            else
+                return arg_error(&a, "invalid_overflow");
         } else if (strcmp(name, "x-dead-letter-exchange") == 0) {
-            if (v.type != 'S')
-                return type_error(&a, &v);
+            if (v.type != 'S') {
+                /* Refused before validation, by the code that resolves the exchange name. */
+                snprintf(err, err_size,
+                         "invalid type '%s' for arg 'x-dead-letter-exchange' in queue '%.*s' in "
+                         "vhost '%.*s'",
+                         erl_term_type_name(v.type), (int)queue_name.len,
+                         (const char *)queue_name.ptr, (int)vhost_name.len,
+                         (const char *)vhost_name.ptr);
+                return -1;
+            }
             out->dlx = v.v.bytes;
             out->has_dlx = true;
         } else if (strcmp(name, "x-dead-letter-routing-key") == 0) {
@@ -141,15 +164,117 @@ int queue_args_parse(struct wire_bytes args, struct wire_bytes queue_name,
             if (v.type != 't')
                 return type_error(&a, &v);
             out->single_active = v.v.boolean;
+        } else if (strcmp(name, "x-queue-mode") == 0 || strcmp(name, "x-queue-type") == 0) {
+            bool mode = name[8] == 'm';
+            if (v.type != 'S')
+                return type_error(&a, &v);
+            if (!one_of(v.v.bytes, mode ? modes : types)) {
+                snprintf(reason, sizeof reason, "\"unsupported queue %s '%.*s'\"",
+                         mode ? "mode" : "type", (int)(v.v.bytes.len > 200 ? 200 : v.v.bytes.len),
+                         (const char *)v.v.bytes.ptr);
+                return arg_error(&a, reason);
+            }
         }
         /* Other arguments are kept and ignored, as RabbitMQ does with unknown ones. */
     }
     if (out->has_dlrk && !out->has_dlx) {
+        a.name = "x-dead-letter-routing-key";
+        return arg_error(&a, "routing_key_but_no_dlx_defined");
+    }
+    return 0;
+}
+
+/* The arguments RabbitMQ compares when a queue is declared again (its declare_args), and
+ * Warren's x-delivery-limit. */
+static const char *const compared_args[] = {
+    "x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
+    "x-max-length", "x-max-length-bytes", "x-max-in-memory-length", "x-max-in-memory-bytes",
+    "x-max-priority", "x-overflow", "x-queue-mode", "x-single-active-consumer", "x-queue-type",
+    "x-delivery-limit",
+};
+
+/* RabbitMQ's type classes: integers of any width are one class, floats another. */
+static char type_class(uint8_t t)
+{
+    switch (t) {
+    case 'b': case 'B': case 's': case 'u': case 'I': case 'i': case 'l': case 'L':
+        return 'i';
+    case 'f': case 'd':
+        return 'f';
+    default:
+        return (char)t;
+    }
+}
+
+static bool same_value(const struct wire_field *a, const struct wire_field *b)
+{
+    int64_t x, y;
+
+    if (type_class(a->type) != type_class(b->type))
+        return false;
+    if (type_class(a->type) == 'i')
+        return wire_field_int(a, &x) && wire_field_int(b, &y) && x == y;
+    return erl_term_equal(a, b);
+}
+
+/* A value as RabbitMQ quotes it in these texts: a binary as its text, anything else as ~p. */
+static void quote_value(const struct wire_field *f, char *out, size_t out_size)
+{
+    struct erl_out o = {.buf = out, .size = out_size};
+
+    if (f->type == 'S' || f->type == 'x') {
+        snprintf(out, out_size, "%.*s", (int)(f->v.bytes.len > 200 ? 200 : f->v.bytes.len),
+                 (const char *)f->v.bytes.ptr);
+        return;
+    }
+    if (f->type == 't') {
+        snprintf(out, out_size, "%s", f->v.boolean ? "true" : "false");
+        return;
+    }
+    erl_out_term(&o, f);
+}
+
+int queue_args_equivalent(struct wire_bytes current, struct wire_bytes received,
+                          struct wire_bytes queue_name, struct wire_bytes vhost_name, char *err,
+                          size_t err_size)
+{
+    struct wire_table cur = {.raw = current}, got = {.raw = received};
+
+    for (size_t i = 0; i < ARRAY_LEN(compared_args); i++) {
+        const char *key = compared_args[i];
+        struct wire_field a, b;
+        bool has_cur = wire_table_find(cur, key, &a), has_got = wire_table_find(got, key, &b);
+        char want[256], have[256], what_got[320], what_have[320];
+
+        if (!has_cur && !has_got)
+            continue;
+        if (has_cur && has_got && same_value(&a, &b))
+            continue;
+        if (has_got) {
+            quote_value(&b, want, sizeof want);
+            if (has_cur)
+                snprintf(what_got, sizeof what_got, "'%s'", want);
+            else
+                snprintf(what_got, sizeof what_got, "the value '%s' of type '%s'", want,
+                         erl_term_type_name(b.type));
+        } else {
+            snprintf(what_got, sizeof what_got, "none");
+        }
+        if (has_cur) {
+            quote_value(&a, have, sizeof have);
+            if (has_got)
+                snprintf(what_have, sizeof what_have, "'%s'", have);
+            else
+                snprintf(what_have, sizeof what_have, "the value '%s' of type '%s'", have,
+                         erl_term_type_name(a.type));
+        } else {
+            snprintf(what_have, sizeof what_have, "none");
+        }
         snprintf(err, err_size,
-                 "invalid arg 'x-dead-letter-routing-key' for queue '%.*s' in vhost '%.*s': "
-                 "Key x-dead-letter-exchange should be present",
-                 (int)queue_name.len, (const char *)queue_name.ptr, (int)vhost_name.len,
-                 (const char *)vhost_name.ptr);
+                 "inequivalent arg '%s' for queue '%.*s' in vhost '%.*s': received %s but "
+                 "current is %s",
+                 key, (int)queue_name.len, (const char *)queue_name.ptr, (int)vhost_name.len,
+                 (const char *)vhost_name.ptr, what_got, what_have);
         return -1;
     }
     return 0;

@@ -70,6 +70,13 @@ int queue_args_parse(struct wire_bytes args, struct wire_bytes queue_name,
                      struct wire_bytes vhost_name, int64_t default_delivery_limit,
                      struct queue_args *out, char *err, size_t err_size);
 
+/* A queue declared again must repeat the arguments RabbitMQ compares (x-message-ttl,
+ * x-max-length, ...; integers of any width compare by value; unknown arguments are not
+ * compared). Returns 0, or -1 with RabbitMQ's "inequivalent arg" text in err. */
+int queue_args_equivalent(struct wire_bytes current, struct wire_bytes received,
+                          struct wire_bytes queue_name, struct wire_bytes vhost_name, char *err,
+                          size_t err_size);
+
 struct qring {
     struct qentry *ring;
     size_t head, len, cap; /* cap is a power of two */
