@@ -10,27 +10,16 @@ if [ -z "${WARREND:-}" ] || [ ! -x "$WARREND" ]; then
     exit 77
 fi
 
+. "${top_srcdir:-$(dirname "$0")/..}/bench/perf_warrend.sh"
 dir=$(mktemp -d) || exit 99
-pid=
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
-    if [ -n "$pid" ]; then
-        kill "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    fi
+    perf_warrend_stop
     rm -rf "$dir"
 }
 trap cleanup EXIT
-"$WARREND" --port 0 >"$dir/log" 2>&1 &
-pid=$!
-port=
-for _ in $(seq 1 100); do
-    port=$(sed -n 's/.*ready: listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$dir/log" | head -n 1)
-    [ -n "$port" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-done
-[ -n "$port" ] || { echo "FAIL: warrend did not get ready"; cat "$dir/log"; exit 1; }
+perf_warrend_start "$dir" 0 || { echo "FAIL: warrend did not start"; exit 1; }
+port=$warrend_port
 status=0
 
 check() {
@@ -59,13 +48,11 @@ check fanout ' sent_msgs=1000 received_msgs=3000 ' -C 1000 --fanout 3 -a
 
 # The tool closes what it opens politely: the broker must have nothing to complain about,
 # and must stop cleanly.
-kill -TERM "$pid"
-wait "$pid"
-rc=$?
-pid=
-if [ $rc -ne 0 ] || grep -q '\[error\]' "$dir/log"; then
+rc=0
+perf_warrend_stop || rc=$?
+if [ $rc -ne 0 ] || grep -q '\[error\]' "$dir/warrend.log"; then
     echo "FAIL: warrend exited with $rc or logged an error:"
-    cat "$dir/log"
+    cat "$dir/warrend.log"
     status=1
 fi
 exit $status

@@ -13,6 +13,7 @@
 #include "src/conn.h"
 #include "src/exchange.h"
 #include "src/message.h"
+#include "src/persist.h"
 #include "src/queue.h"
 #include "src/server.h"
 #include "src/util.h"
@@ -120,9 +121,13 @@ enum settle_kind {
 
 static void settle(struct delivery *d, enum settle_kind kind)
 {
-    if (d->q->deleted || kind == SETTLE_ACK)
+    if (d->q->deleted) {
+        persist_released(d->q, d->msg);
         message_unref(d->msg);
-    else if (kind == SETTLE_REQUEUE)
+    } else if (kind == SETTLE_ACK) {
+        persist_left(d->q, d->msg);
+        message_unref(d->msg);
+    } else if (kind == SETTLE_REQUEUE)
         queue_requeue(d->q, d->msg, d->seq, d->deliveries + 1);
     else
         queue_reject(d->q, d->msg);
@@ -237,9 +242,12 @@ void channel_deliver(struct consumer *c, struct qentry *e)
 
     conn_send_content(ch->conn, ch->id, WIRE_BASIC_DELIVER, &m, e->msg);
     if (c->no_ack) {
+        persist_left(c->q, e->msg);
         message_unref(e->msg);
         return;
     }
+    if (e->deliveries == 0 && !e->redelivered)
+        persist_delivered(c->q, e->msg);
     queue_ref(c->q);
     c->unacked++;
     unacked_push(ch, &(struct delivery){.tag = m.delivery_tag,
@@ -320,6 +328,8 @@ void channel_free(struct channel *ch)
     for (size_t k = 0; k < ch->tx_len; k++)
         message_unref(ch->tx_ops[k].msg);
     free(ch->tx_ops);
+    persist_unwait(ch);
+    free(ch->confirms);
     if (ch->reply_tag.len > 0)
         server_reply_forget(ch->conn->srv, ch);
     bytes_free(&ch->reply_tag);
@@ -434,6 +444,7 @@ static int handle_exchange_declare(struct channel *ch, const struct wire_method 
         x = exchange_new(vh, a->exchange, type, a->durable, a->auto_delete, a->internal,
                          a->arguments.raw);
         vhost_exchange_add(vh, x);
+        persist_exchange_added(x);
         goto ok;
     }
     if (x->type != type)
@@ -572,6 +583,7 @@ static int handle_queue_declare(struct channel *ch, const struct wire_method *m)
     if (a->exclusive)
         q->owner = ch->conn;
     vhost_queue_add(vh, q);
+    persist_queue_added(q);
 ok:
     queue_touch(q);
     if (!a->nowait)
@@ -805,37 +817,87 @@ static int handle_basic_publish(struct channel *ch, const struct wire_method *m)
     return 0;
 }
 
-/* A publish sequence number is confirmed (ack) or refused (nack). Acks in order accumulate
- * and go out together at the end of the loop turn; a nack first sends what accumulated. */
-static void confirm(struct channel *ch, uint64_t seq, bool ack)
+/* Publish number ch->publish_seq is confirmed (ack), refused (nack) or waits for the store
+ * (store_seq != 0). The client hears of it at the end of the loop turn, in order, acks that
+ * follow each other in one basic.ack with multiple. */
+static void confirm(struct channel *ch, bool ack, uint64_t store_seq)
 {
-    if (ack && seq == ch->confirm_upto + 1) {
-        ch->confirm_upto = seq;
-        ch->conn->confirms_pending = true;
-        return;
+    struct confirm_slot *slot;
+
+    if (ch->confirm_len == ch->confirm_cap) {
+        size_t cap = ch->confirm_cap ? ch->confirm_cap * 2 : 64;
+        struct confirm_slot *ring = xmalloc(cap * sizeof *ring);
+        for (size_t i = 0; i < ch->confirm_len; i++)
+            ring[i] = ch->confirms[(ch->confirm_head + i) & (ch->confirm_cap - 1)];
+        free(ch->confirms);
+        ch->confirms = ring;
+        ch->confirm_cap = cap;
+        ch->confirm_head = 0;
     }
-    channel_flush_confirms(ch);
-    if (ack) {
-        struct wire_basic_ack m = {.delivery_tag = seq};
+    if (ch->confirm_len == 0)
+        ch->confirm_base = ch->publish_seq;
+    slot = &ch->confirms[(ch->confirm_head + ch->confirm_len++) & (ch->confirm_cap - 1)];
+    slot->store_seq = store_seq;
+    slot->state = store_seq != 0 ? CONFIRM_WAIT : ack ? CONFIRM_ACK : CONFIRM_NACK;
+    if (store_seq != 0)
+        persist_wait(ch);
+    ch->conn->confirms_pending = true;
+}
+
+static void send_acks(struct channel *ch, uint64_t upto, uint64_t count)
+{
+    struct wire_basic_ack m = {.delivery_tag = upto, .multiple = count > 1};
+
+    if (count > 0)
         conn_send_method(ch->conn, ch->id, WIRE_BASIC_ACK, &m);
-    } else {
-        struct wire_basic_nack m = {.delivery_tag = seq, .requeue = false};
-        conn_send_method(ch->conn, ch->id, WIRE_BASIC_NACK, &m);
-    }
-    if (seq > ch->confirm_upto)
-        ch->confirm_upto = ch->confirm_sent = seq;
 }
 
 void channel_flush_confirms(struct channel *ch)
 {
-    struct wire_basic_ack m;
+    uint64_t acks = 0;
 
-    if (ch->confirm_upto <= ch->confirm_sent)
+    if (ch->state != CHANNEL_OPEN)
         return;
-    m.delivery_tag = ch->confirm_upto;
-    m.multiple = ch->confirm_upto - ch->confirm_sent > 1;
-    conn_send_method(ch->conn, ch->id, WIRE_BASIC_ACK, &m);
-    ch->confirm_sent = ch->confirm_upto;
+    while (ch->confirm_len > 0) {
+        struct confirm_slot *slot = &ch->confirms[ch->confirm_head];
+        uint64_t seq = ch->confirm_base;
+
+        if (slot->state == CONFIRM_WAIT)
+            break;
+        if (slot->state == CONFIRM_ACK) {
+            acks++;
+        } else {
+            struct wire_basic_nack m = {.delivery_tag = seq, .requeue = false};
+            send_acks(ch, seq - 1, acks);
+            acks = 0;
+            conn_send_method(ch->conn, ch->id, WIRE_BASIC_NACK, &m);
+        }
+        ch->confirm_head = (ch->confirm_head + 1) & (ch->confirm_cap - 1);
+        ch->confirm_len--;
+        ch->confirm_base++;
+    }
+    send_acks(ch, ch->confirm_base - 1, acks);
+}
+
+void channel_confirms_durable(struct channel *ch, uint64_t durable_seq)
+{
+    bool waiting = false;
+
+    /* Stored publishes appended in publish order, so their store sequences grow along the
+     * ring: stop at the first one still waiting. */
+    for (size_t i = 0; i < ch->confirm_len; i++) {
+        struct confirm_slot *slot = &ch->confirms[(ch->confirm_head + i) & (ch->confirm_cap - 1)];
+        if (slot->state != CONFIRM_WAIT)
+            continue;
+        if (slot->store_seq > durable_seq) {
+            waiting = true;
+            break;
+        }
+        slot->state = CONFIRM_ACK;
+    }
+    if (!waiting)
+        persist_unwait(ch);
+    channel_flush_confirms(ch);
 }
 
 /* Sender-selected distribution: the CC and BCC headers (arrays of strings) are routing keys
@@ -865,7 +927,8 @@ static bool is_reply_to_address(struct wire_bytes name)
 /* Routes a complete message and hands it to its queues: the last step of basic.publish, or
  * of tx.commit for the publishes of a transaction. Takes the caller's reference. *refused
  * is set when a queue refused the message (x-overflow reject-publish). */
-static int publish_route(struct channel *ch, struct message *msg, bool mandatory, bool *refused)
+static int publish_route(struct channel *ch, struct message *msg, bool mandatory, bool *refused,
+                         uint64_t *store_seq)
 {
     struct vhost *vh = ch->conn->vhost;
     struct exchange *x;
@@ -909,6 +972,15 @@ static int publish_route(struct channel *ch, struct message *msg, bool mandatory
             message_unref(msg);
             msg = stripped;
         }
+        /* Written to the store once, before any queue can deliver or drop it. */
+        if (n > 0) {
+            uint64_t seq = persist_publish(vh, msg, queues, n);
+            if (store_seq != NULL)
+                *store_seq = seq;
+            if (seq == 0 && vh->persist != NULL && vh->persist->failed && refused != NULL &&
+                (msg->props.flags & WIRE_PROP_DELIVERY_MODE) && msg->props.delivery_mode == 2)
+                *refused = true;
+        }
         for (size_t i = 0; i < n; i++) {
             if (!queue_push(queues[i], msg) && refused != NULL)
                 *refused = true;
@@ -934,13 +1006,12 @@ static int publish_complete(struct channel *ch)
 {
     struct message *msg = ch->pub_msg;
     const struct wire_props *p = &msg->props;
-    uint64_t seq = 0;
     int rc;
 
     ch->pub_msg = NULL;
     ch->content = CONTENT_NONE;
     if (ch->confirm_mode)
-        seq = ++ch->publish_seq;
+        ch->publish_seq++;
     /* Validated user-id: a message may only claim the user that published it. */
     if ((p->flags & WIRE_PROP_USER_ID) && !wire_bytes_eq_cstr(p->user_id, ch->conn->log.user)) {
         rc = channel_fail(ch, WIRE_PRECONDITION_FAILED,
@@ -984,9 +1055,10 @@ static int publish_complete(struct channel *ch)
     }
     {
         bool refused = false;
-        rc = publish_route(ch, msg, ch->pub_mandatory, &refused);
+        uint64_t store_seq = 0;
+        rc = publish_route(ch, msg, ch->pub_mandatory, &refused, &store_seq);
         if (rc == 0 && ch->confirm_mode)
-            confirm(ch, seq, !refused);
+            confirm(ch, !refused, refused ? 0 : store_seq);
     }
     return rc;
 }
@@ -997,11 +1069,14 @@ static int handle_content_header(struct channel *ch, const struct wire_frame *f)
     struct wire_content_header h;
     int rc = wire_content_header_decode(f->payload, &h);
 
+    /* As RabbitMQ: a short header is a frame error, a non-zero weight an unexpected frame,
+     * malformed properties a syntax error; all of them close the connection. */
     if (rc != WIRE_OK)
-        return channel_fail(ch, WIRE_SYNTAX_ERROR, "malformed content header");
+        return channel_fail(ch, (uint16_t)-rc, "malformed content header");
     if (h.class_id != WIRE_CLASS_BASIC)
-        return channel_fail(ch, WIRE_FRAME_ERROR,
-                            "content header for class %u, expected class 60", h.class_id);
+        return channel_fail(ch, WIRE_UNEXPECTED_FRAME,
+                            "expected content header for class 60, got one for class %u instead",
+                            h.class_id);
     if (h.body_size > cfg->max_message_size) {
         ch->content = CONTENT_NONE;
         return channel_fail(ch, WIRE_PRECONDITION_FAILED,
@@ -1051,9 +1126,12 @@ static int handle_basic_get(struct channel *ch, const struct wire_method *m)
     };
     conn_send_content(ch->conn, ch->id, WIRE_BASIC_GET_OK, &ok, e.msg);
     if (a->no_ack) {
+        persist_left(q, e.msg);
         message_unref(e.msg);
         return 0;
     }
+    if (e.deliveries == 0 && !e.redelivered)
+        persist_delivered(q, e.msg);
     queue_ref(q);
     unacked_push(ch, &(struct delivery){.tag = ok.delivery_tag,
                                         .msg = e.msg,
@@ -1213,7 +1291,7 @@ static int handle_tx_commit(struct channel *ch, const struct wire_method *m)
             continue;
         }
         if (op->method_id == WIRE_BASIC_PUBLISH)
-            rc = publish_route(ch, op->msg, op->mandatory, NULL);
+            rc = publish_route(ch, op->msg, op->mandatory, NULL, NULL);
         else
             rc = settle_tags(ch, op->tag, op->multiple, settle_kind_of(op->method_id, op->requeue));
     }

@@ -28,6 +28,17 @@ struct delivery {
     uint64_t delivered_ms; /* for the consumer acknowledgement timeout */
 };
 
+enum confirm_state {
+    CONFIRM_WAIT, /* stored: waiting for its fsync */
+    CONFIRM_ACK,
+    CONFIRM_NACK,
+};
+
+struct confirm_slot {
+    uint64_t store_seq; /* CONFIRM_WAIT: the store sequence to wait for */
+    uint8_t state;
+};
+
 /* A step of a transaction, applied at tx.commit. */
 struct tx_op {
     uint32_t method_id;   /* WIRE_BASIC_PUBLISH, _ACK, _NACK or _REJECT */
@@ -73,9 +84,15 @@ struct channel {
     /* Publisher confirms: every publish gets the next sequence number; confirms go out in
      * one basic.ack (multiple when it covers several) per loop turn. */
     bool confirm_mode;
-    uint64_t publish_seq;  /* the last sequence number given */
-    uint64_t confirm_upto; /* every publish up to here is confirmed ... */
-    uint64_t confirm_sent; /* ... and up to here the client was told */
+    uint64_t publish_seq; /* the last sequence number given */
+    /* One slot per publish not yet confirmed to the client, in publish order; slot i is
+     * publish confirm_base + i. Confirms go out in order, so one that waits for an fsync
+     * holds back those after it (for at most one group commit). */
+    struct confirm_slot *confirms;
+    size_t confirm_head, confirm_len, confirm_cap;
+    uint64_t confirm_base;
+    bool waiting_durable; /* in the persistence's list of channels waiting for an fsync */
+    struct channel *next_waiting, *prev_waiting;
 
     bool tx_mode;
     struct tx_op *tx_ops;
@@ -106,6 +123,8 @@ int channel_fail(struct channel *ch, uint16_t code, const char *fmt, ...)
 
 /* Sends the confirms that accumulated on the channel this loop turn. */
 void channel_flush_confirms(struct channel *ch);
+/* The store made everything up to durable_seq durable: confirm what waited for it. */
+void channel_confirms_durable(struct channel *ch, uint64_t durable_seq);
 
 /* Delivers m to the direct reply-to consumer of ch (publish to amq.rabbitmq.reply-to.*). */
 void channel_deliver_reply(struct channel *ch, struct message *m);

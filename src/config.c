@@ -31,6 +31,7 @@ enum option_type {
     OPT_TLS_VERSION,   /* ssl_options.versions.<n> = tlsv1.3 | tlsv1.2 | tlsv1.1 | tlsv1 */
     OPT_TLS_CIPHER,    /* ssl_options.ciphers.<n> = one OpenSSL cipher or TLS 1.3 suite name */
     OPT_CERT_LOGIN,    /* distinguished_name | common_name */
+    OPT_IP,            /* an IPv4 or IPv6 address */
 };
 
 struct option {
@@ -82,6 +83,12 @@ static const struct option options[] = {
      "milliseconds a delivery may stay unacked before its channel is closed with 406; 0 off"},
     {"delivery_limit", OPT_UINT, FIELD(delivery_limit), 0, 4294967295u, NULL, "0",
      "default x-delivery-limit of queues that set none; 0 leaves them without a limit"},
+    {"data_dir", OPT_PATH, FIELD(data_dir), 0, 0, NULL, "/var/lib/warren",
+     "directory of durable definitions, persistent messages and paged-out backlogs"},
+    {"persistence.sync_interval", OPT_UINT, FIELD(sync_interval_ms), 0, 10000, NULL, "0",
+     "least milliseconds between two fsyncs of persistent messages; 0 syncs at once"},
+    {"queue_memory_window", OPT_UINT, FIELD(queue_memory_window), 16, 100000000, NULL, "2048",
+     "messages a queue keeps in memory near its head; the rest of a backlog waits on disk"},
     {"log.level", OPT_LOG_LEVEL, FIELD(log_level), 0, 0, NULL, "info",
      "least severe level logged: debug, info, warning, error or none"},
     {"log.file", OPT_PATH, FIELD(log_file), 0, 0, NULL, "false",
@@ -120,6 +127,20 @@ static const struct option options[] = {
     /* As handshake_timeout: an hour catches a value meant in seconds. */
     {"ssl_handshake_timeout", OPT_UINT, FIELD(ssl_handshake_timeout_ms), 1, 3600000, NULL, "5000",
      "milliseconds a client has to complete the TLS handshake"},
+    /* RabbitMQ turns these listeners off by disabling their plugins; Warren has no plugins,
+     * so port 0 does it. */
+    {"management.tcp.port", OPT_UINT, FIELD(management_port), 0, 65535, NULL, "15672",
+     "port of the management HTTP API; 0 disables it"},
+    {"management.tcp.ip", OPT_IP, FIELD(management_ip), 0, 0, NULL,
+     "::", "address the management API listens on; :: means every IPv6 and IPv4 interface"},
+    {"prometheus.tcp.port", OPT_UINT, FIELD(prometheus_port), 0, 65535, NULL, "15692",
+     "port of the Prometheus metrics endpoint (/metrics); 0 disables it"},
+    {"prometheus.tcp.ip", OPT_IP, FIELD(prometheus_ip), 0, 0, NULL,
+     "::", "address the metrics endpoint listens on; :: means every IPv6 and IPv4 interface"},
+    /* RabbitMQ's default is false (totals only, per-queue series at /metrics/per-object);
+     * Warren's series are cheap, so it shows per-queue depth at /metrics too. */
+    {"prometheus.return_per_object_metrics", OPT_BOOL, FIELD(prometheus_per_object), 0, 0, NULL,
+     "true", "true: /metrics has one series per queue; false: broker totals only"},
 };
 
 #define OPTION_COUNT (sizeof(options) / sizeof(options[0]))
@@ -690,6 +711,12 @@ static int set_option(struct parse *p, const struct option *o, struct span key, 
         return set_tls_version(p, o, key, v);
     case OPT_TLS_CIPHER:
         return set_tls_cipher(p, o, key, v);
+    case OPT_IP:
+        /* The value is an address: it fits in the field and parses, or it is refused. */
+        if (!span_copy(v, field(p->c, o), o->size) || !host_is_ip(field(p->c, o)))
+            return fail(p, "bad value '%.*s' for key '%.*s': expected an IPv4 or IPv6 address",
+                        (int)v.len, v.ptr, (int)key.len, key.ptr);
+        return 0;
     case OPT_CERT_LOGIN:
         value = parse_word(p, key, v, cert_login_words,
                            sizeof(cert_login_words) / sizeof(cert_login_words[0]));

@@ -51,6 +51,9 @@ struct config {
     uint32_t handshake_timeout_ms; /* handshake_timeout: 10000 */
     uint32_t consumer_timeout_ms;  /* consumer_timeout: 1800000 (30 minutes, as RabbitMQ); 0 off */
     uint32_t delivery_limit; /* delivery_limit: 0 = queues without x-delivery-limit have none */
+    char data_dir[512];            /* data_dir: /var/lib/warren (--data-dir overrides) */
+    uint32_t sync_interval_ms;     /* persistence.sync_interval: 0 */
+    uint32_t queue_memory_window;  /* queue_memory_window: 2048 messages */
     int log_level;           /* log.level: info (enum log_level) */
     char log_file[512];      /* log.file: "" = none */
     bool log_console;        /* log.console: true (lines also go to stderr) */
@@ -76,6 +79,14 @@ struct config {
     bool ssl_honor_cipher_order;       /* ssl_options.honor_cipher_order: false */
     int ssl_cert_login_from;           /* enum config_cert_login: distinguished_name */
     uint32_t ssl_handshake_timeout_ms; /* ssl_handshake_timeout: 5000 */
+
+    /* The management API and the Prometheus endpoint (src/mgmt.h), with RabbitMQ's key
+     * names. Port 0 disables a listener; "::" listens on every IPv6 and IPv4 interface. */
+    uint32_t management_port;   /* management.tcp.port: 15672 */
+    char management_ip[64];     /* management.tcp.ip: "::" */
+    uint32_t prometheus_port;   /* prometheus.tcp.port: 15692 */
+    char prometheus_ip[64];     /* prometheus.tcp.ip: "::" */
+    bool prometheus_per_object; /* prometheus.return_per_object_metrics: true */
 };
 
 /* Fills c with every default. */

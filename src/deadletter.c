@@ -7,6 +7,7 @@
 #include "src/exchange.h"
 #include "src/log.h"
 #include "src/message.h"
+#include "src/persist.h"
 #include "src/queue.h"
 #include "src/util.h"
 #include "src/vhost.h"
@@ -193,6 +194,7 @@ void deadletter(struct queue *q, struct message *m, enum dead_reason reason)
 {
     struct vhost *vh = q->vhost;
 
+    persist_left(q, m);
     if (!q->args.has_dlx) {
         q->stats.dropped++;
         message_unref(m);
@@ -264,19 +266,23 @@ void vhost_flush_deadletters(struct vhost *vh)
         vhost_route_key(vh, x, m->routing_key, m->props.headers);
         route_cc(vh, x, m);
         n = vhost_route_result(vh, &queues);
-        /* queue_push may route again (reject-publish-dlx): copy the result first. */
+        /* queue_push may route again (reject-publish-dlx): copy the result first, leaving
+         * out the queues that would close a cycle. */
         {
             struct queue *small[16];
             struct queue **targets = n <= ARRAY_LEN(small) ? small : xmalloc(n * sizeof *targets);
-            memcpy(targets, queues, n * sizeof *targets);
+            size_t kept = 0;
             for (size_t k = 0; k < n; k++) {
-                if (is_cycle(m, targets[k])) {
+                if (is_cycle(m, queues[k])) {
                     log_debug(NULL, "dead-letter cycle through queue '%.*s': message dropped",
-                              (int)targets[k]->name.len, (const char *)targets[k]->name.ptr);
+                              (int)queues[k]->name.len, (const char *)queues[k]->name.ptr);
                     continue;
                 }
-                queue_push(targets[k], m);
+                targets[kept++] = queues[k];
             }
+            persist_publish(vh, m, targets, kept);
+            for (size_t k = 0; k < kept; k++)
+                queue_push(targets[k], m);
             if (targets != small)
                 free(targets);
         }

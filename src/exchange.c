@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "src/persist.h"
 #include "src/queue.h"
 #include "src/util.h"
 #include "src/vhost.h"
@@ -43,6 +44,7 @@ void exchange_free(struct exchange *x)
     if (x == NULL)
         return;
     x->deleting = true;
+    persist_exchange_removed(x);
     while (x->bindings != NULL)
         exchange_unbind(x->bindings);
     while (x->incoming != NULL)
@@ -95,6 +97,7 @@ struct xbinding *exchange_bind(struct exchange *x, void *dest, struct wire_bytes
     if (*in)
         (*in)->prev_in_dest = xb;
     *in = xb;
+    persist_binding_added(xb);
     return xb;
 }
 
@@ -103,6 +106,7 @@ void exchange_unbind(struct xbinding *xb)
     struct exchange *x = xb->source;
     struct xbinding **in = incoming_of(xb->b.destination);
 
+    persist_binding_removed(xb);
     x->type->unbind(x->state, &xb->b);
     if (xb->prev_in_source)
         xb->prev_in_source->next_in_source = xb->next_in_source;

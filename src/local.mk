@@ -10,6 +10,7 @@ src_libwarren_a_SOURCES = \
 	src/message.c src/message.h \
 	src/queue.c src/queue.h \
 	src/deadletter.c src/deadletter.h \
+	src/persist.c src/persist.h \
 	src/exchange.c src/exchange.h \
 	src/vhost.c src/vhost.h \
 	src/channel.c src/channel.h \
@@ -19,10 +20,25 @@ src_libwarren_a_SOURCES = \
 	src/recfile.c src/recfile.h \
 	src/store.c src/store.h \
 	src/defs_log.c src/defs_log.h \
+	src/auth.c src/auth.h \
+	src/definitions.c src/definitions.h \
 	src/tls.c src/tls.h
 
+# The management API (HTTP, JSON), the Prometheus metrics and the broker operations they
+# share with definitions import (src/mgmt.h).
+src_libwarren_a_SOURCES += \
+	src/ops.c src/ops.h \
+	src/mgmt.c src/mgmt.h \
+	src/mgmt_json.c src/mgmt_json.h \
+	src/mgmt_stats.c src/mgmt_stats.h \
+	src/mgmt_defs.c src/mgmt_defs.h \
+	src/metrics.c src/metrics.h
+src_libwarren_a_CPPFLAGS = $(AM_CPPFLAGS) $(MHD_CFLAGS) $(JANSSON_CFLAGS) $(OPENSSL_CFLAGS)
+
 WARREN_LIBS = src/libwarren.a exchanges/libexchanges.a amqp/libwire.a $(EV_LIBS)
+WARREN_LIBS += $(MHD_LIBS) $(JANSSON_LIBS) $(OPENSSL_LIBS)
 
 sbin_PROGRAMS += src/warrend
 src_warrend_SOURCES = src/main.c
 src_warrend_LDADD = $(WARREN_LIBS)
+

@@ -17,6 +17,8 @@ static void usage(FILE *out)
                  "  -c, --config FILE  configuration file (rabbitmq.conf style key = value)\n"
                  "  -p, --port N       listen on port N instead of the configured ports\n"
                  "                     (0: any free port; the ready line says which)\n"
+                 "  -d, --data-dir DIR durable definitions and messages (default: data_dir of\n"
+                 "                     the configuration, /var/lib/warren)\n"
                  "  -h, --help         this text\n"
                  "  -V, --version      print the version\n");
 }
@@ -26,17 +28,18 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"port", required_argument, NULL, 'p'},
+        {"data-dir", required_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     static struct config cfg;
     static struct server srv;
-    const char *config_path = NULL;
+    const char *config_path = NULL, *data_dir = NULL;
     int port = -1, opt;
     char err[512];
 
-    while ((opt = getopt_long(argc, argv, "c:p:hV", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:p:d:hV", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             config_path = optarg;
@@ -54,6 +57,9 @@ int main(int argc, char **argv)
             port = (int)v;
             break;
         }
+        case 'd':
+            data_dir = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -75,6 +81,13 @@ int main(int argc, char **argv)
     if (config_path != NULL && config_load(&cfg, config_path, err, sizeof err) != 0) {
         fprintf(stderr, "warrend: %s\n", err);
         return 1;
+    }
+    if (data_dir != NULL) {
+        if (strlen(data_dir) >= sizeof cfg.data_dir) {
+            fprintf(stderr, "warrend: --data-dir is too long\n");
+            return 2;
+        }
+        snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", data_dir);
     }
     log_set_level((enum log_level)cfg.log_level);
     log_set_console(cfg.log_console);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "amqp/props.h"
+#include "src/store.h"
 
 struct message {
     uint32_t refs;
@@ -19,6 +20,10 @@ struct message {
     uint8_t *body;
     uint64_t body_size;
     uint64_t body_received; /* while the body frames arrive */
+    /* A persistent message written to the store: where, for every durable queue holding it
+     * (src/persist.h). */
+    struct store_loc loc;
+    bool stored;
 };
 
 /* A message with room for body_size bytes of body, to be filled by message_append_body.

@@ -13,6 +13,7 @@
 #include "src/exchange.h"
 #include "src/log.h"
 #include "src/message.h"
+#include "src/persist.h"
 #include "src/util.h"
 #include "src/vhost.h"
 
@@ -530,6 +531,8 @@ bool queue_push(struct queue *q, struct message *m)
          * reject-publish-dlx dead-letters it as well. */
         if (q->args.overflow == OVERFLOW_REJECT_PUBLISH_DLX)
             deadletter(q, message_ref(m), DEAD_MAXLEN);
+        else
+            persist_left(q, m);
         return false;
     }
     if (message_expiration_ms(m, &msg_ttl) && (ttl < 0 || msg_ttl < ttl))
@@ -586,10 +589,31 @@ void queue_requeue(struct queue *q, struct message *m, uint64_t seq, uint32_t de
         deadletter(q, m, DEAD_DELIVERY_LIMIT);
         return;
     }
+    persist_returned(q, m, deliveries);
     ring_insert(level_of(q, m), &e);
     q->len++;
     q->ready_bytes += message_bytes(m);
     q->stats.redelivered++;
+}
+
+void queue_restore(struct queue *q, struct message *m, uint32_t deliveries, bool delivered)
+{
+    struct qentry e = {.msg = message_ref(m),
+                       .seq = q->next_seq++,
+                       .deliveries = deliveries,
+                       .redelivered = delivered || deliveries > 0};
+
+    if (q->args.message_ttl_ms >= 0) {
+        /* The publish time is not stored: the TTL runs again from the restart. */
+        e.expires_at_ms = now_ms() + (uint64_t)q->args.message_ttl_ms;
+        if (q->next_expiry_ms == 0 || e.expires_at_ms < q->next_expiry_ms) {
+            q->next_expiry_ms = e.expires_at_ms;
+            arm_ttl_timer(q, now_ms());
+        }
+    }
+    ring_push_back(level_of(q, m), &e);
+    q->len++;
+    q->ready_bytes += message_bytes(m);
 }
 
 void queue_reject(struct queue *q, struct message *m)
@@ -677,7 +701,9 @@ void queue_dispatch(struct queue *q)
     q->dispatching = false;
 }
 
-uint32_t queue_purge(struct queue *q)
+/* Drops every ready message: it left the queue (purge), or the queue is gone and the store
+ * was told already (delete: the references are only released). */
+static uint32_t drop_ready(struct queue *q, bool deleting)
 {
     uint32_t n = (uint32_t)q->len;
 
@@ -686,6 +712,10 @@ uint32_t queue_purge(struct queue *q)
         struct qentry e;
         while (r->len > 0) {
             ring_pop_front(r, &e);
+            if (deleting)
+                persist_released(q, e.msg);
+            else
+                persist_left(q, e.msg);
             message_unref(e.msg);
         }
     }
@@ -694,6 +724,11 @@ uint32_t queue_purge(struct queue *q)
     q->next_expiry_ms = 0;
     ev_timer_stop(q->vhost->loop, &q->ttl_timer);
     return n;
+}
+
+uint32_t queue_purge(struct queue *q)
+{
+    return drop_ready(q, false);
 }
 
 /* ---- Consumers ------------------------------------------------------------------------- */
@@ -754,7 +789,8 @@ uint32_t queue_delete(struct queue *q)
      * consumer_cancel_notify is told with basic.cancel, as RabbitMQ does. */
     while (q->consumer_count > 0)
         channel_consumer_cancelled_by_broker(q->consumers[q->consumer_count - 1]);
-    dropped = queue_purge(q);
+    persist_queue_removed(q);
+    dropped = drop_ready(q, true);
     vhost_forget_queue(q->vhost, q);
     queue_unref(q);
     return dropped;

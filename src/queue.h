@@ -122,6 +122,7 @@ struct queue {
     struct xbinding *bindings; /* bindings whose destination is this queue */
     uint64_t route_mark;       /* routing generation that last picked it (duplicate check) */
     uint32_t refs;             /* the vhost's, plus one per unacked delivery */
+    uint32_t store_id;         /* the message store's name for a durable queue; 0 none */
     bool dispatching;
     struct queue_stats stats;
 };
@@ -140,6 +141,9 @@ bool queue_push(struct queue *q, struct message *m);
  * reference moves into the queue. deliveries counts this return: past the delivery limit
  * the message is dead-lettered (or dropped) instead. Call queue_dispatch() afterwards. */
 void queue_requeue(struct queue *q, struct message *m, uint64_t seq, uint32_t deliveries);
+/* Appends a message recovered from the store at start (the caller's reference is shared:
+ * the queue takes one of its own); deliveries and delivered come from the store. */
+void queue_restore(struct queue *q, struct message *m, uint32_t deliveries, bool delivered);
 /* The message was rejected without requeue: dead-letter it (reason "rejected") or drop it.
  * Takes the caller's reference. */
 void queue_reject(struct queue *q, struct message *m);

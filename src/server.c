@@ -17,6 +17,7 @@
 #include "src/channel.h"
 #include "src/conn.h"
 #include "src/deadletter.h"
+#include "src/persist.h"
 #include "src/log.h"
 #include "src/util.h"
 #include "src/vhost.h"
@@ -275,6 +276,13 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
     ev_signal_init(&s->sigint_watcher, on_signal, SIGINT);
     s->sigint_watcher.data = s;
     ev_signal_start(loop, &s->sigint_watcher);
+    if (cfg->data_dir[0] != '\0') {
+        char err[700];
+        if (persist_open(s, cfg->data_dir, err, sizeof err) != 0) {
+            log_error(NULL, "%s", err);
+            return -1;
+        }
+    }
     ev_init(&s->ack_timeout_timer, on_ack_timeout_check);
     if (cfg->consumer_timeout_ms > 0) {
         /* Checked a few times per timeout, at most every 5 s and at least every 100 ms. */
@@ -313,6 +321,10 @@ void server_free(struct server *s)
         s->dead = c->next;
         conn_free(c);
     }
+    /* Connections went first (their unacked messages were returned to the queues, and the
+     * store heard of it); the store closes before the vhosts are freed, so freeing them
+     * removes nothing from disk. */
+    persist_close(s);
     for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);)
         vhost_free(v);
     hmap_free(&s->vhosts);

@@ -27,6 +27,7 @@ struct server {
     size_t listener_count;
     struct hmap vhosts; /* name -> struct vhost */
     struct hmap reply_channels; /* direct reply-to address -> struct channel */
+    struct persist *persist;    /* the data directory; NULL when running without one */
     struct conn *conns;
     uint32_t conn_count;
     uint64_t next_conn_id;

@@ -456,6 +456,8 @@ static int fail_with(struct tls_conn *t, int rc, int saved_errno)
         errno = EAGAIN;
         return -1;
     case SSL_ERROR_ZERO_RETURN:
+        if (!SSL_is_init_finished(t->ssl))
+            snprintf(t->error, sizeof(t->error), "%s: the peer closed the connection", stage);
         return 0;
     case SSL_ERROR_SYSCALL:
         t->failed = true;

@@ -17,6 +17,7 @@ struct message;
 struct vhost {
     struct wire_bytes name; /* owned */
     struct ev_loop *loop;   /* for the queues' timers */
+    struct persist *persist; /* NULL: nothing is persisted (no data directory) */
     int64_t default_delivery_limit; /* delivery_limit from the configuration; 0 none */
     struct message **dead;  /* dead-lettered messages waiting to be republished */
     size_t dead_len, dead_cap;

@@ -23,7 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (loop == NULL) {
         loop = ev_default_loop(0);
         config_defaults(&cfg);
-        cfg.tcp_count = 0; /* no listeners */
+        cfg.tcp_count = 0;       /* no listeners */
+        cfg.data_dir[0] = '\0'; /* nothing persisted */
         cfg.max_message_size = 1 << 20;
         log_set_level(LOG_LEVEL_NONE);
     }

@@ -1,8 +1,12 @@
+/* nftw() needs the X/Open interfaces. */
+#define _XOPEN_SOURCE 700
+#define _DEFAULT_SOURCE
 /* The integration harness: see harness.h. */
 #include "harness.h"
 
 #include <amqp_tcp_socket.h>
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
@@ -41,6 +45,7 @@ static struct {
     pid_t pid;
     char dir[PATH_MAX - 32]; /* leaves room for the file names below */
     char conf_path[PATH_MAX];
+    char data_path[PATH_MAX]; /* the broker's --data-dir, inside dir */
     char log_path[PATH_MAX];
 } warrend = {.pid = -1};
 
@@ -186,9 +191,24 @@ static void exec_warrend(const char *path)
     /* A test program killed by a signal must not leave its broker running. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
 #endif
-    execl(path, path, "-c", warrend.conf_path, "--port", "0", (char *)NULL);
+    execl(path, path, "-c", warrend.conf_path, "--port", "0", "--data-dir", warrend.data_path,
+          (char *)NULL);
     fprintf(stderr, "harness: cannot run %s: %s\n", path, strerror(errno));
     _exit(127);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Removes the broker's data directory and everything in it. */
+static void remove_tree(const char *path)
+{
+    nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Starts $WARREND and waits for its ready line; 0, or -1 after saying why on stderr. */
@@ -215,6 +235,7 @@ static int start_warrend(const char *extra_config)
         return -1;
     }
     snprintf(warrend.conf_path, sizeof warrend.conf_path, "%s/warren.conf", warrend.dir);
+    snprintf(warrend.data_path, sizeof warrend.data_path, "%s/data", warrend.dir);
     snprintf(warrend.log_path, sizeof warrend.log_path, "%s/warrend.log", warrend.dir);
     if (write_config(extra_config) < 0)
         return -1;
@@ -334,6 +355,7 @@ static int stop_warrend(void)
     } else {
         unlink(warrend.conf_path);
         unlink(warrend.log_path);
+        remove_tree(warrend.data_path);
         rmdir(warrend.dir);
     }
     return rc;

@@ -61,7 +61,8 @@ interop_start_broker()
     printf 'log.level = info\n' >"$interop_tmp/warren.conf"
     warrend_log=$interop_tmp/warrend.log
     : >"$warrend_log" # exists before the first look for the ready line
-    "$WARREND" -c "$interop_tmp/warren.conf" --port 0 >"$warrend_log" 2>&1 &
+    "$WARREND" -c "$interop_tmp/warren.conf" --port 0 --data-dir "$interop_tmp/data" \
+        >"$warrend_log" 2>&1 &
     warrend_pid=$!
 
     # warrend logs "ready: listening on 0.0.0.0:41234 [::]:41234" once every listener is up;

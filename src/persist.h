@@ -1,0 +1,75 @@
+/* Persistence: what makes durable definitions and persistent messages survive a restart, on
+ * top of the message store (src/store.h) and the definitions log (src/defs_log.h).
+ *
+ * Definitions: a durable exchange, a durable non-exclusive queue, and a binding whose two
+ * ends are durable are written to the definitions log when they are created and removed from
+ * it when they go; at start they are created again before any client connects.
+ *
+ * Messages: a persistent message (delivery-mode 2) routed to durable queues is appended to
+ * the store once, with the ids of those queues; each queue that holds it records in the store
+ * when it leaves (ack, reject, expiry, limits, purge), comes back (requeue, with its delivery
+ * count) or is first delivered. A publisher confirm for it waits until the store reports the
+ * append fsynced.
+ *
+ * Everything here does nothing when the broker runs without a data directory (vh->persist is
+ * NULL), as the connection fuzz target does. */
+#ifndef WARREN_SRC_PERSIST_H
+#define WARREN_SRC_PERSIST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "src/hmap.h"
+
+struct server;
+struct vhost;
+struct exchange;
+struct queue;
+struct xbinding;
+struct message;
+struct channel;
+struct store;
+struct defs_log;
+
+struct persist {
+    struct store *store;
+    struct defs_log *defs;
+    uint32_t next_queue_id;
+    bool replaying;            /* creating what the log holds: do not write it again */
+    struct channel *waiting;   /* channels with confirms waiting for an fsync */
+    uint64_t durable_seq;      /* last store sequence reported durable */
+    bool failed;               /* the store failed: persistent publishes are refused */
+};
+
+/* Opens the data directory (taking its lock), replays the definitions into the server's
+ * vhosts and recovers the queues' messages. 0, or -1 with the reason in err. */
+int persist_open(struct server *s, const char *dir, char *err, size_t err_size);
+/* Flushes and closes; the vhosts must not call into it any more (they are freed after). */
+void persist_close(struct server *s);
+
+/* Definitions. Each writes only what is durable, and nothing while replaying. */
+void persist_exchange_added(struct exchange *x);
+void persist_exchange_removed(struct exchange *x);
+void persist_queue_added(struct queue *q);
+void persist_queue_removed(struct queue *q);
+void persist_binding_added(struct xbinding *xb);
+void persist_binding_removed(struct xbinding *xb);
+
+/* Messages. persist_publish stores m if it is persistent and one of the n queues it was
+ * routed to is durable; returns the store sequence its confirm must wait for (0: none). */
+uint64_t persist_publish(struct vhost *vh, struct message *m, struct queue *const *queues,
+                         size_t n);
+/* True if (q, m) is a reference the store knows. */
+bool persist_tracks(const struct queue *q, const struct message *m);
+void persist_left(struct queue *q, struct message *m);                /* ack, drop, purge */
+void persist_returned(struct queue *q, struct message *m, uint32_t deliveries);
+void persist_delivered(struct queue *q, struct message *m);           /* first delivery */
+void persist_released(struct queue *q, struct message *m);            /* after queue deleted */
+
+/* Confirms waiting for the store: the channel is told, through channel_confirms_durable(),
+ * when the sequence it waits for is fsynced. */
+void persist_wait(struct channel *ch);
+void persist_unwait(struct channel *ch);
+
+#endif
