@@ -34,3 +34,20 @@ EXTRA_DIST += tests/unit/tls_certs.sh
 tests_unit_check_tls_SOURCES = tests/unit/check_tls.c
 tests_unit_check_tls_CFLAGS = $(BROKER_UNIT_CFLAGS) $(OPENSSL_CFLAGS)
 tests_unit_check_tls_LDADD = $(BROKER_UNIT_LDADD) $(OPENSSL_LIBS)
+
+# Users, password hashes, vhosts, permissions; RabbitMQ definitions files (fixtures in
+# tests/unit/fixtures/, found through top_srcdir).
+check_PROGRAMS += tests/unit/check_auth tests/unit/check_definitions
+TESTS += tests/unit/check_auth tests/unit/check_definitions
+EXTRA_DIST += tests/unit/fixtures
+
+AUTH_UNIT_LDADD = src/libwarren.a exchanges/libexchanges.a amqp/libwire.a $(CHECK_LIBS) \
+	$(JANSSON_LIBS) $(OPENSSL_LIBS)
+
+tests_unit_check_auth_SOURCES = tests/unit/check_auth.c
+tests_unit_check_auth_CFLAGS = $(BROKER_UNIT_CFLAGS) $(OPENSSL_CFLAGS)
+tests_unit_check_auth_LDADD = $(AUTH_UNIT_LDADD)
+
+tests_unit_check_definitions_SOURCES = tests/unit/check_definitions.c
+tests_unit_check_definitions_CFLAGS = $(BROKER_UNIT_CFLAGS) $(JANSSON_CFLAGS) $(OPENSSL_CFLAGS)
+tests_unit_check_definitions_LDADD = $(AUTH_UNIT_LDADD)
