@@ -12,7 +12,7 @@
 #                                 multi-valued RDN, signed by the CA
 #   untrusted.pem untrusted.key   CN=warren-client signed by another CA (other-ca.pem)
 #
-# Usage: tls_certs.sh DIR
+# Usage: tls_certs.sh DIR   (TLS_CERT_DAYS: validity, 7 days unless set)
 set -eu
 
 dir=${1:?usage: tls_certs.sh DIR}
@@ -21,7 +21,7 @@ cd "$dir"
 
 command -v openssl >/dev/null 2>&1 || { echo "tls_certs.sh: openssl not found" >&2; exit 77; }
 
-days=7
+days=${TLS_CERT_DAYS:-7}
 newkey() {
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null
 }
