@@ -10,6 +10,7 @@ if [ -z "${WARREND:-}" ] || [ ! -x "$WARREND" ]; then
     exit 77
 fi
 
+# shellcheck source=bench/perf_warrend.sh
 . "${top_srcdir:-$(dirname "$0")/..}/bench/perf_warrend.sh"
 dir=$(mktemp -d) || exit 99
 # shellcheck disable=SC2317 # called by the trap

@@ -1138,6 +1138,25 @@ static double proc_cpu_s(long pid)
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* CPU seconds all the machine's cores spent busy (not idle, not waiting for I/O) since boot,
+ * from /proc/stat; -1 if unreadable. Set against the tool's and the broker's own, it tells
+ * how much of the machine other processes took during a measurement. */
+static double machine_busy_s(void)
+{
+    unsigned long long user, nice, sys, idle, iowait, irq, softirq, steal;
+    FILE *f = fopen("/proc/stat", "r");
+    int n;
+
+    if (f == NULL)
+        return -1;
+    n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &sys, &idle, &iowait,
+               &irq, &softirq, &steal);
+    fclose(f);
+    if (n != 8)
+        return -1;
+    return (double)(user + nice + sys + irq + softirq + steal) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -1154,6 +1173,7 @@ int main(int argc, char **argv)
     uint64_t start = 0, end = 0, next_report, idle_since, sink_start_msgs = 0, sink_msgs = 0;
     double window, send_window, recv_window;
     double tool_cpu0 = 0, tool_cpu1 = 0, broker_cpu0 = -1, broker_cpu1 = -1;
+    double machine0 = -1, machine1 = -1;
     int status = 0;
 
     parse_options(argc, argv);
@@ -1191,6 +1211,7 @@ int main(int argc, char **argv)
         sink_start_msgs = perf_sink_messages(sink);
     start = now_ns();
     tool_cpu0 = self_cpu_s();
+    machine0 = machine_busy_s();
     if (opt.broker_pid)
         broker_cpu0 = proc_cpu_s(opt.broker_pid);
     idle_since = start;
@@ -1221,6 +1242,7 @@ int main(int argc, char **argv)
     }
     end = now_ns();
     tool_cpu1 = self_cpu_s();
+    machine1 = machine_busy_s();
     if (opt.broker_pid)
         broker_cpu1 = proc_cpu_s(opt.broker_pid);
     if (sink)
@@ -1284,9 +1306,14 @@ report:
          * the broker, to tell which of them limits a figure. */
         printf(" duration_s=%.3f tool_cpu_s=%.2f", window, tool_cpu1 - tool_cpu0);
         if (broker_cpu0 >= 0 && broker_cpu1 >= 0)
-            printf(" broker_cpu_s=%.2f\n", broker_cpu1 - broker_cpu0);
+            printf(" broker_cpu_s=%.2f", broker_cpu1 - broker_cpu0);
         else
-            printf(" broker_cpu_s=na\n");
+            printf(" broker_cpu_s=na");
+        if (machine0 >= 0 && machine1 >= 0)
+            printf(" machine_cpu_s=%.2f cores=%ld\n", machine1 - machine0,
+                   sysconf(_SC_NPROCESSORS_ONLN));
+        else
+            printf(" machine_cpu_s=na cores=%ld\n", sysconf(_SC_NPROCESSORS_ONLN));
         fflush(stdout);
 
         fprintf(stderr,
@@ -1306,7 +1333,10 @@ report:
         fprintf(stderr, "  CPU      warren-perf %.0f %%", (tool_cpu1 - tool_cpu0) / window * 100);
         if (broker_cpu0 >= 0 && broker_cpu1 >= 0)
             fprintf(stderr, ", broker %.0f %%", (broker_cpu1 - broker_cpu0) / window * 100);
-        fprintf(stderr, " (of one core)\n");
+        if (machine0 >= 0 && machine1 >= 0)
+            fprintf(stderr, ", whole machine %.0f %% of %ld %%",
+                    (machine1 - machine0) / window * 100, sysconf(_SC_NPROCESSORS_ONLN) * 100);
+        fprintf(stderr, " (100 %% = one core)\n");
         if (hist.count)
             fprintf(stderr,
                     "  latency  p50 %.1f us  p99 %.1f us  p99.9 %.1f us  max %.1f us"
