@@ -29,6 +29,13 @@
  * limits, permissions for a user or vhost that neither exists nor is in the document, an
  * invalid regular expression, a binding's destination_type other than queue or exchange.
  *
+ * Deliberate differences: runtime parameters of other components (federation, shovel,
+ * operator_policy) and global parameters (cluster_name) are logged and ignored, where
+ * RabbitMQ refuses a component whose plugin is not enabled: a file exported from a broker
+ * with plugins still loads. An unknown hashing_algorithm is refused, where RabbitMQ stores
+ * it and then fails every login of that user. The keys of a policy's definition are not
+ * checked here: that is the broker's, when it applies the policy.
+ *
  * Arguments (queue, exchange and binding arguments, policy definitions) are converted from
  * JSON to AMQP field tables as RabbitMQ converts them: string 'S', integer 'l', real 'd',
  * true/false 't', object 'F', array 'A'; null is refused, as RabbitMQ refuses it. */
