@@ -18,3 +18,10 @@ EXTRA_DIST += $(INTEROP_TESTS) \
 	tests/interop/amqplib_core.js \
 	tests/interop/package.json \
 	tests/interop/package-lock.json
+
+# The management HTTP API and the Prometheus endpoint (src/mgmt.h): mgmt_lib.sh starts a
+# warrend with both listeners on free ports. Against RabbitMQ (management and prometheus
+# plugins): AMQP_HOST=... AMQP_PORT=... MGMT_URL=http://host:15672
+# METRICS_URL=http://host:15692 tests/interop/mgmt_api.sh
+TESTS += tests/interop/mgmt_api.sh
+EXTRA_DIST += tests/interop/mgmt_api.sh tests/interop/mgmt_lib.sh tests/interop/mgmt_api.py

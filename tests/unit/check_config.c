@@ -183,6 +183,36 @@ START_TEST(at_most_sixty_four_ciphers)
 }
 END_TEST
 
+START_TEST(management_and_prometheus_listeners)
+{
+    struct config c;
+
+    config_defaults(&c);
+    ck_assert_uint_eq(c.management_port, 15672);
+    ck_assert_str_eq(c.management_ip, "::");
+    ck_assert_uint_eq(c.prometheus_port, 15692);
+    ck_assert_str_eq(c.prometheus_ip, "::");
+    ck_assert(c.prometheus_per_object);
+    c = parsed("management.tcp.port = 0\nmanagement.tcp.ip = 127.0.0.1\n"
+               "prometheus.tcp.port = 9419\nprometheus.tcp.ip = ::1\n"
+               "prometheus.return_per_object_metrics = false\n");
+    ck_assert_uint_eq(c.management_port, 0); /* disabled */
+    ck_assert_str_eq(c.management_ip, "127.0.0.1");
+    ck_assert_uint_eq(c.prometheus_port, 9419);
+    ck_assert_str_eq(c.prometheus_ip, "::1");
+    ck_assert(!c.prometheus_per_object);
+    ck_assert_str_eq(parse_error("management.tcp.port = 65536"),
+                     "t.conf:1: out of range value '65536' for key 'management.tcp.port': "
+                     "expected 0..65535");
+    ck_assert_str_eq(parse_error("heartbeat = 1\nmanagement.tcp.ip = localhost"),
+                     "t.conf:2: bad value 'localhost' for key 'management.tcp.ip': expected an "
+                     "IPv4 or IPv6 address");
+    ck_assert_str_eq(parse_error("prometheus.tcp.ip = 1.2.3"),
+                     "t.conf:1: bad value '1.2.3' for key 'prometheus.tcp.ip': expected an IPv4 "
+                     "or IPv6 address");
+}
+END_TEST
+
 START_TEST(tls_listener_without_files_is_an_error_at_its_line)
 {
     struct config c;
@@ -854,6 +884,7 @@ static Suite *config_suite(void)
     tcase_add_test(t, tls_versions_all_values_and_names_keep_their_last_value);
     tcase_add_test(t, at_most_sixty_four_ciphers);
     tcase_add_test(t, tls_listener_without_files_is_an_error_at_its_line);
+    tcase_add_test(t, management_and_prometheus_listeners);
     suite_add_tcase(s, t);
 
     t = tcase_create("files");

@@ -1,0 +1,798 @@
+#!/usr/bin/python3
+"""The management HTTP API and the Prometheus endpoint, as an HTTP client and pika see them:
+every endpoint, with its errors (401, 404, 400, 405), against objects made over AMQP.
+
+Run with /usr/bin/python3 (Debian's pika). Environment: AMQP_HOST, AMQP_PORT (the broker),
+MGMT_URL (http://127.0.0.1:15672, its management API), METRICS_URL (its Prometheus
+endpoint), optionally MGMT_USER/MGMT_PASS (guest/guest). WARREN=1 adds the checks of what
+Warren does on purpose differently (and WARREND, the path of warrend, enables the
+definitions round trip into a second, fresh broker). Without WARREN the same checks run
+against a RabbitMQ with its management plugin, to check the checks. Prints one line per
+check; exits 1 at the first failure.
+"""
+
+import base64
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.parse
+
+import pika
+import pika.exceptions
+
+HOST = os.environ.get("AMQP_HOST", "127.0.0.1")
+PORT = int(os.environ.get("AMQP_PORT", "5672"))
+MGMT = urllib.parse.urlsplit(os.environ.get("MGMT_URL", "http://127.0.0.1:15672"))
+METRICS = urllib.parse.urlsplit(os.environ.get("METRICS_URL", "http://127.0.0.1:15692"))
+USER = os.environ.get("MGMT_USER", "guest")
+PASS = os.environ.get("MGMT_PASS", "guest")
+WARREN = os.environ.get("WARREN") == "1"
+PREFIX = "mgmt.%d" % os.getpid()
+CREATED = []  # (kind, name) left on a shared broker by a failed run; removed at the end
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def expect(cond, what):
+    if not cond:
+        raise CheckFailed(what)
+
+
+def expect_eq(got, want, what):
+    if got != want:
+        raise CheckFailed("%s: got %r, expected %r" % (what, got, want))
+
+
+def name(suffix):
+    return "%s.%s" % (PREFIX, suffix)
+
+
+def q(s):
+    """A path segment, percent-encoded as clients encode names ('/' included)."""
+    return urllib.parse.quote(s, safe="")
+
+
+class Reply:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def call(method, path, body=None, auth=(USER, PASS), headers=None, url=MGMT):
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    hdrs = dict(headers or {})
+    if auth is not None:
+        token = base64.b64encode(("%s:%s" % auth).encode()).decode()
+        hdrs["Authorization"] = "Basic " + token
+    data = None
+    if body is not None:
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        hdrs["Content-Type"] = "application/json"
+    conn.request(method, path, body=data, headers=hdrs)
+    r = conn.getresponse()
+    reply = Reply(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+    conn.close()
+    return reply
+
+
+def get(path, **kw):
+    r = call("GET", path, **kw)
+    expect_eq(r.status, 200, "GET %s status (body %r)" % (path, r.body[:200]))
+    return r.json()
+
+
+def expect_error(r, status, error, reason, what):
+    expect_eq(r.status, status, "%s: status (body %r)" % (what, r.body[:300]))
+    body = r.json()
+    expect_eq(body.get("error"), error, "%s: error" % what)
+    if reason is not None:
+        expect_eq(body.get("reason"), reason, "%s: reason" % what)
+
+
+def amqp():
+    return pika.BlockingConnection(
+        pika.ConnectionParameters(HOST, PORT, client_properties={"connection_name": PREFIX}))
+
+
+def local_port(conn):
+    """The client's port of a pika BlockingConnection: how the management API names it."""
+    return conn._impl._transport._sock.getsockname()[1]
+
+
+def wait_for(what, fn, timeout_s=10):
+    """fn() until it returns a true value; the management view lags AMQP on RabbitMQ."""
+    deadline = time.time() + timeout_s
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise CheckFailed("timed out waiting for " + what)
+        time.sleep(0.2)
+
+
+CHECKS = []
+
+
+def check(fn):
+    CHECKS.append(fn)
+    return fn
+
+
+# ---- Authentication ------------------------------------------------------------------
+
+
+@check
+def credentials_are_required():
+    r = call("GET", "/api/overview", auth=None)
+    expect_eq(r.status, 401, "no credentials")
+    expect(r.headers.get("www-authenticate", "").startswith("Basic realm="), "WWW-Authenticate")
+    expect_error(call("GET", "/api/overview", auth=(USER, PASS + "x")), 401, "not_authorized",
+                 "Login failed", "wrong password")
+    expect_error(call("GET", "/api/overview", auth=("nobody-" + PREFIX, "x")), 401,
+                 "not_authorized", "Login failed", "unknown user")
+    expect_eq(get("/api/whoami")["name"], USER, "whoami")
+
+
+@check
+def unknown_paths_and_methods():
+    expect_error(call("GET", "/api/no-such-thing"), 404, "Object Not Found", "Not Found",
+                 "unknown path")
+    r = call("POST", "/api/overview", body={})
+    expect_eq(r.status, 405, "POST overview")
+    expect("GET" in r.headers.get("allow", ""), "Allow header lists GET")
+
+
+# ---- Overview and vhosts ---------------------------------------------------------------
+
+
+@check
+def overview_has_rabbitmq_fields():
+    o = get("/api/overview")
+    for key in ("management_version", "rabbitmq_version", "node", "exchange_types",
+                "message_stats", "queue_totals", "object_totals", "listeners"):
+        expect(key in o, "overview has %s" % key)
+    for key in ("connections", "channels", "consumers", "exchanges", "queues"):
+        expect(isinstance(o["object_totals"][key], int), "object_totals.%s" % key)
+    for key in ("messages", "messages_ready", "messages_unacknowledged"):
+        expect(isinstance(o["queue_totals"][key], int), "queue_totals.%s" % key)
+    types = sorted(t["name"] for t in o["exchange_types"])
+    expect(set(["direct", "fanout", "headers", "topic"]) <= set(types), "exchange types")
+    protocols = [l["protocol"] for l in o["listeners"]]
+    expect("amqp" in protocols and "http" in protocols, "listeners: %r" % protocols)
+
+
+@check
+def vhosts():
+    names = [v["name"] for v in get("/api/vhosts")]
+    expect("/" in names, "vhost / listed")
+    v = get("/api/vhosts/%2F")
+    expect_eq(v["name"], "/", "vhost name")
+    expect(isinstance(v["messages"], int), "vhost messages")
+    expect_error(call("GET", "/api/vhosts/no-such-vhost"), 404, "Object Not Found", "Not Found",
+                 "missing vhost")
+
+
+# ---- Exchanges -------------------------------------------------------------------------
+
+
+@check
+def exchanges_declare_list_delete():
+    x = name("x")
+    path = "/api/exchanges/%2F/" + q(x)
+    r = call("PUT", path, body={"type": "topic", "durable": False, "arguments": {"a": 1}})
+    expect_eq(r.status, 201, "declare status")
+    CREATED.append(("exchanges", x))
+    expect_eq(call("PUT", path, body={"type": "topic", "durable": False,
+                                      "arguments": {"a": 1}}).status, 204, "redeclare status")
+    e = get(path)
+    expect_eq((e["name"], e["vhost"], e["type"], e["durable"], e["auto_delete"], e["internal"],
+               e["arguments"]), (x, "/", "topic", False, False, False, {"a": 1}), "exchange")
+    listed = get("/api/exchanges")
+    names = [e["name"] for e in listed]
+    expect(x in names and "" in names and "amq.direct" in names, "exchanges listed")
+    expect(all(e["vhost"] == "/" for e in get("/api/exchanges/%2F")), "vhost's exchanges")
+    default = get("/api/exchanges/%2F/amq.default")
+    expect_eq((default["name"], default["type"]), ("", "direct"), "default exchange")
+    expect_error(call("PUT", path, body={"type": "fanout", "durable": False}), 400, "bad_request",
+                 "inequivalent arg 'type' for exchange '%s' in vhost '/': received 'fanout' but "
+                 "current is 'topic'" % x, "inequivalent type")
+    expect_error(call("PUT", path, body={"type": "topic", "durable": True}), 400, "bad_request",
+                 "inequivalent arg 'durable' for exchange '%s' in vhost '/': received 'true' but "
+                 "current is 'false'" % x, "inequivalent durable")
+    expect_error(call("PUT", "/api/exchanges/%2F/" + q(name("bad")), body={"type": "nope"}), 400,
+                 "bad_request", "unknown exchange type 'nope'", "unknown type")
+    expect_error(call("PUT", "/api/exchanges/%2F/" + q(name("bad")), body={"durable": "yes"}),
+                 400, "bad_request", ["not_boolean", "yes"], "durable not a boolean")
+    expect_error(call("PUT", "/api/exchanges/%2F/" + q(name("bad")), body="{nope"), 400,
+                 "bad_request", "not_json", "body not JSON")
+    expect_error(call("PUT", "/api/exchanges/%2F/amq.mine", body={"type": "direct"}), 401,
+                 "not_authorised", "Access refused.", "amq.* name")
+    expect_error(call("DELETE", "/api/exchanges/%2F/amq.direct"), 401, "not_authorised",
+                 "Access refused.", "delete amq.direct")
+    expect_error(call("PUT", "/api/exchanges/no-such-vhost/x", body={"type": "direct"}), 404,
+                 "not_found", "vhost_not_found", "vhost missing")
+    expect_eq(call("DELETE", path).status, 204, "delete status")
+    expect_error(call("GET", path), 404, "Object Not Found", "Not Found", "deleted exchange")
+    expect_error(call("DELETE", path), 404, "Object Not Found", "Not Found", "delete missing")
+
+
+@check
+def exchange_delete_if_unused():
+    x, qn = name("xu"), name("xuq")
+    call("PUT", "/api/exchanges/%2F/" + q(x), body={"type": "direct", "durable": False})
+    CREATED.append(("exchanges", x))
+    call("PUT", "/api/queues/%2F/" + q(qn), body={"durable": False})
+    CREATED.append(("queues", qn))
+    expect_eq(call("POST", "/api/bindings/%%2F/e/%s/q/%s" % (q(x), q(qn)),
+                   body={"routing_key": "k"}).status, 201, "bind")
+    expect_error(call("DELETE", "/api/exchanges/%%2F/%s?if-unused=true" % q(x)), 400,
+                 "bad_request", "exchange '%s' in vhost '/' in use" % x, "if-unused")
+    expect_eq(call("DELETE", "/api/exchanges/%2F/" + q(x)).status, 204, "delete used")
+    expect_eq(call("DELETE", "/api/queues/%2F/" + q(qn)).status, 204, "delete queue")
+
+
+# ---- Queues ----------------------------------------------------------------------------
+
+
+@check
+def queues_declare_and_errors():
+    qn = name("q")
+    path = "/api/queues/%2F/" + q(qn)
+    r = call("PUT", path, body={"durable": False, "arguments": {"x-max-length": 100}})
+    expect_eq(r.status, 201, "declare status")
+    CREATED.append(("queues", qn))
+    expect_eq(call("PUT", path, body={"durable": False, "arguments": {"x-max-length": 100}}).status,
+              204, "redeclare status")
+    # RabbitMQ adds the counts once its statistics have seen the queue.
+    d = wait_for("the queue's counts", lambda: (lambda d: d if "messages" in d and "consumers" in d else None)(
+        get(path)))
+    expect_eq((d["name"], d["vhost"], d["durable"], d["auto_delete"], d["exclusive"],
+               d["arguments"], d["messages"], d["consumers"]),
+              (qn, "/", False, False, False, {"x-max-length": 100}, 0, 0), "queue")
+    expect_eq(d["consumer_details"], [], "consumer_details")
+    expect_error(call("PUT", path, body={"durable": True, "arguments": {"x-max-length": 100}}),
+                 400, "bad_request",
+                 "inequivalent arg 'durable' for queue '%s' in vhost '/': received 'true' but "
+                 "current is 'false'" % qn, "inequivalent durable")
+    bad = name("bad")
+    expect_error(call("PUT", "/api/queues/%2F/" + q(bad), body={"arguments": {"x-message-ttl":
+                                                                                  "x"}}),
+                 400, "bad_request",
+                 "invalid arg 'x-message-ttl' for queue '%s' in vhost '/': \"expected integer, "
+                 "got longstr\"" % bad, "bad argument")
+    expect_error(call("PUT", "/api/queues/%2F/amq.q", body={}), 401, "not_authorised",
+                 "Access refused.", "amq.* queue")
+    expect_error(call("PUT", "/api/queues/%2F/" + q(bad), body="[1]"), 400, "bad_request",
+                 "not_json", "body not an object")
+    expect_error(call("GET", "/api/queues/%2F/" + q(bad)), 404, "Object Not Found", "Not Found",
+                 "missing queue")
+    expect_error(call("DELETE", "/api/queues/%2F/" + q(bad)), 404, "Object Not Found",
+                 "Not Found", "delete missing queue")
+    expect_error(call("DELETE", "/api/queues/%%2F/%s/contents" % q(bad)), 404, "Object Not Found",
+                 "Not Found", "purge missing queue")
+    expect(any(x["name"] == qn for x in get("/api/queues")), "listed")
+    expect(any(x["name"] == qn for x in get("/api/queues/%2F")), "listed in vhost")
+    expect_eq(call("DELETE", path).status, 204, "delete")
+
+
+@check
+def queue_counts_follow_amqp():
+    qn = name("counts")
+    path = "/api/queues/%2F/" + q(qn)
+    conn = amqp()
+    try:
+        ch = conn.channel()
+        ch.queue_declare(qn, auto_delete=False)
+        CREATED.append(("queues", qn))
+        for i in range(5):
+            ch.basic_publish("", qn, b"m%d" % i)
+        consumer = conn.channel()
+        consumer.basic_qos(prefetch_count=2)
+        consumer.basic_consume(qn, lambda *a: None, consumer_tag=name("ctag"))
+        conn.process_data_events(0.3)
+
+        def settled():
+            d = get(path)
+            return d if (d.get("messages_ready"), d.get("messages_unacknowledged"),
+                         d.get("consumers"), d.get("message_stats", {}).get("publish")) == (
+                             3, 2, 1, 5) else None
+
+        d = wait_for("3 ready and 2 unacked", settled)
+        expect_eq((d["messages"], d["consumers"]), (5, 1), "messages and consumers")
+        expect_eq(d["message_stats"]["publish"], 5, "message_stats.publish")
+        expect(d["message_stats"]["deliver_get"] >= 2, "message_stats.deliver_get")
+        expect("rate" in d["message_stats"]["publish_details"], "publish rate")
+        cd = d["consumer_details"]
+        expect_eq(len(cd), 1, "one consumer")
+        expect_eq((cd[0]["consumer_tag"], cd[0]["ack_required"], cd[0]["prefetch_count"],
+                   cd[0]["queue"]), (name("ctag"), True, 2, {"name": qn, "vhost": "/"}),
+                  "consumer details")
+
+        consumers = [c for c in get("/api/consumers") if c["queue"]["name"] == qn]
+        expect_eq(len(consumers), 1, "/api/consumers")
+        expect_eq(consumers[0]["channel_details"]["number"], consumer.channel_number,
+                  "consumer's channel")
+        expect_eq(len([c for c in get("/api/consumers/%2F") if c["queue"]["name"] == qn]), 1,
+                  "/api/consumers/vhost")
+
+        port = local_port(conn)
+
+        def consumer_channel():
+            channels = [c for c in get("/api/channels")
+                        if c["connection_details"]["peer_port"] == port]
+            mine = [c for c in channels if c["number"] == consumer.channel_number]
+            if len(channels) == 2 and (mine[0].get("consumer_count"),
+                                       mine[0].get("messages_unacknowledged"),
+                                       mine[0].get("prefetch_count")) == (1, 2, 2):
+                return mine[0]
+            return None
+
+        mine = wait_for("the consumer's channel with 1 consumer, 2 unacked, prefetch 2",
+                        consumer_channel)
+        expect_eq(get("/api/channels/" + q(mine["name"]))["number"], consumer.channel_number,
+                  "channel by name")
+
+        expect_error(call("DELETE", path + "?if-empty=true"), 400, "bad_request",
+                     "queue '%s' in vhost '/' not empty" % qn, "if-empty")
+        expect_error(call("DELETE", path + "?if-unused=true"), 400, "bad_request",
+                     "queue '%s' in vhost '/' in use" % qn, "if-unused")
+        expect_eq(call("DELETE", path + "/contents").status, 204, "purge")
+        d = wait_for("purged", lambda: (lambda d: d if d.get("messages_ready") == 0 else None)(
+            get(path)))
+        expect_eq(d["messages_unacknowledged"], 2, "unacked survive a purge")
+    finally:
+        conn.close()
+    wait_for("unacked back", lambda: get(path).get("messages_ready") == 2)
+    expect_eq(call("DELETE", path).status, 204, "delete")
+
+
+# ---- Bindings --------------------------------------------------------------------------
+
+
+@check
+def bindings():
+    x, x2, qn = name("bx"), name("bx2"), name("bq")
+    call("PUT", "/api/exchanges/%2F/" + q(x), body={"type": "topic", "durable": False})
+    CREATED.append(("exchanges", x))
+    call("PUT", "/api/exchanges/%2F/" + q(x2), body={"type": "headers", "durable": False})
+    CREATED.append(("exchanges", x2))
+    call("PUT", "/api/queues/%2F/" + q(qn), body={"durable": False})
+    CREATED.append(("queues", qn))
+    base = "/api/bindings/%%2F/e/%s/q/%s" % (q(x), q(qn))
+    r = call("POST", base, body={"routing_key": "a.#", "arguments": {}})
+    expect_eq(r.status, 201, "bind status")
+    # RabbitMQ percent-encodes the properties key again in the Location.
+    expect_eq(r.headers.get("location"), "%s/a.%%2523" % q(qn), "Location of the binding")
+    listed = get(base)
+    expect_eq(len(listed), 1, "one binding")
+    b = listed[0]
+    expect_eq((b["source"], b["vhost"], b["destination"], b["destination_type"],
+               b["routing_key"], b["arguments"], b["properties_key"]),
+              (x, "/", qn, "queue", "a.#", {}, "a.%23"), "binding")
+    expect_eq(get(base + "/a.%23"), b, "binding by properties key")
+    expect_error(call("GET", base + "/nope"), 404, "Object Not Found", "Not Found",
+                 "missing binding")
+    r = call("POST", base, body={})
+    expect_eq((r.status, r.headers.get("location")), (201, "%s/~" % qn), "empty key binding")
+    all_vhost = get("/api/bindings/%2F")
+    expect(any(b["source"] == "" and b["destination"] == qn and b["routing_key"] == qn
+               for b in all_vhost), "default exchange's binding listed")
+    expect(any(b["source"] == x and b["routing_key"] == "a.#" for b in get("/api/bindings")),
+           "all bindings")
+    qb = get("/api/queues/%%2F/%s/bindings" % q(qn))
+    expect_eq(sorted((b["source"], b["routing_key"]) for b in qb),
+              [("", qn), (x, ""), (x, "a.#")], "queue's bindings")
+    src = get("/api/exchanges/%%2F/%s/bindings/source" % q(x))
+    expect_eq(len(src), 2, "exchange's bindings as source")
+
+    e2e = "/api/bindings/%%2F/e/%s/e/%s" % (q(x2), q(x))
+    r = call("POST", e2e, body={"routing_key": "", "arguments": {"x-match": "any", "a": 1}})
+    expect_eq(r.status, 201, "exchange binding")
+    eb = get(e2e)
+    expect_eq((len(eb), eb[0]["destination_type"], eb[0]["arguments"]),
+              (1, "exchange", {"x-match": "any", "a": 1}), "exchange binding listed")
+    expect_eq(get("/api/exchanges/%%2F/%s/bindings/destination" % q(x))[0]["source"], x2,
+              "exchange's bindings as destination")
+    expect_eq(call("DELETE", e2e + "/" + eb[0]["properties_key"]).status, 204,
+              "unbind exchanges")
+    expect_eq(get(e2e), [], "exchange binding gone")
+
+    expect_eq(call("DELETE", base + "/a.%23").status, 204, "unbind")
+    expect_eq([b["routing_key"] for b in get(base)], [""], "binding gone")
+    expect_error(call("POST", "/api/bindings/%%2F/e/%s/q/%s" % (q(x), q(name("none"))),
+                      body={"routing_key": "k"}), 404, "not_found",
+                 "no queue '%s' in vhost '/'" % name("none"), "bind missing queue")
+    expect_error(call("POST", "/api/bindings/%%2F/e/amq.default/q/%s" % q(qn),
+                      body={"routing_key": "k"}), 401, "not_authorised", "Access refused.",
+                 "bind to the default exchange")
+    expect_error(call("GET", "/api/bindings/no-such-vhost"), 404, "Object Not Found",
+                 "Not Found", "bindings of a missing vhost")
+    for kind, n in (("queues", qn), ("exchanges", x), ("exchanges", x2)):
+        call("DELETE", "/api/%s/%%2F/%s" % (kind, q(n)))
+
+
+# ---- Publish and get -------------------------------------------------------------------
+
+
+@check
+def publish_and_get():
+    x, qn = name("px"), name("pq")
+    call("PUT", "/api/exchanges/%2F/" + q(x), body={"type": "direct", "durable": False})
+    CREATED.append(("exchanges", x))
+    call("PUT", "/api/queues/%2F/" + q(qn), body={"durable": False})
+    CREATED.append(("queues", qn))
+    call("POST", "/api/bindings/%%2F/e/%s/q/%s" % (q(x), q(qn)), body={"routing_key": "rk"})
+    pub = "/api/exchanges/%%2F/%s/publish" % q(x)
+    props = {"delivery_mode": 2, "headers": {"h": 1, "s": "v"}, "content_type": "text/plain",
+             "priority": 3, "message_id": "m1", "timestamp": 1700000000}
+    r = call("POST", pub, body={"properties": props, "routing_key": "rk", "payload": "hello",
+                                "payload_encoding": "string"})
+    expect_eq((r.status, r.json()), (200, {"routed": True}), "publish routed")
+    r = call("POST", pub, body={"properties": {}, "routing_key": "nowhere", "payload": "x",
+                                "payload_encoding": "string"})
+    expect_eq(r.json(), {"routed": False}, "publish unrouted")
+    r = call("POST", "/api/exchanges/%2F/amq.default/publish",
+             body={"properties": {}, "routing_key": qn,
+                   "payload": base64.b64encode(b"\x00\x01\xfe").decode(),
+                   "payload_encoding": "base64"})
+    expect_eq(r.json(), {"routed": True}, "publish base64 to the default exchange")
+    expect_error(call("POST", pub, body={"properties": {}, "routing_key": "rk", "payload": "x",
+                                         "payload_encoding": "foo"}), 400, "bad_request",
+                 ["unsupported_encoding", "foo"], "bad payload encoding")
+    expect_error(call("POST", pub, body={"properties": {}, "routing_key": "rk", "payload": "!!!",
+                                         "payload_encoding": "base64"}), 400, "bad_request",
+                 ["not_base64", "!!!"], "bad base64")
+    expect_error(call("POST", "/api/exchanges/%%2F/%s/publish" % q(name("nox")),
+                      body={"properties": {}, "routing_key": "k", "payload": "x",
+                            "payload_encoding": "string"}), 400, "bad_request",
+                 "404 NOT_FOUND - no exchange '%s' in vhost '/'" % name("nox"),
+                 "publish to a missing exchange")
+    expect_error(call("POST", pub, body={"properties": {"user_id": "not-" + USER},
+                                         "routing_key": "rk", "payload": "x",
+                                         "payload_encoding": "string"}), 400, "bad_request",
+                 "406 PRECONDITION_FAILED - user_id property set to 'not-%s' but authenticated "
+                 "user was '%s'" % (USER, USER), "user_id of someone else")
+
+    path = "/api/queues/%%2F/%s/get" % q(qn)
+    got = call("POST", path, body={"count": 5, "ackmode": "ack_requeue_true", "encoding": "auto"})
+    expect_eq(got.status, 200, "get status")
+    msgs = got.json()
+    expect_eq(len(msgs), 2, "two messages")
+    m0, m1 = msgs
+    expect_eq((m0["payload"], m0["payload_encoding"], m0["payload_bytes"], m0["redelivered"],
+               m0["exchange"], m0["routing_key"], m0["message_count"]),
+              ("hello", "string", 5, False, x, "rk", 1), "first message")
+    expect_eq(m0["properties"], props, "properties round trip")
+    expect_eq((m1["payload"], m1["payload_encoding"], m1["properties"]),
+              (base64.b64encode(b"\x00\x01\xfe").decode(), "base64", []),
+              "binary body comes back as base64; no properties is []")
+    again = call("POST", path, body={"count": 1, "ackmode": "ack_requeue_false",
+                                     "encoding": "base64", "truncate": 2}).json()
+    expect_eq((again[0]["payload"], again[0]["redelivered"], again[0]["payload_bytes"]),
+              (base64.b64encode(b"he").decode(), True, 5), "requeued, truncated, base64")
+    left = call("POST", path, body={"count": 5, "ackmode": "ack_requeue_false",
+                                    "encoding": "auto"}).json()
+    expect_eq(len(left), 1, "one left after ack_requeue_false")
+    expect_eq(call("POST", path, body={"count": 1, "ackmode": "ack_requeue_false",
+                                       "encoding": "auto"}).json(), [], "empty queue")
+    expect_error(call("POST", path, body={"count": 1, "ackmode": "ack_requeue_true",
+                                          "encoding": "x"}), 400, "bad_request",
+                 "Unsupported encoding. Please use auto or base64.", "bad get encoding")
+    expect_error(call("POST", "/api/queues/%%2F/%s/get" % q(name("noq")),
+                      body={"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"}),
+                 404, "not_found", "NOT_FOUND - no queue '%s' in vhost '/'" % name("noq"),
+                 "get from a missing queue")
+    for kind, n in (("queues", qn), ("exchanges", x)):
+        call("DELETE", "/api/%s/%%2F/%s" % (kind, q(n)))
+
+
+# ---- Connections -----------------------------------------------------------------------
+
+
+@check
+def connections_list_and_close():
+    conn = amqp()
+    try:
+        port = local_port(conn)
+        conn.channel()
+
+        def mine():
+            for c in get("/api/connections"):
+                if c["peer_port"] == port and c.get("channels") == 1 and "state" in c:
+                    return c
+            return None
+
+        c = wait_for("the connection listed", mine)
+        expect_eq((c["user"], c["vhost"], c["protocol"], c["state"], c["peer_host"], c["channels"]),
+                  (USER, "/", "AMQP 0-9-1", "running", "127.0.0.1", 1), "connection")
+        expect_eq(c["name"], "127.0.0.1:%d -> 127.0.0.1:%d" % (port, PORT), "name")
+        by_name = get("/api/connections/" + q(c["name"]))
+        expect_eq(by_name["peer_port"], port, "connection by name")
+        expect_eq(len(get("/api/connections/%s/channels" % q(c["name"]))), 1,
+                  "connection's channels")
+        r = call("DELETE", "/api/connections/" + q(c["name"]), headers={"X-Reason": "bye now"})
+        expect_eq(r.status, 204, "close status")
+        try:
+            conn.process_data_events(5)
+            conn.process_data_events(1)
+            raise CheckFailed("the connection was not closed")
+        except pika.exceptions.ConnectionClosedByBroker as e:
+            expect_eq((e.reply_code, e.reply_text), (320, "CONNECTION_FORCED - bye now"),
+                      "what the client was told")
+    finally:
+        if conn.is_open:
+            conn.close()
+    expect_error(call("GET", "/api/connections/" + q("1.2.3.4:5 -> 6.7.8.9:10")), 404,
+                 "Object Not Found", "Not Found", "missing connection")
+    expect_error(call("DELETE", "/api/connections/" + q("1.2.3.4:5 -> 6.7.8.9:10")), 404,
+                 "Object Not Found", "Not Found", "close missing connection")
+
+
+# ---- Metrics ---------------------------------------------------------------------------
+
+
+def scrape(path):
+    r = call("GET", path, auth=None, url=METRICS)
+    expect_eq(r.status, 200, "GET %s" % path)
+    expect(r.headers.get("content-type", "").startswith("text/plain"), "content type")
+    return r.body.decode()
+
+
+def sample(text, metric, labels=""):
+    prefix = metric + labels + " "
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line[len(prefix):])
+    return None
+
+
+@check
+def metrics():
+    qn = name("mq")
+    conn = amqp()
+    try:
+        ch = conn.channel()
+        ch.queue_declare(qn)
+        CREATED.append(("queues", qn))
+        for i in range(3):
+            ch.basic_publish("", qn, b"x")
+        labels = '{vhost="/",queue="%s"}' % qn
+        text = wait_for("the queue's depth in the metrics", lambda: (lambda t: t if sample(
+            t, "rabbitmq_queue_messages_ready", labels) == 3 else None)(
+                scrape("/metrics/per-object")))
+        expect("# TYPE rabbitmq_queue_messages_ready gauge" in text, "TYPE line")
+        expect_eq(sample(text, "rabbitmq_queue_consumers", labels), 0, "consumers")
+        expect(sample(text, "rabbitmq_connections") >= 1, "rabbitmq_connections")
+        expect(sample(text, "rabbitmq_process_resident_memory_bytes") > 0, "resident memory")
+        whole = scrape("/metrics")
+        expect("rabbitmq_queue_messages_ready" in whole, "/metrics has queue depth")
+        if WARREN:
+            expect_eq(sample(whole, "rabbitmq_queue_messages_ready", labels), 3,
+                      "per-queue series in /metrics (prometheus.return_per_object_metrics)")
+            expect_eq(sample(text, "rabbitmq_queue_messages_published_total", labels), 3,
+                      "published counter")
+        expect_eq(call("GET", "/nothing", auth=None, url=METRICS).status, 404, "other paths")
+    finally:
+        conn.close()
+    call("DELETE", "/api/queues/%2F/" + q(qn))
+
+
+@check
+def rates():
+    """Rates come from samples 5 s apart: publish for a while, wait for two samples."""
+    qn = name("rate")
+    path = "/api/queues/%2F/" + q(qn)
+    conn = amqp()
+    try:
+        ch = conn.channel()
+        ch.queue_declare(qn)
+        CREATED.append(("queues", qn))
+        deadline = time.time() + 16
+        rate = 0.0
+        while time.time() < deadline and rate <= 0:
+            for i in range(20):
+                ch.basic_publish("", qn, b"r")
+            conn.process_data_events(0.5)
+            rate = get(path).get("message_stats", {}).get("publish_details", {}).get("rate", 0)
+        expect(rate > 0, "a publish rate shows (got %r)" % rate)
+        o = get("/api/overview")
+        expect(o["message_stats"]["publish"] > 0, "overview publish count")
+    finally:
+        conn.close()
+    call("DELETE", path)
+
+
+# ---- Definitions -----------------------------------------------------------------------
+
+
+@check
+def definitions_export():
+    x, qn = name("dx"), name("dq")
+    call("PUT", "/api/exchanges/%2F/" + q(x),
+         body={"type": "fanout", "durable": True, "arguments": {"alternate-exchange": "ae"}})
+    CREATED.append(("exchanges", x))
+    call("PUT", "/api/queues/%2F/" + q(qn),
+         body={"durable": True, "arguments": {"x-message-ttl": 60000, "x-max-priority": 5}})
+    CREATED.append(("queues", qn))
+    call("POST", "/api/bindings/%%2F/e/%s/q/%s" % (q(x), q(qn)),
+         body={"routing_key": "k", "arguments": {"b": True}})
+    d = get("/api/definitions")
+    for key in ("rabbit_version", "users", "vhosts", "permissions", "queues", "exchanges",
+                "bindings", "policies"):
+        expect(key in d, "definitions has %s" % key)
+    expect(any(u["name"] == USER and u["hashing_algorithm"] ==
+               "rabbit_password_hashing_sha256" for u in d["users"]), "user with hash")
+    expect_eq([e for e in d["exchanges"] if e["name"] == x],
+              [{"name": x, "vhost": "/", "type": "fanout", "durable": True, "auto_delete": False,
+                "internal": False, "arguments": {"alternate-exchange": "ae"}}], "exchange")
+    expect_eq([e for e in d["queues"] if e["name"] == qn],
+              [{"name": qn, "vhost": "/", "durable": True, "auto_delete": False,
+                "arguments": {"x-message-ttl": 60000, "x-max-priority": 5}}], "queue")
+    expect_eq([b for b in d["bindings"] if b["source"] == x],
+              [{"source": x, "vhost": "/", "destination": qn, "destination_type": "queue",
+                "routing_key": "k", "arguments": {"b": True}}], "binding")
+    expect(not any(e["name"] in ("", "amq.direct") for e in d["exchanges"]),
+           "built-in exchanges are not exported")
+    v = get("/api/definitions/%2F")
+    expect(any(e["name"] == x and "vhost" not in e for e in v["exchanges"]),
+           "per-vhost export has no vhost field")
+    expect("users" not in v, "per-vhost export has no users")
+    return d
+
+
+@check
+def definitions_import_errors_and_merge():
+    qn, x = name("iq"), name("ix")
+    doc = {"queues": [{"name": qn, "vhost": "/", "durable": False, "auto_delete": False,
+                       "arguments": {}}],
+           "exchanges": [{"name": x, "vhost": "/", "type": "topic", "durable": False,
+                          "auto_delete": False, "internal": False, "arguments": {}}],
+           "bindings": [{"source": x, "vhost": "/", "destination": qn,
+                         "destination_type": "queue", "routing_key": "a.*", "arguments": {}}]}
+    r = call("POST", "/api/definitions", body=doc)
+    expect(r.status in (201, 204), "import status %d (%r)" % (r.status, r.body[:200]))
+    CREATED.extend([("queues", qn), ("exchanges", x)])
+    expect_eq(get("/api/queues/%2F/" + q(qn))["durable"], False, "imported queue")
+    expect_eq([b["routing_key"] for b in get("/api/bindings/%%2F/e/%s/q/%s" % (q(x), q(qn)))],
+              ["a.*"], "imported binding")
+    expect_eq(call("POST", "/api/definitions", body="{not json").status, 400, "not JSON")
+    if WARREN:
+        r = call("POST", "/api/definitions", body={"queues": [{"name": qn, "vhost": "/",
+                                                               "durable": True}]})
+        expect_error(r, 400, "bad_request",
+                     "queue '%s' in vhost '/': inequivalent arg 'durable' for queue '%s' in "
+                     "vhost '/': received 'true' but current is 'false'" % (qn, qn),
+                     "inequivalent queue")
+        r = call("POST", "/api/definitions", body={"queues": [{"name": qn, "vhost": "nope"}]})
+        expect_error(r, 400, "bad_request", "queue #1: vhost 'nope' does not exist",
+                     "missing vhost")
+    for kind, n in (("queues", qn), ("exchanges", x)):
+        call("DELETE", "/api/%s/%%2F/%s" % (kind, q(n)))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@check
+def definitions_round_trip_into_a_fresh_broker():
+    """Export from this broker, import into a new warrend, export again: the same objects."""
+    if not WARREN or not os.environ.get("WARREND"):
+        print("skip: definitions round trip (needs WARREN=1 and WARREND)")
+        return
+    x, qn, x2 = name("rx"), name("rq"), name("rx2")
+    call("PUT", "/api/exchanges/%2F/" + q(x), body={"type": "topic", "durable": True})
+    call("PUT", "/api/exchanges/%2F/" + q(x2), body={"type": "headers", "durable": True,
+                                                     "internal": True})
+    CREATED.extend([("exchanges", x), ("exchanges", x2)])
+    call("PUT", "/api/queues/%2F/" + q(qn), body={"durable": True, "arguments": {
+        "x-queue-mode": "lazy", "x-dead-letter-exchange": x}})
+    CREATED.append(("queues", qn))
+    call("POST", "/api/bindings/%%2F/e/%s/q/%s" % (q(x), q(qn)), body={"routing_key": "#"})
+    call("POST", "/api/bindings/%%2F/e/%s/e/%s" % (q(x2), q(x)),
+         body={"routing_key": "", "arguments": {"x-match": "all", "k": "v"}})
+    exported = get("/api/definitions")
+
+    tmp = tempfile.mkdtemp(prefix="warren-mgmt-")
+    mport, pport = free_port(), free_port()
+    conf = os.path.join(tmp, "warren.conf")
+    with open(conf, "w") as f:
+        f.write("management.tcp.port = %d\nmanagement.tcp.ip = 127.0.0.1\n"
+                "prometheus.tcp.port = 0\nlog.level = info\n" % mport)
+    log = open(os.path.join(tmp, "warrend.log"), "w")
+    proc = subprocess.Popen([os.environ["WARREND"], "-c", conf, "--port", "0"], stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        fresh = urllib.parse.urlsplit("http://127.0.0.1:%d" % mport)
+
+        def up():
+            try:
+                return call("GET", "/api/overview", url=fresh).status == 200
+            except OSError:
+                return proc.poll() is not None and (_ for _ in ()).throw(
+                    CheckFailed("second warrend exited with %r" % proc.returncode))
+
+        wait_for("the second warrend", up)
+        r = call("POST", "/api/definitions", body=exported, url=fresh)
+        expect_eq(r.status, 204, "import into the fresh broker (%r)" % r.body[:300])
+        again = get("/api/definitions", url=fresh)
+        for key in ("exchanges", "queues", "bindings", "vhosts"):
+            def key_of(o):
+                return json.dumps(o, sort_keys=True)
+            expect_eq(sorted(map(key_of, again[key])), sorted(map(key_of, exported[key])),
+                      "%s after the round trip" % key)
+        msg = call("POST", "/api/exchanges/%%2F/%s/publish" % q(x2),
+                   body={"properties": {"headers": {"k": "v"}}, "routing_key": "", "payload": "x",
+                         "payload_encoding": "string"}, url=fresh)
+        expect_eq(msg.status, 400, "internal exchange refuses publish")
+        msg = call("POST", "/api/exchanges/%%2F/%s/publish" % q(x),
+                   body={"properties": {}, "routing_key": "a.b", "payload": "x",
+                         "payload_encoding": "string"}, url=fresh)
+        expect_eq(msg.json(), {"routed": True}, "imported binding routes")
+    finally:
+        proc.terminate()
+        status = proc.wait(timeout=10)
+        log.close()
+        text = open(os.path.join(tmp, "warrend.log")).read()
+        if status != 0 or "[error]" in text or "Sanitizer" in text or "runtime error" in text:
+            raise CheckFailed("second warrend: exit %r, log:\n%s" % (status, text[-3000:]))
+    for kind, n in (("queues", qn), ("exchanges", x), ("exchanges", x2)):
+        call("DELETE", "/api/%s/%%2F/%s" % (kind, q(n)))
+
+
+@check
+def warren_specific():
+    if not WARREN:
+        return
+    o = get("/api/overview")
+    expect_eq(o["product_name"], "Warren", "product_name")
+    # An exclusive queue needs an owning connection; a request has none.
+    r = call("PUT", "/api/queues/%2F/" + q(name("ex")), body={"exclusive": True})
+    expect_eq(r.status, 400, "exclusive queue over HTTP")
+
+
+def cleanup():
+    for kind, n in reversed(CREATED):
+        try:
+            call("DELETE", "/api/%s/%%2F/%s" % (kind, q(n)))
+        except OSError:
+            pass
+
+
+def main():
+    failed = False
+    try:
+        for fn in CHECKS:
+            fn()
+            print("ok: %s" % fn.__name__)
+    except CheckFailed as e:
+        print("FAIL: %s: %s" % (fn.__name__, e))
+        failed = True
+    except Exception:  # a broken reply (no JSON, a missing field) fails the check too
+        print("FAIL: %s:" % fn.__name__)
+        traceback.print_exc(file=sys.stdout)
+        failed = True
+    finally:
+        cleanup()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
