@@ -11,6 +11,7 @@ src_libwarren_a_SOURCES = \
 	src/queue.c src/queue.h \
 	src/deadletter.c src/deadletter.h \
 	src/persist.c src/persist.h \
+	src/spill.c src/spill.h \
 	src/exchange.c src/exchange.h \
 	src/vhost.c src/vhost.h \
 	src/channel.c src/channel.h \

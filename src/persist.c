@@ -15,6 +15,7 @@
 #include "src/message.h"
 #include "src/queue.h"
 #include "src/server.h"
+#include "src/spill.h"
 #include "src/store.h"
 #include "src/util.h"
 #include "src/vhost.h"
@@ -401,6 +402,11 @@ static void recover_ref(void *ctx, const struct store_recovered *r)
         return;
     }
     rc->refs++;
+    if (queue_spills(q)) {
+        /* Beyond the memory window: keep the location only, read it when its turn comes. */
+        queue_restore_loc(q, r->loc, r->deliveries, r->delivered);
+        return;
+    }
     if (rc->last != NULL && memcmp(&rc->last_loc, &r->loc, sizeof r->loc) == 0) {
         queue_restore(q, rc->last, r->deliveries, r->delivered);
         return;
@@ -543,6 +549,39 @@ void persist_released(struct queue *q, struct message *m)
         store_release(q->vhost->persist->store, m->loc);
 }
 
+void persist_left_loc(struct queue *q, struct store_loc loc)
+{
+    if (q->store_id != 0 && q->vhost->persist != NULL)
+        store_ack(q->vhost->persist->store, q->store_id, loc);
+}
+
+void persist_released_loc(struct queue *q, struct store_loc loc)
+{
+    if (q->store_id != 0 && q->vhost->persist != NULL)
+        store_release(q->vhost->persist->store, loc);
+}
+
+struct message *persist_load(struct vhost *vh, struct store_loc loc)
+{
+    struct persist *p = vh->persist;
+    struct store_msg sm;
+    struct message *m;
+
+    if (p == NULL)
+        return NULL;
+    if (loc.size > p->read_buf_size) {
+        p->read_buf_size = loc.size;
+        p->read_buf = xrealloc(p->read_buf, p->read_buf_size);
+    }
+    if (store_read(p->store, loc, p->read_buf, p->read_buf_size, &sm) != 0)
+        return NULL;
+    m = message_new(sm.exchange, sm.routing_key, sm.header, sm.body.len);
+    message_append_body(m, sm.body);
+    m->loc = loc;
+    m->stored = true;
+    return m;
+}
+
 /* ---- Open and close --------------------------------------------------------------------- */
 
 int persist_open(struct server *s, const char *dir, char *err, size_t err_size)
@@ -568,9 +607,16 @@ int persist_open(struct server *s, const char *dir, char *err, size_t err_size)
         free(p);
         return -1;
     }
+    snprintf(path, sizeof path, "%s/spill", dir);
+    p->spill_dir = xstrdup(path);
+    spill_clear_dir(p->spill_dir);
     s->persist = p;
-    for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);)
-        ((struct vhost *)v)->persist = p;
+    for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);) {
+        struct vhost *vh = v;
+        vh->persist = p;
+        vh->spill_dir = p->spill_dir;
+        vh->memory_window = s->cfg->queue_memory_window;
+    }
 
     p->replaying = true;
     defs_log_foreach(p->defs, replay_entry, &r);
@@ -606,10 +652,14 @@ void persist_close(struct server *s)
 
     if (p == NULL)
         return;
-    for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);)
+    for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);) {
         ((struct vhost *)v)->persist = NULL;
+        ((struct vhost *)v)->spill_dir = NULL;
+    }
     store_close(p->store);
     defs_log_close(p->defs);
+    free(p->read_buf);
+    free(p->spill_dir);
     free(p);
     s->persist = NULL;
 }

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "src/hmap.h"
+#include "src/store.h"
 
 struct server;
 struct vhost;
@@ -40,6 +41,9 @@ struct persist {
     struct channel *waiting;   /* channels with confirms waiting for an fsync */
     uint64_t durable_seq;      /* last store sequence reported durable */
     bool failed;               /* the store failed: persistent publishes are refused */
+    char *spill_dir;           /* DATA_DIR/spill */
+    uint8_t *read_buf;         /* for persist_load */
+    size_t read_buf_size;
 };
 
 /* Opens the data directory (taking its lock), replays the definitions into the server's
@@ -66,6 +70,12 @@ void persist_left(struct queue *q, struct message *m);                /* ack, dr
 void persist_returned(struct queue *q, struct message *m, uint32_t deliveries);
 void persist_delivered(struct queue *q, struct message *m);           /* first delivery */
 void persist_released(struct queue *q, struct message *m);            /* after queue deleted */
+/* The same for a message the queue holds only by location (spilled). */
+void persist_left_loc(struct queue *q, struct store_loc loc);
+void persist_released_loc(struct queue *q, struct store_loc loc);
+/* Reads a stored message back (a spilled one): a new message with one reference, or NULL
+ * if the store cannot read it (logged). */
+struct message *persist_load(struct vhost *vh, struct store_loc loc);
 
 /* Confirms waiting for the store: the channel is told, through channel_confirms_durable(),
  * when the sequence it waits for is fsynced. */

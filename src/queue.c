@@ -393,6 +393,11 @@ struct queue *queue_new(struct vhost *vh, struct wire_bytes name, bool durable, 
     q->levels = xcalloc(q->level_count, sizeof *q->levels);
     ev_init(&q->ttl_timer, on_ttl_timer);
     ev_init(&q->expires_timer, on_expires_timer);
+    {
+        static uint64_t next_uid;
+        spill_init(&q->spill, vh->spill_dir ? vh->spill_dir : ".", ++next_uid);
+        q->can_spill = vh->spill_dir != NULL && q->level_count == 1;
+    }
     q->last_used_ms = now_ms();
     if (q->args.expires_ms > 0) {
         ev_timer_set(&q->expires_timer, (double)q->args.expires_ms / 1000.0, 0.);
@@ -414,6 +419,7 @@ static void queue_free(struct queue *q)
     for (size_t i = 0; i < q->level_count; i++)
         free(q->levels[i].ring);
     free(q->levels);
+    spill_free(&q->spill);
     free(q->consumers);
     bytes_free(&q->name);
     bytes_free(&q->arguments);
@@ -513,9 +519,65 @@ static void on_expires_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
 static bool over_limit(const struct queue *q, size_t extra_msgs, uint64_t extra_bytes)
 {
-    return (q->args.max_length >= 0 && q->len + extra_msgs > (uint64_t)q->args.max_length) ||
+    return (q->args.max_length >= 0 &&
+            queue_ready_count(q) + extra_msgs > (uint64_t)q->args.max_length) ||
            (q->args.max_length_bytes >= 0 &&
-            q->ready_bytes + extra_bytes > (uint64_t)q->args.max_length_bytes);
+            q->ready_bytes + q->spill.bytes + extra_bytes > (uint64_t)q->args.max_length_bytes);
+}
+
+bool queue_spills(const struct queue *q)
+{
+    return q->can_spill && (q->spill.count > 0 || q->len >= q->vhost->memory_window);
+}
+
+/* Moves records from the spill file back into memory, up to the window. Expired ones are
+ * dead-lettered on the way. */
+static void refill(struct queue *q)
+{
+    uint64_t now = 0;
+
+    while (q->spill.count > 0 && q->len < q->vhost->memory_window) {
+        struct spill_rec r;
+        struct qentry e;
+
+        if (spill_next(&q->spill, &r) <= 0)
+            break;
+        if (r.stored && (r.msg = persist_load(q->vhost, r.loc)) == NULL)
+            continue; /* logged by the store; the reference is lost with the record */
+        e = (struct qentry){.msg = r.msg, .seq = r.seq, .expires_at_ms = r.expires_at_ms,
+                            .deliveries = r.deliveries, .redelivered = r.redelivered};
+        if (e.expires_at_ms != 0) {
+            if (now == 0)
+                now = now_ms();
+            if (entry_expired(&e, now)) {
+                q->stats.expired++;
+                deadletter(q, e.msg, DEAD_EXPIRED);
+                continue;
+            }
+            if (q->next_expiry_ms == 0 || e.expires_at_ms < q->next_expiry_ms) {
+                q->next_expiry_ms = e.expires_at_ms;
+                arm_ttl_timer(q, now);
+            }
+        }
+        ring_push_back(&q->levels[0], &e);
+        q->len++;
+        q->ready_bytes += message_bytes(e.msg);
+    }
+}
+
+/* Appends the entry to the spill file instead of memory; false if that failed (the caller
+ * keeps it in memory). Takes no reference: the message leaves memory. */
+static bool spill_out(struct queue *q, const struct qentry *e, bool stored, struct store_loc loc)
+{
+    struct spill_rec r = {.seq = e->seq,
+                          .expires_at_ms = e->expires_at_ms,
+                          .deliveries = e->deliveries,
+                          .redelivered = e->redelivered,
+                          .stored = stored,
+                          .loc = loc,
+                          .msg = e->msg};
+
+    return spill_append(&q->spill, &r, e->msg ? message_bytes(e->msg) : 0) == 0;
 }
 
 bool queue_push(struct queue *q, struct message *m)
@@ -543,15 +605,24 @@ bool queue_push(struct queue *q, struct message *m)
         if (e.expires_at_ms == 0)
             e.expires_at_ms = 1;
     }
-    message_ref(m);
-    ring_push_back(level_of(q, m), &e);
-    q->len++;
-    q->ready_bytes += message_bytes(m);
     q->stats.published++;
-    queue_dispatch(q);
+    if (queue_spills(q) && spill_out(q, &e, persist_tracks(q, m), m->loc)) {
+        /* Beyond the memory window: on disk. Consumers with credit would have emptied the
+         * window first, so there is nobody to dispatch to. */
+    } else {
+        message_ref(m);
+        ring_push_back(level_of(q, m), &e);
+        q->len++;
+        q->ready_bytes += message_bytes(m);
+        queue_dispatch(q);
+    }
     /* drop-head: the oldest ready messages make room, dead-lettered with reason maxlen. */
-    while (q->len > 0 && over_limit(q, 0, 0)) {
+    while (queue_ready_count(q) > 0 && over_limit(q, 0, 0)) {
         struct qentry head;
+        if (q->len == 0)
+            refill(q);
+        if (q->len == 0)
+            break;
         ring_pop_front(bottom_level(q), &head);
         q->len--;
         q->ready_bytes -= message_bytes(head.msg);
@@ -594,6 +665,19 @@ void queue_requeue(struct queue *q, struct message *m, uint64_t seq, uint32_t de
     q->len++;
     q->ready_bytes += message_bytes(m);
     q->stats.redelivered++;
+}
+
+void queue_restore_loc(struct queue *q, struct store_loc loc, uint32_t deliveries, bool delivered)
+{
+    struct qentry e = {.seq = q->next_seq++,
+                       .deliveries = deliveries,
+                       .redelivered = delivered || deliveries > 0};
+
+    if (q->args.message_ttl_ms >= 0)
+        e.expires_at_ms = now_ms() + (uint64_t)q->args.message_ttl_ms;
+    if (!spill_out(q, &e, true, loc))
+        log_error(NULL, "queue '%.*s': a recovered message could not be spilled and is lost",
+                  (int)q->name.len, (const char *)q->name.ptr);
 }
 
 void queue_restore(struct queue *q, struct message *m, uint32_t deliveries, bool delivered)
@@ -645,6 +729,8 @@ bool queue_pop(struct queue *q, struct qentry *out)
     struct qring *r;
 
     expire_due(q);
+    if (q->len < q->vhost->memory_window / 2 && q->spill.count > 0)
+        refill(q);
     if ((r = top_level(q)) == NULL)
         return false;
     ring_pop_front(r, out);
@@ -693,7 +779,7 @@ void queue_dispatch(struct queue *q)
     if (q->dispatching || q->deleted)
         return;
     q->dispatching = true;
-    while (q->len > 0 && q->consumer_count > 0 && (c = next_consumer(q)) != NULL) {
+    while (queue_ready_count(q) > 0 && q->consumer_count > 0 && (c = next_consumer(q)) != NULL) {
         if (!queue_pop(q, &e))
             break;
         channel_deliver(c, &e);
@@ -705,8 +791,19 @@ void queue_dispatch(struct queue *q)
  * was told already (delete: the references are only released). */
 static uint32_t drop_ready(struct queue *q, bool deleting)
 {
-    uint32_t n = (uint32_t)q->len;
+    uint32_t n = queue_ready_count(q);
+    struct spill_rec sr;
 
+    while (spill_next(&q->spill, &sr) > 0) {
+        if (sr.stored) {
+            if (deleting)
+                persist_released_loc(q, sr.loc);
+            else
+                persist_left_loc(q, sr.loc);
+        } else {
+            message_unref(sr.msg);
+        }
+    }
     for (size_t l = 0; l < q->level_count; l++) {
         struct qring *r = &q->levels[l];
         struct qentry e;

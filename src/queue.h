@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "amqp/wire.h"
+#include "src/spill.h"
 
 struct message;
 struct channel;
@@ -106,7 +107,11 @@ struct queue {
 
     struct qring *levels; /* levels[0] lowest priority; one level without x-max-priority */
     uint16_t level_count;
-    size_t len; /* ready messages in all levels */
+    size_t len; /* ready messages in memory, in all levels */
+    /* Ready messages beyond the memory window, on disk in order after those in memory (only
+     * single-level queues spill; the vhost says whether there is a data directory). */
+    struct spill spill;
+    bool can_spill;
     uint64_t next_seq;
     uint64_t ready_bytes;
     uint64_t next_expiry_ms; /* earliest expires_at_ms of a ready message; 0 none */
@@ -156,10 +161,17 @@ uint32_t queue_purge(struct queue *q);
 /* The queue was used (consume, get, declare): x-expires starts again. */
 void queue_touch(struct queue *q);
 
+/* Ready messages, in memory and spilled. */
 static inline uint32_t queue_ready_count(const struct queue *q)
 {
-    return (uint32_t)q->len;
+    return (uint32_t)(q->len + q->spill.count);
 }
+
+/* True if a message appended now would go to the spill file rather than memory. */
+bool queue_spills(const struct queue *q);
+/* Appends a recovered persistent message by its store location only (it is beyond the
+ * memory window, so it is not read now). */
+void queue_restore_loc(struct queue *q, struct store_loc loc, uint32_t deliveries, bool delivered);
 
 void queue_add_consumer(struct queue *q, struct consumer *c);
 /* Removes c; the queue may be deleted as a result (auto-delete), which the return says. */

@@ -21,6 +21,7 @@ struct vhost *vhost_new(struct wire_bytes name, struct ev_loop *loop)
 
     vh->name = bytes_dup(name);
     vh->loop = loop;
+    vh->memory_window = UINT32_MAX;
     hmap_init(&vh->exchanges);
     hmap_init(&vh->queues);
     /* The default exchange routes by queue name itself (see vhost_route_key). */

@@ -18,6 +18,8 @@ struct vhost {
     struct wire_bytes name; /* owned */
     struct ev_loop *loop;   /* for the queues' timers */
     struct persist *persist; /* NULL: nothing is persisted (no data directory) */
+    const char *spill_dir;   /* where queues spill their backlog; NULL: they keep it in memory */
+    uint32_t memory_window;  /* messages a queue keeps in memory (queue_memory_window) */
     int64_t default_delivery_limit; /* delivery_limit from the configuration; 0 none */
     struct message **dead;  /* dead-lettered messages waiting to be republished */
     size_t dead_len, dead_cap;
