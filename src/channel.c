@@ -9,6 +9,7 @@
 
 #include "exchanges/erl_term.h"
 #include "exchanges/registry.h"
+#include "src/auth.h"
 #include "src/config.h"
 #include "src/conn.h"
 #include "src/exchange.h"
@@ -379,6 +380,35 @@ static struct exchange *find_exchange(struct channel *ch, struct wire_bytes name
     return x;
 }
 
+/* Access control: the checks RabbitMQ makes for op, and its refusal text (403). */
+static int permit(struct channel *ch, enum auth_op op, struct wire_bytes primary,
+                  struct wire_bytes secondary)
+{
+    struct conn *c = ch->conn;
+    char why[600];
+
+    if (auth_check_op(c->srv->auth, wire_cstr(c->log.user), c->vhost->name, op, primary,
+                      secondary, why, sizeof why))
+        return 0;
+    return channel_fail(ch, WIRE_ACCESS_REFUSED, "%s", why);
+}
+
+/* Topic permissions: on a topic exchange the routing key (publish, access AUTH_WRITE) or the
+ * binding key (bind and unbind, AUTH_READ) must match the user's pattern, if it has one. */
+static int permit_topic(struct channel *ch, const struct exchange *x, unsigned access,
+                        struct wire_bytes key)
+{
+    struct conn *c = ch->conn;
+    char why[600];
+
+    if (x == NULL || strcmp(x->type->name, "topic") != 0 ||
+        auth_topic_permitted(c->srv->auth, wire_cstr(c->log.user), c->vhost->name, x->name,
+                             access, key, NULL))
+        return 0;
+    auth_topic_refusal_text(why, sizeof why, key, x->name, c->vhost->name, wire_cstr(c->log.user));
+    return channel_fail(ch, WIRE_ACCESS_REFUSED, "%s", why);
+}
+
 static const char *bool_text(bool b)
 {
     return b ? "true" : "false";
@@ -421,6 +451,13 @@ static int handle_exchange_declare(struct channel *ch, const struct wire_method 
         if (x == NULL)
             return find_exchange(ch, a->exchange) ? 0 : -1;
         goto ok;
+    }
+    {
+        struct wire_field ae;
+        bool has_ae = wire_table_find(a->arguments, "alternate-exchange", &ae) && ae.type == 'S';
+        if (permit(ch, has_ae ? AUTH_OP_EXCHANGE_DECLARE_AE : AUTH_OP_EXCHANGE_DECLARE,
+                   a->exchange, has_ae ? ae.v.bytes : (struct wire_bytes){0}) != 0)
+            return -1;
     }
     type = exchange_type_find(a->type);
     if (type == NULL)
@@ -487,6 +524,8 @@ static int handle_exchange_delete(struct channel *ch, const struct wire_method *
     if (a->exchange.len == 0 || exchange_name_is_reserved(a->exchange))
         return channel_fail(ch, WIRE_ACCESS_REFUSED,
                             "operation not permitted on the default exchange");
+    if (permit(ch, AUTH_OP_EXCHANGE_DELETE, a->exchange, (struct wire_bytes){0}) != 0)
+        return -1;
     x = vhost_exchange_find(vh, a->exchange);
     if (x != NULL) {
         if (a->if_unused && x->binding_count > 0)
@@ -562,6 +601,14 @@ static int handle_queue_declare(struct channel *ch, const struct wire_method *m)
                             "queue name " NAME_FMT " contains reserved prefix 'amq.*'",
                             NAME_ARG(name));
     }
+    {
+        struct wire_field dlx;
+        bool has_dlx =
+            wire_table_find(a->arguments, "x-dead-letter-exchange", &dlx) && dlx.type == 'S';
+        if (permit(ch, has_dlx ? AUTH_OP_QUEUE_DECLARE_DLX : AUTH_OP_QUEUE_DECLARE, name,
+                   has_dlx ? dlx.v.bytes : (struct wire_bytes){0}) != 0)
+            return -1;
+    }
     /* An existing queue is compared with the declaration; only a new one is validated, as
      * in RabbitMQ. */
     q = vhost_queue_find(vh, name);
@@ -598,12 +645,15 @@ static int handle_queue_bind(struct channel *ch, const struct wire_method *m)
     struct exchange *x;
     char err[256];
 
+    if (permit(ch, AUTH_OP_QUEUE_BIND, a->queue, a->exchange) != 0)
+        return -1;
     if ((q = find_queue(ch, a->queue)) == NULL)
         return -1;
     if (a->exchange.len == 0)
         return channel_fail(ch, WIRE_ACCESS_REFUSED,
                             "operation not permitted on the default exchange");
-    if ((x = find_exchange(ch, a->exchange)) == NULL)
+    if ((x = find_exchange(ch, a->exchange)) == NULL ||
+        permit_topic(ch, x, AUTH_READ, a->routing_key) != 0)
         return -1;
     if (exchange_bind(x, q, a->routing_key, a->arguments.raw, err, sizeof err) == NULL)
         return channel_fail(ch, WIRE_PRECONDITION_FAILED, "%s", err);
@@ -619,12 +669,15 @@ static int handle_queue_unbind(struct channel *ch, const struct wire_method *m)
     struct exchange *x;
     struct xbinding *xb;
 
+    if (permit(ch, AUTH_OP_QUEUE_UNBIND, a->queue, a->exchange) != 0)
+        return -1;
     if ((q = find_queue(ch, a->queue)) == NULL)
         return -1;
     if (a->exchange.len == 0)
         return channel_fail(ch, WIRE_ACCESS_REFUSED,
                             "operation not permitted on the default exchange");
-    if ((x = find_exchange(ch, a->exchange)) == NULL)
+    if ((x = find_exchange(ch, a->exchange)) == NULL ||
+        permit_topic(ch, x, AUTH_READ, a->routing_key) != 0)
         return -1;
     /* Unbinding what is not bound succeeds, as in RabbitMQ. */
     xb = exchange_find_binding(x, q, a->routing_key, a->arguments.raw);
@@ -640,6 +693,8 @@ static int handle_queue_purge(struct channel *ch, const struct wire_method *m)
     struct queue *q;
     struct wire_queue_purge_ok ok;
 
+    if (permit(ch, AUTH_OP_QUEUE_PURGE, a->queue, (struct wire_bytes){0}) != 0)
+        return -1;
     if ((q = find_queue(ch, a->queue)) == NULL)
         return -1;
     ok.message_count = queue_purge(q);
@@ -654,6 +709,8 @@ static int handle_queue_delete(struct channel *ch, const struct wire_method *m)
     struct wire_queue_delete_ok ok = {0};
     struct queue *q = vhost_queue_find(ch->conn->vhost, a->queue);
 
+    if (permit(ch, AUTH_OP_QUEUE_DELETE, a->queue, (struct wire_bytes){0}) != 0)
+        return -1;
     /* Deleting a queue that does not exist succeeds with a count of 0, as in RabbitMQ 3.x. */
     if (q != NULL) {
         if (find_queue(ch, a->queue) == NULL)
@@ -741,6 +798,8 @@ static int handle_basic_consume(struct channel *ch, const struct wire_method *m)
 
     if (wire_bytes_eq_cstr(a->queue, "amq.rabbitmq.reply-to"))
         return consume_replies(ch, a);
+    if (permit(ch, AUTH_OP_BASIC_CONSUME, a->queue, (struct wire_bytes){0}) != 0)
+        return -1;
     if ((q = find_queue(ch, a->queue)) == NULL)
         return -1;
     if (tag.len == 0) {
@@ -808,6 +867,17 @@ static int handle_basic_publish(struct channel *ch, const struct wire_method *m)
 
     if (a->immediate)
         return channel_fail(ch, WIRE_NOT_IMPLEMENTED, "immediate=true");
+    /* Write permission on the exchange, remembered while the user database is unchanged:
+     * publishers keep using one exchange, and the check is a regex match. */
+    if (ch->auth_generation != ch->conn->srv->auth->generation ||
+        !wire_bytes_eq(a->exchange, (struct wire_bytes){ch->pub_exchange, ch->pub_exchange_len}) ||
+        !ch->pub_permitted) {
+        ch->pub_permitted = false;
+        if (permit(ch, AUTH_OP_BASIC_PUBLISH, a->exchange, (struct wire_bytes){0}) != 0)
+            return -1;
+        ch->pub_permitted = true;
+        ch->auth_generation = ch->conn->srv->auth->generation;
+    }
     memcpy(ch->pub_exchange, a->exchange.ptr, a->exchange.len);
     ch->pub_exchange_len = (uint8_t)a->exchange.len;
     memcpy(ch->pub_routing_key, a->routing_key.ptr, a->routing_key.len);
@@ -949,6 +1019,8 @@ static int publish_route(struct channel *ch, struct message *msg, bool mandatory
                           NAME_ARG(msg->exchange), VHOST_ARG(ch));
         goto out;
     }
+    if ((rc = permit_topic(ch, x, AUTH_WRITE, msg->routing_key)) != 0)
+        goto out;
     if (x == vh->default_exchange && is_reply_to_address(msg->routing_key)) {
         struct channel *dest = server_reply_channel(ch->conn->srv, msg->routing_key);
         n = dest != NULL;
@@ -1109,6 +1181,8 @@ static int handle_basic_get(struct channel *ch, const struct wire_method *m)
     struct qentry e;
     struct wire_basic_get_ok ok;
 
+    if (permit(ch, AUTH_OP_BASIC_GET, a->queue, (struct wire_bytes){0}) != 0)
+        return -1;
     if ((q = find_queue(ch, a->queue)) == NULL)
         return -1;
     queue_touch(q);
@@ -1218,8 +1292,11 @@ static int handle_exchange_bind(struct channel *ch, const struct wire_method *m)
     if (a->source.len == 0 || a->destination.len == 0)
         return channel_fail(ch, WIRE_ACCESS_REFUSED,
                             "operation not permitted on the default exchange");
+    if (permit(ch, AUTH_OP_EXCHANGE_BIND, a->destination, a->source) != 0)
+        return -1;
     if ((dst = find_exchange(ch, a->destination)) == NULL ||
-        (src = find_exchange(ch, a->source)) == NULL)
+        (src = find_exchange(ch, a->source)) == NULL ||
+        permit_topic(ch, src, AUTH_READ, a->routing_key) != 0)
         return -1;
     if (exchange_bind(src, dst, a->routing_key, a->arguments.raw, err, sizeof err) == NULL)
         return channel_fail(ch, WIRE_PRECONDITION_FAILED, "%s", err);
@@ -1238,8 +1315,11 @@ static int handle_exchange_unbind(struct channel *ch, const struct wire_method *
     if (a->source.len == 0 || a->destination.len == 0)
         return channel_fail(ch, WIRE_ACCESS_REFUSED,
                             "operation not permitted on the default exchange");
+    if (permit(ch, AUTH_OP_EXCHANGE_UNBIND, a->destination, a->source) != 0)
+        return -1;
     if ((dst = find_exchange(ch, a->destination)) == NULL ||
-        (src = find_exchange(ch, a->source)) == NULL)
+        (src = find_exchange(ch, a->source)) == NULL ||
+        permit_topic(ch, src, AUTH_READ, a->routing_key) != 0)
         return -1;
     xb = exchange_find_binding(src, dst, a->routing_key, a->arguments.raw);
     if (xb != NULL)

@@ -73,6 +73,8 @@ struct channel {
     uint8_t pub_routing_key[256];
     uint8_t pub_routing_key_len;
     bool pub_mandatory;
+    bool pub_permitted;       /* write on pub_exchange was granted ... */
+    uint64_t auth_generation; /* ... while the user database is at this generation */
     struct message *pub_msg;
 
     uint64_t next_tag; /* the last delivery tag used */

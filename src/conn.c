@@ -11,6 +11,7 @@
 
 #include "build_config.h"
 #include "exchanges/erl_term.h"
+#include "src/auth.h"
 #include "src/channel.h"
 #include "src/config.h"
 #include "src/message.h"
@@ -497,8 +498,7 @@ static int handle_start_ok(struct conn *c, const struct wire_connection_start_ok
         return fail(c, WIRE_ACCESS_REFUSED, "malformed %.*s response", (int)m->mechanism.len,
                     (const char *)m->mechanism.ptr);
     snprintf(c->log.user, sizeof c->log.user, "%.*s", (int)user.len, (const char *)user.ptr);
-    if (!wire_bytes_eq_cstr(user, cfg->default_user) ||
-        !wire_bytes_eq_cstr(pass, cfg->default_pass))
+    if (!auth_check_password(c->srv->auth, user, pass))
         return refuse_login(c, m->mechanism, "invalid credentials");
     if (!c->is_loopback && config_is_loopback_user(cfg, c->log.user))
         return refuse_login(c, m->mechanism, "user can only connect via localhost");
@@ -537,6 +537,11 @@ static int handle_open(struct conn *c, const struct wire_connection_open *m)
     if (vh == NULL)
         return fail(c, WIRE_NOT_ALLOWED, "vhost %.*s not found", (int)m->virtual_host.len,
                     (const char *)m->virtual_host.ptr);
+    if (!auth_vhost_access(c->srv->auth, wire_cstr(c->log.user), vh->name)) {
+        char text[600];
+        auth_vhost_refusal_text(text, sizeof text, vh->name, wire_cstr(c->log.user));
+        return fail(c, WIRE_NOT_ALLOWED, "%s", text);
+    }
     c->vhost = vh;
     snprintf(c->log.vhost, sizeof c->log.vhost, "%.*s", (int)vh->name.len,
              (const char *)vh->name.ptr);
@@ -560,7 +565,7 @@ static int handle_open(struct conn *c, const struct wire_connection_open *m)
  * Warren re-checks that the user still exists and accepts the secret. */
 static int handle_update_secret(struct conn *c, const struct wire_connection_update_secret *m)
 {
-    if (strcmp(c->log.user, c->srv->cfg->default_user) != 0)
+    if (auth_user_find(c->srv->auth, wire_cstr(c->log.user)) == NULL)
         return fail(c, WIRE_ACCESS_REFUSED, "user '%s' no longer exists", c->log.user);
     log_info(&c->log, "secret updated: %.*s", (int)m->reason.len, (const char *)m->reason.ptr);
     conn_send_method(c, 0, WIRE_CONNECTION_UPDATE_SECRET_OK,

@@ -9,6 +9,7 @@
 #include "exchanges/registry.h"
 #include "src/channel.h"
 #include "src/conn.h"
+#include "src/definitions.h"
 #include "src/defs_log.h"
 #include "src/exchange.h"
 #include "src/log.h"
@@ -588,11 +589,7 @@ int persist_open(struct server *s, const char *dir, char *err, size_t err_size)
 {
     struct persist *p = xcalloc(1, sizeof *p);
     struct store_options opts = {.sync_interval_ms = s->cfg->sync_interval_ms};
-    struct replay r = {.srv = s, .p = p};
-    struct recovery rc = {.srv = s, .p = p};
     char path[600];
-    void *v;
-    int rcode;
 
     p->next_queue_id = 1;
     p->store = store_open(s->loop, dir, &opts, err, err_size);
@@ -609,15 +606,62 @@ int persist_open(struct server *s, const char *dir, char *err, size_t err_size)
     }
     snprintf(path, sizeof path, "%s/spill", dir);
     p->spill_dir = xstrdup(path);
+    p->dir = xstrdup(dir);
     spill_clear_dir(p->spill_dir);
     s->persist = p;
-    for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);) {
-        struct vhost *vh = v;
-        vh->persist = p;
-        vh->spill_dir = p->spill_dir;
-        vh->memory_window = s->cfg->queue_memory_window;
-    }
+    return 0;
+}
 
+void persist_attach(struct server *s, struct vhost *vh)
+{
+    struct persist *p = s->persist;
+
+    if (p == NULL)
+        return;
+    vh->persist = p;
+    vh->spill_dir = p->spill_dir;
+    vh->memory_window = s->cfg->queue_memory_window;
+}
+
+/* The user database is small and changes rarely: it is kept as one entry, RabbitMQ's
+ * definitions JSON of its users, vhosts and permissions, rewritten on every change. */
+static const struct wire_bytes auth_key = {.ptr = (const uint8_t *)"auth", .len = 4};
+
+int persist_auth_load(struct server *s, char *err, size_t err_size)
+{
+    struct persist *p = s->persist;
+    struct wire_bytes value;
+
+    if (p == NULL || !defs_log_get(p->defs, DEFS_KIND_USER, auth_key, &value))
+        return 0;
+    return definitions_import(s->auth, (const char *)value.ptr, value.len, NULL, err, err_size);
+}
+
+void persist_auth_save(struct server *s)
+{
+    struct persist *p = s->persist;
+    char *text;
+    int rc;
+
+    if (p == NULL)
+        return;
+    text = definitions_export(s->auth, NULL);
+    rc = defs_log_put(p->defs, DEFS_KIND_USER, auth_key,
+                      (struct wire_bytes){.ptr = (const uint8_t *)text, .len = strlen(text)});
+    if (rc != 0)
+        write_failed("users", rc);
+    free(text);
+}
+
+int persist_recover(struct server *s, char *err, size_t err_size)
+{
+    struct persist *p = s->persist;
+    struct replay r = {.srv = s, .p = p};
+    struct recovery rc = {.srv = s, .p = p};
+    int rcode;
+
+    if (p == NULL)
+        return 0;
     p->replaying = true;
     defs_log_foreach(p->defs, replay_entry, &r);
     p->replaying = false;
@@ -634,13 +678,15 @@ int persist_open(struct server *s, const char *dir, char *err, size_t err_size)
         store_queue_deleted(p->store, rc.gone[i]);
     free(rc.gone);
     if (rcode != 0) {
-        snprintf(err, err_size, "cannot recover the messages in %s: %s", dir, strerror(-rcode));
+        snprintf(err, err_size, "cannot recover the messages in %s: %s", p->dir, strerror(-rcode));
         return -1;
     }
     store_on_durable(p->store, on_durable, p);
     store_on_failure(p->store, on_store_failure, p);
-    log_info(NULL, "data directory %s: %zu definitions, %llu messages (%llu queue references) recovered",
-             dir, defs_log_count(p->defs), (unsigned long long)rc.messages,
+    log_info(NULL,
+             "data directory %s: %zu definitions, %llu messages (%llu queue references) "
+             "recovered",
+             p->dir, defs_log_count(p->defs), (unsigned long long)rc.messages,
              (unsigned long long)rc.refs);
     return 0;
 }
@@ -660,6 +706,7 @@ void persist_close(struct server *s)
     defs_log_close(p->defs);
     free(p->read_buf);
     free(p->spill_dir);
+    free(p->dir);
     free(p);
     s->persist = NULL;
 }

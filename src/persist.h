@@ -42,13 +42,22 @@ struct persist {
     uint64_t durable_seq;      /* last store sequence reported durable */
     bool failed;               /* the store failed: persistent publishes are refused */
     char *spill_dir;           /* DATA_DIR/spill */
+    char *dir;
     uint8_t *read_buf;         /* for persist_load */
     size_t read_buf_size;
 };
 
-/* Opens the data directory (taking its lock), replays the definitions into the server's
- * vhosts and recovers the queues' messages. 0, or -1 with the reason in err. */
+/* Start-up, in this order: persist_open takes the data directory (its lock, the store, the
+ * definitions log); persist_auth_load brings back the users, vhosts and permissions; the
+ * server creates its vhosts (persist_attach each); persist_recover creates the durable
+ * exchanges, queues and bindings again and gives the queues their messages. Each returns 0,
+ * or -1 with the reason in err. */
 int persist_open(struct server *s, const char *dir, char *err, size_t err_size);
+int persist_auth_load(struct server *s, char *err, size_t err_size);
+void persist_attach(struct server *s, struct vhost *vh);
+int persist_recover(struct server *s, char *err, size_t err_size);
+/* Writes the user database again (after any change to users, vhosts or permissions). */
+void persist_auth_save(struct server *s);
 /* Flushes and closes; the vhosts must not call into it any more (they are freed after). */
 void persist_close(struct server *s);
 

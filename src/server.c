@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "src/auth.h"
 #include "src/channel.h"
 #include "src/conn.h"
 #include "src/deadletter.h"
@@ -263,11 +264,7 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
     s->cfg = cfg;
     hmap_init(&s->vhosts);
     hmap_init(&s->reply_channels);
-    {
-        struct vhost *vh = vhost_new(wire_cstr(cfg->default_vhost), loop);
-        vh->default_delivery_limit = cfg->delivery_limit;
-        hmap_put(&s->vhosts, vh->name, vh);
-    }
+    s->auth = auth_db_new();
     ev_prepare_init(&s->flush_watcher, on_flush);
     ev_prepare_start(loop, &s->flush_watcher);
     ev_signal_init(&s->sigterm_watcher, on_signal, SIGTERM);
@@ -276,9 +273,32 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
     ev_signal_init(&s->sigint_watcher, on_signal, SIGINT);
     s->sigint_watcher.data = s;
     ev_signal_start(loop, &s->sigint_watcher);
-    if (cfg->data_dir[0] != '\0') {
+    {
         char err[700];
-        if (persist_open(s, cfg->data_dir, err, sizeof err) != 0) {
+        const struct auth_vhost **vhosts;
+        size_t n;
+        int created;
+
+        if (cfg->data_dir[0] != '\0' && (persist_open(s, cfg->data_dir, err, sizeof err) != 0 ||
+                                         persist_auth_load(s, err, sizeof err) != 0)) {
+            log_error(NULL, "%s", err);
+            return -1;
+        }
+        /* A blank broker gets RabbitMQ's defaults: the default user, tagged administrator,
+         * with every permission on the default vhost. */
+        created = auth_ensure_default(s->auth, cfg->default_user, cfg->default_pass,
+                                      cfg->default_vhost, err, sizeof err);
+        if (created < 0) {
+            log_error(NULL, "cannot create the default user: %s", err);
+            return -1;
+        }
+        if (created > 0)
+            persist_auth_save(s);
+        vhosts = auth_vhosts_sorted(s->auth, &n);
+        for (size_t i = 0; i < n; i++)
+            server_vhost_add(s, wire_cstr(vhosts[i]->name));
+        free(vhosts);
+        if (persist_recover(s, err, sizeof err) != 0) {
             log_error(NULL, "%s", err);
             return -1;
         }
@@ -329,6 +349,8 @@ void server_free(struct server *s)
         vhost_free(v);
     hmap_free(&s->vhosts);
     hmap_free(&s->reply_channels);
+    auth_db_free(s->auth);
+    s->auth = NULL;
     for (size_t i = 0; i < s->listener_count; i++) {
         ev_io_stop(s->loop, &s->listeners[i].watcher);
         close(s->listeners[i].fd);
@@ -343,6 +365,24 @@ void server_free(struct server *s)
 struct vhost *server_vhost_find(struct server *s, struct wire_bytes name)
 {
     return hmap_get(&s->vhosts, name);
+}
+
+struct vhost *server_vhost_add(struct server *s, struct wire_bytes name)
+{
+    struct vhost *vh = server_vhost_find(s, name);
+
+    if (vh != NULL)
+        return vh;
+    vh = vhost_new(name, s->loop);
+    vh->default_delivery_limit = s->cfg->delivery_limit;
+    persist_attach(s, vh);
+    hmap_put(&s->vhosts, vh->name, vh);
+    return vh;
+}
+
+void server_auth_changed(struct server *s)
+{
+    persist_auth_save(s);
 }
 
 struct channel *server_reply_channel(struct server *s, struct wire_bytes address)

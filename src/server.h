@@ -28,6 +28,7 @@ struct server {
     struct hmap vhosts; /* name -> struct vhost */
     struct hmap reply_channels; /* direct reply-to address -> struct channel */
     struct persist *persist;    /* the data directory; NULL when running without one */
+    struct auth_db *auth;       /* users, vhosts, permissions */
     struct conn *conns;
     uint32_t conn_count;
     uint64_t next_conn_id;
@@ -51,6 +52,12 @@ void server_run(struct server *s);
 void server_free(struct server *s);
 
 struct vhost *server_vhost_find(struct server *s, struct wire_bytes name);
+/* The broker side of a vhost the user database has: created (and tied to the data
+ * directory) if it does not exist yet. */
+struct vhost *server_vhost_add(struct server *s, struct wire_bytes name);
+/* Users, vhosts or permissions changed (management API, definitions import): write them to
+ * the data directory. */
+void server_auth_changed(struct server *s);
 
 /* Direct reply-to: the channel whose reply address this is, or NULL. A channel registers its
  * ch->reply_address when it starts consuming replies and forgets it when it stops. */
