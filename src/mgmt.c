@@ -28,6 +28,7 @@
 #include "src/mgmt_json.h"
 #include "src/mgmt_stats.h"
 #include "src/ops.h"
+#include "src/persist.h"
 #include "src/queue.h"
 #include "src/server.h"
 #include "src/util.h"
@@ -906,14 +907,20 @@ static enum MHD_Result h_get(struct call *c)
                                                strcmp(enc, "base64") == 0, truncate));
         ntaken++;
     }
+    /* As a basic.get with an ack, a reject or a nack after it would (src/channel.c). */
     for (size_t i = 0; i < ntaken; i++) {
         struct qentry *e = &taken[i];
-        if (ackmode == ACK_REQUEUE || ackmode == REJECT_REQUEUE)
-            queue_requeue(q, e->msg, e->seq, e->deliveries + 1);
-        else if (ackmode == REJECT_DROP)
+        if (ackmode == ACK_DROP) {
+            persist_left(q, e->msg);
+            message_unref(e->msg);
+            continue;
+        }
+        if (e->deliveries == 0 && !e->redelivered)
+            persist_delivered(q, e->msg);
+        if (ackmode == REJECT_DROP)
             queue_reject(q, e->msg);
         else
-            message_unref(e->msg);
+            queue_requeue(q, e->msg, e->seq, e->deliveries + 1);
     }
     if (ntaken > 0)
         queue_dispatch(q);

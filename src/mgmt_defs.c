@@ -16,6 +16,7 @@
 #include "src/log.h"
 #include "src/mgmt_json.h"
 #include "src/ops.h"
+#include "src/persist.h"
 #include "src/queue.h"
 #include "src/server.h"
 #include "src/util.h"
@@ -347,8 +348,14 @@ static int import_vhosts(struct import *im, const json_t *list)
             return fail(im, "vhost #%zu: a name of 1 to 255 bytes is needed", i + 1);
         if (server_vhost_find(im->s, wire_cstr(name)) != NULL)
             continue;
+        /* Set up as server_init and persist_open set up the default vhost. */
         vh = vhost_new(wire_cstr(name), im->s->loop);
         vh->default_delivery_limit = im->s->cfg->delivery_limit;
+        if (im->s->persist != NULL) {
+            vh->persist = im->s->persist;
+            vh->spill_dir = im->s->persist->spill_dir;
+            vh->memory_window = im->s->cfg->queue_memory_window;
+        }
         hmap_put(&im->s->vhosts, vh->name, vh);
         log_info(NULL, "definitions: created vhost '%s'", name);
     }

@@ -12,6 +12,7 @@
 #include "src/channel.h"
 #include "src/exchange.h"
 #include "src/message.h"
+#include "src/persist.h"
 #include "src/queue.h"
 #include "src/server.h"
 #include "src/util.h"
@@ -99,6 +100,7 @@ int ops_exchange_declare(struct vhost *vh, struct wire_bytes name, struct wire_b
                         NAME_ARG(name));
         x = exchange_new(vh, name, type, durable, auto_delete, internal, arguments);
         vhost_exchange_add(vh, x);
+        persist_exchange_added(x);
         if (created != NULL)
             *created = true;
         return 0;
@@ -235,6 +237,7 @@ int ops_queue_declare(struct vhost *vh, const struct ops_actor *actor, struct wi
     if (exclusive)
         q->owner = actor->conn;
     vhost_queue_add(vh, q);
+    persist_queue_added(q);
     *out = q;
     if (created != NULL)
         *created = true;
@@ -462,6 +465,14 @@ int ops_publish(struct server *s, struct vhost *vh, const struct ops_actor *acto
         free(tmp);
         message_unref(msg);
         msg = stripped;
+    }
+    /* Written to the store once, before any queue can deliver or drop it; a publish over
+     * HTTP has no confirm to wait for the fsync with. */
+    if (n > 0) {
+        uint64_t seq = persist_publish(vh, msg, queues, n);
+        if (seq == 0 && vh->persist != NULL && vh->persist->failed &&
+            (msg->props.flags & WIRE_PROP_DELIVERY_MODE) && msg->props.delivery_mode == 2)
+            *refused = true;
     }
     for (size_t i = 0; i < n; i++) {
         if (!queue_push(queues[i], msg))

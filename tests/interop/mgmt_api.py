@@ -15,6 +15,7 @@ import base64
 import http.client
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -691,9 +692,53 @@ def free_port():
     return port
 
 
+class SecondBroker:
+    """Another warrend with its own data directory and management port."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.proc = None
+        self.log_text = ""
+
+    def start(self):
+        port = free_port()
+        conf = os.path.join(self.tmp, "warren.conf")
+        with open(conf, "w") as f:
+            f.write("management.tcp.port = %d\nmanagement.tcp.ip = 127.0.0.1\n"
+                    "prometheus.tcp.port = 0\nlog.level = info\n" % port)
+        self.log = open(os.path.join(self.tmp, "warrend.log"), "a")
+        self.proc = subprocess.Popen([os.environ["WARREND"], "-c", conf, "--port", "0",
+                                      "--data-dir", os.path.join(self.tmp, "data")],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = urllib.parse.urlsplit("http://127.0.0.1:%d" % port)
+
+        def up():
+            try:
+                return call("GET", "/api/overview", url=self.url).status == 200
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise CheckFailed("second warrend exited with %r" % self.proc.returncode)
+                return False
+
+        wait_for("the second warrend", up)
+
+    def stop(self):
+        """SIGTERM; it must exit 0 with a clean log."""
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        status = self.proc.wait(timeout=10)
+        self.proc = None
+        self.log.close()
+        text = open(os.path.join(self.tmp, "warrend.log")).read()
+        if status != 0 or "[error]" in text or "Sanitizer" in text or "runtime error" in text:
+            raise CheckFailed("second warrend: exit %r, log:\n%s" % (status, text[-3000:]))
+
+
 @check
 def definitions_round_trip_into_a_fresh_broker():
-    """Export from this broker, import into a new warrend, export again: the same objects."""
+    """Export from this broker, import into a new warrend, export again: the same objects.
+    Then what the API declared and published persistently survives that broker's restart."""
     if not WARREN or not os.environ.get("WARREND"):
         print("skip: definitions round trip (needs WARREN=1 and WARREND)")
         return
@@ -711,28 +756,12 @@ def definitions_round_trip_into_a_fresh_broker():
     exported = get("/api/definitions")
 
     tmp = tempfile.mkdtemp(prefix="warren-mgmt-")
-    mport, pport = free_port(), free_port()
-    conf = os.path.join(tmp, "warren.conf")
-    with open(conf, "w") as f:
-        f.write("management.tcp.port = %d\nmanagement.tcp.ip = 127.0.0.1\n"
-                "prometheus.tcp.port = 0\nlog.level = info\n" % mport)
-    log = open(os.path.join(tmp, "warrend.log"), "w")
-    proc = subprocess.Popen([os.environ["WARREND"], "-c", conf, "--port", "0"], stdout=log,
-                            stderr=subprocess.STDOUT)
+    other = SecondBroker(tmp)
     try:
-        fresh = urllib.parse.urlsplit("http://127.0.0.1:%d" % mport)
-
-        def up():
-            try:
-                return call("GET", "/api/overview", url=fresh).status == 200
-            except OSError:
-                return proc.poll() is not None and (_ for _ in ()).throw(
-                    CheckFailed("second warrend exited with %r" % proc.returncode))
-
-        wait_for("the second warrend", up)
-        r = call("POST", "/api/definitions", body=exported, url=fresh)
+        other.start()
+        r = call("POST", "/api/definitions", body=exported, url=other.url)
         expect_eq(r.status, 204, "import into the fresh broker (%r)" % r.body[:300])
-        again = get("/api/definitions", url=fresh)
+        again = get("/api/definitions", url=other.url)
         for key in ("exchanges", "queues", "bindings", "vhosts"):
             def key_of(o):
                 return json.dumps(o, sort_keys=True)
@@ -740,19 +769,28 @@ def definitions_round_trip_into_a_fresh_broker():
                       "%s after the round trip" % key)
         msg = call("POST", "/api/exchanges/%%2F/%s/publish" % q(x2),
                    body={"properties": {"headers": {"k": "v"}}, "routing_key": "", "payload": "x",
-                         "payload_encoding": "string"}, url=fresh)
+                         "payload_encoding": "string"}, url=other.url)
         expect_eq(msg.status, 400, "internal exchange refuses publish")
-        msg = call("POST", "/api/exchanges/%%2F/%s/publish" % q(x),
-                   body={"properties": {}, "routing_key": "a.b", "payload": "x",
-                         "payload_encoding": "string"}, url=fresh)
-        expect_eq(msg.json(), {"routed": True}, "imported binding routes")
+        for mode, body in ((2, "kept"), (1, "lost")):
+            msg = call("POST", "/api/exchanges/%%2F/%s/publish" % q(x),
+                       body={"properties": {"delivery_mode": mode}, "routing_key": "a.b",
+                             "payload": body, "payload_encoding": "string"}, url=other.url)
+            expect_eq(msg.json(), {"routed": True}, "imported binding routes")
+        other.stop()
+        other.start()
+        d = get("/api/queues/%2F/" + q(qn), url=other.url)
+        expect_eq((d["durable"], d["messages"]), (True, 1),
+                  "after a restart: the durable queue with its persistent message")
+        got = call("POST", "/api/queues/%%2F/%s/get" % q(qn), url=other.url,
+                   body={"count": 2, "ackmode": "ack_requeue_false", "encoding": "auto"}).json()
+        expect_eq([m["payload"] for m in got], ["kept"], "the persistent message")
+        expect_eq(len(get("/api/bindings/%%2F/e/%s/q/%s" % (q(x), q(qn)), url=other.url)), 1,
+                  "the binding after a restart")
     finally:
-        proc.terminate()
-        status = proc.wait(timeout=10)
-        log.close()
-        text = open(os.path.join(tmp, "warrend.log")).read()
-        if status != 0 or "[error]" in text or "Sanitizer" in text or "runtime error" in text:
-            raise CheckFailed("second warrend: exit %r, log:\n%s" % (status, text[-3000:]))
+        try:
+            other.stop()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     for kind, n in (("queues", qn), ("exchanges", x), ("exchanges", x2)):
         call("DELETE", "/api/%s/%%2F/%s" % (kind, q(n)))
 

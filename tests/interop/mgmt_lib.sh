@@ -38,7 +38,9 @@ prometheus.tcp.ip = 127.0.0.1
 EOF
         warrend_log=$interop_tmp/warrend.log
         : >"$warrend_log"
-        "$WARREND" -c "$interop_tmp/warren.conf" --port 0 >"$warrend_log" 2>&1 &
+        rm -rf "$interop_tmp/data"
+        "$WARREND" -c "$interop_tmp/warren.conf" --port 0 --data-dir "$interop_tmp/data" \
+            >"$warrend_log" 2>&1 &
         warrend_pid=$!
         tries=0
         while :; do
