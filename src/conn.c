@@ -17,6 +17,7 @@
 #include "src/message.h"
 #include "src/queue.h"
 #include "src/server.h"
+#include "src/tls.h"
 #include "src/util.h"
 #include "src/vhost.h"
 
@@ -123,10 +124,36 @@ static void delete_exclusive_queues(struct conn *c)
     } while (n == ARRAY_LEN(owned));
 }
 
+void conn_start_tls(struct conn *c, struct tls_conn *t)
+{
+    c->tls = t;
+    c->deadline_ms = now_ms() + c->srv->cfg->ssl_handshake_timeout_ms;
+    ev_timer_stop(c->srv->loop, &c->timer);
+    ev_timer_set(&c->timer, c->srv->cfg->ssl_handshake_timeout_ms / 1000.0, 0.);
+    ev_timer_start(c->srv->loop, &c->timer);
+}
+
+/* read(2) and write(2), through TLS when the socket carries it. */
+static ssize_t transport_read(struct conn *c, void *buf, size_t n)
+{
+    return c->tls ? tls_conn_read(c->tls, buf, n) : read(c->fd, buf, n);
+}
+
+static ssize_t transport_write(struct conn *c, const void *buf, size_t n)
+{
+    return c->tls ? tls_conn_write(c->tls, buf, n) : write(c->fd, buf, n);
+}
+
 static void release(struct conn *c)
 {
     free_channels(c);
     delete_exclusive_queues(c);
+    if (c->tls != NULL) {
+        if (c->fd >= 0)
+            tls_conn_shutdown(c->tls);
+        tls_conn_free(c->tls);
+        c->tls = NULL;
+    }
     if (c->fd >= 0) {
         ev_io_stop(c->srv->loop, &c->read_watcher);
         ev_io_stop(c->srv->loop, &c->write_watcher);
@@ -229,7 +256,7 @@ void conn_flush(struct conn *c)
         buf_consumed(&c->out, buf_pending(&c->out)); /* in memory: output goes nowhere */
     }
     while (c->fd >= 0 && buf_pending(&c->out) > 0) {
-        ssize_t n = write(c->fd, c->out.data + c->out.sent, buf_pending(&c->out));
+        ssize_t n = transport_write(c, c->out.data + c->out.sent, buf_pending(&c->out));
         if (n > 0) {
             buf_consumed(&c->out, (size_t)n);
             c->last_write_ms = now_ms();
@@ -238,10 +265,14 @@ void conn_flush(struct conn *c)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            ev_io_start(c->srv->loop, &c->write_watcher);
+            /* TLS may need to read before it can write on (during its handshake): then the
+             * read watcher, always on, brings us back here. */
+            if (c->tls == NULL || tls_conn_want_write(c->tls))
+                ev_io_start(c->srv->loop, &c->write_watcher);
             return;
         }
-        log_warn(&c->log, "write failed: %s; closing connection", strerror(errno));
+        log_warn(&c->log, "write failed: %s; closing connection",
+                 c->tls ? tls_conn_error(c->tls) : strerror(errno));
         conn_abort(c);
         return;
     }
@@ -263,8 +294,13 @@ static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct conn *c = container_of(w, struct conn, write_watcher);
 
-    (void)loop;
     (void)revents;
+    /* A TLS read that waited for the socket to take its handshake bytes goes on now. */
+    if (c->tls != NULL && buf_pending(&c->out) == 0) {
+        ev_io_stop(loop, w);
+        ev_feed_event(loop, &c->read_watcher, EV_READ);
+        return;
+    }
     conn_flush(c);
 }
 
@@ -400,6 +436,10 @@ static void send_start(struct conn *c)
         .mechanisms = WIRE_BYTES_C("PLAIN AMQPLAIN"),
         .locales = WIRE_BYTES_C("en_US"),
     };
+
+    /* A TLS client that must show a verified certificate may log in with it (EXTERNAL). */
+    if (c->tls != NULL && c->srv->cfg->ssl_verify_peer)
+        m.mechanisms = WIRE_BYTES_C("EXTERNAL PLAIN AMQPLAIN");
     size_t caps;
 
     wire_table_put_longstr(&w, "product", WIRE_BYTES_C("Warren"));
@@ -491,6 +531,18 @@ static int handle_start_ok(struct conn *c, const struct wire_connection_start_ok
     };
 
     read_client_capabilities(c, m->client_properties);
+    if (wire_bytes_eq_cstr(m->mechanism, "EXTERNAL") && c->tls != NULL && cfg->ssl_verify_peer) {
+        /* The user is the client certificate's subject (ssl_cert_login_from), with no
+         * password: the TLS handshake proved it. */
+        if (!tls_conn_peer_identity(c->tls, (enum config_cert_login)cfg->ssl_cert_login_from,
+                                    c->log.user, sizeof c->log.user))
+            return refuse_login(c, m->mechanism, "no verified client certificate");
+        if (auth_user_find(c->srv->auth, wire_cstr(c->log.user)) == NULL)
+            return refuse_login(c, m->mechanism, "no user named by the client certificate");
+        conn_send_method(c, 0, WIRE_CONNECTION_TUNE, &tune);
+        c->state = CONN_AWAIT_TUNE_OK;
+        return 0;
+    }
     if (!wire_bytes_eq_cstr(m->mechanism, "PLAIN") && !wire_bytes_eq_cstr(m->mechanism, "AMQPLAIN"))
         return fail(c, WIRE_COMMAND_INVALID, "unknown authentication mechanism '%.*s'",
                     (int)m->mechanism.len, (const char *)m->mechanism.ptr);
@@ -815,6 +867,13 @@ static void process_input(struct conn *c)
             return;
         }
         off = sizeof wire_protocol_header;
+        if (c->tls != NULL && c->fd >= 0) {
+            /* TLS is up: from here the AMQP handshake has handshake_timeout, as on TCP. */
+            c->deadline_ms = now_ms() + c->srv->cfg->handshake_timeout_ms;
+            ev_timer_stop(c->srv->loop, &c->timer);
+            ev_timer_set(&c->timer, c->srv->cfg->handshake_timeout_ms / 1000.0, 0.);
+            ev_timer_start(c->srv->loop, &c->timer);
+        }
         send_start(c);
     }
     while (c->state != CONN_CLOSED && off < c->in_len) {
@@ -875,7 +934,6 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
     struct conn *c = container_of(w, struct conn, read_watcher);
     ssize_t n;
 
-    (void)loop;
     (void)revents;
     /* Room for at least one chunk, and for the whole frame being assembled. */
     if (c->in_cap - c->in_len < READ_CHUNK) {
@@ -885,11 +943,16 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         c->in = xrealloc(c->in, cap);
         c->in_cap = cap;
     }
-    n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    n = transport_read(c, c->in + c->in_len, c->in_cap - c->in_len);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        if (c->tls != NULL && tls_conn_want_write(c->tls))
+            ev_io_start(loop, &c->write_watcher);
         return;
+    }
     if (n <= 0) {
-        if (c->state == CONN_OPEN || c->state == CONN_AWAIT_OPEN)
+        if (n < 0 && c->tls != NULL)
+            log_warn(&c->log, "%s; closing connection", tls_conn_error(c->tls));
+        else if (c->state == CONN_OPEN || c->state == CONN_AWAIT_OPEN)
             log_warn(&c->log, "client unexpectedly closed TCP connection");
         else
             log_debug(&c->log, "socket closed");
@@ -899,6 +962,13 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
     c->last_read_ms = now_ms();
     c->in_len += (size_t)n;
     process_input(c);
+    if (c->state == CONN_CLOSED)
+        return;
+    /* Decrypted bytes waiting inside OpenSSL do not make the socket readable. */
+    if (c->tls != NULL && tls_conn_pending(c->tls))
+        ev_feed_event(loop, &c->read_watcher, EV_READ);
+    if (c->tls != NULL && buf_pending(&c->out) > 0)
+        server_want_flush(c->srv, c);
 }
 
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)

@@ -18,6 +18,7 @@
 
 struct server;
 struct channel;
+struct tls_conn;
 struct message;
 struct vhost;
 
@@ -40,6 +41,7 @@ struct conn {
     struct log_ctx log;
     enum conn_state state;
     bool is_loopback;
+    struct tls_conn *tls; /* AMQPS: the TLS session the socket carries; NULL for plain TCP */
 
     uint8_t *in; /* bytes read and not yet parsed */
     size_t in_len, in_cap;
@@ -73,9 +75,13 @@ struct conn {
 };
 
 /* A connection on an accepted socket (or fd -1 for an in-memory one); sends nothing until
- * the client's protocol header arrives. */
+ * the client's protocol header arrives. After conn_new, a TLS listener calls conn_start_tls
+ * before the first read. */
 struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *peer, socklen_t peer_len);
 void conn_free(struct conn *c);
+/* The socket carries TLS: the handshake runs inside the first reads, within
+ * ssl_handshake_timeout. */
+void conn_start_tls(struct conn *c, struct tls_conn *t);
 
 /* Processes bytes as if read from the socket. */
 void conn_feed(struct conn *c, const uint8_t *data, size_t len);

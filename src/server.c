@@ -19,6 +19,7 @@
 #include "src/conn.h"
 #include "src/deadletter.h"
 #include "src/persist.h"
+#include "src/tls.h"
 #include "src/log.h"
 #include "src/util.h"
 #include "src/vhost.h"
@@ -48,6 +49,8 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
         }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         c = conn_new(s, fd, (struct sockaddr *)&peer, peer_len);
+        if (l->tls)
+            conn_start_tls(c, tls_conn_new(s->tls, fd));
         server_adopt(s, c);
     }
 }
@@ -63,7 +66,7 @@ void server_adopt(struct server *s, struct conn *c)
 
 /* Binds host:port; host "" binds both 0.0.0.0 and [::]. *port is updated with the port the
  * kernel chose when it was 0. */
-static int bind_one(struct server *s, const char *host, uint16_t *port)
+static int bind_one(struct server *s, const char *host, uint16_t *port, bool tls)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICHOST};
     struct addrinfo *res = NULL;
@@ -85,7 +88,7 @@ static int bind_one(struct server *s, const char *host, uint16_t *port)
     if (fd < 0) {
         rc = errno;
         freeaddrinfo(res);
-        if (rc == EAFNOSUPPORT && res->ai_family == AF_INET6)
+        if (rc == EAFNOSUPPORT)
             return 1; /* no IPv6 here: skip it */
         log_error(NULL, "socket for %s: %s", host, strerror(rc));
         return -1;
@@ -110,17 +113,18 @@ static int bind_one(struct server *s, const char *host, uint16_t *port)
             inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof addr);
             *port = ntohs(in6->sin6_port);
             l = &s->listeners[s->listener_count];
-            snprintf(l->address, sizeof l->address, "[%s]:%u", addr, *port);
+            snprintf(l->address, sizeof l->address, "%s[%s]:%u", tls ? "tls:" : "", addr, *port);
         } else {
             struct sockaddr_in *in = (struct sockaddr_in *)&got;
             inet_ntop(AF_INET, &in->sin_addr, addr, sizeof addr);
             *port = ntohs(in->sin_port);
             l = &s->listeners[s->listener_count];
-            snprintf(l->address, sizeof l->address, "%s:%u", addr, *port);
+            snprintf(l->address, sizeof l->address, "%s%s:%u", tls ? "tls:" : "", addr, *port);
         }
     }
     freeaddrinfo(res);
     l->fd = fd;
+    l->tls = tls;
     l->srv = s;
     ev_io_init(&l->watcher, on_accept, fd, EV_READ);
     ev_io_start(s->loop, &l->watcher);
@@ -137,12 +141,22 @@ static int bind_listeners(struct server *s, int port_override)
         uint16_t port = port_override >= 0 ? shared_port : cl->port;
         bool any = cl->host[0] == '\0';
 
-        if (bind_one(s, any ? "0.0.0.0" : cl->host, &port) < 0)
+        if (bind_one(s, any ? "0.0.0.0" : cl->host, &port, false) < 0)
             return -1;
         /* With --port 0 the first listener picks the port and the others follow it. */
         if (port_override == 0 && shared_port == 0)
             shared_port = port;
-        if (any && bind_one(s, "::", &port) < 0)
+        if (any && bind_one(s, "::", &port, false) < 0)
+            return -1;
+    }
+    for (size_t i = 0; i < s->cfg->ssl_count; i++) {
+        const struct config_listener *cl = &s->cfg->ssl[i];
+        uint16_t port = cl->port;
+        bool any = cl->host[0] == '\0';
+
+        if (bind_one(s, any ? "0.0.0.0" : cl->host, &port, true) < 0)
+            return -1;
+        if (any && bind_one(s, "::", &port, true) < 0)
             return -1;
     }
     return 0;
@@ -209,6 +223,22 @@ void server_conn_closed(struct server *s, struct conn *c)
     s->dead = c;
 }
 
+/* SIGHUP: the certificates are read again for new TLS connections (after a renewal). */
+static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct server *s = w->data;
+    char err[600];
+
+    (void)loop;
+    (void)revents;
+    if (s->tls == NULL)
+        return;
+    if (tls_server_reload(s->tls, s->cfg, err, sizeof err) != 0)
+        log_error(NULL, "TLS certificates not reloaded: %s", err);
+    else
+        log_info(NULL, "TLS certificates reloaded");
+}
+
 static void on_shutdown_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)w;
@@ -273,6 +303,16 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
     ev_signal_init(&s->sigint_watcher, on_signal, SIGINT);
     s->sigint_watcher.data = s;
     ev_signal_start(loop, &s->sigint_watcher);
+    ev_signal_init(&s->sighup_watcher, on_sighup, SIGHUP);
+    s->sighup_watcher.data = s;
+    ev_signal_start(loop, &s->sighup_watcher);
+    if (cfg->ssl_count > 0) {
+        char err[600];
+        if ((s->tls = tls_server_new(cfg, err, sizeof err)) == NULL) {
+            log_error(NULL, "TLS: %s", err);
+            return -1;
+        }
+    }
     {
         char err[700];
         const struct auth_vhost **vhosts;
@@ -358,6 +398,9 @@ void server_free(struct server *s)
     ev_prepare_stop(s->loop, &s->flush_watcher);
     ev_signal_stop(s->loop, &s->sigterm_watcher);
     ev_signal_stop(s->loop, &s->sigint_watcher);
+    ev_signal_stop(s->loop, &s->sighup_watcher);
+    tls_server_free(s->tls);
+    s->tls = NULL;
     ev_timer_stop(s->loop, &s->shutdown_timer);
     ev_timer_stop(s->loop, &s->ack_timeout_timer);
 }

@@ -15,6 +15,7 @@ struct vhost;
 
 struct listener {
     int fd;
+    bool tls; /* AMQPS */
     ev_io watcher;
     char address[96]; /* "0.0.0.0:5672", "[::]:5672" */
     struct server *srv;
@@ -23,7 +24,8 @@ struct listener {
 struct server {
     struct ev_loop *loop;
     const struct config *cfg;
-    struct listener listeners[CONFIG_MAX_LISTENERS * 2];
+    struct listener listeners[CONFIG_MAX_LISTENERS * 4];
+    struct tls_server *tls;     /* the TLS context, when a TLS listener is configured */
     size_t listener_count;
     struct hmap vhosts; /* name -> struct vhost */
     struct hmap reply_channels; /* direct reply-to address -> struct channel */
@@ -36,15 +38,16 @@ struct server {
     struct conn *dead;       /* closed connections, freed after this loop turn */
     ev_prepare flush_watcher;
     ev_check reap_watcher;
-    ev_signal sigterm_watcher, sigint_watcher;
+    ev_signal sigterm_watcher, sigint_watcher, sighup_watcher;
     ev_timer shutdown_timer;
     ev_timer ack_timeout_timer; /* consumer_timeout checks */
     bool stopping;
 };
 
-/* Binds the listeners of cfg (port_override >= 0 replaces every listener's port; with 0 the
- * first listener gets a free port and the others the same one). Returns 0, or -1 after
- * logging why. */
+/* Binds the listeners of cfg (port_override >= 0 replaces every TCP listener's port; with 0
+ * the first gets a free port and the others the same one; TLS listeners keep theirs, 0 also
+ * meaning a free one). The ready line lists TCP addresses first, then TLS ones prefixed
+ * "tls:". Returns 0, or -1 after logging why. */
 int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg,
                 int port_override);
 /* Logs the ready line and runs until SIGTERM/SIGINT and a clean shutdown. */
