@@ -104,7 +104,8 @@ struct store {
     bool holding_loop;
     bool recovered;
     bool recovering;
-    int failed; /* errno of the first write or fsync failure */
+    int failed;       /* errno of the first durable write or fsync failure */
+    int paging_error; /* errno of the first paging write failure */
     bool failure_reported;
 
     uint64_t appended_seq, durable_seq;
@@ -147,6 +148,27 @@ static void seg_path(const struct area *a, uint32_t number, char *out, size_t ou
     snprintf(out, out_size, "%s/%08" PRIu32 ".seg", a->path, number);
 }
 
+/* mkdir(2), and an fsync of the parent when the directory is new, so that its name
+ * survives a power loss like the files created in it later. */
+static int mkdir_durable(const char *path)
+{
+    char *parent;
+    char *slash;
+    int rc;
+
+    if (mkdir(path, 0750) < 0)
+        return errno == EEXIST ? 0 : -errno;
+    parent = xstrdup(path);
+    slash = strrchr(parent, '/');
+    if (slash == parent)
+        slash[1] = '\0';
+    else if (slash != NULL)
+        *slash = '\0';
+    rc = recfile_fsync_dir(slash != NULL ? parent : ".");
+    free(parent);
+    return rc;
+}
+
 /* mkdir -p: every missing component is created. */
 static int mkdir_p(const char *path)
 {
@@ -157,10 +179,8 @@ static int mkdir_p(const char *path)
         if (*s == '/' || *s == '\0') {
             char c = *s;
             *s = '\0';
-            if (mkdir(p, 0750) < 0 && errno != EEXIST) {
-                rc = -errno;
+            if ((rc = mkdir_durable(p)) < 0)
                 break;
-            }
             *s = c;
             if (c == '\0')
                 break;
@@ -307,10 +327,13 @@ static void area_flush(struct store *st, struct area *a)
         rc = recfile_pwrite_all(a->active->fd, a->wbuf, a->wlen, a->flushed);
         if (rc < 0) {
             seg_path(a, a->active->number, path, sizeof(path));
-            if (a->durable)
+            if (a->durable) {
                 store_fail(st, -rc, "writing", path);
-            else
-                log_error(NULL, "message store: writing %s failed: %s", path, strerror(-rc));
+            } else if (st->paging_error == 0) {
+                st->paging_error = -rc;
+                log_error(NULL, "message store: writing %s failed: %s; paged messages are lost",
+                          path, strerror(-rc));
+            }
         }
     }
     a->flushed += a->wlen;
@@ -388,10 +411,12 @@ static int area_new_segment(struct store *st, struct area *a)
     fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (fd < 0) {
         int err = errno;
-        if (a->durable)
+        if (a->durable) {
             store_fail(st, err, "creating", path);
-        else
+        } else if (st->paging_error == 0) {
+            st->paging_error = err;
             log_error(NULL, "message store: creating %s failed: %s", path, strerror(err));
+        }
         return -err;
     }
     s = area_push(a, a->next_number++);
@@ -427,6 +452,7 @@ static uint8_t *area_reserve(struct store *st, struct area *a, size_t body_len,
         area_seal(st, a);
     if (a->active == NULL && area_new_segment(st, a) < 0)
         return NULL;
+    assert(a->active != NULL);
     wbuf_reserve(a, rec);
     p = a->wbuf + a->wlen;
     *loc = (struct store_loc){
@@ -586,10 +612,11 @@ void store_release(struct store *st, struct store_loc loc)
 int store_page_out(struct store *st, const struct store_msg *m, struct store_loc *loc)
 {
     size_t len = message_body_len(m);
-    uint8_t *p = area_reserve(st, &st->paging, len, loc);
+    uint8_t *p;
 
-    if (p == NULL)
-        return -EIO;
+    /* After a failed paging write the area is not trusted again until a restart. */
+    if (st->paging_error != 0 || (p = area_reserve(st, &st->paging, len, loc)) == NULL)
+        return -(st->paging_error ? st->paging_error : EIO);
     message_encode(p, m);
     st->paging.active->live_refs += m->queue_count > 0 ? m->queue_count : 1;
     area_commit(st, &st->paging, p, len);
@@ -1037,8 +1064,8 @@ static int open_area(struct store *st, struct area *a, const char *name, bool du
     a->durable = durable;
     a->path = path_join(st->dir, name);
     a->next_number = 1;
-    if (mkdir(a->path, 0750) < 0 && errno != EEXIST) {
-        snprintf(err, err_size, "cannot create %s: %s", a->path, strerror(errno));
+    if ((rc = mkdir_durable(a->path)) < 0) {
+        snprintf(err, err_size, "cannot create %s: %s", a->path, strerror(-rc));
         return -1;
     }
     if ((rc = list_segments(a, &nums, &n)) < 0) {
@@ -1169,8 +1196,9 @@ static struct rmsg *recovery_find(struct recovery *rv, uint32_t segment, uint32_
     struct segment *s = area_find(&rv->st->msgs, segment);
     size_t lo, hi;
 
-    if (s == NULL)
+    if (s == NULL || s->rec_count == 0)
         return NULL;
+    assert(rv->msgs != NULL);
     lo = s->rec_first;
     hi = s->rec_first + s->rec_count;
     while (lo < hi) {
@@ -1419,6 +1447,7 @@ int store_recover(struct store *st, store_recover_fn cb, void *ctx)
     /* First the counts, so that releases from the callbacks find them complete. */
     for (size_t i = 0; i < st->msgs.count; i++) {
         struct segment *s = st->msgs.segs[i];
+        assert(s->rec_count == 0 || rv.msgs != NULL);
         for (size_t k = s->rec_first; k < s->rec_first + s->rec_count; k++) {
             struct rmsg *m = &rv.msgs[k];
             for (uint32_t j = 0; j < m->ref_count; j++) {
@@ -1433,6 +1462,7 @@ int store_recover(struct store *st, store_recover_fn cb, void *ctx)
     }
     for (size_t i = 0; i < st->msgs.count; i++) {
         struct segment *s = st->msgs.segs[i];
+        assert(s->rec_count == 0 || rv.msgs != NULL);
         for (size_t k = s->rec_first; k < s->rec_first + s->rec_count; k++) {
             struct rmsg *m = &rv.msgs[k];
             for (uint32_t j = 0; j < m->ref_count; j++) {

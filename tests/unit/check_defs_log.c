@@ -5,11 +5,14 @@
 #include "src/defs_log.h"
 
 #include <check.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -277,11 +280,11 @@ END_TEST
 
 START_TEST(log_is_compacted_when_much_larger_than_the_live_set)
 {
-    struct defs_log *log = open_log(8192);
+    struct defs_log *log = open_log(2048);
     struct defs_log_stats s;
     char key[32], value[64];
 
-    for (int round = 0; round < 200; round++) {
+    for (int round = 0; round < 40; round++) {
         for (int i = 0; i < 10; i++) {
             snprintf(key, sizeof(key), "q%d", i);
             snprintf(value, sizeof(value), "round %d of queue %d", round, i);
@@ -296,11 +299,11 @@ START_TEST(log_is_compacted_when_much_larger_than_the_live_set)
     ck_assert_uint_eq(s.entries, 10);
     ck_assert_int_eq(file_size(path), (off_t)s.file_bytes);
     /* Never far past either threshold. */
-    ck_assert_uint_le(s.file_bytes, 4 * s.live_bytes + 8192 + 200);
+    ck_assert_uint_le(s.file_bytes, 4 * s.live_bytes + 2048 + 200);
     char expect[4096] = "";
     for (int i = 0; i < 10; i++) {
         char one[128];
-        snprintf(one, sizeof(one), "3:q%d=round 199 of queue %d;", i, i);
+        snprintf(one, sizeof(one), "3:q%d=round 39 of queue %d;", i, i);
         strcat(expect, one);
     }
     ck_assert_str_eq(dump(log), expect);
@@ -311,7 +314,7 @@ START_TEST(log_is_compacted_when_much_larger_than_the_live_set)
     ck_assert_int_eq(file_size(path), (off_t)s.live_bytes);
     defs_log_close(log);
 
-    log = open_log(8192);
+    log = open_log(2048);
     ck_assert_str_eq(dump(log), expect);
     defs_log_close(log);
 }
@@ -381,6 +384,38 @@ START_TEST(crash_between_temp_write_and_rename_keeps_the_old_log)
 }
 END_TEST
 
+/* A file size limit makes write(2) fail with EFBIG, as a full disk would: the change is
+ * refused, nothing half-written stays behind, and the log works again once there is room. */
+START_TEST(failed_write_changes_nothing_and_leaves_no_torn_record)
+{
+    struct defs_log *log = open_log(0);
+    struct rlimit lim, saved;
+    char value[300];
+    struct wire_bytes v;
+    off_t size;
+
+    put(log, DEFS_KIND_QUEUE, "q1", "1");
+    size = file_size(path);
+    signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    lim = saved;
+    lim.rlim_cur = (rlim_t)size + 100;
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    memset(value, 'v', sizeof(value));
+    ck_assert_int_eq(defs_log_put(log, DEFS_KIND_QUEUE, wire_cstr("q2"),
+                                  (struct wire_bytes){(const uint8_t *)value, sizeof(value)}),
+                     -EFBIG);
+    ck_assert(!defs_log_get(log, DEFS_KIND_QUEUE, wire_cstr("q2"), &v));
+    ck_assert_int_eq(file_size(path), size);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    put(log, DEFS_KIND_QUEUE, "q3", "3");
+    defs_log_close(log);
+    log = open_log(0);
+    ck_assert_str_eq(dump(log), "3:q1=1;3:q3=3;");
+    defs_log_close(log);
+}
+END_TEST
+
 START_TEST(a_file_that_is_not_a_definitions_log_is_refused)
 {
     char err[256] = "";
@@ -411,6 +446,7 @@ static Suite *defs_log_suite(void)
     tcase_add_test(tc, log_is_compacted_when_much_larger_than_the_live_set);
     tcase_add_test(tc, compaction_writes_values_larger_than_its_buffer);
     tcase_add_test(tc, crash_between_temp_write_and_rename_keeps_the_old_log);
+    tcase_add_test(tc, failed_write_changes_nothing_and_leaves_no_torn_record);
     tcase_add_test(tc, a_file_that_is_not_a_definitions_log_is_refused);
     suite_add_tcase(s, tc);
     return s;

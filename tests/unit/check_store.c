@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -931,6 +932,75 @@ START_TEST(recovered_reference_of_unknown_queue_can_be_released)
 }
 END_TEST
 
+/* ---- Disk failure ----------------------------------------------------------------------- */
+
+static void on_failure(void *ctx, int err)
+{
+    *(int *)ctx = err;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* A file size limit makes write(2) fail with EFBIG, as a full or failing disk would. */
+START_TEST(write_failure_is_reported_and_appends_are_refused)
+{
+    uint32_t q = 1;
+    char body[500];
+    struct store_loc loc;
+    struct found f = {0};
+    struct store *st = open_recover(0, &f);
+    struct store_stats s;
+    struct rlimit lim, saved;
+    char path[600];
+    int failure = 0;
+    bool timed_out = false;
+    ev_timer t;
+
+    for (unsigned i = 0; i < 10; i++) {
+        struct store_msg m = make_msg(&q, 1, i, body, 16);
+        store_append_message(st, &m, &loc);
+    }
+    wait_durable(st);
+    store_on_failure(st, on_failure, &failure);
+
+    signal(SIGXFSZ, SIG_IGN);
+    seg_file(1, path, sizeof(path));
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    lim = saved;
+    lim.rlim_cur = (rlim_t)file_size(path) + 1200;
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    for (unsigned i = 10; i < 20; i++) {
+        struct store_msg m = make_msg(&q, 1, i, body, sizeof(body));
+        ck_assert_uint_eq(store_append_message(st, &m, &loc), i + 1);
+    }
+    store_flush(st); /* two records fit, the third is cut, then EFBIG */
+    struct store_msg m = make_msg(&q, 1, 99, body, 16);
+    ck_assert_uint_eq(store_append_message(st, &m, &loc), 0);
+    ck_assert_uint_eq(store_ack(st, q, loc), 0);
+
+    ev_timer_init(&t, on_timeout, 10.0, 0);
+    t.data = &timed_out;
+    ev_timer_start(loop, &t);
+    ev_run(loop, 0);
+    ev_timer_stop(loop, &t);
+    ck_assert(!timed_out);
+    ck_assert_int_eq(failure, EFBIG);
+    store_stats(st, &s);
+    ck_assert_uint_eq(s.durable_seq, 10); /* nothing after the failure was confirmed */
+    /* With nothing left that can become durable, the store no longer holds the loop. */
+    ev_run(loop, 0);
+    store_close(st);
+
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    st = open_recover(0, &f);
+    ck_assert_uint_ge(f.n, 10);
+    ck_assert_uint_le(f.n, 12);
+    for (unsigned i = 0; i < f.n; i++)
+        ck_assert_uint_eq(body_number(st, f.v[i].loc), i);
+    store_close(st);
+    free(f.v);
+}
+END_TEST
+
 /* ---- Group commit ----------------------------------------------------------------------- */
 
 struct producer {
@@ -1076,6 +1146,36 @@ START_TEST(paged_messages_read_back_and_their_segments_go_when_released)
 }
 END_TEST
 
+START_TEST(failed_paging_write_refuses_further_page_outs)
+{
+    uint32_t q = 1;
+    char body[1000];
+    struct store_loc first, lost;
+    struct found f = {0};
+    struct store *st = open_recover(0, &f);
+    struct store_msg m = make_msg(&q, 0, 1, body, sizeof(body));
+    struct rlimit lim, saved;
+    uint8_t buf[2048];
+    struct store_msg out;
+
+    ck_assert_int_eq(store_page_out(st, &m, &first), 0);
+    store_flush(st);
+    signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    lim = saved;
+    lim.rlim_cur = first.offset + first.size + 100;
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    ck_assert_int_eq(store_page_out(st, &m, &lost), 0);
+    store_flush(st);
+    ck_assert_int_eq(store_page_out(st, &m, &lost), -EFBIG);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    assert_msg(st, first, 1, sizeof(body));
+    ck_assert_int_eq(store_read(st, lost, buf, sizeof(buf), &out), -EIO);
+    store_close(st);
+    free(f.v);
+}
+END_TEST
+
 START_TEST(paging_area_is_emptied_at_open)
 {
     uint32_t q = 1;
@@ -1191,6 +1291,12 @@ static void bench_stop(struct ev_loop *l, ev_timer *w, int revents)
         ev_break(l, EVBREAK_ALL);
 }
 
+static void bench_count(void *ctx, const struct store_recovered *r)
+{
+    (void)r;
+    (*(uint64_t *)ctx)++;
+}
+
 static int bench(double seconds)
 {
     const char *tmp = getenv("TMPDIR");
@@ -1246,6 +1352,21 @@ static int bench(double seconds)
            (double)s.durable_seq / (double)(s.fsyncs ? s.fsyncs : 1), disk, s.segments,
            (double)disk / (double)(s.durable_seq ? s.durable_seq : 1));
     store_close(b.st);
+
+    /* Start-up cost of that backlog: reopen and recover every message. */
+    struct timespec t0, t1;
+    uint64_t recovered = 0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if ((b.st = store_open(loop, dir, &opts, err, sizeof(err))) == NULL ||
+        store_recover(b.st, bench_count, &recovered) != 0) {
+        fprintf(stderr, "store: %s\n", err);
+        return 1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("store bench: recovered %" PRIu64 " messages in %.2f s (%.0f/s)\n", recovered, secs,
+           (double)recovered / secs);
+    store_close(b.st);
     ev_loop_destroy(loop);
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return 0;
@@ -1288,6 +1409,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, segment_with_torn_header_is_removed);
     tcase_add_test(tc, confirmed_messages_survive_kill_9);
     tcase_add_test(tc, recovered_reference_of_unknown_queue_can_be_released);
+    tcase_add_test(tc, write_failure_is_reported_and_appends_are_refused);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("group_commit");
@@ -1301,6 +1423,7 @@ static Suite *store_suite(void)
     tc = tcase_create("paging");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, paged_messages_read_back_and_their_segments_go_when_released);
+    tcase_add_test(tc, failed_paging_write_refuses_further_page_outs);
     tcase_add_test(tc, paging_area_is_emptied_at_open);
     suite_add_tcase(s, tc);
 
