@@ -626,6 +626,14 @@ static int handle_queue_declare(struct channel *ch, const struct wire_method *m)
                              err, sizeof err) != 0)
             return channel_fail(ch, WIRE_PRECONDITION_FAILED, "%s", err);
     }
+    {
+        const struct auth_vhost *av = auth_vhost_find(ch->conn->srv->auth, vh->name);
+        if (av != NULL && av->max_queues >= 0 && vh->queues.len >= (uint64_t)av->max_queues)
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                                "cannot declare queue " NAME_FMT ": queue limit in vhost " NAME_FMT
+                                " (%lld) is reached",
+                                NAME_ARG(name), VHOST_ARG(ch), (long long)av->max_queues);
+    }
     q = queue_new(vh, name, a->durable, a->exclusive, a->auto_delete, a->arguments.raw);
     if (a->exclusive)
         q->owner = ch->conn;
@@ -809,6 +817,11 @@ static int handle_basic_consume(struct channel *ch, const struct wire_method *m)
         return channel_fail(ch, WIRE_NOT_ALLOWED, "attempt to reuse consumer tag " NAME_FMT,
                             NAME_ARG(tag));
     }
+    if (ch->conn->srv->cfg->consumer_max_per_channel != 0 &&
+        ch->consumers.len >= ch->conn->srv->cfg->consumer_max_per_channel)
+        return channel_fail(ch, WIRE_NOT_ALLOWED,
+                            "reached maximum (%u) of consumers per channel",
+                            ch->conn->srv->cfg->consumer_max_per_channel);
     if (q->has_exclusive_consumer || (a->exclusive && q->consumer_count > 0))
         return channel_fail(ch, WIRE_ACCESS_REFUSED,
                             "queue " NAME_FMT " in vhost " NAME_FMT " in exclusive use",
@@ -867,6 +880,11 @@ static int handle_basic_publish(struct channel *ch, const struct wire_method *m)
 
     if (a->immediate)
         return channel_fail(ch, WIRE_NOT_IMPLEMENTED, "immediate=true");
+    if (!ch->conn->is_publisher) {
+        ch->conn->is_publisher = true;
+        if (ch->conn->srv->alarms != 0)
+            ch->conn->block_pending = true;
+    }
     /* Write permission on the exchange, remembered while the user database is unchanged:
      * publishers keep using one exchange, and the check is a regex match. */
     if (ch->auth_generation != ch->conn->srv->auth->generation ||

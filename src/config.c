@@ -32,6 +32,7 @@ enum option_type {
     OPT_TLS_CIPHER,    /* ssl_options.ciphers.<n> = one OpenSSL cipher or TLS 1.3 suite name */
     OPT_CERT_LOGIN,    /* distinguished_name | common_name */
     OPT_IP,            /* an IPv4 or IPv6 address */
+    OPT_FRACTION,      /* a decimal fraction such as 0.4, kept in thousandths within [min, max] */
 };
 
 struct option {
@@ -89,6 +90,18 @@ static const struct option options[] = {
      "least milliseconds between two fsyncs of persistent messages; 0 syncs at once"},
     {"queue_memory_window", OPT_UINT, FIELD(queue_memory_window), 16, 100000000, NULL, "2048",
      "messages a queue keeps in memory near its head; the rest of a backlog waits on disk"},
+    {"connection_max", OPT_UINT, FIELD(connection_max), 0, 4294967295u, NULL, "0",
+     "most client connections the broker accepts at once; 0 for no limit (RabbitMQ: infinity)"},
+    {"consumer_max_per_channel", OPT_UINT, FIELD(consumer_max_per_channel), 0, 4294967295u, NULL,
+     "0", "most consumers on one channel; 0 for no limit"},
+    {"vm_memory_high_watermark.relative", OPT_FRACTION, FIELD(memory_watermark_relative), 1,
+     10000, NULL, "0.4",
+     "publishers are blocked while the broker uses more than this share of the machine's memory"},
+    {"vm_memory_high_watermark.absolute", OPT_BYTES, FIELD(memory_watermark_absolute), 0,
+     UINT64_MAX / 2, NULL, "0",
+     "the same as a number of bytes (KB, MB, GB allowed); 0 leaves the relative one in force"},
+    {"disk_free_limit.absolute", OPT_BYTES, FIELD(disk_free_limit), 0, UINT64_MAX / 2, NULL,
+     "50MB", "publishers are blocked while the data directory's disk has less free space"},
     {"log.level", OPT_LOG_LEVEL, FIELD(log_level), 0, 0, NULL, "info",
      "least severe level logged: debug, info, warning, error or none"},
     {"log.file", OPT_PATH, FIELD(log_file), 0, 0, NULL, "false",
@@ -362,6 +375,34 @@ static int set_number(struct parse *p, const struct option *o, struct span key, 
                     v.ptr, (int)key.len, key.ptr, (unsigned long long)o->min,
                     (unsigned long long)o->max);
     set_uint(p->c, o, n);
+    return 0;
+}
+
+/* "0.4", "1", "0.125": thousandths, at most three decimals. */
+static int set_fraction(struct parse *p, const struct option *o, struct span key, struct span v)
+{
+    uint64_t whole = 0, thousandths = 0, scale = 100;
+    size_t i = 0;
+    bool digits = false;
+
+    for (; i < v.len && v.ptr[i] >= '0' && v.ptr[i] <= '9' && whole < 1000000; i++, digits = true)
+        whole = whole * 10 + (uint64_t)(v.ptr[i] - '0');
+    if (i < v.len && v.ptr[i] == '.') {
+        for (i++; i < v.len && v.ptr[i] >= '0' && v.ptr[i] <= '9' && scale > 0; i++, digits = true) {
+            thousandths += (uint64_t)(v.ptr[i] - '0') * scale;
+            scale /= 10;
+        }
+    }
+    if (!digits || i != v.len)
+        return fail(p, "bad value '%.*s' for key '%.*s': expected a decimal fraction such as 0.4",
+                    (int)v.len, v.ptr, (int)key.len, key.ptr);
+    thousandths += whole * 1000;
+    if (thousandths < o->min || thousandths > o->max)
+        return fail(p, "out of range value '%.*s' for key '%.*s': expected %llu.%03llu..%llu.%03llu",
+                    (int)v.len, v.ptr, (int)key.len, key.ptr, (unsigned long long)o->min / 1000,
+                    (unsigned long long)o->min % 1000, (unsigned long long)o->max / 1000,
+                    (unsigned long long)o->max % 1000);
+    set_uint(p->c, o, thousandths);
     return 0;
 }
 
@@ -670,6 +711,8 @@ static int set_option(struct parse *p, const struct option *o, struct span key, 
     char word[16];
 
     switch (o->type) {
+    case OPT_FRACTION:
+        return set_fraction(p, o, key, v);
     case OPT_UINT:
     case OPT_BYTES:
         return set_number(p, o, key, v);

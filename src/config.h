@@ -54,6 +54,11 @@ struct config {
     char data_dir[512];            /* data_dir: /var/lib/warren (--data-dir overrides) */
     uint32_t sync_interval_ms;     /* persistence.sync_interval: 0 */
     uint32_t queue_memory_window;  /* queue_memory_window: 2048 messages */
+    uint32_t connection_max;            /* connection_max: 0 = no limit */
+    uint32_t consumer_max_per_channel;  /* consumer_max_per_channel: 0 = no limit */
+    uint32_t memory_watermark_relative; /* vm_memory_high_watermark.relative, in thousandths */
+    uint64_t memory_watermark_absolute; /* vm_memory_high_watermark.absolute: 0 = unset */
+    uint64_t disk_free_limit;           /* disk_free_limit.absolute: 50 MB */
     int log_level;           /* log.level: info (enum log_level) */
     char log_file[512];      /* log.file: "" = none */
     bool log_console;        /* log.console: true (lines also go to stderr) */

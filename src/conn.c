@@ -28,9 +28,9 @@
 
 /* The extensions Warren implements, as RabbitMQ advertises them in connection.start. */
 static const char *const server_capabilities[] = {
-    "publisher_confirms",     "exchange_exchange_bindings",   "basic.nack",
-    "consumer_cancel_notify", "consumer_priorities",          "authentication_failure_close",
-    "per_consumer_qos",       "direct_reply_to",
+    "publisher_confirms",     "exchange_exchange_bindings", "basic.nack",
+    "consumer_cancel_notify", "connection.blocked",         "consumer_priorities",
+    "authentication_failure_close", "per_consumer_qos",   "direct_reply_to",
 };
 
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
@@ -148,6 +148,10 @@ static void release(struct conn *c)
 {
     free_channels(c);
     delete_exclusive_queues(c);
+    if (c->counted_in_vhost) {
+        c->vhost->connection_count--;
+        c->counted_in_vhost = false;
+    }
     if (c->tls != NULL) {
         if (c->fd >= 0)
             tls_conn_shutdown(c->tls);
@@ -244,6 +248,52 @@ static void resume_consumers(struct conn *c)
         if (c->channels[i] != NULL)
             channel_resume(c->channels[i]);
     }
+}
+
+static void send_blocked(struct conn *c, unsigned alarms)
+{
+    struct wire_connection_blocked m = {
+        .reason = (alarms & ALARM_MEMORY) ? WIRE_BYTES_C("low on memory")
+                                          : WIRE_BYTES_C("low on disk"),
+    };
+
+    if (c->cap_connection_blocked)
+        conn_send_method(c, 0, WIRE_CONNECTION_BLOCKED, &m);
+}
+
+/* Stops reading a publisher's socket: what it sends waits in the kernel, so it cannot
+ * publish, while the deliveries to its consumers go on. */
+static void block(struct conn *c, unsigned alarms)
+{
+    c->block_pending = false;
+    if (c->blocked || c->state != CONN_OPEN)
+        return;
+    c->blocked = true;
+    send_blocked(c, alarms);
+    if (c->fd >= 0)
+        ev_io_stop(c->srv->loop, &c->read_watcher);
+    log_info(&c->log, "publisher blocked: %s alarm", (alarms & ALARM_MEMORY) ? "memory" : "disk");
+}
+
+void conn_alarm_changed(struct conn *c, unsigned alarms)
+{
+    if (alarms != 0) {
+        if (c->is_publisher)
+            block(c, alarms);
+        return;
+    }
+    c->block_pending = false;
+    if (!c->blocked)
+        return;
+    c->blocked = false;
+    if (c->cap_connection_blocked && c->state == CONN_OPEN)
+        conn_send_method(c, 0, WIRE_CONNECTION_UNBLOCKED, &(struct wire_connection_unblocked){0});
+    c->last_read_ms = now_ms(); /* heartbeats were not read while blocked */
+    if (c->fd >= 0 && c->state != CONN_CLOSED) {
+        ev_io_start(c->srv->loop, &c->read_watcher);
+        ev_feed_event(c->srv->loop, &c->read_watcher, EV_READ);
+    }
+    log_info(&c->log, "publisher unblocked");
 }
 
 void conn_flush(struct conn *c)
@@ -469,6 +519,8 @@ static void read_client_capabilities(struct conn *c, struct wire_table props)
         c->cap_consumer_cancel_notify = v.v.boolean;
     if (wire_table_find(caps.v.table, "authentication_failure_close", &v) && v.type == 't')
         c->cap_auth_failure_close = v.v.boolean;
+    if (wire_table_find(caps.v.table, "connection.blocked", &v) && v.type == 't')
+        c->cap_connection_blocked = v.v.boolean;
 }
 
 /* Splits a SASL response into user and password. PLAIN is "authzid\0user\0pass";
@@ -594,7 +646,27 @@ static int handle_open(struct conn *c, const struct wire_connection_open *m)
         auth_vhost_refusal_text(text, sizeof text, vh->name, wire_cstr(c->log.user));
         return fail(c, WIRE_NOT_ALLOWED, "%s", text);
     }
+    {
+        const struct auth_vhost *av = auth_vhost_find(c->srv->auth, vh->name);
+        const struct auth_user *au = auth_user_find(c->srv->auth, wire_cstr(c->log.user));
+        if (av != NULL && av->max_connections >= 0 &&
+            vh->connection_count >= (uint64_t)av->max_connections)
+            return fail(c, WIRE_NOT_ALLOWED,
+                        "access to vhost '%.*s' refused for user '%s': connection limit (%lld) "
+                        "is reached",
+                        (int)vh->name.len, (const char *)vh->name.ptr, c->log.user,
+                        (long long)av->max_connections);
+        if (au != NULL && au->max_connections >= 0 &&
+            server_user_connections(c->srv, c->log.user) >= (uint64_t)au->max_connections)
+            return fail(c, WIRE_NOT_ALLOWED,
+                        "access to vhost '%.*s' refused for user '%s': user connection limit "
+                        "(%lld) is reached",
+                        (int)vh->name.len, (const char *)vh->name.ptr, c->log.user,
+                        (long long)au->max_connections);
+    }
     c->vhost = vh;
+    vh->connection_count++;
+    c->counted_in_vhost = true;
     snprintf(c->log.vhost, sizeof c->log.vhost, "%.*s", (int)vh->name.len,
              (const char *)vh->name.ptr);
     conn_send_method(c, 0, WIRE_CONNECTION_OPEN_OK, &(struct wire_connection_open_ok){0});
@@ -712,6 +784,15 @@ static int open_channel(struct conn *c, const struct wire_frame *f)
         return fail(c, WIRE_NOT_ALLOWED,
                     "number of channels opened (%u) has reached the negotiated channel_max (%u)",
                     c->channel_count, c->channel_max);
+    {
+        const struct auth_user *au = auth_user_find(c->srv->auth, wire_cstr(c->log.user));
+        if (au != NULL && au->max_channels >= 0 &&
+            server_user_channels(c->srv, c->log.user) >= (uint64_t)au->max_channels)
+            return fail(c, WIRE_NOT_ALLOWED,
+                        "number of channels opened for user '%s' has reached the maximum allowed "
+                        "user limit of (%lld)",
+                        c->log.user, (long long)au->max_channels);
+    }
     if (f->channel >= c->channels_cap) {
         uint32_t cap = c->channels_cap ? c->channels_cap : 8;
         while (cap <= f->channel)
@@ -898,6 +979,8 @@ static void process_input(struct conn *c)
     }
     if (c->state == CONN_CLOSED)
         return;
+    if (c->block_pending)
+        block(c, c->srv->alarms);
     if (c->confirms_pending) {
         c->confirms_pending = false;
         for (uint32_t i = 0; i < c->channels_cap; i++) {
@@ -990,7 +1073,9 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     }
     if (c->heartbeat_s == 0)
         return;
-    /* A peer silent for two heartbeat intervals is gone. */
+    /* A peer silent for two heartbeat intervals is gone; a blocked one is not being read. */
+    if (c->blocked)
+        c->last_read_ms = now;
     if (now - c->last_read_ms > 2000u * c->heartbeat_s) {
         log_warn(&c->log, "missed heartbeats from client, timeout: %us", c->heartbeat_s);
         conn_abort(c);

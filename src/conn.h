@@ -62,6 +62,14 @@ struct conn {
     /* What the client said it understands (client-properties capabilities). */
     bool cap_consumer_cancel_notify;
     bool cap_auth_failure_close;
+    bool cap_connection_blocked;
+
+    /* Resource alarms: a connection that publishes is blocked (its socket is not read) while
+     * an alarm is on; block_pending blocks it once the bytes already read are handled. */
+    bool counted_in_vhost;
+    bool is_publisher;
+    bool blocked;
+    bool block_pending;
 
     /* The error of the frame being handled (see channel_fail). */
     uint16_t err_code;
@@ -111,6 +119,10 @@ void conn_check_ack_timeouts(struct conn *c, uint64_t now, uint32_t timeout_ms);
 
 /* Drops the connection now: channels closed, unacked requeued; freed after the loop turn. */
 void conn_abort(struct conn *c);
+
+/* A resource alarm started or ended (alarms: server's ALARM_* bits now on): a publishing
+ * connection stops or starts being read, and is told if it asked. */
+void conn_alarm_changed(struct conn *c, unsigned alarms);
 
 /* Writes out as much as the socket takes. */
 void conn_flush(struct conn *c);

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "src/auth.h"
@@ -46,6 +48,12 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 log_warn(NULL, "accept on %s failed: %s", l->address, strerror(errno));
             return;
+        }
+        if (s->cfg->connection_max != 0 && s->conn_count >= s->cfg->connection_max) {
+            log_warn(NULL, "connection refused: connection_max (%u) is reached",
+                     s->cfg->connection_max);
+            close(fd);
+            continue;
         }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         c = conn_new(s, fd, (struct sockaddr *)&peer, peer_len);
@@ -286,6 +294,112 @@ static void on_ack_timeout_check(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
+/* The machine's memory, or the cgroup's limit when that is lower (in a container). */
+static uint64_t total_memory(void)
+{
+    uint64_t total = 0, limit = 0;
+    char line[256];
+    FILE *f = fopen("/proc/meminfo", "r");
+
+    if (f != NULL) {
+        while (fgets(line, sizeof line, f) != NULL) {
+            unsigned long long kb;
+            if (sscanf(line, "MemTotal: %llu kB", &kb) == 1) {
+                total = (uint64_t)kb * 1024;
+                break;
+            }
+        }
+        fclose(f);
+    }
+    f = fopen("/sys/fs/cgroup/memory.max", "r");
+    if (f != NULL) {
+        unsigned long long v;
+        if (fscanf(f, "%llu", &v) == 1)
+            limit = v;
+        fclose(f);
+    }
+    return limit != 0 && (total == 0 || limit < total) ? limit : total;
+}
+
+static uint64_t resident_memory(void)
+{
+    unsigned long long pages_total = 0, pages_resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+
+    if (f != NULL) {
+        if (fscanf(f, "%llu %llu", &pages_total, &pages_resident) != 2)
+            pages_resident = 0;
+        fclose(f);
+    }
+    return (uint64_t)pages_resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static void set_alarms(struct server *s, unsigned alarms)
+{
+    struct conn *c, *next;
+
+    if (alarms == s->alarms)
+        return;
+    if ((alarms & ALARM_MEMORY) != (s->alarms & ALARM_MEMORY))
+        log_warn(NULL, "memory alarm %s: %llu bytes used, the high watermark is %llu",
+                 (alarms & ALARM_MEMORY) ? "set, publishers are blocked" : "cleared",
+                 (unsigned long long)s->memory_used, (unsigned long long)s->memory_limit);
+    if ((alarms & ALARM_DISK) != (s->alarms & ALARM_DISK))
+        log_warn(NULL, "disk alarm %s: %llu bytes free, the limit is %llu",
+                 (alarms & ALARM_DISK) ? "set, publishers are blocked" : "cleared",
+                 (unsigned long long)s->disk_free, (unsigned long long)s->cfg->disk_free_limit);
+    s->alarms = alarms;
+    for (c = s->conns; c != NULL; c = next) {
+        next = c->next;
+        conn_alarm_changed(c, alarms);
+    }
+}
+
+/* Memory and disk, checked every second: over the watermark or under the free-space limit,
+ * publishers are blocked until it passes (consumers keep draining). */
+static void on_alarm_check(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct server *s = container_of(w, struct server, alarm_timer);
+    unsigned alarms = 0;
+    struct statvfs fs;
+
+    (void)loop;
+    (void)revents;
+    /* While the alarm is on, give freed memory back first, or it would never clear. */
+    if (s->alarms & ALARM_MEMORY)
+        malloc_trim(0);
+    s->memory_used = resident_memory();
+    if (s->memory_limit != 0 && s->memory_used > s->memory_limit)
+        alarms |= ALARM_MEMORY;
+    s->disk_free = UINT64_MAX;
+    if (s->cfg->data_dir[0] != '\0' && statvfs(s->cfg->data_dir, &fs) == 0) {
+        s->disk_free = (uint64_t)fs.f_bavail * fs.f_frsize;
+        if (s->disk_free < s->cfg->disk_free_limit)
+            alarms |= ALARM_DISK;
+    }
+    set_alarms(s, alarms);
+}
+
+uint64_t server_user_connections(const struct server *s, const char *user)
+{
+    uint64_t n = 0;
+
+    for (const struct conn *c = s->conns; c != NULL; c = c->next)
+        if (c->counted_in_vhost && strcmp(c->log.user, user) == 0)
+            n++;
+    return n;
+}
+
+uint64_t server_user_channels(const struct server *s, const char *user)
+{
+    uint64_t n = 0;
+
+    for (const struct conn *c = s->conns; c != NULL; c = c->next)
+        if (strcmp(c->log.user, user) == 0)
+            n += c->channel_count;
+    return n;
+}
+
 int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg,
                 int port_override)
 {
@@ -343,6 +457,11 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
             return -1;
         }
     }
+    s->memory_limit = cfg->memory_watermark_absolute != 0
+                          ? cfg->memory_watermark_absolute
+                          : total_memory() / 1000 * cfg->memory_watermark_relative;
+    ev_timer_init(&s->alarm_timer, on_alarm_check, 0., 1.);
+    ev_timer_start(loop, &s->alarm_timer);
     ev_init(&s->ack_timeout_timer, on_ack_timeout_check);
     if (cfg->consumer_timeout_ms > 0) {
         /* Checked a few times per timeout, at most every 5 s and at least every 100 ms. */
@@ -403,6 +522,7 @@ void server_free(struct server *s)
     s->tls = NULL;
     ev_timer_stop(s->loop, &s->shutdown_timer);
     ev_timer_stop(s->loop, &s->ack_timeout_timer);
+    ev_timer_stop(s->loop, &s->alarm_timer);
 }
 
 struct vhost *server_vhost_find(struct server *s, struct wire_bytes name)

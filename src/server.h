@@ -13,6 +13,12 @@
 struct conn;
 struct vhost;
 
+/* Resource alarms (server->alarms bits). */
+enum {
+    ALARM_MEMORY = 1,
+    ALARM_DISK = 2,
+};
+
 struct listener {
     int fd;
     bool tls; /* AMQPS */
@@ -41,6 +47,11 @@ struct server {
     ev_signal sigterm_watcher, sigint_watcher, sighup_watcher;
     ev_timer shutdown_timer;
     ev_timer ack_timeout_timer; /* consumer_timeout checks */
+    ev_timer alarm_timer;       /* memory and disk checks */
+    unsigned alarms;            /* ALARM_* now on */
+    uint64_t memory_limit;      /* bytes: the memory high watermark */
+    uint64_t memory_used;       /* at the last check */
+    uint64_t disk_free;         /* bytes free at the last check; UINT64_MAX if unknown */
     bool stopping;
 };
 
@@ -58,6 +69,10 @@ struct vhost *server_vhost_find(struct server *s, struct wire_bytes name);
 /* The broker side of a vhost the user database has: created (and tied to the data
  * directory) if it does not exist yet. */
 struct vhost *server_vhost_add(struct server *s, struct wire_bytes name);
+/* Open connections and channels of a user, for the user's limits. */
+uint64_t server_user_connections(const struct server *s, const char *user);
+uint64_t server_user_channels(const struct server *s, const char *user);
+
 /* Users, vhosts or permissions changed (management API, definitions import): write them to
  * the data directory. */
 void server_auth_changed(struct server *s);

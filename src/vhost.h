@@ -20,6 +20,7 @@ struct vhost {
     struct persist *persist; /* NULL: nothing is persisted (no data directory) */
     const char *spill_dir;   /* where queues spill their backlog; NULL: they keep it in memory */
     uint32_t memory_window;  /* messages a queue keeps in memory (queue_memory_window) */
+    uint64_t connection_count; /* open connections (for the vhost's max-connections) */
     int64_t default_delivery_limit; /* delivery_limit from the configuration; 0 none */
     struct message **dead;  /* dead-lettered messages waiting to be republished */
     size_t dead_len, dead_cap;
