@@ -433,11 +433,8 @@ def plain_handshake_gets_rabbitmq_start_tune_and_open_ok():
         # Clients test these before they use an extension (pika: publisher_confirms).
         caps = props.get("capabilities", {})
         wanted = ["publisher_confirms", "exchange_exchange_bindings", "basic.nack",
-                  "consumer_cancel_notify", "consumer_priorities",
+                  "consumer_cancel_notify", "connection.blocked", "consumer_priorities",
                   "authentication_failure_close", "per_consumer_qos", "direct_reply_to"]
-        # Warren advertises connection.blocked once its resource alarms send it.
-        if not broker_is_warren():
-            wanted.append("connection.blocked")
         for cap in wanted:
             expect(caps.get(cap) is True, "capability %s is %r" % (cap, caps.get(cap)))
         for key in ("product", "version", "platform"):
