@@ -719,6 +719,10 @@ static void add_delivery_count(struct qentry *e)
     props.headers.raw = (struct wire_bytes){.ptr = tmp, .len = rest.raw.len + wire_writer_used(&w)};
     props.flags |= WIRE_PROP_HEADERS;
     counted = message_rewrite(e->msg, &props);
+    /* The store keeps the message as published (the count is its own record): the copy is
+     * the same stored message, so its ack and returns must reach the store. */
+    counted->loc = e->msg->loc;
+    counted->stored = e->msg->stored;
     free(tmp);
     message_unref(e->msg);
     e->msg = counted;
