@@ -43,3 +43,9 @@ sbin_PROGRAMS += src/warrend
 src_warrend_SOURCES = src/main.c
 src_warrend_LDADD = $(WARREN_LIBS)
 
+# warrenctl: the admin CLI, a client of the management API (libcurl, jansson).
+bin_PROGRAMS += src/warrenctl
+src_warrenctl_SOURCES = src/warrenctl.c src/warrenctl.h src/warrenctl_http.c \
+	src/warrenctl_format.c
+src_warrenctl_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(JANSSON_CFLAGS)
+src_warrenctl_LDADD = $(CURL_LIBS) $(JANSSON_LIBS)

@@ -23,5 +23,6 @@ EXTRA_DIST += $(INTEROP_TESTS) \
 # warrend with both listeners on free ports. Against RabbitMQ (management and prometheus
 # plugins): AMQP_HOST=... AMQP_PORT=... MGMT_URL=http://host:15672
 # METRICS_URL=http://host:15692 tests/interop/mgmt_api.sh
-TESTS += tests/interop/mgmt_api.sh
-EXTRA_DIST += tests/interop/mgmt_api.sh tests/interop/mgmt_lib.sh tests/interop/mgmt_api.py
+TESTS += tests/interop/mgmt_api.sh tests/interop/warrenctl.sh
+EXTRA_DIST += tests/interop/mgmt_api.sh tests/interop/mgmt_lib.sh tests/interop/mgmt_api.py \
+	tests/interop/warrenctl.sh tests/interop/warrenctl_cli.py
