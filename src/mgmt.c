@@ -291,7 +291,7 @@ static struct vhost *find_vhost(struct call *c, struct wire_bytes name)
 /* "amq.default" in a URL names the default exchange, whose name is empty. */
 static struct wire_bytes exchange_name(struct wire_bytes seg)
 {
-    return wire_bytes_eq_cstr(seg, "amq.default") ? (struct wire_bytes){0} : seg;
+    return wire_bytes_eq_cstr(seg, "amq.default") ? WIRE_BYTES_C("") : seg;
 }
 
 /* Percent-encodes b into out (NUL-terminated, cut to fit); returns the length written. */

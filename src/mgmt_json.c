@@ -743,8 +743,8 @@ json_t *mgmt_json_binding(const struct xbinding *xb)
 
 json_t *mgmt_json_default_binding(const struct queue *q)
 {
-    return binding_json(q->vhost->name, (struct wire_bytes){0}, q->name, "queue", q->name,
-                        (struct wire_bytes){0});
+    return binding_json(q->vhost->name, WIRE_BYTES_C(""), q->name, "queue", q->name,
+                        WIRE_BYTES_C(""));
 }
 
 static const char *conn_state_name(enum conn_state s)

@@ -75,8 +75,9 @@ def ctl(*args, stdin=None, env=None, connect=True):
 
 
 def ok(*args, **kw):
+    """Success says nothing on stderr (so a sanitizer report fails the check too)."""
     r = ctl(*args, **kw)
-    expect(r.rc == 0, "expected success: %r" % r)
+    expect(r.rc == 0 and r.err == "", "expected success: %r" % r)
     return r
 
 
