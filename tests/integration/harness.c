@@ -6,8 +6,8 @@
 
 #include <amqp_tcp_socket.h>
 #include <errno.h>
-#include <ftw.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <netdb.h>
 #include <signal.h>
@@ -40,14 +40,22 @@ static char broker_host[256] = "127.0.0.1";
 static int broker_port;
 static bool broker_external;
 
-/* The warrend this program started, if any. */
+/* The warrend this program started, if any. A restart (it_broker_restart) starts a new
+ * instance on the same config and data directory; every instance appends to the same log,
+ * and the checks of an instance read its lines only, from log_start on. */
 static struct {
     pid_t pid;
+    pid_t owner;             /* the process that started it: only that one can wait for it */
     char dir[PATH_MAX - 32]; /* leaves room for the file names below */
     char conf_path[PATH_MAX];
     char data_path[PATH_MAX]; /* the broker's --data-dir, inside dir */
     char log_path[PATH_MAX];
+    long log_start;                    /* offset of the running instance's first line */
+    const char *const *allowed_errors; /* [error] lines this instance may write */
 } warrend = {.pid = -1};
+
+/* Set by it_set_nofork(): run the tests in this process rather than in Check's children. */
+static bool run_nofork;
 
 /* Fails the running test at the caller's file and line with a formatted message. */
 static void fail_at(const char *file, int line, const char *fmt, ...)
@@ -181,7 +189,8 @@ static int write_config(const char *extra_config)
 
 static void exec_warrend(const char *path)
 {
-    int log_fd = open(warrend.log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+    /* Appending: a restarted broker's lines follow those of the instance before it. */
+    int log_fd = open(warrend.log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
     int null_fd = open("/dev/null", O_RDONLY);
 
     if (log_fd < 0 || null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 ||
@@ -211,35 +220,17 @@ static void remove_tree(const char *path)
     nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Starts $WARREND and waits for its ready line; 0, or -1 after saying why on stderr. */
-static int start_warrend(const char *extra_config)
+/* Starts one instance of $WARREND on the prepared config and data directory and waits for
+ * its ready line; 0, or -1 after saying why on stderr (the instance is gone then). */
+static int launch_warrend(const char *const *allowed_errors)
 {
     const char *path = getenv("WARREND");
-    const char *tmp = getenv("TMPDIR");
+    struct stat st;
     long long deadline;
     int status;
 
-    if (path == NULL || path[0] == '\0') {
-        fprintf(stderr, "harness: WARREND is not set (make check sets it) and AMQP_HOST names "
-                        "no broker to use instead\n");
-        return -1;
-    }
-    if (access(path, X_OK) != 0) {
-        fprintf(stderr, "harness: WARREND=%s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    snprintf(warrend.dir, sizeof warrend.dir, "%s/warren-it.XXXXXX",
-             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-    if (mkdtemp(warrend.dir) == NULL) {
-        fprintf(stderr, "harness: mkdtemp %s: %s\n", warrend.dir, strerror(errno));
-        return -1;
-    }
-    snprintf(warrend.conf_path, sizeof warrend.conf_path, "%s/warren.conf", warrend.dir);
-    snprintf(warrend.data_path, sizeof warrend.data_path, "%s/data", warrend.dir);
-    snprintf(warrend.log_path, sizeof warrend.log_path, "%s/warrend.log", warrend.dir);
-    if (write_config(extra_config) < 0)
-        return -1;
-
+    warrend.log_start = stat(warrend.log_path, &st) == 0 ? (long)st.st_size : 0;
+    warrend.allowed_errors = allowed_errors;
     fflush(NULL);
     warrend.pid = fork();
     if (warrend.pid < 0) {
@@ -248,12 +239,15 @@ static int start_warrend(const char *extra_config)
     }
     if (warrend.pid == 0)
         exec_warrend(path);
+    warrend.owner = getpid();
 
     deadline = now_ms() + READY_TIMEOUT_MS;
     for (;;) {
         char *log = read_file(warrend.log_path);
-        int port = log != NULL ? ready_port(log) : 0;
+        int port = 0;
 
+        if (log != NULL && (long)strlen(log) >= warrend.log_start)
+            port = ready_port(log + warrend.log_start);
         free(log);
         if (port < 0) {
             fprintf(stderr, "harness: cannot parse the port of warrend's ready line\n");
@@ -286,7 +280,46 @@ static int start_warrend(const char *extra_config)
     return -1;
 }
 
-/* Lines of the log that say something went wrong: an error, or a sanitizer report. */
+/* Makes the temporary directory with the config, then starts the first instance. */
+static int start_warrend(const char *extra_config)
+{
+    const char *path = getenv("WARREND");
+    const char *tmp = getenv("TMPDIR");
+
+    if (path == NULL || path[0] == '\0') {
+        fprintf(stderr, "harness: WARREND is not set (make check sets it) and AMQP_HOST names "
+                        "no broker to use instead\n");
+        return -1;
+    }
+    if (access(path, X_OK) != 0) {
+        fprintf(stderr, "harness: WARREND=%s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    snprintf(warrend.dir, sizeof warrend.dir, "%s/warren-it.XXXXXX",
+             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+    if (mkdtemp(warrend.dir) == NULL) {
+        fprintf(stderr, "harness: mkdtemp %s: %s\n", warrend.dir, strerror(errno));
+        return -1;
+    }
+    snprintf(warrend.conf_path, sizeof warrend.conf_path, "%s/warren.conf", warrend.dir);
+    snprintf(warrend.data_path, sizeof warrend.data_path, "%s/data", warrend.dir);
+    snprintf(warrend.log_path, sizeof warrend.log_path, "%s/warrend.log", warrend.dir);
+    if (write_config(extra_config) < 0)
+        return -1;
+    return launch_warrend(NULL);
+}
+
+static bool error_is_allowed(const char *line)
+{
+    for (const char *const *p = warrend.allowed_errors; p != NULL && *p != NULL; p++) {
+        if (strstr(line, *p) != NULL)
+            return true;
+    }
+    return false;
+}
+
+/* Lines of the running instance's log that say something went wrong: an error not in its
+ * allowed list, or a sanitizer report. */
 static int scan_log_for_problems(void)
 {
     static const char *const bad[] = {"[error]", "ERROR: AddressSanitizer",
@@ -298,13 +331,18 @@ static int scan_log_for_problems(void)
         fprintf(stderr, "harness: cannot read %s: %s\n", warrend.log_path, strerror(errno));
         return 1;
     }
-    for (char *line = text; *line != '\0';) {
+    if ((long)strlen(text) < warrend.log_start) {
+        fprintf(stderr, "harness: %s is shorter than when the broker started\n", warrend.log_path);
+        free(text);
+        return 1;
+    }
+    for (char *line = text + warrend.log_start; *line != '\0';) {
         char *nl = strchr(line, '\n');
 
         if (nl != NULL)
             *nl = '\0';
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-            if (strstr(line, bad[i]) != NULL) {
+            if (strstr(line, bad[i]) != NULL && !(i == 0 && error_is_allowed(line))) {
                 fprintf(stderr, "harness: warrend log: %s\n", line);
                 problems++;
                 break;
@@ -318,27 +356,36 @@ static int scan_log_for_problems(void)
     return problems;
 }
 
-/* SIGTERM, then: exit status 0 within STOP_TIMEOUT_MS and a clean log. 0 or -1. */
-static int stop_warrend(void)
+/* Stops the running instance: SIGTERM, then exit status 0 within STOP_TIMEOUT_MS; or, with
+ * kill9, SIGKILL (any status). Either way its log must be clean. 0 or -1 after saying why;
+ * the directory is kept. */
+static int stop_instance(bool kill9)
 {
     long long deadline = now_ms() + STOP_TIMEOUT_MS;
     int status = 0, rc = 0;
     pid_t got;
 
-    if (kill(warrend.pid, SIGTERM) != 0) {
+    if (kill(warrend.pid, kill9 ? SIGKILL : SIGTERM) != 0) {
         fprintf(stderr, "harness: kill warrend: %s\n", strerror(errno));
         rc = -1;
     }
     while ((got = waitpid(warrend.pid, &status, WNOHANG)) == 0 && now_ms() < deadline)
         sleep_ms(10);
     if (got == 0) {
-        fprintf(stderr, "harness: warrend did not exit within %d ms of SIGTERM\n", STOP_TIMEOUT_MS);
+        fprintf(stderr, "harness: warrend did not exit within %d ms of SIG%s\n", STOP_TIMEOUT_MS,
+                kill9 ? "KILL" : "TERM");
         kill(warrend.pid, SIGKILL);
         waitpid(warrend.pid, &status, 0);
         rc = -1;
     } else if (got < 0) {
         fprintf(stderr, "harness: waitpid warrend: %s\n", strerror(errno));
         rc = -1;
+    } else if (kill9) {
+        if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
+            fprintf(stderr, "harness: warrend ended with status 0x%x before SIGKILL\n",
+                    (unsigned)status);
+            rc = -1;
+        }
     } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         if (WIFSIGNALED(status))
             fprintf(stderr, "harness: warrend died of signal %d\n", WTERMSIG(status));
@@ -352,13 +399,28 @@ static int stop_warrend(void)
     if (rc != 0) {
         print_log_tail();
         fprintf(stderr, "harness: config and log kept in %s\n", warrend.dir);
-    } else {
-        unlink(warrend.conf_path);
-        unlink(warrend.log_path);
-        remove_tree(warrend.data_path);
-        rmdir(warrend.dir);
     }
     return rc;
+}
+
+/* At the end of the program: stops the last instance and removes the directory if all
+ * went well. 0 or -1. */
+static int stop_warrend(void)
+{
+    if (warrend.pid < 0) {
+        fprintf(stderr,
+                "harness: warrend was not running at the end (a restart failed or a "
+                "test stopped it); config and log kept in %s\n",
+                warrend.dir);
+        return -1;
+    }
+    if (stop_instance(false) != 0)
+        return -1;
+    unlink(warrend.conf_path);
+    unlink(warrend.log_path);
+    remove_tree(warrend.data_path);
+    rmdir(warrend.dir);
+    return 0;
 }
 
 static int use_external_broker(const char *host)
@@ -398,6 +460,8 @@ int it_run(Suite *s, const char *extra_config)
         return 1;
     }
     sr = srunner_create(s);
+    if (run_nofork)
+        srunner_set_fork_status(sr, CK_NOFORK);
     srunner_run_all(sr, CK_ENV);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
@@ -430,6 +494,89 @@ void it_add_warrend_test(TCase *tc, const TTest *t)
 bool it_external_broker(void)
 {
     return broker_external;
+}
+
+/* ---- restarts ------------------------------------------------------------------------- */
+
+void it_set_nofork(void)
+{
+    run_nofork = true;
+}
+
+/* Fails unless the running process started the broker and may therefore stop it, wait for
+ * it and start it again. */
+static void need_own_broker(const char *file, int line)
+{
+    if (broker_external)
+        fail_at(file, line, "needs the broker the harness starts, not the one AMQP_HOST names");
+    if (warrend.owner != getpid())
+        fail_at(file, line,
+                "the broker belongs to the harness's process: call it_set_nofork() "
+                "before it_run() to restart it from a test");
+}
+
+void it_broker_stop_at(bool kill9, const char *file, int line)
+{
+    need_own_broker(file, line);
+    if (warrend.pid < 0)
+        fail_at(file, line, "no broker is running");
+    if (stop_instance(kill9) != 0)
+        fail_at(file, line, "warrend did not stop cleanly (%s): see its log above",
+                kill9 ? "SIGKILL" : "SIGTERM");
+}
+
+void it_broker_start_at(const char *const *allowed_errors, const char *file, int line)
+{
+    need_own_broker(file, line);
+    if (warrend.pid >= 0)
+        fail_at(file, line, "a broker is running already");
+    if (launch_warrend(allowed_errors) != 0)
+        fail_at(file, line, "warrend did not start again on %s: see its log above",
+                warrend.data_path);
+}
+
+void it_broker_restart_at(bool kill9, const char *file, int line)
+{
+    need_own_broker(file, line);
+    /* A test that failed half-way may have left no broker running: just start one. */
+    if (warrend.pid >= 0)
+        it_broker_stop_at(kill9, file, line);
+    it_broker_start_at(NULL, file, line);
+}
+
+const char *it_data_dir(void)
+{
+    return broker_external ? NULL : warrend.data_path;
+}
+
+const char *it_config_path(void)
+{
+    return broker_external ? NULL : warrend.conf_path;
+}
+
+bool it_broker_log_has(const char *level, const char *text)
+{
+    char *log = read_file(warrend.log_path);
+    char mark[64];
+    bool found = false;
+
+    if (log == NULL || (long)strlen(log) < warrend.log_start) {
+        free(log);
+        return false;
+    }
+    snprintf(mark, sizeof mark, "[%s]", level);
+    for (char *line = log + warrend.log_start; *line != '\0' && !found;) {
+        char *nl = strchr(line, '\n');
+
+        if (nl != NULL)
+            *nl = '\0';
+        found = strstr(line, mark) != NULL && strstr(line, text) != NULL;
+        if (nl == NULL)
+            break;
+        line = nl + 1;
+    }
+    free(log);
+    return found;
 }
 
 const char *it_host(void)

@@ -8,7 +8,8 @@
  * five seconds and its log holds no `[error]` line and no sanitizer report.
  *
  * The broker is started in the parent before srunner_run_all(), so the tests work the same
- * whether Check forks for each test (the default) or not (CK_FORK=no, under a debugger). */
+ * whether Check forks for each test (the default) or not (CK_FORK=no, under a debugger).
+ * The durability tests restart it: see "restarts" below. */
 #ifndef WARREN_TESTS_INTEGRATION_HARNESS_H
 #define WARREN_TESTS_INTEGRATION_HARNESS_H
 
@@ -26,6 +27,44 @@ int it_run(Suite *s, const char *extra_config);
 /* True when the tests run against an external broker (AMQP_HOST set), not a warrend started
  * by the harness: tests of warrend's own configuration cannot run then. */
 bool it_external_broker(void);
+
+/* ---- restarts ------------------------------------------------------------------------- *
+ *
+ * For the durability tests: stopping the harness's warrend and starting it again on the same
+ * config and data directory. The new instance listens on a new port, which it_port() and
+ * it_connect() then use; every instance appends to the same log, and each is checked on its
+ * own lines (when it stops, and the last one at the end of the program, as above). Only the
+ * process that started the broker can do this, so a program that restarts it calls
+ * it_set_nofork() before it_run(): its tests then run in that process, one after the other,
+ * without Check's per-test timeout. Connections to a stopped instance are dead: the test
+ * it_destroy()s them and connects again. */
+
+/* The tests of the following it_run() calls run in this process (Check's CK_NOFORK). */
+void it_set_nofork(void);
+
+/* Stops the broker: SIGTERM and exit status 0 within five seconds, or with kill9 SIGKILL.
+ * Fails the test unless it stopped so and its log is clean (no [error] line it was not
+ * allowed, no sanitizer report). */
+#define it_broker_stop(kill9) it_broker_stop_at((kill9), __FILE__, __LINE__)
+void it_broker_stop_at(bool kill9, const char *file, int line);
+
+/* Starts the broker again and waits for its ready line; fails the test if it does not start.
+ * allowed_errors (NULL-terminated, may be NULL) lists texts: an [error] line of this
+ * instance that contains one of them is expected and does not fail the program (the
+ * strings must outlive the instance). */
+#define it_broker_start(allowed_errors) it_broker_start_at((allowed_errors), __FILE__, __LINE__)
+void it_broker_start_at(const char *const *allowed_errors, const char *file, int line);
+
+/* it_broker_stop(kill9) (if a broker is running), then it_broker_start(NULL). */
+#define it_broker_restart(kill9) it_broker_restart_at((kill9), __FILE__, __LINE__)
+void it_broker_restart_at(bool kill9, const char *file, int line);
+
+/* The broker's data directory and config file (NULL with an external broker). */
+const char *it_data_dir(void);
+const char *it_config_path(void);
+
+/* True if a line of the running (or last stopped) instance's log has "[level]" and text. */
+bool it_broker_log_has(const char *level, const char *text);
 
 /* Adds test t to tc unless AMQP_HOST names an external broker: for tests of warrend's own
  * semantics, which RabbitMQ does not share (each such test says why in a comment). The
