@@ -93,3 +93,11 @@ tests_integration_it_qargs_LDADD = $(IT_LDADD)
 tests_integration_it_delivery_limit_SOURCES = tests/integration/it_delivery_limit.c
 tests_integration_it_delivery_limit_CFLAGS = $(IT_CFLAGS)
 tests_integration_it_delivery_limit_LDADD = $(IT_LDADD)
+
+# it_durable restarts warrend (clean and SIGKILL) and damages its segment files: see the
+# comment at its top.
+check_PROGRAMS += tests/integration/it_durable
+TESTS += tests/integration/it_durable
+tests_integration_it_durable_SOURCES = tests/integration/it_durable.c
+tests_integration_it_durable_CFLAGS = $(IT_CFLAGS)
+tests_integration_it_durable_LDADD = $(IT_LDADD)
