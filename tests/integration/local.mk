@@ -101,3 +101,11 @@ TESTS += tests/integration/it_durable
 tests_integration_it_durable_SOURCES = tests/integration/it_durable.c
 tests_integration_it_durable_CFLAGS = $(IT_CFLAGS)
 tests_integration_it_durable_LDADD = $(IT_LDADD)
+
+# it_tls: AMQPS through rabbitmq-c's TLS socket and a bare OpenSSL client; certificates are
+# made at run time by tests/unit/tls_certs.sh.
+check_PROGRAMS += tests/integration/it_tls
+TESTS += tests/integration/it_tls
+tests_integration_it_tls_SOURCES = tests/integration/it_tls.c
+tests_integration_it_tls_CFLAGS = $(IT_CFLAGS) $(OPENSSL_CFLAGS)
+tests_integration_it_tls_LDADD = $(IT_LDADD) $(OPENSSL_LIBS)

@@ -26,3 +26,8 @@ EXTRA_DIST += $(INTEROP_TESTS) \
 TESTS += tests/interop/mgmt_api.sh tests/interop/warrenctl.sh
 EXTRA_DIST += tests/interop/mgmt_api.sh tests/interop/mgmt_lib.sh tests/interop/mgmt_api.py \
 	tests/interop/warrenctl.sh tests/interop/warrenctl_cli.py
+
+# AMQPS through pika: tls_pika.sh starts a warrend with a TLS listener and certificates made
+# by tests/unit/tls_certs.sh. Against another broker: AMQP_HOST, AMQPS_PORT, TLS_CERT_DIR.
+TESTS += tests/interop/tls_pika.sh
+EXTRA_DIST += tests/interop/tls_pika.sh tests/interop/tls_pika.py

@@ -10,6 +10,8 @@
 #   client.pem client.key         CN=warren-client, O=Warren Tests, C=GB, signed by the CA
 #   client-dn.pem client-dn.key   a subject with the characters RFC 4514 escapes and a
 #                                 multi-valued RDN, signed by the CA
+#   client-long.pem client-long.key  a subject whose DN takes 101 bytes, signed by the CA
+#   stranger.pem stranger.key     CN=stranger, signed by the CA
 #   untrusted.pem untrusted.key   CN=warren-client signed by another CA (other-ca.pem)
 #
 # Usage: tls_certs.sh DIR   (TLS_CERT_DAYS: validity, 7 days unless set)
@@ -64,5 +66,8 @@ make_leaf client "/C=GB/O=Warren Tests/CN=warren-client" ca "$client_ext"
 zurich=$(printf 'Z\303\274rich') # UTF-8, written in octal to keep this file ASCII
 make_leaf client-dn "/C=DE/L=$zurich/O=Acme, \"Inc\" <1\\+1;2\\\\3>/OU=QA+L=Here/CN=#warren client " \
     ca "$client_ext" -multivalue-rdn -utf8
+make_leaf client-long "/C=US/ST=Oregon/L=Springfield/O=Example Corporation/OU=Messaging Platform/CN=warren-client.example.com" \
+    ca "$client_ext"
+make_leaf stranger "/CN=stranger" ca "$client_ext"
 make_leaf untrusted "/C=GB/O=Warren Tests/CN=warren-client" other-ca "$client_ext"
 openssl pkey -in server.key -aes256 -passout pass:warren-secret -out server-enc.key
