@@ -168,27 +168,72 @@ static uint64_t queue_metric(const struct queue *q, enum queue_metric m)
     return 0;
 }
 
+/* A decimal number, without printf: a scrape writes a hundred thousand of them. */
+static void put_u64(struct metrics_buf *b, uint64_t v)
+{
+    char digits[20];
+    size_t n = 0;
+
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    reserve(b, n);
+    while (n > 0)
+        b->data[b->len++] = digits[--n];
+}
+
 /* One family, one line per queue: the families are walked one after the other, as the
- * format wants each family's samples together. */
+ * format wants each family's samples together. Each queue's label set is escaped once, into
+ * the end of the same buffer, and copied from there into every family. */
 static void per_queue(struct metrics_buf *b, struct server *s)
 {
+    size_t labels_start, labels_end, at;
     void *v, *qv;
 
+    /* The labels, one after the other as `len(8 bytes) text`, past what will be output. */
+    labels_start = b->len;
+    for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);) {
+        struct vhost *vh = v;
+        for (size_t k = 0; hmap_next(&vh->queues, &k, &qv);) {
+            struct queue *q = qv;
+            size_t len_at = b->len, len;
+            reserve(b, sizeof len);
+            b->len += sizeof len;
+            puts_(b, "{vhost=\"");
+            put_label(b, vh->name);
+            puts_(b, "\",queue=\"");
+            put_label(b, q->name);
+            puts_(b, "\"} ");
+            len = b->len - len_at - sizeof len;
+            memcpy(b->data + len_at, &len, sizeof len);
+        }
+    }
+    labels_end = b->len;
+    /* The output is written after the labels, then moved down over them. */
     for (size_t m = 0; m < ARRAY_LEN(queue_metrics); m++) {
+        size_t name_len = strlen(queue_metrics[m].name);
         family(b, queue_metrics[m].name, queue_metrics[m].type, queue_metrics[m].help);
+        at = labels_start;
         for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);) {
             struct vhost *vh = v;
             for (size_t k = 0; hmap_next(&vh->queues, &k, &qv);) {
-                struct queue *q = qv;
-                puts_(b, queue_metrics[m].name);
-                puts_(b, "{vhost=\"");
-                put_label(b, vh->name);
-                puts_(b, "\",queue=\"");
-                put_label(b, q->name);
-                printf_(b, "\"} %" PRIu64 "\n", queue_metric(q, (enum queue_metric)m));
+                size_t len;
+                memcpy(&len, b->data + at, sizeof len);
+                reserve(b, name_len + len + 22);
+                memcpy(b->data + b->len, queue_metrics[m].name, name_len);
+                b->len += name_len;
+                /* reserve() may have moved the buffer: read the label after it. */
+                memcpy(b->data + b->len, b->data + at + sizeof len, len);
+                b->len += len;
+                put_u64(b, queue_metric(qv, (enum queue_metric)m));
+                b->data[b->len++] = '\n';
+                at += sizeof len + len;
             }
         }
     }
+    memmove(b->data + labels_start, b->data + labels_end, b->len - labels_end);
+    b->len -= labels_end - labels_start;
 }
 
 /* Without per-object series, RabbitMQ sums the queue families into one unlabelled line. */
