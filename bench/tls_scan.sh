@@ -7,7 +7,8 @@
 # warrend is $WARREND (default: src/warrend under the current directory, a build
 # directory). It gets certificates made by tests/unit/tls_certs.sh (valid a year, so that
 # expiry does not show up) and a TLS listener on a free loopback port; each argument is one
-# more configuration line, e.g. 'ssl_options.versions.3 = tlsv1.1' to see what that costs.
+# more configuration line, e.g. 'ssl_options.versions.1 = tlsv1.2' 'ssl_options.versions.2 =
+# tlsv1.1' to see what TLS 1.1 costs (the first versions line replaces the default list).
 # With TLS_SCAN_TARGET=host:port it scans that listener instead and starts nothing (to
 # compare with a RabbitMQ TLS listener, say); TLS_SCAN_CA names the CA file to trust then.
 #
@@ -59,9 +60,11 @@ else
         echo "ssl_options.certfile = $work/certs/server.pem"
         echo "ssl_options.keyfile = $work/certs/server.key"
         echo "ssl_options.cacertfile = $ca"
+        echo "management.tcp.port = 0"
+        echo "prometheus.tcp.port = 0"
         for line in "$@"; do echo "$line"; done
     } >"$work/warren.conf"
-    "$warrend" -c "$work/warren.conf" >"$work/warrend.log" 2>&1 &
+    "$warrend" -c "$work/warren.conf" --data-dir "$work/data" >"$work/warrend.log" 2>&1 &
     pid=$!
     for _ in $(seq 1 100); do
         grep -q 'ready: listening' "$work/warrend.log" && break
