@@ -601,6 +601,8 @@ static int handle_start_ok(struct conn *c, const struct wire_connection_start_ok
     if (!sasl_credentials(m->mechanism, m->response, &user, &pass))
         return fail(c, WIRE_ACCESS_REFUSED, "malformed %.*s response", (int)m->mechanism.len,
                     (const char *)m->mechanism.ptr);
+    if (user.len >= sizeof c->log.user)
+        return refuse_login(c, m->mechanism, "user name too long");
     snprintf(c->log.user, sizeof c->log.user, "%.*s", (int)user.len, (const char *)user.ptr);
     if (!auth_check_password(c->srv->auth, user, pass))
         return refuse_login(c, m->mechanism, "invalid credentials");

@@ -22,7 +22,7 @@ enum log_level {
 struct log_ctx {
     uint64_t conn_id;
     char peer[64]; /* "192.0.2.10:53122" or "[::1]:53122" */
-    char user[64];
+    char user[512]; /* AMQP user names can be long: a certificate DN, say */
     char vhost[64];
     uint16_t channel;
 };
