@@ -661,10 +661,9 @@ static int handle_open(struct conn *c, const struct wire_connection_open *m)
         if (au != NULL && au->max_connections >= 0 &&
             server_user_connections(c->srv, c->log.user) >= (uint64_t)au->max_connections)
             return fail(c, WIRE_NOT_ALLOWED,
-                        "access to vhost '%.*s' refused for user '%s': user connection limit "
-                        "(%lld) is reached",
-                        (int)vh->name.len, (const char *)vh->name.ptr, c->log.user,
-                        (long long)au->max_connections);
+                        "connection refused for user '%s': user connection limit (%lld) is "
+                        "reached",
+                        c->log.user, (long long)au->max_connections);
     }
     c->vhost = vh;
     vh->connection_count++;

@@ -9,6 +9,7 @@
 #include "build_config.h"
 #include "src/config.h"
 #include "src/log.h"
+#include "src/mgmt.h"
 #include "src/server.h"
 
 static void usage(FILE *out)
@@ -35,6 +36,7 @@ int main(int argc, char **argv)
     };
     static struct config cfg;
     static struct server srv;
+    struct mgmt *mgmt = NULL;
     const char *config_path = NULL, *data_dir = NULL;
     int port = -1, opt;
     char err[512];
@@ -106,7 +108,12 @@ int main(int argc, char **argv)
         server_free(&srv);
         return 1;
     }
+    if (mgmt_start(&srv, &mgmt) != 0) {
+        server_free(&srv);
+        return 1;
+    }
     server_run(&srv);
+    mgmt_stop(mgmt);
     server_free(&srv);
     log_info(NULL, "stopped");
     ev_loop_destroy(loop);

@@ -177,7 +177,9 @@ static int write_config(const char *extra_config)
         fprintf(stderr, "harness: cannot create %s: %s\n", warrend.conf_path, strerror(errno));
         return -1;
     }
-    fputs("log.level = info\n", f);
+    /* The HTTP listeners stay off: test programs run in parallel and would collide on the
+     * default ports. A test that wants them passes its own lines. */
+    fputs("log.level = info\nmanagement.tcp.port = 0\nprometheus.tcp.port = 0\n", f);
     if (extra_config != NULL)
         fputs(extra_config, f);
     if (fclose(f) != 0) {

@@ -58,7 +58,9 @@ interop_start_broker()
             "run through make check or set AMQP_HOST and AMQP_PORT"
         exit 99
     fi
-    printf 'log.level = info\n' >"$interop_tmp/warren.conf"
+    # The HTTP listeners stay off: tests run in parallel and would collide on their ports.
+    printf 'log.level = info\nmanagement.tcp.port = 0\nprometheus.tcp.port = 0\n%s' \
+        "${WARREN_EXTRA_CONFIG:-}" >"$interop_tmp/warren.conf"
     warrend_log=$interop_tmp/warrend.log
     : >"$warrend_log" # exists before the first look for the ready line
     "$WARREND" -c "$interop_tmp/warren.conf" --port 0 --data-dir "$interop_tmp/data" \
