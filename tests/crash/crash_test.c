@@ -503,13 +503,16 @@ out:
 struct consumer {
     pthread_t thread;
     uint64_t seed;
-    bool no_ack;     /* the drain: no acks to lose */
-    bool until_idle; /* the drain: return once nothing came for DRAIN_QUIET_MS */
-    int error;       /* the drain: why it could not finish */
+    /* The drain: acks at once and returns once nothing came for DRAIN_QUIET_MS. It acks
+     * (rather than consuming with no-ack) so that a delivery that reaches it as it closes is
+     * requeued and taken by the next round, not dropped unseen. */
+    bool drain;
+    int error;            /* the drain: it could not finish */
+    long long max_gap_ms; /* the drain: the longest wait for a delivery before the last */
 };
 
-/* Consumes QUEUE, recording every message; acks in batches of random size, so that some
- * deliveries are unacked when the broker is killed. */
+/* Consumes QUEUE, recording every message; in a cycle acks in batches of random size, so
+ * that some deliveries are unacked when the broker is killed. */
 static void *consumer_main(void *arg)
 {
     struct consumer *con = arg;
@@ -522,14 +525,14 @@ static void *consumer_main(void *arg)
         con->error = 1;
         return NULL;
     }
-    amqp_basic_qos(c, 1, 0, con->no_ack ? 1000 : 200, 0);
+    amqp_basic_qos(c, 1, 0, con->drain ? 1000 : 200, 0);
     if (amqp_get_rpc_reply(c).reply_type != AMQP_RESPONSE_NORMAL)
         goto fail;
-    amqp_basic_consume(c, 1, amqp_cstring_bytes(QUEUE), amqp_empty_bytes, 0, con->no_ack, 0,
+    amqp_basic_consume(c, 1, amqp_cstring_bytes(QUEUE), amqp_empty_bytes, 0, 0, 0,
                        amqp_empty_table);
     if (amqp_get_rpc_reply(c).reply_type != AMQP_RESPONSE_NORMAL)
         goto fail;
-    batch = rnd_range(&con->seed, 1, 50);
+    batch = con->drain ? 100 : rnd_range(&con->seed, 1, 50);
     while (!atomic_load(&stop_workers)) {
         struct timeval tv = {.tv_usec = IO_TIMEOUT_MS * 1000};
         amqp_envelope_t env;
@@ -539,26 +542,32 @@ static void *consumer_main(void *arg)
         r = amqp_consume_message(c, &env, &tv, 0);
         if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
             r.library_error == AMQP_STATUS_TIMEOUT) {
-            if (con->until_idle && now_ms() - last_delivery >= DRAIN_QUIET_MS)
+            if (con->drain && now_ms() - last_delivery >= DRAIN_QUIET_MS)
                 break;
             continue;
         }
         if (r.reply_type != AMQP_RESPONSE_NORMAL)
             goto fail; /* the broker went away, or closed the channel */
+        if (now_ms() - last_delivery > con->max_gap_ms)
+            con->max_gap_ms = now_ms() - last_delivery;
         last_delivery = now_ms();
         record_receipt(&env);
         last_tag = env.delivery_tag;
         amqp_destroy_envelope(&env);
-        if (!con->no_ack && ++unacked >= batch) {
+        if (++unacked >= batch) {
             if (amqp_basic_ack(c, 1, last_tag, 1) != AMQP_STATUS_OK)
                 goto fail;
             unacked = 0;
+            if (con->drain)
+                continue;
             batch = rnd_range(&con->seed, 1, 50);
             /* Slower than the publishers, so the queue has a backlog when the broker is
              * killed: that backlog is what recovery must bring back. */
             sleep_ms(rnd_range(&con->seed, 1, 4));
         }
     }
+    if (unacked > 0 && amqp_basic_ack(c, 1, last_tag, 1) != AMQP_STATUS_OK)
+        goto fail;
     amqp_connection_close(c, AMQP_REPLY_SUCCESS);
     amqp_destroy_connection(c);
     return NULL;
@@ -585,22 +594,29 @@ static long queue_depth(void)
     return n;
 }
 
-/* Takes everything in QUEUE until it is empty. */
-static void drain(uint64_t seed)
+/* Takes everything in QUEUE until it is empty; returns how many rounds that took (a round
+ * ends after DRAIN_QUIET_MS without a delivery, so more than one means the broker paused
+ * that long while it still had messages) and the longest pause between two deliveries. */
+static int drain(uint64_t seed, long long *max_gap_ms)
 {
     long long deadline = now_ms() + DRAIN_TIMEOUT_MS;
+    int rounds = 0;
 
+    *max_gap_ms = 0;
     for (;;) {
-        struct consumer con = {.seed = seed, .no_ack = true, .until_idle = true};
+        struct consumer con = {.seed = seed, .drain = true};
         long depth;
 
+        rounds++;
         atomic_store(&stop_workers, false);
         consumer_main(&con);
         if (con.error)
             die("the drain's consumer failed");
+        if (con.max_gap_ms > *max_gap_ms)
+            *max_gap_ms = con.max_gap_ms;
         depth = queue_depth();
         if (depth == 0)
-            return;
+            return rounds;
         if (depth < 0)
             die("queue %s is gone after the restart", QUEUE);
         if (now_ms() > deadline)
@@ -613,6 +629,7 @@ static void drain(uint64_t seed)
 
 struct tally {
     unsigned long confirmed_lost;
+    uint32_t first_lost, last_lost; /* ids, when some were lost */
     unsigned long unconfirmed_present;
     unsigned long unconfirmed_missing;
 };
@@ -629,7 +646,9 @@ static struct tally check_all(void)
         switch (id_state[id]) {
         case ID_CONFIRMED:
             if (id_received[id] == 0) {
-                t.confirmed_lost++;
+                if (t.confirmed_lost++ == 0)
+                    t.first_lost = id;
+                t.last_lost = id;
                 if (shown++ < 10)
                     fprintf(stderr, "crash_test: confirmed message %u was lost\n", id);
             }
@@ -646,6 +665,27 @@ static struct tally check_all(void)
         }
     }
     return t;
+}
+
+/* next_id when each cycle started, to tell in which cycle lost messages were published. */
+static uint32_t cycle_first_id[10000];
+
+static unsigned long cycle_of(uint32_t id, unsigned long cycles)
+{
+    unsigned long c = 1;
+
+    while (c < cycles && cycle_first_id[c + 1] <= id)
+        c++;
+    return c;
+}
+
+static void report_lost(const struct tally *t, unsigned long cycles)
+{
+    fprintf(stderr,
+            "crash_test: %lu confirmed messages lost, ids %u to %u, published in cycles %lu to "
+            "%lu\n",
+            t->confirmed_lost, t->first_lost, t->last_lost, cycle_of(t->first_lost, cycles),
+            cycle_of(t->last_lost, cycles));
 }
 
 static unsigned long env_ulong(const char *name, unsigned long dflt)
@@ -690,6 +730,8 @@ int main(void)
     broker.path = getenv("WARREND");
     if (broker.path == NULL || access(broker.path, X_OK) != 0)
         die("WARREND must name the warrend to test");
+    if (cycles >= sizeof cycle_first_id / sizeof cycle_first_id[0])
+        die("CRASH_CYCLES must be below %zu", sizeof cycle_first_id / sizeof cycle_first_id[0]);
     if (npub < 1 || npub > MAX_PUBLISHERS)
         die("CRASH_PUBLISHERS must be 1 to %d", MAX_PUBLISHERS);
     printf("crash_test: %lu cycles, %lu publishers, seed %llu\n", cycles, npub,
@@ -705,7 +747,11 @@ int main(void)
         unsigned long confirmed_before = atomic_load(&confirmed);
         unsigned long received_before = atomic_load(&received);
         long long t0;
+        long depth;
+        long long max_gap_ms;
+        int rounds;
 
+        cycle_first_id[cycle] = atomic_load(&next_id);
         atomic_store(&stop_workers, false);
         for (unsigned long i = 0; i < npub; i++) {
             pubs[i].seed = rnd(&main_rng);
@@ -727,16 +773,22 @@ int main(void)
             pthread_join(con.thread, NULL);
 
         start_broker();
-        printf("crash_test: cycle %lu: killed after %u ms (%s consumer), restarted in %lld ms; ",
-               cycle, run_ms, with_consumer ? "with" : "no", now_ms() - t0);
-        drain(rnd(&main_rng));
+        depth = queue_depth();
+        printf("crash_test: cycle %lu: killed after %u ms (%s consumer), restarted in %lld ms "
+               "with %ld messages; ",
+               cycle, run_ms, with_consumer ? "with" : "no", now_ms() - t0, depth);
+        rounds = drain(rnd(&main_rng), &max_gap_ms);
         t = check_all();
-        printf("%lu confirmed this cycle, %lu received; in all: %lu lost, %lu duplicates "
+        printf("drained in %d round%s (longest pause %lld ms); %lu confirmed this cycle, %lu "
+               "received; in all: %lu lost, %lu duplicates "
                "(%lu without redelivered), unconfirmed %lu present / %lu missing\n",
+               rounds, rounds > 1 ? "s" : "", max_gap_ms,
                atomic_load(&confirmed) - confirmed_before, atomic_load(&received) - received_before,
                t.confirmed_lost, atomic_load(&duplicates), atomic_load(&unflagged_duplicates),
                t.unconfirmed_present, t.unconfirmed_missing);
         fflush(stdout);
+        if (t.confirmed_lost > 0)
+            report_lost(&t, cycle);
         if (t.confirmed_lost > 0 || atomic_load(&unflagged_duplicates) > 0 ||
             atomic_load(&unknown_ids) > 0 || atomic_load(&publisher_errors) > 0) {
             rc = 1;
