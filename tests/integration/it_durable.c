@@ -545,6 +545,48 @@ START_TEST(persistent_messages_survive_in_order_and_transient_ones_do_not)
 }
 END_TEST
 
+/* A backlog longer than the window a queue keeps in memory (queue_memory_window, 2048 by
+ * default: the rest waits on disk) comes back whole and in order after SIGKILL, without
+ * the transient messages among it. */
+START_TEST(backlog_beyond_the_memory_window_survives_a_kill_in_order)
+{
+    enum { BACKLOG = 6000 };
+    struct pub p = pub_open();
+    amqp_connection_state_t c;
+    char q[64], body[32];
+    struct it_msg m;
+    int kept = 0;
+
+    it_name(q, sizeof q, "dur.backlog");
+    durable_queue(p.c, q);
+    for (int i = 0; i < BACKLOG; i++) {
+        bool is_transient = i % 10 == 9;
+
+        snprintf(body, sizeof body, "b%05d", i);
+        pub_send(&p, "", q, is_transient ? &transient : &persistent, body);
+        kept += !is_transient;
+    }
+    pub_wait(&p);
+    expect_queue(p.c, q, BACKLOG);
+
+    restart_closing(true, p.c, NULL);
+    c = it_connect();
+    expect_queue(c, q, kept);
+    it_consume(c, 1, q, "backlog", true, false, NULL, 0);
+    for (int i = 0; i < BACKLOG; i++) {
+        if (i % 10 == 9)
+            continue;
+        snprintf(body, sizeof body, "b%05d", i);
+        it_expect_delivery(c, WAIT_MS, body, &m);
+        ck_assert_msg(!m.redelivered, "'%s' redelivered", body);
+        it_msg_free(&m);
+    }
+    it_expect_no_delivery(c, 200);
+    it_queue_delete(c, q);
+    it_disconnect(c);
+}
+END_TEST
+
 /* After SIGKILL (_i = 1) or a clean stop (_i = 0): a message a consumer had but had not
  * acked comes back first, with redelivered; one it acked does not come back; those never
  * delivered come back without redelivered. */
@@ -1190,6 +1232,7 @@ int main(void)
     tcase_add_test(tc, deleted_exchange_stays_deleted);
     tc = it_tcase(s, "messages");
     tcase_add_loop_test(tc, persistent_messages_survive_in_order_and_transient_ones_do_not, 0, 2);
+    tcase_add_test(tc, backlog_beyond_the_memory_window_survives_a_kill_in_order);
     tcase_add_loop_test(tc, unacked_delivery_comes_back_redelivered_and_acked_one_does_not, 0, 2);
     tcase_add_test(tc, delivery_count_survives_a_kill_and_the_limit_still_applies);
     tcase_add_test(tc, message_acked_after_a_counted_redelivery_does_not_come_back);
