@@ -109,3 +109,42 @@ TESTS += tests/integration/it_tls
 tests_integration_it_tls_SOURCES = tests/integration/it_tls.c
 tests_integration_it_tls_CFLAGS = $(IT_CFLAGS) $(OPENSSL_CFLAGS)
 tests_integration_it_tls_LDADD = $(IT_LDADD) $(OPENSSL_LIBS)
+
+# Security: permissions, limits, resource alarms, abusive clients. sec_util.c installs the
+# tests' users into the harness's warrend through its data directory (see sec_util.h), so
+# these programs link the broker's definitions code. Against RabbitMQ:
+# tests/interop/security_rabbitmq.sh (it_permissions, it_limits_sec; it_abuse runs what it
+# can with AMQP_HOST alone).
+SEC_CFLAGS = $(IT_CFLAGS) $(JANSSON_CFLAGS) $(OPENSSL_CFLAGS)
+SEC_LDADD = $(IT_LDADD) src/libwarren.a exchanges/libexchanges.a amqp/libwire.a \
+	$(JANSSON_LIBS) $(OPENSSL_LIBS)
+SEC_SOURCES = tests/integration/sec_util.c tests/integration/sec_util.h
+SEC_CHECKS = \
+	tests/integration/it_permissions \
+	tests/integration/it_limits_sec \
+	tests/integration/it_alarms \
+	tests/integration/it_alarm_disk \
+	tests/integration/it_abuse
+check_PROGRAMS += $(SEC_CHECKS)
+TESTS += $(SEC_CHECKS)
+
+tests_integration_it_permissions_SOURCES = tests/integration/it_permissions.c $(SEC_SOURCES)
+tests_integration_it_permissions_CFLAGS = $(SEC_CFLAGS)
+tests_integration_it_permissions_LDADD = $(SEC_LDADD)
+
+tests_integration_it_limits_sec_SOURCES = tests/integration/it_limits_sec.c $(SEC_SOURCES)
+tests_integration_it_limits_sec_CFLAGS = $(SEC_CFLAGS)
+tests_integration_it_limits_sec_LDADD = $(SEC_LDADD)
+
+# A blocked publisher's writes block: it_alarms publishes from a thread.
+tests_integration_it_alarms_SOURCES = tests/integration/it_alarms.c $(SEC_SOURCES)
+tests_integration_it_alarms_CFLAGS = $(SEC_CFLAGS) -pthread
+tests_integration_it_alarms_LDADD = $(SEC_LDADD) -lpthread
+
+tests_integration_it_alarm_disk_SOURCES = tests/integration/it_alarm_disk.c $(SEC_SOURCES)
+tests_integration_it_alarm_disk_CFLAGS = $(SEC_CFLAGS)
+tests_integration_it_alarm_disk_LDADD = $(SEC_LDADD)
+
+tests_integration_it_abuse_SOURCES = tests/integration/it_abuse.c $(SEC_SOURCES)
+tests_integration_it_abuse_CFLAGS = $(SEC_CFLAGS)
+tests_integration_it_abuse_LDADD = $(SEC_LDADD)

@@ -31,3 +31,7 @@ EXTRA_DIST += tests/interop/mgmt_api.sh tests/interop/mgmt_lib.sh tests/interop/
 # by tests/unit/tls_certs.sh. Against another broker: AMQP_HOST, AMQPS_PORT, TLS_CERT_DIR.
 TESTS += tests/interop/tls_pika.sh
 EXTRA_DIST += tests/interop/tls_pika.sh tests/interop/tls_pika.py
+
+# The security tests' own users against a RabbitMQ node (not in TESTS: it changes the node's
+# users; run by hand from a build directory).
+EXTRA_DIST += tests/interop/security_rabbitmq.sh
