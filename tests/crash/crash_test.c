@@ -325,7 +325,11 @@ static void setup_dir(void)
     snprintf(broker.data_path, sizeof broker.data_path, "%s/data", broker.dir);
     snprintf(broker.log_path, sizeof broker.log_path, "%s/warrend.log", broker.dir);
     f = fopen(broker.conf_path, "w");
-    if (f == NULL || fputs("log.level = info\n", f) < 0 || fclose(f) != 0)
+    /* The HTTP listeners stay off: other test programs run at the same time and would
+     * collide on their default ports. */
+    if (f == NULL ||
+        fputs("log.level = info\nmanagement.tcp.port = 0\nprometheus.tcp.port = 0\n", f) < 0 ||
+        fclose(f) != 0)
         die("cannot write %s", broker.conf_path);
 }
 
