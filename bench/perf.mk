@@ -20,3 +20,7 @@ bench_check_perf_hist_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 bench_check_perf_hist_LDADD = $(CHECK_LIBS) -lm
 TESTS += bench/check_perf_hist bench/check_perf_sink.sh bench/check_perf_broker.sh
 EXTRA_DIST += bench/check_perf_sink.sh bench/check_perf_broker.sh
+
+# bench/compare and the helper it shares with check_perf_broker.sh; the README and the
+# recorded results.
+EXTRA_DIST += bench/compare bench/perf_warrend.sh bench/README.md bench/RESULTS.md

@@ -282,8 +282,8 @@ static int decode(struct perf_conn *c, const struct wire_frame *f, struct wire_m
     return 0;
 }
 
-static int rpc_within(struct perf_conn *c, uint16_t channel, uint32_t id, const void *args,
-                      uint32_t expect, struct wire_method *reply, int timeout_ms)
+int perf_conn_rpc_within(struct perf_conn *c, uint16_t channel, uint32_t id, const void *args,
+                         uint32_t expect, struct wire_method *reply, int timeout_ms)
 {
     uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
     const struct wire_method_info *info = wire_method_info(expect);
@@ -329,7 +329,7 @@ static int rpc_within(struct perf_conn *c, uint16_t channel, uint32_t id, const 
 int perf_conn_rpc(struct perf_conn *c, uint16_t channel, uint32_t id, const void *args,
                   uint32_t expect, struct wire_method *reply)
 {
-    return rpc_within(c, channel, id, args, expect, reply, PERF_CONN_TIMEOUT_MS);
+    return perf_conn_rpc_within(c, channel, id, args, expect, reply, PERF_CONN_TIMEOUT_MS);
 }
 
 /* ---- Handshake ------------------------------------------------------------------------ */
@@ -452,7 +452,7 @@ void perf_conn_close(struct perf_conn *c)
                                            .reply_text = wire_cstr("bye")};
         /* Only for politeness: whatever the answer, the socket is closed next. A consumer may
          * have a flood of deliveries to read through first, hence the short wait. */
-        rpc_within(c, 0, WIRE_CONNECTION_CLOSE, &cl, WIRE_CONNECTION_CLOSE_OK, &m, 2000);
+        perf_conn_rpc_within(c, 0, WIRE_CONNECTION_CLOSE, &cl, WIRE_CONNECTION_CLOSE_OK, &m, 2000);
     }
     perf_conn_free(c);
 }

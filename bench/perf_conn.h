@@ -84,6 +84,9 @@ int perf_conn_common(struct perf_conn *c, const struct wire_frame *f, const stru
  * buffer until the next call. */
 int perf_conn_rpc(struct perf_conn *c, uint16_t channel, uint32_t id, const void *args,
                   uint32_t expect, struct wire_method *reply);
+/* The same with another time limit, for a reply that may come after a long backlog. */
+int perf_conn_rpc_within(struct perf_conn *c, uint16_t channel, uint32_t id, const void *args,
+                         uint32_t expect, struct wire_method *reply, int timeout_ms);
 
 /* Formats "<code> <NAME> - <text>" style reasons for errors found by the caller. */
 void perf_conn_fail(struct perf_conn *c, const char *fmt, ...)

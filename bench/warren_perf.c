@@ -372,7 +372,9 @@ static int producer_sync(struct worker *p, struct confirms *cf)
         }
         return 0;
     }
-    return perf_conn_rpc(&p->conn, 1, WIRE_BASIC_QOS, &qos, WIRE_BASIC_QOS_OK, &m);
+    /* A broker may hold a long backlog of publishes in its buffers (RabbitMQ after a million
+     * of them took more than 10 s to get through it): wait as long as it takes, up to 5 min. */
+    return perf_conn_rpc_within(&p->conn, 1, WIRE_BASIC_QOS, &qos, WIRE_BASIC_QOS_OK, &m, 300000);
 }
 
 /* A batch cut short would leave half a frame on the wire, which the broker would take for a
