@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "src/auth.h"
 #include "src/channel.h"
 #include "src/config.h"
 #include "src/conn.h"
@@ -59,6 +60,10 @@ struct mgmt {
     struct mgmt_stats stats;
     struct mgmt_http api, prometheus;
     size_t metrics_size_hint; /* the last scrape's size: the next buffer starts there */
+    /* Deleted vhosts whose connections are still closing: freed once none points at them. */
+    struct vhost **dying;
+    size_t ndying, dying_cap;
+    ev_timer reap_timer;
 };
 
 /* A request between MHD's calls: its body, as it arrives. */
@@ -77,7 +82,9 @@ struct call {
     size_t nseg;
     const char *body;
     size_t body_len;
-    char user[128];
+    char user[512];
+    bool admin;   /* tagged administrator: everything */
+    bool monitor; /* administrator or monitoring: sees every vhost, connection, channel */
 };
 
 /* ---- Responses ------------------------------------------------------------------------- */
@@ -396,6 +403,66 @@ static void **map_sorted(const struct hmap *map, int (*cmp)(const void *, const 
     return out;
 }
 
+/* ---- Who may do what ------------------------------------------------------------------ */
+
+/* RabbitMQ's management access, by user tag: administrator may do everything; monitoring
+ * also sees every vhost, connection and channel; management and policymaker see the vhosts
+ * they have permissions in, and their own connections. Exchanges, queues and bindings need
+ * the AMQP permissions a client would need for the same operation (src/auth.h). */
+
+static enum MHD_Result not_admin(struct call *c)
+{
+    return respond_error(c, MHD_HTTP_UNAUTHORIZED, "not_authorised", "Not administrator user");
+}
+
+static bool has_vhost_access(const struct call *c, struct wire_bytes vhost)
+{
+    return auth_vhost_access(c->m->srv->auth, wire_cstr(c->user), vhost);
+}
+
+/* Whether the user sees vh's exchanges, queues, bindings and consumers. */
+static bool sees_objects_of(const struct call *c, const struct vhost *vh)
+{
+    return c->admin || has_vhost_access(c, vh->name);
+}
+
+static bool sees_conn(const struct call *c, const struct conn *k)
+{
+    return c->monitor || strcmp(k->log.user, c->user) == 0;
+}
+
+/* False after answering 401, for a vhost whose objects the user may not see. */
+static bool may_see(struct call *c, const struct vhost *vh, enum MHD_Result *answered)
+{
+    if (sees_objects_of(c, vh))
+        return true;
+    *answered = respond_error(c, MHD_HTTP_UNAUTHORIZED, "not_authorised",
+                              "User not authorised to access virtual host");
+    return false;
+}
+
+/* The AMQP permission check of op, for anyone, administrators included. False after
+ * answering: 401 "Access refused.", or for what RabbitMQ does through a channel (publish,
+ * get) 400 with the channel's 403 text. */
+static bool permitted(struct call *c, const struct vhost *vh, enum auth_op op,
+                      struct wire_bytes primary, struct wire_bytes secondary, bool via_channel,
+                      enum MHD_Result *answered)
+{
+    char refusal[600];
+
+    if (!has_vhost_access(c, vh->name)) {
+        *answered = respond_error(c, MHD_HTTP_UNAUTHORIZED, "not_authorised",
+                                  "User not authorised to access virtual host");
+        return false;
+    }
+    if (auth_check_op(c->m->srv->auth, wire_cstr(c->user), vh->name, op, primary, secondary,
+                      refusal, sizeof refusal))
+        return true;
+    *answered =
+        via_channel ? bad_request(c, "403 ACCESS_REFUSED - %s", refusal) : access_refused(c);
+    return false;
+}
+
 /* ---- Overview, vhosts ------------------------------------------------------------------ */
 
 static enum MHD_Result h_overview(struct call *c)
@@ -403,43 +470,259 @@ static enum MHD_Result h_overview(struct call *c)
     return respond_json(c, MHD_HTTP_OK, mgmt_json_overview(&c->m->ctx));
 }
 
+static json_t *tags_json(char *const *tags, size_t n)
+{
+    json_t *arr = json_array();
+
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_string(tags[i]));
+    return arr;
+}
+
 static enum MHD_Result h_whoami(struct call *c)
 {
-    json_t *j = json_object(), *tags = json_array();
+    const struct auth_user *u = auth_user_find(c->m->srv->auth, wire_cstr(c->user));
+    json_t *j = json_object();
 
-    json_array_append_new(tags, json_string("administrator"));
     json_object_set_new(j, "name", json_string(c->user));
-    json_object_set_new(j, "tags", tags);
+    json_object_set_new(j, "tags", u != NULL ? tags_json(u->tags, u->tags_len) : json_array());
     return respond_json(c, MHD_HTTP_OK, j);
+}
+
+/* Tags as the API takes them: "a,b" or ["a", "b"]. The strings are copied into *out (free
+ * with free_tags). -1 after answering 400. */
+static int body_tags(struct call *c, const json_t *v, char ***out, size_t *n,
+                     enum MHD_Result *answered)
+{
+    *out = NULL;
+    *n = 0;
+    if (v == NULL)
+        return 0;
+    if (json_is_array(v)) {
+        size_t i;
+        const json_t *t;
+        *out = xcalloc(json_array_size(v) + 1, sizeof **out);
+        json_array_foreach(v, i, t)
+        {
+            if (!json_is_string(t)) {
+                *answered = bad_request(c, "tags must be strings");
+                return -1;
+            }
+            if (json_string_length(t) > 0)
+                (*out)[(*n)++] = xstrdup(json_string_value(t));
+        }
+        return 0;
+    }
+    if (!json_is_string(v)) {
+        *answered = bad_request(c, "tags must be a string (\"a,b\") or an array of strings");
+        return -1;
+    }
+    {
+        const char *p = json_string_value(v);
+        *out = xcalloc(strlen(p) / 2 + 2, sizeof **out);
+        while (*p != '\0') {
+            size_t len = strcspn(p, ",");
+            const char *start = p;
+            while (len > 0 && *start == ' ') {
+                start++;
+                len--;
+            }
+            while (len > 0 && start[len - 1] == ' ')
+                len--;
+            if (len > 0) {
+                char *t = xmalloc(len + 1);
+                memcpy(t, start, len);
+                t[len] = '\0';
+                (*out)[(*n)++] = t;
+            }
+            p += strcspn(p, ",");
+            if (*p == ',')
+                p++;
+        }
+    }
+    return 0;
+}
+
+static void free_tags(char **tags, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(tags[i]);
+    free(tags);
+}
+
+static json_t *vhost_json(struct call *c, struct vhost *vh)
+{
+    json_t *o = mgmt_json_vhost(&c->m->ctx, vh);
+    const struct auth_vhost *av = auth_vhost_find(c->m->srv->auth, vh->name);
+
+    if (av != NULL) {
+        json_t *meta = json_object();
+        json_object_set_new(o, "description", json_string(av->description ? av->description : ""));
+        json_object_set_new(o, "tags", tags_json(av->tags, av->tags_len));
+        json_object_set_new(meta, "description",
+                            json_string(av->description ? av->description : ""));
+        json_object_set_new(meta, "tags", tags_json(av->tags, av->tags_len));
+        json_object_set_new(o, "metadata", meta);
+        json_object_set_new(
+            o, "default_queue_type",
+            json_string(av->default_queue_type ? av->default_queue_type : "undefined"));
+    }
+    return o;
+}
+
+static enum MHD_Result put_vhost(struct call *c, struct wire_bytes name)
+{
+    enum MHD_Result answered = MHD_NO;
+    json_t *body = body_object(c, &answered);
+    char **tags = NULL, *vname = NULL;
+    size_t ntags = 0, dlen = 0, qlen = 0;
+    const char *description, *queue_type;
+    bool existed;
+
+    if (body == NULL)
+        return answered;
+    if ((description = body_string(c, body, "description", "", &dlen, &answered)) == NULL ||
+        (queue_type = body_string(c, body, "default_queue_type", "", &qlen, &answered)) == NULL ||
+        body_tags(c, json_object_get(body, "tags"), &tags, &ntags, &answered) != 0)
+        goto out;
+    if (name.len == 0 || name.len > 255 || memchr(name.ptr, '\0', name.len) != NULL) {
+        answered = bad_request(c, "a vhost name is 1 to 255 bytes, without NUL");
+        goto out;
+    }
+    vname = xstrndup_bytes(name);
+    existed = auth_vhost_find(c->m->srv->auth, name) != NULL;
+    auth_vhost_put(c->m->srv->auth, vname, description, (const char *const *)tags, ntags,
+                   qlen > 0 ? queue_type : NULL);
+    /* As in RabbitMQ, whoever creates a vhost may use it. */
+    if (!existed) {
+        char err[AUTH_ERR_MAX];
+        if (auth_permission_set(c->m->srv->auth, c->user, vname, ".*", ".*", ".*", err,
+                                sizeof err) != 0)
+            log_warn(NULL, "management API: vhost '%s': %s", vname, err);
+    }
+    server_vhost_add(c->m->srv, name);
+    server_auth_changed(c->m->srv);
+    if (!existed)
+        log_info(NULL, "management API: user '%s' created vhost '%s'", c->user, vname);
+    answered = respond_empty(c, existed ? MHD_HTTP_NO_CONTENT : MHD_HTTP_CREATED);
+out:
+    free(vname);
+    free_tags(tags, ntags);
+    json_decref(body);
+    return answered;
+}
+
+/* Whether a connection (open, closing, or closed and not yet freed) points at vh. */
+static bool vhost_in_use(const struct server *s, const struct vhost *vh)
+{
+    for (const struct conn *k = s->conns; k != NULL; k = k->next) {
+        if (k->vhost == vh)
+            return true;
+    }
+    for (const struct conn *k = s->dead; k != NULL; k = k->next) {
+        if (k->vhost == vh)
+            return true;
+    }
+    return false;
+}
+
+static void on_reap_vhosts(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct mgmt *m = container_of(w, struct mgmt, reap_timer);
+    size_t kept = 0;
+
+    (void)revents;
+    for (size_t i = 0; i < m->ndying; i++) {
+        if (vhost_in_use(m->srv, m->dying[i]))
+            m->dying[kept++] = m->dying[i];
+        else
+            vhost_free(m->dying[i]);
+    }
+    m->ndying = kept;
+    if (kept == 0)
+        ev_timer_stop(loop, w);
+}
+
+/* Deletes a vhost as RabbitMQ does: its clients get connection.close 320 "vhost 'v' is
+ * deleted", it leaves the broker at once (no new client finds it), and its queues and
+ * exchanges are freed once the last of those connections is gone, so no delivery still
+ * points into them. Its permissions go with it. */
+static enum MHD_Result delete_vhost(struct call *c, struct vhost *vh)
+{
+    struct mgmt *m = c->m;
+    struct server *s = m->srv;
+    char *vname = xstrndup_bytes(vh->name);
+    char text[400];
+    struct conn *k, *next;
+
+    snprintf(text, sizeof text, "CONNECTION_FORCED - vhost '%s' is deleted", vname);
+    for (k = s->conns; k != NULL; k = next) {
+        next = k->next;
+        if (k->vhost != vh)
+            continue;
+        if (k->state == CONN_OPEN || k->state == CONN_AWAIT_OPEN)
+            conn_close_with(k, WIRE_CONNECTION_FORCED, text, 0);
+        else if (k->state != CONN_CLOSING)
+            conn_abort(k);
+    }
+    hmap_remove(&s->vhosts, vh->name);
+    if (m->ndying == m->dying_cap) {
+        m->dying_cap = m->dying_cap ? m->dying_cap * 2 : 4;
+        m->dying = xrealloc(m->dying, m->dying_cap * sizeof *m->dying);
+    }
+    m->dying[m->ndying++] = vh;
+    if (!ev_is_active(&m->reap_timer))
+        ev_timer_start(s->loop, &m->reap_timer);
+    auth_vhost_delete(s->auth, vname);
+    server_auth_changed(s);
+    log_info(NULL, "management API: user '%s' deleted vhost '%s'", c->user, vname);
+    free(vname);
+    return respond_empty(c, MHD_HTTP_NO_CONTENT);
 }
 
 static enum MHD_Result h_vhosts(struct call *c)
 {
     size_t n;
     struct vhost **vhs;
-    json_t *arr = json_array();
+    json_t *arr;
 
     if (c->nseg == 2) {
         struct vhost *vh = find_vhost(c, c->seg[1]);
-        json_decref(arr);
-        return vh != NULL ? respond_json(c, MHD_HTTP_OK, mgmt_json_vhost(&c->m->ctx, vh))
-                          : not_found(c);
+        enum MHD_Result answered;
+        if (method_is(c, MHD_HTTP_METHOD_PUT))
+            return c->admin ? put_vhost(c, c->seg[1]) : not_admin(c);
+        if (method_is(c, MHD_HTTP_METHOD_DELETE)) {
+            if (!c->admin)
+                return not_admin(c);
+            return vh != NULL ? delete_vhost(c, vh) : not_found(c);
+        }
+        if (vh == NULL)
+            return not_found(c);
+        if (!c->monitor && !may_see(c, vh, &answered))
+            return answered;
+        return respond_json(c, MHD_HTTP_OK, vhost_json(c, vh));
     }
+    arr = json_array();
     vhs = vhosts_sorted(c->m->srv, NULL, &n);
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, mgmt_json_vhost(&c->m->ctx, vhs[i]));
+    for (size_t i = 0; i < n; i++) {
+        if (c->monitor || sees_objects_of(c, vhs[i]))
+            json_array_append_new(arr, vhost_json(c, vhs[i]));
+    }
     free(vhs);
     return respond_json(c, MHD_HTTP_OK, arr);
 }
 
 static enum MHD_Result h_aliveness(struct call *c)
 {
-    json_t *j = json_object();
+    struct vhost *vh = find_vhost(c, c->seg[1]);
+    enum MHD_Result answered;
+    json_t *j;
 
-    if (find_vhost(c, c->seg[1]) == NULL) {
-        json_decref(j);
+    if (vh == NULL)
         return not_found(c);
-    }
+    if (!may_see(c, vh, &answered))
+        return answered;
+    j = json_object();
     json_object_set_new(j, "status", json_string("ok"));
     return respond_json(c, MHD_HTTP_OK, j);
 }
@@ -452,40 +735,247 @@ static enum MHD_Result h_alarms(struct call *c)
     return respond_json(c, MHD_HTTP_OK, j);
 }
 
-/* Users and permissions as the configuration defines them: one administrator. */
+/* ---- Users and permissions (administrators only) --------------------------------------- */
+
+static json_t *user_json(const struct auth_user *u)
+{
+    json_t *o = json_object(), *limits = json_object();
+    char hash[AUTH_HASH_MAX_BYTES * 2];
+
+    auth_base64_encode(u->hash, u->hash_len, hash);
+    json_object_set_new(o, "name", json_string(u->name));
+    json_object_set_new(o, "password_hash", json_string(hash));
+    json_object_set_new(o, "hashing_algorithm",
+                        json_string(auth_hash_algorithm_name(u->algorithm)));
+    json_object_set_new(o, "tags", tags_json(u->tags, u->tags_len));
+    if (u->max_connections >= 0)
+        json_object_set_new(limits, "max-connections", json_integer(u->max_connections));
+    if (u->max_channels >= 0)
+        json_object_set_new(limits, "max-channels", json_integer(u->max_channels));
+    json_object_set_new(o, "limits", limits);
+    return o;
+}
+
+static enum MHD_Result put_user(struct call *c, struct wire_bytes name)
+{
+    struct auth_db *db = c->m->srv->auth;
+    enum MHD_Result answered = MHD_NO;
+    json_t *body = body_object(c, &answered);
+    const json_t *password, *hash, *algorithm;
+    char **tags = NULL, *uname = NULL, err[AUTH_ERR_MAX];
+    size_t ntags = 0;
+    bool existed;
+
+    if (body == NULL)
+        return answered;
+    password = json_object_get(body, "password");
+    hash = json_object_get(body, "password_hash");
+    algorithm = json_object_get(body, "hashing_algorithm");
+    if (body_tags(c, json_object_get(body, "tags"), &tags, &ntags, &answered) != 0)
+        goto out;
+    if ((password != NULL && !json_is_string(password)) ||
+        (hash != NULL && !json_is_string(hash)) ||
+        (algorithm != NULL && !json_is_string(algorithm))) {
+        answered = bad_request(c, "password, password_hash and hashing_algorithm are strings");
+        goto out;
+    }
+    if (password != NULL && hash != NULL) {
+        answered = bad_request(c, "password and password_hash cannot both be set");
+        goto out;
+    }
+    if (name.len == 0 || name.len > 255 || memchr(name.ptr, '\0', name.len) != NULL) {
+        answered = bad_request(c, "a user name is 1 to 255 bytes, without NUL");
+        goto out;
+    }
+    uname = xstrndup_bytes(name);
+    existed = auth_user_find(db, name) != NULL;
+    if (hash != NULL) {
+        enum auth_hash_algorithm alg = AUTH_HASH_SHA256;
+        if (algorithm != NULL &&
+            auth_hash_algorithm_parse(json_string_value(algorithm), &alg) != 0) {
+            answered =
+                bad_request(c, "unknown hashing_algorithm '%s'", json_string_value(algorithm));
+            goto out;
+        }
+        if (auth_user_put_hash(db, uname, json_string_value(hash), alg, err, sizeof err) != 0) {
+            answered = bad_request(c, "%s", err);
+            goto out;
+        }
+        auth_user_set_tags(db, uname, (const char *const *)tags, ntags);
+    } else if (password != NULL || !existed) {
+        /* A new user without a password cannot log in with one, as in RabbitMQ. */
+        if (auth_user_put(db, uname, password ? json_string_value(password) : NULL,
+                          (const char *const *)tags, ntags, err, sizeof err) != 0) {
+            answered = bad_request(c, "%s", err);
+            goto out;
+        }
+    } else {
+        auth_user_set_tags(db, uname, (const char *const *)tags, ntags);
+    }
+    server_auth_changed(c->m->srv);
+    log_info(NULL, "management API: user '%s' %s user '%s'", c->user,
+             existed ? "updated" : "created", uname);
+    answered = respond_empty(c, existed ? MHD_HTTP_NO_CONTENT : MHD_HTTP_CREATED);
+out:
+    free(uname);
+    free_tags(tags, ntags);
+    json_decref(body);
+    return answered;
+}
+
+static void add_permission_json(json_t *arr, const struct auth_user *u,
+                                const struct auth_permission *p)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "user", json_string(u->name));
+    json_object_set_new(o, "vhost", json_string(p->vhost));
+    json_object_set_new(o, "configure", json_string(p->configure.source));
+    json_object_set_new(o, "write", json_string(p->write.source));
+    json_object_set_new(o, "read", json_string(p->read.source));
+    json_array_append_new(arr, o);
+}
+
+static int cmp_permission(const void *a, const void *b)
+{
+    return strcmp((*(const struct auth_permission *const *)a)->vhost,
+                  (*(const struct auth_permission *const *)b)->vhost);
+}
+
+/* Permissions of every user (only_user NULL) or one, in every vhost (only_vhost NULL) or
+ * one; by user, then vhost. */
+static json_t *permissions_json(const struct auth_db *db, const char *only_user,
+                                const char *only_vhost)
+{
+    json_t *arr = json_array();
+    size_t nu;
+    const struct auth_user **users = auth_users_sorted(db, &nu);
+
+    for (size_t i = 0; i < nu; i++) {
+        size_t np;
+        void **perms;
+        if (only_user != NULL && strcmp(users[i]->name, only_user) != 0)
+            continue;
+        perms = map_sorted(&users[i]->permissions, cmp_permission, &np);
+        for (size_t k = 0; k < np; k++) {
+            const struct auth_permission *p = perms[k];
+            if (only_vhost == NULL || strcmp(p->vhost, only_vhost) == 0)
+                add_permission_json(arr, users[i], p);
+        }
+        free(perms);
+    }
+    free(users);
+    return arr;
+}
+
+/* /api/users[/u[/permissions]] */
 static enum MHD_Result h_users(struct call *c)
 {
-    const struct config *cfg = c->m->srv->cfg;
-    json_t *arr = json_array(), *u = json_object(), *tags = json_array();
+    struct auth_db *db = c->m->srv->auth;
+    const struct auth_user *u;
 
-    json_array_append_new(tags, json_string("administrator"));
-    json_object_set_new(u, "name", json_string(cfg->default_user));
-    json_object_set_new(u, "tags", tags);
-    json_object_set_new(u, "limits", json_object());
-    if (c->nseg == 2) {
-        json_decref(arr);
-        if (!wire_bytes_eq_cstr(c->seg[1], cfg->default_user)) {
-            json_decref(u);
-            return not_found(c);
-        }
-        return respond_json(c, MHD_HTTP_OK, u);
+    if (!c->admin)
+        return not_admin(c);
+    if (c->nseg == 1) {
+        json_t *arr = json_array();
+        size_t n;
+        const struct auth_user **users = auth_users_sorted(db, &n);
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(arr, user_json(users[i]));
+        free(users);
+        return respond_json(c, MHD_HTTP_OK, arr);
     }
-    json_array_append_new(arr, u);
+    if (method_is(c, MHD_HTTP_METHOD_PUT))
+        return put_user(c, c->seg[1]);
+    if ((u = auth_user_find(db, c->seg[1])) == NULL)
+        return not_found(c);
+    if (c->nseg == 3)
+        return respond_json(c, MHD_HTTP_OK, permissions_json(db, u->name, NULL));
+    if (method_is(c, MHD_HTTP_METHOD_DELETE)) {
+        char *uname = xstrdup(u->name);
+        auth_user_delete(db, uname);
+        server_auth_changed(c->m->srv);
+        log_info(NULL, "management API: user '%s' deleted user '%s'", c->user, uname);
+        free(uname);
+        return respond_empty(c, MHD_HTTP_NO_CONTENT);
+    }
+    return respond_json(c, MHD_HTTP_OK, user_json(u));
+}
+
+/* /api/vhosts/v/permissions */
+static enum MHD_Result h_vhost_permissions(struct call *c)
+{
+    struct vhost *vh = find_vhost(c, c->seg[1]);
+    char *vname;
+    json_t *arr;
+
+    if (!c->admin)
+        return not_admin(c);
+    if (vh == NULL)
+        return not_found(c);
+    vname = xstrndup_bytes(vh->name);
+    arr = permissions_json(c->m->srv->auth, NULL, vname);
+    free(vname);
     return respond_json(c, MHD_HTTP_OK, arr);
 }
 
+/* /api/permissions[/v/u] */
 static enum MHD_Result h_permissions(struct call *c)
 {
-    const struct config *cfg = c->m->srv->cfg;
-    json_t *arr = json_array(), *p = json_object();
+    struct auth_db *db = c->m->srv->auth;
+    const struct auth_permission *p;
+    const struct auth_user *u;
 
-    json_object_set_new(p, "user", json_string(cfg->default_user));
-    json_object_set_new(p, "vhost", json_string(cfg->default_vhost));
-    json_object_set_new(p, "configure", json_string(".*"));
-    json_object_set_new(p, "write", json_string(".*"));
-    json_object_set_new(p, "read", json_string(".*"));
-    json_array_append_new(arr, p);
-    return respond_json(c, MHD_HTTP_OK, arr);
+    if (!c->admin)
+        return not_admin(c);
+    if (c->nseg == 1)
+        return respond_json(c, MHD_HTTP_OK, permissions_json(db, NULL, NULL));
+    if (find_vhost(c, c->seg[1]) == NULL || (u = auth_user_find(db, c->seg[2])) == NULL)
+        return method_is(c, MHD_HTTP_METHOD_PUT) ? bad_request(c, "vhost_or_user_not_found")
+                                                 : not_found(c);
+    p = auth_permission_find(db, c->seg[2], c->seg[1]);
+    if (method_is(c, MHD_HTTP_METHOD_PUT)) {
+        enum MHD_Result answered = MHD_NO;
+        json_t *body = body_object(c, &answered);
+        const char *conf, *write, *read;
+        char err[AUTH_ERR_MAX], *vname;
+        bool existed = p != NULL;
+        int rc;
+
+        if (body == NULL)
+            return answered;
+        conf = json_string_value(json_object_get(body, "configure"));
+        write = json_string_value(json_object_get(body, "write"));
+        read = json_string_value(json_object_get(body, "read"));
+        if (conf == NULL || write == NULL || read == NULL) {
+            json_decref(body);
+            return bad_request(c, "configure, write and read are required strings");
+        }
+        vname = xstrndup_bytes(c->seg[1]);
+        rc = auth_permission_set(db, u->name, vname, conf, write, read, err, sizeof err);
+        free(vname);
+        json_decref(body);
+        if (rc != 0)
+            return bad_request(c, "%s", err);
+        server_auth_changed(c->m->srv);
+        return respond_empty(c, existed ? MHD_HTTP_NO_CONTENT : MHD_HTTP_CREATED);
+    }
+    if (p == NULL)
+        return not_found(c);
+    if (method_is(c, MHD_HTTP_METHOD_DELETE)) {
+        char *vname = xstrndup_bytes(c->seg[1]);
+        auth_permission_clear(db, u->name, vname);
+        free(vname);
+        server_auth_changed(c->m->srv);
+        return respond_empty(c, MHD_HTTP_NO_CONTENT);
+    }
+    {
+        json_t *arr = json_array(), *one;
+        add_permission_json(arr, u, p);
+        one = json_incref(json_array_get(arr, 0));
+        json_decref(arr);
+        return respond_json(c, MHD_HTTP_OK, one);
+    }
 }
 
 /* ---- Exchanges ------------------------------------------------------------------------- */
@@ -497,7 +987,10 @@ static enum MHD_Result list_exchanges(struct call *c, struct vhost *only)
     struct vhost **vhs = vhosts_sorted(c->m->srv, only, &nv);
 
     for (size_t i = 0; i < nv; i++) {
-        void **xs = map_sorted(&vhs[i]->exchanges, cmp_exchange, &nx);
+        void **xs;
+        if (!sees_objects_of(c, vhs[i]))
+            continue;
+        xs = map_sorted(&vhs[i]->exchanges, cmp_exchange, &nx);
         for (size_t k = 0; k < nx; k++)
             json_array_append_new(arr, mgmt_json_exchange(&c->m->ctx, xs[k]));
         free(xs);
@@ -524,6 +1017,19 @@ static enum MHD_Result put_exchange(struct call *c, struct vhost *vh, struct wir
         body_bool(c, body, "internal", false, &internal, &answered) != 0 ||
         body_arguments(c, body, &args, &args_len, &answered) != 0)
         goto out;
+    {
+        struct wire_field ae;
+        bool has_ae = wire_table_find((struct wire_table){.raw = {args, args_len}},
+                                      "alternate-exchange", &ae) &&
+                      ae.type == 'S';
+        /* The name is copied out of the table: permission checks want a C string. */
+        char *ae_name = has_ae ? xstrndup_bytes(ae.v.bytes) : NULL;
+        bool ok = permitted(c, vh, has_ae ? AUTH_OP_EXCHANGE_DECLARE_AE : AUTH_OP_EXCHANGE_DECLARE,
+                            name, has_ae ? wire_cstr(ae_name) : WIRE_BYTES_C(""), false, &answered);
+        free(ae_name);
+        if (!ok)
+            goto out;
+    }
     if (ops_exchange_declare(vh, name, (struct wire_bytes){(const uint8_t *)type, type_len}, false,
                              durable, auto_delete, internal, (struct wire_bytes){args, args_len},
                              &created, &err) != 0) {
@@ -543,12 +1049,15 @@ static enum MHD_Result h_exchanges(struct call *c)
     struct wire_bytes name;
     struct exchange *x;
     struct ops_error err;
+    enum MHD_Result answered;
 
     if (c->nseg >= 2 && (vh = find_vhost(c, c->seg[1])) == NULL) {
         if (method_is(c, MHD_HTTP_METHOD_PUT))
             return respond_error(c, MHD_HTTP_NOT_FOUND, "not_found", "vhost_not_found");
         return not_found(c);
     }
+    if (vh != NULL && !may_see(c, vh, &answered))
+        return answered;
     if (c->nseg <= 2)
         return list_exchanges(c, vh);
     name = exchange_name(c->seg[2]);
@@ -560,6 +1069,8 @@ static enum MHD_Result h_exchanges(struct call *c)
             return access_refused(c);
         if (x == NULL)
             return not_found(c);
+        if (!permitted(c, vh, AUTH_OP_EXCHANGE_DELETE, name, WIRE_BYTES_C(""), false, &answered))
+            return answered;
         if (ops_exchange_delete(vh, name, query_true(c, "if-unused"), true, &err) != 0)
             return respond_ops_error(c, &err);
         return respond_empty(c, MHD_HTTP_NO_CONTENT);
@@ -579,10 +1090,13 @@ static enum MHD_Result h_exchange_bindings(struct call *c)
 {
     struct vhost *vh = find_vhost(c, c->seg[1]);
     struct exchange *x = vh != NULL ? vhost_exchange_find(vh, exchange_name(c->seg[2])) : NULL;
+    enum MHD_Result answered;
     json_t *arr;
 
     if (x == NULL)
         return not_found(c);
+    if (!may_see(c, vh, &answered))
+        return answered;
     arr = json_array();
     if (wire_bytes_eq_cstr(c->seg[4], "source")) {
         if (x == vh->default_exchange) {
@@ -673,6 +1187,22 @@ static enum MHD_Result h_publish(struct call *c)
         answered = bad_request(c, "%s", why);
         goto out;
     }
+    if (!permitted(c, vh, AUTH_OP_BASIC_PUBLISH, exchange_name(c->seg[2]), WIRE_BYTES_C(""), true,
+                   &answered))
+        goto out;
+    {
+        /* Topic permissions, as basic.publish checks them. */
+        struct exchange *x = vhost_exchange_find(vh, exchange_name(c->seg[2]));
+        struct wire_bytes key = {(const uint8_t *)rk, rk_len};
+        if (x != NULL && strcmp(x->type->name, "topic") == 0 &&
+            !auth_topic_permitted(c->m->srv->auth, wire_cstr(c->user), vh->name, x->name,
+                                  AUTH_WRITE, key, NULL)) {
+            char text[700];
+            auth_topic_refusal_text(text, sizeof text, key, x->name, vh->name, wire_cstr(c->user));
+            answered = bad_request(c, "403 ACCESS_REFUSED - %s", text);
+            goto out;
+        }
+    }
     if (ops_publish(c->m->srv, vh, &actor, exchange_name(c->seg[2]),
                     (struct wire_bytes){(const uint8_t *)rk, rk_len}, &props,
                     (struct wire_bytes){payload, body_len}, &routed, &refused, &err) != 0) {
@@ -701,7 +1231,10 @@ static enum MHD_Result list_queues(struct call *c, struct vhost *only)
     struct vhost **vhs = vhosts_sorted(c->m->srv, only, &nv);
 
     for (size_t i = 0; i < nv; i++) {
-        void **qs = map_sorted(&vhs[i]->queues, cmp_queue, &nq);
+        void **qs;
+        if (!sees_objects_of(c, vhs[i]))
+            continue;
+        qs = map_sorted(&vhs[i]->queues, cmp_queue, &nq);
         for (size_t k = 0; k < nq; k++)
             json_array_append_new(arr, mgmt_json_queue(&c->m->ctx, qs[k], false));
         free(qs);
@@ -734,6 +1267,19 @@ static enum MHD_Result put_queue(struct call *c, struct vhost *vh, struct wire_b
                                   "connection that will own them");
         goto out;
     }
+    {
+        struct wire_field dlx;
+        bool has_dlx = wire_table_find((struct wire_table){.raw = {args, args_len}},
+                                       "x-dead-letter-exchange", &dlx) &&
+                       dlx.type == 'S';
+        char *dlx_name = has_dlx ? xstrndup_bytes(dlx.v.bytes) : NULL;
+        bool ok =
+            permitted(c, vh, has_dlx ? AUTH_OP_QUEUE_DECLARE_DLX : AUTH_OP_QUEUE_DECLARE, name,
+                      has_dlx ? wire_cstr(dlx_name) : WIRE_BYTES_C(""), false, &answered);
+        free(dlx_name);
+        if (!ok)
+            goto out;
+    }
     if (ops_queue_declare(vh, &actor, name, false, durable, false, auto_delete,
                           (struct wire_bytes){args, args_len}, &q, &created, &err) != 0) {
         answered = respond_ops_error(c, &err);
@@ -752,12 +1298,15 @@ static enum MHD_Result h_queues(struct call *c)
     struct queue *q;
     struct ops_error err;
     struct ops_actor actor = {.user = c->user};
+    enum MHD_Result answered;
 
     if (c->nseg >= 2 && (vh = find_vhost(c, c->seg[1])) == NULL) {
         if (method_is(c, MHD_HTTP_METHOD_PUT))
             return respond_error(c, MHD_HTTP_NOT_FOUND, "not_found", "vhost_not_found");
         return not_found(c);
     }
+    if (vh != NULL && !may_see(c, vh, &answered))
+        return answered;
     if (c->nseg <= 2)
         return list_queues(c, vh);
     if (method_is(c, MHD_HTTP_METHOD_PUT))
@@ -766,11 +1315,15 @@ static enum MHD_Result h_queues(struct call *c)
     if (q == NULL)
         return not_found(c);
     if (c->nseg == 4) { /* DELETE .../contents */
+        if (!permitted(c, vh, AUTH_OP_QUEUE_PURGE, q->name, WIRE_BYTES_C(""), false, &answered))
+            return answered;
         if (ops_queue_purge(vh, &actor, c->seg[2], NULL, &err) != 0)
             return respond_ops_error(c, &err);
         return respond_empty(c, MHD_HTTP_NO_CONTENT);
     }
     if (method_is(c, MHD_HTTP_METHOD_DELETE)) {
+        if (!permitted(c, vh, AUTH_OP_QUEUE_DELETE, q->name, WIRE_BYTES_C(""), false, &answered))
+            return answered;
         if (ops_queue_delete(vh, &actor, c->seg[2], query_true(c, "if-unused"),
                              query_true(c, "if-empty"), true, NULL, &err) != 0)
             return respond_ops_error(c, &err);
@@ -784,10 +1337,13 @@ static enum MHD_Result h_queue_bindings(struct call *c)
 {
     struct vhost *vh = find_vhost(c, c->seg[1]);
     struct queue *q = vh != NULL ? vhost_queue_find(vh, c->seg[2]) : NULL;
+    enum MHD_Result answered;
     json_t *arr;
 
     if (q == NULL)
         return not_found(c);
+    if (!may_see(c, vh, &answered))
+        return answered;
     arr = json_array();
     json_array_append_new(arr, mgmt_json_default_binding(q));
     for (const struct xbinding *xb = q->bindings; xb != NULL; xb = xb->next_in_dest)
@@ -890,6 +1446,8 @@ static enum MHD_Result h_get(struct call *c)
         }
         truncate = json_integer_value(v) > 0x7fffffff ? 0x7fffffff : (long)json_integer_value(v);
     }
+    if (!permitted(c, vh, AUTH_OP_BASIC_GET, c->seg[2], WIRE_BYTES_C(""), true, &answered))
+        goto out;
     if ((q = ops_queue_find(vh, &actor, c->seg[2], &err)) == NULL) {
         char text[600];
         ops_error_format(&err, false, text, sizeof text);
@@ -975,15 +1533,20 @@ static enum MHD_Result h_bindings(struct call *c)
     void *dest;
     bool to_exchange;
     json_t *arr;
+    enum MHD_Result denied;
 
     if (c->nseg >= 2 && (vh = find_vhost(c, c->seg[1])) == NULL)
         return not_found(c);
+    if (vh != NULL && !may_see(c, vh, &denied))
+        return denied;
     if (c->nseg <= 2) {
         size_t n;
         struct vhost **vhs = vhosts_sorted(c->m->srv, vh, &n);
         arr = json_array();
-        for (size_t i = 0; i < n; i++)
-            add_bindings_of(arr, vhs[i]);
+        for (size_t i = 0; i < n; i++) {
+            if (sees_objects_of(c, vhs[i]))
+                add_bindings_of(arr, vhs[i]);
+        }
         free(vhs);
         return respond_json(c, MHD_HTTP_OK, arr);
     }
@@ -1013,6 +1576,9 @@ static enum MHD_Result h_bindings(struct call *c)
             answered = bad_request(c, "routing_key is longer than 255 bytes");
             goto post_out;
         }
+        if (!permitted(c, vh, to_exchange ? AUTH_OP_EXCHANGE_BIND : AUTH_OP_QUEUE_BIND,
+                       exchange_name(c->seg[5]), exchange_name(c->seg[3]), false, &answered))
+            goto post_out;
         if (ops_bind(vh, &actor, exchange_name(c->seg[3]), exchange_name(c->seg[5]), to_exchange,
                      (struct wire_bytes){(const uint8_t *)rk, rk_len},
                      (struct wire_bytes){args, args_len}, &err) != 0) {
@@ -1066,6 +1632,11 @@ static enum MHD_Result h_bindings(struct call *c)
                 json_decref(arr);
                 return access_refused(c);
             }
+            if (!permitted(c, vh, to_exchange ? AUTH_OP_EXCHANGE_UNBIND : AUTH_OP_QUEUE_UNBIND,
+                           exchange_name(c->seg[5]), src->name, false, &denied)) {
+                json_decref(arr);
+                return denied;
+            }
             /* The binding's arguments are encoded again exactly as it was found. */
             mgmt_json_to_table(json_object_get(b, "arguments"), &args, &args_len, why, sizeof why);
             rc = ops_unbind(vh, &actor, src->name, c->seg[5], to_exchange,
@@ -1097,9 +1668,11 @@ static struct conn *find_conn(struct call *c, struct wire_bytes name)
     return NULL;
 }
 
-static bool conn_listed(const struct conn *k)
+/* Open client connections the user may see (all for monitoring and administrators, their
+ * own for the others). */
+static bool conn_listed(const struct call *c, const struct conn *k)
 {
-    return k->state != CONN_CLOSED && k->fd >= 0;
+    return k->state != CONN_CLOSED && k->fd >= 0 && sees_conn(c, k);
 }
 
 static enum MHD_Result h_connections(struct call *c)
@@ -1110,12 +1683,12 @@ static enum MHD_Result h_connections(struct call *c)
     if (c->nseg == 1) {
         arr = json_array();
         for (k = c->m->srv->conns; k != NULL; k = k->next) {
-            if (conn_listed(k))
+            if (conn_listed(c, k))
                 json_array_append_new(arr, mgmt_json_connection(&c->m->ctx, k));
         }
         return respond_json(c, MHD_HTTP_OK, arr);
     }
-    if ((k = find_conn(c, c->seg[1])) == NULL || !conn_listed(k))
+    if ((k = find_conn(c, c->seg[1])) == NULL || !conn_listed(c, k))
         return not_found(c);
     if (c->nseg == 3) { /* .../channels */
         arr = json_array();
@@ -1127,6 +1700,8 @@ static enum MHD_Result h_connections(struct call *c)
     }
     if (method_is(c, MHD_HTTP_METHOD_DELETE)) {
         const char *reason = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "X-Reason");
+        if (!c->admin && strcmp(k->log.user, c->user) != 0)
+            return access_refused(c);
         char text[300];
         snprintf(text, sizeof text, "CONNECTION_FORCED - %s",
                  reason != NULL ? reason : "Closed via management plugin");
@@ -1147,7 +1722,7 @@ static enum MHD_Result h_channels(struct call *c)
     char name[220];
 
     for (struct conn *k = c->m->srv->conns; k != NULL; k = k->next) {
-        if (!conn_listed(k))
+        if (!conn_listed(c, k))
             continue;
         for (uint32_t i = 0; i < k->channels_cap; i++) {
             struct channel *ch = k->channels[i];
@@ -1177,13 +1752,19 @@ static enum MHD_Result h_consumers(struct call *c)
     size_t nv, nq;
     struct vhost **vhs;
     json_t *arr;
+    enum MHD_Result answered;
 
     if (c->nseg == 2 && (only = find_vhost(c, c->seg[1])) == NULL)
         return not_found(c);
+    if (only != NULL && !may_see(c, only, &answered))
+        return answered;
     arr = json_array();
     vhs = vhosts_sorted(c->m->srv, only, &nv);
     for (size_t i = 0; i < nv; i++) {
-        void **qs = map_sorted(&vhs[i]->queues, cmp_queue, &nq);
+        void **qs;
+        if (!sees_objects_of(c, vhs[i]))
+            continue;
+        qs = map_sorted(&vhs[i]->queues, cmp_queue, &nq);
         for (size_t k = 0; k < nq; k++) {
             const struct queue *q = qs[k];
             for (size_t n = 0; n < q->consumer_count; n++)
@@ -1201,6 +1782,8 @@ static enum MHD_Result h_definitions(struct call *c)
 {
     struct vhost *only = NULL;
 
+    if (!c->admin)
+        return not_admin(c);
     if (c->nseg == 2 && (only = find_vhost(c, c->seg[1])) == NULL)
         return not_found(c);
     if (method_is(c, MHD_HTTP_METHOD_POST)) {
@@ -1242,7 +1825,8 @@ static const struct route {
     {"overview", M_GET, h_overview},
     {"whoami", M_GET, h_whoami},
     {"vhosts", M_GET, h_vhosts},
-    {"vhosts/*", M_GET, h_vhosts},
+    {"vhosts/*", M_GET | M_PUT | M_DELETE, h_vhosts},
+    {"vhosts/*/permissions", M_GET, h_vhost_permissions},
     {"exchanges", M_GET, h_exchanges},
     {"exchanges/*", M_GET, h_exchanges},
     {"exchanges/*/*", M_GET | M_PUT | M_DELETE, h_exchanges},
@@ -1271,8 +1855,10 @@ static const struct route {
     {"aliveness-test/*", M_GET, h_aliveness},
     {"health/checks/alarms", M_GET, h_alarms},
     {"users", M_GET, h_users},
-    {"users/*", M_GET, h_users},
+    {"users/*", M_GET | M_PUT | M_DELETE, h_users},
+    {"users/*/permissions", M_GET, h_users},
     {"permissions", M_GET, h_permissions},
+    {"permissions/*/*", M_GET | M_PUT | M_DELETE, h_permissions},
 };
 
 static unsigned method_bit(const char *method)
@@ -1375,6 +1961,9 @@ static bool split_path(struct call *c, const char *path, uint8_t *storage)
         }
         c->seg[c->nseg++] =
             (struct wire_bytes){.ptr = start, .len = (size_t)(storage + out - start)};
+        /* Each segment ends with a NUL (in the room of the '/' that ended it): a name handed
+         * to the C library (regexec, even with REG_STARTEND) finds one. */
+        storage[out++] = '\0';
         path += len;
         if (*path == '/') {
             path++;
@@ -1387,18 +1976,6 @@ static bool split_path(struct call *c, const char *path, uint8_t *storage)
 }
 
 /* ---- Authentication -------------------------------------------------------------------- */
-
-/* Compares without stopping at the first difference, so timing does not tell how much of a
- * password was right. */
-static bool same_secret(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned char diff = (unsigned char)(la != lb);
-
-    for (size_t i = 0; i < la; i++)
-        diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
-    return diff == 0;
-}
 
 static bool peer_is_loopback(struct MHD_Connection *conn)
 {
@@ -1420,14 +1997,19 @@ static bool peer_is_loopback(struct MHD_Connection *conn)
     return false;
 }
 
-/* Checks the request's credentials. False after answering 401. */
+/* Checks the request's credentials against the user database, as RabbitMQ's management
+ * plugin does: a known user, the right password, allowed from where the request comes
+ * (loopback_users) and tagged for management. False after answering 401. */
 static bool authenticate(struct call *c, enum MHD_Result *answered)
 {
     const struct config *cfg = c->m->srv->cfg;
+    const struct auth_db *db = c->m->srv->auth;
     char *pass = NULL;
     char *user = MHD_basic_auth_get_username_password(c->conn, &pass);
-    bool ok = false;
-    struct MHD_Response *r = NULL;
+    const struct auth_user *u;
+    const char *error = "not_authorised", *reason = NULL;
+    struct MHD_Response *r;
+    char body[200];
 
     if (user == NULL) {
         r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
@@ -1435,32 +2017,34 @@ static bool authenticate(struct call *c, enum MHD_Result *answered)
         MHD_destroy_response(r);
         return false;
     }
-    if (pass != NULL && pass[0] != '\0' && strcmp(user, cfg->default_user) == 0 &&
-        same_secret(pass, cfg->default_pass))
-        ok = true;
-    if (ok && config_is_loopback_user(cfg, user) && !peer_is_loopback(c->conn)) {
-        static const char body[] =
-            "{\"error\":\"not_authorised\",\"reason\":\"User can only log in via localhost\"}";
-        r = MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
-        ok = false;
-    } else if (!ok) {
-        static const char body[] = "{\"error\":\"not_authorized\",\"reason\":\"Login failed\"}";
-        r = MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    u = auth_user_find(db, wire_cstr(user));
+    if (!auth_check_password(db, wire_cstr(user), wire_cstr(pass != NULL ? pass : ""))) {
+        error = "not_authorized";
+        reason = "Login failed";
         log_warn(NULL, "management API: login refused for user '%s'", user);
+    } else if (config_is_loopback_user(cfg, user) && !peer_is_loopback(c->conn)) {
+        reason = "User can only log in via localhost";
+    } else if (!auth_user_has_tag(u, "administrator") && !auth_user_has_tag(u, "monitoring") &&
+               !auth_user_has_tag(u, "policymaker") && !auth_user_has_tag(u, "management")) {
+        reason = "Not management user";
     } else {
         snprintf(c->user, sizeof c->user, "%s", user);
-    }
-    if (r != NULL) {
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-        *answered = MHD_queue_basic_auth_fail_response(c->conn, MGMT_REALM, r);
-        MHD_destroy_response(r);
+        c->admin = auth_user_has_tag(u, "administrator");
+        c->monitor = c->admin || auth_user_has_tag(u, "monitoring");
     }
     MHD_free(user);
     if (pass != NULL) {
         memset(pass, 0, strlen(pass));
         MHD_free(pass);
     }
-    return ok;
+    if (reason == NULL)
+        return true;
+    snprintf(body, sizeof body, "{\"error\":\"%s\",\"reason\":\"%s\"}", error, reason);
+    r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    *answered = MHD_queue_basic_auth_fail_response(c->conn, MGMT_REALM, r);
+    MHD_destroy_response(r);
+    return false;
 }
 
 /* ---- The request callbacks ------------------------------------------------------------- */
@@ -1711,6 +2295,7 @@ int mgmt_start(struct server *s, struct mgmt **out)
     host[strcspn(host, ".")] = '\0';
     snprintf(m->ctx.node, sizeof m->ctx.node, "warren@%s", host);
     mgmt_stats_init(&m->stats, s, MGMT_STATS_INTERVAL_S);
+    ev_timer_init(&m->reap_timer, on_reap_vhosts, 0.1, 0.1);
     if (cfg->management_port != 0) {
         snprintf(m->ctx.http_ip, sizeof m->ctx.http_ip, "%s", cfg->management_ip);
         m->ctx.http_port = (uint16_t)cfg->management_port;
@@ -1735,5 +2320,24 @@ void mgmt_stop(struct mgmt *m)
     http_stop(m, &m->api);
     http_stop(m, &m->prometheus);
     mgmt_stats_free(&m->stats);
+    ev_timer_stop(m->srv->loop, &m->reap_timer);
+    /* Deleted vhosts with connections still closing: those are dropped now (which releases
+     * their channels at once) and stop pointing at the vhost, which then goes. */
+    for (size_t i = 0; i < m->ndying; i++) {
+        struct conn *k, *next;
+        for (k = m->srv->conns; k != NULL; k = next) {
+            next = k->next;
+            if (k->vhost == m->dying[i]) {
+                conn_abort(k);
+                k->vhost = NULL;
+            }
+        }
+        for (k = m->srv->dead; k != NULL; k = k->next) {
+            if (k->vhost == m->dying[i])
+                k->vhost = NULL;
+        }
+        vhost_free(m->dying[i]);
+    }
+    free(m->dying);
     free(m);
 }

@@ -177,6 +177,22 @@ int ctl_report_error(const struct ctl *c, const struct ctl_reply *r, const char 
         if (reason_text != NULL && strcmp(reason_text, "Access refused.") == 0)
             fprintf(stderr, "warrenctl: access refused to user '%s'%s%s\n", c->user,
                     what ? " for " : "", what ? what : "");
+        else if (reason_text != NULL && strcmp(reason_text, "Not administrator user") == 0)
+            fprintf(stderr,
+                    "warrenctl: access refused to user '%s': only administrators may do "
+                    "this\n",
+                    c->user);
+        else if (reason_text != NULL && strcmp(reason_text, "Not management user") == 0)
+            fprintf(stderr,
+                    "warrenctl: user '%s' may not use the management API (it needs the "
+                    "tag administrator, monitoring, policymaker or management)\n",
+                    c->user);
+        else if (reason_text != NULL &&
+                 strcmp(reason_text, "User not authorised to access virtual host") == 0)
+            fprintf(stderr,
+                    "warrenctl: access refused to user '%s': no permissions in vhost "
+                    "'%s'\n",
+                    c->user, c->vhost);
         else
             fprintf(stderr,
                     "warrenctl: the management API refused the credentials of user '%s'%s%s\n",
@@ -194,6 +210,11 @@ int ctl_report_error(const struct ctl *c, const struct ctl_reply *r, const char 
                     reason_text ? reason_text : "");
         break;
     case 400:
+        if (reason_text != NULL && strcmp(reason_text, "vhost_or_user_not_found") == 0 &&
+            what != NULL) {
+            fprintf(stderr, "warrenctl: %s not found\n", what);
+            break;
+        }
         /* The broker's reasons name the object themselves. */
         fprintf(stderr, "warrenctl: the broker refused: %s\n", reason_text ? reason_text : r->body);
         break;

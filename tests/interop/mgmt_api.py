@@ -616,6 +616,153 @@ def rates():
     call("DELETE", path)
 
 
+# ---- Users, vhosts, permissions --------------------------------------------------------
+
+
+def sha256_hash(password):
+    """password_hash as RabbitMQ writes it: base64(salt + SHA-256(salt + password))."""
+    import hashlib
+    salt = os.urandom(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+@check
+def users_and_permissions():
+    u, mon, notag = name("user"), name("mon"), name("notag")
+    upath = "/api/users/" + q(u)
+    CREATED.extend([("users", u), ("users", mon), ("users", notag)])
+    expect_eq(call("PUT", upath, body={"password": "pw1", "tags": "management"}).status, 201,
+              "create user")
+    expect_eq(call("PUT", upath, body={"password": "pw1", "tags": "management"}).status, 204,
+              "update user")
+    rec = get(upath)
+    expect_eq((rec["name"], rec["tags"], rec["hashing_algorithm"]),
+              (u, ["management"], "rabbit_password_hashing_sha256"), "user record")
+    expect(any(x["name"] == u for x in get("/api/users")), "user listed")
+    call("PUT", "/api/users/" + q(mon), body={"password_hash": sha256_hash("pw2"),
+                                              "hashing_algorithm":
+                                                  "rabbit_password_hashing_sha256",
+                                              "tags": ["monitoring"]})
+    call("PUT", "/api/users/" + q(notag), body={"password": "pw3", "tags": ""})
+    as_u, as_mon = (u, "pw1"), (mon, "pw2")
+
+    expect_eq(get("/api/whoami", auth=as_u), {"name": u, "tags": ["management"]}, "whoami")
+    expect_eq(get("/api/whoami", auth=as_mon)["tags"], ["monitoring"], "login with a hash")
+    expect_error(call("GET", "/api/overview", auth=(notag, "pw3")), 401, "not_authorised",
+                 "Not management user", "user without a management tag")
+    expect_error(call("GET", "/api/overview", auth=(u, "wrong")), 401, "not_authorized",
+                 "Login failed", "wrong password")
+    for path in ("/api/users", "/api/definitions", "/api/permissions"):
+        expect_error(call("GET", path, auth=as_u), 401, "not_authorised",
+                     "Not administrator user", "%s as a management user" % path)
+    expect_error(call("PUT", "/api/vhosts/" + q(name("v")), auth=as_u), 401, "not_authorised",
+                 "Not administrator user", "create a vhost as a management user")
+    expect_eq(get("/api/vhosts", auth=as_u), [], "no vhost without permissions")
+    expect("/" in [v["name"] for v in get("/api/vhosts", auth=as_mon)],
+           "monitoring sees every vhost")
+
+    ppath = "/api/permissions/%2F/" + q(u)
+    pattern = "^" + PREFIX.replace(".", "\\.")
+    perm = {"configure": pattern, "write": pattern, "read": pattern}
+    expect_eq(call("PUT", ppath, body=perm).status, 201, "set permissions")
+    expect_eq(call("PUT", ppath, body=perm).status, 204, "set them again")
+    got = get(ppath)
+    expect_eq(got, dict(perm, user=u, vhost="/"), "permission record")
+    expect([p for p in get("/api/users/%s/permissions" % q(u))] == [got], "user's permissions")
+    expect(got in get("/api/vhosts/%2F/permissions"), "vhost's permissions")
+    expect(got in get("/api/permissions"), "all permissions")
+    expect_error(call("PUT", "/api/permissions/%2F/" + q(u), body={"configure": ".*"}), 400,
+                 "bad_request", None, "permissions without write and read")
+    expect_error(call("PUT", "/api/permissions/%2F/" + q("nobody-" + PREFIX), body=perm), 400,
+                 "bad_request", "vhost_or_user_not_found", "permissions of a missing user")
+
+    mine, other = name("mine"), "other-" + PREFIX
+    CREATED.append(("queues", mine))
+    expect_eq(call("PUT", "/api/queues/%2F/" + q(mine), body={}, auth=as_u).status, 201,
+              "declare within the permissions")
+    expect_error(call("PUT", "/api/queues/%2F/" + q(other), body={}, auth=as_u), 401,
+                 "not_authorised", "Access refused.", "declare outside them")
+    expect_error(call("POST", "/api/exchanges/%2F/amq.direct/publish", auth=as_u,
+                      body={"properties": {}, "routing_key": "k", "payload": "x",
+                            "payload_encoding": "string"}), 400, "bad_request",
+                 "403 ACCESS_REFUSED - access to exchange 'amq.direct' in vhost '/' refused for "
+                 "user '%s'" % u, "publish outside them")
+    expect(any(x["name"] == mine for x in wait_for("the queue listed", lambda: get(
+        "/api/queues", auth=as_u))), "queues of a vhost with permissions")
+    expect_error(call("PUT", "/api/queues/%2F/" + q(name("m2")), body={}, auth=as_mon), 401,
+                 "not_authorised", "User not authorised to access virtual host",
+                 "declare without vhost access")
+    expect_eq(call("DELETE", "/api/queues/%2F/" + q(mine), auth=as_u).status, 204,
+              "delete within the permissions")
+    # An alternate exchange and a dead-letter exchange need write permission on them too.
+    mx, mq = name("mx"), name("mq2")
+    CREATED.extend([("exchanges", mx), ("queues", mq)])
+    expect_eq(call("PUT", "/api/exchanges/%2F/" + q(mx), auth=as_u, body={
+        "type": "direct", "durable": False, "arguments": {"alternate-exchange": name("ae")}}).status,
+        201, "exchange with an alternate exchange within the permissions")
+    expect_error(call("PUT", "/api/exchanges/%2F/" + q(name("mx2")), auth=as_u, body={
+        "type": "direct", "arguments": {"alternate-exchange": "amq.direct"}}), 401,
+        "not_authorised", "Access refused.", "alternate exchange outside the permissions")
+    expect_eq(call("PUT", "/api/queues/%2F/" + q(mq), auth=as_u, body={
+        "arguments": {"x-dead-letter-exchange": name("dlx")}}).status, 201,
+        "queue with a dead-letter exchange within the permissions")
+    expect_error(call("PUT", "/api/queues/%2F/" + q(name("mq3")), auth=as_u, body={
+        "arguments": {"x-dead-letter-exchange": "amq.fanout"}}), 401, "not_authorised",
+        "Access refused.", "dead-letter exchange outside the permissions")
+    call("DELETE", "/api/exchanges/%2F/" + q(mx), auth=as_u)
+    call("DELETE", "/api/queues/%2F/" + q(mq), auth=as_u)
+
+    expect_eq(call("DELETE", ppath).status, 204, "clear permissions")
+    expect_error(call("GET", ppath), 404, "Object Not Found", "Not Found", "cleared")
+    expect_eq(call("DELETE", upath).status, 204, "delete user")
+    expect_error(call("GET", upath), 404, "Object Not Found", "Not Found", "deleted user")
+    expect_error(call("GET", "/api/whoami", auth=as_u), 401, "not_authorized", "Login failed",
+                 "a deleted user cannot log in")
+    for n in (mon, notag):
+        call("DELETE", "/api/users/" + q(n))
+
+
+@check
+def vhosts_create_and_delete():
+    v = name("vhost")
+    vpath = "/api/vhosts/" + q(v)
+    CREATED.append(("vhosts", v))
+    expect_eq(call("PUT", vpath, body={"description": "test vhost"}).status, 201, "create vhost")
+    expect_eq(call("PUT", vpath, body={"description": "test vhost"}).status, 204, "again")
+    got = wait_for("the vhost", lambda: (lambda r: r.json() if r.status == 200 else None)(
+        call("GET", vpath)))
+    expect_eq((got["name"], got["description"]), (v, "test vhost"), "vhost record")
+    # Whoever creates a vhost gets every permission in it.
+    expect_eq(get("/api/permissions/%s/%s" % (q(v), q(USER))),
+              {"user": USER, "vhost": v, "configure": ".*", "write": ".*", "read": ".*"},
+              "the creator's permissions in the new vhost")
+    conn = pika.BlockingConnection(pika.ConnectionParameters(HOST, PORT, virtual_host=v))
+    closed = None
+    try:
+        ch = conn.channel()
+        ch.queue_declare("in-" + PREFIX)
+        expect_eq([x["name"] for x in get("/api/queues/" + q(v))], ["in-" + PREFIX],
+                  "the queue of the new vhost")
+        expect_eq(call("DELETE", vpath).status, 204, "delete vhost")
+        try:
+            conn.process_data_events(5)
+            conn.process_data_events(1)
+        except pika.exceptions.ConnectionClosedByBroker as e:
+            closed = (e.reply_code, e.reply_text)
+    finally:
+        if conn.is_open:
+            conn.close()
+    # RabbitMQ races its own vhost shutdown against the close and sometimes says "is down".
+    expect(closed in ((320, "CONNECTION_FORCED - vhost '%s' is deleted" % v),
+                      (320, "CONNECTION_FORCED - vhost '%s' is down" % v)) and
+           (not WARREN or closed[1].endswith("is deleted")),
+           "what the vhost's client was told: %r" % (closed,))
+    wait_for("the vhost gone", lambda: call("GET", vpath).status == 404)
+    expect_error(call("GET", "/api/queues/" + q(v)), 404, "Object Not Found", "Not Found",
+                 "its queues are gone")
+    expect_error(call("DELETE", vpath), 404, "Object Not Found", "Not Found", "delete again")
+
+
 # ---- Definitions -----------------------------------------------------------------------
 
 
@@ -639,7 +786,9 @@ def definitions_export():
     expect_eq([e for e in d["exchanges"] if e["name"] == x],
               [{"name": x, "vhost": "/", "type": "fanout", "durable": True, "auto_delete": False,
                 "internal": False, "arguments": {"alternate-exchange": "ae"}}], "exchange")
-    expect_eq([e for e in d["queues"] if e["name"] == qn],
+    # (Newer RabbitMQ releases add "type" to exported queues; 3.10 has none. Either is fine.)
+    expect_eq([{k: v for k, v in e.items() if k != "type"} for e in d["queues"]
+               if e["name"] == qn],
               [{"name": qn, "vhost": "/", "durable": True, "auto_delete": False,
                 "arguments": {"x-message-ttl": 60000, "x-max-priority": 5}}], "queue")
     expect_eq([b for b in d["bindings"] if b["source"] == x],
@@ -678,8 +827,8 @@ def definitions_import_errors_and_merge():
                      "vhost '/': received 'true' but current is 'false'" % (qn, qn),
                      "inequivalent queue")
         r = call("POST", "/api/definitions", body={"queues": [{"name": qn, "vhost": "nope"}]})
-        expect_error(r, 400, "bad_request", "queue #1: vhost 'nope' does not exist",
-                     "missing vhost")
+        expect_error(r, 400, "bad_request",
+                     "queues[0] '%s': virtual host 'nope' does not exist" % qn, "missing vhost")
     for kind, n in (("queues", qn), ("exchanges", x)):
         call("DELETE", "/api/%s/%%2F/%s" % (kind, q(n)))
 
@@ -809,7 +958,10 @@ def warren_specific():
 def cleanup():
     for kind, n in reversed(CREATED):
         try:
-            call("DELETE", "/api/%s/%%2F/%s" % (kind, q(n)))
+            if kind in ("users", "vhosts"):
+                call("DELETE", "/api/%s/%s" % (kind, q(n)))
+            else:
+                call("DELETE", "/api/%s/%%2F/%s" % (kind, q(n)))
         except OSError:
             pass
 

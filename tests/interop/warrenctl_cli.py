@@ -297,6 +297,55 @@ def vhosts_users_permissions():
 
 
 @check
+def users_vhosts_permissions_commands():
+    u, v = name("user"), name("vhost")
+    CREATED.extend([("user", u), ("vhost", v)])
+    expect_eq(ok("add_user", u, "secret").out.strip(), "user '%s' added" % u, "add_user")
+    fails(1, "user '%s' already exists" % u, "add_user", u, "other")
+    ok("set_user_tags", u, "management", "monitoring")
+    users = {x["name"]: x["tags"] for x in rows("list_users")}
+    expect_eq(sorted(users[u]), ["management", "monitoring"], "tags set")
+    r = ctl("--user", u, "--password", "secret", "list_vhosts", connect=False,
+            env={"WARRENCTL_HOST": MGMT.hostname, "WARRENCTL_PORT": str(MGMT.port)})
+    expect(r.rc == 0, "the new user logs in: %r" % r)
+    ok("change_password", u, "changed")
+    fails(1, "refused the credentials of user '%s'" % u, "--user", u, "--password", "secret",
+          "status", connect=False, env={"WARRENCTL_HOST": MGMT.hostname,
+                                        "WARRENCTL_PORT": str(MGMT.port)})
+    r = ctl("--user", u, "--password", "changed", "status", connect=False,
+            env={"WARRENCTL_HOST": MGMT.hostname, "WARRENCTL_PORT": str(MGMT.port)})
+    expect(r.rc == 0, "the new password works: %r" % r)
+    expect_eq(sorted({x["name"]: x["tags"] for x in rows("list_users")}[u]),
+              ["management", "monitoring"], "change_password keeps the tags")
+    r = ctl("--user", u, "--password", "changed", "list_users", connect=False,
+            env={"WARRENCTL_HOST": MGMT.hostname, "WARRENCTL_PORT": str(MGMT.port)})
+    expect(r.rc == 1 and "access refused to user '%s'" % u in r.err,
+           "a non-administrator cannot list users: %r" % r)
+
+    expect_eq(ok("add_vhost", v, "description=testing").out.strip(), "vhost '%s' added" % v,
+              "add_vhost")
+    expect(v in [x["name"] for x in rows("list_vhosts")], "list_vhosts")
+    ok("set_permissions", "-p", v, u, "^a", "^b", "^c")
+    perms = rows("list_permissions", "-p", v)
+    expect({"user": u, "configure": "^a", "write": "^b", "read": "^c"} in perms,
+           "list_permissions: %r" % perms)
+    expect({"vhost": v, "configure": "^a", "write": "^b", "read": "^c"} in
+           rows("list_user_permissions", u), "list_user_permissions")
+    fails(1, "not found", "set_permissions", "-p", v, "nobody-" + PREFIX, ".*", ".*", ".*")
+    ok("clear_permissions", "-p", v, u)
+    expect(not any(p["user"] == u for p in rows("list_permissions", "-p", v)), "cleared")
+    fails(1, "permissions of user '%s' in vhost '%s' not found" % (u, v), "clear_permissions",
+          "-p", v, u)
+    ok("delete_vhost", v)
+    fails(1, "vhost '%s' not found" % v, "delete_vhost", v)
+    ok("set_user_tags", u)
+    expect_eq({x["name"]: x["tags"] for x in rows("list_users")}[u], [], "tags cleared")
+    ok("delete_user", u)
+    fails(1, "user '%s' not found" % u, "delete_user", u)
+    fails(1, "user '%s' not found" % u, "change_password", u, "x")
+
+
+@check
 def definitions_export_and_import():
     q, x = name("dq"), name("dx")
     ok("declare", "queue", q, 'arguments={"x-message-ttl": 1000}')
@@ -351,7 +400,10 @@ def settings_file_and_environment():
 
 def cleanup():
     for kind, n in reversed(CREATED):
-        ctl("-q", "delete", kind, n)
+        if kind in ("user", "vhost"):
+            ctl("-q", "delete_" + kind, n)
+        else:
+            ctl("-q", "delete", kind, n)
 
 
 def main():
