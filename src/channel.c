@@ -47,6 +47,13 @@ int channel_fail(struct channel *ch, uint16_t code, const char *fmt, ...)
     return -1;
 }
 
+/* The loop's time, read once per loop turn: precise enough for the consumer timeout, and
+ * no clock read per delivery. */
+static uint64_t loop_now_ms(const struct channel *ch)
+{
+    return (uint64_t)(ev_now(ch->conn->srv->loop) * 1000.0);
+}
+
 /* ---- Unacked deliveries ---------------------------------------------------------------- */
 
 static struct delivery *unacked_at(const struct channel *ch, size_t i)
@@ -257,7 +264,7 @@ void channel_deliver(struct consumer *c, struct qentry *e)
                                         .consumer = c,
                                         .seq = e->seq,
                                         .deliveries = e->deliveries,
-                                        .delivered_ms = now_ms()});
+                                        .delivered_ms = loop_now_ms(ch)});
 }
 
 /* The consumer leaves its queue and the channel. Its unacked deliveries stay on the channel
@@ -1173,10 +1180,10 @@ static int handle_content_header(struct channel *ch, const struct wire_frame *f)
                             "message size %" PRIu64 " is larger than configured max size %" PRIu64,
                             h.body_size, (uint64_t)cfg->max_message_size);
     }
-    ch->pub_msg = message_new(
+    ch->pub_msg = message_new_decoded(
         (struct wire_bytes){.ptr = ch->pub_exchange, .len = ch->pub_exchange_len},
         (struct wire_bytes){.ptr = ch->pub_routing_key, .len = ch->pub_routing_key_len},
-        f->payload, h.body_size);
+        f->payload, &h.props, h.body_size);
     if (h.body_size == 0)
         return publish_complete(ch);
     ch->content = CONTENT_BODY;
@@ -1230,7 +1237,7 @@ static int handle_basic_get(struct channel *ch, const struct wire_method *m)
                                         .q = q,
                                         .seq = e.seq,
                                         .deliveries = e.deliveries,
-                                        .delivered_ms = now_ms()});
+                                        .delivered_ms = loop_now_ms(ch)});
     return 0;
 }
 

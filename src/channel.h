@@ -131,7 +131,8 @@ void channel_confirms_durable(struct channel *ch, uint64_t durable_seq);
 /* Delivers m to the direct reply-to consumer of ch (publish to amq.rabbitmq.reply-to.*). */
 void channel_deliver_reply(struct channel *ch, struct message *m);
 
-/* True if the oldest unacked delivery of ch is older than timeout_ms. */
+/* True if the oldest unacked delivery of ch is older than timeout_ms at now (the loop's
+ * time, ev_now() in milliseconds, as deliveries are stamped). */
 bool channel_ack_overdue(struct channel *ch, uint64_t now, uint32_t timeout_ms);
 
 /* Queue side. */

@@ -9,9 +9,11 @@
 #include "amqp/method.h"
 #include "src/util.h"
 
-/* One allocation holds the struct, the names, the header and the body. */
-struct message *message_new(struct wire_bytes exchange, struct wire_bytes routing_key,
-                            struct wire_bytes header, uint64_t body_size)
+/* One allocation holds the struct, the names, the header and the body. props, when given,
+ * are the header's properties already decoded by the caller. */
+static struct message *make(struct wire_bytes exchange, struct wire_bytes routing_key,
+                            struct wire_bytes header, const struct wire_props *props,
+                            uint64_t body_size)
 {
     size_t size = sizeof(struct message) + exchange.len + routing_key.len + header.len +
                   (size_t)body_size + 2;
@@ -36,12 +38,40 @@ struct message *message_new(struct wire_bytes exchange, struct wire_bytes routin
     m->body = p;
     m->body_size = body_size;
 
-    /* The channel decoded these same bytes before, so this cannot fail. */
+    if (props != NULL) {
+        /* Every byte string of props lies inside header: the same offset in the copy. */
+        struct wire_bytes *fields[] = {
+            &m->props.content_type, &m->props.content_encoding, &m->props.headers.raw,
+            &m->props.correlation_id, &m->props.reply_to, &m->props.expiration,
+            &m->props.message_id, &m->props.type, &m->props.user_id, &m->props.app_id,
+            &m->props.cluster_id,
+        };
+        m->props = *props;
+        for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+            if (fields[i]->len > 0)
+                fields[i]->ptr = m->header.ptr + (fields[i]->ptr - header.ptr);
+        }
+        return m;
+    }
+    /* These bytes decoded before (a channel, the store, a spill file), so this cannot fail. */
     rc = wire_content_header_decode(m->header, &decoded);
     assert(rc == WIRE_OK);
     (void)rc;
     m->props = decoded.props;
     return m;
+}
+
+struct message *message_new(struct wire_bytes exchange, struct wire_bytes routing_key,
+                            struct wire_bytes header, uint64_t body_size)
+{
+    return make(exchange, routing_key, header, NULL, body_size);
+}
+
+struct message *message_new_decoded(struct wire_bytes exchange, struct wire_bytes routing_key,
+                                    struct wire_bytes header, const struct wire_props *props,
+                                    uint64_t body_size)
+{
+    return make(exchange, routing_key, header, props, body_size);
 }
 
 bool message_append_body(struct message *m, struct wire_bytes chunk)

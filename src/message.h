@@ -32,6 +32,12 @@ struct message {
 struct message *message_new(struct wire_bytes exchange, struct wire_bytes routing_key,
                             struct wire_bytes header, uint64_t body_size);
 
+/* The same, for a caller that decoded header already (into props, borrowing header): the
+ * properties are moved onto the copy instead of being decoded a second time. */
+struct message *message_new_decoded(struct wire_bytes exchange, struct wire_bytes routing_key,
+                                    struct wire_bytes header, const struct wire_props *props,
+                                    uint64_t body_size);
+
 /* Appends a body frame; false if it would run past body_size. */
 bool message_append_body(struct message *m, struct wire_bytes chunk);
 

@@ -283,10 +283,9 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 static void on_ack_timeout_check(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct server *s = container_of(w, struct server, ack_timeout_timer);
-    uint64_t now = now_ms();
+    uint64_t now = (uint64_t)(ev_now(loop) * 1000.0);
     struct conn *c, *next;
 
-    (void)loop;
     (void)revents;
     for (c = s->conns; c != NULL; c = next) {
         next = c->next;
