@@ -94,14 +94,14 @@ static const struct option options[] = {
      "most client connections the broker accepts at once; 0 for no limit (RabbitMQ: infinity)"},
     {"consumer_max_per_channel", OPT_UINT, FIELD(consumer_max_per_channel), 0, 4294967295u, NULL,
      "0", "most consumers on one channel; 0 for no limit"},
-    {"vm_memory_high_watermark.relative", OPT_FRACTION, FIELD(memory_watermark_relative), 1,
-     10000, NULL, "0.4",
+    {"vm_memory_high_watermark.relative", OPT_FRACTION, FIELD(memory_watermark_relative), 1, 10000,
+     NULL, "0.4",
      "publishers are blocked while the broker uses more than this share of the machine's memory"},
     {"vm_memory_high_watermark.absolute", OPT_BYTES, FIELD(memory_watermark_absolute), 0,
      UINT64_MAX / 2, NULL, "0",
      "the same as a number of bytes (KB, MB, GB allowed); 0 leaves the relative one in force"},
-    {"disk_free_limit.absolute", OPT_BYTES, FIELD(disk_free_limit), 0, UINT64_MAX / 2, NULL,
-     "50MB", "publishers are blocked while the data directory's disk has less free space"},
+    {"disk_free_limit.absolute", OPT_BYTES, FIELD(disk_free_limit), 0, UINT64_MAX / 2, NULL, "50MB",
+     "publishers are blocked while the data directory's disk has less free space"},
     {"log.level", OPT_LOG_LEVEL, FIELD(log_level), 0, 0, NULL, "info",
      "least severe level logged: debug, info, warning, error or none"},
     {"log.file", OPT_PATH, FIELD(log_file), 0, 0, NULL, "false",
@@ -154,6 +154,8 @@ static const struct option options[] = {
      * Warren's series are cheap, so it shows per-queue depth at /metrics too. */
     {"prometheus.return_per_object_metrics", OPT_BOOL, FIELD(prometheus_per_object), 0, 0, NULL,
      "true", "true: /metrics has one series per queue; false: broker totals only"},
+    {"load_definitions", OPT_PATH, FIELD(load_definitions), 0, 0, NULL, "false",
+     "definitions file (RabbitMQ's JSON format) imported at every start, or false for none"},
 };
 
 #define OPTION_COUNT (sizeof(options) / sizeof(options[0]))
@@ -388,7 +390,8 @@ static int set_fraction(struct parse *p, const struct option *o, struct span key
     for (; i < v.len && v.ptr[i] >= '0' && v.ptr[i] <= '9' && whole < 1000000; i++, digits = true)
         whole = whole * 10 + (uint64_t)(v.ptr[i] - '0');
     if (i < v.len && v.ptr[i] == '.') {
-        for (i++; i < v.len && v.ptr[i] >= '0' && v.ptr[i] <= '9' && scale > 0; i++, digits = true) {
+        for (i++; i < v.len && v.ptr[i] >= '0' && v.ptr[i] <= '9' && scale > 0;
+             i++, digits = true) {
             thousandths += (uint64_t)(v.ptr[i] - '0') * scale;
             scale /= 10;
         }
@@ -398,7 +401,8 @@ static int set_fraction(struct parse *p, const struct option *o, struct span key
                     (int)v.len, v.ptr, (int)key.len, key.ptr);
     thousandths += whole * 1000;
     if (thousandths < o->min || thousandths > o->max)
-        return fail(p, "out of range value '%.*s' for key '%.*s': expected %llu.%03llu..%llu.%03llu",
+        return fail(p,
+                    "out of range value '%.*s' for key '%.*s': expected %llu.%03llu..%llu.%03llu",
                     (int)v.len, v.ptr, (int)key.len, key.ptr, (unsigned long long)o->min / 1000,
                     (unsigned long long)o->min % 1000, (unsigned long long)o->max / 1000,
                     (unsigned long long)o->max % 1000);

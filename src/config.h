@@ -50,18 +50,18 @@ struct config {
     uint64_t max_message_size;     /* max_message_size: 134217728 (up to 536870912) */
     uint32_t handshake_timeout_ms; /* handshake_timeout: 10000 */
     uint32_t consumer_timeout_ms;  /* consumer_timeout: 1800000 (30 minutes, as RabbitMQ); 0 off */
-    uint32_t delivery_limit; /* delivery_limit: 0 = queues without x-delivery-limit have none */
-    char data_dir[512];            /* data_dir: /var/lib/warren (--data-dir overrides) */
-    uint32_t sync_interval_ms;     /* persistence.sync_interval: 0 */
-    uint32_t queue_memory_window;  /* queue_memory_window: 2048 messages */
+    uint32_t delivery_limit;   /* delivery_limit: 0 = queues without x-delivery-limit have none */
+    char data_dir[512];        /* data_dir: /var/lib/warren (--data-dir overrides) */
+    uint32_t sync_interval_ms; /* persistence.sync_interval: 0 */
+    uint32_t queue_memory_window;       /* queue_memory_window: 2048 messages */
     uint32_t connection_max;            /* connection_max: 0 = no limit */
     uint32_t consumer_max_per_channel;  /* consumer_max_per_channel: 0 = no limit */
     uint32_t memory_watermark_relative; /* vm_memory_high_watermark.relative, in thousandths */
     uint64_t memory_watermark_absolute; /* vm_memory_high_watermark.absolute: 0 = unset */
     uint64_t disk_free_limit;           /* disk_free_limit.absolute: 50 MB */
-    int log_level;           /* log.level: info (enum log_level) */
-    char log_file[512];      /* log.file: "" = none */
-    bool log_console;        /* log.console: true (lines also go to stderr) */
+    int log_level;                      /* log.level: info (enum log_level) */
+    char log_file[512];                 /* log.file: "" = none */
+    bool log_console;                   /* log.console: true (lines also go to stderr) */
 
     /* TLS (AMQPS), with RabbitMQ's key names. A TLS listener needs certfile and keyfile
      * (config_parse checks), and verify_peer needs cacertfile. */
@@ -92,6 +92,7 @@ struct config {
     uint32_t prometheus_port;   /* prometheus.tcp.port: 15692 */
     char prometheus_ip[64];     /* prometheus.tcp.ip: "::" */
     bool prometheus_per_object; /* prometheus.return_per_object_metrics: true */
+    char load_definitions[512]; /* load_definitions: "" = none; imported at every start */
 };
 
 /* Fills c with every default. */

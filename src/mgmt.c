@@ -2294,6 +2294,14 @@ int mgmt_start(struct server *s, struct mgmt **out)
     host[sizeof host - 1] = '\0';
     host[strcspn(host, ".")] = '\0';
     snprintf(m->ctx.node, sizeof m->ctx.node, "warren@%s", host);
+    /* As RabbitMQ's load_definitions: at every start, before any client, or no start. */
+    if (cfg->load_definitions[0] != '\0') {
+        char err[1200];
+        if (mgmt_defs_load_file(s, cfg->load_definitions, err, sizeof err) != 0) {
+            log_error(NULL, "load_definitions: %s", err);
+            return -1;
+        }
+    }
     mgmt_stats_init(&m->stats, s, MGMT_STATS_INTERVAL_S);
     ev_timer_init(&m->reap_timer, on_reap_vhosts, 0.1, 0.1);
     if (cfg->management_port != 0) {

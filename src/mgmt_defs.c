@@ -319,13 +319,38 @@ static json_t *scoped_document(const json_t *doc, const struct vhost *only)
     return copy;
 }
 
+/* The vhosts of the user database get their broker side; the database is written out. */
+static void auth_applied(struct server *s)
+{
+    size_t n;
+    const struct auth_vhost **vhosts = auth_vhosts_sorted(s->auth, &n);
+
+    for (size_t i = 0; i < n; i++)
+        server_vhost_add(s, wire_cstr(vhosts[i]->name));
+    free(vhosts);
+    server_auth_changed(s);
+}
+
+int mgmt_defs_load_file(struct server *s, const char *path, char *err, size_t err_size)
+{
+    struct definitions *d = NULL;
+    int rc;
+
+    if (definitions_import_file(s->auth, path, &d, err, err_size) != 0)
+        return -1;
+    auth_applied(s);
+    rc = mgmt_defs_apply(s, d, err, err_size);
+    definitions_free(d);
+    if (rc == 0)
+        log_info(NULL, "definitions: loaded %s", path);
+    return rc;
+}
+
 int mgmt_defs_import(struct server *s, const json_t *doc, struct vhost *only, char *err,
                      size_t err_size)
 {
     struct definitions *d = NULL;
-    const struct auth_vhost **vhosts;
     json_t *scoped = only != NULL ? scoped_document(doc, only) : NULL;
-    size_t n;
     int rc;
 
     /* Users, vhosts and permissions go to the user database, the whole document checked
@@ -334,11 +359,7 @@ int mgmt_defs_import(struct server *s, const json_t *doc, struct vhost *only, ch
     json_decref(scoped);
     if (rc != 0)
         return -1;
-    vhosts = auth_vhosts_sorted(s->auth, &n);
-    for (size_t i = 0; i < n; i++)
-        server_vhost_add(s, wire_cstr(vhosts[i]->name));
-    free(vhosts);
-    server_auth_changed(s);
+    auth_applied(s);
     rc = mgmt_defs_apply(s, d, err, err_size);
     definitions_free(d);
     return rc;

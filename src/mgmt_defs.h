@@ -31,6 +31,10 @@ json_t *mgmt_defs_export(struct server *s, struct vhost *only);
 int mgmt_defs_import(struct server *s, const json_t *doc, struct vhost *only, char *err,
                      size_t err_size);
 
+/* load_definitions: imports the file at path as mgmt_defs_import() imports a document.
+ * 0, or -1 with the reason (naming the file) in err. */
+int mgmt_defs_load_file(struct server *s, const char *path, char *err, size_t err_size);
+
 /* Declares d's exchanges, queues and bindings (their vhosts must exist): the second half of
  * an import, also for load_definitions at start. 0, or -1 with the reason in err. Policies
  * are not applied yet (a warning says how many). */

@@ -849,12 +849,12 @@ class SecondBroker:
         self.proc = None
         self.log_text = ""
 
-    def start(self):
+    def start(self, extra_config=""):
         port = free_port()
         conf = os.path.join(self.tmp, "warren.conf")
         with open(conf, "w") as f:
             f.write("management.tcp.port = %d\nmanagement.tcp.ip = 127.0.0.1\n"
-                    "prometheus.tcp.port = 0\nlog.level = info\n" % port)
+                    "prometheus.tcp.port = 0\nlog.level = info\n%s" % (port, extra_config))
         self.log = open(os.path.join(self.tmp, "warrend.log"), "a")
         self.proc = subprocess.Popen([os.environ["WARREND"], "-c", conf, "--port", "0",
                                       "--data-dir", os.path.join(self.tmp, "data")],
@@ -942,6 +942,86 @@ def definitions_round_trip_into_a_fresh_broker():
             shutil.rmtree(tmp, ignore_errors=True)
     for kind, n in (("queues", qn), ("exchanges", x), ("exchanges", x2)):
         call("DELETE", "/api/%s/%%2F/%s" % (kind, q(n)))
+
+
+@check
+def load_definitions_at_start():
+    """A RabbitMQ-format file with every kind of entity, given as load_definitions: users
+    (with a RabbitMQ password hash), vhosts, permissions, topic permissions, policies,
+    parameters, exchanges, queues and bindings, and a key Warren does not know."""
+    if not WARREN or not os.environ.get("WARREND"):
+        print("skip: load_definitions (needs WARREN=1 and WARREND)")
+        return
+    v, u = name("lv"), name("lu")
+    doc = {
+        "rabbit_version": "3.10.8",
+        "rabbitmq_version": "3.10.8",
+        "users": [{"name": u, "password_hash": sha256_hash("loaded"),
+                   "hashing_algorithm": "rabbit_password_hashing_sha256",
+                   "tags": ["management"], "limits": {}}],
+        "vhosts": [{"name": v, "limits": [], "metadata": {"description": "loaded",
+                                                             "tags": []}}],
+        "permissions": [{"user": u, "vhost": v, "configure": ".*", "write": ".*",
+                         "read": ".*"}],
+        "topic_permissions": [{"user": u, "vhost": v, "exchange": "lt", "write": "^a",
+                               "read": ".*"}],
+        "parameters": [],
+        "global_parameters": [{"name": "cluster_name", "value": "somewhere"}],
+        "policies": [{"vhost": v, "name": "cap", "pattern": "^lq$", "apply-to": "queues",
+                      "definition": {"max-length": 10}, "priority": 0}],
+        "exchanges": [{"name": "lt", "vhost": v, "type": "topic", "durable": True,
+                       "auto_delete": False, "internal": False, "arguments": {}}],
+        "queues": [{"name": "lq", "vhost": v, "durable": True, "auto_delete": False,
+                    "arguments": {"x-message-ttl": 60000}}],
+        "bindings": [{"source": "lt", "vhost": v, "destination": "lq",
+                      "destination_type": "queue", "routing_key": "a.*", "arguments": {}}],
+        "not_a_rabbitmq_key": True,
+    }
+    tmp = tempfile.mkdtemp(prefix="warren-mgmt-")
+    path = os.path.join(tmp, "defs.json")
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    other = SecondBroker(tmp)
+    try:
+        other.start("load_definitions = %s\n" % path)
+        as_u = (u, "loaded")
+        expect_eq(get("/api/whoami", url=other.url, auth=as_u)["tags"], ["management"],
+                  "the loaded user logs in with its hashed password")
+        qd = get("/api/queues/%s/lq" % q(v), url=other.url)
+        expect_eq((qd["durable"], qd["arguments"]), (True, {"x-message-ttl": 60000}),
+                  "the loaded queue")
+        r = call("POST", "/api/exchanges/%s/lt/publish" % q(v), url=other.url, auth=as_u,
+                 body={"properties": {"delivery_mode": 2}, "routing_key": "a.b",
+                       "payload": "x", "payload_encoding": "string"})
+        expect_eq(r.json(), {"routed": True}, "the loaded binding routes")
+        r = call("POST", "/api/exchanges/%s/lt/publish" % q(v), url=other.url, auth=as_u,
+                 body={"properties": {}, "routing_key": "b.c", "payload": "x",
+                       "payload_encoding": "string"})
+        expect_error(r, 400, "bad_request",
+                     "403 ACCESS_REFUSED - access to topic 'b.c' in exchange 'lt' in vhost '%s' "
+                     "refused for user '%s'" % (v, u), "the loaded topic permission")
+        other.stop()
+        # The file is read at every start; what it declares exists already and is kept.
+        other.start("load_definitions = %s\n" % path)
+        expect_eq(get("/api/queues/%s/lq" % q(v), url=other.url)["messages"], 1,
+                  "a second start keeps the queue and its message")
+        other.stop()
+        with open(path, "w") as f:
+            f.write("{\"queues\": [{\"name\": \"q\", \"vhost\": \"nowhere\"}]}")
+        try:
+            other.start("load_definitions = %s\n" % path)
+            raise CheckFailed("warrend started with a file it cannot load")
+        except CheckFailed as e:
+            expect("exited with 1" in str(e), "a bad file stops the start: %s" % e)
+        other.proc = None
+        log = open(os.path.join(tmp, "warrend.log")).read()
+        expect("load_definitions: %s: queues[0] 'q': virtual host 'nowhere' does not exist"
+               % path in log, "the reason is logged")
+    finally:
+        try:
+            other.stop()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @check

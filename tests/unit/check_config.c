@@ -201,6 +201,9 @@ START_TEST(management_and_prometheus_listeners)
     ck_assert_uint_eq(c.prometheus_port, 9419);
     ck_assert_str_eq(c.prometheus_ip, "::1");
     ck_assert(!c.prometheus_per_object);
+    ck_assert_str_eq(c.load_definitions, "");
+    ck_assert_str_eq(parsed("load_definitions = /etc/warren/defs.json").load_definitions,
+                     "/etc/warren/defs.json");
     ck_assert_str_eq(parse_error("management.tcp.port = 65536"),
                      "t.conf:1: out of range value '65536' for key 'management.tcp.port': "
                      "expected 0..65535");
