@@ -497,24 +497,25 @@ static int handle_exchange_declare(struct channel *ch, const struct wire_method 
                             ": received '%.*s' but current is '%s'",
                             NAME_ARG(a->exchange), VHOST_ARG(ch), NAME_ARG(a->type),
                             x->type->name);
-    if (x->durable != a->durable)
-        return channel_fail(ch, WIRE_PRECONDITION_FAILED,
-                            "inequivalent arg 'durable' for exchange " NAME_FMT
-                            " in vhost " NAME_FMT ": received '%s' but current is '%s'",
-                            NAME_ARG(a->exchange), VHOST_ARG(ch), bool_text(a->durable),
-                            bool_text(x->durable));
-    if (x->auto_delete != a->auto_delete)
-        return channel_fail(ch, WIRE_PRECONDITION_FAILED,
-                            "inequivalent arg 'auto_delete' for exchange " NAME_FMT
-                            " in vhost " NAME_FMT ": received '%s' but current is '%s'",
-                            NAME_ARG(a->exchange), VHOST_ARG(ch), bool_text(a->auto_delete),
-                            bool_text(x->auto_delete));
-    if (x->internal != a->internal)
-        return channel_fail(ch, WIRE_PRECONDITION_FAILED,
-                            "inequivalent arg 'internal' for exchange " NAME_FMT
-                            " in vhost " NAME_FMT ": received '%s' but current is '%s'",
-                            NAME_ARG(a->exchange), VHOST_ARG(ch), bool_text(a->internal),
-                            bool_text(x->internal));
+    {
+        /* The flags RabbitMQ compares, in its order. */
+        const struct {
+            const char *name;
+            bool received, current;
+        } flags[] = {
+            {"durable", a->durable, x->durable},
+            {"auto_delete", a->auto_delete, x->auto_delete},
+            {"internal", a->internal, x->internal},
+        };
+        for (size_t i = 0; i < ARRAY_LEN(flags); i++) {
+            if (flags[i].received != flags[i].current)
+                return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                                    "inequivalent arg '%s' for exchange " NAME_FMT
+                                    " in vhost " NAME_FMT ": received '%s' but current is '%s'",
+                                    flags[i].name, NAME_ARG(a->exchange), VHOST_ARG(ch),
+                                    bool_text(flags[i].received), bool_text(flags[i].current));
+        }
+    }
 ok:
     if (!a->nowait)
         conn_send_method(ch->conn, ch->id, WIRE_EXCHANGE_DECLARE_OK,
