@@ -647,7 +647,7 @@ static struct tally check_all(void)
     if (end > MAX_IDS)
         end = MAX_IDS;
     for (uint32_t id = 1; id < end; id++) {
-        switch (id_state[id]) {
+        switch (atomic_load(&id_state[id])) {
         case ID_CONFIRMED:
             if (id_received[id] == 0) {
                 if (t.confirmed_lost++ == 0)
