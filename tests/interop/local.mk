@@ -23,9 +23,11 @@ EXTRA_DIST += $(INTEROP_TESTS) \
 # warrend with both listeners on free ports. Against RabbitMQ (management and prometheus
 # plugins): AMQP_HOST=... AMQP_PORT=... MGMT_URL=http://host:15672
 # METRICS_URL=http://host:15692 tests/interop/mgmt_api.sh
-TESTS += tests/interop/mgmt_api.sh tests/interop/warrenctl.sh
+# prometheus_scrape.sh runs Debian's prometheus against it (skipped without the package).
+TESTS += tests/interop/mgmt_api.sh tests/interop/warrenctl.sh tests/interop/prometheus_scrape.sh
 EXTRA_DIST += tests/interop/mgmt_api.sh tests/interop/mgmt_lib.sh tests/interop/mgmt_api.py \
-	tests/interop/warrenctl.sh tests/interop/warrenctl_cli.py
+	tests/interop/warrenctl.sh tests/interop/warrenctl_cli.py \
+	tests/interop/prometheus_scrape.sh tests/interop/prometheus_scrape.py
 
 # AMQPS through pika: tls_pika.sh starts a warrend with a TLS listener and certificates made
 # by tests/unit/tls_certs.sh. Against another broker: AMQP_HOST, AMQPS_PORT, TLS_CERT_DIR.
