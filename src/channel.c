@@ -15,6 +15,7 @@
 #include "src/exchange.h"
 #include "src/message.h"
 #include "src/persist.h"
+#include "src/publish.h"
 #include "src/queue.h"
 #include "src/server.h"
 #include "src/util.h"
@@ -996,30 +997,6 @@ void channel_confirms_durable(struct channel *ch, uint64_t durable_seq)
     channel_flush_confirms(ch);
 }
 
-/* Sender-selected distribution: the CC and BCC headers (arrays of strings) are routing keys
- * too. */
-static void route_extra_keys(struct vhost *vh, struct exchange *x, const struct message *msg,
-                             const char *header)
-{
-    struct wire_field keys, key;
-    struct wire_array_iter it;
-
-    if (!(msg->props.flags & WIRE_PROP_HEADERS) ||
-        !wire_table_find(msg->props.headers, header, &keys) || keys.type != 'A')
-        return;
-    wire_array_iter_init(&it, keys.v.array);
-    while (wire_array_next(&it, &key)) {
-        if (key.type == 'S')
-            vhost_route_key(vh, x, key.v.bytes, msg->props.headers);
-    }
-}
-
-static bool is_reply_to_address(struct wire_bytes name)
-{
-    static const char prefix[] = "amq.rabbitmq.reply-to.";
-    return name.len > sizeof prefix - 1 && memcmp(name.ptr, prefix, sizeof prefix - 1) == 0;
-}
-
 /* Routes a complete message and hands it to its queues: the last step of basic.publish, or
  * of tx.commit for the publishes of a transaction. Takes the caller's reference. *refused
  * is set when a queue refused the message (x-overflow reject-publish). */
@@ -1028,8 +1005,6 @@ static int publish_route(struct channel *ch, struct message *msg, bool mandatory
 {
     struct vhost *vh = ch->conn->vhost;
     struct exchange *x;
-    struct queue **queues;
-    struct wire_field bcc;
     size_t n;
     int rc = 0;
 
@@ -1047,42 +1022,14 @@ static int publish_route(struct channel *ch, struct message *msg, bool mandatory
     }
     if ((rc = permit_topic(ch, x, AUTH_WRITE, msg->routing_key)) != 0)
         goto out;
-    if (x == vh->default_exchange && is_reply_to_address(msg->routing_key)) {
-        struct channel *dest = server_reply_channel(ch->conn->srv, msg->routing_key);
-        n = dest != NULL;
-        if (dest != NULL)
-            channel_deliver_reply(dest, msg);
-    } else {
-        vhost_route_begin(vh);
-        vhost_route_key(vh, x, msg->routing_key, msg->props.headers);
-        route_extra_keys(vh, x, msg, "CC");
-        route_extra_keys(vh, x, msg, "BCC");
-        n = vhost_route_result(vh, &queues);
-        /* BCC recipients are not for consumers to see. */
-        if (n > 0 && (msg->props.flags & WIRE_PROP_HEADERS) &&
-            wire_table_find(msg->props.headers, "BCC", &bcc)) {
-            uint8_t *tmp = xmalloc(msg->props.headers.raw.len + 1);
-            struct wire_props props = msg->props;
-            struct message *stripped;
-            props.headers = table_without(msg->props.headers, "BCC", tmp);
-            stripped = message_rewrite(msg, &props);
-            free(tmp);
-            message_unref(msg);
-            msg = stripped;
-        }
-        /* Written to the store once, before any queue can deliver or drop it. */
-        if (n > 0) {
-            uint64_t seq = persist_publish(vh, msg, queues, n);
-            if (store_seq != NULL)
-                *store_seq = seq;
-            if (seq == 0 && vh->persist != NULL && vh->persist->failed && refused != NULL &&
-                (msg->props.flags & WIRE_PROP_DELIVERY_MODE) && msg->props.delivery_mode == 2)
-                *refused = true;
-        }
-        for (size_t i = 0; i < n; i++) {
-            if (!queue_push(queues[i], msg) && refused != NULL)
-                *refused = true;
-        }
+    {
+        struct publish_result res;
+        publish_deliver(ch->conn->srv, vh, x, &msg, &res);
+        n = res.routed;
+        if (refused != NULL && res.refused)
+            *refused = true;
+        if (store_seq != NULL)
+            *store_seq = res.store_seq;
     }
     if (n == 0 && mandatory) {
         struct wire_basic_return r = {
