@@ -13,6 +13,7 @@
 #include "src/exchange.h"
 #include "src/message.h"
 #include "src/persist.h"
+#include "src/publish.h"
 #include "src/queue.h"
 #include "src/server.h"
 #include "src/util.h"
@@ -355,30 +356,6 @@ int ops_unbind(struct vhost *vh, const struct ops_actor *actor, struct wire_byte
 
 /* ---- Publish --------------------------------------------------------------------------- */
 
-/* Sender-selected distribution: the CC and BCC headers (arrays of strings) are routing keys
- * too. */
-static void route_extra_keys(struct vhost *vh, struct exchange *x, const struct message *msg,
-                             const char *header)
-{
-    struct wire_field keys, key;
-    struct wire_array_iter it;
-
-    if (!(msg->props.flags & WIRE_PROP_HEADERS) ||
-        !wire_table_find(msg->props.headers, header, &keys) || keys.type != 'A')
-        return;
-    wire_array_iter_init(&it, keys.v.array);
-    while (wire_array_next(&it, &key)) {
-        if (key.type == 'S')
-            vhost_route_key(vh, x, key.v.bytes, msg->props.headers);
-    }
-}
-
-static bool is_reply_to_address(struct wire_bytes name)
-{
-    static const char prefix[] = "amq.rabbitmq.reply-to.";
-    return name.len > sizeof prefix - 1 && memcmp(name.ptr, prefix, sizeof prefix - 1) == 0;
-}
-
 /* The content-header payload for props and a body of body_size bytes. */
 static struct wire_bytes encode_header(const struct wire_props *props, uint64_t body_size,
                                        uint8_t **storage)
@@ -406,11 +383,9 @@ int ops_publish(struct server *s, struct vhost *vh, const struct ops_actor *acto
 {
     struct exchange *x;
     struct message *msg;
-    struct queue **queues;
-    struct wire_field bcc;
+    struct publish_result result;
     uint8_t *header_storage;
     struct wire_bytes header;
-    size_t n;
 
     *routed = 0;
     *refused = false;
@@ -440,45 +415,9 @@ int ops_publish(struct server *s, struct vhost *vh, const struct ops_actor *acto
     free(header_storage);
     message_append_body(msg, body);
 
-    if (x == vh->default_exchange && is_reply_to_address(routing_key)) {
-        struct channel *dest = s != NULL ? server_reply_channel(s, routing_key) : NULL;
-        if (dest != NULL) {
-            channel_deliver_reply(dest, msg);
-            *routed = 1;
-        }
-        message_unref(msg);
-        return 0;
-    }
-    vhost_route_begin(vh);
-    vhost_route_key(vh, x, msg->routing_key, msg->props.headers);
-    route_extra_keys(vh, x, msg, "CC");
-    route_extra_keys(vh, x, msg, "BCC");
-    n = vhost_route_result(vh, &queues);
-    /* BCC recipients are not for consumers to see. */
-    if (n > 0 && (msg->props.flags & WIRE_PROP_HEADERS) &&
-        wire_table_find(msg->props.headers, "BCC", &bcc)) {
-        uint8_t *tmp = xmalloc(msg->props.headers.raw.len + 1);
-        struct wire_props stripped_props = msg->props;
-        struct message *stripped;
-        stripped_props.headers = table_without(msg->props.headers, "BCC", tmp);
-        stripped = message_rewrite(msg, &stripped_props);
-        free(tmp);
-        message_unref(msg);
-        msg = stripped;
-    }
-    /* Written to the store once, before any queue can deliver or drop it; a publish over
-     * HTTP has no confirm to wait for the fsync with. */
-    if (n > 0) {
-        uint64_t seq = persist_publish(vh, msg, queues, n);
-        if (seq == 0 && vh->persist != NULL && vh->persist->failed &&
-            (msg->props.flags & WIRE_PROP_DELIVERY_MODE) && msg->props.delivery_mode == 2)
-            *refused = true;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!queue_push(queues[i], msg))
-            *refused = true;
-    }
-    *routed = (uint32_t)n;
+    publish_deliver(s, vh, x, &msg, &result);
+    *routed = (uint32_t)result.routed;
+    *refused = result.refused;
     message_unref(msg);
     return 0;
 }
