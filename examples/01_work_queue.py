@@ -107,7 +107,8 @@ def main():
         for n in names:
             per_worker[n] = per_worker.get(n, 0) + 1
     log("jobs per worker: %s" % ", ".join("%s %d" % kv for kv in sorted(per_worker.items())))
-    log("slowest web request spent %.1f ms handing its job over" % (1000 * max(slowest_1, slowest_n)))
+    slowest_ms = 1000 * max(slowest_1, slowest_n)
+    log("slowest web request spent %.1f ms handing its job over" % slowest_ms)
 
     left = ch.queue_declare(QUEUE, passive=True).method.message_count
     ch.queue_delete(QUEUE)

@@ -178,7 +178,10 @@ def main():
         for who, _ in hs:
             per[who] = per.get(who, 0) + 1
     log("orders finished per worker: %s" % ", ".join("%s %d" % kv for kv in sorted(per.items())))
-    log("producer: %d published, %d confirmed, %d errors" % (ORDERS, confirmed, len(publish_errors)))
+    log(
+        "producer: %d published, %d confirmed, %d errors"
+        % (ORDERS, confirmed, len(publish_errors))
+    )
 
     result(
         orders=ORDERS,

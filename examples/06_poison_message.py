@@ -54,7 +54,8 @@ def main():
     # Good orders, with one poison message in the middle: not JSON at all.
     for i in range(GOOD):
         if i == GOOD // 2:
-            ch.basic_publish("", QUEUE, b"\x00\xffnot json", pika.BasicProperties(message_id="poison"))
+            poison = pika.BasicProperties(message_id="poison")
+            ch.basic_publish("", QUEUE, b"\x00\xffnot json", poison)
         body = json.dumps({"order": i, "amount": 10 * i}).encode()
         ch.basic_publish("", QUEUE, body, pika.BasicProperties(message_id="order-%d" % i))
 
@@ -72,7 +73,10 @@ def main():
             poison_attempts += 1
             headers = props.headers or {}
             delivery_counts.append(headers.get("x-delivery-count"))
-            log("attempt %d on %s failed (redelivered=%s)" % (poison_attempts, props.message_id, method.redelivered))
+            log(
+                "attempt %d on %s failed (redelivered=%s)"
+                % (poison_attempts, props.message_id, method.redelivered)
+            )
             ch.basic_nack(method.delivery_tag, requeue=True)
             return
         handled.append(order["order"])
@@ -93,7 +97,14 @@ def main():
     for d in deaths:
         log(
             "parked %r: x-death reason=%s queue=%s count=%s exchange=%r routing-keys=%s"
-            % (body, d.get("reason"), d.get("queue"), d.get("count"), d.get("exchange"), d.get("routing-keys"))
+            % (
+                body,
+                d.get("reason"),
+                d.get("queue"),
+                d.get("count"),
+                d.get("exchange"),
+                d.get("routing-keys"),
+            )
         )
     left = ch.queue_declare(QUEUE, passive=True).method.message_count
     for q in (QUEUE, PARKING):
@@ -101,23 +112,27 @@ def main():
     ch.exchange_delete(DLX)
     conn.close()
 
-    log("good orders handled: %d of %d; the poison was tried %d times" % (len(handled), GOOD, poison_attempts))
+    log(
+        "good orders handled: %d of %d; the poison was tried %d times"
+        % (len(handled), GOOD, poison_attempts)
+    )
     death = deaths[0] if deaths else {}
+    parked_id = props.message_id if method else "none"
     result(
         good=GOOD,
         good_handled=len(set(handled)),
         delivery_limit=LIMIT,
         poison_attempts=poison_attempts,
         parked=parked,
-        parked_id=props.message_id if method else "none",
+        parked_id=parked_id,
         death_reason=death.get("reason", "none"),
         death_queue=death.get("queue", "none"),
         death_count=death.get("count", 0),
-        last_delivery_count=delivery_counts[-1] if delivery_counts and delivery_counts[-1] is not None else "none",
+        last_delivery_count=delivery_counts[-1] if delivery_counts else "none",
         left_in_queue=left,
     )
     check(len(set(handled)) == GOOD, "every good order is handled")
-    check(parked == 1 and method is not None and props.message_id == "poison", "the poison is parked")
+    check(parked == 1 and parked_id == "poison", "the poison is parked")
     check(poison_attempts == LIMIT + 1, "the poison comes back DELIVERY_LIMIT times, then no more")
     check(death.get("reason") == "delivery_limit", "x-death says why it was parked")
 

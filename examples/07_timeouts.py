@@ -48,7 +48,10 @@ def main():
     for i in range(REQUESTS):
         body = json.dumps({"buyer": i, "sent_at": time.monotonic() - t0}).encode()
         ch.basic_publish("", QUEUE, body, pika.BasicProperties(expiration=str(DEADLINE_MS)))
-    log("%d requests queued, deadline %d ms, service time %d ms each" % (REQUESTS, DEADLINE_MS, WORK_MS))
+    log(
+        "%d requests queued, deadline %d ms, service time %d ms each"
+        % (REQUESTS, DEADLINE_MS, WORK_MS)
+    )
 
     served_waits = []  # ms each served request had waited when the service got it
     timed_out = []  # (buyer, x-death reason)
@@ -83,7 +86,12 @@ def main():
     reasons = sorted(set(r for _, r in timed_out))
     log(
         "served %d requests, the longest after waiting %.0f ms; %d timed out (x-death reason %s)"
-        % (len(served_waits), max(served_waits, default=0), len(timed_out), ",".join(map(str, reasons)))
+        % (
+            len(served_waits),
+            max(served_waits, default=0),
+            len(timed_out),
+            ",".join(map(str, reasons)),
+        )
     )
     log("without deadlines the last buyer would have waited about %d ms" % (REQUESTS * WORK_MS))
     result(

@@ -73,7 +73,10 @@ def publish_all():
                     asked_at = time.monotonic()
                     if RESTART_CMD:
                         log("running: %s" % RESTART_CMD)
-                        threading.Thread(target=subprocess.run, args=(RESTART_CMD,), kwargs={"shell": True}).start()
+                        restart = threading.Thread(
+                            target=subprocess.run, args=(RESTART_CMD,), kwargs={"shell": True}
+                        )
+                        restart.start()
                     else:
                         log("ACTION restart the broker now (waiting up to %.0f s)" % RESTART_WAIT)
                 if asked_at is not None and lost == 0:
@@ -98,7 +101,10 @@ def publish_all():
                 i += 1
         except (pika.exceptions.AMQPConnectionError, pika.exceptions.ChannelClosed) as e:
             lost += 1
-            log("connection lost after %d confirmed payments (%s)" % (len(confirmed), type(e).__name__))
+            log(
+                "connection lost after %d confirmed payments (%s)"
+                % (len(confirmed), type(e).__name__)
+            )
             if in_flight:
                 log("payment-%d was published but not confirmed: it will be published again" % i)
                 republished.append(i)
@@ -117,7 +123,10 @@ def main():
 
     start = time.monotonic()
     confirmed, republished, lost = publish_all()
-    log("%d payments confirmed in %.1f s, %d connection(s) lost" % (len(confirmed), time.monotonic() - start, lost))
+    log(
+        "%d payments confirmed in %.1f s, %d connection(s) lost"
+        % (len(confirmed), time.monotonic() - start, lost)
+    )
 
     # After the restart: read everything back.
     conn = connect_retrying(30)
@@ -134,7 +143,10 @@ def main():
 
     missing = [i for i in confirmed if "payment-%d" % i not in seen]
     duplicates = sum(n - 1 for n in seen.values())
-    log("read back %d messages: %d payments, %d missing, %d duplicates" % (in_queue, len(seen), len(missing), duplicates))
+    log(
+        "read back %d messages: %d payments, %d missing, %d duplicates"
+        % (in_queue, len(seen), len(missing), duplicates)
+    )
     result(
         messages=MESSAGES,
         confirmed=len(confirmed),

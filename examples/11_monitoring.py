@@ -54,8 +54,13 @@ def api(path):
         return json.load(r)
 
 
+def segment(name):
+    """A name as a path segment: '/' (the default vhost) is sent as %2F."""
+    return urllib.parse.quote(name, safe="")
+
+
 def queue_info(name):
-    return api("/api/queues/%s/%s" % (urllib.parse.quote("/", safe=""), urllib.parse.quote(name, safe="")))
+    return api("/api/queues/%s/%s" % (segment("/"), segment(name)))
 
 
 def metrics():

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Example 1, the work queue: every job handled exactly once, by one of three workers, and
 # three workers faster than one.
+# shellcheck source=examples/check_lib.sh
 . "${top_srcdir:-$(dirname "$0")/..}/examples/check_lib.sh"
 ex_start_broker
 ex_run /usr/bin/python3 "$examples_dir/01_work_queue.py"

@@ -2,6 +2,7 @@
 # Example 4, the token bucket: the admitted rate follows the token rate, not the request rate,
 # with either overflow mode of the capped token queue. Timing margins are generous: the
 # machine running make check may be busy.
+# shellcheck source=examples/check_lib.sh
 . "${top_srcdir:-$(dirname "$0")/..}/examples/check_lib.sh"
 ex_start_broker
 for overflow in drop-head reject-publish; do

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Example 6, poison messages: the malformed message is tried x-delivery-limit + 1 times, then
 # parked with x-death reason delivery_limit; every good message is handled.
+# shellcheck source=examples/check_lib.sh
 . "${top_srcdir:-$(dirname "$0")/..}/examples/check_lib.sh"
 ex_start_broker
 ex_run /usr/bin/python3 "$examples_dir/06_poison_message.py"

@@ -2,6 +2,7 @@
 # Example 7, timeouts: requests past their per-message expiration are dead-lettered (reason
 # expired), never served late. Without expiration the last of the burst would wait
 # requests * work_ms (2 s); the margin over the deadline allows for a busy machine.
+# shellcheck source=examples/check_lib.sh
 . "${top_srcdir:-$(dirname "$0")/..}/examples/check_lib.sh"
 ex_start_broker
 ex_run /usr/bin/python3 "$examples_dir/07_timeouts.py"

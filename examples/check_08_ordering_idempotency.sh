@@ -2,6 +2,7 @@
 # Example 8, ordering and idempotency: no welcome email before its user exists; workers that
 # die before their ack cause redeliveries, and de-duplication by message-id keeps every user
 # at one creation and one email.
+# shellcheck source=examples/check_lib.sh
 . "${top_srcdir:-$(dirname "$0")/..}/examples/check_lib.sh"
 ex_start_broker
 ex_run /usr/bin/python3 "$examples_dir/08_ordering_idempotency.py"

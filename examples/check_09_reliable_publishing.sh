@@ -2,8 +2,10 @@
 # Example 9, reliable publishing: the example asks for a broker restart halfway (ACTION line);
 # this test does it, once with SIGTERM and once with SIGKILL, while the example keeps
 # publishing. Every confirmed persistent message must be read back after the restart.
+# shellcheck source=examples/check_lib.sh
 . "${top_srcdir:-$(dirname "$0")/..}/examples/check_lib.sh"
-[ -z "${AMQP_HOST:-}" ] || interop_skip "this test restarts the broker it starts; AMQP_HOST names another"
+[ -z "${AMQP_HOST:-}" ] ||
+    interop_skip "this test restarts the broker it starts; AMQP_HOST names another"
 ex_start_broker
 RESTART_WAIT=30
 export RESTART_WAIT
@@ -25,6 +27,7 @@ for sig in TERM KILL; do
     cat "$example_out"
     [ "$status" -eq 0 ] || interop_fail "09_reliable_publishing.py exited with status $status"
     ex_expect 'connections_lost == 1 && confirmed == messages'
-    ex_expect 'missing == 0 && received_unique == messages && in_queue == received_unique + duplicates'
+    ex_expect 'missing == 0 && received_unique == messages'
+    ex_expect 'in_queue == received_unique + duplicates'
     ex_expect 'duplicates <= republished'
 done

@@ -2,6 +2,7 @@
 # Example 10, RPC: every call answered with its own correlation id, blocking and pipelined; a
 # request nobody can take comes back (mandatory, NO_ROUTE); direct reply-to leaves no queue
 # behind (the management API lists none once the example removed its request queue).
+# shellcheck source=examples/check_lib.sh
 . "${top_srcdir:-$(dirname "$0")/..}/examples/check_lib.sh"
 ex_start_broker
 ex_run /usr/bin/python3 "$examples_dir/10_rpc.py"

@@ -14,12 +14,21 @@
 examples_dir=${top_srcdir:+$top_srcdir/examples}
 examples_dir=${examples_dir:-$(cd "$(dirname "$0")" && pwd)}
 example_out=$interop_tmp/example.out
+# The examples import examples/common.py: no __pycache__ in the source tree.
+PYTHONDONTWRITEBYTECODE=1
+export PYTHONDONTWRITEBYTECODE
 
-# Starts the broker the example talks to (exports AMQP_HOST, AMQP_PORT, MGMT_URL, METRICS_URL).
+# Starts the broker the example talks to and exports AMQP_HOST, AMQP_PORT, MGMT_URL,
+# METRICS_URL and WARREND_PID. With AMQP_HOST and AMQP_PORT set it uses that broker instead
+# (and, for example 11, the management API named by MGMT_URL).
 ex_start_broker()
 {
     interop_need_python pika
-    mgmt_start_broker
+    if [ -n "${AMQP_HOST:-}" ] && [ -n "${AMQP_PORT:-}" ] && [ -z "${MGMT_URL:-}" ]; then
+        interop_start_broker
+    else
+        mgmt_start_broker
+    fi
     WARREND_PID=$warrend_pid
     export WARREND_PID
 }
