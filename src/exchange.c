@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "src/persist.h"
+#include "src/policy.h"
 #include "src/queue.h"
 #include "src/util.h"
 #include "src/vhost.h"
@@ -25,9 +26,8 @@ struct exchange *exchange_new(struct vhost *vh, struct wire_bytes name,
     x->auto_delete = auto_delete;
     x->internal = internal;
     x->arguments = bytes_dup(arguments);
-    if (wire_table_find((struct wire_table){.raw = x->arguments}, "alternate-exchange", &ae) &&
-        ae.type == 'S')
-        x->alternate = bytes_dup(ae.v.bytes);
+    (void)ae;
+    x->alternate = bytes_dup(policy_alternate_exchange(vh, x));
     return x;
 }
 

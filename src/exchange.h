@@ -45,7 +45,7 @@ struct exchange {
     struct xbinding *bindings; /* bindings whose source is this exchange */
     uint32_t binding_count;
     struct xbinding *incoming; /* bindings whose destination is this exchange */
-    struct wire_bytes alternate; /* alternate-exchange argument, owned; empty if none */
+    struct wire_bytes alternate; /* alternate exchange (argument, else policy), owned; or empty */
     uint64_t route_mark;         /* routing generation that last visited it */
     bool deleting; /* being freed: its bindings go without auto-deleting it again */
 };

@@ -13,6 +13,7 @@ src_libwarren_a_SOURCES = \
 	src/persist.c src/persist.h \
 	src/spill.c src/spill.h \
 	src/publish.c src/publish.h \
+	src/policy.c src/policy.h \
 	src/exchange.c src/exchange.h \
 	src/vhost.c src/vhost.h \
 	src/channel.c src/channel.h \

@@ -1,4 +1,5 @@
 #include "src/persist.h"
+#include "src/policy.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -217,6 +218,60 @@ void persist_binding_removed(struct xbinding *xb)
     free(k.data);
 }
 
+/* A policy: key vhost 0x00 name 0x00 kind ('u' user, 'o' operator); value u8 apply-to,
+ * u64 priority, longstr pattern, definition (table entries). */
+static struct key_buf policy_key(struct wire_bytes vhost, const struct policy *p)
+{
+    struct key_buf k = {.data = xmalloc(vhost.len + strlen(p->name) + 4)};
+
+    key_put(&k, vhost, true);
+    key_put(&k, wire_cstr(p->name), true);
+    k.data[k.len++] = p->operator_policy ? 'o' : 'u';
+    return k;
+}
+
+void persist_policy_put(struct vhost *vh, const struct policy *p)
+{
+    struct persist *ps = vh->persist;
+    struct key_buf k;
+    uint8_t *value;
+    size_t cap;
+    struct wire_writer w;
+    int rc;
+
+    if (ps == NULL || ps->replaying)
+        return;
+    k = policy_key(vh->name, p);
+    cap = strlen(p->pattern_source) + p->definition.len + 16;
+    value = xmalloc(cap);
+    w = wire_writer_init(value, cap);
+    wire_put_u8(&w, (uint8_t)p->apply_to);
+    wire_put_u64(&w, (uint64_t)p->priority);
+    wire_put_longstr(&w, wire_cstr(p->pattern_source));
+    wire_put_bytes(&w, p->definition.ptr, p->definition.len);
+    rc = defs_log_put(ps->defs, DEFS_KIND_POLICY, (struct wire_bytes){k.data, k.len},
+                      (struct wire_bytes){value, wire_writer_used(&w)});
+    if (rc != 0)
+        write_failed("policy", rc);
+    free(value);
+    free(k.data);
+}
+
+void persist_policy_delete(struct vhost *vh, const struct policy *p)
+{
+    struct persist *ps = vh->persist;
+    struct key_buf k;
+    int rc;
+
+    if (ps == NULL || ps->replaying)
+        return;
+    k = policy_key(vh->name, p);
+    rc = defs_log_delete(ps->defs, DEFS_KIND_POLICY, (struct wire_bytes){k.data, k.len});
+    if (rc != 0)
+        write_failed("policy", rc);
+    free(k.data);
+}
+
 /* ---- Replay ---------------------------------------------------------------------------- */
 
 struct replay {
@@ -335,6 +390,35 @@ static void replay_binding(struct replay *r, struct wire_bytes key)
                  (const char *)source.ptr, err);
 }
 
+static void replay_policy(struct replay *r, struct wire_bytes key, struct wire_bytes value)
+{
+    static const char *const apply_to[] = {"all", "queues", "exchanges"};
+    struct wire_reader rd = wire_reader_init(value.ptr, value.len);
+    struct wire_bytes vname, name, pattern, definition;
+    struct vhost *vh;
+    uint64_t priority;
+    uint8_t to;
+    char *name_s, *pattern_s, err[300];
+
+    if (!take_part(&key, &vname) || !take_part(&key, &name) || key.len != 1 ||
+        !wire_u8(&rd, &to) || to > 2 || !wire_u64(&rd, &priority) ||
+        !wire_longstr(&rd, &pattern) || !wire_bytes(&rd, wire_left(&rd), &definition)) {
+        r->errors++;
+        return;
+    }
+    if ((vh = replay_vhost(r, vname)) == NULL)
+        return;
+    name_s = xstrndup_bytes(name);
+    pattern_s = xstrndup_bytes(pattern);
+    if (policy_set(vh, name_s, pattern_s, apply_to[to], (int64_t)priority,
+                   (struct wire_table){.raw = definition}, key.ptr[0] == 'o', err, sizeof err) != 0) {
+        log_error(NULL, "policy '%s' not recovered: %s", name_s, err);
+        r->errors++;
+    }
+    free(name_s);
+    free(pattern_s);
+}
+
 static void replay_entry(void *ctx, uint8_t kind, struct wire_bytes key, struct wire_bytes value)
 {
     struct replay *r = ctx;
@@ -348,6 +432,9 @@ static void replay_entry(void *ctx, uint8_t kind, struct wire_bytes key, struct 
         break;
     case DEFS_KIND_BINDING:
         replay_binding(r, key);
+        break;
+    case DEFS_KIND_POLICY:
+        replay_policy(r, key, value);
         break;
     default:
         break; /* users, vhosts, policies: kept by their own modules */

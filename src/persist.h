@@ -69,6 +69,11 @@ void persist_queue_removed(struct queue *q);
 void persist_binding_added(struct xbinding *xb);
 void persist_binding_removed(struct xbinding *xb);
 
+/* Policies (src/policy.h). */
+struct policy;
+void persist_policy_put(struct vhost *vh, const struct policy *p);
+void persist_policy_delete(struct vhost *vh, const struct policy *p);
+
 /* Messages. persist_publish stores m if it is persistent and one of the n queues it was
  * routed to is durable; returns the store sequence its confirm must wait for (0: none). */
 uint64_t persist_publish(struct vhost *vh, struct message *m, struct queue *const *queues,

@@ -14,6 +14,7 @@
 #include "src/log.h"
 #include "src/message.h"
 #include "src/persist.h"
+#include "src/policy.h"
 #include "src/util.h"
 #include "src/vhost.h"
 
@@ -367,6 +368,7 @@ static struct qring *bottom_level(struct queue *q)
 /* ---- Life ------------------------------------------------------------------------------ */
 
 static void on_ttl_timer(struct ev_loop *loop, ev_timer *w, int revents);
+static void enforce_limits(struct queue *q);
 static void on_expires_timer(struct ev_loop *loop, ev_timer *w, int revents);
 
 struct queue *queue_new(struct vhost *vh, struct wire_bytes name, bool durable, bool exclusive,
@@ -384,11 +386,19 @@ struct queue *queue_new(struct vhost *vh, struct wire_bytes name, bool durable, 
     q->auto_delete = auto_delete;
     q->arguments = bytes_dup(arguments);
     q->refs = 1;
-    /* The caller checked the arguments, so this cannot fail. */
-    rc = queue_args_parse(q->arguments, q->name, vh->name, vh->default_delivery_limit, &q->args,
+    q->effective = policy_queue_arguments(vh, q->name, q->arguments);
+    rc = queue_args_parse(q->effective, q->name, vh->name, vh->default_delivery_limit, &q->args,
                           err, sizeof err);
+    if (rc != 0) {
+        /* The caller checked the declared arguments; a policy made them invalid. */
+        log_warn(NULL, "queue '%.*s': policy ignored: %s", (int)name.len, (const char *)name.ptr,
+                 err);
+        bytes_free(&q->effective);
+        q->effective = bytes_dup(q->arguments);
+        rc = queue_args_parse(q->effective, q->name, vh->name, vh->default_delivery_limit,
+                              &q->args, err, sizeof err);
+    }
     assert(rc == 0);
-    (void)rc;
     q->level_count = (uint16_t)(q->args.max_priority + 1);
     q->levels = xcalloc(q->level_count, sizeof *q->levels);
     ev_init(&q->ttl_timer, on_ttl_timer);
@@ -411,6 +421,34 @@ void queue_ref(struct queue *q)
     q->refs++;
 }
 
+void queue_policies_changed(struct queue *q)
+{
+    struct wire_bytes effective = policy_queue_arguments(q->vhost, q->name, q->arguments);
+    struct queue_args args;
+    char err[400];
+    bool had_expiry = q->args.expires_ms > 0;
+
+    if (wire_bytes_eq(effective, q->effective) ||
+        queue_args_parse(effective, q->name, q->vhost->name, q->vhost->default_delivery_limit,
+                         &args, err, sizeof err) != 0) {
+        bytes_free(&effective);
+        return;
+    }
+    /* Priorities and the single active consumer are the queue's own, not a policy's. */
+    args.max_priority = q->args.max_priority;
+    args.single_active = q->args.single_active;
+    bytes_free(&q->effective);
+    q->effective = effective;
+    q->args = args;
+    if (q->args.expires_ms > 0 && !had_expiry) {
+        ev_timer_set(&q->expires_timer, (double)q->args.expires_ms / 1000.0, 0.);
+        ev_timer_start(q->vhost->loop, &q->expires_timer);
+    } else if (q->args.expires_ms <= 0) {
+        ev_timer_stop(q->vhost->loop, &q->expires_timer);
+    }
+    enforce_limits(q);
+}
+
 static void queue_free(struct queue *q)
 {
     assert(q->len == 0 && q->consumer_count == 0);
@@ -423,6 +461,7 @@ static void queue_free(struct queue *q)
     free(q->consumers);
     bytes_free(&q->name);
     bytes_free(&q->arguments);
+    bytes_free(&q->effective);
     free(q);
 }
 
@@ -580,6 +619,23 @@ static bool spill_out(struct queue *q, const struct qentry *e, bool stored, stru
     return spill_append(&q->spill, &r, e->msg ? message_bytes(e->msg) : 0) == 0;
 }
 
+/* drop-head (and a limit that a policy lowered): the oldest ready messages make room,
+ * dead-lettered with reason maxlen. */
+static void enforce_limits(struct queue *q)
+{
+    while (queue_ready_count(q) > 0 && over_limit(q, 0, 0)) {
+        struct qentry head;
+        if (q->len == 0)
+            refill(q);
+        if (q->len == 0)
+            break;
+        ring_pop_front(bottom_level(q), &head);
+        q->len--;
+        q->ready_bytes -= message_bytes(head.msg);
+        deadletter(q, head.msg, DEAD_MAXLEN);
+    }
+}
+
 bool queue_push(struct queue *q, struct message *m)
 {
     struct qentry e = {.msg = m, .seq = q->next_seq++};
@@ -616,18 +672,7 @@ bool queue_push(struct queue *q, struct message *m)
         q->ready_bytes += message_bytes(m);
         queue_dispatch(q);
     }
-    /* drop-head: the oldest ready messages make room, dead-lettered with reason maxlen. */
-    while (queue_ready_count(q) > 0 && over_limit(q, 0, 0)) {
-        struct qentry head;
-        if (q->len == 0)
-            refill(q);
-        if (q->len == 0)
-            break;
-        ring_pop_front(bottom_level(q), &head);
-        q->len--;
-        q->ready_bytes -= message_bytes(head.msg);
-        deadletter(q, head.msg, DEAD_MAXLEN);
-    }
+    enforce_limits(q);
     /* A message still here with a TTL of 0 found no consumer waiting: it expires now. */
     if (e.expires_at_ms != 0 && q->len > 0) {
         if (q->next_expiry_ms == 0 || e.expires_at_ms < q->next_expiry_ms) {

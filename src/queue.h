@@ -102,8 +102,9 @@ struct queue {
     bool auto_delete;
     bool deleted;       /* gone from its vhost, kept alive by deliveries still unacked */
     struct conn *owner; /* the declaring connection, for exclusive queues */
-    struct wire_bytes arguments; /* owned encoded table entries */
-    struct queue_args args;
+    struct wire_bytes arguments; /* owned encoded table entries, as declared */
+    struct wire_bytes effective; /* owned: arguments with the matching policies folded in */
+    struct queue_args args;      /* parsed from effective (borrows it) */
 
     struct qring *levels; /* levels[0] lowest priority; one level without x-max-priority */
     uint16_t level_count;
@@ -135,6 +136,8 @@ struct queue {
 /* A queue with checked arguments (see queue_args_parse). */
 struct queue *queue_new(struct vhost *vh, struct wire_bytes name, bool durable, bool exclusive,
                         bool auto_delete, struct wire_bytes arguments);
+/* The policies of its vhost changed: apply what they now say (src/policy.h). */
+void queue_policies_changed(struct queue *q);
 void queue_ref(struct queue *q);
 void queue_unref(struct queue *q);
 

@@ -5,6 +5,7 @@
 #include "exchanges/registry.h"
 #include "src/exchange.h"
 #include "src/message.h"
+#include "src/policy.h"
 #include "src/queue.h"
 #include "src/util.h"
 
@@ -54,6 +55,7 @@ void vhost_free(struct vhost *vh)
         exchange_free(v);
     hmap_free(&vh->exchanges);
     hmap_free(&vh->queues);
+    policy_free_all(vh);
     for (size_t k = 0; k < vh->dead_len; k++)
         message_unref(vh->dead[k]);
     free(vh->dead);
