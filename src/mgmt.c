@@ -5,6 +5,7 @@
 #include "src/mgmt.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -980,23 +981,117 @@ static enum MHD_Result h_permissions(struct call *c)
 
 /* ---- Exchanges ------------------------------------------------------------------------- */
 
-static enum MHD_Result list_exchanges(struct call *c, struct vhost *only)
+/* The exchanges (or queues) of the vhosts the user sees, by vhost then name, in one array
+ * the caller frees. */
+static void **collect_objects(struct call *c, struct vhost *only, bool queues, size_t *n)
 {
-    json_t *arr = json_array();
-    size_t nv, nx;
+    size_t nv, cap = 0;
     struct vhost **vhs = vhosts_sorted(c->m->srv, only, &nv);
+    void **all;
 
+    for (size_t i = 0; i < nv; i++)
+        cap += queues ? vhs[i]->queues.len : vhs[i]->exchanges.len;
+    all = xmalloc((cap + 1) * sizeof *all);
+    *n = 0;
     for (size_t i = 0; i < nv; i++) {
-        void **xs;
+        size_t k;
+        void **objs;
         if (!sees_objects_of(c, vhs[i]))
             continue;
-        xs = map_sorted(&vhs[i]->exchanges, cmp_exchange, &nx);
-        for (size_t k = 0; k < nx; k++)
-            json_array_append_new(arr, mgmt_json_exchange(&c->m->ctx, xs[k]));
-        free(xs);
+        objs = queues ? map_sorted(&vhs[i]->queues, cmp_queue, &k)
+                      : map_sorted(&vhs[i]->exchanges, cmp_exchange, &k);
+        memcpy(all + *n, objs, k * sizeof *objs);
+        *n += k;
+        free(objs);
     }
     free(vhs);
-    return respond_json(c, MHD_HTTP_OK, arr);
+    return all;
+}
+
+/* Case-insensitive search for needle in name, as RabbitMQ's name filter matches. */
+static bool name_contains(struct wire_bytes name, const char *needle)
+{
+    size_t len = strlen(needle);
+
+    if (len == 0)
+        return true;
+    for (size_t i = 0; i + len <= name.len; i++) {
+        size_t k = 0;
+        while (k < len && tolower(name.ptr[i + k]) == tolower((unsigned char)needle[k]))
+            k++;
+        if (k == len)
+            return true;
+    }
+    return false;
+}
+
+/* Lists objects, whole, or (with ?page=) one page of those whose name contains ?name=, in
+ * RabbitMQ's paged shape. Only the objects of the page are rendered: a page of 100 out of
+ * 10,000 queues costs a hundred queues' JSON. */
+static enum MHD_Result list_objects(struct call *c, struct vhost *only, bool queues)
+{
+    const char *page_arg = query(c, "page"), *size_arg = query(c, "page_size");
+    const char *filter = query(c, "name");
+    size_t n, kept = 0;
+    void **objs = collect_objects(c, only, queues, &n);
+    long page = 1, size = 100;
+    char *end;
+    json_t *items = json_array(), *paged;
+
+    if (page_arg == NULL) {
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(items, queues ? mgmt_json_queue(&c->m->ctx, objs[i], false)
+                                                : mgmt_json_exchange(&c->m->ctx, objs[i]));
+        free(objs);
+        return respond_json(c, MHD_HTTP_OK, items);
+    }
+    page = strtol(page_arg, &end, 10);
+    if (*page_arg == '\0' || *end != '\0' ||
+        (size_arg != NULL &&
+         ((size = strtol(size_arg, &end, 10)), *size_arg == '\0' || *end != '\0'))) {
+        free(objs);
+        json_decref(items);
+        return bad_request(c, "Pagination parameters are invalid");
+    }
+    if (page < 1 || size < 1 || size > 500) {
+        free(objs);
+        json_decref(items);
+        return respond_error(c, MHD_HTTP_BAD_REQUEST, "invalid_pagination_parameters",
+                             "Invalid pagination parameters: page number %ld, page size %s", page,
+                             size_arg != NULL ? size_arg : "undefined");
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct wire_bytes name =
+            queues ? ((struct queue *)objs[i])->name : ((struct exchange *)objs[i])->name;
+        if (filter == NULL || name_contains(name, filter))
+            objs[kept++] = objs[i];
+    }
+    if (kept > 0 && (size_t)(page - 1) * (size_t)size >= kept) {
+        free(objs);
+        json_decref(items);
+        return respond_error(c, MHD_HTTP_BAD_REQUEST, "page_out_of_range",
+                             "Page out of range, page: %ld page size: %ld, len: %zu", page, size,
+                             kept);
+    }
+    for (size_t i = (size_t)(page - 1) * (size_t)size; i < kept && i < (size_t)(page * size); i++)
+        json_array_append_new(items, queues ? mgmt_json_queue(&c->m->ctx, objs[i], false)
+                                            : mgmt_json_exchange(&c->m->ctx, objs[i]));
+    paged = json_object();
+    json_object_set_new(paged, "filtered_count", json_integer((json_int_t)kept));
+    json_object_set_new(paged, "item_count", json_integer((json_int_t)json_array_size(items)));
+    json_object_set_new(paged, "items", items);
+    json_object_set_new(paged, "page", json_integer(page));
+    json_object_set_new(paged, "page_count",
+                        json_integer((json_int_t)((kept + (size_t)size - 1) / (size_t)size)));
+    json_object_set_new(paged, "page_size", json_integer(size));
+    json_object_set_new(paged, "total_count", json_integer((json_int_t)n));
+    free(objs);
+    return respond_json(c, MHD_HTTP_OK, paged);
+}
+
+static enum MHD_Result list_exchanges(struct call *c, struct vhost *only)
+{
+    return list_objects(c, only, false);
 }
 
 static enum MHD_Result put_exchange(struct call *c, struct vhost *vh, struct wire_bytes name)
@@ -1226,21 +1321,7 @@ out:
 
 static enum MHD_Result list_queues(struct call *c, struct vhost *only)
 {
-    json_t *arr = json_array();
-    size_t nv, nq;
-    struct vhost **vhs = vhosts_sorted(c->m->srv, only, &nv);
-
-    for (size_t i = 0; i < nv; i++) {
-        void **qs;
-        if (!sees_objects_of(c, vhs[i]))
-            continue;
-        qs = map_sorted(&vhs[i]->queues, cmp_queue, &nq);
-        for (size_t k = 0; k < nq; k++)
-            json_array_append_new(arr, mgmt_json_queue(&c->m->ctx, qs[k], false));
-        free(qs);
-    }
-    free(vhs);
-    return respond_json(c, MHD_HTTP_OK, arr);
+    return list_objects(c, only, true);
 }
 
 static enum MHD_Result put_queue(struct call *c, struct vhost *vh, struct wire_bytes name)

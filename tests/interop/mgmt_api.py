@@ -360,6 +360,35 @@ def queue_counts_follow_amqp():
     expect_eq(call("DELETE", path).status, 204, "delete")
 
 
+@check
+def pagination_and_name_filter():
+    names = [name("page.%d" % i) for i in range(3)]
+    for n in names:
+        call("PUT", "/api/queues/%2F/" + q(n), body={"durable": False})
+        CREATED.append(("queues", n))
+    filt = urllib.parse.quote(name("PAGE."))  # the filter ignores case
+    p1 = get("/api/queues?page=1&page_size=2&name=" + filt)
+    expect_eq((p1["filtered_count"], p1["item_count"], p1["page"], p1["page_count"],
+               p1["page_size"], [x["name"] for x in p1["items"]]),
+              (3, 2, 1, 2, 2, names[:2]), "first page")
+    expect(p1["total_count"] >= 3, "total_count")
+    p2 = get("/api/queues/%2F?page=2&page_size=2&name=" + filt)
+    expect_eq([x["name"] for x in p2["items"]], names[2:], "second page")
+    expect_error(call("GET", "/api/queues?page=3&page_size=2&name=" + filt), 400,
+                 "page_out_of_range", "Page out of range, page: 3 page size: 2, len: 3",
+                 "page out of range")
+    expect_error(call("GET", "/api/queues?page=1&page_size=501"), 400,
+                 "invalid_pagination_parameters",
+                 "Invalid pagination parameters: page number 1, page size 501", "page size")
+    expect_error(call("GET", "/api/queues?page=x"), 400, "bad_request",
+                 "Pagination parameters are invalid", "page not a number")
+    xs = get("/api/exchanges?page=1&page_size=500&name=amq.")
+    expect(all("amq." in x["name"] for x in xs["items"]) and xs["filtered_count"] >= 5,
+           "exchanges filtered by name")
+    for n in names:
+        call("DELETE", "/api/queues/%2F/" + q(n))
+
+
 # ---- Bindings --------------------------------------------------------------------------
 
 
