@@ -67,7 +67,7 @@ ex_restart_broker()
 {
     [ -n "$warrend_pid" ] || interop_fail "ex_restart_broker: no broker of ours to restart"
     kill -"$1" "$warrend_pid"
-    wait "$warrend_pid"
+    wait "$warrend_pid" 2>/dev/null # dash reports "Killed" for SIGKILL
     status=$?
     echo "warrend (pid $warrend_pid) stopped by SIG$1: exit status $status"
     if grep -n -E 'ERROR: AddressSanitizer|runtime error:|LeakSanitizer' "$warrend_log"; then
