@@ -67,7 +67,15 @@ def publish_all():
         try:
             ch = conn.channel()
             ch.confirm_delivery()
-            ch.queue_declare(QUEUE, durable=True)
+            if lost == 0:
+                ch.queue_declare(QUEUE, durable=True)
+            else:
+                # After the restart the queue must still be there: a passive declare only
+                # looks (a missing queue closes the channel with 404 NOT_FOUND).
+                try:
+                    ch.queue_declare(QUEUE, passive=True)
+                except pika.exceptions.ChannelClosedByBroker as e:
+                    check(False, "the durable queue did not survive the restart: %s" % e)
             while i < MESSAGES:
                 if asked_at is None and i == MESSAGES // 2:
                     asked_at = time.monotonic()
