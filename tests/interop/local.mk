@@ -37,3 +37,10 @@ EXTRA_DIST += tests/interop/tls_pika.sh tests/interop/tls_pika.py
 # The security tests' own users against a RabbitMQ node (not in TESTS: it changes the node's
 # users; run by hand from a build directory).
 EXTRA_DIST += tests/interop/security_rabbitmq.sh
+
+# RabbitMQ's extensions (publisher confirms, mandatory returns, direct reply-to) and
+# dead-lettering with x-death, through pika and amqplib. Against RabbitMQ:
+# AMQP_HOST=127.0.0.1 AMQP_PORT=5672 tests/interop/pika_ext.sh (and amqplib_ext.sh)
+TESTS += tests/interop/pika_ext.sh tests/interop/amqplib_ext.sh
+EXTRA_DIST += tests/interop/pika_ext.sh tests/interop/pika_ext.py \
+	tests/interop/amqplib_ext.sh tests/interop/amqplib_ext.js
