@@ -31,6 +31,7 @@
 #include "src/mgmt_stats.h"
 #include "src/ops.h"
 #include "src/persist.h"
+#include "src/policy.h"
 #include "src/queue.h"
 #include "src/server.h"
 #include "src/util.h"
@@ -84,8 +85,9 @@ struct call {
     const char *body;
     size_t body_len;
     char user[512];
-    bool admin;   /* tagged administrator: everything */
-    bool monitor; /* administrator or monitoring: sees every vhost, connection, channel */
+    bool admin;       /* tagged administrator: everything */
+    bool policymaker; /* administrator or policymaker: sets policies */
+    bool monitor;     /* administrator or monitoring: sees every vhost, connection, channel */
 };
 
 /* ---- Responses ------------------------------------------------------------------------- */
@@ -1857,6 +1859,135 @@ static enum MHD_Result h_consumers(struct call *c)
     return respond_json(c, MHD_HTTP_OK, arr);
 }
 
+/* ---- Policies -------------------------------------------------------------------------- */
+
+static const char *apply_to_name(enum policy_apply_to a)
+{
+    return a == POLICY_QUEUES ? "queues" : a == POLICY_EXCHANGES ? "exchanges" : "all";
+}
+
+static json_t *policy_json(const struct vhost *vh, const struct policy *p)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "vhost", mgmt_json_bytes(vh->name));
+    json_object_set_new(o, "name", json_string(p->name));
+    json_object_set_new(o, "pattern", json_string(p->pattern_source));
+    json_object_set_new(o, "apply-to", json_string(apply_to_name(p->apply_to)));
+    json_object_set_new(o, "definition",
+                        mgmt_json_from_table((struct wire_table){.raw = p->definition}));
+    json_object_set_new(o, "priority", json_integer(p->priority));
+    return o;
+}
+
+static enum MHD_Result put_policy(struct call *c, struct vhost *vh, bool operator_policy)
+{
+    enum MHD_Result answered = MHD_NO;
+    json_t *body = body_object(c, &answered);
+    const json_t *pattern, *definition, *priority, *apply_to;
+    uint8_t *def = NULL;
+    size_t def_len = 0;
+    char err[600], *pname = NULL;
+    bool existed;
+
+    if (body == NULL)
+        return answered;
+    pattern = json_object_get(body, "pattern");
+    definition = json_object_get(body, "definition");
+    priority = json_object_get(body, "priority");
+    apply_to = json_object_get(body, "apply-to");
+    if (!json_is_string(pattern) || !json_is_object(definition)) {
+        answered = bad_request(c, "a policy needs a pattern (string) and a definition (object)");
+        goto out;
+    }
+    if ((priority != NULL && !json_is_integer(priority)) ||
+        (apply_to != NULL && !json_is_string(apply_to))) {
+        answered = bad_request(c, "priority is an integer and apply-to a string");
+        goto out;
+    }
+    if (mgmt_json_to_table(definition, &def, &def_len, err, sizeof err) != 0) {
+        answered = bad_request(c, "definition: %s", err);
+        goto out;
+    }
+    if (c->seg[2].len == 0 || c->seg[2].len > 255 || memchr(c->seg[2].ptr, '\0', c->seg[2].len)) {
+        answered = bad_request(c, "a policy name is 1 to 255 bytes, without NUL");
+        goto out;
+    }
+    pname = xstrndup_bytes(c->seg[2]);
+    existed = policy_find(vh, pname, operator_policy) != NULL;
+    if (policy_set(
+            vh, pname, json_string_value(pattern), apply_to ? json_string_value(apply_to) : "all",
+            priority ? json_integer_value(priority) : 0, (struct wire_table){.raw = {def, def_len}},
+            operator_policy, err, sizeof err) != 0) {
+        answered = bad_request(c, "%s", err);
+        goto out;
+    }
+    log_info(NULL, "management API: user '%s' set %s '%s' in vhost '%.*s'", c->user,
+             operator_policy ? "operator policy" : "policy", pname, (int)vh->name.len,
+             (const char *)vh->name.ptr);
+    answered = respond_empty(c, existed ? MHD_HTTP_NO_CONTENT : MHD_HTTP_CREATED);
+out:
+    free(pname);
+    free(def);
+    json_decref(body);
+    return answered;
+}
+
+/* /api/policies[/v[/name]] and /api/operator-policies[/v[/name]]. Operator policies are
+ * the operator's: administrators only, as in RabbitMQ; policies need the policymaker tag to
+ * change and access to the vhost to see. */
+static enum MHD_Result h_policies(struct call *c)
+{
+    bool op = wire_bytes_eq_cstr(c->seg[0], "operator-policies");
+    struct vhost *vh = NULL;
+    enum MHD_Result answered;
+    const struct policy *p;
+    char *pname;
+
+    if (op && !c->admin)
+        return not_admin(c);
+    if (c->nseg >= 2 && (vh = find_vhost(c, c->seg[1])) == NULL)
+        return not_found(c);
+    if (vh != NULL && !may_see(c, vh, &answered))
+        return answered;
+    if (c->nseg <= 2) {
+        json_t *arr = json_array();
+        size_t nv;
+        struct vhost **vhs = vhosts_sorted(c->m->srv, vh, &nv);
+        for (size_t i = 0; i < nv; i++) {
+            size_t n;
+            struct policy *const *list;
+            if (!sees_objects_of(c, vhs[i]))
+                continue;
+            list = policy_list(vhs[i], &n, op);
+            for (size_t k = 0; k < n; k++)
+                json_array_append_new(arr, policy_json(vhs[i], list[k]));
+        }
+        free(vhs);
+        return respond_json(c, MHD_HTTP_OK, arr);
+    }
+    if (!method_is(c, MHD_HTTP_METHOD_GET) && !c->policymaker)
+        return respond_error(c, MHD_HTTP_UNAUTHORIZED, "not_authorised",
+                             "User not authorised to access object");
+    if (method_is(c, MHD_HTTP_METHOD_PUT))
+        return put_policy(c, vh, op);
+    pname = xstrndup_bytes(c->seg[2]);
+    p = policy_find(vh, pname, op);
+    if (p == NULL) {
+        free(pname);
+        return not_found(c);
+    }
+    if (method_is(c, MHD_HTTP_METHOD_DELETE)) {
+        policy_clear(vh, pname, op);
+        log_info(NULL, "management API: user '%s' cleared %s '%s'", c->user,
+                 op ? "operator policy" : "policy", pname);
+        free(pname);
+        return respond_empty(c, MHD_HTTP_NO_CONTENT);
+    }
+    free(pname);
+    return respond_json(c, MHD_HTTP_OK, policy_json(vh, p));
+}
+
 /* ---- Definitions ----------------------------------------------------------------------- */
 
 static enum MHD_Result h_definitions(struct call *c)
@@ -1933,6 +2064,12 @@ static const struct route {
     {"consumers/*", M_GET, h_consumers},
     {"definitions", M_GET | M_POST, h_definitions},
     {"definitions/*", M_GET | M_POST, h_definitions},
+    {"policies", M_GET, h_policies},
+    {"policies/*", M_GET, h_policies},
+    {"policies/*/*", M_GET | M_PUT | M_DELETE, h_policies},
+    {"operator-policies", M_GET, h_policies},
+    {"operator-policies/*", M_GET, h_policies},
+    {"operator-policies/*/*", M_GET | M_PUT | M_DELETE, h_policies},
     {"aliveness-test/*", M_GET, h_aliveness},
     {"health/checks/alarms", M_GET, h_alarms},
     {"users", M_GET, h_users},
@@ -2112,6 +2249,7 @@ static bool authenticate(struct call *c, enum MHD_Result *answered)
         snprintf(c->user, sizeof c->user, "%s", user);
         c->admin = auth_user_has_tag(u, "administrator");
         c->monitor = c->admin || auth_user_has_tag(u, "monitoring");
+        c->policymaker = c->admin || auth_user_has_tag(u, "policymaker");
     }
     MHD_free(user);
     if (pass != NULL) {

@@ -16,6 +16,7 @@
 #include "src/log.h"
 #include "src/mgmt_json.h"
 #include "src/ops.h"
+#include "src/policy.h"
 #include "src/queue.h"
 #include "src/server.h"
 #include "src/util.h"
@@ -196,6 +197,18 @@ static struct definitions *collect(struct server *s)
             }
             free(src);
         }
+        {
+            size_t np;
+            struct policy *const *policies = policy_list(vh, &np, false);
+            for (size_t k = 0; k < np; k++) {
+                const struct policy *p = policies[k];
+                definitions_add_policy(d, vname, p->name, p->pattern_source,
+                                       p->apply_to == POLICY_QUEUES      ? "queues"
+                                       : p->apply_to == POLICY_EXCHANGES ? "exchanges"
+                                                                         : "all",
+                                       p->priority, (struct wire_table){.raw = p->definition});
+            }
+        }
         free(xs);
         free(qs);
         free(vname);
@@ -259,9 +272,17 @@ int mgmt_defs_apply(struct server *s, const struct definitions *d, char *err, si
             return fail(err, err_size, "exchange '%s' in vhost '%s': %s", x->name, x->vhost,
                         e.text);
     }
-    if (d->policies_len > 0)
-        log_warn(NULL, "definitions: %zu policies not applied: Warren has no policies yet",
-                 d->policies_len);
+    /* Policies before queues, as RabbitMQ imports them, so a queue starts under its policy. */
+    for (size_t i = 0; i < d->policies_len; i++) {
+        const struct def_policy *p = &d->policies[i];
+        struct vhost *vh = server_vhost_find(s, wire_cstr(p->vhost));
+        char why[600];
+        if (vh == NULL)
+            return fail(err, err_size, "policy '%s': vhost '%s' does not exist", p->name, p->vhost);
+        if (policy_set(vh, p->name, p->pattern, p->apply_to, p->priority, p->definition, false, why,
+                       sizeof why) != 0)
+            return fail(err, err_size, "policy '%s' in vhost '%s': %s", p->name, p->vhost, why);
+    }
     for (size_t i = 0; i < d->queues_len; i++) {
         const struct def_queue *q = &d->queues[i];
         struct vhost *vh = server_vhost_find(s, wire_cstr(q->vhost));
@@ -284,8 +305,8 @@ int mgmt_defs_apply(struct server *s, const struct definitions *d, char *err, si
                         b->destination_is_exchange ? "exchange" : "queue", b->destination,
                         b->source, b->vhost, e.text);
     }
-    log_info(NULL, "definitions: applied %zu exchanges, %zu queues, %zu bindings", d->exchanges_len,
-             d->queues_len, d->bindings_len);
+    log_info(NULL, "definitions: applied %zu exchanges, %zu policies, %zu queues, %zu bindings",
+             d->exchanges_len, d->policies_len, d->queues_len, d->bindings_len);
     return 0;
 }
 

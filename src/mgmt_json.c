@@ -17,6 +17,7 @@
 #include "src/conn.h"
 #include "src/exchange.h"
 #include "src/mgmt_stats.h"
+#include "src/policy.h"
 #include "src/queue.h"
 #include "src/server.h"
 #include "src/util.h"
@@ -696,8 +697,17 @@ json_t *mgmt_json_queue(const struct mgmt_ctx *ctx, const struct queue *q, bool 
                         q->args.single_active && q->consumer_count > 0
                             ? json_name(q->consumers[0]->tag)
                             : json_null());
-    json_object_set_new(o, "policy", json_null());
-    json_object_set_new(o, "effective_policy_definition", json_object());
+    {
+        const char *policy = policy_applied(q->vhost, q->name, true, false);
+        const char *op = policy_applied(q->vhost, q->name, true, true);
+        const struct policy *p = policy[0] ? policy_find(q->vhost, policy, false) : NULL;
+        json_object_set_new(o, "policy", policy[0] ? json_string(policy) : json_null());
+        json_object_set_new(o, "operator_policy", op[0] ? json_string(op) : json_null());
+        json_object_set_new(o, "effective_policy_definition",
+                            p != NULL
+                                ? mgmt_json_from_table((struct wire_table){.raw = p->definition})
+                                : json_object());
+    }
     if (q->exclusive && q->owner != NULL)
         json_object_set_new(o, "owner_pid_details", conn_details(q->owner));
     if (detail) {

@@ -1187,6 +1187,114 @@ static int cmd_list_user_permissions(struct ctl *c, int argc, char **argv)
     return CTL_OK;
 }
 
+/* ---- policies -------------------------------------------------------------------------- */
+
+static bool is_operator_command(const char *name)
+{
+    return strstr(name, "operator_polic") != NULL;
+}
+
+static void policy_path(char *path, size_t size, bool op, const char *vhost, const char *name)
+{
+    snprintf(path, size, "/api/%s", op ? "operator-policies" : "policies");
+    ctl_path_add(path, size, vhost);
+    if (name != NULL)
+        ctl_path_add(path, size, name);
+}
+
+/* set_policy [-p VHOST] NAME PATTERN DEFINITION [priority=N] [apply_to=all|queues|exchanges] */
+static int cmd_set_policy(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command(argv[0]);
+    static const char *const keys[] = {"priority", "apply_to", NULL};
+    bool op = is_operator_command(argv[0]);
+    const char *priority = kv(argc, argv, "priority"), *apply_to = kv(argc, argv, "apply_to");
+    char *pos[3], path[CTL_PATH_MAX], what[600], *end;
+    json_t *definition, *body;
+    long long prio = 0;
+    int npos, rc;
+
+    if ((rc = split_args(cmd, argc, argv, keys, 3, 3, pos, &npos)) != CTL_OK)
+        return rc;
+    if (priority != NULL &&
+        ((prio = strtoll(priority, &end, 10)), *priority == '\0' || *end != '\0'))
+        return usage_error(cmd, "priority must be an integer, not '%s'", priority);
+    if (apply_to != NULL && strcmp(apply_to, "all") != 0 && strcmp(apply_to, "queues") != 0 &&
+        strcmp(apply_to, "exchanges") != 0)
+        return usage_error(cmd, "apply_to must be all, queues or exchanges, not '%s'", apply_to);
+    if ((rc = parse_object(cmd, "DEFINITION", pos[2], &definition)) != CTL_OK)
+        return rc;
+    body = json_pack("{s:s, s:o, s:I, s:s}", "pattern", pos[1], "definition", definition,
+                     "priority", (json_int_t)prio, "apply-to", apply_to ? apply_to : "all");
+    policy_path(path, sizeof path, op, c->vhost, pos[0]);
+    snprintf(what, sizeof what, "%s '%s' in vhost '%s'", op ? "operator policy" : "policy", pos[0],
+             c->vhost);
+    rc = send_request(c, "PUT", path, body, NULL, what, NULL);
+    json_decref(body);
+    if (rc == CTL_OK)
+        say(c, "%s set", what);
+    return rc;
+}
+
+static int cmd_clear_policy(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command(argv[0]);
+    bool op = is_operator_command(argv[0]);
+    char *pos[1], path[CTL_PATH_MAX], what[600];
+    int npos, rc;
+
+    if ((rc = split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
+        return rc;
+    policy_path(path, sizeof path, op, c->vhost, pos[0]);
+    snprintf(what, sizeof what, "%s '%s' in vhost '%s'", op ? "operator policy" : "policy", pos[0],
+             c->vhost);
+    if ((rc = send_request(c, "DELETE", path, NULL, NULL, what, NULL)) == CTL_OK)
+        say(c, "%s cleared", what);
+    return rc;
+}
+
+static const struct ctl_column policy_columns[] = {
+    {"vhost", "vhost"},           {"name", "name"},
+    {"pattern", "pattern"},       {"apply_to", "apply-to"},
+    {"definition", "definition"}, {"priority", "priority"},
+};
+static const char *const policy_defaults[] = {"vhost",      "name",     "pattern", "apply_to",
+                                              "definition", "priority", NULL};
+
+static int cmd_list_policies(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command(argv[0]);
+    bool op = is_operator_command(argv[0]);
+    struct ctl_column cols[16];
+    size_t ncols = 0;
+    char path[CTL_PATH_MAX], what[400];
+    json_t *rows;
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        size_t k;
+        for (k = 0; k < cmd->ncolumns && strcmp(cmd->columns[k].name, argv[i]) != 0; k++)
+            ;
+        if (k == cmd->ncolumns)
+            return usage_error(cmd, "unknown column '%s'", argv[i]);
+        if (ncols < sizeof cols / sizeof cols[0])
+            cols[ncols++] = cmd->columns[k];
+    }
+    if (ncols == 0) {
+        for (size_t k = 0; k < cmd->ncolumns; k++)
+            cols[ncols++] = cmd->columns[k];
+    }
+    policy_path(path, sizeof path, op, c->vhost, NULL);
+    snprintf(what, sizeof what, "vhost '%s'", c->vhost);
+    if ((rows = get_json(c, path, what, &rc)) == NULL)
+        return rc;
+    if (c->format == CTL_FORMAT_TABLE && !c->quiet)
+        printf("Listing %s for vhost %s ...\n", op ? "operator policies" : "policies", c->vhost);
+    ctl_print_rows(c, rows, cols, ncols);
+    json_decref(rows);
+    return CTL_OK;
+}
+
 /* ---- help ------------------------------------------------------------------------------ */
 
 static int cmd_help(struct ctl *c, int argc, char **argv);
@@ -1290,6 +1398,26 @@ static const struct command commands[] = {
      0, NULL},
     {"clear_permissions", "[-p VHOST] USER", "remove a user's permissions in a vhost", "",
      cmd_clear_permissions, NULL, 0, NULL},
+    {"set_policy",
+     "[-p VHOST] NAME PATTERN DEFINITION [priority=0] [apply_to=all|queues|exchanges]",
+     "set a policy: queues and exchanges whose name PATTERN matches get DEFINITION",
+     "DEFINITION is a JSON object of RabbitMQ's policy keys: message-ttl, expires, max-length, "
+     "max-length-bytes, overflow, dead-letter-exchange, dead-letter-routing-key, "
+     "delivery-limit, alternate-exchange. Of the policies that match, the highest priority "
+     "applies.\n"
+     "Example: warrenctl set_policy cap '^orders\\.' '{\"max-length\": 1000}' apply_to=queues",
+     cmd_set_policy, NULL, 0, NULL},
+    {"clear_policy", "[-p VHOST] NAME", "remove a policy", "", cmd_clear_policy, NULL, 0, NULL},
+    {"list_policies", "[-p VHOST] [COLUMN ...]", "policies of a vhost", "", cmd_list_policies,
+     COLUMNS(policy_columns, policy_defaults)},
+    {"set_operator_policy",
+     "[-p VHOST] NAME PATTERN DEFINITION [priority=0] [apply_to=all|queues|exchanges]",
+     "set an operator policy: limits users cannot lift (the lower numeric value wins)",
+     "Administrators only.", cmd_set_policy, NULL, 0, NULL},
+    {"clear_operator_policy", "[-p VHOST] NAME", "remove an operator policy", "", cmd_clear_policy,
+     NULL, 0, NULL},
+    {"list_operator_policies", "[-p VHOST] [COLUMN ...]", "operator policies of a vhost", "",
+     cmd_list_policies, COLUMNS(policy_columns, policy_defaults)},
     {"help", "[COMMAND]", "this list, or one command's help", "", cmd_help, NULL, 0, NULL},
 };
 

@@ -792,6 +792,65 @@ def vhosts_create_and_delete():
     expect_error(call("DELETE", vpath), 404, "Object Not Found", "Not Found", "delete again")
 
 
+@check
+def policies():
+    pol, qn, mgr = name("pol"), name("pq.capped"), name("pmgr")
+    ppath = "/api/policies/%2F/" + q(pol)
+    pattern = "^" + PREFIX.replace(".", "\\.") + "\\.pq\\."
+    body = {"pattern": pattern, "definition": {"max-length": 2}, "priority": 1,
+            "apply-to": "queues"}
+    CREATED.extend([("policies", pol), ("queues", qn), ("users", mgr)])
+    expect_eq(call("PUT", ppath, body=body).status, 201, "set policy")
+    expect_eq(call("PUT", ppath, body=body).status, 204, "set it again")
+    expect_eq(get(ppath), dict(body, vhost="/", name=pol), "policy record")
+    expect(dict(body, vhost="/", name=pol) in get("/api/policies"), "listed")
+    expect(dict(body, vhost="/", name=pol) in get("/api/policies/%2F"), "listed in the vhost")
+    expect_eq(call("PUT", "/api/queues/%2F/" + q(qn), body={}).status, 201, "queue")
+    for i in range(5):
+        call("POST", "/api/exchanges/%2F/amq.default/publish",
+             body={"properties": {}, "routing_key": qn, "payload": "m%d" % i,
+                   "payload_encoding": "string"})
+    d = wait_for("the policy on the queue", lambda: (lambda d: d if d.get("messages") == 2 and
+                                                   d.get("policy") == pol else None)(
+        get("/api/queues/%2F/" + q(qn))))
+    expect_eq(d["effective_policy_definition"], {"max-length": 2}, "effective definition")
+    got = call("POST", "/api/queues/%%2F/%s/get" % q(qn),
+               body={"count": 5, "ackmode": "ack_requeue_true", "encoding": "auto"}).json()
+    expect_eq([m["payload"] for m in got], ["m3", "m4"], "max-length dropped the oldest")
+    expect_error(call("PUT", "/api/policies/%2F/" + q(name("p2")),
+                      body={"definition": {"max-length": 2}}), 400, "bad_request", None,
+                 "policy without a pattern")
+    expect_error(call("PUT", "/api/policies/%2F/" + q(name("p2")),
+                      body={"pattern": "x", "definition": {"max-length": 1}, "apply-to": "foo"}),
+                 400, "bad_request", None, "unknown apply-to")
+    expect_error(call("PUT", "/api/policies/%2F/" + q(name("p2")),
+                      body={"pattern": "x", "definition": {"max-length": "x"}}),
+                 400, "bad_request", None, "bad max-length")
+    call("PUT", "/api/users/" + q(mgr), body={"password": "pw", "tags": "management"})
+    call("PUT", "/api/permissions/%2F/" + q(mgr),
+         body={"configure": ".*", "write": ".*", "read": ".*"})
+    expect_error(call("PUT", "/api/policies/%2F/" + q(name("p3")), auth=(mgr, "pw"),
+                      body={"pattern": "x", "definition": {"max-length": 1}}), 401,
+                 "not_authorised", "User not authorised to access object",
+                 "a management user sets a policy")
+    expect(any(p["name"] == pol for p in get("/api/policies", auth=(mgr, "pw"))),
+           "a management user sees the policies of its vhost")
+    op = name("op")
+    opath = "/api/operator-policies/%2F/" + q(op)
+    CREATED.append(("operator-policies", op))
+    expect_eq(call("PUT", opath, body={"pattern": pattern, "definition": {"max-length": 1},
+                                       "apply-to": "queues"}).status, 201, "operator policy")
+    expect_eq(get(opath)["definition"], {"max-length": 1}, "operator policy record")
+    d = wait_for("the operator policy on the queue", lambda: (lambda d: d if d.get(
+        "operator_policy") == op else None)(get("/api/queues/%2F/" + q(qn))))
+    expect_eq(call("DELETE", opath).status, 204, "clear operator policy")
+    expect_eq(call("DELETE", ppath).status, 204, "clear policy")
+    expect_error(call("GET", ppath), 404, "Object Not Found", "Not Found", "cleared")
+    expect_error(call("DELETE", ppath), 404, "Object Not Found", "Not Found", "clear again")
+    call("DELETE", "/api/queues/%2F/" + q(qn))
+    call("DELETE", "/api/users/" + q(mgr))
+
+
 # ---- Definitions -----------------------------------------------------------------------
 
 
@@ -931,7 +990,13 @@ def definitions_round_trip_into_a_fresh_broker():
     call("POST", "/api/bindings/%%2F/e/%s/q/%s" % (q(x), q(qn)), body={"routing_key": "#"})
     call("POST", "/api/bindings/%%2F/e/%s/e/%s" % (q(x2), q(x)),
          body={"routing_key": "", "arguments": {"x-match": "all", "k": "v"}})
+    pol = name("rpol")
+    call("PUT", "/api/policies/%2F/" + q(pol), body={
+        "pattern": "^" + PREFIX.replace(".", "\\.") + "\\.rq$", "apply-to": "queues",
+        "definition": {"max-length": 100}, "priority": 3})
+    CREATED.append(("policies", pol))
     exported = get("/api/definitions")
+    expect(any(p["name"] == pol for p in exported["policies"]), "policy exported")
 
     tmp = tempfile.mkdtemp(prefix="warren-mgmt-")
     other = SecondBroker(tmp)
@@ -940,7 +1005,7 @@ def definitions_round_trip_into_a_fresh_broker():
         r = call("POST", "/api/definitions", body=exported, url=other.url)
         expect_eq(r.status, 204, "import into the fresh broker (%r)" % r.body[:300])
         again = get("/api/definitions", url=other.url)
-        for key in ("exchanges", "queues", "bindings", "vhosts"):
+        for key in ("exchanges", "queues", "bindings", "vhosts", "policies"):
             def key_of(o):
                 return json.dumps(o, sort_keys=True)
             expect_eq(sorted(map(key_of, again[key])), sorted(map(key_of, exported[key])),
@@ -964,12 +1029,14 @@ def definitions_round_trip_into_a_fresh_broker():
         expect_eq([m["payload"] for m in got], ["kept"], "the persistent message")
         expect_eq(len(get("/api/bindings/%%2F/e/%s/q/%s" % (q(x), q(qn)), url=other.url)), 1,
                   "the binding after a restart")
+        expect_eq(get("/api/queues/%2F/" + q(qn), url=other.url)["policy"], pol,
+                  "the imported policy applies after a restart")
     finally:
         try:
             other.stop()
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    for kind, n in (("queues", qn), ("exchanges", x), ("exchanges", x2)):
+    for kind, n in (("queues", qn), ("exchanges", x), ("exchanges", x2), ("policies", pol)):
         call("DELETE", "/api/%s/%%2F/%s" % (kind, q(n)))
 
 
@@ -1069,7 +1136,7 @@ def cleanup():
         try:
             if kind in ("users", "vhosts"):
                 call("DELETE", "/api/%s/%s" % (kind, q(n)))
-            else:
+            else:  # queues, exchanges, policies, operator-policies of the vhost /
                 call("DELETE", "/api/%s/%%2F/%s" % (kind, q(n)))
         except OSError:
             pass

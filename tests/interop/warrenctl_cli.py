@@ -346,6 +346,35 @@ def users_vhosts_permissions_commands():
 
 
 @check
+def policies_commands():
+    pol, op, qn = name("pol"), name("opol"), name("pq")
+    CREATED.extend([("policy", pol), ("operator_policy", op), ("queue", qn)])
+    pattern = "^" + qn.replace(".", "\\.") + "$"
+    expect_eq(ok("set_policy", pol, pattern, '{"max-length": 1}', "priority=2",
+                 "apply_to=queues").out.strip(), "policy '%s' in vhost '/' set" % pol,
+              "set_policy")
+    listed = [p for p in rows("list_policies") if p["name"] == pol]
+    expect_eq(listed, [{"vhost": "/", "name": pol, "pattern": pattern, "apply_to": "queues",
+                        "definition": {"max-length": 1}, "priority": 2}], "list_policies")
+    ok("declare", "queue", qn, "durable=false")
+    for i in range(3):
+        ok("publish", "", qn, "m%d" % i)
+    wait_for("the policy's limit", lambda: [x["messages"] for x in rows(
+        "list_queues", "name", "messages") if x["name"] == qn] == [1])
+    fails(2, "DEFINITION must be a JSON object", "set_policy", pol, "x", "[1]")
+    fails(2, "apply_to must be all, queues or exchanges", "set_policy", pol, "x", "{}",
+          "apply_to=nothing")
+    fails(1, "the broker refused", "set_policy", name("bad"), "x", '{"max-length": "x"}')
+    ok("set_operator_policy", op, pattern, '{"max-length": 5}', "apply_to=queues")
+    expect([p["name"] for p in rows("list_operator_policies")] == [op], "list_operator_policies")
+    ok("clear_operator_policy", op)
+    ok("clear_policy", pol)
+    fails(1, "policy '%s' in vhost '/' not found" % pol, "clear_policy", pol)
+    expect(not any(p["name"] == pol for p in rows("list_policies")), "cleared")
+    ok("delete", "queue", qn)
+
+
+@check
 def definitions_export_and_import():
     q, x = name("dq"), name("dx")
     ok("declare", "queue", q, 'arguments={"x-message-ttl": 1000}')
@@ -402,6 +431,8 @@ def cleanup():
     for kind, n in reversed(CREATED):
         if kind in ("user", "vhost"):
             ctl("-q", "delete_" + kind, n)
+        elif kind in ("policy", "operator_policy"):
+            ctl("-q", "clear_" + kind, n)
         else:
             ctl("-q", "delete", kind, n)
 
