@@ -8,25 +8,29 @@
  * before it returns (nothing here blocks), and a large answer is built in memory and
  * written by MHD as the socket takes it.
  *
- * Authentication: HTTP basic, as RabbitMQ's management plugin: no credentials or a wrong
- * password answer 401. Users are those the broker knows (for now the configuration's
- * default_user, tagged administrator); loopback_users apply as they do to AMQP. /metrics
- * needs no credentials, as in RabbitMQ.
+ * Authentication: HTTP basic against the user database (src/auth.h), as RabbitMQ's
+ * management plugin: no credentials or a wrong password answer 401, and so does a user
+ * without one of the tags administrator, monitoring, policymaker or management;
+ * loopback_users apply as they do to AMQP. What a user may see and do follows RabbitMQ's
+ * rules by tag, and exchanges, queues and bindings need the AMQP permissions a client would
+ * need. /metrics needs no credentials, as in RabbitMQ.
  *
  * Configuration (src/config.h): management.tcp.port and management.tcp.ip,
- * prometheus.tcp.port and prometheus.tcp.ip. Port 0 disables that listener (RabbitMQ has
- * no such setting; it disables a plugin instead). */
+ * prometheus.tcp.port, prometheus.tcp.ip and prometheus.return_per_object_metrics, and
+ * load_definitions (a definitions file imported by mgmt_start). Port 0 disables a listener
+ * (RabbitMQ has no such setting; it disables a plugin instead). */
 #ifndef WARREN_SRC_MGMT_H
 #define WARREN_SRC_MGMT_H
 
 struct mgmt;
 struct server;
 
-/* Opens the listeners s's configuration asks for and starts serving on s's loop; logs
- * "management API: listening on http://IP:PORT/" (and the same for metrics). *out gets the
- * management state (also when both listeners are disabled: it then only samples rates).
- * Returns 0, or -1 after logging why (the port is taken, the address is not local, ...):
- * the broker should not start then, as RabbitMQ does not when a listener fails. */
+/* Imports load_definitions when it is set, opens the listeners s's configuration asks for
+ * and starts serving on s's loop; logs "management API: listening on http://IP:PORT/" (and
+ * the same for metrics). *out gets the management state, also on failure (pass it to
+ * mgmt_stop) and when both listeners are disabled (it then only samples rates). Returns 0,
+ * or -1 after logging why (the definitions file cannot be loaded, the port is taken, the
+ * address is not local, ...): the broker should not start then, as RabbitMQ does not. */
 int mgmt_start(struct server *s, struct mgmt **out);
 
 /* Closes the listeners and every HTTP connection and frees m (NULL is fine). Call it
