@@ -130,6 +130,9 @@ enum settle_kind {
 
 static void settle(struct delivery *d, enum settle_kind kind)
 {
+    d->q->unacked--;
+    if (kind == SETTLE_ACK)
+        d->q->stats.acked++;
     if (d->q->deleted) {
         persist_released(d->q, d->msg);
         message_unref(d->msg);
@@ -258,6 +261,7 @@ void channel_deliver(struct consumer *c, struct qentry *e)
     if (e->deliveries == 0 && !e->redelivered)
         persist_delivered(c->q, e->msg);
     queue_ref(c->q);
+    c->q->unacked++;
     c->unacked++;
     unacked_push(ch, &(struct delivery){.tag = m.delivery_tag,
                                         .msg = e->msg,
@@ -1191,6 +1195,7 @@ static int handle_basic_get(struct channel *ch, const struct wire_method *m)
     if (e.deliveries == 0 && !e.redelivered)
         persist_delivered(q, e.msg);
     queue_ref(q);
+    q->unacked++;
     unacked_push(ch, &(struct delivery){.tag = ok.delivery_tag,
                                         .msg = e.msg,
                                         .q = q,

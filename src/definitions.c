@@ -379,7 +379,7 @@ struct import {
 };
 
 static const char *const known_keys[] = {
-    "rabbit_version", "rabbitmq_version",  "users",    "vhosts", "permissions", "topic_permissions",
+    "rabbit_version", "rabbitmq_version", "product_name", "product_version", "users",    "vhosts", "permissions", "topic_permissions",
     "parameters",     "global_parameters", "policies", "queues", "exchanges",   "bindings",
 };
 

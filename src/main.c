@@ -109,6 +109,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (mgmt_start(&srv, &mgmt) != 0) {
+        mgmt_stop(mgmt);
         server_free(&srv);
         return 1;
     }

@@ -38,9 +38,8 @@ static struct wire_bytes queue_key(const struct queue *q, uint8_t *buf, size_t s
 
 uint64_t mgmt_queue_unacked(const struct queue *q)
 {
-    /* The vhost holds one reference to a live queue and every unacked delivery one more
-     * (src/channel.h, struct delivery); others are only taken for the length of a call. */
-    return q->deleted || q->refs == 0 ? 0 : q->refs - 1;
+    /* The queue counts its deliveries awaiting ack (src/queue.h). */
+    return q->deleted ? 0 : q->unacked;
 }
 
 void mgmt_queue_values(const struct queue *q, uint64_t out[MGMT_VALUES])

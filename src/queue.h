@@ -88,6 +88,7 @@ struct queue_stats {
     uint64_t published;
     uint64_t delivered;
     uint64_t redelivered;
+    uint64_t acked;
     uint64_t expired;
     uint64_t dead_lettered;
     uint64_t dropped; /* over a limit with nowhere to dead-letter to */
@@ -129,6 +130,7 @@ struct queue {
     uint64_t route_mark;       /* routing generation that last picked it (duplicate check) */
     uint32_t refs;             /* the vhost's, plus one per unacked delivery */
     uint32_t store_id;         /* the message store's name for a durable queue; 0 none */
+    uint32_t unacked;          /* deliveries from this queue awaiting ack */
     bool dispatching;
     struct queue_stats stats;
 };
