@@ -379,7 +379,7 @@ struct import {
 };
 
 static const char *const known_keys[] = {
-    "rabbit_version", "rabbitmq_version", "product_name", "product_version", "users",    "vhosts", "permissions", "topic_permissions",
+    "rabbit_version", "rabbitmq_version",  "users",    "vhosts", "permissions", "topic_permissions",
     "parameters",     "global_parameters", "policies", "queues", "exchanges",   "bindings",
 };
 
@@ -1008,6 +1008,9 @@ static int check_document(struct import *im, const json_t *doc)
     json_object_foreach((json_t *)doc, key, value)
     {
         bool known = false;
+        /* RabbitMQ's own exports name the product; nothing to import there. */
+        if (strcmp(key, "product_name") == 0 || strcmp(key, "product_version") == 0)
+            continue;
         for (size_t k = 0; k < ARRAY_LEN(known_keys); k++)
             known = known || strcmp(key, known_keys[k]) == 0;
         if (!known) {
