@@ -93,13 +93,21 @@ void mgmt_stats_free(struct mgmt_stats *st)
     st->srv = NULL;
 }
 
-/* The queue's counters leave the sample set: the totals keep them. */
-static void retire(struct mgmt_stats *st, struct mgmt_queue_sample *e)
+/* What deleted queues counted: each vhost adds a queue's final counters when it is deleted,
+ * so nothing counted between the last sample and the deletion is lost. */
+static void add_retired(const struct server *s, uint64_t out[MGMT_COUNTERS])
 {
-    if (e->samples == 0)
-        return;
-    for (int i = 0; i < MGMT_COUNTERS; i++)
-        st->retired[i] += e->cur[i];
+    void *v;
+
+    for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);) {
+        const struct queue_stats *r = &((const struct vhost *)v)->retired;
+        out[MGMT_PUBLISHED] += r->published;
+        out[MGMT_DELIVERED] += r->delivered;
+        out[MGMT_REDELIVERED] += r->redelivered;
+        out[MGMT_EXPIRED] += r->expired;
+        out[MGMT_DEAD_LETTERED] += r->dead_lettered;
+        out[MGMT_DROPPED] += r->dropped;
+    }
 }
 
 static void sample_queue(struct mgmt_stats *st, const struct queue *q, double now,
@@ -118,7 +126,7 @@ static void sample_queue(struct mgmt_stats *st, const struct queue *q, double no
         e->q = q;
         hmap_put(&st->queues, e->key, e);
     } else if (e->q != q) {
-        retire(st, e);
+        /* A queue of the same name replaced it (its vhost kept the old one's counts). */
         e->q = q;
         e->samples = 0;
     }
@@ -160,13 +168,11 @@ void mgmt_stats_sample(struct mgmt_stats *st)
         gone[gone_len++] = e;
     }
     for (size_t i = 0; i < gone_len; i++) {
-        retire(st, gone[i]);
         hmap_remove(&st->queues, gone[i]->key);
         sample_free(gone[i]);
     }
     free(gone);
-    for (int i = 0; i < MGMT_COUNTERS; i++)
-        sum[i] += st->retired[i];
+    add_retired(s, sum);
     memcpy(st->prev, st->cur, sizeof st->prev);
     st->prev_t = st->cur_t;
     memcpy(st->cur, sum, sizeof st->cur);
@@ -209,7 +215,8 @@ void mgmt_stats_totals(struct mgmt_stats *st, uint64_t out[MGMT_COUNTERS])
     uint64_t values[MGMT_VALUES];
     void *v, *qv;
 
-    memcpy(out, st->retired, sizeof st->retired);
+    memset(out, 0, MGMT_COUNTERS * sizeof *out);
+    add_retired(s, out);
     for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);) {
         struct vhost *vh = v;
         for (size_t k = 0; hmap_next(&vh->queues, &k, &qv);) {

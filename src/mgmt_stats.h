@@ -41,7 +41,6 @@ struct mgmt_stats {
     double interval_s;
     struct hmap queues;               /* "vhost\0queue" -> struct mgmt_queue_sample */
     uint64_t generation;              /* of the last sample, to find queues that are gone */
-    uint64_t retired[MGMT_COUNTERS];  /* what deleted queues had counted */
     uint64_t reported[MGMT_COUNTERS]; /* last totals handed out: they never go down */
     /* Broker-wide values at the last two samples (counters include retired ones). */
     uint64_t prev[MGMT_VALUES], cur[MGMT_VALUES];

@@ -937,6 +937,14 @@ uint32_t queue_delete(struct queue *q)
         channel_consumer_cancelled_by_broker(q->consumers[q->consumer_count - 1]);
     persist_queue_removed(q);
     dropped = drop_ready(q, true);
+    /* The broker's totals keep what the queue counted (metrics never go down). */
+    q->vhost->retired.published += q->stats.published;
+    q->vhost->retired.delivered += q->stats.delivered;
+    q->vhost->retired.redelivered += q->stats.redelivered;
+    q->vhost->retired.acked += q->stats.acked;
+    q->vhost->retired.expired += q->stats.expired;
+    q->vhost->retired.dead_lettered += q->stats.dead_lettered;
+    q->vhost->retired.dropped += q->stats.dropped;
     vhost_forget_queue(q->vhost, q);
     queue_unref(q);
     return dropped;

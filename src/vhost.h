@@ -9,6 +9,7 @@
 
 #include "exchanges/exchange_type.h"
 #include "src/hmap.h"
+#include "src/queue.h"
 
 struct exchange;
 struct queue;
@@ -21,6 +22,7 @@ struct vhost {
     const char *spill_dir;   /* where queues spill their backlog; NULL: they keep it in memory */
     uint32_t memory_window;  /* messages a queue keeps in memory (queue_memory_window) */
     uint64_t connection_count; /* open connections (for the vhost's max-connections) */
+    struct queue_stats retired; /* what deleted queues had counted, added when they go */
     struct policy **policies, **operator_policies; /* src/policy.h */
     size_t policy_count, operator_policy_count;
     int64_t default_delivery_limit; /* delivery_limit from the configuration; 0 none */
