@@ -151,7 +151,7 @@ static uint64_t queue_metric(const struct queue *q, enum queue_metric m)
     case QM_CONSUMERS:
         return q->consumer_count;
     case QM_READY_BYTES:
-        return q->ready_bytes;
+        return q->ready_bytes + q->spill.bytes; /* in memory and spilled */
     case QM_PUBLISHED:
         return q->stats.published;
     case QM_DELIVERED:
@@ -338,6 +338,9 @@ void metrics_render(struct metrics_buf *b, struct server *s, struct mgmt_stats *
            "Total number of messages redelivered to consumers");
     sample(b, "rabbitmq_global_messages_redelivered_total", global_labels,
            totals[MGMT_REDELIVERED]);
+    family(b, "rabbitmq_global_messages_acknowledged_total", "counter",
+           "Total number of messages acknowledged by consumers");
+    sample(b, "rabbitmq_global_messages_acknowledged_total", global_labels, totals[MGMT_ACKED]);
     family(b, "warren_global_messages_enqueued_total", "counter",
            "Total number of messages that entered a queue (a message routed to three queues "
            "counts three times)");

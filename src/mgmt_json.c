@@ -686,6 +686,7 @@ json_t *mgmt_json_queue(const struct mgmt_ctx *ctx, const struct queue *q, bool 
              mgmt_stats_queue_rate(ctx->stats, q, MGMT_DELIVERED));
     add_stat(ms, "redeliver", values[MGMT_REDELIVERED],
              mgmt_stats_queue_rate(ctx->stats, q, MGMT_REDELIVERED));
+    add_stat(ms, "ack", values[MGMT_ACKED], mgmt_stats_queue_rate(ctx->stats, q, MGMT_ACKED));
     json_object_set_new(o, "message_stats", ms);
     for (size_t i = 0; i < q->consumer_count; i++) {
         if (q->consumers[i]->exclusive)
@@ -949,6 +950,7 @@ json_t *mgmt_json_overview(const struct mgmt_ctx *ctx)
              mgmt_stats_global_rate(ctx->stats, MGMT_DELIVERED));
     add_stat(ms, "redeliver", totals[MGMT_REDELIVERED],
              mgmt_stats_global_rate(ctx->stats, MGMT_REDELIVERED));
+    add_stat(ms, "ack", totals[MGMT_ACKED], mgmt_stats_global_rate(ctx->stats, MGMT_ACKED));
     json_object_set_new(o, "message_stats", ms);
 
     add_stat(qt, "messages", ready + unacked,

@@ -47,6 +47,7 @@ void mgmt_queue_values(const struct queue *q, uint64_t out[MGMT_VALUES])
     out[MGMT_PUBLISHED] = q->stats.published;
     out[MGMT_DELIVERED] = q->stats.delivered;
     out[MGMT_REDELIVERED] = q->stats.redelivered;
+    out[MGMT_ACKED] = q->stats.acked;
     out[MGMT_EXPIRED] = q->stats.expired;
     out[MGMT_DEAD_LETTERED] = q->stats.dead_lettered;
     out[MGMT_DROPPED] = q->stats.dropped;
@@ -104,6 +105,7 @@ static void add_retired(const struct server *s, uint64_t out[MGMT_COUNTERS])
         out[MGMT_PUBLISHED] += r->published;
         out[MGMT_DELIVERED] += r->delivered;
         out[MGMT_REDELIVERED] += r->redelivered;
+        out[MGMT_ACKED] += r->acked;
         out[MGMT_EXPIRED] += r->expired;
         out[MGMT_DEAD_LETTERED] += r->dead_lettered;
         out[MGMT_DROPPED] += r->dropped;

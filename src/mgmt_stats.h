@@ -26,6 +26,7 @@ enum mgmt_value {
     MGMT_PUBLISHED,     /* messages that entered the queue */
     MGMT_DELIVERED,     /* handed to a consumer or to basic.get */
     MGMT_REDELIVERED,   /* came back (nack, reject, recover, channel closed) */
+    MGMT_ACKED,         /* acknowledged by a consumer */
     MGMT_EXPIRED,       /* TTL ran out */
     MGMT_DEAD_LETTERED, /* republished to the dead-letter exchange */
     MGMT_DROPPED,       /* over a limit with nowhere to dead-letter to */
