@@ -679,7 +679,8 @@ json_t *mgmt_json_queue(const struct mgmt_ctx *ctx, const struct queue *q, bool 
              mgmt_stats_queue_rate(ctx->stats, q, MGMT_READY));
     add_stat(o, "messages_unacknowledged", values[MGMT_UNACKED],
              mgmt_stats_queue_rate(ctx->stats, q, MGMT_UNACKED));
-    json_object_set_new(o, "message_bytes_ready", json_integer((json_int_t)q->ready_bytes));
+    json_object_set_new(o, "message_bytes_ready",
+                        json_integer((json_int_t)(q->ready_bytes + q->spill.bytes)));
     add_stat(ms, "publish", values[MGMT_PUBLISHED],
              mgmt_stats_queue_rate(ctx->stats, q, MGMT_PUBLISHED));
     add_stat(ms, "deliver_get", values[MGMT_DELIVERED],
