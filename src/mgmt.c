@@ -2368,6 +2368,9 @@ static size_t keep_escapes(void *cls, struct MHD_Connection *c, char *s)
     return strlen(s);
 }
 
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+/* libmicrohttpd's own messages (its format strings), into our log. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char line[512];
