@@ -446,13 +446,12 @@ START_TEST(plain_amqp_on_the_tls_port_is_dropped)
     int fd = tcp_connect(tls_port);
     struct pollfd p = {.fd = fd, .events = POLLIN};
     uint8_t buf[256];
-    ssize_t n, total = 0;
+    ssize_t n;
 
     ck_assert_int_eq(send(fd, header, sizeof header, MSG_NOSIGNAL), 8);
-    while (poll(&p, 1, 3000) == 1 && (n = recv(fd, buf, sizeof buf, 0)) > 0) {
+    /* Whatever comes back (a TLS alert, or nothing) must not look like AMQP. */
+    while (poll(&p, 1, 3000) == 1 && (n = recv(fd, buf, sizeof buf, 0)) > 0)
         ck_assert_msg(buf[0] != 'A' && buf[0] != 1, "an AMQP answer on the TLS port");
-        total += n;
-    }
     ck_assert_int_eq(poll(&p, 1, 0), 1); /* closed, not timed out */
     close(fd);
 }
