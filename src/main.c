@@ -14,7 +14,7 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: warrend [-c FILE] [--port N]\n"
+    fprintf(out, "usage: warrend [-c FILE] [--port N] [--data-dir DIR]\n"
                  "  -c, --config FILE  configuration file (rabbitmq.conf style key = value)\n"
                  "  -p, --port N       listen on port N instead of the configured ports\n"
                  "                     (0: any free port; the ready line says which)\n"
