@@ -604,10 +604,7 @@ static int handle_queue_declare(struct channel *ch, const struct wire_method *m)
     if (a->passive) {
         /* An RPC server may check that the requester is still there: a reply address is
          * a queue with one consumer while its channel consumes replies, as in RabbitMQ. */
-        static const char reply_prefix[] = "amq.rabbitmq.reply-to.";
-        if (name.len > sizeof reply_prefix - 1 &&
-            memcmp(name.ptr, reply_prefix, sizeof reply_prefix - 1) == 0 &&
-            server_reply_channel(ch->conn->srv, name) != NULL) {
+        if (publish_is_reply_address(name) && server_reply_channel(ch->conn->srv, name) != NULL) {
             struct wire_queue_declare_ok ok = {.queue = name, .consumer_count = 1};
             if (!a->nowait)
                 conn_send_method(ch->conn, ch->id, WIRE_QUEUE_DECLARE_OK, &ok);

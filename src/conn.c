@@ -776,7 +776,6 @@ static struct channel *channel_get(const struct conn *c, uint16_t id)
 static int open_channel(struct conn *c, const struct wire_frame *f)
 {
     struct wire_method m;
-    int rc;
 
     if (f->type != WIRE_FRAME_METHOD || wire_method_decode(f->payload, &m) != WIRE_OK ||
         m.id != WIRE_CHANNEL_OPEN)
@@ -804,9 +803,8 @@ static int open_channel(struct conn *c, const struct wire_frame *f)
     }
     c->channels[f->channel] = channel_new(c, f->channel);
     c->channel_count++;
-    rc = 0;
     conn_send_method(c, f->channel, WIRE_CHANNEL_OPEN_OK, &(struct wire_channel_open_ok){0});
-    return rc;
+    return 0;
 }
 
 static void drop_channel(struct conn *c, uint16_t id)

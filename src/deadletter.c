@@ -8,6 +8,7 @@
 #include "src/log.h"
 #include "src/message.h"
 #include "src/persist.h"
+#include "src/publish.h"
 #include "src/queue.h"
 #include "src/util.h"
 #include "src/vhost.h"
@@ -93,9 +94,13 @@ static void put_counted_entry(struct wire_writer *w, const struct wire_field *ol
 
 static bool is_death_header(struct wire_bytes key)
 {
-    static const char *const names[] = {
-        "x-death", "x-first-death-reason", "x-first-death-queue", "x-first-death-exchange",
-        "x-last-death-reason", "x-last-death-queue", "x-last-death-exchange"};
+    static const char *const names[] = {"x-death",
+                                        "x-first-death-reason",
+                                        "x-first-death-queue",
+                                        "x-first-death-exchange",
+                                        "x-last-death-reason",
+                                        "x-last-death-queue",
+                                        "x-last-death-exchange"};
     for (size_t i = 0; i < ARRAY_LEN(names); i++)
         if (wire_bytes_eq_cstr(key, names[i]))
             return true;
@@ -232,19 +237,6 @@ static bool is_cycle(const struct message *m, const struct queue *q)
     return false;
 }
 
-static void route_cc(struct vhost *vh, struct exchange *x, const struct message *m)
-{
-    struct wire_field cc, key;
-    struct wire_array_iter it;
-
-    if (!wire_table_find(m->props.headers, "CC", &cc) || cc.type != 'A')
-        return;
-    wire_array_iter_init(&it, cc.v.array);
-    while (wire_array_next(&it, &key))
-        if (key.type == 'S')
-            vhost_route_key(vh, x, key.v.bytes, m->props.headers);
-}
-
 void vhost_flush_deadletters(struct vhost *vh)
 {
     /* Publishing can dead-letter more (a full queue dropping its head): the list grows while
@@ -264,7 +256,7 @@ void vhost_flush_deadletters(struct vhost *vh)
         }
         vhost_route_begin(vh);
         vhost_route_key(vh, x, m->routing_key, m->props.headers);
-        route_cc(vh, x, m);
+        publish_route_extra_keys(vh, x, m, "CC");
         n = vhost_route_result(vh, &queues);
         /* queue_push may route again (reject-publish-dlx): copy the result first, leaving
          * out the queues that would close a cycle. */

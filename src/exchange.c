@@ -15,8 +15,6 @@ struct exchange *exchange_new(struct vhost *vh, struct wire_bytes name,
 {
     struct exchange *x = xcalloc(1, sizeof *x);
 
-    struct wire_field ae;
-
     x->kind = DEST_EXCHANGE;
     x->name = bytes_dup(name);
     x->vhost = vh;
@@ -26,7 +24,6 @@ struct exchange *exchange_new(struct vhost *vh, struct wire_bytes name,
     x->auto_delete = auto_delete;
     x->internal = internal;
     x->arguments = bytes_dup(arguments);
-    (void)ae;
     x->alternate = bytes_dup(policy_alternate_exchange(vh, x));
     return x;
 }

@@ -13,10 +13,8 @@
 #include "src/util.h"
 #include "src/vhost.h"
 
-/* Sender-selected distribution: the CC and BCC headers (arrays of strings) are routing keys
- * too. */
-static void route_extra_keys(struct vhost *vh, struct exchange *x, const struct message *msg,
-                             const char *header)
+void publish_route_extra_keys(struct vhost *vh, struct exchange *x, const struct message *msg,
+                              const char *header)
 {
     struct wire_field keys, key;
     struct wire_array_iter it;
@@ -31,7 +29,7 @@ static void route_extra_keys(struct vhost *vh, struct exchange *x, const struct 
     }
 }
 
-static bool is_reply_to_address(struct wire_bytes name)
+bool publish_is_reply_address(struct wire_bytes name)
 {
     static const char prefix[] = "amq.rabbitmq.reply-to.";
     return name.len > sizeof prefix - 1 && memcmp(name.ptr, prefix, sizeof prefix - 1) == 0;
@@ -62,7 +60,7 @@ void publish_deliver(struct server *s, struct vhost *vh, struct exchange *x, str
     size_t n;
 
     *out = (struct publish_result){0};
-    if (x == vh->default_exchange && is_reply_to_address(m->routing_key)) {
+    if (x == vh->default_exchange && publish_is_reply_address(m->routing_key)) {
         struct channel *dest = s != NULL ? server_reply_channel(s, m->routing_key) : NULL;
         if (dest != NULL) {
             channel_deliver_reply(dest, m);
@@ -72,8 +70,8 @@ void publish_deliver(struct server *s, struct vhost *vh, struct exchange *x, str
     }
     vhost_route_begin(vh);
     vhost_route_key(vh, x, m->routing_key, m->props.headers);
-    route_extra_keys(vh, x, m, "CC");
-    route_extra_keys(vh, x, m, "BCC");
+    publish_route_extra_keys(vh, x, m, "CC");
+    publish_route_extra_keys(vh, x, m, "BCC");
     n = vhost_route_result(vh, &queues);
     out->routed = n;
     if (n == 0)

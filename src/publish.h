@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "amqp/wire.h"
+
 struct server;
 struct vhost;
 struct exchange;
@@ -17,6 +19,13 @@ struct publish_result {
     bool refused;       /* a queue refused it (x-overflow reject-publish) or the store failed */
     uint64_t store_seq; /* the store sequence a publisher confirm waits for; 0 none */
 };
+
+/* Sender-selected distribution: the keys in header (CC or BCC, arrays of strings) are routed
+ * too, inside a routing begun with vhost_route_begin(). */
+void publish_route_extra_keys(struct vhost *vh, struct exchange *x, const struct message *msg,
+                              const char *header);
+/* True for a direct reply-to address (amq.rabbitmq.reply-to.<token>). */
+bool publish_is_reply_address(struct wire_bytes name);
 
 /* Routes *msg from x by its routing key and its CC and BCC headers (a direct reply-to address
  * on the default exchange goes to its channel), removes BCC before anyone sees it, writes the
