@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "build_config.h"
@@ -25,6 +26,10 @@
 #define OUT_HIGH_WATER  (4u * 1024 * 1024) /* consumers pause above this much unsent output */
 #define OUT_LOW_WATER   (256u * 1024)      /* ... and resume below this */
 #define CLOSE_OK_WAIT_MS 3000              /* how long we wait for connection.close-ok */
+#define OUT_SPAN_MIN    (16u * 1024)       /* bodies this big are written from the message */
+#define OUT_IOV_MAX     64                 /* iovecs per writev */
+#define BODY_IN_MIN     (16u * 1024)       /* body frames this big are read into the message */
+#define BODY_IN_TAIL    1024               /* ... with at most this much after them into in */
 
 /* The extensions Warren implements, as RabbitMQ advertises them in connection.start. */
 static const char *const server_capabilities[] = {
@@ -146,6 +151,8 @@ static ssize_t transport_write(struct conn *c, const void *buf, size_t n)
 
 static void release(struct conn *c)
 {
+    message_unref(c->body_in.msg);
+    c->body_in.msg = NULL;
     free_channels(c);
     delete_exclusive_queues(c);
     if (c->counted_in_vhost) {
@@ -174,7 +181,7 @@ void conn_free(struct conn *c)
     release(c);
     free(c->channels);
     free(c->in);
-    buf_free(&c->out);
+    outbuf_free(&c->out);
     free(c);
 }
 
@@ -191,7 +198,7 @@ void conn_abort(struct conn *c)
 
 static void output_added(struct conn *c)
 {
-    if (buf_pending(&c->out) > OUT_HIGH_WATER)
+    if (outbuf_pending(&c->out) > OUT_HIGH_WATER)
         c->congested = true;
     server_want_flush(c->srv, c);
 }
@@ -204,11 +211,11 @@ void conn_send_method(struct conn *c, uint16_t channel, uint32_t method_id, cons
         return;
     for (;;) {
         struct wire_writer w;
-        buf_reserve(&c->out, need);
-        w = buf_writer(&c->out);
+        outbuf_reserve(&c->out, need);
+        w = outbuf_writer(&c->out);
         wire_frame_put_method(&w, channel, method_id, args);
         if (!wire_writer_overflowed(&w)) {
-            buf_commit(&c->out, &w);
+            outbuf_commit(&c->out, &w);
             break;
         }
         need = wire_writer_used(&w);
@@ -216,29 +223,58 @@ void conn_send_method(struct conn *c, uint16_t channel, uint32_t method_id, cons
     output_added(c);
 }
 
+/* A large body goes out from the message itself: its frames' envelopes are encoded into the
+ * buffer and the body between them is a span of the message (one body, never copied; the
+ * kernel copies it once, from there). Through TLS everything is copied, as OpenSSL encrypts
+ * from a buffer anyway and a record per span would cost more than the copy. */
+static void put_body_spans(struct conn *c, uint16_t channel, const struct message *m)
+{
+    size_t room = c->frame_max ? c->frame_max - WIRE_FRAME_OVERHEAD : UINT32_MAX;
+    size_t frames = (size_t)(m->body_size + room - 1) / room;
+    const uint8_t end = WIRE_FRAME_END;
+
+    outbuf_reserve(&c->out, frames * WIRE_FRAME_OVERHEAD);
+    for (size_t off = 0; off < m->body_size;) {
+        size_t n = m->body_size - off < room ? (size_t)m->body_size - off : room;
+        uint8_t prefix[WIRE_FRAME_HEADER_SIZE];
+
+        wire_frame_body_prefix(prefix, channel, (uint32_t)n);
+        outbuf_put(&c->out, prefix, sizeof prefix);
+        outbuf_add_span(&c->out, (struct message *)m, m->body + off, n);
+        outbuf_put(&c->out, &end, 1);
+        off += n;
+    }
+}
+
 void conn_send_content(struct conn *c, uint16_t channel, uint32_t method_id, const void *args,
                        const struct message *m)
 {
     uint32_t body_max = c->frame_max ? c->frame_max - WIRE_FRAME_OVERHEAD : UINT32_MAX;
     size_t frames = m->body_size / body_max + 1;
-    size_t need = 1024 + m->header.len + (size_t)m->body_size + frames * WIRE_FRAME_OVERHEAD;
+    bool spans = c->tls == NULL && m->body_size >= OUT_SPAN_MIN;
+    size_t need = 1024 + m->header.len + (spans ? 0 : (size_t)m->body_size) +
+                  frames * WIRE_FRAME_OVERHEAD;
 
     if (c->state == CONN_CLOSED)
         return;
     for (;;) {
         struct wire_writer w;
-        buf_reserve(&c->out, need);
-        w = buf_writer(&c->out);
+        outbuf_reserve(&c->out, need);
+        w = outbuf_writer(&c->out);
         wire_frame_put_method(&w, channel, method_id, args);
         wire_frame_put_raw(&w, WIRE_FRAME_HEADER, channel, m->header);
-        wire_frame_put_body(&w, channel, (struct wire_bytes){.ptr = m->body, .len = m->body_size},
-                            c->frame_max);
+        if (!spans)
+            wire_frame_put_body(&w, channel,
+                                (struct wire_bytes){.ptr = m->body, .len = m->body_size},
+                                c->frame_max);
         if (!wire_writer_overflowed(&w)) {
-            buf_commit(&c->out, &w);
+            outbuf_commit(&c->out, &w);
             break;
         }
         need = wire_writer_used(&w);
     }
+    if (spans)
+        put_body_spans(c, channel, m);
     output_added(c);
 }
 
@@ -296,6 +332,18 @@ void conn_alarm_changed(struct conn *c, unsigned alarms)
     log_info(&c->log, "publisher unblocked");
 }
 
+/* Writes what the socket takes: the buffer and the body spans in one writev, or through
+ * TLS (which never has spans) a piece at a time. */
+static ssize_t write_output(struct conn *c)
+{
+    struct iovec iov[OUT_IOV_MAX];
+    int n = outbuf_iov(&c->out, iov, c->tls ? 1 : OUT_IOV_MAX);
+
+    if (c->tls != NULL)
+        return transport_write(c, iov[0].iov_base, iov[0].iov_len);
+    return writev(c->fd, iov, n);
+}
+
 void conn_flush(struct conn *c)
 {
     bool was_congested = c->congested;
@@ -303,12 +351,12 @@ void conn_flush(struct conn *c)
     if (c->state == CONN_CLOSED)
         return;
     if (c->fd < 0) {
-        buf_consumed(&c->out, buf_pending(&c->out)); /* in memory: output goes nowhere */
+        outbuf_consumed(&c->out, outbuf_pending(&c->out)); /* in memory: output goes nowhere */
     }
-    while (c->fd >= 0 && buf_pending(&c->out) > 0) {
-        ssize_t n = transport_write(c, c->out.data + c->out.sent, buf_pending(&c->out));
+    while (c->fd >= 0 && outbuf_pending(&c->out) > 0) {
+        ssize_t n = write_output(c);
         if (n > 0) {
-            buf_consumed(&c->out, (size_t)n);
+            outbuf_consumed(&c->out, (size_t)n);
             c->last_write_ms = now_ms();
             continue;
         }
@@ -333,7 +381,7 @@ void conn_flush(struct conn *c)
         conn_abort(c);
         return;
     }
-    if (buf_pending(&c->out) < OUT_LOW_WATER) {
+    if (outbuf_pending(&c->out) < OUT_LOW_WATER) {
         c->congested = false;
         if (was_congested)
             resume_consumers(c);
@@ -346,7 +394,7 @@ static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
 
     (void)revents;
     /* A TLS read that waited for the socket to take its handshake bytes goes on now. */
-    if (c->tls != NULL && buf_pending(&c->out) == 0) {
+    if (c->tls != NULL && outbuf_pending(&c->out) == 0) {
         ev_io_stop(loop, w);
         ev_feed_event(loop, &c->read_watcher, EV_READ);
         return;
@@ -444,6 +492,46 @@ int conn_method_error(struct conn *c, struct wire_bytes payload, int rc)
     return fail(c, WIRE_FRAME_ERROR, "cannot decode %s", octets(payload, text, sizeof text));
 }
 
+/* A frame error as RabbitMQ words it: "type T, all octets = <<...>>: Error", or "first 16
+ * octets" when the payload is longer, laid out as its io_lib:format ~p does (a binary or the
+ * error tuple that would pass column 80 is broken over lines). The error is error_head, or
+ * the tuple error_head followed by error_tail, which may go on the next line. */
+static void frame_fail(struct conn *c, uint8_t type, struct wire_bytes payload,
+                       const char *error_head, const char *error_tail)
+{
+    char text[512], head[48];
+    struct erl_out o = {.buf = text, .size = sizeof text};
+    bool all = payload.len <= 16;
+    const char *line;
+    size_t col;
+
+    if (!all)
+        payload.len = 16;
+    snprintf(head, sizeof head, "type %u, %s octets = ", type, all ? "all" : "first 16");
+    erl_out_str(&o, head);
+    erl_out_binary_at(&o, payload, strlen(head));
+    erl_out_str(&o, ": ");
+    line = strrchr(text, '\n');
+    col = strlen(line ? line + 1 : text);
+    erl_out_str(&o, error_head);
+    /* Read off RabbitMQ 3.10: the tuple stays on the line if it ends before column 79. */
+    if (error_tail[0] != '\0' && col + strlen(error_head) + strlen(error_tail) >= 79) {
+        erl_out_str(&o, "\n");
+        for (size_t k = 0; k <= col; k++)
+            erl_out_str(&o, " ");
+    }
+    erl_out_str(&o, error_tail);
+    fail(c, WIRE_FRAME_ERROR, "%s", text);
+}
+
+static void bad_frame_end(struct conn *c, uint8_t type, struct wire_bytes payload, uint8_t end)
+{
+    char tail[8];
+
+    snprintf(tail, sizeof tail, "%u}", end);
+    frame_fail(c, type, payload, "{invalid_frame_end_marker,", tail);
+}
+
 /* The frame at the front of buf failed to parse: say why, as RabbitMQ words it. */
 static void frame_error(struct conn *c, const uint8_t *buf, size_t len)
 {
@@ -452,7 +540,6 @@ static void frame_error(struct conn *c, const uint8_t *buf, size_t len)
     uint8_t type = 0, end = 0;
     uint16_t channel;
     uint32_t size = 0;
-    char text[200];
 
     wire_u8(&r, &type);
     wire_u16(&r, &channel);
@@ -462,16 +549,12 @@ static void frame_error(struct conn *c, const uint8_t *buf, size_t len)
              size, c->frame_max - WIRE_FRAME_OVERHEAD);
         return;
     }
-    wire_bytes(&r, wire_left(&r) < size ? wire_left(&r) : size, &payload);
-    if (type != WIRE_FRAME_METHOD && type != WIRE_FRAME_HEADER && type != WIRE_FRAME_BODY &&
-        type != WIRE_FRAME_HEARTBEAT) {
-        fail(c, WIRE_FRAME_ERROR, "type %u, all octets = %s: unknown_frame", type,
-             octets(payload, text, sizeof text));
-        return;
-    }
+    wire_bytes(&r, size, &payload); /* the parser saw all of it */
     wire_u8(&r, &end);
-    fail(c, WIRE_FRAME_ERROR, "type %u, all octets = %s: {invalid_frame_end_marker,%u}", type,
-         octets(payload, text, sizeof text), end);
+    if (end != WIRE_FRAME_END)
+        bad_frame_end(c, type, payload, end);
+    else
+        frame_fail(c, type, payload, "unknown_frame", "");
 }
 
 /* ---- Handshake ------------------------------------------------------------------------- */
@@ -928,10 +1011,87 @@ static void handle_frame(struct conn *c, const struct wire_frame *f)
         conn_report_error(c, f->channel, method_id);
 }
 
+/* ---- Large body frames, read straight into their message --------------------------------- */
+
+/* The frame at in + off is incomplete. If it is a large body frame of the publish its channel
+ * is assembling, the rest of its payload is read into the message itself instead of the read
+ * buffer (saving a copy of every byte, and the move of a partial frame to the buffer's front).
+ * What already arrived goes there now; in keeps the bytes before the frame. */
+static void body_in_begin(struct conn *c, size_t off)
+{
+    const uint8_t *p = c->in + off;
+    size_t have = c->in_len - off;
+    struct channel *ch;
+    struct message *m;
+    uint32_t size;
+    uint16_t channel;
+
+    if (c->state != CONN_OPEN || have < WIRE_FRAME_HEADER_SIZE || p[0] != WIRE_FRAME_BODY)
+        return;
+    channel = (uint16_t)(p[1] << 8 | p[2]);
+    size = (uint32_t)p[3] << 24 | (uint32_t)p[4] << 16 | (uint32_t)p[5] << 8 | p[6];
+    /* The parser checked size against frame_max already; a frame whose payload is all here
+     * waits for its end octet the usual way. */
+    if (size < BODY_IN_MIN || have - WIRE_FRAME_HEADER_SIZE >= size)
+        return;
+    ch = channel_get(c, channel);
+    if (ch == NULL || ch->state != CHANNEL_OPEN || ch->content != CONTENT_BODY)
+        return;
+    m = ch->pub_msg;
+    if (size > m->body_size - m->body_received)
+        return; /* too long for the body: the channel refuses it when it is all read */
+    c->body_in.msg = message_ref(m);
+    c->body_in.dst = m->body + m->body_received;
+    c->body_in.len = size;
+    c->body_in.got = (uint32_t)(have - WIRE_FRAME_HEADER_SIZE);
+    c->body_in.channel = channel;
+    memcpy(c->body_in.dst, p + WIRE_FRAME_HEADER_SIZE, c->body_in.got);
+    c->in_len = off;
+}
+
+/* Takes up to n bytes of the payload being read into a message; returns how many. */
+static size_t body_in_take(struct conn *c, const uint8_t *data, size_t n)
+{
+    size_t want = c->body_in.len - c->body_in.got;
+
+    if (n > want)
+        n = want;
+    memcpy(c->body_in.dst + c->body_in.got, data, n);
+    c->body_in.got += (uint32_t)n;
+    return n;
+}
+
+/* The payload is all in the message and its frame-end octet at the front of in: the frame is
+ * handled as if it had been parsed from the buffer (message_append_body sees that the bytes
+ * are in place already). Returns how many bytes of in it used. */
+static size_t body_in_finish(struct conn *c)
+{
+    struct wire_frame f = {.type = WIRE_FRAME_BODY, .channel = c->body_in.channel,
+                           .payload = {.ptr = c->body_in.dst, .len = c->body_in.len}};
+    struct message *m = c->body_in.msg;
+    size_t used = 1;
+
+    c->body_in.msg = NULL;
+    if (c->in[0] != WIRE_FRAME_END) {
+        bad_frame_end(c, WIRE_FRAME_BODY, f.payload, c->in[0]);
+        conn_report_error(c, 0, 0);
+        used = c->in_len; /* nothing after a broken frame can be trusted */
+    } else {
+        handle_frame(c, &f);
+    }
+    message_unref(m);
+    return used;
+}
+
 static void process_input(struct conn *c)
 {
     size_t off = 0;
 
+    if (c->body_in.msg != NULL) {
+        if (c->body_in.got < c->body_in.len || c->in_len == 0)
+            return;
+        off = body_in_finish(c);
+    }
     if (c->state == CONN_AWAIT_HEADER) {
         int rc = wire_protocol_header_check(c->in, c->in_len);
         if (rc == WIRE_NEED_MORE)
@@ -939,9 +1099,7 @@ static void process_input(struct conn *c)
         if (rc != WIRE_OK) {
             /* As RabbitMQ: answer a wrong protocol header with ours, then close. */
             log_warn(&c->log, "unsupported protocol header; closing connection");
-            buf_reserve(&c->out, sizeof wire_protocol_header);
-            memcpy(c->out.data + c->out.len, wire_protocol_header, sizeof wire_protocol_header);
-            c->out.len += sizeof wire_protocol_header;
+            outbuf_put(&c->out, wire_protocol_header, sizeof wire_protocol_header);
             close_after_flush(c);
             c->in_len = 0;
             return;
@@ -961,8 +1119,10 @@ static void process_input(struct conn *c)
         size_t used = 0;
         int rc = wire_frame_parse(c->in + off, c->in_len - off, c->frame_max, &f, &used);
 
-        if (rc == WIRE_NEED_MORE)
+        if (rc == WIRE_NEED_MORE) {
+            body_in_begin(c, off);
             break;
+        }
         if (rc != WIRE_OK) {
             if (c->state == CONN_CLOSING) {
                 conn_abort(c);
@@ -997,6 +1157,12 @@ void conn_feed(struct conn *c, const uint8_t *data, size_t len)
 {
     while (len > 0 && c->state != CONN_CLOSED) {
         size_t room, n;
+        if (c->body_in.msg != NULL && c->body_in.got < c->body_in.len) {
+            n = body_in_take(c, data, len);
+            data += n;
+            len -= n;
+            continue;
+        }
         if (c->in_cap - c->in_len < READ_CHUNK) {
             c->in_cap = c->in_len + READ_CHUNK;
             c->in = xrealloc(c->in, c->in_cap);
@@ -1009,6 +1175,36 @@ void conn_feed(struct conn *c, const uint8_t *data, size_t len)
         len -= n;
         process_input(c);
     }
+}
+
+/* Reads what the socket has: into in, or while a large body frame is being read, its payload
+ * into the message and whatever follows it into in, in one readv. */
+static ssize_t read_input(struct conn *c)
+{
+    struct iovec iov[2];
+    ssize_t n;
+    size_t took;
+
+    if (c->body_in.msg == NULL || c->body_in.got == c->body_in.len) {
+        n = transport_read(c, c->in + c->in_len, c->in_cap - c->in_len);
+        if (n > 0)
+            c->in_len += (size_t)n;
+        return n;
+    }
+    iov[0] = (struct iovec){.iov_base = c->body_in.dst + c->body_in.got,
+                            .iov_len = c->body_in.len - c->body_in.got};
+    /* Only a little of what follows: if it is the next large frame, its payload should go
+     * to its message too, not through in. */
+    iov[1] = (struct iovec){.iov_base = c->in + c->in_len, .iov_len = c->in_cap - c->in_len};
+    if (iov[1].iov_len > BODY_IN_TAIL)
+        iov[1].iov_len = BODY_IN_TAIL;
+    n = c->tls ? transport_read(c, iov[0].iov_base, iov[0].iov_len) : readv(c->fd, iov, 2);
+    if (n > 0) {
+        took = (size_t)n < iov[0].iov_len ? (size_t)n : iov[0].iov_len;
+        c->body_in.got += (uint32_t)took;
+        c->in_len += (size_t)n - took;
+    }
+    return n;
 }
 
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
@@ -1025,7 +1221,7 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         c->in = xrealloc(c->in, cap);
         c->in_cap = cap;
     }
-    n = transport_read(c, c->in + c->in_len, c->in_cap - c->in_len);
+    n = read_input(c);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         if (c->tls != NULL && tls_conn_want_write(c->tls))
             ev_io_start(loop, &c->write_watcher);
@@ -1042,14 +1238,13 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         return;
     }
     c->last_read_ms = now_ms();
-    c->in_len += (size_t)n;
     process_input(c);
     if (c->state == CONN_CLOSED)
         return;
     /* Decrypted bytes waiting inside OpenSSL do not make the socket readable. */
     if (c->tls != NULL && tls_conn_pending(c->tls))
         ev_feed_event(loop, &c->read_watcher, EV_READ);
-    if (c->tls != NULL && buf_pending(&c->out) > 0)
+    if (c->tls != NULL && outbuf_pending(&c->out) > 0)
         server_want_flush(c->srv, c);
 }
 
@@ -1081,11 +1276,11 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     if (now - c->last_write_ms >= 500u * c->heartbeat_s) {
-        buf_reserve(&c->out, WIRE_FRAME_OVERHEAD);
+        outbuf_reserve(&c->out, WIRE_FRAME_OVERHEAD);
         {
-            struct wire_writer wr = buf_writer(&c->out);
+            struct wire_writer wr = outbuf_writer(&c->out);
             wire_frame_put_heartbeat(&wr);
-            buf_commit(&c->out, &wr);
+            outbuf_commit(&c->out, &wr);
         }
         server_want_flush(c->srv, c);
     }

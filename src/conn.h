@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 
 #include "amqp/frame.h"
-#include "src/buf.h"
+#include "src/outbuf.h"
 #include "src/log.h"
 
 struct server;
@@ -45,7 +45,16 @@ struct conn {
 
     uint8_t *in; /* bytes read and not yet parsed */
     size_t in_len, in_cap;
-    struct buf out;
+    /* A large body frame being read straight into its message, not into in: the frame's
+     * header was parsed, its payload goes to dst (inside msg, which this holds a reference
+     * to), and its frame-end octet will be the first byte of in. */
+    struct {
+        struct message *msg;
+        uint8_t *dst;
+        uint32_t len, got;
+        uint16_t channel;
+    } body_in;
+    struct outbuf out;
 
     uint32_t frame_max;
     uint16_t channel_max;

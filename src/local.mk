@@ -7,6 +7,7 @@ src_libwarren_a_SOURCES = \
 	src/util.c src/util.h \
 	src/hmap.c src/hmap.h \
 	src/buf.c src/buf.h \
+	src/outbuf.c src/outbuf.h \
 	src/message.c src/message.h \
 	src/queue.c src/queue.h \
 	src/deadletter.c src/deadletter.h \

@@ -78,7 +78,8 @@ bool message_append_body(struct message *m, struct wire_bytes chunk)
 {
     if (chunk.len > m->body_size - m->body_received)
         return false;
-    if (chunk.len)
+    /* A connection may have read the frame into its place in the body already. */
+    if (chunk.len && chunk.ptr != m->body + m->body_received)
         memcpy(m->body + m->body_received, chunk.ptr, chunk.len);
     m->body_received += chunk.len;
     return true;

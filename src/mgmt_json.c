@@ -803,7 +803,7 @@ json_t *mgmt_json_connection(const struct mgmt_ctx *ctx, const struct conn *c)
     json_object_set_new(o, "frame_max", json_integer(c->frame_max));
     json_object_set_new(o, "channel_max", json_integer(c->channel_max));
     json_object_set_new(o, "timeout", json_integer(c->heartbeat_s));
-    json_object_set_new(o, "send_pend", json_integer((json_int_t)buf_pending(&c->out)));
+    json_object_set_new(o, "send_pend", json_integer((json_int_t)outbuf_pending(&c->out)));
     /* Of the client's properties only the capabilities Warren acts on are kept. */
     json_object_set_new(caps, "consumer_cancel_notify",
                         json_boolean(c->cap_consumer_cancel_notify));

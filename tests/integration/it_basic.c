@@ -1019,6 +1019,94 @@ START_TEST(large_body_crosses_many_frames_intact)
 }
 END_TEST
 
+/* Body i of the fan-out test: xorshift bytes seeded by i, so no two bodies or frames alike. */
+static unsigned char *make_body(size_t len, uint32_t seed)
+{
+    unsigned char *b = malloc(len ? len : 1);
+    uint32_t x = 2463534242u ^ (seed * 2654435761u);
+
+    ck_assert_ptr_nonnull(b);
+    for (size_t i = 0; i < len; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        b[i] = (unsigned char)x;
+    }
+    return b;
+}
+
+/* Large bodies are read into their message and written from it (no copy in the broker);
+ * small ones go through the connection's buffers. Sizes either side of where that changes
+ * (16 KiB), bodies not a multiple of the frame payload, a publisher whose frames are small
+ * and one whose frames are large, and three consumers on one connection getting the same
+ * message at once: every byte arrives, in order, in every copy. */
+START_TEST(large_bodies_fanned_out_to_consumers_on_one_connection_arrive_intact)
+{
+    static const size_t sizes[] = {16383, 16384, 16385, 20000, 200001, 1 << 20, 5, 3 * 131072};
+    enum { N = sizeof sizes / sizeof sizes[0], QUEUES = 3 };
+    struct it_conn_opts big = {.frame_max = 131072}, small = {.frame_max = 20000};
+    amqp_connection_state_t pub_big = it_connect_opts(&big);
+    amqp_connection_state_t pub_small = it_connect_opts(&small);
+    amqp_connection_state_t sub = it_connect_opts(&big);
+    unsigned char *bodies[N];
+    bool seen[QUEUES][N] = {{false}};
+    char x[64], q[QUEUES][64], tag[16];
+
+    it_exchange(sub, it_name(x, sizeof x, "zc.fanout"), "fanout");
+    for (int i = 0; i < QUEUES; i++) {
+        char topic[16];
+        snprintf(topic, sizeof topic, "zc.%d", i);
+        it_temp_queue(sub, it_name(q[i], sizeof q[i], topic));
+        it_bind(sub, q[i], x, "", amqp_empty_table);
+        snprintf(tag, sizeof tag, "c%d", i);
+        it_consume(sub, 1, q[i], tag, true, false, NULL, 0);
+    }
+    for (size_t i = 0; i < N; i++) {
+        bodies[i] = make_body(sizes[i], (uint32_t)i);
+        /* Alternate publishers: frames of 19992 octets and of 131064. */
+        it_publish_bytes(i % 2 ? pub_small : pub_big, 1, x, "", NULL,
+                         (amqp_bytes_t){sizes[i], bodies[i]});
+        if (i % 2 == 0)
+            it_publish(pub_big, x, "", "small between large");
+    }
+    /* The two publishers' messages interleave at the queues, each publisher's in order. */
+    for (int got = 0; got < QUEUES * (int)(N + (N + 1) / 2); got++) {
+        struct it_msg m;
+        int who;
+
+        ck_assert_msg(it_next_delivery(sub, 10000, &m), "delivery %d did not come", got);
+        ck_assert_int_eq(sscanf(m.consumer_tag, "c%d", &who), 1);
+        ck_assert(who >= 0 && who < QUEUES);
+        if (it_bytes_eq(m.message.body, "small between large")) {
+            it_msg_free(&m);
+            continue;
+        }
+        /* Bodies are told apart by their size (the two publishers' messages interleave). */
+        {
+            size_t i = 0;
+            while (i < N && sizes[i] != m.message.body.len)
+                i++;
+            ck_assert_msg(i < N, "a body of %zu octets was never published",
+                          m.message.body.len);
+            ck_assert_msg(memcmp(m.message.body.bytes, bodies[i], sizes[i]) == 0,
+                          "body %zu (%zu octets) to consumer %d differs", i, sizes[i], who);
+            ck_assert_msg(!seen[who][i], "body %zu came twice to consumer %d", i, who);
+            seen[who][i] = true;
+        }
+        it_msg_free(&m);
+    }
+    for (int i = 0; i < QUEUES; i++) {
+        for (size_t k = 0; k < N; k++)
+            ck_assert_msg(seen[i][k], "body %zu never came to consumer %d", k, i);
+    }
+    for (size_t i = 0; i < N; i++)
+        free(bodies[i]);
+    it_disconnect(pub_big);
+    it_disconnect(pub_small);
+    it_disconnect(sub);
+}
+END_TEST
+
 static Suite *basic_suite(void)
 {
     Suite *s = suite_create("basic");
@@ -1070,6 +1158,7 @@ static Suite *basic_suite(void)
     tc = it_tcase(s, "order_size");
     tcase_add_test(tc, messages_of_one_channel_arrive_in_publish_order);
     tcase_add_test(tc, large_body_crosses_many_frames_intact);
+    tcase_add_test(tc, large_bodies_fanned_out_to_consumers_on_one_connection_arrive_intact);
     return s;
 }
 

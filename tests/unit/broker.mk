@@ -58,3 +58,10 @@ TESTS += tests/unit/check_policy
 tests_unit_check_policy_SOURCES = tests/unit/check_policy.c
 tests_unit_check_policy_CFLAGS = $(BROKER_UNIT_CFLAGS)
 tests_unit_check_policy_LDADD = $(WARREN_LIBS) $(CHECK_LIBS)
+
+# A connection's output buffer: encoded bytes and message bodies written in place.
+check_PROGRAMS += tests/unit/check_outbuf
+TESTS += tests/unit/check_outbuf
+tests_unit_check_outbuf_SOURCES = tests/unit/check_outbuf.c
+tests_unit_check_outbuf_CFLAGS = $(BROKER_UNIT_CFLAGS)
+tests_unit_check_outbuf_LDADD = $(WARREN_LIBS) $(CHECK_LIBS)
