@@ -42,8 +42,6 @@ int wire_frame_parse(const uint8_t *buf, size_t len, uint32_t frame_max, struct 
     *consumed = 0;
     if (!wire_u8(&r, &type) || !wire_u16(&r, &channel) || !wire_u32(&r, &size))
         return WIRE_NEED_MORE;
-    if (!frame_type_known(type))
-        return WIRE_ERR_FRAME;
     /* Checked before any payload is buffered, so a peer cannot make us wait for (or allocate)
      * more than frame_max. The spec counts the 8 octets of envelope in frame_max; RabbitMQ
      * allows them on top ("frame_too_large" only once the payload itself exceeds frame_max,
@@ -59,7 +57,8 @@ int wire_frame_parse(const uint8_t *buf, size_t len, uint32_t frame_max, struct 
         *consumed = total;
         return WIRE_NEED_MORE;
     }
-    if (end != WIRE_FRAME_END)
+    /* As RabbitMQ: the whole frame is read, then its end octet checked, then its type. */
+    if (end != WIRE_FRAME_END || !frame_type_known(type))
         return WIRE_ERR_FRAME;
     *frame = (struct wire_frame){.type = type, .channel = channel, .payload = payload};
     *consumed = total;

@@ -276,6 +276,11 @@ static bool latin1_printable(uint8_t c)
 
 void erl_out_binary(struct erl_out *o, struct wire_bytes bin)
 {
+    erl_out_binary_at(o, bin, 0);
+}
+
+void erl_out_binary_at(struct erl_out *o, struct wire_bytes bin, size_t col)
+{
     static const char escape_letter[] = {
         ['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\v'] = 'v', ['\f'] = 'f',
         ['\r'] = 'r', [27] = 'e',   ['"'] = '"',  ['\\'] = '\\'};
@@ -300,9 +305,26 @@ void erl_out_binary(struct erl_out *o, struct wire_bytes bin)
         }
         erl_out_char(o, '"');
     } else {
+        /* Read off RabbitMQ 3.10: a number and its comma (the last one has none, and the
+         * closing >> does not count) must end before column 80, or the line breaks before
+         * the number, which goes under the first one. Breaking is only for a binary that
+         * starts past column 0: at 0 the caller wants one line. */
+        size_t at = col + 2, indent = col + 2;
         for (size_t i = 0; i < bin.len; i++) {
-            snprintf(num, sizeof num, i == 0 ? "%u" : ",%u", bin.ptr[i]);
+            int n = snprintf(num, sizeof num, "%u", bin.ptr[i]);
+            size_t comma = i + 1 < bin.len ? 1 : 0;
+            if (i > 0) {
+                erl_out_char(o, ',');
+                at++;
+                if (col > 0 && at + (size_t)n + comma >= 80) {
+                    erl_out_char(o, '\n');
+                    for (size_t k = 0; k < indent; k++)
+                        erl_out_char(o, ' ');
+                    at = indent;
+                }
+            }
             erl_out_str(o, num);
+            at += (size_t)n;
         }
     }
     erl_out_str(o, ">>");

@@ -45,6 +45,10 @@ void erl_out_str(struct erl_out *o, const char *s);
 void erl_out_term(struct erl_out *o, const struct wire_field *v);
 /* Appends a binary as ~p prints it (<<"abc">>, <<1,2>>, <<>>). */
 void erl_out_binary(struct erl_out *o, struct wire_bytes bin);
+/* The same, for a binary that ~p starts printing at column col (0 = the first) of a text
+ * of RabbitMQ's: as its pretty printer, a list of numbers that would reach column 80 goes
+ * on over the next lines, each indented under the first number. */
+void erl_out_binary_at(struct erl_out *o, struct wire_bytes bin, size_t col);
 /* Appends a float as ~p prints it. */
 void erl_out_float(struct erl_out *o, double x);
 

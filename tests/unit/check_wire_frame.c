@@ -111,17 +111,20 @@ START_TEST(bad_frame_end_is_a_frame_error)
 }
 END_TEST
 
-START_TEST(unknown_frame_type_is_refused_from_the_header)
+START_TEST(unknown_frame_type_is_refused_once_the_frame_is_read)
 {
     const uint8_t types[] = {0, 4, 5, 7, 9, 'A', 0xce, 0xff};
     struct wire_frame f;
     size_t consumed;
 
     for (size_t i = 0; i < sizeof types; i++) {
-        /* Only the 7 header octets: the error does not wait for the payload. */
-        const uint8_t hdr[7] = {types[i], 0, 1, 0, 0, 0, 4};
+        /* As RabbitMQ, which reads the whole frame and checks its end octet first (that
+         * error wins when both are wrong), then its type. */
+        const uint8_t frame[12] = {types[i], 0, 1, 0, 0, 0, 4, 1, 2, 3, 4, WIRE_FRAME_END};
 
-        ck_assert_int_eq(wire_frame_parse(hdr, sizeof hdr, 131072, &f, &consumed), WIRE_ERR_FRAME);
+        ck_assert_int_eq(wire_frame_parse(frame, 7, 131072, &f, &consumed), WIRE_NEED_MORE);
+        ck_assert_int_eq(wire_frame_parse(frame, 11, 131072, &f, &consumed), WIRE_NEED_MORE);
+        ck_assert_int_eq(wire_frame_parse(frame, 12, 131072, &f, &consumed), WIRE_ERR_FRAME);
     }
 }
 END_TEST
@@ -683,7 +686,7 @@ static Suite *frame_suite(void)
     tcase_add_test(tc, whole_frame_is_split);
     tcase_add_test(tc, cut_frame_needs_more_at_every_length);
     tcase_add_test(tc, bad_frame_end_is_a_frame_error);
-    tcase_add_test(tc, unknown_frame_type_is_refused_from_the_header);
+    tcase_add_test(tc, unknown_frame_type_is_refused_once_the_frame_is_read);
     tcase_add_test(tc, every_frame_type_is_known);
     tcase_add_test(tc, payload_over_frame_max_is_refused_before_it_arrives);
     tcase_add_test(tc, frames_before_tune_are_limited_to_the_minimum_size);
