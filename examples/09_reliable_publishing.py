@@ -48,7 +48,9 @@ def connect_retrying(timeout_s):
     while True:
         try:
             return connect()
-        except pika.exceptions.AMQPConnectionError:
+        # pika raises ValueError ("Expected connected socket, but getpeername() failed")
+        # when the socket it connected dies before it looks at it: the broker was stopping.
+        except (pika.exceptions.AMQPConnectionError, ValueError):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
