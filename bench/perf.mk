@@ -11,6 +11,13 @@ bench_warren_perf_SOURCES = \
 bench_warren_perf_CFLAGS = $(AM_CFLAGS) -O2 -pthread
 bench_warren_perf_LDADD = amqp/libwire.a -lm -lpthread
 
+# stall-probe: how long the machine stops running a program that never waits (compare runs
+# it before each latency run: the floor under a p99 on this machine).
+noinst_PROGRAMS += bench/stall-probe
+bench_stall_probe_SOURCES = bench/stall_probe.c
+bench_stall_probe_CFLAGS = $(AM_CFLAGS) -O2 -pthread
+bench_stall_probe_LDADD = -lpthread
+
 
 # The histogram behind the latency figures; the tool end to end against its sink and against
 # a live warrend (so a change to amqp/ or to the broker that breaks the tool shows at once).
