@@ -90,6 +90,10 @@ static const struct option options[] = {
      "least milliseconds between two fsyncs of persistent messages; 0 syncs at once"},
     {"queue_memory_window", OPT_UINT, FIELD(queue_memory_window), 16, 100000000, NULL, "2048",
      "messages a queue keeps in memory near its head; the rest of a backlog waits on disk"},
+    {"queue_memory_limit", OPT_BYTES, FIELD(queue_memory_limit), 0, UINT64_MAX / 2, NULL, "0",
+     "bytes all queues together keep in memory (bodies plus about 384 B a message) before each "
+     "keeps only 64 near its head and pages the rest to disk; 0 for half the memory high "
+     "watermark"},
     {"connection_max", OPT_UINT, FIELD(connection_max), 0, 4294967295u, NULL, "0",
      "most client connections the broker accepts at once; 0 for no limit (RabbitMQ: infinity)"},
     {"consumer_max_per_channel", OPT_UINT, FIELD(consumer_max_per_channel), 0, 4294967295u, NULL,

@@ -54,6 +54,7 @@ struct config {
     char data_dir[512];        /* data_dir: /var/lib/warren (--data-dir overrides) */
     uint32_t sync_interval_ms; /* persistence.sync_interval: 0 */
     uint32_t queue_memory_window;       /* queue_memory_window: 2048 messages */
+    uint64_t queue_memory_limit;        /* queue_memory_limit: 0, half the high watermark */
     uint32_t connection_max;            /* connection_max: 0 = no limit */
     uint32_t consumer_max_per_channel;  /* consumer_max_per_channel: 0 = no limit */
     uint32_t memory_watermark_relative; /* vm_memory_high_watermark.relative, in thousandths */

@@ -681,6 +681,11 @@ json_t *mgmt_json_queue(const struct mgmt_ctx *ctx, const struct queue *q, bool 
              mgmt_stats_queue_rate(ctx->stats, q, MGMT_UNACKED));
     json_object_set_new(o, "message_bytes_ready",
                         json_integer((json_int_t)(q->ready_bytes + q->spill.bytes)));
+    /* As RabbitMQ's classic queues: where the ready messages are, memory or disk. */
+    json_object_set_new(o, "messages_ram", json_integer((json_int_t)q->len));
+    json_object_set_new(o, "messages_paged_out", json_integer((json_int_t)q->spill.count));
+    json_object_set_new(o, "message_bytes_ram", json_integer((json_int_t)q->ready_bytes));
+    json_object_set_new(o, "message_bytes_paged_out", json_integer((json_int_t)q->spill.bytes));
     add_stat(ms, "publish", values[MGMT_PUBLISHED],
              mgmt_stats_queue_rate(ctx->stats, q, MGMT_PUBLISHED));
     add_stat(ms, "deliver_get", values[MGMT_DELIVERED],

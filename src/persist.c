@@ -708,6 +708,7 @@ void persist_attach(struct server *s, struct vhost *vh)
     vh->persist = p;
     vh->spill_dir = p->spill_dir;
     vh->memory_window = s->cfg->queue_memory_window;
+    vh->budget = &s->queue_budget;
 }
 
 /* The user database is small and changes rarely: it is kept as one entry, RabbitMQ's

@@ -494,6 +494,32 @@ static bool entry_expired(const struct qentry *e, uint64_t now)
     return e->expires_at_ms != 0 && e->expires_at_ms <= now;
 }
 
+/* A ready message comes into memory, or leaves it: the queue's bytes and, for a queue that
+ * can page, the broker-wide budget. */
+static void charge_in(struct queue *q, const struct message *m)
+{
+    q->ready_bytes += message_bytes(m);
+    if (q->can_spill && q->vhost->budget != NULL)
+        q->vhost->budget->used += message_bytes(m) + QUEUE_ENTRY_CHARGE;
+}
+
+static void charge_out(struct queue *q, const struct message *m)
+{
+    q->ready_bytes -= message_bytes(m);
+    if (q->can_spill && q->vhost->budget != NULL)
+        q->vhost->budget->used -= message_bytes(m) + QUEUE_ENTRY_CHARGE;
+}
+
+/* True if the queue should keep no more in memory than it has: past its own window, or past
+ * the minimum while the broker's queues together are over their budget. */
+static bool memory_full(const struct queue *q)
+{
+    const struct queue_budget *b = q->vhost->budget;
+
+    return q->len >= q->vhost->memory_window ||
+           (b != NULL && b->limit != 0 && b->used >= b->limit && q->len >= QUEUE_MIN_WINDOW);
+}
+
 /* Removes every expired message, wherever it is in the queue (RabbitMQ only drops expired
  * messages when they reach the head; Warren does not let them sit there), dead-lettering
  * each with reason "expired", and sets the timer for the next one. */
@@ -509,7 +535,7 @@ static void expire_due(struct queue *q)
         for (size_t i = 0; i < r->len; i++) {
             struct qentry e = *ring_at(r, i);
             if (entry_expired(&e, now)) {
-                q->ready_bytes -= message_bytes(e.msg);
+                charge_out(q, e.msg);
                 q->stats.expired++;
                 deadletter(q, e.msg, DEAD_EXPIRED);
                 continue;
@@ -566,7 +592,7 @@ static bool over_limit(const struct queue *q, size_t extra_msgs, uint64_t extra_
 
 bool queue_spills(const struct queue *q)
 {
-    return q->can_spill && (q->spill.count > 0 || q->len >= q->vhost->memory_window);
+    return q->can_spill && (q->spill.count > 0 || memory_full(q));
 }
 
 /* Moves records from the spill file back into memory, up to the window. Expired ones are
@@ -575,7 +601,7 @@ static void refill(struct queue *q)
 {
     uint64_t now = 0;
 
-    while (q->spill.count > 0 && q->len < q->vhost->memory_window) {
+    while (q->spill.count > 0 && !memory_full(q)) {
         struct spill_rec r;
         struct qentry e;
 
@@ -600,7 +626,7 @@ static void refill(struct queue *q)
         }
         ring_push_back(&q->levels[0], &e);
         q->len++;
-        q->ready_bytes += message_bytes(e.msg);
+        charge_in(q, e.msg);
     }
 }
 
@@ -631,7 +657,7 @@ static void enforce_limits(struct queue *q)
             break;
         ring_pop_front(bottom_level(q), &head);
         q->len--;
-        q->ready_bytes -= message_bytes(head.msg);
+        charge_out(q, head.msg);
         deadletter(q, head.msg, DEAD_MAXLEN);
     }
 }
@@ -669,7 +695,7 @@ bool queue_push(struct queue *q, struct message *m)
         message_ref(m);
         ring_push_back(level_of(q, m), &e);
         q->len++;
-        q->ready_bytes += message_bytes(m);
+        charge_in(q, m);
         queue_dispatch(q);
     }
     enforce_limits(q);
@@ -708,7 +734,7 @@ void queue_requeue(struct queue *q, struct message *m, uint64_t seq, uint32_t de
     persist_returned(q, m, deliveries);
     ring_insert(level_of(q, m), &e);
     q->len++;
-    q->ready_bytes += message_bytes(m);
+    charge_in(q, m);
     q->stats.redelivered++;
 }
 
@@ -742,7 +768,7 @@ void queue_restore(struct queue *q, struct message *m, uint32_t deliveries, bool
     }
     ring_push_back(level_of(q, m), &e);
     q->len++;
-    q->ready_bytes += message_bytes(m);
+    charge_in(q, m);
 }
 
 void queue_reject(struct queue *q, struct message *m)
@@ -784,7 +810,7 @@ bool queue_pop(struct queue *q, struct qentry *out)
         return false;
     ring_pop_front(r, out);
     q->len--;
-    q->ready_bytes -= message_bytes(out->msg);
+    charge_out(q, out->msg);
     q->stats.delivered++;
     if (out->deliveries > 0 && q->args.delivery_limit >= 0)
         add_delivery_count(out);
@@ -858,6 +884,7 @@ static uint32_t drop_ready(struct queue *q, bool deleting)
         struct qentry e;
         while (r->len > 0) {
             ring_pop_front(r, &e);
+            charge_out(q, e.msg);
             if (deleting)
                 persist_released(q, e.msg);
             else

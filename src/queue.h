@@ -83,6 +83,20 @@ struct qring {
     size_t head, len, cap; /* cap is a power of two */
 };
 
+/* What the queues of a broker may keep in memory together. Past the limit a queue keeps only
+ * QUEUE_MIN_WINDOW ready messages near its head and pages the rest of its backlog to disk
+ * (as beyond its own window), so that many queues with backlogs cannot take the machine's
+ * memory between them. Only queues that can page (a data directory, no priorities) count. */
+struct queue_budget {
+    uint64_t used;  /* charged for the ready messages queues hold in memory */
+    uint64_t limit; /* 0: no limit */
+};
+
+#define QUEUE_MIN_WINDOW 64
+/* What a ready message in memory is charged besides its body: its queue entry and its share
+ * of the message block, measured at about 384 bytes for a 16-byte body. */
+#define QUEUE_ENTRY_CHARGE 384
+
 /* Counters, for statistics and metrics. */
 struct queue_stats {
     uint64_t published;

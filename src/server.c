@@ -419,6 +419,13 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
     ev_signal_init(&s->sighup_watcher, on_sighup, SIGHUP);
     s->sighup_watcher.data = s;
     ev_signal_start(loop, &s->sighup_watcher);
+    s->memory_limit = cfg->memory_watermark_absolute != 0
+                          ? cfg->memory_watermark_absolute
+                          : total_memory() / 1000 * cfg->memory_watermark_relative;
+    /* Set before recovery, which fills the queues. Half the watermark leaves room for
+     * everything else, so queue contents alone never block publishers. */
+    s->queue_budget.limit =
+        cfg->queue_memory_limit != 0 ? cfg->queue_memory_limit : s->memory_limit / 2;
     if (cfg->ssl_count > 0) {
         char err[600];
         if ((s->tls = tls_server_new(cfg, err, sizeof err)) == NULL) {
@@ -456,9 +463,6 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
             return -1;
         }
     }
-    s->memory_limit = cfg->memory_watermark_absolute != 0
-                          ? cfg->memory_watermark_absolute
-                          : total_memory() / 1000 * cfg->memory_watermark_relative;
     ev_timer_init(&s->alarm_timer, on_alarm_check, 0., 1.);
     ev_timer_start(loop, &s->alarm_timer);
     ev_init(&s->ack_timeout_timer, on_ack_timeout_check);

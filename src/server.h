@@ -9,6 +9,7 @@
 
 #include "src/config.h"
 #include "src/hmap.h"
+#include "src/queue.h"
 
 struct conn;
 struct vhost;
@@ -50,6 +51,7 @@ struct server {
     ev_timer alarm_timer;       /* memory and disk checks */
     unsigned alarms;            /* ALARM_* now on */
     uint64_t memory_limit;      /* bytes: the memory high watermark */
+    struct queue_budget queue_budget; /* what all queues may keep in memory (src/queue.h) */
     uint64_t memory_used;       /* at the last check */
     uint64_t disk_free;         /* bytes free at the last check; UINT64_MAX if unknown */
     bool stopping;

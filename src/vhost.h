@@ -21,6 +21,7 @@ struct vhost {
     struct persist *persist; /* NULL: nothing is persisted (no data directory) */
     const char *spill_dir;   /* where queues spill their backlog; NULL: they keep it in memory */
     uint32_t memory_window;  /* messages a queue keeps in memory (queue_memory_window) */
+    struct queue_budget *budget; /* shared by the broker's vhosts (queue_memory_limit); NULL none */
     uint64_t connection_count; /* open connections (for the vhost's max-connections) */
     struct queue_stats retired; /* what deleted queues had counted, added when they go */
     struct policy **policies, **operator_policies; /* src/policy.h */

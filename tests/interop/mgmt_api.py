@@ -621,6 +621,50 @@ def metrics():
 
 
 @check
+def queues_over_the_memory_budget_page_to_disk():
+    """Warren: all queues share queue_memory_limit (512 KB in this broker's configuration);
+    past it each keeps 64 ready messages in memory and pages the rest of its backlog to disk,
+    as RabbitMQ's classic-queue fields messages_ram and messages_paged_out show. Nothing is
+    lost or reordered on the way back."""
+    if not WARREN:
+        return
+    count, charge = 1500, 105 + 384  # a message's body and what holding it costs
+    names = [name("budget%d" % i) for i in range(3)]
+    conn = amqp()
+    try:
+        ch = conn.channel()
+        for qn in names:
+            ch.queue_declare(qn)
+            CREATED.append(("queues", qn))
+        for i in range(count):
+            for qn in names:
+                ch.basic_publish("", qn, b"%05d" % i + b"." * 100)
+
+        def all_there():
+            ds = [get("/api/queues/%2F/" + q(qn)) for qn in names]
+            return ds if all(d.get("messages_ready") == count for d in ds) else None
+
+        ds = wait_for("%d messages in each queue" % count, all_there)
+        ram = [d["messages_ram"] for d in ds]
+        paged = [d["messages_paged_out"] for d in ds]
+        expect_eq([r + p for r, p in zip(ram, paged)], [count] * 3, "in memory + paged out")
+        expect(all(p > 0 for p in paged), "every queue paged part of its backlog: %r" % paged)
+        expect(all(r >= 64 for r in ram), "every queue kept 64 near its head: %r" % ram)
+        expect(sum(ram) * charge <= 512 * 1024 + 3 * 64 * charge,
+               "the queues kept %r in memory, over the budget" % ram)
+        for i in range(count):
+            _, _, body = ch.basic_get(names[0], auto_ack=True)
+            expect(body is not None and body[:5] == b"%05d" % i,
+                   "message %d came back as %r" % (i, body and body[:5]))
+        d = get("/api/queues/%2F/" + q(names[0]))
+        expect_eq((d["messages_ready"], d["messages_paged_out"]), (0, 0), "drained")
+    finally:
+        conn.close()
+    for qn in names:
+        call("DELETE", "/api/queues/%2F/" + q(qn))
+
+
+@check
 def rates():
     """Rates come from samples 5 s apart: publish for a while, wait for two samples."""
     qn = name("rate")

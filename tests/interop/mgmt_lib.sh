@@ -35,6 +35,7 @@ management.tcp.port = $mgmt_port
 management.tcp.ip = 127.0.0.1
 prometheus.tcp.port = $metrics_port
 prometheus.tcp.ip = 127.0.0.1
+queue_memory_limit = 512KB
 EOF
         warrend_log=$interop_tmp/warrend.log
         : >"$warrend_log"

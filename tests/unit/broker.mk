@@ -65,3 +65,10 @@ TESTS += tests/unit/check_outbuf
 tests_unit_check_outbuf_SOURCES = tests/unit/check_outbuf.c
 tests_unit_check_outbuf_CFLAGS = $(BROKER_UNIT_CFLAGS)
 tests_unit_check_outbuf_LDADD = $(WARREN_LIBS) $(CHECK_LIBS)
+
+# The memory budget all queues of a broker share (queue_memory_limit).
+check_PROGRAMS += tests/unit/check_queue_budget
+TESTS += tests/unit/check_queue_budget
+tests_unit_check_queue_budget_SOURCES = tests/unit/check_queue_budget.c
+tests_unit_check_queue_budget_CFLAGS = $(BROKER_UNIT_CFLAGS)
+tests_unit_check_queue_budget_LDADD = $(WARREN_LIBS) $(CHECK_LIBS)
