@@ -30,7 +30,8 @@ EXTRA_DIST += bench/check_perf_sink.sh bench/check_perf_broker.sh
 
 # bench/compare and the helper it shares with check_perf_broker.sh; the README and the
 # recorded results.
-EXTRA_DIST += bench/compare bench/perf_warrend.sh bench/durability.sh bench/README.md bench/RESULTS.md
+EXTRA_DIST += bench/compare bench/perf_warrend.sh bench/durability.sh bench/instructions.sh \
+	bench/README.md bench/RESULTS.md
 
 # warren-fill: many durable queues filled with confirmed persistent messages, through
 # rabbitmq-c (bench/durability.sh measures the restart time with it).

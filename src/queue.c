@@ -525,9 +525,10 @@ static bool memory_full(const struct queue *q)
  * each with reason "expired", and sets the timer for the next one. */
 static void expire_due(struct queue *q)
 {
-    uint64_t now = now_ms(), next = 0;
+    uint64_t now, next = 0;
 
-    if (q->next_expiry_ms == 0 || q->next_expiry_ms > now)
+    /* Called for every message taken: a queue without TTLs must not read the clock. */
+    if (q->next_expiry_ms == 0 || q->next_expiry_ms > (now = now_ms()))
         return;
     for (size_t l = 0; l < q->level_count; l++) {
         struct qring *r = &q->levels[l];
