@@ -1019,20 +1019,19 @@ static void handle_frame(struct conn *c, const struct wire_frame *f)
  * What already arrived goes there now; in keeps the bytes before the frame. */
 static void body_in_begin(struct conn *c, size_t off)
 {
-    const uint8_t *p = c->in + off;
-    size_t have = c->in_len - off;
+    struct wire_reader r = wire_reader_init(c->in + off, c->in_len - off);
     struct channel *ch;
     struct message *m;
     uint32_t size;
     uint16_t channel;
+    uint8_t type;
 
-    if (c->state != CONN_OPEN || have < WIRE_FRAME_HEADER_SIZE || p[0] != WIRE_FRAME_BODY)
+    if (c->state != CONN_OPEN || !wire_u8(&r, &type) || type != WIRE_FRAME_BODY ||
+        !wire_u16(&r, &channel) || !wire_u32(&r, &size))
         return;
-    channel = (uint16_t)(p[1] << 8 | p[2]);
-    size = (uint32_t)p[3] << 24 | (uint32_t)p[4] << 16 | (uint32_t)p[5] << 8 | p[6];
     /* The parser checked size against frame_max already; a frame whose payload is all here
      * waits for its end octet the usual way. */
-    if (size < BODY_IN_MIN || have - WIRE_FRAME_HEADER_SIZE >= size)
+    if (size < BODY_IN_MIN || wire_left(&r) >= size)
         return;
     ch = channel_get(c, channel);
     if (ch == NULL || ch->state != CHANNEL_OPEN || ch->content != CONTENT_BODY)
@@ -1043,9 +1042,9 @@ static void body_in_begin(struct conn *c, size_t off)
     c->body_in.msg = message_ref(m);
     c->body_in.dst = m->body + m->body_received;
     c->body_in.len = size;
-    c->body_in.got = (uint32_t)(have - WIRE_FRAME_HEADER_SIZE);
+    c->body_in.got = (uint32_t)wire_left(&r);
     c->body_in.channel = channel;
-    memcpy(c->body_in.dst, p + WIRE_FRAME_HEADER_SIZE, c->body_in.got);
+    memcpy(c->body_in.dst, r.pos, c->body_in.got);
     c->in_len = off;
 }
 

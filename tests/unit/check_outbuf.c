@@ -211,8 +211,16 @@ START_TEST(many_spans_grow_the_ring_in_order)
             len -= n / 2;
         }
     }
+    /* The rest, a few iovecs at a time, is exactly what is still wanted. */
     ck_assert_uint_eq(outbuf_pending(&o), len);
-    ck_assert_uint_eq(gather(&o, 64, got, sizeof got) <= len, true);
+    for (size_t done = 0; done < len;) {
+        size_t n = gather(&o, 3, got, sizeof got);
+        ck_assert_uint_gt(n, 0);
+        ck_assert(memcmp(got, want + done, n) == 0);
+        outbuf_consumed(&o, n);
+        done += n;
+    }
+    ck_assert_uint_eq(outbuf_pending(&o), 0);
     outbuf_free(&o);
     ck_assert_uint_eq(m->refs, 1);
     message_unref(m);
