@@ -32,7 +32,8 @@ src_libwarren_a_SOURCES = \
 # share with definitions import (src/mgmt.h).
 src_libwarren_a_SOURCES += \
 	src/ops.c src/ops.h \
-	src/mgmt.c src/mgmt.h \
+	src/mgmt.c src/mgmt.h src/mgmt_api.h \
+	src/mgmt_users.c src/mgmt_objects.c src/mgmt_runtime.c \
 	src/mgmt_json.c src/mgmt_json.h \
 	src/mgmt_stats.c src/mgmt_stats.h \
 	src/mgmt_defs.c src/mgmt_defs.h \
