@@ -130,14 +130,20 @@ static const char *exchange_segment(const char *name)
 
 /* ---- Requests -------------------------------------------------------------------------- */
 
-/* GET path; the JSON, or NULL after printing why. what names the object for a 404. */
-static json_t *get_json(const struct ctl *c, const char *path, const char *what, int *rc)
+/* A request (body: JSON or NULL) whose answer is JSON: that JSON, or NULL after printing
+ * why. what names the object for a 404. */
+static json_t *request_json(const struct ctl *c, const char *method, const char *path,
+                            const json_t *body, const char *what, int *rc)
 {
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     struct ctl_reply r;
     json_t *j;
+    int failed;
 
     *rc = CTL_ERROR;
-    if (ctl_http(c, "GET", path, NULL, NULL, &r) != 0)
+    failed = ctl_http(c, method, path, text, NULL, &r);
+    free(text);
+    if (failed)
         return NULL;
     if (r.status != 200) {
         ctl_report_error(c, &r, what);
@@ -149,6 +155,11 @@ static json_t *get_json(const struct ctl *c, const char *path, const char *what,
     if (j != NULL)
         *rc = CTL_OK;
     return j;
+}
+
+static json_t *get_json(const struct ctl *c, const char *path, const char *what, int *rc)
+{
+    return request_json(c, "GET", path, NULL, what, rc);
 }
 
 /* A request whose answer is a status (201/204 success). */
@@ -834,8 +845,7 @@ static int cmd_publish(struct ctl *c, int argc, char **argv)
     char *pos[3], path[CTL_PATH_MAX], what[600];
     const char *enc = kv(argc, argv, "payload_encoding");
     json_t *props = NULL, *body, *reply;
-    struct ctl_reply r;
-    char *text, *payload = NULL;
+    char *payload = NULL;
     size_t payload_len = 0;
     int npos, rc;
 
@@ -868,21 +878,10 @@ static int cmd_publish(struct ctl *c, int argc, char **argv)
     ctl_path_add(path, sizeof path, exchange_segment(pos[0]));
     ctl_path_add(path, sizeof path, "publish");
     snprintf(what, sizeof what, "exchange '%s' in vhost '%s'", pos[0], c->vhost);
-    text = json_dumps(body, JSON_COMPACT);
+    reply = request_json(c, "POST", path, body, what, &rc);
     json_decref(body);
-    rc = ctl_http(c, "POST", path, text, NULL, &r);
-    free(text);
-    if (rc != 0)
-        return CTL_ERROR;
-    if (r.status != 200) {
-        rc = ctl_report_error(c, &r, what);
-        ctl_reply_free(&r);
-        return rc;
-    }
-    reply = ctl_reply_json(&r);
-    ctl_reply_free(&r);
     if (reply == NULL)
-        return CTL_ERROR;
+        return rc;
     if (c->format == CTL_FORMAT_JSON) {
         json_dumpf(reply, stdout, JSON_INDENT(2));
         putchar('\n');
@@ -907,12 +906,11 @@ static int cmd_get(struct ctl *c, int argc, char **argv)
 {
     const struct command *cmd = find_command("get");
     static const char *const keys[] = {"count", "ackmode", "encoding", "truncate", NULL};
-    char *pos[1], path[CTL_PATH_MAX], what[600], *text, *end;
+    char *pos[1], path[CTL_PATH_MAX], what[600], *end;
     const char *count = kv(argc, argv, "count"), *truncate = kv(argc, argv, "truncate");
     const char *ackmode = kv(argc, argv, "ackmode"), *encoding = kv(argc, argv, "encoding");
     long n = 1, t = -1;
     json_t *body, *msgs;
-    struct ctl_reply r;
     int npos, rc;
 
     if ((rc = split_args(cmd, argc, argv, keys, 1, 1, pos, &npos)) != CTL_OK)
@@ -929,21 +927,10 @@ static int cmd_get(struct ctl *c, int argc, char **argv)
     object_path(path, sizeof path, "queues", c->vhost, pos[0]);
     ctl_path_add(path, sizeof path, "get");
     snprintf(what, sizeof what, "queue '%s' in vhost '%s'", pos[0], c->vhost);
-    text = json_dumps(body, JSON_COMPACT);
+    msgs = request_json(c, "POST", path, body, what, &rc);
     json_decref(body);
-    rc = ctl_http(c, "POST", path, text, NULL, &r);
-    free(text);
-    if (rc != 0)
-        return CTL_ERROR;
-    if (r.status != 200) {
-        rc = ctl_report_error(c, &r, what);
-        ctl_reply_free(&r);
-        return rc;
-    }
-    msgs = ctl_reply_json(&r);
-    ctl_reply_free(&r);
     if (msgs == NULL)
-        return CTL_ERROR;
+        return rc;
     if (c->format == CTL_FORMAT_JSON) {
         json_dumpf(msgs, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY);
         putchar('\n');
