@@ -7,10 +7,10 @@
 #include <string.h>
 
 #include "build_config.h"
-#include "src/config.h"
-#include "src/log.h"
-#include "src/mgmt.h"
-#include "src/server.h"
+#include "src/base/config.h"
+#include "src/base/log.h"
+#include "src/broker/server.h"
+#include "src/mgmt/mgmt.h"
 
 static void usage(FILE *out)
 {

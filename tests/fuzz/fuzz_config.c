@@ -1,7 +1,7 @@
 /* Fuzz target for the configuration parser: arbitrary bytes as the text of a file. Besides
  * crashes and sanitizer reports, it checks what config_parse() promises: the result stays
  * within every bound, and an error message names the file and line. */
-#include "src/config.h"
+#include "src/base/config.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -5,10 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "src/config.h"
-#include "src/conn.h"
-#include "src/log.h"
-#include "src/server.h"
+#include "src/base/config.h"
+#include "src/base/log.h"
+#include "src/broker/conn.h"
+#include "src/broker/server.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -8,8 +8,8 @@
  * (it_set_nofork), one after the other. Each part that needs a data directory of its own
  * (another configuration, a disk measurement, a damaged file) runs against its own warrend.
  *
- * The segment files are read and damaged through their documented format (src/store.h,
- * src/recfile.h): a 16-byte file header, then records of u32 body length, u32 checksum and
+ * The segment files are read and damaged through their documented format (src/store/store.h,
+ * src/store/recfile.h): a 16-byte file header, then records of u32 body length, u32 checksum and
  * the body, whose first byte is the record type (1: a message). */
 #define _GNU_SOURCE /* memmem */
 #include "harness.h"
@@ -35,7 +35,7 @@
  * a method cannot lose it. This is that moment: far longer than one loop turn. */
 #define SETTLE_MS 100
 
-/* The store's default segment size (src/store.h), for the disk space test. */
+/* The store's default segment size (src/store/store.h), for the disk space test. */
 #define SEGMENT_BYTES (16L << 20)
 
 #define SEG_FILE_HEADER  16

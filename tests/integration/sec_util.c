@@ -3,9 +3,9 @@
 #include "sec_util.h"
 
 #include "harness.h"
-#include "src/auth.h"
-#include "src/definitions.h"
-#include "src/defs_log.h"
+#include "src/definitions/definitions.h"
+#include "src/security/auth.h"
+#include "src/store/defs_log.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 /* Where warrend keeps its user database: one entry of its definitions log, holding the
- * definitions document of the users, vhosts and permissions (src/persist.c). */
+ * definitions document of the users, vhosts and permissions (src/broker/persist.c). */
 #define DEFS_LOG_FILE "defs.log"
 #define AUTH_ENTRY    "auth"
 

@@ -19,7 +19,7 @@ EXTRA_DIST += $(INTEROP_TESTS) \
 	tests/interop/package.json \
 	tests/interop/package-lock.json
 
-# The management HTTP API and the Prometheus endpoint (src/mgmt.h): mgmt_lib.sh starts a
+# The management HTTP API and the Prometheus endpoint (src/mgmt/mgmt.h): mgmt_lib.sh starts a
 # warrend with both listeners on free ports. Against RabbitMQ (management and prometheus
 # plugins): AMQP_HOST=... AMQP_PORT=... MGMT_URL=http://host:15672
 # METRICS_URL=http://host:15692 tests/interop/mgmt_api.sh

@@ -52,7 +52,7 @@ tests_unit_check_definitions_SOURCES = tests/unit/check_definitions.c
 tests_unit_check_definitions_CFLAGS = $(BROKER_UNIT_CFLAGS) $(JANSSON_CFLAGS) $(OPENSSL_CFLAGS)
 tests_unit_check_definitions_LDADD = $(AUTH_UNIT_LDADD)
 
-# Policies (src/policy.c) against a vhost in memory.
+# Policies (src/broker/policy.c) against a vhost in memory.
 check_PROGRAMS += tests/unit/check_policy
 TESTS += tests/unit/check_policy
 tests_unit_check_policy_SOURCES = tests/unit/check_policy.c

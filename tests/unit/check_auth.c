@@ -5,8 +5,8 @@
  * driving it with a throwaway user (see auth.h for the table). Hashes of other algorithms
  * and salts were computed independently (Python's hashlib). Patterns are RabbitMQ's PCRE:
  * each expectation in the pattern table was checked with a PCRE-compatible engine. */
-#include "src/auth.h"
-#include "src/log.h"
+#include "src/base/log.h"
+#include "src/security/auth.h"
 
 #include <check.h>
 #include <stdio.h>

@@ -3,8 +3,8 @@
  *
  * `check_config --write-example` prints config_write_example()'s text: the way to regenerate
  * etc/warren.conf after a change to the options table. */
-#include "src/config.h"
-#include "src/log.h"
+#include "src/base/config.h"
+#include "src/base/log.h"
 
 #include <check.h>
 #include <errno.h>

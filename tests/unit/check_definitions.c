@@ -5,9 +5,9 @@
  * its names prefixed warren_probe_ (and without the federation parameter and cluster_name,
  * which belong to plugins and to the node), imported into RabbitMQ 3.10.8, whose users then
  * logged in with the passwords used below: the MD5 and SHA-512 hashes are RabbitMQ's too. */
-#include "src/auth.h"
-#include "src/definitions.h"
-#include "src/log.h"
+#include "src/base/log.h"
+#include "src/definitions/definitions.h"
+#include "src/security/auth.h"
 
 #include <check.h>
 #include <jansson.h>

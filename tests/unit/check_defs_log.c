@@ -2,7 +2,7 @@
  * atomic batches, torn and corrupt records, compaction and a crash in the middle of one.
  * Each test works in a fresh directory under $TMPDIR (or /tmp). */
 #define _GNU_SOURCE
-#include "src/defs_log.h"
+#include "src/store/defs_log.h"
 
 #include <check.h>
 #include <errno.h>
@@ -16,8 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "src/log.h"
-#include "src/recfile.h"
+#include "src/base/log.h"
+#include "src/store/recfile.h"
 
 static char dir[512];
 static char path[600];

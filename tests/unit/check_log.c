@@ -1,7 +1,7 @@
 /* The logger: the exact line layout with and without a connection context, level filtering,
  * the log file, escaping of client-chosen bytes, and whole lines under concurrent writers.
  * Lines sent to stderr are captured by pointing descriptor 2 at a temporary file. */
-#include "src/log.h"
+#include "src/base/log.h"
 
 #include <check.h>
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* A connection's output buffer with message bodies left in place (src/outbuf.c): whatever
+/* A connection's output buffer with message bodies left in place (src/broker/outbuf.c): whatever
  * mix of encoded bytes and body spans was added, the iovecs give exactly that stream, in
  * order, from any point a partial write stopped at; a span keeps its message alive until it
  * is written, and moving the buffer's bytes never moves a span out of its place. */
@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "src/message.h"
-#include "src/outbuf.h"
+#include "src/broker/message.h"
+#include "src/broker/outbuf.h"
 
 /* A message with this body (and no properties). */
 static struct message *msg(const char *body)

@@ -7,11 +7,11 @@
 
 #include "amqp/table.h"
 #include "exchanges/registry.h"
-#include "src/exchange.h"
-#include "src/message.h"
-#include "src/policy.h"
-#include "src/queue.h"
-#include "src/vhost.h"
+#include "src/broker/exchange.h"
+#include "src/broker/message.h"
+#include "src/broker/policy.h"
+#include "src/broker/queue.h"
+#include "src/broker/vhost.h"
 
 static struct vhost *vh;
 

@@ -9,9 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "src/message.h"
-#include "src/queue.h"
-#include "src/vhost.h"
+#include "src/broker/message.h"
+#include "src/broker/queue.h"
+#include "src/broker/vhost.h"
 
 enum { BODY = 100, CHARGE = BODY + QUEUE_ENTRY_CHARGE, PER_QUEUE = 500 };
 

@@ -5,7 +5,7 @@
  *
  * `check_store bench [seconds]` measures group-commit throughput instead of testing. */
 #define _GNU_SOURCE
-#include "src/store.h"
+#include "src/store/store.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -24,9 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "src/crc32c.h"
-#include "src/log.h"
-#include "src/recfile.h"
+#include "src/base/log.h"
+#include "src/store/crc32c.h"
+#include "src/store/recfile.h"
 
 /* ---- Fixture ---------------------------------------------------------------------------- */
 

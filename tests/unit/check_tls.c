@@ -5,9 +5,9 @@
  * RabbitMQ's format, cipher choice, reload, closing, and the errors of tls_server_new.
  *
  * The certificates come from tls_certs.sh, run once into a temporary directory. */
-#include "src/config.h"
-#include "src/log.h"
-#include "src/tls.h"
+#include "src/base/config.h"
+#include "src/base/log.h"
+#include "src/security/tls.h"
 
 #include <check.h>
 #include <dirent.h>

@@ -1,0 +1,118 @@
+/* The configuration: RabbitMQ's `key = value` lines (rabbitmq.conf style). One table in
+ * config.c declares every key once (name, type, bounds, default, field) and drives parsing,
+ * defaults, range checks and etc/warren.conf. */
+#ifndef WARREN_SRC_BASE_CONFIG_H
+#define WARREN_SRC_BASE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_MAX_LISTENERS      8
+#define CONFIG_MAX_LOOPBACK_USERS 16
+#define CONFIG_MAX_TLS_VERSIONS   8
+#define CONFIG_MAX_TLS_CIPHERS    64
+
+/* host "" means every interface, IPv4 (0.0.0.0) and IPv6 (::) alike. */
+struct config_listener {
+    char host[64];
+    uint16_t port;
+};
+
+/* ssl_options.versions.<n> values. */
+enum config_tls_version {
+    CONFIG_TLS_V1 = 1, /* tlsv1: accepted, but insecure */
+    CONFIG_TLS_V1_1,   /* tlsv1.1: accepted, but insecure */
+    CONFIG_TLS_V1_2,   /* tlsv1.2 */
+    CONFIG_TLS_V1_3,   /* tlsv1.3 */
+};
+
+/* ssl_cert_login_from: what SASL EXTERNAL takes as the user name. */
+enum config_cert_login {
+    CONFIG_CERT_LOGIN_DN, /* distinguished_name: the subject, RFC 4514 style */
+    CONFIG_CERT_LOGIN_CN, /* common_name: the subject's CN */
+};
+
+struct config {
+    struct config_listener tcp[CONFIG_MAX_LISTENERS]; /* listeners.tcp.<name> */
+    size_t tcp_count;                                 /* default: one, "" port 5672 */
+    char default_user[128];                           /* "guest" */
+    char default_pass[128];                           /* "guest" */
+    char default_vhost[128];                          /* "/" */
+    /* Users that may connect only from loopback (loopback_users.<name> = true|false, or
+     * loopback_users = none). Default: guest. */
+    char loopback_users[CONFIG_MAX_LOOPBACK_USERS][128];
+    size_t loopback_user_count;
+    uint32_t heartbeat_s;          /* heartbeat: 60 (0 disables) */
+    uint32_t frame_max;            /* frame_max: 131072 (4096 .. 2^31-1; 0 = no limit is refused) */
+    uint32_t channel_max;          /* channel_max: 2047 (0, kept as 0, means 65535) */
+    uint64_t max_message_size;     /* max_message_size: 134217728 (up to 536870912) */
+    uint32_t handshake_timeout_ms; /* handshake_timeout: 10000 */
+    uint32_t consumer_timeout_ms;  /* consumer_timeout: 1800000 (30 minutes, as RabbitMQ); 0 off */
+    uint32_t delivery_limit;   /* delivery_limit: 0 = queues without x-delivery-limit have none */
+    char data_dir[512];        /* data_dir: /var/lib/warren (--data-dir overrides) */
+    uint32_t sync_interval_ms; /* persistence.sync_interval: 0 */
+    uint32_t queue_memory_window;       /* queue_memory_window: 2048 messages */
+    uint64_t queue_memory_limit;        /* queue_memory_limit: 0, half the high watermark */
+    uint32_t connection_max;            /* connection_max: 0 = no limit */
+    uint32_t consumer_max_per_channel;  /* consumer_max_per_channel: 0 = no limit */
+    uint32_t memory_watermark_relative; /* vm_memory_high_watermark.relative, in thousandths */
+    uint64_t memory_watermark_absolute; /* vm_memory_high_watermark.absolute: 0 = unset */
+    uint64_t disk_free_limit;           /* disk_free_limit.absolute: 50 MB */
+    int log_level;                      /* log.level: info (enum log_level) */
+    char log_file[512];                 /* log.file: "" = none */
+    bool log_console;                   /* log.console: true (lines also go to stderr) */
+
+    /* TLS (AMQPS), with RabbitMQ's key names. A TLS listener needs certfile and keyfile
+     * (config_parse checks), and verify_peer needs cacertfile. */
+    struct config_listener ssl[CONFIG_MAX_LISTENERS]; /* listeners.ssl.<name>: none */
+    size_t ssl_count;
+    char ssl_certfile[512];        /* ssl_options.certfile: PEM, server certificate then chain */
+    char ssl_keyfile[512];         /* ssl_options.keyfile: PEM private key */
+    char ssl_cacertfile[512];      /* ssl_options.cacertfile: PEM CAs that client certificates
+                                      must chain to; "" none */
+    char ssl_password[256];        /* ssl_options.password: of an encrypted keyfile; "" none */
+    bool ssl_verify_peer;          /* ssl_options.verify: verify_none (false) */
+    bool ssl_fail_if_no_peer_cert; /* ssl_options.fail_if_no_peer_cert: false */
+    /* ssl_options.versions.<n> (enum config_tls_version): tlsv1.3 and tlsv1.2 */
+    uint8_t ssl_versions[CONFIG_MAX_TLS_VERSIONS];
+    size_t ssl_version_count;
+    /* ssl_options.ciphers.<n>: OpenSSL names, TLS 1.3 suites (TLS_*) and TLS 1.2 ciphers
+     * alike; none = OpenSSL's defaults. */
+    char ssl_ciphers[CONFIG_MAX_TLS_CIPHERS][64];
+    size_t ssl_cipher_count;
+    bool ssl_honor_cipher_order;       /* ssl_options.honor_cipher_order: false */
+    int ssl_cert_login_from;           /* enum config_cert_login: distinguished_name */
+    uint32_t ssl_handshake_timeout_ms; /* ssl_handshake_timeout: 5000 */
+
+    /* The management API and the Prometheus endpoint (src/mgmt/mgmt.h), with RabbitMQ's key
+     * names. Port 0 disables a listener; "::" listens on every IPv6 and IPv4 interface. */
+    uint32_t management_port;   /* management.tcp.port: 15672 */
+    char management_ip[64];     /* management.tcp.ip: "::" */
+    uint32_t prometheus_port;   /* prometheus.tcp.port: 15692 */
+    char prometheus_ip[64];     /* prometheus.tcp.ip: "::" */
+    bool prometheus_per_object; /* prometheus.return_per_object_metrics: true */
+    char load_definitions[512]; /* load_definitions: "" = none; imported at every start */
+};
+
+/* Fills c with every default. */
+void config_defaults(struct config *c);
+
+/* Parses text (the contents of a file called name, for messages) into c, on top of what c
+ * holds. Returns 0, or -1 with "name:line: reason" in err: an unknown key, a value of the
+ * wrong type or out of its bounds, a line that is not `key = value`, a TLS listener without
+ * the files it needs. */
+int config_parse(struct config *c, const char *name, const char *text, char *err, size_t err_size);
+
+/* Reads and parses the file at path (same errors, plus one for a file that cannot be read). */
+int config_load(struct config *c, const char *path, char *err, size_t err_size);
+
+/* True if user may connect only from loopback addresses. */
+bool config_is_loopback_user(const struct config *c, const char *user);
+
+/* Writes every key with its default value and a comment, in rabbitmq.conf style: the text of
+ * etc/warren.conf. */
+void config_write_example(FILE *out);
+
+#endif

@@ -1,0 +1,1472 @@
+#include "src/broker/channel.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exchanges/erl_term.h"
+#include "exchanges/registry.h"
+#include "src/base/config.h"
+#include "src/base/util.h"
+#include "src/broker/conn.h"
+#include "src/broker/exchange.h"
+#include "src/broker/message.h"
+#include "src/broker/persist.h"
+#include "src/broker/publish.h"
+#include "src/broker/queue.h"
+#include "src/broker/server.h"
+#include "src/broker/vhost.h"
+#include "src/security/auth.h"
+
+/* Names in reply texts are shortstr: print them with this. */
+#define NAME_FMT    "'%.*s'"
+#define NAME_ARG(b) (int)(b).len, (const char *)(b).ptr
+#define VHOST_ARG(ch) NAME_ARG((ch)->conn->vhost->name)
+
+struct channel *channel_new(struct conn *c, uint16_t id)
+{
+    struct channel *ch = xcalloc(1, sizeof *ch);
+
+    ch->conn = c;
+    ch->id = id;
+    ch->state = CHANNEL_OPEN;
+    ch->flow_active = true;
+    hmap_init(&ch->consumers);
+    return ch;
+}
+
+int channel_fail(struct channel *ch, uint16_t code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    conn_fail(ch->conn, code, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* The loop's time, read once per loop turn: precise enough for the consumer timeout, and
+ * no clock read per delivery. */
+static uint64_t loop_now_ms(const struct channel *ch)
+{
+    return (uint64_t)(ev_now(ch->conn->srv->loop) * 1000.0);
+}
+
+/* ---- Unacked deliveries ---------------------------------------------------------------- */
+
+static struct delivery *unacked_at(const struct channel *ch, size_t i)
+{
+    return &ch->unacked[(ch->unacked_head + i) & (ch->unacked_cap - 1)];
+}
+
+static void unacked_push(struct channel *ch, const struct delivery *d)
+{
+    if (ch->unacked_len == ch->unacked_cap) {
+        size_t cap = ch->unacked_cap ? ch->unacked_cap * 2 : 64;
+        struct delivery *ring = xmalloc(cap * sizeof *ring);
+        for (size_t i = 0; i < ch->unacked_len; i++)
+            ring[i] = *unacked_at(ch, i);
+        free(ch->unacked);
+        ch->unacked = ring;
+        ch->unacked_cap = cap;
+        ch->unacked_head = 0;
+    }
+    *unacked_at(ch, ch->unacked_len++) = *d;
+    ch->unacked_live++;
+    if (d->consumer != NULL)
+        ch->consumer_unacked++;
+}
+
+/* Holes at the head leave the ring. */
+static void unacked_trim(struct channel *ch)
+{
+    while (ch->unacked_len > 0 && unacked_at(ch, 0)->msg == NULL) {
+        ch->unacked_head = (ch->unacked_head + 1) & (ch->unacked_cap - 1);
+        ch->unacked_len--;
+    }
+}
+
+/* Index of the entry with this tag, or -1. Tags only grow, so the ring is sorted. */
+static ptrdiff_t unacked_find(const struct channel *ch, uint64_t tag)
+{
+    size_t lo = 0, hi = ch->unacked_len;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t t = unacked_at(ch, mid)->tag;
+        if (t == tag)
+            return unacked_at(ch, mid)->msg != NULL ? (ptrdiff_t)mid : -1;
+        if (t < tag)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+/* Takes the delivery out of the ring, leaving a hole; the caller owns its references. */
+static struct delivery unacked_take(struct channel *ch, size_t i)
+{
+    struct delivery *slot = unacked_at(ch, i);
+    struct delivery d = *slot;
+
+    slot->msg = NULL;
+    ch->unacked_live--;
+    if (d.consumer != NULL) {
+        d.consumer->unacked--;
+        ch->consumer_unacked--;
+    }
+    return d;
+}
+
+enum settle_kind {
+    SETTLE_ACK,     /* basic.ack: done with */
+    SETTLE_REQUEUE, /* nack/reject with requeue, recover, channel closed: back to the queue */
+    SETTLE_DISCARD, /* nack/reject without requeue: dead-lettered, or dropped */
+};
+
+static void settle(struct delivery *d, enum settle_kind kind)
+{
+    d->q->unacked--;
+    if (kind == SETTLE_ACK)
+        d->q->stats.acked++;
+    if (d->q->deleted) {
+        persist_released(d->q, d->msg);
+        message_unref(d->msg);
+    } else if (kind == SETTLE_ACK) {
+        persist_left(d->q, d->msg);
+        message_unref(d->msg);
+    } else if (kind == SETTLE_REQUEUE)
+        queue_requeue(d->q, d->msg, d->seq, d->deliveries + 1);
+    else
+        queue_reject(d->q, d->msg);
+}
+
+/* Acks, rejects or requeues the delivery tag (and, with multiple, everything before it).
+ * Queues that got messages back, or whose consumers got credit back, dispatch again. */
+static int settle_tags(struct channel *ch, uint64_t tag, bool multiple, enum settle_kind kind)
+{
+    size_t end;
+    struct queue *touched[16];
+    size_t ntouched = 0;
+    bool overflow = false;
+
+    if (multiple) {
+        /* Tag 0 with multiple means every outstanding delivery. Otherwise the tag itself
+         * must be outstanding, as RabbitMQ requires, or nothing is settled. */
+        ptrdiff_t last = -1;
+        if (tag != 0 && (last = unacked_find(ch, tag)) < 0)
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED, "unknown delivery tag %" PRIu64,
+                                tag);
+        end = tag != 0 ? (size_t)last + 1 : ch->unacked_len;
+        for (size_t i = 0; i < end; i++) {
+            struct delivery d;
+            if (unacked_at(ch, i)->msg == NULL)
+                continue;
+            d = unacked_take(ch, i);
+            if (ntouched < ARRAY_LEN(touched)) {
+                size_t k;
+                for (k = 0; k < ntouched && touched[k] != d.q; k++)
+                    ;
+                if (k == ntouched) {
+                    queue_ref(d.q);
+                    touched[ntouched++] = d.q;
+                }
+            } else {
+                overflow = true;
+            }
+            settle(&d, kind);
+            queue_unref(d.q);
+        }
+    } else {
+        ptrdiff_t i = unacked_find(ch, tag);
+        struct delivery d;
+        if (i < 0)
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED, "unknown delivery tag %" PRIu64,
+                                tag);
+        d = unacked_take(ch, (size_t)i);
+        queue_ref(d.q);
+        touched[ntouched++] = d.q;
+        settle(&d, kind);
+        queue_unref(d.q);
+    }
+    unacked_trim(ch);
+    for (size_t k = 0; k < ntouched; k++) {
+        queue_dispatch(touched[k]);
+        queue_unref(touched[k]);
+    }
+    if (overflow || kind != SETTLE_REQUEUE)
+        channel_resume(ch);
+    return 0;
+}
+
+/* Every unacked delivery goes back to its queue (channel closed, basic.recover). */
+static void requeue_all(struct channel *ch)
+{
+    for (size_t i = 0; i < ch->unacked_len; i++) {
+        struct delivery d;
+        if (unacked_at(ch, i)->msg == NULL)
+            continue;
+        d = unacked_take(ch, i);
+        settle(&d, SETTLE_REQUEUE);
+        queue_dispatch(d.q);
+        queue_unref(d.q);
+    }
+    ch->unacked_len = 0;
+    ch->unacked_head = 0;
+}
+
+bool channel_ack_overdue(struct channel *ch, uint64_t now, uint32_t timeout_ms)
+{
+    unacked_trim(ch);
+    return ch->state == CHANNEL_OPEN && ch->unacked_len > 0 &&
+           now - unacked_at(ch, 0)->delivered_ms > timeout_ms;
+}
+
+/* ---- Consumers ------------------------------------------------------------------------- */
+
+bool channel_consumer_can_take(const struct consumer *c)
+{
+    const struct channel *ch = c->ch;
+
+    if (ch->state != CHANNEL_OPEN || !ch->flow_active || ch->conn->congested)
+        return false;
+    if (c->no_ack)
+        return true;
+    if (c->prefetch != 0 && c->unacked >= c->prefetch)
+        return false;
+    return ch->prefetch_channel == 0 || ch->consumer_unacked < ch->prefetch_channel;
+}
+
+void channel_deliver(struct consumer *c, struct qentry *e)
+{
+    struct channel *ch = c->ch;
+    struct wire_basic_deliver m = {
+        .consumer_tag = c->tag,
+        .delivery_tag = ++ch->next_tag,
+        .redelivered = e->redelivered,
+        .exchange = e->msg->exchange,
+        .routing_key = e->msg->routing_key,
+    };
+
+    conn_send_content(ch->conn, ch->id, WIRE_BASIC_DELIVER, &m, e->msg);
+    if (c->no_ack) {
+        persist_left(c->q, e->msg);
+        message_unref(e->msg);
+        return;
+    }
+    if (e->deliveries == 0 && !e->redelivered)
+        persist_delivered(c->q, e->msg);
+    queue_ref(c->q);
+    c->q->unacked++;
+    c->unacked++;
+    unacked_push(ch, &(struct delivery){.tag = m.delivery_tag,
+                                        .msg = e->msg,
+                                        .q = c->q,
+                                        .consumer = c,
+                                        .seq = e->seq,
+                                        .deliveries = e->deliveries,
+                                        .delivered_ms = loop_now_ms(ch)});
+}
+
+/* The consumer leaves its queue and the channel. Its unacked deliveries stay on the channel
+ * (they can still be acked) but no longer count against it. */
+static void consumer_free(struct consumer *c)
+{
+    struct channel *ch = c->ch;
+
+    for (size_t i = 0; i < ch->unacked_len; i++) {
+        struct delivery *d = unacked_at(ch, i);
+        if (d->msg != NULL && d->consumer == c) {
+            d->consumer = NULL;
+            ch->consumer_unacked--;
+        }
+    }
+    hmap_remove(&ch->consumers, c->tag);
+    bytes_free(&c->tag);
+    free(c);
+}
+
+static void consumer_cancel(struct consumer *c)
+{
+    struct queue *q = c->q;
+
+    queue_ref(q);
+    queue_remove_consumer(q, c);
+    consumer_free(c);
+    queue_unref(q);
+}
+
+void channel_consumer_cancelled_by_broker(struct consumer *c)
+{
+    struct channel *ch = c->ch;
+
+    if (ch->conn->cap_consumer_cancel_notify && ch->state == CHANNEL_OPEN) {
+        struct wire_basic_cancel m = {.consumer_tag = c->tag, .nowait = true};
+        conn_send_method(ch->conn, ch->id, WIRE_BASIC_CANCEL, &m);
+    }
+    queue_remove_consumer(c->q, c);
+    consumer_free(c);
+}
+
+void channel_resume(struct channel *ch)
+{
+    void *v;
+
+    for (size_t i = 0; hmap_next(&ch->consumers, &i, &v);) {
+        struct consumer *c = v;
+        queue_dispatch(c->q);
+    }
+}
+
+void channel_free(struct channel *ch)
+{
+    void *v;
+    size_t i;
+
+    if (ch == NULL)
+        return;
+    /* Consumers go first, so requeued messages are not handed straight back to them. */
+    for (;;) {
+        i = 0;
+        if (!hmap_next(&ch->consumers, &i, &v))
+            break;
+        consumer_cancel(v);
+    }
+    requeue_all(ch);
+    message_unref(ch->pub_msg);
+    for (size_t k = 0; k < ch->tx_len; k++)
+        message_unref(ch->tx_ops[k].msg);
+    free(ch->tx_ops);
+    persist_unwait(ch);
+    free(ch->confirms);
+    if (ch->reply_tag.len > 0)
+        server_reply_forget(ch->conn->srv, ch);
+    bytes_free(&ch->reply_tag);
+    hmap_free(&ch->consumers);
+    free(ch->unacked);
+    free(ch);
+}
+
+/* ---- Lookups shared by the handlers ---------------------------------------------------- */
+
+/* The queue a method names; "" means the last queue declared on this channel, as the spec
+ * allows. Fails with 404 (missing) or 405 (another connection's exclusive queue). */
+static struct queue *find_queue(struct channel *ch, struct wire_bytes name)
+{
+    struct vhost *vh = ch->conn->vhost;
+    struct queue *q;
+
+    if (name.len == 0) {
+        channel_fail(ch, WIRE_NOT_FOUND, "no previously declared queue");
+        return NULL;
+    }
+    q = vhost_queue_find(vh, name);
+    if (q == NULL) {
+        channel_fail(ch, WIRE_NOT_FOUND, "no queue " NAME_FMT " in vhost " NAME_FMT,
+                     NAME_ARG(name), VHOST_ARG(ch));
+        return NULL;
+    }
+    if (q->exclusive && q->owner != ch->conn) {
+        channel_fail(ch, WIRE_RESOURCE_LOCKED,
+                     "cannot obtain exclusive access to locked queue " NAME_FMT
+                     " in vhost " NAME_FMT ". It could be originally declared on another "
+                     "connection or the exclusive property value does not match that of the "
+                     "original declaration.",
+                     NAME_ARG(name), VHOST_ARG(ch));
+        return NULL;
+    }
+    return q;
+}
+
+static struct exchange *find_exchange(struct channel *ch, struct wire_bytes name)
+{
+    struct exchange *x = vhost_exchange_find(ch->conn->vhost, name);
+
+    if (x == NULL)
+        channel_fail(ch, WIRE_NOT_FOUND, "no exchange " NAME_FMT " in vhost " NAME_FMT,
+                     NAME_ARG(name), VHOST_ARG(ch));
+    return x;
+}
+
+/* Access control: the checks RabbitMQ makes for op, and its refusal text (403). */
+static int permit(struct channel *ch, enum auth_op op, struct wire_bytes primary,
+                  struct wire_bytes secondary)
+{
+    struct conn *c = ch->conn;
+    char why[600];
+
+    if (auth_check_op(c->srv->auth, wire_cstr(c->log.user), c->vhost->name, op, primary,
+                      secondary, why, sizeof why))
+        return 0;
+    return channel_fail(ch, WIRE_ACCESS_REFUSED, "%s", why);
+}
+
+/* Topic permissions: on a topic exchange the routing key (publish, access AUTH_WRITE) or the
+ * binding key (bind and unbind, AUTH_READ) must match the user's pattern, if it has one. */
+static int permit_topic(struct channel *ch, const struct exchange *x, unsigned access,
+                        struct wire_bytes key)
+{
+    struct conn *c = ch->conn;
+    char why[600];
+
+    if (x == NULL || strcmp(x->type->name, "topic") != 0 ||
+        auth_topic_permitted(c->srv->auth, wire_cstr(c->log.user), c->vhost->name, x->name,
+                             access, key, NULL))
+        return 0;
+    auth_topic_refusal_text(why, sizeof why, key, x->name, c->vhost->name, wire_cstr(c->log.user));
+    return channel_fail(ch, WIRE_ACCESS_REFUSED, "%s", why);
+}
+
+static const char *bool_text(bool b)
+{
+    return b ? "true" : "false";
+}
+
+/* ---- channel class --------------------------------------------------------------------- */
+
+static int handle_channel_flow(struct channel *ch, const struct wire_method *m)
+{
+    struct wire_channel_flow_ok ok = {.active = m->u.channel_flow.active};
+
+    ch->flow_active = m->u.channel_flow.active;
+    conn_send_method(ch->conn, ch->id, WIRE_CHANNEL_FLOW_OK, &ok);
+    if (ch->flow_active)
+        channel_resume(ch);
+    return 0;
+}
+
+static int handle_channel_flow_ok(struct channel *ch, const struct wire_method *m)
+{
+    (void)ch;
+    (void)m;
+    return 0; /* we never send channel.flow */
+}
+
+/* ---- exchange class -------------------------------------------------------------------- */
+
+static int handle_exchange_declare(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_exchange_declare *a = &m->u.exchange_declare;
+    struct vhost *vh = ch->conn->vhost;
+    const struct exchange_type *type;
+    struct exchange *x;
+
+    if (a->exchange.len == 0)
+        return channel_fail(ch, WIRE_ACCESS_REFUSED,
+                            "operation not permitted on the default exchange");
+    x = vhost_exchange_find(vh, a->exchange);
+    if (a->passive) {
+        if (x == NULL)
+            return find_exchange(ch, a->exchange) ? 0 : -1;
+        goto ok;
+    }
+    {
+        struct wire_field ae;
+        bool has_ae = wire_table_find(a->arguments, "alternate-exchange", &ae) && ae.type == 'S';
+        if (permit(ch, has_ae ? AUTH_OP_EXCHANGE_DECLARE_AE : AUTH_OP_EXCHANGE_DECLARE,
+                   a->exchange, has_ae ? ae.v.bytes : (struct wire_bytes){0}) != 0)
+            return -1;
+    }
+    type = exchange_type_find(a->type);
+    if (type == NULL)
+        /* RabbitMQ says "invalid" for names its runtime knows as atoms, the empty one among
+         * them, and "unknown" for the rest. */
+        return channel_fail(ch, WIRE_COMMAND_INVALID, "%s exchange type " NAME_FMT,
+                            a->type.len == 0 ? "invalid" : "unknown", NAME_ARG(a->type));
+    {
+        struct wire_field ae;
+        if (wire_table_find(a->arguments, "alternate-exchange", &ae) && ae.type != 'S')
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                                "invalid type '%s' for arg 'alternate-exchange' in exchange " NAME_FMT
+                                " in vhost " NAME_FMT,
+                                erl_term_type_name(ae.type), NAME_ARG(a->exchange), VHOST_ARG(ch));
+    }
+    if (x == NULL) {
+        if (exchange_name_is_reserved(a->exchange))
+            return channel_fail(ch, WIRE_ACCESS_REFUSED,
+                                "exchange name " NAME_FMT " contains reserved prefix 'amq.*'",
+                                NAME_ARG(a->exchange));
+        x = exchange_new(vh, a->exchange, type, a->durable, a->auto_delete, a->internal,
+                         a->arguments.raw);
+        vhost_exchange_add(vh, x);
+        persist_exchange_added(x);
+        goto ok;
+    }
+    if (x->type != type)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                            "inequivalent arg 'type' for exchange " NAME_FMT " in vhost " NAME_FMT
+                            ": received '%.*s' but current is '%s'",
+                            NAME_ARG(a->exchange), VHOST_ARG(ch), NAME_ARG(a->type),
+                            x->type->name);
+    {
+        /* The flags RabbitMQ compares, in its order. */
+        const struct {
+            const char *name;
+            bool received, current;
+        } flags[] = {
+            {"durable", a->durable, x->durable},
+            {"auto_delete", a->auto_delete, x->auto_delete},
+            {"internal", a->internal, x->internal},
+        };
+        for (size_t i = 0; i < ARRAY_LEN(flags); i++) {
+            if (flags[i].received != flags[i].current)
+                return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                                    "inequivalent arg '%s' for exchange " NAME_FMT
+                                    " in vhost " NAME_FMT ": received '%s' but current is '%s'",
+                                    flags[i].name, NAME_ARG(a->exchange), VHOST_ARG(ch),
+                                    bool_text(flags[i].received), bool_text(flags[i].current));
+        }
+    }
+ok:
+    if (!a->nowait)
+        conn_send_method(ch->conn, ch->id, WIRE_EXCHANGE_DECLARE_OK,
+                         &(struct wire_exchange_declare_ok){0});
+    return 0;
+}
+
+static int handle_exchange_delete(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_exchange_delete *a = &m->u.exchange_delete;
+    struct vhost *vh = ch->conn->vhost;
+    struct exchange *x;
+
+    if (a->exchange.len == 0 || exchange_name_is_reserved(a->exchange))
+        return channel_fail(ch, WIRE_ACCESS_REFUSED,
+                            "operation not permitted on the default exchange");
+    if (permit(ch, AUTH_OP_EXCHANGE_DELETE, a->exchange, (struct wire_bytes){0}) != 0)
+        return -1;
+    x = vhost_exchange_find(vh, a->exchange);
+    if (x != NULL) {
+        if (a->if_unused && x->binding_count > 0)
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                                "exchange " NAME_FMT " in vhost " NAME_FMT " in use",
+                                NAME_ARG(a->exchange), VHOST_ARG(ch));
+        vhost_exchange_delete(vh, x);
+    }
+    /* Deleting an exchange that does not exist succeeds, as in RabbitMQ 3.x. */
+    if (!a->nowait)
+        conn_send_method(ch->conn, ch->id, WIRE_EXCHANGE_DELETE_OK,
+                         &(struct wire_exchange_delete_ok){0});
+    return 0;
+}
+
+/* ---- queue class ----------------------------------------------------------------------- */
+
+static void send_declare_ok(struct channel *ch, const struct queue *q)
+{
+    struct wire_queue_declare_ok ok = {
+        .queue = q->name,
+        .message_count = queue_ready_count(q),
+        .consumer_count = (uint32_t)q->consumer_count,
+    };
+    conn_send_method(ch->conn, ch->id, WIRE_QUEUE_DECLARE_OK, &ok);
+}
+
+static int check_queue_equivalent(struct channel *ch, const struct queue *q,
+                                  const struct wire_queue_declare *a)
+{
+    const char *what = NULL;
+    bool got = false, have = false;
+
+    if (q->durable != a->durable)
+        what = "durable", got = a->durable, have = q->durable;
+    else if (q->auto_delete != a->auto_delete)
+        what = "auto_delete", got = a->auto_delete, have = q->auto_delete;
+    else if (q->exclusive != a->exclusive)
+        what = "exclusive", got = a->exclusive, have = q->exclusive;
+    if (what != NULL)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                            "inequivalent arg '%s' for queue " NAME_FMT " in vhost " NAME_FMT
+                            ": received '%s' but current is '%s'",
+                            what, NAME_ARG(q->name), VHOST_ARG(ch), bool_text(got),
+                            bool_text(have));
+    {
+        char err[512];
+        if (queue_args_equivalent(q->arguments, a->arguments.raw, q->name, ch->conn->vhost->name,
+                                  err, sizeof err) != 0)
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED, "%s", err);
+    }
+    return 0;
+}
+
+static int handle_queue_declare(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_queue_declare *a = &m->u.queue_declare;
+    struct vhost *vh = ch->conn->vhost;
+    char generated[64];
+    struct wire_bytes name = a->queue;
+    struct queue *q;
+
+    if (a->passive) {
+        /* An RPC server may check that the requester is still there: a reply address is
+         * a queue with one consumer while its channel consumes replies, as in RabbitMQ. */
+        if (publish_is_reply_address(name) && server_reply_channel(ch->conn->srv, name) != NULL) {
+            struct wire_queue_declare_ok ok = {.queue = name, .consumer_count = 1};
+            if (!a->nowait)
+                conn_send_method(ch->conn, ch->id, WIRE_QUEUE_DECLARE_OK, &ok);
+            return 0;
+        }
+        if ((q = find_queue(ch, name)) == NULL)
+            return -1;
+        goto ok;
+    }
+    if (name.len == 0) {
+        random_name(generated, sizeof generated, "amq.gen-");
+        name = wire_cstr(generated);
+    } else if (exchange_name_is_reserved(name)) {
+        return channel_fail(ch, WIRE_ACCESS_REFUSED,
+                            "queue name " NAME_FMT " contains reserved prefix 'amq.*'",
+                            NAME_ARG(name));
+    }
+    {
+        struct wire_field dlx;
+        bool has_dlx =
+            wire_table_find(a->arguments, "x-dead-letter-exchange", &dlx) && dlx.type == 'S';
+        if (permit(ch, has_dlx ? AUTH_OP_QUEUE_DECLARE_DLX : AUTH_OP_QUEUE_DECLARE, name,
+                   has_dlx ? dlx.v.bytes : (struct wire_bytes){0}) != 0)
+            return -1;
+    }
+    /* An existing queue is compared with the declaration; only a new one is validated, as
+     * in RabbitMQ. */
+    q = vhost_queue_find(vh, name);
+    if (q != NULL) {
+        if (q->exclusive && q->owner != ch->conn)
+            return find_queue(ch, name) ? 0 : -1; /* 405 */
+        if (check_queue_equivalent(ch, q, a) != 0)
+            return -1;
+        goto ok;
+    }
+    {
+        struct queue_args args;
+        char err[400];
+        if (queue_args_parse(a->arguments.raw, name, vh->name, vh->default_delivery_limit, &args,
+                             err, sizeof err) != 0)
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED, "%s", err);
+    }
+    {
+        const struct auth_vhost *av = auth_vhost_find(ch->conn->srv->auth, vh->name);
+        if (av != NULL && av->max_queues >= 0 && vh->queues.len >= (uint64_t)av->max_queues)
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                                "cannot declare queue " NAME_FMT ": queue limit in vhost " NAME_FMT
+                                " (%lld) is reached",
+                                NAME_ARG(name), VHOST_ARG(ch), (long long)av->max_queues);
+    }
+    q = queue_new(vh, name, a->durable, a->exclusive, a->auto_delete, a->arguments.raw);
+    if (a->exclusive)
+        q->owner = ch->conn;
+    vhost_queue_add(vh, q);
+    persist_queue_added(q);
+ok:
+    queue_touch(q);
+    if (!a->nowait)
+        send_declare_ok(ch, q);
+    return 0;
+}
+
+static int handle_queue_bind(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_queue_bind *a = &m->u.queue_bind;
+    struct queue *q;
+    struct exchange *x;
+    char err[256];
+
+    if (permit(ch, AUTH_OP_QUEUE_BIND, a->queue, a->exchange) != 0)
+        return -1;
+    if ((q = find_queue(ch, a->queue)) == NULL)
+        return -1;
+    if (a->exchange.len == 0)
+        return channel_fail(ch, WIRE_ACCESS_REFUSED,
+                            "operation not permitted on the default exchange");
+    if ((x = find_exchange(ch, a->exchange)) == NULL ||
+        permit_topic(ch, x, AUTH_READ, a->routing_key) != 0)
+        return -1;
+    if (exchange_bind(x, q, a->routing_key, a->arguments.raw, err, sizeof err) == NULL)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED, "%s", err);
+    if (!a->nowait)
+        conn_send_method(ch->conn, ch->id, WIRE_QUEUE_BIND_OK, &(struct wire_queue_bind_ok){0});
+    return 0;
+}
+
+static int handle_queue_unbind(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_queue_unbind *a = &m->u.queue_unbind;
+    struct queue *q;
+    struct exchange *x;
+    struct xbinding *xb;
+
+    if (permit(ch, AUTH_OP_QUEUE_UNBIND, a->queue, a->exchange) != 0)
+        return -1;
+    if ((q = find_queue(ch, a->queue)) == NULL)
+        return -1;
+    if (a->exchange.len == 0)
+        return channel_fail(ch, WIRE_ACCESS_REFUSED,
+                            "operation not permitted on the default exchange");
+    if ((x = find_exchange(ch, a->exchange)) == NULL ||
+        permit_topic(ch, x, AUTH_READ, a->routing_key) != 0)
+        return -1;
+    /* Unbinding what is not bound succeeds, as in RabbitMQ. */
+    xb = exchange_find_binding(x, q, a->routing_key, a->arguments.raw);
+    if (xb != NULL)
+        exchange_unbind(xb);
+    conn_send_method(ch->conn, ch->id, WIRE_QUEUE_UNBIND_OK, &(struct wire_queue_unbind_ok){0});
+    return 0;
+}
+
+static int handle_queue_purge(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_queue_purge *a = &m->u.queue_purge;
+    struct queue *q;
+    struct wire_queue_purge_ok ok;
+
+    if (permit(ch, AUTH_OP_QUEUE_PURGE, a->queue, (struct wire_bytes){0}) != 0)
+        return -1;
+    if ((q = find_queue(ch, a->queue)) == NULL)
+        return -1;
+    ok.message_count = queue_purge(q);
+    if (!a->nowait)
+        conn_send_method(ch->conn, ch->id, WIRE_QUEUE_PURGE_OK, &ok);
+    return 0;
+}
+
+static int handle_queue_delete(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_queue_delete *a = &m->u.queue_delete;
+    struct wire_queue_delete_ok ok = {0};
+    struct queue *q = vhost_queue_find(ch->conn->vhost, a->queue);
+
+    if (permit(ch, AUTH_OP_QUEUE_DELETE, a->queue, (struct wire_bytes){0}) != 0)
+        return -1;
+    /* Deleting a queue that does not exist succeeds with a count of 0, as in RabbitMQ 3.x. */
+    if (q != NULL) {
+        if (find_queue(ch, a->queue) == NULL)
+            return -1;
+        if (a->if_unused && q->consumer_count > 0)
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                                "queue " NAME_FMT " in vhost " NAME_FMT " in use",
+                                NAME_ARG(a->queue), VHOST_ARG(ch));
+        if (a->if_empty && queue_ready_count(q) > 0)
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                                "queue " NAME_FMT " in vhost " NAME_FMT " not empty",
+                                NAME_ARG(a->queue), VHOST_ARG(ch));
+        ok.message_count = queue_delete(q);
+    }
+    if (!a->nowait)
+        conn_send_method(ch->conn, ch->id, WIRE_QUEUE_DELETE_OK, &ok);
+    return 0;
+}
+
+/* ---- basic class ----------------------------------------------------------------------- */
+
+static int handle_basic_qos(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_basic_qos *a = &m->u.basic_qos;
+
+    /* RabbitMQ refuses a byte limit; global=false sets the limit of consumers created
+     * afterwards on this channel, global=true a limit shared by the channel. */
+    if (a->prefetch_size != 0)
+        return channel_fail(ch, WIRE_NOT_IMPLEMENTED, "prefetch_size!=0 (%u)", a->prefetch_size);
+    if (a->global)
+        ch->prefetch_channel = a->prefetch_count;
+    else
+        ch->prefetch_consumer = a->prefetch_count;
+    conn_send_method(ch->conn, ch->id, WIRE_BASIC_QOS_OK, &(struct wire_basic_qos_ok){0});
+    channel_resume(ch);
+    return 0;
+}
+
+/* Direct reply-to: consuming from the pseudo-queue amq.rabbitmq.reply-to makes this channel
+ * an RPC client. Replies published to its address go straight to it, no queue between. */
+static int consume_replies(struct channel *ch, const struct wire_basic_consume *a)
+{
+    char generated[64];
+    struct wire_bytes tag = a->consumer_tag;
+
+    if (!a->no_ack)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED, "reply consumer cannot acknowledge");
+    if (ch->reply_tag.len > 0)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED, "reply consumer already set");
+    if (tag.len == 0) {
+        random_name(generated, sizeof generated, "amq.ctag-");
+        tag = wire_cstr(generated);
+    }
+    ch->reply_tag = bytes_dup(tag);
+    random_name(ch->reply_address, sizeof ch->reply_address, "amq.rabbitmq.reply-to.");
+    server_reply_register(ch->conn->srv, ch);
+    if (!a->nowait) {
+        struct wire_basic_consume_ok ok = {.consumer_tag = ch->reply_tag};
+        conn_send_method(ch->conn, ch->id, WIRE_BASIC_CONSUME_OK, &ok);
+    }
+    return 0;
+}
+
+void channel_deliver_reply(struct channel *ch, struct message *m)
+{
+    struct wire_basic_deliver d = {
+        .consumer_tag = ch->reply_tag,
+        .delivery_tag = ++ch->next_tag,
+        .exchange = m->exchange,
+        .routing_key = m->routing_key,
+    };
+
+    if (ch->state == CHANNEL_OPEN)
+        conn_send_content(ch->conn, ch->id, WIRE_BASIC_DELIVER, &d, m);
+}
+
+static int handle_basic_consume(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_basic_consume *a = &m->u.basic_consume;
+    char generated[64];
+    struct wire_bytes tag = a->consumer_tag;
+    struct consumer *c;
+    struct queue *q;
+    struct wire_field prio;
+
+    if (wire_bytes_eq_cstr(a->queue, "amq.rabbitmq.reply-to"))
+        return consume_replies(ch, a);
+    if (permit(ch, AUTH_OP_BASIC_CONSUME, a->queue, (struct wire_bytes){0}) != 0)
+        return -1;
+    if ((q = find_queue(ch, a->queue)) == NULL)
+        return -1;
+    if (tag.len == 0) {
+        random_name(generated, sizeof generated, "amq.ctag-");
+        tag = wire_cstr(generated);
+    } else if (hmap_get(&ch->consumers, tag) != NULL) {
+        return channel_fail(ch, WIRE_NOT_ALLOWED, "attempt to reuse consumer tag " NAME_FMT,
+                            NAME_ARG(tag));
+    }
+    if (ch->conn->srv->cfg->consumer_max_per_channel != 0 &&
+        ch->consumers.len >= ch->conn->srv->cfg->consumer_max_per_channel)
+        return channel_fail(ch, WIRE_NOT_ALLOWED,
+                            "reached maximum (%u) of consumers per channel",
+                            ch->conn->srv->cfg->consumer_max_per_channel);
+    if (q->has_exclusive_consumer || (a->exclusive && q->consumer_count > 0))
+        return channel_fail(ch, WIRE_ACCESS_REFUSED,
+                            "queue " NAME_FMT " in vhost " NAME_FMT " in exclusive use",
+                            NAME_ARG(q->name), VHOST_ARG(ch));
+    c = xcalloc(1, sizeof *c);
+    c->tag = bytes_dup(tag);
+    c->ch = ch;
+    c->no_ack = a->no_ack;
+    c->exclusive = a->exclusive;
+    c->prefetch = ch->prefetch_consumer;
+    if (wire_table_find(a->arguments, "x-priority", &prio)) {
+        int64_t v;
+        if (!wire_field_int(&prio, &v) || v < INT32_MIN || v > INT32_MAX) {
+            bytes_free(&c->tag);
+            free(c);
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                                "invalid arg 'x-priority' for queue " NAME_FMT " in vhost " NAME_FMT
+                                ": \"expected integer, got %s\"",
+                                NAME_ARG(q->name), VHOST_ARG(ch), erl_term_type_name(prio.type));
+        }
+        c->priority = (int32_t)v;
+    }
+    hmap_put(&ch->consumers, c->tag, c);
+    /* consume-ok goes out before the first delivery. */
+    if (!a->nowait) {
+        struct wire_basic_consume_ok ok = {.consumer_tag = c->tag};
+        conn_send_method(ch->conn, ch->id, WIRE_BASIC_CONSUME_OK, &ok);
+    }
+    queue_add_consumer(q, c);
+    queue_dispatch(q);
+    return 0;
+}
+
+static int handle_basic_cancel(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_basic_cancel *a = &m->u.basic_cancel;
+    struct consumer *c = hmap_get(&ch->consumers, a->consumer_tag);
+    struct wire_basic_cancel_ok ok = {.consumer_tag = a->consumer_tag};
+
+    /* Send cancel-ok first: a cancel can auto-delete the queue, whose name was borrowed
+     * from nothing here, but the tag is borrowed from the frame and stays valid. */
+    if (!a->nowait)
+        conn_send_method(ch->conn, ch->id, WIRE_BASIC_CANCEL_OK, &ok);
+    if (c != NULL) {
+        consumer_cancel(c);
+    } else if (ch->reply_tag.len > 0 && wire_bytes_eq(ch->reply_tag, a->consumer_tag)) {
+        server_reply_forget(ch->conn->srv, ch);
+        bytes_free(&ch->reply_tag);
+    }
+    return 0;
+}
+
+static int handle_basic_publish(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_basic_publish *a = &m->u.basic_publish;
+
+    if (a->immediate)
+        return channel_fail(ch, WIRE_NOT_IMPLEMENTED, "immediate=true");
+    if (!ch->conn->is_publisher) {
+        ch->conn->is_publisher = true;
+        if (ch->conn->srv->alarms != 0)
+            ch->conn->block_pending = true;
+    }
+    /* Write permission on the exchange, remembered while the user database is unchanged:
+     * publishers keep using one exchange, and the check is a regex match. */
+    if (ch->auth_generation != ch->conn->srv->auth->generation ||
+        !wire_bytes_eq(a->exchange, (struct wire_bytes){ch->pub_exchange, ch->pub_exchange_len}) ||
+        !ch->pub_permitted) {
+        ch->pub_permitted = false;
+        if (permit(ch, AUTH_OP_BASIC_PUBLISH, a->exchange, (struct wire_bytes){0}) != 0)
+            return -1;
+        ch->pub_permitted = true;
+        ch->auth_generation = ch->conn->srv->auth->generation;
+    }
+    memcpy(ch->pub_exchange, a->exchange.ptr, a->exchange.len);
+    ch->pub_exchange_len = (uint8_t)a->exchange.len;
+    memcpy(ch->pub_routing_key, a->routing_key.ptr, a->routing_key.len);
+    ch->pub_routing_key_len = (uint8_t)a->routing_key.len;
+    ch->pub_mandatory = a->mandatory;
+    ch->content = CONTENT_HEADER;
+    return 0;
+}
+
+/* Publish number ch->publish_seq is confirmed (ack), refused (nack) or waits for the store
+ * (store_seq != 0). The client hears of it at the end of the loop turn, in order, acks that
+ * follow each other in one basic.ack with multiple. */
+static void confirm(struct channel *ch, bool ack, uint64_t store_seq)
+{
+    struct confirm_slot *slot;
+
+    if (ch->confirm_len == ch->confirm_cap) {
+        size_t cap = ch->confirm_cap ? ch->confirm_cap * 2 : 64;
+        struct confirm_slot *ring = xmalloc(cap * sizeof *ring);
+        for (size_t i = 0; i < ch->confirm_len; i++)
+            ring[i] = ch->confirms[(ch->confirm_head + i) & (ch->confirm_cap - 1)];
+        free(ch->confirms);
+        ch->confirms = ring;
+        ch->confirm_cap = cap;
+        ch->confirm_head = 0;
+    }
+    if (ch->confirm_len == 0)
+        ch->confirm_base = ch->publish_seq;
+    slot = &ch->confirms[(ch->confirm_head + ch->confirm_len++) & (ch->confirm_cap - 1)];
+    slot->store_seq = store_seq;
+    slot->state = store_seq != 0 ? CONFIRM_WAIT : ack ? CONFIRM_ACK : CONFIRM_NACK;
+    if (store_seq != 0)
+        persist_wait(ch);
+    ch->conn->confirms_pending = true;
+}
+
+static void send_acks(struct channel *ch, uint64_t upto, uint64_t count)
+{
+    struct wire_basic_ack m = {.delivery_tag = upto, .multiple = count > 1};
+
+    if (count > 0)
+        conn_send_method(ch->conn, ch->id, WIRE_BASIC_ACK, &m);
+}
+
+void channel_flush_confirms(struct channel *ch)
+{
+    uint64_t acks = 0;
+
+    if (ch->state != CHANNEL_OPEN)
+        return;
+    while (ch->confirm_len > 0) {
+        struct confirm_slot *slot = &ch->confirms[ch->confirm_head];
+        uint64_t seq = ch->confirm_base;
+
+        if (slot->state == CONFIRM_WAIT)
+            break;
+        if (slot->state == CONFIRM_ACK) {
+            acks++;
+        } else {
+            struct wire_basic_nack m = {.delivery_tag = seq, .requeue = false};
+            send_acks(ch, seq - 1, acks);
+            acks = 0;
+            conn_send_method(ch->conn, ch->id, WIRE_BASIC_NACK, &m);
+        }
+        ch->confirm_head = (ch->confirm_head + 1) & (ch->confirm_cap - 1);
+        ch->confirm_len--;
+        ch->confirm_base++;
+    }
+    send_acks(ch, ch->confirm_base - 1, acks);
+}
+
+void channel_confirms_durable(struct channel *ch, uint64_t durable_seq)
+{
+    bool waiting = false;
+
+    /* Stored publishes appended in publish order, so their store sequences grow along the
+     * ring: stop at the first one still waiting. */
+    for (size_t i = 0; i < ch->confirm_len; i++) {
+        struct confirm_slot *slot = &ch->confirms[(ch->confirm_head + i) & (ch->confirm_cap - 1)];
+        if (slot->state != CONFIRM_WAIT)
+            continue;
+        if (slot->store_seq > durable_seq) {
+            waiting = true;
+            break;
+        }
+        slot->state = CONFIRM_ACK;
+    }
+    if (!waiting)
+        persist_unwait(ch);
+    channel_flush_confirms(ch);
+}
+
+/* Routes a complete message and hands it to its queues: the last step of basic.publish, or
+ * of tx.commit for the publishes of a transaction. Takes the caller's reference. *refused
+ * is set when a queue refused the message (x-overflow reject-publish). */
+static int publish_route(struct channel *ch, struct message *msg, bool mandatory, bool *refused,
+                         uint64_t *store_seq)
+{
+    struct vhost *vh = ch->conn->vhost;
+    struct exchange *x;
+    size_t n;
+    int rc = 0;
+
+    x = vhost_exchange_find(vh, msg->exchange);
+    if (x == NULL) {
+        rc = channel_fail(ch, WIRE_NOT_FOUND, "no exchange " NAME_FMT " in vhost " NAME_FMT,
+                          NAME_ARG(msg->exchange), VHOST_ARG(ch));
+        goto out;
+    }
+    if (x->internal) {
+        rc = channel_fail(ch, WIRE_ACCESS_REFUSED,
+                          "cannot publish to internal exchange " NAME_FMT " in vhost " NAME_FMT,
+                          NAME_ARG(msg->exchange), VHOST_ARG(ch));
+        goto out;
+    }
+    if ((rc = permit_topic(ch, x, AUTH_WRITE, msg->routing_key)) != 0)
+        goto out;
+    {
+        struct publish_result res;
+        publish_deliver(ch->conn->srv, vh, x, &msg, &res);
+        n = res.routed;
+        if (refused != NULL && res.refused)
+            *refused = true;
+        if (store_seq != NULL)
+            *store_seq = res.store_seq;
+    }
+    if (n == 0 && mandatory) {
+        struct wire_basic_return r = {
+            .reply_code = WIRE_NO_ROUTE,
+            .reply_text = WIRE_BYTES_C("NO_ROUTE"),
+            .exchange = msg->exchange,
+            .routing_key = msg->routing_key,
+        };
+        conn_send_content(ch->conn, ch->id, WIRE_BASIC_RETURN, &r, msg);
+    }
+out:
+    message_unref(msg);
+    return rc;
+}
+
+/* The message is complete: check what RabbitMQ checks of its properties, then route it
+ * now, or keep it for tx.commit. */
+static int publish_complete(struct channel *ch)
+{
+    struct message *msg = ch->pub_msg;
+    const struct wire_props *p = &msg->props;
+    int rc;
+
+    ch->pub_msg = NULL;
+    ch->content = CONTENT_NONE;
+    if (ch->confirm_mode)
+        ch->publish_seq++;
+    /* Validated user-id: a message may only claim the user that published it. */
+    if ((p->flags & WIRE_PROP_USER_ID) && !wire_bytes_eq_cstr(p->user_id, ch->conn->log.user)) {
+        rc = channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                          "user_id property set to " NAME_FMT " but authenticated user was '%s'",
+                          NAME_ARG(p->user_id), ch->conn->log.user);
+        message_unref(msg);
+        return rc;
+    }
+    if (p->flags & WIRE_PROP_EXPIRATION) {
+        int64_t ms;
+        char why[640];
+        if (expiration_parse(p->expiration, &ms, why, sizeof why) != 0) {
+            rc = channel_fail(ch, WIRE_PRECONDITION_FAILED, "%s", why);
+            message_unref(msg);
+            return rc;
+        }
+    }
+    if ((p->flags & WIRE_PROP_REPLY_TO) &&
+        wire_bytes_eq_cstr(p->reply_to, "amq.rabbitmq.reply-to")) {
+        struct wire_props props = *p;
+        struct message *addressed;
+        if (ch->reply_tag.len == 0) {
+            message_unref(msg);
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED, "fast reply consumer does not exist");
+        }
+        props.reply_to = wire_cstr(ch->reply_address);
+        addressed = message_rewrite(msg, &props);
+        message_unref(msg);
+        msg = addressed;
+    }
+    if (ch->tx_mode) {
+        struct tx_op *op;
+        if (ch->tx_len == ch->tx_cap) {
+            ch->tx_cap = ch->tx_cap ? ch->tx_cap * 2 : 16;
+            ch->tx_ops = xrealloc(ch->tx_ops, ch->tx_cap * sizeof *ch->tx_ops);
+        }
+        op = &ch->tx_ops[ch->tx_len++];
+        *op = (struct tx_op){.method_id = WIRE_BASIC_PUBLISH, .msg = msg,
+                             .mandatory = ch->pub_mandatory};
+        return 0;
+    }
+    {
+        bool refused = false;
+        uint64_t store_seq = 0;
+        rc = publish_route(ch, msg, ch->pub_mandatory, &refused, &store_seq);
+        if (rc == 0 && ch->confirm_mode)
+            confirm(ch, !refused, refused ? 0 : store_seq);
+    }
+    return rc;
+}
+
+static int handle_content_header(struct channel *ch, const struct wire_frame *f)
+{
+    const struct config *cfg = ch->conn->srv->cfg;
+    struct wire_content_header h;
+    int rc = wire_content_header_decode(f->payload, &h);
+
+    /* As RabbitMQ: a short header is a frame error, a non-zero weight an unexpected frame,
+     * malformed properties a syntax error; all of them close the connection. */
+    if (rc != WIRE_OK)
+        return channel_fail(ch, (uint16_t)-rc, "malformed content header");
+    if (h.class_id != WIRE_CLASS_BASIC)
+        return channel_fail(ch, WIRE_UNEXPECTED_FRAME,
+                            "expected content header for class 60, got one for class %u instead",
+                            h.class_id);
+    if (h.body_size > cfg->max_message_size) {
+        ch->content = CONTENT_NONE;
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                            "message size %" PRIu64 " is larger than configured max size %" PRIu64,
+                            h.body_size, (uint64_t)cfg->max_message_size);
+    }
+    ch->pub_msg = message_new_decoded(
+        (struct wire_bytes){.ptr = ch->pub_exchange, .len = ch->pub_exchange_len},
+        (struct wire_bytes){.ptr = ch->pub_routing_key, .len = ch->pub_routing_key_len},
+        f->payload, &h.props, h.body_size);
+    if (h.body_size == 0)
+        return publish_complete(ch);
+    ch->content = CONTENT_BODY;
+    return 0;
+}
+
+static int handle_content_body(struct channel *ch, const struct wire_frame *f)
+{
+    if (!message_append_body(ch->pub_msg, f->payload))
+        return channel_fail(ch, WIRE_FRAME_ERROR, "body frames exceed the declared body size");
+    if (message_complete(ch->pub_msg))
+        return publish_complete(ch);
+    return 0;
+}
+
+static int handle_basic_get(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_basic_get *a = &m->u.basic_get;
+    struct queue *q;
+    struct qentry e;
+    struct wire_basic_get_ok ok;
+
+    if (permit(ch, AUTH_OP_BASIC_GET, a->queue, (struct wire_bytes){0}) != 0)
+        return -1;
+    if ((q = find_queue(ch, a->queue)) == NULL)
+        return -1;
+    queue_touch(q);
+    if (!queue_pop(q, &e)) {
+        conn_send_method(ch->conn, ch->id, WIRE_BASIC_GET_EMPTY,
+                         &(struct wire_basic_get_empty){0});
+        return 0;
+    }
+    ok = (struct wire_basic_get_ok){
+        .delivery_tag = ++ch->next_tag,
+        .redelivered = e.redelivered,
+        .exchange = e.msg->exchange,
+        .routing_key = e.msg->routing_key,
+        .message_count = queue_ready_count(q),
+    };
+    conn_send_content(ch->conn, ch->id, WIRE_BASIC_GET_OK, &ok, e.msg);
+    if (a->no_ack) {
+        persist_left(q, e.msg);
+        message_unref(e.msg);
+        return 0;
+    }
+    if (e.deliveries == 0 && !e.redelivered)
+        persist_delivered(q, e.msg);
+    queue_ref(q);
+    q->unacked++;
+    unacked_push(ch, &(struct delivery){.tag = ok.delivery_tag,
+                                        .msg = e.msg,
+                                        .q = q,
+                                        .seq = e.seq,
+                                        .deliveries = e.deliveries,
+                                        .delivered_ms = loop_now_ms(ch)});
+    return 0;
+}
+
+/* In a transaction, acks, nacks and rejects are checked now and applied at commit. */
+static int tx_settle(struct channel *ch, uint32_t method_id, uint64_t tag, bool multiple,
+                     bool requeue)
+{
+    if ((tag != 0 || !multiple) && unacked_find(ch, tag) < 0)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED, "unknown delivery tag %" PRIu64, tag);
+    if (ch->tx_len == ch->tx_cap) {
+        ch->tx_cap = ch->tx_cap ? ch->tx_cap * 2 : 16;
+        ch->tx_ops = xrealloc(ch->tx_ops, ch->tx_cap * sizeof *ch->tx_ops);
+    }
+    ch->tx_ops[ch->tx_len++] = (struct tx_op){
+        .method_id = method_id, .tag = tag, .multiple = multiple, .requeue = requeue};
+    return 0;
+}
+
+static enum settle_kind settle_kind_of(uint32_t method_id, bool requeue)
+{
+    if (method_id == WIRE_BASIC_ACK)
+        return SETTLE_ACK;
+    return requeue ? SETTLE_REQUEUE : SETTLE_DISCARD;
+}
+
+static int handle_basic_ack(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_basic_ack *a = &m->u.basic_ack;
+    if (ch->tx_mode)
+        return tx_settle(ch, m->id, a->delivery_tag, a->multiple, false);
+    return settle_tags(ch, a->delivery_tag, a->multiple, SETTLE_ACK);
+}
+
+static int handle_basic_nack(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_basic_nack *a = &m->u.basic_nack;
+    if (ch->tx_mode)
+        return tx_settle(ch, m->id, a->delivery_tag, a->multiple, a->requeue);
+    return settle_tags(ch, a->delivery_tag, a->multiple, settle_kind_of(m->id, a->requeue));
+}
+
+static int handle_basic_reject(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_basic_reject *a = &m->u.basic_reject;
+    if (ch->tx_mode)
+        return tx_settle(ch, m->id, a->delivery_tag, false, a->requeue);
+    return settle_tags(ch, a->delivery_tag, false, settle_kind_of(m->id, a->requeue));
+}
+
+/* basic.recover requeues every unacked delivery. Like RabbitMQ, Warren does not redeliver
+ * to the same consumer (requeue=false) and answers that with 540. */
+static int handle_basic_recover(struct channel *ch, const struct wire_method *m)
+{
+    if (!m->u.basic_recover.requeue)
+        return channel_fail(ch, WIRE_NOT_IMPLEMENTED, "requeue=false");
+    requeue_all(ch);
+    conn_send_method(ch->conn, ch->id, WIRE_BASIC_RECOVER_OK, &(struct wire_basic_recover_ok){0});
+    return 0;
+}
+
+static int handle_basic_recover_async(struct channel *ch, const struct wire_method *m)
+{
+    if (!m->u.basic_recover_async.requeue)
+        return channel_fail(ch, WIRE_NOT_IMPLEMENTED, "requeue=false");
+    requeue_all(ch);
+    return 0;
+}
+
+/* ---- exchange-to-exchange bindings ---------------------------------------------------- */
+
+static int handle_exchange_bind(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_exchange_bind *a = &m->u.exchange_bind;
+    struct exchange *src, *dst;
+    char err[256];
+
+    if (a->source.len == 0 || a->destination.len == 0)
+        return channel_fail(ch, WIRE_ACCESS_REFUSED,
+                            "operation not permitted on the default exchange");
+    if (permit(ch, AUTH_OP_EXCHANGE_BIND, a->destination, a->source) != 0)
+        return -1;
+    if ((dst = find_exchange(ch, a->destination)) == NULL ||
+        (src = find_exchange(ch, a->source)) == NULL ||
+        permit_topic(ch, src, AUTH_READ, a->routing_key) != 0)
+        return -1;
+    if (exchange_bind(src, dst, a->routing_key, a->arguments.raw, err, sizeof err) == NULL)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED, "%s", err);
+    if (!a->nowait)
+        conn_send_method(ch->conn, ch->id, WIRE_EXCHANGE_BIND_OK,
+                         &(struct wire_exchange_bind_ok){0});
+    return 0;
+}
+
+static int handle_exchange_unbind(struct channel *ch, const struct wire_method *m)
+{
+    const struct wire_exchange_unbind *a = &m->u.exchange_unbind;
+    struct exchange *src, *dst;
+    struct xbinding *xb;
+
+    if (a->source.len == 0 || a->destination.len == 0)
+        return channel_fail(ch, WIRE_ACCESS_REFUSED,
+                            "operation not permitted on the default exchange");
+    if (permit(ch, AUTH_OP_EXCHANGE_UNBIND, a->destination, a->source) != 0)
+        return -1;
+    if ((dst = find_exchange(ch, a->destination)) == NULL ||
+        (src = find_exchange(ch, a->source)) == NULL ||
+        permit_topic(ch, src, AUTH_READ, a->routing_key) != 0)
+        return -1;
+    xb = exchange_find_binding(src, dst, a->routing_key, a->arguments.raw);
+    if (xb != NULL)
+        exchange_unbind(xb);
+    if (!a->nowait)
+        conn_send_method(ch->conn, ch->id, WIRE_EXCHANGE_UNBIND_OK,
+                         &(struct wire_exchange_unbind_ok){0});
+    return 0;
+}
+
+/* ---- confirm and tx -------------------------------------------------------------------- */
+
+static int handle_confirm_select(struct channel *ch, const struct wire_method *m)
+{
+    if (ch->tx_mode)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                            "cannot switch from tx to confirm mode");
+    ch->confirm_mode = true;
+    if (!m->u.confirm_select.nowait)
+        conn_send_method(ch->conn, ch->id, WIRE_CONFIRM_SELECT_OK,
+                         &(struct wire_confirm_select_ok){0});
+    return 0;
+}
+
+static int handle_tx_select(struct channel *ch, const struct wire_method *m)
+{
+    (void)m;
+    if (ch->confirm_mode)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                            "cannot switch from confirm to tx mode");
+    ch->tx_mode = true;
+    conn_send_method(ch->conn, ch->id, WIRE_TX_SELECT_OK, &(struct wire_tx_select_ok){0});
+    return 0;
+}
+
+static int handle_tx_commit(struct channel *ch, const struct wire_method *m)
+{
+    size_t n = ch->tx_len;
+    int rc = 0;
+
+    (void)m;
+    if (!ch->tx_mode)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED, "channel is not transactional");
+    ch->tx_len = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct tx_op *op = &ch->tx_ops[i];
+        if (rc != 0) {
+            message_unref(op->msg);
+            continue;
+        }
+        if (op->method_id == WIRE_BASIC_PUBLISH)
+            rc = publish_route(ch, op->msg, op->mandatory, NULL, NULL);
+        else
+            rc = settle_tags(ch, op->tag, op->multiple, settle_kind_of(op->method_id, op->requeue));
+    }
+    if (rc == 0)
+        conn_send_method(ch->conn, ch->id, WIRE_TX_COMMIT_OK, &(struct wire_tx_commit_ok){0});
+    return rc;
+}
+
+static int handle_tx_rollback(struct channel *ch, const struct wire_method *m)
+{
+    (void)m;
+    if (!ch->tx_mode)
+        return channel_fail(ch, WIRE_PRECONDITION_FAILED, "channel is not transactional");
+    /* Publishes are dropped; acknowledgements are forgotten, so those deliveries stay
+     * unacked, as in RabbitMQ. */
+    for (size_t i = 0; i < ch->tx_len; i++)
+        message_unref(ch->tx_ops[i].msg);
+    ch->tx_len = 0;
+    conn_send_method(ch->conn, ch->id, WIRE_TX_ROLLBACK_OK, &(struct wire_tx_rollback_ok){0});
+    return 0;
+}
+
+/* access.request is gone from 0-9-1 but old clients still send it; RabbitMQ answers with
+ * ticket 1. */
+static int handle_access_request(struct channel *ch, const struct wire_method *m)
+{
+    (void)m;
+    conn_send_method(ch->conn, ch->id, WIRE_ACCESS_REQUEST_OK,
+                     &(struct wire_access_request_ok){.ticket = 1});
+    return 0;
+}
+
+/* ---- Dispatch -------------------------------------------------------------------------- */
+
+typedef int (*method_handler)(struct channel *ch, const struct wire_method *m);
+
+static const struct {
+    uint32_t id;
+    method_handler handle;
+} handlers[] = {
+    /* The per-message methods first: the table is searched in order. */
+    {WIRE_BASIC_PUBLISH, handle_basic_publish},
+    {WIRE_BASIC_ACK, handle_basic_ack},
+    {WIRE_BASIC_NACK, handle_basic_nack},
+    {WIRE_BASIC_REJECT, handle_basic_reject},
+    {WIRE_BASIC_GET, handle_basic_get},
+    {WIRE_BASIC_QOS, handle_basic_qos},
+    {WIRE_BASIC_CONSUME, handle_basic_consume},
+    {WIRE_BASIC_CANCEL, handle_basic_cancel},
+    {WIRE_BASIC_RECOVER, handle_basic_recover},
+    {WIRE_BASIC_RECOVER_ASYNC, handle_basic_recover_async},
+    {WIRE_CHANNEL_FLOW, handle_channel_flow},
+    {WIRE_CHANNEL_FLOW_OK, handle_channel_flow_ok},
+    {WIRE_EXCHANGE_DECLARE, handle_exchange_declare},
+    {WIRE_EXCHANGE_DELETE, handle_exchange_delete},
+    {WIRE_QUEUE_DECLARE, handle_queue_declare},
+    {WIRE_QUEUE_BIND, handle_queue_bind},
+    {WIRE_QUEUE_UNBIND, handle_queue_unbind},
+    {WIRE_QUEUE_PURGE, handle_queue_purge},
+    {WIRE_QUEUE_DELETE, handle_queue_delete},
+    {WIRE_EXCHANGE_BIND, handle_exchange_bind},
+    {WIRE_EXCHANGE_UNBIND, handle_exchange_unbind},
+    {WIRE_CONFIRM_SELECT, handle_confirm_select},
+    {WIRE_TX_SELECT, handle_tx_select},
+    {WIRE_TX_COMMIT, handle_tx_commit},
+    {WIRE_TX_ROLLBACK, handle_tx_rollback},
+    {WIRE_ACCESS_REQUEST, handle_access_request},
+};
+
+static int handle_method(struct channel *ch, const struct wire_frame *f)
+{
+    struct wire_method m;
+    const struct wire_method_info *info;
+    int rc = wire_method_decode(f->payload, &m);
+
+    if (rc != WIRE_OK)
+        return conn_method_error(ch->conn, f->payload, rc);
+    for (size_t i = 0; i < ARRAY_LEN(handlers); i++) {
+        if (handlers[i].id == m.id)
+            return handlers[i].handle(ch, &m);
+    }
+    info = wire_method_info(m.id);
+    if (info != NULL && info->channel0_only)
+        return channel_fail(ch, WIRE_COMMAND_INVALID, "method %s is only valid on channel 0",
+                            info->name);
+    return channel_fail(ch, WIRE_NOT_IMPLEMENTED, "method %s is not implemented",
+                        info ? info->name : "unknown");
+}
+
+int channel_handle_frame(struct channel *ch, const struct wire_frame *f)
+{
+    switch (ch->content) {
+    case CONTENT_NONE:
+        if (f->type == WIRE_FRAME_METHOD)
+            return handle_method(ch, f);
+        return channel_fail(ch, WIRE_UNEXPECTED_FRAME,
+                            "expected method frame, got non method frame instead");
+    case CONTENT_HEADER:
+        if (f->type == WIRE_FRAME_HEADER)
+            return handle_content_header(ch, f);
+        return channel_fail(ch, WIRE_UNEXPECTED_FRAME,
+                            "expected content header for class 60, got non content header frame "
+                            "instead");
+    case CONTENT_BODY:
+        if (f->type == WIRE_FRAME_BODY)
+            return handle_content_body(ch, f);
+        return channel_fail(ch, WIRE_UNEXPECTED_FRAME,
+                            "expected content body, got non content body frame instead");
+    }
+    assert(false);
+    return -1;
+}

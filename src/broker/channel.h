@@ -1,0 +1,147 @@
+/* A channel: method dispatch for channels 1..channel_max, content assembly for publishes,
+ * delivery tags, unacked deliveries, consumers and prefetch. */
+#ifndef WARREN_SRC_BROKER_CHANNEL_H
+#define WARREN_SRC_BROKER_CHANNEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "amqp/frame.h"
+#include "src/base/hmap.h"
+
+struct conn;
+struct consumer;
+struct message;
+struct qentry;
+struct queue;
+
+/* A delivery awaiting ack. The channel keeps them in a ring ordered by tag; an acked one in
+ * the middle becomes a hole (msg NULL) that leaves when it reaches the head, so ack,
+ * multiple-ack and requeue cost O(1) per delivery. */
+struct delivery {
+    uint64_t tag;
+    struct message *msg;
+    struct queue *q;           /* holds a queue reference */
+    struct consumer *consumer; /* NULL for basic.get, or once the consumer is gone */
+    uint64_t seq;
+    uint32_t deliveries;
+    uint64_t delivered_ms; /* for the consumer acknowledgement timeout */
+};
+
+enum confirm_state {
+    CONFIRM_WAIT, /* stored: waiting for its fsync */
+    CONFIRM_ACK,
+    CONFIRM_NACK,
+};
+
+struct confirm_slot {
+    uint64_t store_seq; /* CONFIRM_WAIT: the store sequence to wait for */
+    uint8_t state;
+};
+
+/* A step of a transaction, applied at tx.commit. */
+struct tx_op {
+    uint32_t method_id;   /* WIRE_BASIC_PUBLISH, _ACK, _NACK or _REJECT */
+    struct message *msg;  /* publish: the message (one reference) */
+    bool mandatory;       /* publish */
+    uint64_t tag;         /* ack, nack, reject */
+    bool multiple;
+    bool requeue;
+};
+
+enum channel_state {
+    CHANNEL_OPEN,
+    CHANNEL_CLOSING, /* we sent channel.close; everything but close-ok is dropped */
+};
+
+enum content_state {
+    CONTENT_NONE,   /* expecting a method */
+    CONTENT_HEADER, /* after basic.publish: expecting the content header */
+    CONTENT_BODY,   /* expecting body frames */
+};
+
+struct channel {
+    struct conn *conn;
+    uint16_t id;
+    enum channel_state state;
+    bool flow_active; /* channel.flow from the client: false stops deliveries */
+
+    /* The publish being assembled. */
+    enum content_state content;
+    uint8_t pub_exchange[256];
+    uint8_t pub_exchange_len;
+    uint8_t pub_routing_key[256];
+    uint8_t pub_routing_key_len;
+    bool pub_mandatory;
+    bool pub_permitted;       /* write on pub_exchange was granted ... */
+    uint64_t auth_generation; /* ... while the user database is at this generation */
+    struct message *pub_msg;
+
+    uint64_t next_tag; /* the last delivery tag used */
+    struct delivery *unacked;
+    size_t unacked_head, unacked_len, unacked_cap;
+    uint32_t unacked_live;     /* entries that are not holes */
+    uint32_t consumer_unacked; /* live entries from consumers (global prefetch counts these) */
+
+    /* Publisher confirms: every publish gets the next sequence number; confirms go out in
+     * one basic.ack (multiple when it covers several) per loop turn. */
+    bool confirm_mode;
+    uint64_t publish_seq; /* the last sequence number given */
+    /* One slot per publish not yet confirmed to the client, in publish order; slot i is
+     * publish confirm_base + i. Confirms go out in order, so one that waits for an fsync
+     * holds back those after it (for at most one group commit). */
+    struct confirm_slot *confirms;
+    size_t confirm_head, confirm_len, confirm_cap;
+    uint64_t confirm_base;
+    bool waiting_durable; /* in the persistence's list of channels waiting for an fsync */
+    struct channel *next_waiting, *prev_waiting;
+
+    bool tx_mode;
+    struct tx_op *tx_ops;
+    size_t tx_len, tx_cap;
+
+    /* Direct reply-to: the consumer of amq.rabbitmq.reply-to on this channel, if any. */
+    struct wire_bytes reply_tag; /* owned; empty if none */
+    char reply_address[96];      /* amq.rabbitmq.reply-to.<token>, registered with the server */
+
+    struct hmap consumers; /* tag -> struct consumer */
+    uint16_t prefetch_consumer; /* basic.qos global=false: applies to consumers created after */
+    uint16_t prefetch_channel;  /* basic.qos global=true: shared by the channel's consumers */
+};
+
+struct channel *channel_new(struct conn *c, uint16_t id);
+/* Cancels the channel's consumers, requeues its unacked deliveries, frees it. */
+void channel_free(struct channel *ch);
+
+/* Handles one frame for this channel (method, header or body). Returns 0, or -1 after
+ * recording an error with channel_fail() (the connection turns it into channel.close or
+ * connection.close, as the reply code's class says). */
+int channel_handle_frame(struct channel *ch, const struct wire_frame *f);
+
+/* Records the error for the frame being handled; always returns -1. The text is prefixed
+ * with the code's name, as RabbitMQ does ("NOT_FOUND - no queue 'x' in vhost '/'"). */
+int channel_fail(struct channel *ch, uint16_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Sends the confirms that accumulated on the channel this loop turn. */
+void channel_flush_confirms(struct channel *ch);
+/* The store made everything up to durable_seq durable: confirm what waited for it. */
+void channel_confirms_durable(struct channel *ch, uint64_t durable_seq);
+
+/* Delivers m to the direct reply-to consumer of ch (publish to amq.rabbitmq.reply-to.*). */
+void channel_deliver_reply(struct channel *ch, struct message *m);
+
+/* True if the oldest unacked delivery of ch is older than timeout_ms at now (the loop's
+ * time, ev_now() in milliseconds, as deliveries are stamped). */
+bool channel_ack_overdue(struct channel *ch, uint64_t now, uint32_t timeout_ms);
+
+/* Queue side. */
+bool channel_consumer_can_take(const struct consumer *c);
+/* Sends e to c (deliver + header + body) and records it unless no-ack; takes e's reference. */
+void channel_deliver(struct consumer *c, struct qentry *e);
+/* The queue of c went away: tell the client if it asked to be told, forget the consumer. */
+void channel_consumer_cancelled_by_broker(struct consumer *c);
+/* Consumers of this channel whose queues have ready messages get another chance. */
+void channel_resume(struct channel *ch);
+
+#endif

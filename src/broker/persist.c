@@ -1,0 +1,800 @@
+#include "src/broker/persist.h"
+#include "src/broker/policy.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "amqp/frame.h"
+#include "exchanges/registry.h"
+#include "src/base/log.h"
+#include "src/base/util.h"
+#include "src/broker/channel.h"
+#include "src/broker/conn.h"
+#include "src/broker/exchange.h"
+#include "src/broker/message.h"
+#include "src/broker/queue.h"
+#include "src/broker/server.h"
+#include "src/broker/spill.h"
+#include "src/broker/vhost.h"
+#include "src/definitions/definitions.h"
+#include "src/store/defs_log.h"
+#include "src/store/store.h"
+
+/* ---- Encodings of definitions -----------------------------------------------------------
+ *
+ * key   vhost 0x00 name                                      (exchange, queue)
+ *       vhost 0x00 source 0x00 kind destination 0x00 routing key 0x00 arguments
+ *                                                            (binding; kind 'q' or 'e')
+ * value exchange: shortstr type, u8 flags, arguments (table entries)
+ *       queue:    u32 store id, u8 flags, arguments
+ *       binding:  empty
+ * flags: 1 durable, 2 auto-delete, 4 internal (exchanges) */
+
+enum { DEF_DURABLE = 1, DEF_AUTO_DELETE = 2, DEF_INTERNAL = 4 };
+
+#define KEY_MAX 1400 /* vhost, names and a binding's key: each at most 255; arguments extra */
+
+struct key_buf {
+    uint8_t *data;
+    size_t len;
+};
+
+static void key_put(struct key_buf *k, struct wire_bytes b, bool terminate)
+{
+    memcpy(k->data + k->len, b.ptr, b.len);
+    k->len += b.len;
+    if (terminate)
+        k->data[k->len++] = 0;
+}
+
+static struct key_buf entity_key(struct wire_bytes vhost, struct wire_bytes name)
+{
+    struct key_buf k = {.data = xmalloc(vhost.len + name.len + 1)};
+    key_put(&k, vhost, true);
+    key_put(&k, name, false);
+    return k;
+}
+
+static struct key_buf binding_key(const struct xbinding *xb)
+{
+    const struct exchange *src = xb->source;
+    void *dest = xb->b.destination;
+    bool to_queue = destination_kind(dest) == DEST_QUEUE;
+    struct wire_bytes dname = to_queue ? ((struct queue *)dest)->name : ((struct exchange *)dest)->name;
+    struct key_buf k = {.data = xmalloc(src->vhost->name.len + src->name.len + dname.len +
+                                        xb->b.routing_key.len + xb->b.arguments.raw.len + 8)};
+
+    key_put(&k, src->vhost->name, true);
+    key_put(&k, src->name, true);
+    k.data[k.len++] = to_queue ? 'q' : 'e';
+    key_put(&k, dname, true);
+    key_put(&k, xb->b.routing_key, true);
+    key_put(&k, xb->b.arguments.raw, false);
+    return k;
+}
+
+static struct persist *persist_of(struct vhost *vh)
+{
+    return vh->persist;
+}
+
+static void write_failed(const char *what, int rc)
+{
+    log_error(NULL, "cannot write the definitions log (%s): %s", what, strerror(-rc));
+}
+
+void persist_exchange_added(struct exchange *x)
+{
+    struct persist *p = persist_of(x->vhost);
+    struct key_buf k;
+    uint8_t *value;
+    struct wire_writer w;
+    int rc;
+
+    if (p == NULL || p->replaying || !x->durable || x->name.len == 0)
+        return;
+    k = entity_key(x->vhost->name, x->name);
+    value = xmalloc(x->arguments.len + 300);
+    w = wire_writer_init(value, x->arguments.len + 300);
+    wire_put_shortstr(&w, wire_cstr(x->type->name));
+    wire_put_u8(&w, (uint8_t)(DEF_DURABLE | (x->auto_delete ? DEF_AUTO_DELETE : 0) |
+                              (x->internal ? DEF_INTERNAL : 0)));
+    wire_put_bytes(&w, x->arguments.ptr, x->arguments.len);
+    rc = defs_log_put(p->defs, DEFS_KIND_EXCHANGE, (struct wire_bytes){k.data, k.len},
+                      (struct wire_bytes){value, wire_writer_used(&w)});
+    if (rc != 0)
+        write_failed("exchange", rc);
+    free(value);
+    free(k.data);
+}
+
+void persist_exchange_removed(struct exchange *x)
+{
+    struct persist *p = persist_of(x->vhost);
+    struct key_buf k;
+    int rc;
+
+    if (p == NULL || p->replaying || !x->durable || x->name.len == 0)
+        return;
+    k = entity_key(x->vhost->name, x->name);
+    rc = defs_log_delete(p->defs, DEFS_KIND_EXCHANGE, (struct wire_bytes){k.data, k.len});
+    if (rc != 0)
+        write_failed("exchange", rc);
+    free(k.data);
+}
+
+static bool queue_is_stored(const struct queue *q)
+{
+    return q->durable && !q->exclusive;
+}
+
+void persist_queue_added(struct queue *q)
+{
+    struct persist *p = persist_of(q->vhost);
+    struct key_buf k;
+    uint8_t *value;
+    struct wire_writer w;
+    int rc;
+
+    if (p == NULL || !queue_is_stored(q))
+        return;
+    if (q->store_id == 0)
+        q->store_id = p->next_queue_id++;
+    if (p->replaying)
+        return;
+    k = entity_key(q->vhost->name, q->name);
+    value = xmalloc(q->arguments.len + 16);
+    w = wire_writer_init(value, q->arguments.len + 16);
+    wire_put_u32(&w, q->store_id);
+    wire_put_u8(&w, (uint8_t)(DEF_DURABLE | (q->auto_delete ? DEF_AUTO_DELETE : 0)));
+    wire_put_bytes(&w, q->arguments.ptr, q->arguments.len);
+    rc = defs_log_put(p->defs, DEFS_KIND_QUEUE, (struct wire_bytes){k.data, k.len},
+                      (struct wire_bytes){value, wire_writer_used(&w)});
+    if (rc != 0)
+        write_failed("queue", rc);
+    free(value);
+    free(k.data);
+}
+
+void persist_queue_removed(struct queue *q)
+{
+    struct persist *p = persist_of(q->vhost);
+    struct key_buf k;
+    int rc;
+
+    if (p == NULL || q->store_id == 0)
+        return;
+    /* None of the messages stored for it may come back; the references it still holds are
+     * released as it lets go of them (persist_released). */
+    store_queue_deleted(p->store, q->store_id);
+    k = entity_key(q->vhost->name, q->name);
+    rc = defs_log_delete(p->defs, DEFS_KIND_QUEUE, (struct wire_bytes){k.data, k.len});
+    if (rc != 0)
+        write_failed("queue", rc);
+    free(k.data);
+}
+
+static bool binding_is_stored(const struct xbinding *xb)
+{
+    void *dest = xb->b.destination;
+
+    if (!xb->source->durable || xb->source->name.len == 0)
+        return false;
+    if (destination_kind(dest) == DEST_QUEUE)
+        return queue_is_stored(dest);
+    return ((struct exchange *)dest)->durable;
+}
+
+void persist_binding_added(struct xbinding *xb)
+{
+    struct persist *p = persist_of(xb->source->vhost);
+    struct key_buf k;
+    int rc;
+
+    if (p == NULL || p->replaying || !binding_is_stored(xb))
+        return;
+    k = binding_key(xb);
+    rc = defs_log_put(p->defs, DEFS_KIND_BINDING, (struct wire_bytes){k.data, k.len},
+                      (struct wire_bytes){0});
+    if (rc != 0)
+        write_failed("binding", rc);
+    free(k.data);
+}
+
+void persist_binding_removed(struct xbinding *xb)
+{
+    struct persist *p = persist_of(xb->source->vhost);
+    struct key_buf k;
+    int rc;
+
+    if (p == NULL || p->replaying || !binding_is_stored(xb))
+        return;
+    k = binding_key(xb);
+    rc = defs_log_delete(p->defs, DEFS_KIND_BINDING, (struct wire_bytes){k.data, k.len});
+    if (rc != 0)
+        write_failed("binding", rc);
+    free(k.data);
+}
+
+/* A policy: key vhost 0x00 name 0x00 kind ('u' user, 'o' operator); value u8 apply-to,
+ * u64 priority, longstr pattern, definition (table entries). */
+static struct key_buf policy_key(struct wire_bytes vhost, const struct policy *p)
+{
+    struct key_buf k = {.data = xmalloc(vhost.len + strlen(p->name) + 4)};
+
+    key_put(&k, vhost, true);
+    key_put(&k, wire_cstr(p->name), true);
+    k.data[k.len++] = p->operator_policy ? 'o' : 'u';
+    return k;
+}
+
+void persist_policy_put(struct vhost *vh, const struct policy *p)
+{
+    struct persist *ps = vh->persist;
+    struct key_buf k;
+    uint8_t *value;
+    size_t cap;
+    struct wire_writer w;
+    int rc;
+
+    if (ps == NULL || ps->replaying)
+        return;
+    k = policy_key(vh->name, p);
+    cap = strlen(p->pattern_source) + p->definition.len + 16;
+    value = xmalloc(cap);
+    w = wire_writer_init(value, cap);
+    wire_put_u8(&w, (uint8_t)p->apply_to);
+    wire_put_u64(&w, (uint64_t)p->priority);
+    wire_put_longstr(&w, wire_cstr(p->pattern_source));
+    wire_put_bytes(&w, p->definition.ptr, p->definition.len);
+    rc = defs_log_put(ps->defs, DEFS_KIND_POLICY, (struct wire_bytes){k.data, k.len},
+                      (struct wire_bytes){value, wire_writer_used(&w)});
+    if (rc != 0)
+        write_failed("policy", rc);
+    free(value);
+    free(k.data);
+}
+
+void persist_policy_delete(struct vhost *vh, const struct policy *p)
+{
+    struct persist *ps = vh->persist;
+    struct key_buf k;
+    int rc;
+
+    if (ps == NULL || ps->replaying)
+        return;
+    k = policy_key(vh->name, p);
+    rc = defs_log_delete(ps->defs, DEFS_KIND_POLICY, (struct wire_bytes){k.data, k.len});
+    if (rc != 0)
+        write_failed("policy", rc);
+    free(k.data);
+}
+
+/* ---- Replay ---------------------------------------------------------------------------- */
+
+struct replay {
+    struct server *srv;
+    struct persist *p;
+    int errors;
+};
+
+/* Splits the first 0-terminated part off b. */
+static bool take_part(struct wire_bytes *b, struct wire_bytes *part)
+{
+    const uint8_t *nul = b->len ? memchr(b->ptr, 0, b->len) : NULL;
+
+    if (nul == NULL)
+        return false;
+    *part = (struct wire_bytes){.ptr = b->ptr, .len = (size_t)(nul - b->ptr)};
+    b->ptr = nul + 1;
+    b->len -= part->len + 1;
+    return true;
+}
+
+static struct vhost *replay_vhost(struct replay *r, struct wire_bytes name)
+{
+    struct vhost *vh = server_vhost_find(r->srv, name);
+
+    if (vh == NULL)
+        log_warn(NULL, "definitions name vhost '%.*s', which does not exist: skipped",
+                 (int)name.len, (const char *)name.ptr);
+    return vh;
+}
+
+static void replay_exchange(struct replay *r, struct wire_bytes key, struct wire_bytes value)
+{
+    struct wire_reader rd = wire_reader_init(value.ptr, value.len);
+    struct wire_bytes vname, type_name, args;
+    const struct exchange_type *type;
+    struct vhost *vh;
+    uint8_t flags;
+
+    if (!take_part(&key, &vname) || !wire_shortstr(&rd, &type_name) || !wire_u8(&rd, &flags) ||
+        !wire_bytes(&rd, wire_left(&rd), &args) || !wire_table_check(args)) {
+        r->errors++;
+        return;
+    }
+    if ((vh = replay_vhost(r, vname)) == NULL || vhost_exchange_find(vh, key) != NULL)
+        return;
+    if ((type = exchange_type_find(type_name)) == NULL) {
+        log_error(NULL, "exchange '%.*s' has unknown type '%.*s': not recovered", (int)key.len,
+                  (const char *)key.ptr, (int)type_name.len, (const char *)type_name.ptr);
+        r->errors++;
+        return;
+    }
+    vhost_exchange_add(vh, exchange_new(vh, key, type, true, flags & DEF_AUTO_DELETE,
+                                        flags & DEF_INTERNAL, args));
+}
+
+static void replay_queue(struct replay *r, struct wire_bytes key, struct wire_bytes value)
+{
+    struct wire_reader rd = wire_reader_init(value.ptr, value.len);
+    struct wire_bytes vname, args;
+    struct queue_args qa;
+    struct vhost *vh;
+    struct queue *q;
+    uint32_t id;
+    uint8_t flags;
+    char err[400];
+
+    if (!take_part(&key, &vname) || !wire_u32(&rd, &id) || !wire_u8(&rd, &flags) ||
+        !wire_bytes(&rd, wire_left(&rd), &args) || !wire_table_check(args)) {
+        r->errors++;
+        return;
+    }
+    if ((vh = replay_vhost(r, vname)) == NULL || vhost_queue_find(vh, key) != NULL)
+        return;
+    if (queue_args_parse(args, key, vh->name, vh->default_delivery_limit, &qa, err, sizeof err) !=
+        0) {
+        log_error(NULL, "queue '%.*s' not recovered: %s", (int)key.len, (const char *)key.ptr,
+                  err);
+        r->errors++;
+        return;
+    }
+    q = queue_new(vh, key, true, false, flags & DEF_AUTO_DELETE, args);
+    q->store_id = id;
+    if (id >= r->p->next_queue_id)
+        r->p->next_queue_id = id + 1;
+    vhost_queue_add(vh, q);
+}
+
+static void replay_binding(struct replay *r, struct wire_bytes key)
+{
+    struct wire_bytes vname, source, dname, rk;
+    struct exchange *src;
+    struct vhost *vh;
+    void *dest;
+    char err[256];
+    uint8_t kind;
+
+    if (!take_part(&key, &vname) || !take_part(&key, &source) || key.len < 1) {
+        r->errors++;
+        return;
+    }
+    kind = key.ptr[0];
+    key.ptr++;
+    key.len--;
+    if (!take_part(&key, &dname) || !take_part(&key, &rk) || !wire_table_check(key)) {
+        r->errors++;
+        return;
+    }
+    if ((vh = replay_vhost(r, vname)) == NULL || (src = vhost_exchange_find(vh, source)) == NULL)
+        return;
+    dest = kind == 'q' ? (void *)vhost_queue_find(vh, dname) : (void *)vhost_exchange_find(vh, dname);
+    if (dest == NULL)
+        return;
+    if (exchange_bind(src, dest, rk, key, err, sizeof err) == NULL)
+        log_warn(NULL, "binding from '%.*s' not recovered: %s", (int)source.len,
+                 (const char *)source.ptr, err);
+}
+
+static void replay_policy(struct replay *r, struct wire_bytes key, struct wire_bytes value)
+{
+    static const char *const apply_to[] = {"all", "queues", "exchanges"};
+    struct wire_reader rd = wire_reader_init(value.ptr, value.len);
+    struct wire_bytes vname, name, pattern, definition;
+    struct vhost *vh;
+    uint64_t priority;
+    uint8_t to;
+    char *name_s, *pattern_s, err[300];
+
+    if (!take_part(&key, &vname) || !take_part(&key, &name) || key.len != 1 ||
+        !wire_u8(&rd, &to) || to > 2 || !wire_u64(&rd, &priority) ||
+        !wire_longstr(&rd, &pattern) || !wire_bytes(&rd, wire_left(&rd), &definition)) {
+        r->errors++;
+        return;
+    }
+    if ((vh = replay_vhost(r, vname)) == NULL)
+        return;
+    name_s = xstrndup_bytes(name);
+    pattern_s = xstrndup_bytes(pattern);
+    if (policy_set(vh, name_s, pattern_s, apply_to[to], (int64_t)priority,
+                   (struct wire_table){.raw = definition}, key.ptr[0] == 'o', err, sizeof err) != 0) {
+        log_error(NULL, "policy '%s' not recovered: %s", name_s, err);
+        r->errors++;
+    }
+    free(name_s);
+    free(pattern_s);
+}
+
+static void replay_entry(void *ctx, uint8_t kind, struct wire_bytes key, struct wire_bytes value)
+{
+    struct replay *r = ctx;
+
+    switch (kind) {
+    case DEFS_KIND_EXCHANGE:
+        replay_exchange(r, key, value);
+        break;
+    case DEFS_KIND_QUEUE:
+        replay_queue(r, key, value);
+        break;
+    case DEFS_KIND_BINDING:
+        replay_binding(r, key);
+        break;
+    case DEFS_KIND_POLICY:
+        replay_policy(r, key, value);
+        break;
+    default:
+        break; /* users, vhosts, policies: kept by their own modules */
+    }
+}
+
+/* ---- Recovery of messages --------------------------------------------------------------- */
+
+struct recovery {
+    struct server *srv;
+    struct persist *p;
+    struct hmap by_id; /* store id (4 bytes) -> queue */
+    uint8_t *buf;
+    size_t buf_size;
+    struct message *last; /* the message of the previous reference, if it had the same loc */
+    struct store_loc last_loc;
+    uint32_t *gone;       /* ids of queues no longer defined */
+    size_t gone_len, gone_cap;
+    uint64_t messages, refs;
+};
+
+static void index_queues(struct recovery *rc)
+{
+    void *vh_v, *q_v;
+
+    for (size_t i = 0; hmap_next(&rc->srv->vhosts, &i, &vh_v);) {
+        struct vhost *vh = vh_v;
+        for (size_t j = 0; hmap_next(&vh->queues, &j, &q_v);) {
+            struct queue *q = q_v;
+            if (q->store_id != 0)
+                hmap_put(&rc->by_id, (struct wire_bytes){(const uint8_t *)&q->store_id, 4}, q);
+        }
+    }
+}
+
+static void recover_ref(void *ctx, const struct store_recovered *r)
+{
+    struct recovery *rc = ctx;
+    struct queue *q = hmap_get(&rc->by_id, (struct wire_bytes){(const uint8_t *)&r->queue_id, 4});
+    struct store_msg sm;
+    struct message *m;
+
+    if (q == NULL) {
+        store_release(rc->p->store, r->loc);
+        for (size_t i = 0; i < rc->gone_len; i++)
+            if (rc->gone[i] == r->queue_id)
+                return;
+        if (rc->gone_len == rc->gone_cap) {
+            rc->gone_cap = rc->gone_cap ? rc->gone_cap * 2 : 8;
+            rc->gone = xrealloc(rc->gone, rc->gone_cap * sizeof *rc->gone);
+        }
+        rc->gone[rc->gone_len++] = r->queue_id;
+        return;
+    }
+    rc->refs++;
+    if (queue_spills(q)) {
+        /* Beyond the memory window: keep the location only, read it when its turn comes. */
+        queue_restore_loc(q, r->loc, r->deliveries, r->delivered);
+        return;
+    }
+    if (rc->last != NULL && memcmp(&rc->last_loc, &r->loc, sizeof r->loc) == 0) {
+        queue_restore(q, rc->last, r->deliveries, r->delivered);
+        return;
+    }
+    if (r->loc.size > rc->buf_size) {
+        rc->buf_size = r->loc.size;
+        rc->buf = xrealloc(rc->buf, rc->buf_size);
+    }
+    if (store_read(rc->p->store, r->loc, rc->buf, rc->buf_size, &sm) != 0) {
+        store_release(rc->p->store, r->loc);
+        return;
+    }
+    m = message_new(sm.exchange, sm.routing_key, sm.header, sm.body.len);
+    message_append_body(m, sm.body);
+    m->loc = r->loc;
+    m->stored = true;
+    message_unref(rc->last);
+    rc->last = m;
+    rc->last_loc = r->loc;
+    rc->messages++;
+    queue_restore(q, m, r->deliveries, r->delivered);
+}
+
+/* ---- Confirms waiting for the store ------------------------------------------------------ */
+
+static void on_durable(void *ctx, uint64_t durable_seq)
+{
+    struct persist *p = ctx;
+    struct channel *ch, *next;
+
+    p->durable_seq = durable_seq;
+    for (ch = p->waiting; ch != NULL; ch = next) {
+        next = ch->next_waiting;
+        channel_confirms_durable(ch, durable_seq);
+    }
+}
+
+static void on_store_failure(void *ctx, int err)
+{
+    struct persist *p = ctx;
+
+    p->failed = true;
+    log_error(NULL, "the message store failed (%s): persistent messages are refused from now on",
+              strerror(err));
+}
+
+void persist_wait(struct channel *ch)
+{
+    struct persist *p = ch->conn->vhost->persist;
+
+    if (ch->waiting_durable || p == NULL)
+        return;
+    ch->waiting_durable = true;
+    ch->prev_waiting = NULL;
+    ch->next_waiting = p->waiting;
+    if (p->waiting)
+        p->waiting->prev_waiting = ch;
+    p->waiting = ch;
+}
+
+void persist_unwait(struct channel *ch)
+{
+    struct persist *p;
+
+    if (!ch->waiting_durable)
+        return;
+    p = ch->conn->vhost->persist;
+    ch->waiting_durable = false;
+    if (p == NULL)
+        return; /* shutting down: the list is gone */
+    if (ch->prev_waiting)
+        ch->prev_waiting->next_waiting = ch->next_waiting;
+    else
+        p->waiting = ch->next_waiting;
+    if (ch->next_waiting)
+        ch->next_waiting->prev_waiting = ch->prev_waiting;
+}
+
+/* ---- Messages --------------------------------------------------------------------------- */
+
+bool persist_tracks(const struct queue *q, const struct message *m)
+{
+    return m->stored && q->store_id != 0 && q->vhost->persist != NULL;
+}
+
+uint64_t persist_publish(struct vhost *vh, struct message *m, struct queue *const *queues,
+                         size_t n)
+{
+    struct persist *p = vh->persist;
+    uint32_t small[16], *ids = small;
+    struct store_msg sm;
+    size_t count = 0;
+    uint64_t seq;
+
+    if (p == NULL || p->failed || m->stored || !(m->props.flags & WIRE_PROP_DELIVERY_MODE) ||
+        m->props.delivery_mode != 2)
+        return 0;
+    if (n > ARRAY_LEN(small))
+        ids = xmalloc(n * sizeof *ids);
+    for (size_t i = 0; i < n; i++)
+        if (queue_is_stored(queues[i]) && !queues[i]->deleted)
+            ids[count++] = queues[i]->store_id;
+    seq = 0;
+    if (count > 0) {
+        sm = (struct store_msg){.queue_ids = ids,
+                                .queue_count = (uint32_t)count,
+                                .exchange = m->exchange,
+                                .routing_key = m->routing_key,
+                                .header = m->header,
+                                .body = {.ptr = m->body, .len = m->body_size}};
+        seq = store_append_message(p->store, &sm, &m->loc);
+        m->stored = seq != 0;
+    }
+    if (ids != small)
+        free(ids);
+    return seq;
+}
+
+void persist_left(struct queue *q, struct message *m)
+{
+    if (persist_tracks(q, m))
+        store_ack(q->vhost->persist->store, q->store_id, m->loc);
+}
+
+void persist_returned(struct queue *q, struct message *m, uint32_t deliveries)
+{
+    if (persist_tracks(q, m))
+        store_requeue(q->vhost->persist->store, q->store_id, m->loc, deliveries);
+}
+
+void persist_delivered(struct queue *q, struct message *m)
+{
+    if (persist_tracks(q, m))
+        store_delivered(q->vhost->persist->store, q->store_id, m->loc);
+}
+
+void persist_released(struct queue *q, struct message *m)
+{
+    if (persist_tracks(q, m))
+        store_release(q->vhost->persist->store, m->loc);
+}
+
+void persist_left_loc(struct queue *q, struct store_loc loc)
+{
+    if (q->store_id != 0 && q->vhost->persist != NULL)
+        store_ack(q->vhost->persist->store, q->store_id, loc);
+}
+
+void persist_released_loc(struct queue *q, struct store_loc loc)
+{
+    if (q->store_id != 0 && q->vhost->persist != NULL)
+        store_release(q->vhost->persist->store, loc);
+}
+
+struct message *persist_load(struct vhost *vh, struct store_loc loc)
+{
+    struct persist *p = vh->persist;
+    struct store_msg sm;
+    struct message *m;
+
+    if (p == NULL)
+        return NULL;
+    if (loc.size > p->read_buf_size) {
+        p->read_buf_size = loc.size;
+        p->read_buf = xrealloc(p->read_buf, p->read_buf_size);
+    }
+    if (store_read(p->store, loc, p->read_buf, p->read_buf_size, &sm) != 0)
+        return NULL;
+    m = message_new(sm.exchange, sm.routing_key, sm.header, sm.body.len);
+    message_append_body(m, sm.body);
+    m->loc = loc;
+    m->stored = true;
+    return m;
+}
+
+/* ---- Open and close --------------------------------------------------------------------- */
+
+int persist_open(struct server *s, const char *dir, char *err, size_t err_size)
+{
+    struct persist *p = xcalloc(1, sizeof *p);
+    struct store_options opts = {.sync_interval_ms = s->cfg->sync_interval_ms};
+    char path[600];
+
+    p->next_queue_id = 1;
+    p->store = store_open(s->loop, dir, &opts, err, err_size);
+    if (p->store == NULL) {
+        free(p);
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/defs.log", dir);
+    p->defs = defs_log_open(path, NULL, err, err_size);
+    if (p->defs == NULL) {
+        store_close(p->store);
+        free(p);
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/spill", dir);
+    p->spill_dir = xstrdup(path);
+    p->dir = xstrdup(dir);
+    spill_clear_dir(p->spill_dir);
+    s->persist = p;
+    return 0;
+}
+
+void persist_attach(struct server *s, struct vhost *vh)
+{
+    struct persist *p = s->persist;
+
+    if (p == NULL)
+        return;
+    vh->persist = p;
+    vh->spill_dir = p->spill_dir;
+    vh->memory_window = s->cfg->queue_memory_window;
+    vh->budget = &s->queue_budget;
+}
+
+/* The user database is small and changes rarely: it is kept as one entry, RabbitMQ's
+ * definitions JSON of its users, vhosts and permissions, rewritten on every change. */
+static const struct wire_bytes auth_key = {.ptr = (const uint8_t *)"auth", .len = 4};
+
+int persist_auth_load(struct server *s, char *err, size_t err_size)
+{
+    struct persist *p = s->persist;
+    struct wire_bytes value;
+
+    if (p == NULL || !defs_log_get(p->defs, DEFS_KIND_USER, auth_key, &value))
+        return 0;
+    return definitions_import(s->auth, (const char *)value.ptr, value.len, NULL, err, err_size);
+}
+
+void persist_auth_save(struct server *s)
+{
+    struct persist *p = s->persist;
+    char *text;
+    int rc;
+
+    if (p == NULL)
+        return;
+    text = definitions_export(s->auth, NULL);
+    rc = defs_log_put(p->defs, DEFS_KIND_USER, auth_key,
+                      (struct wire_bytes){.ptr = (const uint8_t *)text, .len = strlen(text)});
+    if (rc != 0)
+        write_failed("users", rc);
+    free(text);
+}
+
+int persist_recover(struct server *s, char *err, size_t err_size)
+{
+    struct persist *p = s->persist;
+    struct replay r = {.srv = s, .p = p};
+    struct recovery rc = {.srv = s, .p = p};
+    int rcode;
+
+    if (p == NULL)
+        return 0;
+    p->replaying = true;
+    defs_log_foreach(p->defs, replay_entry, &r);
+    p->replaying = false;
+    if (r.errors > 0)
+        log_error(NULL, "%d definitions could not be recovered", r.errors);
+
+    hmap_init(&rc.by_id);
+    index_queues(&rc);
+    rcode = store_recover(p->store, recover_ref, &rc);
+    message_unref(rc.last);
+    free(rc.buf);
+    hmap_free(&rc.by_id);
+    for (size_t i = 0; i < rc.gone_len; i++)
+        store_queue_deleted(p->store, rc.gone[i]);
+    free(rc.gone);
+    if (rcode != 0) {
+        snprintf(err, err_size, "cannot recover the messages in %s: %s", p->dir, strerror(-rcode));
+        return -1;
+    }
+    store_on_durable(p->store, on_durable, p);
+    store_on_failure(p->store, on_store_failure, p);
+    log_info(NULL,
+             "data directory %s: %zu definitions, %llu messages (%llu queue references) "
+             "recovered",
+             p->dir, defs_log_count(p->defs), (unsigned long long)rc.messages,
+             (unsigned long long)rc.refs);
+    return 0;
+}
+
+void persist_close(struct server *s)
+{
+    struct persist *p = s->persist;
+    void *v;
+
+    if (p == NULL)
+        return;
+    for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);) {
+        ((struct vhost *)v)->persist = NULL;
+        ((struct vhost *)v)->spill_dir = NULL;
+    }
+    store_close(p->store);
+    defs_log_close(p->defs);
+    free(p->read_buf);
+    free(p->spill_dir);
+    free(p->dir);
+    free(p);
+    s->persist = NULL;
+}

@@ -1,0 +1,99 @@
+/* Persistence: what makes durable definitions and persistent messages survive a restart, on
+ * top of the message store (src/store/store.h) and the definitions log (src/store/defs_log.h).
+ *
+ * Definitions: a durable exchange, a durable non-exclusive queue, and a binding whose two
+ * ends are durable are written to the definitions log when they are created and removed from
+ * it when they go; at start they are created again before any client connects.
+ *
+ * Messages: a persistent message (delivery-mode 2) routed to durable queues is appended to
+ * the store once, with the ids of those queues; each queue that holds it records in the store
+ * when it leaves (ack, reject, expiry, limits, purge), comes back (requeue, with its delivery
+ * count) or is first delivered. A publisher confirm for it waits until the store reports the
+ * append fsynced.
+ *
+ * Everything here does nothing when the broker runs without a data directory (vh->persist is
+ * NULL), as the connection fuzz target does. */
+#ifndef WARREN_SRC_BROKER_PERSIST_H
+#define WARREN_SRC_BROKER_PERSIST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "src/base/hmap.h"
+#include "src/store/store.h"
+
+struct server;
+struct vhost;
+struct exchange;
+struct queue;
+struct xbinding;
+struct message;
+struct channel;
+struct store;
+struct defs_log;
+
+struct persist {
+    struct store *store;
+    struct defs_log *defs;
+    uint32_t next_queue_id;
+    bool replaying;            /* creating what the log holds: do not write it again */
+    struct channel *waiting;   /* channels with confirms waiting for an fsync */
+    uint64_t durable_seq;      /* last store sequence reported durable */
+    bool failed;               /* the store failed: persistent publishes are refused */
+    char *spill_dir;           /* DATA_DIR/spill */
+    char *dir;
+    uint8_t *read_buf;         /* for persist_load */
+    size_t read_buf_size;
+};
+
+/* Start-up, in this order: persist_open takes the data directory (its lock, the store, the
+ * definitions log); persist_auth_load brings back the users, vhosts and permissions; the
+ * server creates its vhosts (persist_attach each); persist_recover creates the durable
+ * exchanges, queues and bindings again and gives the queues their messages. Each returns 0,
+ * or -1 with the reason in err. */
+int persist_open(struct server *s, const char *dir, char *err, size_t err_size);
+int persist_auth_load(struct server *s, char *err, size_t err_size);
+void persist_attach(struct server *s, struct vhost *vh);
+int persist_recover(struct server *s, char *err, size_t err_size);
+/* Writes the user database again (after any change to users, vhosts or permissions). */
+void persist_auth_save(struct server *s);
+/* Flushes and closes; the vhosts must not call into it any more (they are freed after). */
+void persist_close(struct server *s);
+
+/* Definitions. Each writes only what is durable, and nothing while replaying. */
+void persist_exchange_added(struct exchange *x);
+void persist_exchange_removed(struct exchange *x);
+void persist_queue_added(struct queue *q);
+void persist_queue_removed(struct queue *q);
+void persist_binding_added(struct xbinding *xb);
+void persist_binding_removed(struct xbinding *xb);
+
+/* Policies (src/broker/policy.h). */
+struct policy;
+void persist_policy_put(struct vhost *vh, const struct policy *p);
+void persist_policy_delete(struct vhost *vh, const struct policy *p);
+
+/* Messages. persist_publish stores m if it is persistent and one of the n queues it was
+ * routed to is durable; returns the store sequence its confirm must wait for (0: none). */
+uint64_t persist_publish(struct vhost *vh, struct message *m, struct queue *const *queues,
+                         size_t n);
+/* True if (q, m) is a reference the store knows. */
+bool persist_tracks(const struct queue *q, const struct message *m);
+void persist_left(struct queue *q, struct message *m);                /* ack, drop, purge */
+void persist_returned(struct queue *q, struct message *m, uint32_t deliveries);
+void persist_delivered(struct queue *q, struct message *m);           /* first delivery */
+void persist_released(struct queue *q, struct message *m);            /* after queue deleted */
+/* The same for a message the queue holds only by location (spilled). */
+void persist_left_loc(struct queue *q, struct store_loc loc);
+void persist_released_loc(struct queue *q, struct store_loc loc);
+/* Reads a stored message back (a spilled one): a new message with one reference, or NULL
+ * if the store cannot read it (logged). */
+struct message *persist_load(struct vhost *vh, struct store_loc loc);
+
+/* Confirms waiting for the store: the channel is told, through channel_confirms_durable(),
+ * when the sequence it waits for is fsynced. */
+void persist_wait(struct channel *ch);
+void persist_unwait(struct channel *ch);
+
+#endif

@@ -1,0 +1,38 @@
+/* The last step of every publish, whoever publishes (a channel, the management API):
+ * routing a complete message through its exchange and handing it to the queues it reaches. */
+#ifndef WARREN_SRC_BROKER_PUBLISH_H
+#define WARREN_SRC_BROKER_PUBLISH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "amqp/wire.h"
+
+struct server;
+struct vhost;
+struct exchange;
+struct message;
+
+struct publish_result {
+    size_t routed;      /* queues (or a direct reply-to channel) reached; 0: unroutable */
+    bool refused;       /* a queue refused it (x-overflow reject-publish) or the store failed */
+    uint64_t store_seq; /* the store sequence a publisher confirm waits for; 0 none */
+};
+
+/* Sender-selected distribution: the keys in header (CC or BCC, arrays of strings) are routed
+ * too, inside a routing begun with vhost_route_begin(). */
+void publish_route_extra_keys(struct vhost *vh, struct exchange *x, const struct message *msg,
+                              const char *header);
+/* True for a direct reply-to address (amq.rabbitmq.reply-to.<token>). */
+bool publish_is_reply_address(struct wire_bytes name);
+
+/* Routes *msg from x by its routing key and its CC and BCC headers (a direct reply-to address
+ * on the default exchange goes to its channel), removes BCC before anyone sees it, writes the
+ * message to the store once when it is persistent and bound for durable queues, and appends
+ * it to each queue. *msg may be replaced by the copy without BCC; the caller keeps its
+ * reference either way. s is needed for direct reply-to addresses (NULL: none). */
+void publish_deliver(struct server *s, struct vhost *vh, struct exchange *x, struct message **msg,
+                     struct publish_result *out);
+
+#endif

@@ -1,0 +1,567 @@
+#include "build_config.h" /* _GNU_SOURCE for accept4 */
+
+#include "src/broker/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <malloc.h>
+#include <sys/socket.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "src/base/log.h"
+#include "src/base/util.h"
+#include "src/broker/channel.h"
+#include "src/broker/conn.h"
+#include "src/broker/deadletter.h"
+#include "src/broker/persist.h"
+#include "src/broker/vhost.h"
+#include "src/security/auth.h"
+#include "src/security/tls.h"
+
+#define SHUTDOWN_GRACE_S 2.0 /* how long clients get to answer connection.close at shutdown */
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct listener *l = container_of(w, struct listener, watcher);
+    struct server *s = l->srv;
+
+    (void)loop;
+    (void)revents;
+    for (;;) {
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof peer;
+        int one = 1;
+        int fd = accept4(l->fd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct conn *c;
+
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                log_warn(NULL, "accept on %s failed: %s", l->address, strerror(errno));
+            return;
+        }
+        if (s->cfg->connection_max != 0 && s->conn_count >= s->cfg->connection_max) {
+            log_warn(NULL, "connection refused: connection_max (%u) is reached",
+                     s->cfg->connection_max);
+            close(fd);
+            continue;
+        }
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        c = conn_new(s, fd, (struct sockaddr *)&peer, peer_len);
+        if (l->tls)
+            conn_start_tls(c, tls_conn_new(s->tls, fd));
+        server_adopt(s, c);
+    }
+}
+
+void server_adopt(struct server *s, struct conn *c)
+{
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->conn_count++;
+}
+
+/* Binds host:port; host "" binds both 0.0.0.0 and [::]. *port is updated with the port the
+ * kernel chose when it was 0. */
+static int bind_one(struct server *s, const char *host, uint16_t *port, bool tls)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICHOST};
+    struct addrinfo *res = NULL;
+    char service[8];
+    struct listener *l;
+    int fd = -1, one = 1, rc;
+
+    if (s->listener_count >= ARRAY_LEN(s->listeners)) {
+        log_error(NULL, "too many listeners");
+        return -1;
+    }
+    snprintf(service, sizeof service, "%u", *port);
+    rc = getaddrinfo(host, service, &hints, &res);
+    if (rc != 0) {
+        log_error(NULL, "cannot listen on '%s': %s", host, gai_strerror(rc));
+        return -1;
+    }
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rc = errno;
+        freeaddrinfo(res);
+        if (rc == EAFNOSUPPORT)
+            return 1; /* no IPv6 here: skip it */
+        log_error(NULL, "socket for %s: %s", host, strerror(rc));
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (res->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        rc = errno;
+        log_error(NULL, "cannot listen on %s port %u: %s", host, *port, strerror(rc));
+        freeaddrinfo(res);
+        close(fd);
+        return -1;
+    }
+    {
+        struct sockaddr_storage got;
+        socklen_t len = sizeof got;
+        char addr[INET6_ADDRSTRLEN];
+        getsockname(fd, (struct sockaddr *)&got, &len);
+        if (got.ss_family == AF_INET6) {
+            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&got;
+            inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof addr);
+            *port = ntohs(in6->sin6_port);
+            l = &s->listeners[s->listener_count];
+            snprintf(l->address, sizeof l->address, "%s[%s]:%u", tls ? "tls:" : "", addr, *port);
+        } else {
+            struct sockaddr_in *in = (struct sockaddr_in *)&got;
+            inet_ntop(AF_INET, &in->sin_addr, addr, sizeof addr);
+            *port = ntohs(in->sin_port);
+            l = &s->listeners[s->listener_count];
+            snprintf(l->address, sizeof l->address, "%s%s:%u", tls ? "tls:" : "", addr, *port);
+        }
+    }
+    freeaddrinfo(res);
+    l->fd = fd;
+    l->tls = tls;
+    l->srv = s;
+    ev_io_init(&l->watcher, on_accept, fd, EV_READ);
+    ev_io_start(s->loop, &l->watcher);
+    s->listener_count++;
+    return 0;
+}
+
+static int bind_listeners(struct server *s, int port_override)
+{
+    uint16_t shared_port = port_override > 0 ? (uint16_t)port_override : 0;
+
+    for (size_t i = 0; i < s->cfg->tcp_count; i++) {
+        const struct config_listener *cl = &s->cfg->tcp[i];
+        uint16_t port = port_override >= 0 ? shared_port : cl->port;
+        bool any = cl->host[0] == '\0';
+
+        if (bind_one(s, any ? "0.0.0.0" : cl->host, &port, false) < 0)
+            return -1;
+        /* With --port 0 the first listener picks the port and the others follow it. */
+        if (port_override == 0 && shared_port == 0)
+            shared_port = port;
+        if (any && bind_one(s, "::", &port, false) < 0)
+            return -1;
+    }
+    for (size_t i = 0; i < s->cfg->ssl_count; i++) {
+        const struct config_listener *cl = &s->cfg->ssl[i];
+        uint16_t port = cl->port;
+        bool any = cl->host[0] == '\0';
+
+        if (bind_one(s, any ? "0.0.0.0" : cl->host, &port, true) < 0)
+            return -1;
+        if (any && bind_one(s, "::", &port, true) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    struct server *s = container_of(w, struct server, flush_watcher);
+
+    (void)loop;
+    (void)revents;
+    server_flush_pending(s);
+    if (s->stopping && s->conns == NULL)
+        ev_break(s->loop, EVBREAK_ALL);
+}
+
+void server_flush_pending(struct server *s)
+{
+    struct conn *c;
+    void *v;
+
+    for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);)
+        vhost_flush_deadletters(v);
+    /* One write per connection per loop turn, for everything the turn produced. */
+    while ((c = s->flush_list) != NULL) {
+        s->flush_list = c->next_flush;
+        c->flush_queued = false;
+        conn_flush(c);
+    }
+    while ((c = s->dead) != NULL) {
+        s->dead = c->next;
+        conn_free(c);
+    }
+}
+
+void server_want_flush(struct server *s, struct conn *c)
+{
+    if (c->flush_queued || c->state == CONN_CLOSED)
+        return;
+    c->flush_queued = true;
+    c->next_flush = s->flush_list;
+    s->flush_list = c;
+}
+
+void server_conn_closed(struct server *s, struct conn *c)
+{
+    if (c->flush_queued) {
+        struct conn **p = &s->flush_list;
+        while (*p != c)
+            p = &(*p)->next_flush;
+        *p = c->next_flush;
+        c->flush_queued = false;
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (s->conns == c)
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->conn_count--;
+    log_debug(&c->log, "connection closed");
+    c->prev = NULL;
+    c->next = s->dead;
+    s->dead = c;
+}
+
+/* SIGHUP: the certificates are read again for new TLS connections (after a renewal). */
+static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct server *s = w->data;
+    char err[600];
+
+    (void)loop;
+    (void)revents;
+    if (s->tls == NULL)
+        return;
+    if (tls_server_reload(s->tls, s->cfg, err, sizeof err) != 0)
+        log_error(NULL, "TLS certificates not reloaded: %s", err);
+    else
+        log_info(NULL, "TLS certificates reloaded");
+}
+
+static void on_shutdown_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct server *s = w->data;
+    struct conn *c, *next;
+
+    (void)revents;
+    if (s->stopping)
+        return;
+    s->stopping = true;
+    log_info(NULL, "received signal %d: shutting down", w->signum);
+    for (size_t i = 0; i < s->listener_count; i++)
+        ev_io_stop(loop, &s->listeners[i].watcher);
+    for (c = s->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->state == CONN_OPEN || c->state == CONN_AWAIT_OPEN)
+            conn_close_with(c, WIRE_CONNECTION_FORCED,
+                            "CONNECTION_FORCED - broker forced connection closure with reason "
+                            "'shutdown'",
+                            0);
+        else if (c->state != CONN_CLOSING)
+            conn_abort(c);
+    }
+    ev_timer_init(&s->shutdown_timer, on_shutdown_timeout, SHUTDOWN_GRACE_S, 0.);
+    ev_timer_start(loop, &s->shutdown_timer);
+}
+
+static void on_ack_timeout_check(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct server *s = container_of(w, struct server, ack_timeout_timer);
+    uint64_t now = (uint64_t)(ev_now(loop) * 1000.0);
+    struct conn *c, *next;
+
+    (void)revents;
+    for (c = s->conns; c != NULL; c = next) {
+        next = c->next;
+        conn_check_ack_timeouts(c, now, s->cfg->consumer_timeout_ms);
+    }
+}
+
+/* The machine's memory, or the cgroup's limit when that is lower (in a container). */
+static uint64_t total_memory(void)
+{
+    uint64_t total = 0, limit = 0;
+    char line[256];
+    FILE *f = fopen("/proc/meminfo", "r");
+
+    if (f != NULL) {
+        while (fgets(line, sizeof line, f) != NULL) {
+            unsigned long long kb;
+            if (sscanf(line, "MemTotal: %llu kB", &kb) == 1) {
+                total = (uint64_t)kb * 1024;
+                break;
+            }
+        }
+        fclose(f);
+    }
+    f = fopen("/sys/fs/cgroup/memory.max", "r");
+    if (f != NULL) {
+        unsigned long long v;
+        if (fscanf(f, "%llu", &v) == 1)
+            limit = v;
+        fclose(f);
+    }
+    return limit != 0 && (total == 0 || limit < total) ? limit : total;
+}
+
+static uint64_t resident_memory(void)
+{
+    unsigned long long pages_total = 0, pages_resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+
+    if (f != NULL) {
+        if (fscanf(f, "%llu %llu", &pages_total, &pages_resident) != 2)
+            pages_resident = 0;
+        fclose(f);
+    }
+    return (uint64_t)pages_resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static void set_alarms(struct server *s, unsigned alarms)
+{
+    struct conn *c, *next;
+
+    if (alarms == s->alarms)
+        return;
+    if ((alarms & ALARM_MEMORY) != (s->alarms & ALARM_MEMORY))
+        log_warn(NULL, "memory alarm %s: %llu bytes used, the high watermark is %llu",
+                 (alarms & ALARM_MEMORY) ? "set, publishers are blocked" : "cleared",
+                 (unsigned long long)s->memory_used, (unsigned long long)s->memory_limit);
+    if ((alarms & ALARM_DISK) != (s->alarms & ALARM_DISK))
+        log_warn(NULL, "disk alarm %s: %llu bytes free, the limit is %llu",
+                 (alarms & ALARM_DISK) ? "set, publishers are blocked" : "cleared",
+                 (unsigned long long)s->disk_free, (unsigned long long)s->cfg->disk_free_limit);
+    s->alarms = alarms;
+    for (c = s->conns; c != NULL; c = next) {
+        next = c->next;
+        conn_alarm_changed(c, alarms);
+    }
+}
+
+/* Memory and disk, checked every second: over the watermark or under the free-space limit,
+ * publishers are blocked until it passes (consumers keep draining). */
+static void on_alarm_check(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct server *s = container_of(w, struct server, alarm_timer);
+    unsigned alarms = 0;
+    struct statvfs fs;
+
+    (void)loop;
+    (void)revents;
+    /* While the alarm is on, give freed memory back first, or it would never clear. */
+    if (s->alarms & ALARM_MEMORY)
+        malloc_trim(0);
+    s->memory_used = resident_memory();
+    if (s->memory_limit != 0 && s->memory_used > s->memory_limit)
+        alarms |= ALARM_MEMORY;
+    s->disk_free = UINT64_MAX;
+    if (s->cfg->data_dir[0] != '\0' && statvfs(s->cfg->data_dir, &fs) == 0) {
+        s->disk_free = (uint64_t)fs.f_bavail * fs.f_frsize;
+        if (s->disk_free < s->cfg->disk_free_limit)
+            alarms |= ALARM_DISK;
+    }
+    set_alarms(s, alarms);
+}
+
+uint64_t server_user_connections(const struct server *s, const char *user)
+{
+    uint64_t n = 0;
+
+    for (const struct conn *c = s->conns; c != NULL; c = c->next)
+        if (c->counted_in_vhost && strcmp(c->log.user, user) == 0)
+            n++;
+    return n;
+}
+
+uint64_t server_user_channels(const struct server *s, const char *user)
+{
+    uint64_t n = 0;
+
+    for (const struct conn *c = s->conns; c != NULL; c = c->next)
+        if (strcmp(c->log.user, user) == 0)
+            n += c->channel_count;
+    return n;
+}
+
+int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg,
+                int port_override)
+{
+    memset(s, 0, sizeof *s);
+    s->loop = loop;
+    s->cfg = cfg;
+    hmap_init(&s->vhosts);
+    hmap_init(&s->reply_channels);
+    s->auth = auth_db_new();
+    ev_prepare_init(&s->flush_watcher, on_flush);
+    ev_prepare_start(loop, &s->flush_watcher);
+    ev_signal_init(&s->sigterm_watcher, on_signal, SIGTERM);
+    s->sigterm_watcher.data = s;
+    ev_signal_start(loop, &s->sigterm_watcher);
+    ev_signal_init(&s->sigint_watcher, on_signal, SIGINT);
+    s->sigint_watcher.data = s;
+    ev_signal_start(loop, &s->sigint_watcher);
+    ev_signal_init(&s->sighup_watcher, on_sighup, SIGHUP);
+    s->sighup_watcher.data = s;
+    ev_signal_start(loop, &s->sighup_watcher);
+    s->memory_limit = cfg->memory_watermark_absolute != 0
+                          ? cfg->memory_watermark_absolute
+                          : total_memory() / 1000 * cfg->memory_watermark_relative;
+    /* Set before recovery, which fills the queues. Half the watermark leaves room for
+     * everything else, so queue contents alone never block publishers. */
+    s->queue_budget.limit =
+        cfg->queue_memory_limit != 0 ? cfg->queue_memory_limit : s->memory_limit / 2;
+    if (cfg->ssl_count > 0) {
+        char err[600];
+        if ((s->tls = tls_server_new(cfg, err, sizeof err)) == NULL) {
+            log_error(NULL, "TLS: %s", err);
+            return -1;
+        }
+    }
+    {
+        char err[700];
+        const struct auth_vhost **vhosts;
+        size_t n;
+        int created;
+
+        if (cfg->data_dir[0] != '\0' && (persist_open(s, cfg->data_dir, err, sizeof err) != 0 ||
+                                         persist_auth_load(s, err, sizeof err) != 0)) {
+            log_error(NULL, "%s", err);
+            return -1;
+        }
+        /* A blank broker gets RabbitMQ's defaults: the default user, tagged administrator,
+         * with every permission on the default vhost. */
+        created = auth_ensure_default(s->auth, cfg->default_user, cfg->default_pass,
+                                      cfg->default_vhost, err, sizeof err);
+        if (created < 0) {
+            log_error(NULL, "cannot create the default user: %s", err);
+            return -1;
+        }
+        if (created > 0)
+            persist_auth_save(s);
+        vhosts = auth_vhosts_sorted(s->auth, &n);
+        for (size_t i = 0; i < n; i++)
+            server_vhost_add(s, wire_cstr(vhosts[i]->name));
+        free(vhosts);
+        if (persist_recover(s, err, sizeof err) != 0) {
+            log_error(NULL, "%s", err);
+            return -1;
+        }
+    }
+    ev_timer_init(&s->alarm_timer, on_alarm_check, 0., 1.);
+    ev_timer_start(loop, &s->alarm_timer);
+    ev_init(&s->ack_timeout_timer, on_ack_timeout_check);
+    if (cfg->consumer_timeout_ms > 0) {
+        /* Checked a few times per timeout, at most every 5 s and at least every 100 ms. */
+        double every = cfg->consumer_timeout_ms / 4000.0;
+        every = every > 5.0 ? 5.0 : every < 0.1 ? 0.1 : every;
+        ev_timer_set(&s->ack_timeout_timer, every, every);
+        ev_timer_start(loop, &s->ack_timeout_timer);
+    }
+    return bind_listeners(s, port_override);
+}
+
+void server_run(struct server *s)
+{
+    char line[1024];
+    size_t len = 0;
+
+    line[0] = '\0';
+    for (size_t i = 0; i < s->listener_count && len < sizeof line; i++)
+        len += (size_t)snprintf(line + len, sizeof line - len, "%s%s", i ? " " : "",
+                                s->listeners[i].address);
+    log_info(NULL, "ready: listening on %s", line);
+    ev_run(s->loop, 0);
+}
+
+void server_free(struct server *s)
+{
+    struct conn *c;
+    void *v;
+
+    while ((c = s->conns) != NULL) {
+        c->state = CONN_CLOSED;
+        s->conns = c->next;
+        conn_free(c);
+    }
+    while ((c = s->dead) != NULL) {
+        s->dead = c->next;
+        conn_free(c);
+    }
+    /* Connections went first (their unacked messages were returned to the queues, and the
+     * store heard of it); the store closes before the vhosts are freed, so freeing them
+     * removes nothing from disk. */
+    persist_close(s);
+    for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);)
+        vhost_free(v);
+    hmap_free(&s->vhosts);
+    hmap_free(&s->reply_channels);
+    auth_db_free(s->auth);
+    s->auth = NULL;
+    for (size_t i = 0; i < s->listener_count; i++) {
+        ev_io_stop(s->loop, &s->listeners[i].watcher);
+        close(s->listeners[i].fd);
+    }
+    ev_prepare_stop(s->loop, &s->flush_watcher);
+    ev_signal_stop(s->loop, &s->sigterm_watcher);
+    ev_signal_stop(s->loop, &s->sigint_watcher);
+    ev_signal_stop(s->loop, &s->sighup_watcher);
+    tls_server_free(s->tls);
+    s->tls = NULL;
+    ev_timer_stop(s->loop, &s->shutdown_timer);
+    ev_timer_stop(s->loop, &s->ack_timeout_timer);
+    ev_timer_stop(s->loop, &s->alarm_timer);
+}
+
+struct vhost *server_vhost_find(struct server *s, struct wire_bytes name)
+{
+    return hmap_get(&s->vhosts, name);
+}
+
+struct vhost *server_vhost_add(struct server *s, struct wire_bytes name)
+{
+    struct vhost *vh = server_vhost_find(s, name);
+
+    if (vh != NULL)
+        return vh;
+    vh = vhost_new(name, s->loop);
+    vh->default_delivery_limit = s->cfg->delivery_limit;
+    persist_attach(s, vh);
+    hmap_put(&s->vhosts, vh->name, vh);
+    return vh;
+}
+
+void server_auth_changed(struct server *s)
+{
+    persist_auth_save(s);
+}
+
+struct channel *server_reply_channel(struct server *s, struct wire_bytes address)
+{
+    return hmap_get(&s->reply_channels, address);
+}
+
+void server_reply_register(struct server *s, struct channel *ch)
+{
+    hmap_put(&s->reply_channels, wire_cstr(ch->reply_address), ch);
+}
+
+void server_reply_forget(struct server *s, struct channel *ch)
+{
+    hmap_remove(&s->reply_channels, wire_cstr(ch->reply_address));
+}

@@ -1,0 +1,99 @@
+/* The server: listeners, the libev loop, signals, the list of connections, vhosts, and
+ * start-up and shutdown. */
+#ifndef WARREN_SRC_BROKER_SERVER_H
+#define WARREN_SRC_BROKER_SERVER_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "src/base/config.h"
+#include "src/base/hmap.h"
+#include "src/broker/queue.h"
+
+struct conn;
+struct vhost;
+
+/* Resource alarms (server->alarms bits). */
+enum {
+    ALARM_MEMORY = 1,
+    ALARM_DISK = 2,
+};
+
+struct listener {
+    int fd;
+    bool tls; /* AMQPS */
+    ev_io watcher;
+    char address[96]; /* "0.0.0.0:5672", "[::]:5672" */
+    struct server *srv;
+};
+
+struct server {
+    struct ev_loop *loop;
+    const struct config *cfg;
+    struct listener listeners[CONFIG_MAX_LISTENERS * 4];
+    struct tls_server *tls;     /* the TLS context, when a TLS listener is configured */
+    size_t listener_count;
+    struct hmap vhosts; /* name -> struct vhost */
+    struct hmap reply_channels; /* direct reply-to address -> struct channel */
+    struct persist *persist;    /* the data directory; NULL when running without one */
+    struct auth_db *auth;       /* users, vhosts, permissions */
+    struct conn *conns;
+    uint32_t conn_count;
+    uint64_t next_conn_id;
+    struct conn *flush_list; /* connections with output this loop turn */
+    struct conn *dead;       /* closed connections, freed after this loop turn */
+    ev_prepare flush_watcher;
+    ev_check reap_watcher;
+    ev_signal sigterm_watcher, sigint_watcher, sighup_watcher;
+    ev_timer shutdown_timer;
+    ev_timer ack_timeout_timer; /* consumer_timeout checks */
+    ev_timer alarm_timer;       /* memory and disk checks */
+    unsigned alarms;            /* ALARM_* now on */
+    uint64_t memory_limit;      /* bytes: the memory high watermark */
+    struct queue_budget queue_budget; /* what all queues may keep in memory (src/broker/queue.h) */
+    uint64_t memory_used;       /* at the last check */
+    uint64_t disk_free;         /* bytes free at the last check; UINT64_MAX if unknown */
+    bool stopping;
+};
+
+/* Binds the listeners of cfg (port_override >= 0 replaces every TCP listener's port; with 0
+ * the first gets a free port and the others the same one; TLS listeners keep theirs, 0 also
+ * meaning a free one). The ready line lists TCP addresses first, then TLS ones prefixed
+ * "tls:". Returns 0, or -1 after logging why. */
+int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg,
+                int port_override);
+/* Logs the ready line and runs until SIGTERM/SIGINT and a clean shutdown. */
+void server_run(struct server *s);
+void server_free(struct server *s);
+
+struct vhost *server_vhost_find(struct server *s, struct wire_bytes name);
+/* The broker side of a vhost the user database has: created (and tied to the data
+ * directory) if it does not exist yet. */
+struct vhost *server_vhost_add(struct server *s, struct wire_bytes name);
+/* Open connections and channels of a user, for the user's limits. */
+uint64_t server_user_connections(const struct server *s, const char *user);
+uint64_t server_user_channels(const struct server *s, const char *user);
+
+/* Users, vhosts or permissions changed (management API, definitions import): write them to
+ * the data directory. */
+void server_auth_changed(struct server *s);
+
+/* Direct reply-to: the channel whose reply address this is, or NULL. A channel registers its
+ * ch->reply_address when it starts consuming replies and forgets it when it stops. */
+struct channel *server_reply_channel(struct server *s, struct wire_bytes address);
+void server_reply_register(struct server *s, struct channel *ch);
+void server_reply_forget(struct server *s, struct channel *ch);
+
+/* Links a new connection into the server's list (accept, or an in-memory one). */
+void server_adopt(struct server *s, struct conn *c);
+/* Writes every connection's pending output and frees closed connections; the loop does this
+ * before it blocks, once per turn. */
+void server_flush_pending(struct server *s);
+
+/* Output was appended to c's buffer: write it before the loop blocks again. */
+void server_want_flush(struct server *s, struct conn *c);
+/* c is closed: unlink it and free it after this loop turn. */
+void server_conn_closed(struct server *s, struct conn *c);
+
+#endif

@@ -1,0 +1,1701 @@
+/* warrenctl: operate Warren from a shell, as rabbitmqctl and rabbitmqadmin operate RabbitMQ,
+ * through the management HTTP API. Exit status 0 on success, 1 when the broker cannot be
+ * reached or refuses, 2 for a wrong command line. */
+#include "build_config.h"
+
+#include "src/cli/warrenctl.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CTL_PATH_MAX 4096
+
+struct command {
+    const char *name;
+    const char *args; /* what follows the name in the usage line */
+    const char *summary;
+    const char *help; /* more lines: columns, options, examples */
+    int (*run)(struct ctl *c, int argc, char **argv);
+    const struct ctl_column *columns; /* list_* commands: the columns that exist */
+    size_t ncolumns;
+    const char *const *default_columns; /* NULL-terminated */
+};
+
+static const struct command *find_command(const char *name);
+static void command_help(FILE *out, const struct command *cmd);
+
+static int usage_error(const struct command *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int usage_error(const struct command *cmd, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "warrenctl: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    if (cmd != NULL)
+        fprintf(stderr, "\nusage: warrenctl %s %s\n(warrenctl %s --help for more)\n", cmd->name,
+                cmd->args, cmd->name);
+    else
+        fprintf(stderr, "\n(warrenctl --help lists the commands)\n");
+    return CTL_USAGE;
+}
+
+/* ---- key=value arguments --------------------------------------------------------------- */
+
+/* The value of "key=..." among args, or NULL. */
+static const char *kv(int argc, char **argv, const char *key)
+{
+    size_t n = strlen(key);
+
+    for (int i = 0; i < argc; i++) {
+        if (strncmp(argv[i], key, n) == 0 && argv[i][n] == '=')
+            return argv[i] + n + 1;
+    }
+    return NULL;
+}
+
+/* Checks that every key=value argument is one of keys (NULL-terminated), and that there are
+ * between min and max plain arguments; the plain ones go to pos. */
+static int split_args(const struct command *cmd, int argc, char **argv, const char *const *keys,
+                      int min, int max, char **pos, int *npos)
+{
+    *npos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *eq = strchr(argv[i], '=');
+        bool known = false;
+        if (eq != NULL && keys != NULL) {
+            for (size_t k = 0; keys[k] != NULL; k++) {
+                if (strlen(keys[k]) == (size_t)(eq - argv[i]) &&
+                    strncmp(argv[i], keys[k], (size_t)(eq - argv[i])) == 0)
+                    known = true;
+            }
+            if (!known)
+                return usage_error(cmd, "unknown option '%.*s'", (int)(eq - argv[i]), argv[i]);
+            continue;
+        }
+        if (*npos == max)
+            return usage_error(cmd, "unexpected argument '%s'", argv[i]);
+        pos[(*npos)++] = argv[i];
+    }
+    if (*npos < min)
+        return usage_error(cmd, "missing argument");
+    return CTL_OK;
+}
+
+static int parse_bool(const struct command *cmd, const char *key, const char *v, bool def,
+                      bool *out)
+{
+    *out = def;
+    if (v == NULL)
+        return CTL_OK;
+    if (strcmp(v, "true") == 0)
+        *out = true;
+    else if (strcmp(v, "false") == 0)
+        *out = false;
+    else
+        return usage_error(cmd, "%s must be true or false, not '%s'", key, v);
+    return CTL_OK;
+}
+
+/* A JSON object given on the command line (arguments=..., properties=...). */
+static int parse_object(const struct command *cmd, const char *key, const char *v, json_t **out)
+{
+    json_error_t err;
+
+    *out = NULL;
+    if (v == NULL)
+        return CTL_OK;
+    *out = json_loads(v, 0, &err);
+    if (*out == NULL || !json_is_object(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        return usage_error(cmd, "%s must be a JSON object, e.g. %s='{\"x-max-length\": 10}'%s%s",
+                           key, key, err.text[0] ? ": " : "", err.text);
+    }
+    return CTL_OK;
+}
+
+/* "amq.default" stands for the default exchange, whose name is empty, in URLs. */
+static const char *exchange_segment(const char *name)
+{
+    return name[0] == '\0' ? "amq.default" : name;
+}
+
+/* ---- Requests -------------------------------------------------------------------------- */
+
+/* A request (body: JSON or NULL) whose answer is JSON: that JSON, or NULL after printing
+ * why. what names the object for a 404. */
+static json_t *request_json(const struct ctl *c, const char *method, const char *path,
+                            const json_t *body, const char *what, int *rc)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    struct ctl_reply r;
+    json_t *j;
+    int failed;
+
+    *rc = CTL_ERROR;
+    failed = ctl_http(c, method, path, text, NULL, &r);
+    free(text);
+    if (failed)
+        return NULL;
+    if (r.status != 200) {
+        ctl_report_error(c, &r, what);
+        ctl_reply_free(&r);
+        return NULL;
+    }
+    j = ctl_reply_json(&r);
+    ctl_reply_free(&r);
+    if (j != NULL)
+        *rc = CTL_OK;
+    return j;
+}
+
+static json_t *get_json(const struct ctl *c, const char *path, const char *what, int *rc)
+{
+    return request_json(c, "GET", path, NULL, what, rc);
+}
+
+/* A request whose answer is a status (201/204 success). */
+static int send_request(const struct ctl *c, const char *method, const char *path,
+                        const json_t *body, const char *const *headers, const char *what,
+                        long *status)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    struct ctl_reply r;
+    int rc;
+
+    if (ctl_http(c, method, path, text, headers, &r) != 0) {
+        free(text);
+        return CTL_ERROR;
+    }
+    free(text);
+    if (status != NULL)
+        *status = r.status;
+    rc = r.status >= 200 && r.status < 300 ? CTL_OK : ctl_report_error(c, &r, what);
+    ctl_reply_free(&r);
+    return rc;
+}
+
+static void say(const struct ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void say(const struct ctl *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (c->quiet || c->format == CTL_FORMAT_JSON)
+        return;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+}
+
+/* ---- status ---------------------------------------------------------------------------- */
+
+static double rate_of(const json_t *o, const char *path)
+{
+    const json_t *v = ctl_lookup(o, path);
+    return json_is_number(v) ? json_number_value(v) : 0.0;
+}
+
+static long long int_of(const json_t *o, const char *path)
+{
+    const json_t *v = ctl_lookup(o, path);
+    return json_is_integer(v) ? (long long)json_integer_value(v) : 0;
+}
+
+static int cmd_status(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command("status");
+    char *pos[1];
+    int npos, rc;
+    json_t *o;
+    const json_t *listeners, *l;
+    size_t i;
+
+    if ((rc = split_args(cmd, argc, argv, NULL, 0, 0, pos, &npos)) != CTL_OK)
+        return rc;
+    if ((o = get_json(c, "/api/overview", NULL, &rc)) == NULL)
+        return rc;
+    if (c->format == CTL_FORMAT_JSON) {
+        json_dumpf(o, stdout, JSON_INDENT(2));
+        putchar('\n');
+        json_decref(o);
+        return CTL_OK;
+    }
+    printf("Status of node %s\n", json_string_value(json_object_get(o, "node")));
+    printf("Product: %s %s (management API of RabbitMQ %s)\n",
+           json_string_value(json_object_get(o, "product_name")),
+           json_string_value(json_object_get(o, "product_version")),
+           json_string_value(json_object_get(o, "rabbitmq_version")));
+    printf("Listeners:\n");
+    listeners = json_object_get(o, "listeners");
+    json_array_foreach(listeners, i, l)
+    {
+        const char *ip = json_string_value(json_object_get(l, "ip_address"));
+        printf("  %-16s %s%s%s:%lld\n", json_string_value(json_object_get(l, "protocol")),
+               strchr(ip ? ip : "", ':') ? "[" : "", ip ? ip : "?",
+               strchr(ip ? ip : "", ':') ? "]" : "", int_of(l, "port"));
+    }
+    printf("Connections: %lld, channels: %lld, consumers: %lld\n",
+           int_of(o, "object_totals.connections"), int_of(o, "object_totals.channels"),
+           int_of(o, "object_totals.consumers"));
+    printf("Exchanges: %lld, queues: %lld\n", int_of(o, "object_totals.exchanges"),
+           int_of(o, "object_totals.queues"));
+    printf("Messages: %lld (ready %lld, unacknowledged %lld)\n", int_of(o, "queue_totals.messages"),
+           int_of(o, "queue_totals.messages_ready"),
+           int_of(o, "queue_totals.messages_unacknowledged"));
+    printf("Rates: publish %.1f/s, deliver/get %.1f/s, redeliver %.1f/s\n",
+           rate_of(o, "message_stats.publish_details.rate"),
+           rate_of(o, "message_stats.deliver_get_details.rate"),
+           rate_of(o, "message_stats.redeliver_details.rate"));
+    json_decref(o);
+    return CTL_OK;
+}
+
+/* ---- list_* ---------------------------------------------------------------------------- */
+
+static const struct ctl_column queue_columns[] = {
+    {"name", "name"},
+    {"vhost", "vhost"},
+    {"durable", "durable"},
+    {"auto_delete", "auto_delete"},
+    {"exclusive", "exclusive"},
+    {"arguments", "arguments"},
+    {"messages", "messages"},
+    {"messages_ready", "messages_ready"},
+    {"messages_unacknowledged", "messages_unacknowledged"},
+    {"message_bytes_ready", "message_bytes_ready"},
+    {"consumers", "consumers"},
+    {"exclusive_consumer_tag", "exclusive_consumer_tag"},
+    {"state", "state"},
+    {"type", "type"},
+    {"policy", "policy"},
+    {"publish", "message_stats.publish"},
+    {"publish_rate", "message_stats.publish_details.rate"},
+    {"deliver_get", "message_stats.deliver_get"},
+    {"deliver_get_rate", "message_stats.deliver_get_details.rate"},
+    {"redeliver", "message_stats.redeliver"},
+    {"redeliver_rate", "message_stats.redeliver_details.rate"},
+};
+static const char *const queue_defaults[] = {"name", "messages", NULL};
+
+static const struct ctl_column exchange_columns[] = {
+    {"name", "name"},
+    {"vhost", "vhost"},
+    {"type", "type"},
+    {"durable", "durable"},
+    {"auto_delete", "auto_delete"},
+    {"internal", "internal"},
+    {"arguments", "arguments"},
+};
+static const char *const exchange_defaults[] = {"name", "type", NULL};
+
+static const struct ctl_column binding_columns[] = {
+    {"source_name", "source"},
+    {"source_kind", "source_kind"},
+    {"destination_name", "destination"},
+    {"destination_kind", "destination_type"},
+    {"routing_key", "routing_key"},
+    {"arguments", "arguments"},
+    {"vhost", "vhost"},
+    {"properties_key", "properties_key"},
+};
+static const char *const binding_defaults[] = {
+    "source_name", "source_kind", "destination_name", "destination_kind", "routing_key",
+    "arguments",   NULL};
+
+static const struct ctl_column connection_columns[] = {
+    {"name", "name"},           {"user", "user"},
+    {"vhost", "vhost"},         {"peer_host", "peer_host"},
+    {"peer_port", "peer_port"}, {"host", "host"},
+    {"port", "port"},           {"state", "state"},
+    {"channels", "channels"},   {"protocol", "protocol"},
+    {"frame_max", "frame_max"}, {"channel_max", "channel_max"},
+    {"timeout", "timeout"},     {"ssl", "ssl"},
+    {"send_pend", "send_pend"}, {"client_properties", "client_properties"},
+};
+static const char *const connection_defaults[] = {"user", "peer_host", "peer_port", "state", NULL};
+
+static const struct ctl_column channel_columns[] = {
+    {"name", "name"},
+    {"connection", "connection_details.name"},
+    {"number", "number"},
+    {"user", "user"},
+    {"vhost", "vhost"},
+    {"state", "state"},
+    {"consumer_count", "consumer_count"},
+    {"messages_unacknowledged", "messages_unacknowledged"},
+    {"messages_uncommitted", "messages_uncommitted"},
+    {"acks_uncommitted", "acks_uncommitted"},
+    {"prefetch_count", "prefetch_count"},
+    {"global_prefetch_count", "global_prefetch_count"},
+    {"confirm", "confirm"},
+    {"transactional", "transactional"},
+};
+static const char *const channel_defaults[] = {"name", "user", "consumer_count",
+                                               "messages_unacknowledged", NULL};
+
+static const struct ctl_column consumer_columns[] = {
+    {"queue_name", "queue.name"},
+    {"channel", "channel_details.name"},
+    {"consumer_tag", "consumer_tag"},
+    {"ack_required", "ack_required"},
+    {"prefetch_count", "prefetch_count"},
+    {"active", "active"},
+    {"activity_status", "activity_status"},
+    {"exclusive", "exclusive"},
+    {"arguments", "arguments"},
+    {"vhost", "queue.vhost"},
+};
+static const char *const consumer_defaults[] = {
+    "queue_name",     "channel", "consumer_tag", "ack_required",
+    "prefetch_count", "active",  "arguments",    NULL};
+
+static const struct ctl_column vhost_columns[] = {
+    {"name", "name"},
+    {"messages", "messages"},
+    {"messages_ready", "messages_ready"},
+    {"messages_unacknowledged", "messages_unacknowledged"},
+    {"tracing", "tracing"},
+    {"description", "description"},
+};
+static const char *const vhost_defaults[] = {"name", NULL};
+
+static const struct ctl_column user_columns[] = {
+    {"name", "name"},
+    {"tags", "tags"},
+};
+static const char *const user_defaults[] = {"name", "tags", NULL};
+
+static const struct ctl_column permission_columns[] = {
+    {"user", "user"},   {"vhost", "vhost"}, {"configure", "configure"},
+    {"write", "write"}, {"read", "read"},
+};
+static const char *const permission_defaults[] = {"user", "configure", "write", "read", NULL};
+
+/* What each list_* command lists and how. */
+struct listing {
+    const char *command;
+    const char *what;  /* "queues", for "Listing queues ..." */
+    const char *path;  /* API path of everything */
+    bool per_vhost;    /* path/<vhost> lists one vhost's */
+    bool filter_vhost; /* the API lists all: keep the rows of -p's vhost */
+};
+
+static const struct listing listings[] = {
+    {"list_queues", "queues", "/api/queues", true, false},
+    {"list_exchanges", "exchanges", "/api/exchanges", true, false},
+    {"list_bindings", "bindings", "/api/bindings", true, false},
+    {"list_connections", "connections", "/api/connections", false, false},
+    {"list_channels", "channels", "/api/channels", false, false},
+    {"list_consumers", "consumers", "/api/consumers", true, false},
+    {"list_vhosts", "vhosts", "/api/vhosts", false, false},
+    {"list_users", "users", "/api/users", false, false},
+    {"list_permissions", "permissions", "/api/permissions", false, true},
+};
+
+static int cmd_list(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command(argv[0]);
+    const struct listing *l = NULL;
+    struct ctl_column cols[32];
+    size_t ncols = 0;
+    char path[CTL_PATH_MAX];
+    json_t *rows;
+    int rc;
+
+    for (size_t i = 0; i < sizeof listings / sizeof listings[0]; i++) {
+        if (strcmp(listings[i].command, argv[0]) == 0)
+            l = &listings[i];
+    }
+    for (int i = 1; i < argc; i++) {
+        size_t k;
+        for (k = 0; k < cmd->ncolumns && strcmp(cmd->columns[k].name, argv[i]) != 0; k++)
+            ;
+        if (k == cmd->ncolumns)
+            return usage_error(cmd, "unknown column '%s' (warrenctl %s --help lists them)", argv[i],
+                               cmd->name);
+        if (ncols == sizeof cols / sizeof cols[0])
+            return usage_error(cmd, "too many columns");
+        cols[ncols++] = cmd->columns[k];
+    }
+    for (size_t i = 0; ncols == 0 && cmd->default_columns[i] != NULL; i++) {
+        for (size_t k = 0; k < cmd->ncolumns; k++) {
+            if (strcmp(cmd->columns[k].name, cmd->default_columns[i]) == 0)
+                cols[i] = cmd->columns[k];
+        }
+        if (cmd->default_columns[i + 1] == NULL)
+            ncols = i + 1;
+    }
+    snprintf(path, sizeof path, "%s", l->path);
+    if (l->per_vhost && !ctl_path_add(path, sizeof path, c->vhost))
+        return usage_error(cmd, "vhost name too long");
+    {
+        char what[600];
+        snprintf(what, sizeof what, "vhost '%s'", c->vhost);
+        if ((rows = get_json(c, path, l->per_vhost ? what : NULL, &rc)) == NULL)
+            return rc;
+    }
+    if (!json_is_array(rows)) {
+        json_decref(rows);
+        fprintf(stderr, "warrenctl: the management API did not answer with a list\n");
+        return CTL_ERROR;
+    }
+    /* Bindings have an exchange as their source, always; the API does not say so. */
+    if (strcmp(l->command, "list_bindings") == 0) {
+        size_t i;
+        json_t *b;
+        json_array_foreach(rows, i, b)
+        {
+            json_object_set_new(b, "source_kind", json_string("exchange"));
+        }
+    }
+    if (l->filter_vhost) {
+        json_t *kept = json_array();
+        size_t i;
+        json_t *row;
+        json_array_foreach(rows, i, row)
+        {
+            const char *v = json_string_value(json_object_get(row, "vhost"));
+            if (v != NULL && strcmp(v, c->vhost) == 0)
+                json_array_append(kept, row);
+        }
+        json_decref(rows);
+        rows = kept;
+    }
+    if (c->format == CTL_FORMAT_TABLE && !c->quiet) {
+        if (l->per_vhost || l->filter_vhost)
+            printf("Listing %s for vhost %s ...\n", l->what, c->vhost);
+        else
+            printf("Listing %s ...\n", l->what);
+    }
+    ctl_print_rows(c, rows, cols, ncols);
+    json_decref(rows);
+    return CTL_OK;
+}
+
+/* ---- declare / delete ------------------------------------------------------------------ */
+
+static void object_path(char *path, size_t size, const char *kind, const char *vhost,
+                        const char *name)
+{
+    snprintf(path, size, "/api/%s", kind);
+    ctl_path_add(path, size, vhost);
+    ctl_path_add(path, size, name);
+}
+
+static int declare_queue(struct ctl *c, const struct command *cmd, int argc, char **argv)
+{
+    static const char *const keys[] = {"durable", "auto_delete", "arguments", NULL};
+    char *pos[1], path[CTL_PATH_MAX], what[600];
+    bool durable, auto_delete;
+    json_t *args = NULL, *body;
+    int npos, rc;
+    long status = 0;
+
+    if ((rc = split_args(cmd, argc - 1, argv + 1, keys, 1, 1, pos, &npos)) != CTL_OK ||
+        (rc = parse_bool(cmd, "durable", kv(argc, argv, "durable"), true, &durable)) != CTL_OK ||
+        (rc = parse_bool(cmd, "auto_delete", kv(argc, argv, "auto_delete"), false, &auto_delete)) !=
+            CTL_OK ||
+        (rc = parse_object(cmd, "arguments", kv(argc, argv, "arguments"), &args)) != CTL_OK)
+        return rc;
+    body = json_pack("{s:b, s:b, s:o}", "durable", durable, "auto_delete", auto_delete, "arguments",
+                     args != NULL ? args : json_object());
+    object_path(path, sizeof path, "queues", c->vhost, pos[0]);
+    snprintf(what, sizeof what, "queue '%s' in vhost '%s'", pos[0], c->vhost);
+    rc = send_request(c, "PUT", path, body, NULL, what, &status);
+    json_decref(body);
+    if (rc == CTL_OK)
+        say(c, "%s %s", what, status == 201 ? "declared" : "already exists (unchanged)");
+    return rc;
+}
+
+static int declare_exchange(struct ctl *c, const struct command *cmd, int argc, char **argv)
+{
+    static const char *const keys[] = {"type",     "durable",   "auto_delete",
+                                       "internal", "arguments", NULL};
+    char *pos[1], path[CTL_PATH_MAX], what[600];
+    bool durable, auto_delete, internal;
+    const char *type = kv(argc, argv, "type");
+    json_t *args = NULL, *body;
+    int npos, rc;
+    long status = 0;
+
+    if ((rc = split_args(cmd, argc - 1, argv + 1, keys, 1, 1, pos, &npos)) != CTL_OK ||
+        (rc = parse_bool(cmd, "durable", kv(argc, argv, "durable"), true, &durable)) != CTL_OK ||
+        (rc = parse_bool(cmd, "auto_delete", kv(argc, argv, "auto_delete"), false, &auto_delete)) !=
+            CTL_OK ||
+        (rc = parse_bool(cmd, "internal", kv(argc, argv, "internal"), false, &internal)) !=
+            CTL_OK ||
+        (rc = parse_object(cmd, "arguments", kv(argc, argv, "arguments"), &args)) != CTL_OK)
+        return rc;
+    body = json_pack("{s:s, s:b, s:b, s:b, s:o}", "type", type ? type : "direct", "durable",
+                     durable, "auto_delete", auto_delete, "internal", internal, "arguments",
+                     args != NULL ? args : json_object());
+    object_path(path, sizeof path, "exchanges", c->vhost, pos[0]);
+    snprintf(what, sizeof what, "exchange '%s' in vhost '%s'", pos[0], c->vhost);
+    rc = send_request(c, "PUT", path, body, NULL, what, &status);
+    json_decref(body);
+    if (rc == CTL_OK)
+        say(c, "%s %s", what, status == 201 ? "declared" : "already exists (unchanged)");
+    return rc;
+}
+
+static const char *destination_kind(int argc, char **argv, const struct command *cmd, int *rc)
+{
+    const char *t = kv(argc, argv, "destination_type");
+
+    *rc = CTL_OK;
+    if (t == NULL || strcmp(t, "queue") == 0)
+        return "q";
+    if (strcmp(t, "exchange") == 0)
+        return "e";
+    *rc = usage_error(cmd, "destination_type must be queue or exchange, not '%s'", t);
+    return NULL;
+}
+
+static void binding_path(char *path, size_t size, const char *vhost, const char *source,
+                         const char *kind, const char *destination)
+{
+    snprintf(path, size, "/api/bindings");
+    ctl_path_add(path, size, vhost);
+    ctl_path_add(path, size, "e");
+    ctl_path_add(path, size, exchange_segment(source));
+    ctl_path_add(path, size, kind);
+    ctl_path_add(path, size, kind[0] == 'e' ? exchange_segment(destination) : destination);
+}
+
+static int declare_binding(struct ctl *c, const struct command *cmd, int argc, char **argv)
+{
+    static const char *const keys[] = {"destination_type", "routing_key", "arguments", NULL};
+    char *pos[2], path[CTL_PATH_MAX], what[1200];
+    const char *kind, *rk = kv(argc, argv, "routing_key");
+    json_t *args = NULL, *body;
+    int npos, rc;
+
+    if ((rc = split_args(cmd, argc - 1, argv + 1, keys, 2, 2, pos, &npos)) != CTL_OK ||
+        (kind = destination_kind(argc, argv, cmd, &rc)) == NULL ||
+        (rc = parse_object(cmd, "arguments", kv(argc, argv, "arguments"), &args)) != CTL_OK)
+        return rc;
+    body = json_pack("{s:s, s:o}", "routing_key", rk ? rk : "", "arguments",
+                     args != NULL ? args : json_object());
+    binding_path(path, sizeof path, c->vhost, pos[0], kind, pos[1]);
+    snprintf(what, sizeof what, "binding from exchange '%s' to %s '%s' in vhost '%s'", pos[0],
+             kind[0] == 'q' ? "queue" : "exchange", pos[1], c->vhost);
+    rc = send_request(c, "POST", path, body, NULL, what, NULL);
+    json_decref(body);
+    if (rc == CTL_OK)
+        say(c, "%s with routing key '%s' declared", what, rk ? rk : "");
+    return rc;
+}
+
+static int cmd_declare(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command("declare");
+
+    if (argc < 2)
+        return usage_error(cmd, "declare what? queue, exchange or binding");
+    if (strcmp(argv[1], "queue") == 0)
+        return declare_queue(c, cmd, argc, argv);
+    if (strcmp(argv[1], "exchange") == 0)
+        return declare_exchange(c, cmd, argc, argv);
+    if (strcmp(argv[1], "binding") == 0)
+        return declare_binding(c, cmd, argc, argv);
+    return usage_error(cmd, "cannot declare '%s': queue, exchange or binding", argv[1]);
+}
+
+/* The properties key of the binding from source to destination with this routing key and
+ * these arguments; NULL after saying why. */
+static char *find_binding(const struct ctl *c, const char *path, const char *rk, const json_t *args,
+                          const char *what, int *rc)
+{
+    json_t *list = get_json(c, path, what, rc), *b;
+    char *key = NULL;
+    size_t i;
+
+    if (list == NULL)
+        return NULL;
+    json_array_foreach(list, i, b)
+    {
+        const char *brk = json_string_value(json_object_get(b, "routing_key"));
+        if (brk != NULL && strcmp(brk, rk) == 0 &&
+            json_equal(json_object_get(b, "arguments"), (json_t *)args)) {
+            key = strdup(json_string_value(json_object_get(b, "properties_key")));
+            break;
+        }
+    }
+    json_decref(list);
+    if (key == NULL) {
+        fprintf(stderr, "warrenctl: %s with routing key '%s' not found\n", what, rk);
+        *rc = CTL_ERROR;
+    }
+    return key;
+}
+
+static int delete_binding(struct ctl *c, const struct command *cmd, int argc, char **argv)
+{
+    static const char *const keys[] = {"destination_type", "routing_key", "arguments", NULL};
+    char *pos[2], path[CTL_PATH_MAX], what[1200], *key;
+    const char *kind, *rk = kv(argc, argv, "routing_key");
+    json_t *args = NULL;
+    int npos, rc;
+
+    if ((rc = split_args(cmd, argc - 1, argv + 1, keys, 2, 2, pos, &npos)) != CTL_OK ||
+        (kind = destination_kind(argc, argv, cmd, &rc)) == NULL ||
+        (rc = parse_object(cmd, "arguments", kv(argc, argv, "arguments"), &args)) != CTL_OK)
+        return rc;
+    if (args == NULL)
+        args = json_object();
+    binding_path(path, sizeof path, c->vhost, pos[0], kind, pos[1]);
+    snprintf(what, sizeof what, "binding from exchange '%s' to %s '%s' in vhost '%s'", pos[0],
+             kind[0] == 'q' ? "queue" : "exchange", pos[1], c->vhost);
+    key = find_binding(c, path, rk ? rk : "", args, what, &rc);
+    json_decref(args);
+    if (key == NULL)
+        return rc;
+    /* The key is already percent-encoded: appended as it is. */
+    snprintf(path + strlen(path), sizeof path - strlen(path), "/%s", key);
+    free(key);
+    rc = send_request(c, "DELETE", path, NULL, NULL, what, NULL);
+    if (rc == CTL_OK)
+        say(c, "%s with routing key '%s' deleted", what, rk ? rk : "");
+    return rc;
+}
+
+static int cmd_delete(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command("delete");
+    static const char *const queue_keys[] = {"if_empty", "if_unused", NULL};
+    static const char *const exchange_keys[] = {"if_unused", NULL};
+    char *pos[1], path[CTL_PATH_MAX], what[600];
+    bool if_empty, if_unused, queue;
+    int npos, rc;
+
+    if (argc < 2)
+        return usage_error(cmd, "delete what? queue, exchange or binding");
+    if (strcmp(argv[1], "binding") == 0)
+        return delete_binding(c, cmd, argc, argv);
+    queue = strcmp(argv[1], "queue") == 0;
+    if (!queue && strcmp(argv[1], "exchange") != 0)
+        return usage_error(cmd, "cannot delete '%s': queue, exchange or binding", argv[1]);
+    if ((rc = split_args(cmd, argc - 1, argv + 1, queue ? queue_keys : exchange_keys, 1, 1, pos,
+                         &npos)) != CTL_OK ||
+        (rc = parse_bool(cmd, "if_empty", kv(argc, argv, "if_empty"), false, &if_empty)) !=
+            CTL_OK ||
+        (rc = parse_bool(cmd, "if_unused", kv(argc, argv, "if_unused"), false, &if_unused)) !=
+            CTL_OK)
+        return rc;
+    object_path(path, sizeof path, queue ? "queues" : "exchanges", c->vhost, pos[0]);
+    if (if_empty || if_unused)
+        snprintf(path + strlen(path), sizeof path - strlen(path), "?%s%s%s",
+                 if_empty ? "if-empty=true" : "", if_empty && if_unused ? "&" : "",
+                 if_unused ? "if-unused=true" : "");
+    snprintf(what, sizeof what, "%s '%s' in vhost '%s'", argv[1], pos[0], c->vhost);
+    rc = send_request(c, "DELETE", path, NULL, NULL, what, NULL);
+    if (rc == CTL_OK)
+        say(c, "%s deleted", what);
+    return rc;
+}
+
+static int cmd_purge_queue(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command("purge_queue");
+    char *pos[1], path[CTL_PATH_MAX], what[600];
+    int npos, rc;
+
+    if ((rc = split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
+        return rc;
+    object_path(path, sizeof path, "queues", c->vhost, pos[0]);
+    ctl_path_add(path, sizeof path, "contents");
+    snprintf(what, sizeof what, "queue '%s' in vhost '%s'", pos[0], c->vhost);
+    rc = send_request(c, "DELETE", path, NULL, NULL, what, NULL);
+    if (rc == CTL_OK)
+        say(c, "%s purged", what);
+    return rc;
+}
+
+static int cmd_close_connection(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command("close_connection");
+    char *pos[2], path[CTL_PATH_MAX], what[600], header[700];
+    const char *headers[2] = {NULL, NULL};
+    int npos, rc;
+
+    if ((rc = split_args(cmd, argc, argv, NULL, 1, 2, pos, &npos)) != CTL_OK)
+        return rc;
+    snprintf(path, sizeof path, "/api/connections");
+    ctl_path_add(path, sizeof path, pos[0]);
+    if (npos == 2) {
+        if (strpbrk(pos[1], "\r\n") != NULL)
+            return usage_error(cmd, "the reason must be one line");
+        snprintf(header, sizeof header, "X-Reason: %s", pos[1]);
+        headers[0] = header;
+    }
+    snprintf(what, sizeof what, "connection '%s'", pos[0]);
+    rc = send_request(c, "DELETE", path, NULL, headers, what, NULL);
+    if (rc == CTL_OK)
+        say(c, "%s closed", what);
+    return rc;
+}
+
+/* ---- definitions ----------------------------------------------------------------------- */
+
+static int cmd_export_definitions(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command("export_definitions");
+    char *pos[1];
+    int npos, rc;
+    json_t *d;
+    FILE *out;
+
+    if ((rc = split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
+        return rc;
+    if ((d = get_json(c, "/api/definitions", NULL, &rc)) == NULL)
+        return rc;
+    out = strcmp(pos[0], "-") == 0 ? stdout : fopen(pos[0], "w");
+    if (out == NULL) {
+        fprintf(stderr, "warrenctl: cannot write %s: %s\n", pos[0], strerror(errno));
+        json_decref(d);
+        return CTL_ERROR;
+    }
+    rc = json_dumpf(d, out, JSON_INDENT(2)) == 0 && fputc('\n', out) != EOF ? CTL_OK : CTL_ERROR;
+    if (out != stdout && fclose(out) != 0)
+        rc = CTL_ERROR;
+    if (rc != CTL_OK)
+        fprintf(stderr, "warrenctl: cannot write %s: %s\n", pos[0], strerror(errno));
+    else if (out != stdout)
+        say(c, "definitions exported to %s", pos[0]);
+    json_decref(d);
+    return rc;
+}
+
+static int cmd_import_definitions(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command("import_definitions");
+    char *pos[1];
+    int npos, rc;
+    json_t *d;
+    json_error_t err;
+
+    if ((rc = split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
+        return rc;
+    if (strcmp(pos[0], "-") == 0) {
+        d = json_loadf(stdin, 0, &err);
+    } else {
+        FILE *f = fopen(pos[0], "r");
+        if (f == NULL) {
+            fprintf(stderr, "warrenctl: cannot read %s: %s\n", pos[0], strerror(errno));
+            return CTL_ERROR;
+        }
+        d = json_loadf(f, 0, &err);
+        fclose(f);
+    }
+    if (d == NULL || !json_is_object(d)) {
+        if (d == NULL)
+            fprintf(stderr, "warrenctl: %s: not a definitions file: %s (line %d)\n", pos[0],
+                    err.text, err.line);
+        else
+            fprintf(stderr, "warrenctl: %s: not a definitions file: not a JSON object\n", pos[0]);
+        json_decref(d);
+        return CTL_ERROR;
+    }
+    rc = send_request(c, "POST", "/api/definitions", d, NULL, "the definitions", NULL);
+    json_decref(d);
+    if (rc == CTL_OK)
+        say(c, "definitions imported from %s", pos[0]);
+    return rc;
+}
+
+/* ---- publish / get --------------------------------------------------------------------- */
+
+/* All of stdin, for a message body. */
+static char *read_stdin(size_t *len)
+{
+    size_t cap = 65536;
+    char *buf = malloc(cap);
+
+    *len = 0;
+    while (buf != NULL) {
+        size_t n = fread(buf + *len, 1, cap - *len, stdin);
+        *len += n;
+        if (n == 0)
+            break;
+        if (*len == cap) {
+            char *bigger = realloc(buf, cap *= 2);
+            if (bigger == NULL)
+                free(buf);
+            buf = bigger;
+        }
+    }
+    return buf;
+}
+
+static int cmd_publish(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command("publish");
+    static const char *const keys[] = {"properties", "payload_encoding", NULL};
+    char *pos[3], path[CTL_PATH_MAX], what[600];
+    const char *enc = kv(argc, argv, "payload_encoding");
+    json_t *props = NULL, *body, *reply;
+    char *payload = NULL;
+    size_t payload_len = 0;
+    int npos, rc;
+
+    if ((rc = split_args(cmd, argc, argv, keys, 2, 3, pos, &npos)) != CTL_OK ||
+        (rc = parse_object(cmd, "properties", kv(argc, argv, "properties"), &props)) != CTL_OK)
+        return rc;
+    if (enc != NULL && strcmp(enc, "string") != 0 && strcmp(enc, "base64") != 0) {
+        json_decref(props);
+        return usage_error(cmd, "payload_encoding must be string or base64, not '%s'", enc);
+    }
+    if (npos == 3) {
+        payload = strdup(pos[2]);
+        payload_len = strlen(pos[2]);
+    } else if ((payload = read_stdin(&payload_len)) == NULL) {
+        json_decref(props);
+        fprintf(stderr, "warrenctl: cannot read the message body from standard input\n");
+        return CTL_ERROR;
+    }
+    body = json_pack("{s:o, s:s, s:s%, s:s}", "properties", props ? props : json_object(),
+                     "routing_key", pos[1], "payload", payload, payload_len, "payload_encoding",
+                     enc ? enc : "string");
+    free(payload);
+    if (body == NULL) {
+        fprintf(stderr, "warrenctl: the message body is not UTF-8 text: use "
+                        "payload_encoding=base64 with a base64 body\n");
+        return CTL_ERROR;
+    }
+    snprintf(path, sizeof path, "/api/exchanges");
+    ctl_path_add(path, sizeof path, c->vhost);
+    ctl_path_add(path, sizeof path, exchange_segment(pos[0]));
+    ctl_path_add(path, sizeof path, "publish");
+    snprintf(what, sizeof what, "exchange '%s' in vhost '%s'", pos[0], c->vhost);
+    reply = request_json(c, "POST", path, body, what, &rc);
+    json_decref(body);
+    if (reply == NULL)
+        return rc;
+    if (c->format == CTL_FORMAT_JSON) {
+        json_dumpf(reply, stdout, JSON_INDENT(2));
+        putchar('\n');
+    } else if (!c->quiet) {
+        /* rabbitmqadmin's words. */
+        printf("%s\n", json_is_true(json_object_get(reply, "routed"))
+                           ? "Message published"
+                           : "Message published but NOT routed");
+    }
+    json_decref(reply);
+    return CTL_OK;
+}
+
+static const struct ctl_column got_columns[] = {
+    {"routing_key", "routing_key"},     {"exchange", "exchange"},
+    {"message_count", "message_count"}, {"payload", "payload"},
+    {"payload_bytes", "payload_bytes"}, {"payload_encoding", "payload_encoding"},
+    {"properties", "properties"},       {"redelivered", "redelivered"},
+};
+
+static int cmd_get(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command("get");
+    static const char *const keys[] = {"count", "ackmode", "encoding", "truncate", NULL};
+    char *pos[1], path[CTL_PATH_MAX], what[600], *end;
+    const char *count = kv(argc, argv, "count"), *truncate = kv(argc, argv, "truncate");
+    const char *ackmode = kv(argc, argv, "ackmode"), *encoding = kv(argc, argv, "encoding");
+    long n = 1, t = -1;
+    json_t *body, *msgs;
+    int npos, rc;
+
+    if ((rc = split_args(cmd, argc, argv, keys, 1, 1, pos, &npos)) != CTL_OK)
+        return rc;
+    if (count != NULL && ((n = strtol(count, &end, 10)) < 1 || *end != '\0'))
+        return usage_error(cmd, "count must be a positive number, not '%s'", count);
+    if (truncate != NULL && ((t = strtol(truncate, &end, 10)) < 0 || *end != '\0'))
+        return usage_error(cmd, "truncate must be a number of bytes, not '%s'", truncate);
+    body =
+        json_pack("{s:I, s:s, s:s}", "count", (json_int_t)n, "ackmode",
+                  ackmode ? ackmode : "ack_requeue_true", "encoding", encoding ? encoding : "auto");
+    if (t >= 0)
+        json_object_set_new(body, "truncate", json_integer(t));
+    object_path(path, sizeof path, "queues", c->vhost, pos[0]);
+    ctl_path_add(path, sizeof path, "get");
+    snprintf(what, sizeof what, "queue '%s' in vhost '%s'", pos[0], c->vhost);
+    msgs = request_json(c, "POST", path, body, what, &rc);
+    json_decref(body);
+    if (msgs == NULL)
+        return rc;
+    if (c->format == CTL_FORMAT_JSON) {
+        json_dumpf(msgs, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY);
+        putchar('\n');
+    } else if (json_array_size(msgs) == 0) {
+        say(c, "%s is empty", what);
+    } else {
+        ctl_print_rows(c, msgs, got_columns, sizeof got_columns / sizeof got_columns[0]);
+    }
+    json_decref(msgs);
+    return CTL_OK;
+}
+
+/* ---- users, vhosts, permissions -------------------------------------------------------- */
+
+static void user_path(char *path, size_t size, const char *user)
+{
+    snprintf(path, size, "/api/users");
+    ctl_path_add(path, size, user);
+}
+
+/* The user's record, or NULL after saying why ("user 'x' not found"). */
+static json_t *get_user(const struct ctl *c, const char *user, int *rc)
+{
+    char path[CTL_PATH_MAX], what[400];
+
+    user_path(path, sizeof path, user);
+    snprintf(what, sizeof what, "user '%s'", user);
+    return get_json(c, path, what, rc);
+}
+
+static int put_user(const struct ctl *c, const char *user, json_t *body, long *status)
+{
+    char path[CTL_PATH_MAX], what[400];
+    int rc;
+
+    user_path(path, sizeof path, user);
+    snprintf(what, sizeof what, "user '%s'", user);
+    rc = send_request(c, "PUT", path, body, NULL, what, status);
+    json_decref(body);
+    return rc;
+}
+
+static json_t *tags_array(int n, char **tags)
+{
+    json_t *arr = json_array();
+
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, json_string(tags[i]));
+    return arr;
+}
+
+static int cmd_add_user(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command("add_user");
+    char *pos[2], path[CTL_PATH_MAX];
+    struct ctl_reply r;
+    int npos, rc;
+
+    if ((rc = split_args(cmd, argc, argv, NULL, 2, 2, pos, &npos)) != CTL_OK)
+        return rc;
+    /* As rabbitmqctl add_user: an existing user is an error, not a password change. */
+    user_path(path, sizeof path, pos[0]);
+    if (ctl_http(c, "GET", path, NULL, NULL, &r) != 0)
+        return CTL_ERROR;
+    rc = (int)r.status;
+    ctl_reply_free(&r);
+    if (rc == 200) {
+        fprintf(stderr, "warrenctl: user '%s' already exists\n", pos[0]);
+        return CTL_ERROR;
+    }
+    if ((rc = put_user(c, pos[0], json_pack("{s:s, s:s}", "password", pos[1], "tags", ""), NULL)) ==
+        CTL_OK)
+        say(c, "user '%s' added", pos[0]);
+    return rc;
+}
+
+static int cmd_delete_user(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command("delete_user");
+    char *pos[1], path[CTL_PATH_MAX], what[400];
+    int npos, rc;
+
+    if ((rc = split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
+        return rc;
+    user_path(path, sizeof path, pos[0]);
+    snprintf(what, sizeof what, "user '%s'", pos[0]);
+    if ((rc = send_request(c, "DELETE", path, NULL, NULL, what, NULL)) == CTL_OK)
+        say(c, "%s deleted", what);
+    return rc;
+}
+
+static int cmd_change_password(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command("change_password");
+    char *pos[2];
+    int npos, rc;
+    json_t *u;
+
+    if ((rc = split_args(cmd, argc, argv, NULL, 2, 2, pos, &npos)) != CTL_OK)
+        return rc;
+    if ((u = get_user(c, pos[0], &rc)) == NULL)
+        return rc;
+    /* The API sets password and tags together: the tags are sent back unchanged. */
+    rc = put_user(c, pos[0],
+                  json_pack("{s:s, s:O}", "password", pos[1], "tags",
+                            json_object_get(u, "tags") ? json_object_get(u, "tags") : json_array()),
+                  NULL);
+    json_decref(u);
+    if (rc == CTL_OK)
+        say(c, "password of user '%s' changed", pos[0]);
+    return rc;
+}
+
+static int cmd_set_user_tags(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command("set_user_tags");
+    int rc;
+    json_t *u, *body;
+    const char *hash, *alg;
+
+    if (argc < 2)
+        return usage_error(cmd, "missing argument");
+    if ((u = get_user(c, argv[1], &rc)) == NULL)
+        return rc;
+    /* The password stays: its hash is sent back as it is. */
+    hash = json_string_value(json_object_get(u, "password_hash"));
+    alg = json_string_value(json_object_get(u, "hashing_algorithm"));
+    body = json_pack("{s:s, s:s, s:o}", "password_hash", hash ? hash : "", "hashing_algorithm",
+                     alg ? alg : "rabbit_password_hashing_sha256", "tags",
+                     tags_array(argc - 2, argv + 2));
+    json_decref(u);
+    if ((rc = put_user(c, argv[1], body, NULL)) == CTL_OK)
+        say(c, "tags of user '%s' set", argv[1]);
+    return rc;
+}
+
+static void vhost_path(char *path, size_t size, const char *vhost)
+{
+    snprintf(path, size, "/api/vhosts");
+    ctl_path_add(path, size, vhost);
+}
+
+static int cmd_add_vhost(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command("add_vhost");
+    static const char *const keys[] = {"description", NULL};
+    const char *description = kv(argc, argv, "description");
+    char *pos[1], path[CTL_PATH_MAX], what[400];
+    json_t *body;
+    long status = 0;
+    int npos, rc;
+
+    if ((rc = split_args(cmd, argc, argv, keys, 1, 1, pos, &npos)) != CTL_OK)
+        return rc;
+    vhost_path(path, sizeof path, pos[0]);
+    snprintf(what, sizeof what, "vhost '%s'", pos[0]);
+    body = json_pack("{s:s}", "description", description ? description : "");
+    rc = send_request(c, "PUT", path, body, NULL, what, &status);
+    json_decref(body);
+    if (rc == CTL_OK)
+        say(c, "%s %s", what, status == 201 ? "added" : "already exists (description updated)");
+    return rc;
+}
+
+static int cmd_delete_vhost(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command("delete_vhost");
+    char *pos[1], path[CTL_PATH_MAX], what[400];
+    int npos, rc;
+
+    if ((rc = split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
+        return rc;
+    vhost_path(path, sizeof path, pos[0]);
+    snprintf(what, sizeof what, "vhost '%s'", pos[0]);
+    if ((rc = send_request(c, "DELETE", path, NULL, NULL, what, NULL)) == CTL_OK)
+        say(c, "%s deleted", what);
+    return rc;
+}
+
+static void permission_path(char *path, size_t size, const char *vhost, const char *user)
+{
+    snprintf(path, size, "/api/permissions");
+    ctl_path_add(path, size, vhost);
+    ctl_path_add(path, size, user);
+}
+
+static int cmd_set_permissions(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command("set_permissions");
+    char *pos[4], path[CTL_PATH_MAX], what[600];
+    json_t *body;
+    int npos, rc;
+
+    if ((rc = split_args(cmd, argc, argv, NULL, 4, 4, pos, &npos)) != CTL_OK)
+        return rc;
+    permission_path(path, sizeof path, c->vhost, pos[0]);
+    snprintf(what, sizeof what, "user '%s' or vhost '%s'", pos[0], c->vhost);
+    body = json_pack("{s:s, s:s, s:s}", "configure", pos[1], "write", pos[2], "read", pos[3]);
+    rc = send_request(c, "PUT", path, body, NULL, what, NULL);
+    json_decref(body);
+    if (rc == CTL_OK)
+        say(c, "permissions of user '%s' in vhost '%s' set", pos[0], c->vhost);
+    return rc;
+}
+
+static int cmd_clear_permissions(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command("clear_permissions");
+    char *pos[1], path[CTL_PATH_MAX], what[600];
+    int npos, rc;
+
+    if ((rc = split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
+        return rc;
+    permission_path(path, sizeof path, c->vhost, pos[0]);
+    snprintf(what, sizeof what, "permissions of user '%s' in vhost '%s'", pos[0], c->vhost);
+    if ((rc = send_request(c, "DELETE", path, NULL, NULL, what, NULL)) == CTL_OK)
+        say(c, "%s cleared", what);
+    return rc;
+}
+
+static int cmd_list_user_permissions(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command("list_user_permissions");
+    static const struct ctl_column cols[] = {
+        {"vhost", "vhost"}, {"configure", "configure"}, {"write", "write"}, {"read", "read"}};
+    char *pos[1], path[CTL_PATH_MAX], what[400];
+    json_t *rows;
+    int npos, rc;
+
+    if ((rc = split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
+        return rc;
+    user_path(path, sizeof path, pos[0]);
+    ctl_path_add(path, sizeof path, "permissions");
+    snprintf(what, sizeof what, "user '%s'", pos[0]);
+    if ((rows = get_json(c, path, what, &rc)) == NULL)
+        return rc;
+    if (c->format == CTL_FORMAT_TABLE && !c->quiet)
+        printf("Listing permissions for user '%s' ...\n", pos[0]);
+    ctl_print_rows(c, rows, cols, sizeof cols / sizeof cols[0]);
+    json_decref(rows);
+    return CTL_OK;
+}
+
+/* ---- policies -------------------------------------------------------------------------- */
+
+static bool is_operator_command(const char *name)
+{
+    return strstr(name, "operator_polic") != NULL;
+}
+
+static void policy_path(char *path, size_t size, bool op, const char *vhost, const char *name)
+{
+    snprintf(path, size, "/api/%s", op ? "operator-policies" : "policies");
+    ctl_path_add(path, size, vhost);
+    if (name != NULL)
+        ctl_path_add(path, size, name);
+}
+
+/* set_policy [-p VHOST] NAME PATTERN DEFINITION [priority=N] [apply_to=all|queues|exchanges] */
+static int cmd_set_policy(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command(argv[0]);
+    static const char *const keys[] = {"priority", "apply_to", NULL};
+    bool op = is_operator_command(argv[0]);
+    const char *priority = kv(argc, argv, "priority"), *apply_to = kv(argc, argv, "apply_to");
+    char *pos[3], path[CTL_PATH_MAX], what[600], *end;
+    json_t *definition, *body;
+    long long prio = 0;
+    int npos, rc;
+
+    if ((rc = split_args(cmd, argc, argv, keys, 3, 3, pos, &npos)) != CTL_OK)
+        return rc;
+    if (priority != NULL &&
+        ((prio = strtoll(priority, &end, 10)), *priority == '\0' || *end != '\0'))
+        return usage_error(cmd, "priority must be an integer, not '%s'", priority);
+    if (apply_to != NULL && strcmp(apply_to, "all") != 0 && strcmp(apply_to, "queues") != 0 &&
+        strcmp(apply_to, "exchanges") != 0)
+        return usage_error(cmd, "apply_to must be all, queues or exchanges, not '%s'", apply_to);
+    if ((rc = parse_object(cmd, "DEFINITION", pos[2], &definition)) != CTL_OK)
+        return rc;
+    body = json_pack("{s:s, s:o, s:I, s:s}", "pattern", pos[1], "definition", definition,
+                     "priority", (json_int_t)prio, "apply-to", apply_to ? apply_to : "all");
+    policy_path(path, sizeof path, op, c->vhost, pos[0]);
+    snprintf(what, sizeof what, "%s '%s' in vhost '%s'", op ? "operator policy" : "policy", pos[0],
+             c->vhost);
+    rc = send_request(c, "PUT", path, body, NULL, what, NULL);
+    json_decref(body);
+    if (rc == CTL_OK)
+        say(c, "%s set", what);
+    return rc;
+}
+
+static int cmd_clear_policy(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command(argv[0]);
+    bool op = is_operator_command(argv[0]);
+    char *pos[1], path[CTL_PATH_MAX], what[600];
+    int npos, rc;
+
+    if ((rc = split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
+        return rc;
+    policy_path(path, sizeof path, op, c->vhost, pos[0]);
+    snprintf(what, sizeof what, "%s '%s' in vhost '%s'", op ? "operator policy" : "policy", pos[0],
+             c->vhost);
+    if ((rc = send_request(c, "DELETE", path, NULL, NULL, what, NULL)) == CTL_OK)
+        say(c, "%s cleared", what);
+    return rc;
+}
+
+static const struct ctl_column policy_columns[] = {
+    {"vhost", "vhost"},           {"name", "name"},
+    {"pattern", "pattern"},       {"apply_to", "apply-to"},
+    {"definition", "definition"}, {"priority", "priority"},
+};
+static const char *const policy_defaults[] = {"vhost",      "name",     "pattern", "apply_to",
+                                              "definition", "priority", NULL};
+
+static int cmd_list_policies(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = find_command(argv[0]);
+    bool op = is_operator_command(argv[0]);
+    struct ctl_column cols[16];
+    size_t ncols = 0;
+    char path[CTL_PATH_MAX], what[400];
+    json_t *rows;
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        size_t k;
+        for (k = 0; k < cmd->ncolumns && strcmp(cmd->columns[k].name, argv[i]) != 0; k++)
+            ;
+        if (k == cmd->ncolumns)
+            return usage_error(cmd, "unknown column '%s'", argv[i]);
+        if (ncols < sizeof cols / sizeof cols[0])
+            cols[ncols++] = cmd->columns[k];
+    }
+    if (ncols == 0) {
+        for (size_t k = 0; k < cmd->ncolumns; k++)
+            cols[ncols++] = cmd->columns[k];
+    }
+    policy_path(path, sizeof path, op, c->vhost, NULL);
+    snprintf(what, sizeof what, "vhost '%s'", c->vhost);
+    if ((rows = get_json(c, path, what, &rc)) == NULL)
+        return rc;
+    if (c->format == CTL_FORMAT_TABLE && !c->quiet)
+        printf("Listing %s for vhost %s ...\n", op ? "operator policies" : "policies", c->vhost);
+    ctl_print_rows(c, rows, cols, ncols);
+    json_decref(rows);
+    return CTL_OK;
+}
+
+/* ---- help ------------------------------------------------------------------------------ */
+
+static int cmd_help(struct ctl *c, int argc, char **argv);
+
+#define COLUMNS(cols, defaults) cols, sizeof cols / sizeof cols[0], defaults
+
+static const struct command commands[] = {
+    {"status", "", "the broker's version, listeners, totals and message rates",
+     "Reads /api/overview. With --format json, prints it whole.", cmd_status, NULL, 0, NULL},
+    {"list_queues", "[-p VHOST] [COLUMN ...]", "queues of a vhost, with the columns asked for",
+     "Default columns: name messages (as rabbitmqctl list_queues).\n"
+     "Example: warrenctl list_queues -p / name messages consumers",
+     cmd_list, COLUMNS(queue_columns, queue_defaults)},
+    {"list_exchanges", "[-p VHOST] [COLUMN ...]", "exchanges of a vhost",
+     "Default columns: name type.", cmd_list, COLUMNS(exchange_columns, exchange_defaults)},
+    {"list_bindings", "[-p VHOST] [COLUMN ...]", "bindings of a vhost",
+     "Default columns: source_name source_kind destination_name destination_kind routing_key "
+     "arguments.",
+     cmd_list, COLUMNS(binding_columns, binding_defaults)},
+    {"list_connections", "[COLUMN ...]", "client connections",
+     "Default columns: user peer_host peer_port state. The name column is what "
+     "close_connection takes.",
+     cmd_list, COLUMNS(connection_columns, connection_defaults)},
+    {"list_channels", "[COLUMN ...]", "channels of every connection",
+     "Default columns: name user consumer_count messages_unacknowledged.", cmd_list,
+     COLUMNS(channel_columns, channel_defaults)},
+    {"list_consumers", "[-p VHOST] [COLUMN ...]", "consumers of a vhost's queues",
+     "Default columns: queue_name channel consumer_tag ack_required prefetch_count active "
+     "arguments.",
+     cmd_list, COLUMNS(consumer_columns, consumer_defaults)},
+    {"list_vhosts", "[COLUMN ...]", "virtual hosts", "Default columns: name.", cmd_list,
+     COLUMNS(vhost_columns, vhost_defaults)},
+    {"list_users", "[COLUMN ...]", "users", "Default columns: name tags.", cmd_list,
+     COLUMNS(user_columns, user_defaults)},
+    {"list_permissions", "[-p VHOST] [COLUMN ...]", "permissions of the users in a vhost",
+     "Default columns: user configure write read.", cmd_list,
+     COLUMNS(permission_columns, permission_defaults)},
+    {"declare",
+     "queue NAME [durable=true] [auto_delete=false] [arguments=JSON]\n"
+     "       warrenctl declare exchange NAME [type=direct] [durable=true] [auto_delete=false] "
+     "[internal=false] [arguments=JSON]\n"
+     "       warrenctl declare binding SOURCE DESTINATION [destination_type=queue] "
+     "[routing_key=KEY] [arguments=JSON]",
+     "declare a queue, an exchange or a binding in the vhost of -p",
+     "Declaring what exists with the same properties changes nothing; with other properties "
+     "the broker refuses (inequivalent arg).\n"
+     "Example: warrenctl declare queue orders arguments='{\"x-max-length\": 1000}'",
+     cmd_declare, NULL, 0, NULL},
+    {"delete",
+     "queue NAME [if_empty=true] [if_unused=true]\n"
+     "       warrenctl delete exchange NAME [if_unused=true]\n"
+     "       warrenctl delete binding SOURCE DESTINATION [destination_type=queue] "
+     "[routing_key=KEY] [arguments=JSON]",
+     "delete a queue, an exchange or a binding", "", cmd_delete, NULL, 0, NULL},
+    {"purge_queue", "[-p VHOST] QUEUE", "drop the ready messages of a queue", "", cmd_purge_queue,
+     NULL, 0, NULL},
+    {"close_connection", "NAME [REASON]", "close a client connection with 320 CONNECTION_FORCED",
+     "NAME is the connection's name from list_connections name, e.g. "
+     "'127.0.0.1:50412 -> 127.0.0.1:5672'. The client is told REASON (default: \"Closed via "
+     "management plugin\").",
+     cmd_close_connection, NULL, 0, NULL},
+    {"export_definitions", "FILE|-", "write the broker's definitions (RabbitMQ's JSON format)",
+     "Exchanges, queues, bindings, vhosts, users and permissions, as rabbitmqctl "
+     "export_definitions writes them; '-' is standard output.",
+     cmd_export_definitions, NULL, 0, NULL},
+    {"import_definitions", "FILE|-", "apply a definitions file (RabbitMQ's JSON format)",
+     "Objects that exist must be equivalent; '-' reads standard input.", cmd_import_definitions,
+     NULL, 0, NULL},
+    {"publish", "EXCHANGE ROUTING_KEY [PAYLOAD] [properties=JSON] [payload_encoding=string]",
+     "publish one message, for testing",
+     "Without PAYLOAD the body is read from standard "
+     "input. EXCHANGE \"\" is the default exchange.\n"
+     "Example: warrenctl publish \"\" orders 'hello' "
+     "properties='{\"delivery_mode\": 2}'",
+     cmd_publish, NULL, 0, NULL},
+    {"get", "QUEUE [count=1] [ackmode=ack_requeue_true] [encoding=auto] [truncate=BYTES]",
+     "take messages from a queue, for testing",
+     "ackmode: ack_requeue_true (the default: messages stay, marked redelivered), "
+     "ack_requeue_false (removed), reject_requeue_true, reject_requeue_false (dead-lettered).",
+     cmd_get, NULL, 0, NULL},
+    {"add_user", "USER PASSWORD", "create a user (without tags: set_user_tags gives them)",
+     "A user that exists already is an error, as with rabbitmqctl add_user.", cmd_add_user, NULL, 0,
+     NULL},
+    {"delete_user", "USER", "delete a user and its permissions", "", cmd_delete_user, NULL, 0,
+     NULL},
+    {"change_password", "USER PASSWORD", "set a user's password", "", cmd_change_password, NULL, 0,
+     NULL},
+    {"set_user_tags", "USER [TAG ...]", "replace a user's tags (none: clear them)",
+     "Tags: administrator, monitoring, policymaker, management (they open the management API), "
+     "impersonator, or anything else.",
+     cmd_set_user_tags, NULL, 0, NULL},
+    {"list_user_permissions", "USER", "permissions of a user in every vhost", "",
+     cmd_list_user_permissions, NULL, 0, NULL},
+    {"add_vhost", "VHOST [description=TEXT]", "create a virtual host", "", cmd_add_vhost, NULL, 0,
+     NULL},
+    {"delete_vhost", "VHOST", "delete a virtual host with its queues, exchanges and permissions",
+     "Its clients are disconnected first.", cmd_delete_vhost, NULL, 0, NULL},
+    {"set_permissions", "[-p VHOST] USER CONFIGURE WRITE READ",
+     "set a user's permissions in a vhost (regular expressions)",
+     "Example: warrenctl set_permissions -p / app '^app\\.' '.*' '.*'", cmd_set_permissions, NULL,
+     0, NULL},
+    {"clear_permissions", "[-p VHOST] USER", "remove a user's permissions in a vhost", "",
+     cmd_clear_permissions, NULL, 0, NULL},
+    {"set_policy",
+     "[-p VHOST] NAME PATTERN DEFINITION [priority=0] [apply_to=all|queues|exchanges]",
+     "set a policy: queues and exchanges whose name PATTERN matches get DEFINITION",
+     "DEFINITION is a JSON object of RabbitMQ's policy keys: message-ttl, expires, max-length, "
+     "max-length-bytes, overflow, dead-letter-exchange, dead-letter-routing-key, "
+     "delivery-limit, alternate-exchange. Of the policies that match, the highest priority "
+     "applies.\n"
+     "Example: warrenctl set_policy cap '^orders\\.' '{\"max-length\": 1000}' apply_to=queues",
+     cmd_set_policy, NULL, 0, NULL},
+    {"clear_policy", "[-p VHOST] NAME", "remove a policy", "", cmd_clear_policy, NULL, 0, NULL},
+    {"list_policies", "[-p VHOST] [COLUMN ...]", "policies of a vhost", "", cmd_list_policies,
+     COLUMNS(policy_columns, policy_defaults)},
+    {"set_operator_policy",
+     "[-p VHOST] NAME PATTERN DEFINITION [priority=0] [apply_to=all|queues|exchanges]",
+     "set an operator policy: limits users cannot lift (the lower numeric value wins)",
+     "Administrators only.", cmd_set_policy, NULL, 0, NULL},
+    {"clear_operator_policy", "[-p VHOST] NAME", "remove an operator policy", "", cmd_clear_policy,
+     NULL, 0, NULL},
+    {"list_operator_policies", "[-p VHOST] [COLUMN ...]", "operator policies of a vhost", "",
+     cmd_list_policies, COLUMNS(policy_columns, policy_defaults)},
+    {"help", "[COMMAND]", "this list, or one command's help", "", cmd_help, NULL, 0, NULL},
+};
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    }
+    return NULL;
+}
+
+static void general_help(FILE *out)
+{
+    fprintf(out, "usage: warrenctl [OPTIONS] COMMAND [ARGUMENTS]\n"
+                 "Operates a Warren broker through its management HTTP API.\n\n"
+                 "Options (also after the command):\n"
+                 "  --host HOST        broker host (default localhost)\n"
+                 "  --port PORT        management API port (default 15672)\n"
+                 "  -u, --user USER    user name (default guest)\n"
+                 "  --password PASS    password (default guest)\n"
+                 "  -p, --vhost VHOST  virtual host of the command (default /)\n"
+                 "  --format FORMAT    table (default), json or tsv\n"
+                 "  -q, --quiet        no \"Listing ...\" lines or confirmations\n"
+                 "  --timeout SECONDS  how long to wait for the broker (default 60)\n"
+                 "  --config FILE      settings file (default: $WARRENCTL_CONFIG, else "
+                 "~/.warrenctl.conf)\n"
+                 "  -h, --help         this text; COMMAND --help for one command\n"
+                 "  -V, --version      the version\n\n"
+                 "The settings file has lines 'host = ...', 'port', 'user', 'password', 'vhost', "
+                 "'format';\n"
+                 "WARRENCTL_HOST, WARRENCTL_PORT, WARRENCTL_USER, WARRENCTL_PASSWORD and "
+                 "WARRENCTL_VHOST\noverride it, and options override both.\n\n"
+                 "Commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-20s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nExit status: 0 done, 1 the broker is unreachable or refused, 2 wrong "
+                 "command line.\n");
+}
+
+static void command_help(FILE *out, const struct command *cmd)
+{
+    fprintf(out, "usage: warrenctl %s %s\n%s.\n", cmd->name, cmd->args, cmd->summary);
+    if (cmd->help[0] != '\0')
+        fprintf(out, "%s\n", cmd->help);
+    if (cmd->ncolumns > 0) {
+        fprintf(out, "Columns:");
+        for (size_t i = 0; i < cmd->ncolumns; i++)
+            fprintf(out, "%s%s", i % 6 == 0 ? "\n  " : " ", cmd->columns[i].name);
+        fprintf(out, "\n");
+    }
+}
+
+static int cmd_help(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd;
+
+    (void)c;
+    if (argc < 2) {
+        general_help(stdout);
+        return CTL_OK;
+    }
+    if ((cmd = find_command(argv[1])) == NULL)
+        return usage_error(NULL, "unknown command '%s'", argv[1]);
+    command_help(stdout, cmd);
+    return CTL_OK;
+}
+
+/* ---- Settings -------------------------------------------------------------------------- */
+
+static int set_setting(struct ctl *c, const char *key, const char *value, const char *where)
+{
+    char *end;
+    long port;
+    double t;
+
+    if (strcmp(key, "host") == 0)
+        snprintf(c->host, sizeof c->host, "%s", value);
+    else if (strcmp(key, "user") == 0)
+        snprintf(c->user, sizeof c->user, "%s", value);
+    else if (strcmp(key, "password") == 0)
+        snprintf(c->password, sizeof c->password, "%s", value);
+    else if (strcmp(key, "vhost") == 0)
+        snprintf(c->vhost, sizeof c->vhost, "%s", value);
+    else if (strcmp(key, "port") == 0) {
+        port = strtol(value, &end, 10);
+        if (*value == '\0' || *end != '\0' || port < 1 || port > 65535)
+            return usage_error(NULL, "%s: port must be a number from 1 to 65535, not '%s'", where,
+                               value);
+        c->port = (int)port;
+    } else if (strcmp(key, "timeout") == 0) {
+        t = strtod(value, &end);
+        if (*value == '\0' || *end != '\0' || t <= 0 || t > 86400)
+            return usage_error(NULL, "%s: timeout must be a number of seconds, not '%s'", where,
+                               value);
+        c->timeout_s = t;
+    } else if (strcmp(key, "format") == 0) {
+        if (strcmp(value, "table") == 0)
+            c->format = CTL_FORMAT_TABLE;
+        else if (strcmp(value, "json") == 0)
+            c->format = CTL_FORMAT_JSON;
+        else if (strcmp(value, "tsv") == 0)
+            c->format = CTL_FORMAT_TSV;
+        else
+            return usage_error(NULL, "%s: format must be table, json or tsv, not '%s'", where,
+                               value);
+    } else {
+        return usage_error(NULL, "%s: unknown setting '%s'", where, key);
+    }
+    return CTL_OK;
+}
+
+/* key = value lines; '#' starts a comment. A missing default file is fine, a missing named
+ * one is not. */
+static int load_settings(struct ctl *c, const char *path, bool must_exist)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024], where[1100];
+    unsigned n = 0;
+    int rc = CTL_OK;
+
+    if (f == NULL) {
+        if (!must_exist && errno == ENOENT)
+            return CTL_OK;
+        fprintf(stderr, "warrenctl: cannot read %s: %s\n", path, strerror(errno));
+        return CTL_USAGE;
+    }
+    while (rc == CTL_OK && fgets(line, sizeof line, f) != NULL) {
+        char *key = line, *eq, *value, *hash = strchr(line, '#');
+        n++;
+        if (hash != NULL)
+            *hash = '\0';
+        while (*key == ' ' || *key == '\t')
+            key++;
+        value = key + strlen(key);
+        while (value > key &&
+               (value[-1] == '\n' || value[-1] == ' ' || value[-1] == '\t' || value[-1] == '\r'))
+            *--value = '\0';
+        if (*key == '\0')
+            continue;
+        snprintf(where, sizeof where, "%s:%u", path, n);
+        if ((eq = strchr(key, '=')) == NULL) {
+            rc = usage_error(NULL, "%s: expected 'key = value'", where);
+            break;
+        }
+        value = eq + 1;
+        while (eq > key && (eq[-1] == ' ' || eq[-1] == '\t'))
+            eq--;
+        *eq = '\0';
+        while (*value == ' ' || *value == '\t')
+            value++;
+        rc = set_setting(c, key, value, where);
+    }
+    fclose(f);
+    return rc;
+}
+
+/* ---- main ------------------------------------------------------------------------------ */
+
+/* Options that take a value, and the setting they set. */
+static const struct {
+    const char *long_name;
+    char short_name;
+    const char *setting;
+} value_options[] = {
+    {"host", 0, "host"},         {"port", 0, "port"},     {"user", 'u', "user"},
+    {"password", 0, "password"}, {"vhost", 'p', "vhost"}, {"format", 0, "format"},
+    {"timeout", 0, "timeout"},   {"config", 0, NULL},
+};
+
+int main(int argc, char **argv)
+{
+    struct ctl c = {.port = 15672, .timeout_s = 60, .format = CTL_FORMAT_TABLE};
+    char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    const char *config = getenv("WARRENCTL_CONFIG");
+    const char *settings[sizeof value_options / sizeof value_options[0]] = {0};
+    bool help = false, only_positional = false, config_named = config != NULL;
+    int npos = 0, rc;
+    const struct command *cmd;
+    static const char *const env[][2] = {
+        {"WARRENCTL_HOST", "host"},   {"WARRENCTL_PORT", "port"},
+        {"WARRENCTL_USER", "user"},   {"WARRENCTL_PASSWORD", "password"},
+        {"WARRENCTL_VHOST", "vhost"},
+    };
+    char home_config[1024];
+
+    if (pos == NULL)
+        return CTL_ERROR;
+    snprintf(c.host, sizeof c.host, "localhost");
+    snprintf(c.user, sizeof c.user, "guest");
+    snprintf(c.password, sizeof c.password, "guest");
+    snprintf(c.vhost, sizeof c.vhost, "/");
+
+    /* Options first (anywhere on the line), so the files they name are read before the
+     * values they set are applied. */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *value = NULL;
+        size_t k;
+        if (only_positional || a[0] != '-' || a[1] == '\0') {
+            pos[npos++] = argv[i];
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_positional = true;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            help = true;
+            continue;
+        }
+        if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+            c.quiet = true;
+            continue;
+        }
+        if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+            printf("warrenctl %s\n", PACKAGE_VERSION);
+            free(pos);
+            return CTL_OK;
+        }
+        for (k = 0; k < sizeof value_options / sizeof value_options[0]; k++) {
+            size_t n = strlen(value_options[k].long_name);
+            if (a[1] == '-' && strncmp(a + 2, value_options[k].long_name, n) == 0 &&
+                (a[2 + n] == '\0' || a[2 + n] == '=')) {
+                value = a[2 + n] == '=' ? a + 3 + n : NULL;
+                break;
+            }
+            if (a[1] != '-' && a[1] == value_options[k].short_name && value_options[k].short_name &&
+                a[2] == '\0')
+                break;
+        }
+        if (k == sizeof value_options / sizeof value_options[0]) {
+            free(pos);
+            return usage_error(NULL, "unknown option '%s'", a);
+        }
+        if (value == NULL) {
+            if (i + 1 == argc) {
+                free(pos);
+                return usage_error(NULL, "option '%s' needs a value", a);
+            }
+            value = argv[++i];
+        }
+        if (value_options[k].setting == NULL) {
+            config = value;
+            config_named = true;
+        } else {
+            settings[k] = value;
+        }
+    }
+    if (config == NULL && getenv("HOME") != NULL) {
+        snprintf(home_config, sizeof home_config, "%s/.warrenctl.conf", getenv("HOME"));
+        config = home_config;
+    }
+    if (config != NULL && (rc = load_settings(&c, config, config_named)) != CTL_OK) {
+        free(pos);
+        return rc;
+    }
+    for (size_t k = 0; k < sizeof env / sizeof env[0]; k++) {
+        const char *v = getenv(env[k][0]);
+        if (v != NULL && (rc = set_setting(&c, env[k][1], v, env[k][0])) != CTL_OK) {
+            free(pos);
+            return rc;
+        }
+    }
+    for (size_t k = 0; k < sizeof value_options / sizeof value_options[0]; k++) {
+        char where[64];
+        snprintf(where, sizeof where, "--%s", value_options[k].long_name);
+        if (settings[k] != NULL &&
+            (rc = set_setting(&c, value_options[k].setting, settings[k], where)) != CTL_OK) {
+            free(pos);
+            return rc;
+        }
+    }
+
+    if (npos == 0) {
+        general_help(help ? stdout : stderr);
+        free(pos);
+        return help ? CTL_OK : CTL_USAGE;
+    }
+    if ((cmd = find_command(pos[0])) == NULL) {
+        rc = usage_error(NULL, "unknown command '%s'", pos[0]);
+        free(pos);
+        return rc;
+    }
+    if (help) {
+        command_help(stdout, cmd);
+        free(pos);
+        return CTL_OK;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = cmd->run(&c, npos, pos);
+    curl_global_cleanup();
+    free(pos);
+    return rc;
+}

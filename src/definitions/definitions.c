@@ -1,0 +1,1537 @@
+/* RabbitMQ definitions files: see definitions.h for the format, the order of application and
+ * the refusals. */
+#include "src/definitions/definitions.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "exchanges/registry.h"
+#include "src/base/log.h"
+#include "src/base/util.h"
+
+#define DEFINITIONS_FILE_MAX_BYTES (64u << 20)
+
+static void set_err(char *err, size_t err_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t err_size, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || err_size == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, err_size, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- struct definitions ---------------------------------------------------------------- */
+
+struct definitions *definitions_new(void)
+{
+    return xcalloc(1, sizeof(struct definitions));
+}
+
+static struct wire_table table_dup(struct wire_table t)
+{
+    struct wire_bytes copy = {0};
+
+    if (t.raw.len > 0) {
+        uint8_t *p = xmalloc(t.raw.len);
+        memcpy(p, t.raw.ptr, t.raw.len);
+        copy = (struct wire_bytes){.ptr = p, .len = t.raw.len};
+    }
+    return (struct wire_table){.raw = copy};
+}
+
+static void table_free(struct wire_table *t)
+{
+    free((void *)t->raw.ptr);
+    *t = (struct wire_table){{0}};
+}
+
+void definitions_free(struct definitions *d)
+{
+    if (d == NULL)
+        return;
+    for (size_t i = 0; i < d->exchanges_len; i++) {
+        struct def_exchange *x = &d->exchanges[i];
+        free(x->vhost);
+        free(x->name);
+        free(x->type);
+        table_free(&x->arguments);
+    }
+    for (size_t i = 0; i < d->queues_len; i++) {
+        struct def_queue *q = &d->queues[i];
+        free(q->vhost);
+        free(q->name);
+        table_free(&q->arguments);
+    }
+    for (size_t i = 0; i < d->bindings_len; i++) {
+        struct def_binding *b = &d->bindings[i];
+        free(b->vhost);
+        free(b->source);
+        free(b->destination);
+        free(b->routing_key);
+        table_free(&b->arguments);
+    }
+    for (size_t i = 0; i < d->policies_len; i++) {
+        struct def_policy *p = &d->policies[i];
+        free(p->vhost);
+        free(p->name);
+        free(p->pattern);
+        free(p->apply_to);
+        table_free(&p->definition);
+    }
+    free(d->exchanges);
+    free(d->queues);
+    free(d->bindings);
+    free(d->policies);
+    free(d);
+}
+
+/* Appends one zeroed element to an array of elements of elem_size bytes. */
+static void *grow(void *array, size_t *len, size_t elem_size)
+{
+    char *p = xrealloc(array, (*len + 1) * elem_size);
+
+    memset(p + *len * elem_size, 0, elem_size);
+    (*len)++;
+    return p;
+}
+
+void definitions_add_exchange(struct definitions *d, const char *vhost, const char *name,
+                              const char *type, bool durable, bool auto_delete, bool internal,
+                              struct wire_table arguments)
+{
+    struct def_exchange *x;
+
+    d->exchanges = grow(d->exchanges, &d->exchanges_len, sizeof *d->exchanges);
+    x = &d->exchanges[d->exchanges_len - 1];
+    *x = (struct def_exchange){.vhost = xstrdup(vhost),
+                               .name = xstrdup(name),
+                               .type = xstrdup(type),
+                               .durable = durable,
+                               .auto_delete = auto_delete,
+                               .internal = internal,
+                               .arguments = table_dup(arguments)};
+}
+
+void definitions_add_queue(struct definitions *d, const char *vhost, const char *name, bool durable,
+                           bool auto_delete, struct wire_table arguments)
+{
+    struct def_queue *q;
+
+    d->queues = grow(d->queues, &d->queues_len, sizeof *d->queues);
+    q = &d->queues[d->queues_len - 1];
+    *q = (struct def_queue){.vhost = xstrdup(vhost),
+                            .name = xstrdup(name),
+                            .durable = durable,
+                            .auto_delete = auto_delete,
+                            .arguments = table_dup(arguments)};
+}
+
+void definitions_add_binding(struct definitions *d, const char *vhost, const char *source,
+                             const char *destination, bool destination_is_exchange,
+                             const char *routing_key, struct wire_table arguments)
+{
+    struct def_binding *b;
+
+    d->bindings = grow(d->bindings, &d->bindings_len, sizeof *d->bindings);
+    b = &d->bindings[d->bindings_len - 1];
+    *b = (struct def_binding){.vhost = xstrdup(vhost),
+                              .source = xstrdup(source),
+                              .destination = xstrdup(destination),
+                              .destination_is_exchange = destination_is_exchange,
+                              .routing_key = xstrdup(routing_key),
+                              .arguments = table_dup(arguments)};
+}
+
+void definitions_add_policy(struct definitions *d, const char *vhost, const char *name,
+                            const char *pattern, const char *apply_to, int64_t priority,
+                            struct wire_table definition)
+{
+    struct def_policy *p;
+
+    d->policies = grow(d->policies, &d->policies_len, sizeof *d->policies);
+    p = &d->policies[d->policies_len - 1];
+    *p = (struct def_policy){.vhost = xstrdup(vhost),
+                             .name = xstrdup(name),
+                             .pattern = xstrdup(pattern),
+                             .apply_to = xstrdup(apply_to),
+                             .priority = priority,
+                             .definition = table_dup(definition)};
+}
+
+/* ---- JSON <-> AMQP tables -------------------------------------------------------------- */
+
+static bool put_json_value(struct wire_writer *w, const json_t *v, int depth, char *err,
+                           size_t err_size);
+
+static bool put_json_entries(struct wire_writer *w, const json_t *obj, int depth, char *err,
+                             size_t err_size)
+{
+    const char *key;
+    json_t *value;
+
+    json_object_foreach((json_t *)obj, key, value)
+    {
+        size_t key_len = strlen(key);
+        if (key_len > 255) {
+            set_err(err, err_size, "argument name '%.40s...' is longer than 255 bytes", key);
+            return false;
+        }
+        wire_put_shortstr(w, (struct wire_bytes){.ptr = (const uint8_t *)key, .len = key_len});
+        if (!put_json_value(w, value, depth, err, err_size))
+            return false;
+    }
+    return true;
+}
+
+/* One value with its type letter, as rabbit_misc:to_amqp_table types JSON. */
+static bool put_json_value(struct wire_writer *w, const json_t *v, int depth, char *err,
+                           size_t err_size)
+{
+    struct wire_field f = {0};
+    size_t begin, i;
+    json_t *item;
+
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        f.type = 'S';
+        f.v.bytes = (struct wire_bytes){.ptr = (const uint8_t *)json_string_value(v),
+                                        .len = json_string_length(v)};
+        break;
+    case JSON_INTEGER:
+        f.type = 'l';
+        f.v.i = (int64_t)json_integer_value(v);
+        break;
+    case JSON_REAL:
+        f.type = 'd';
+        f.v.f64 = json_real_value(v);
+        break;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        f.type = 't';
+        f.v.boolean = json_is_true(v);
+        break;
+    case JSON_NULL:
+        /* 'V' exists, but RabbitMQ refuses null here ({unhandled_type, nil}): a file
+         * Warren accepts must import into RabbitMQ too. */
+        set_err(err, err_size, "null is not a value RabbitMQ accepts in arguments");
+        return false;
+    case JSON_OBJECT:
+    case JSON_ARRAY:
+        if (depth >= WIRE_TABLE_MAX_DEPTH) {
+            set_err(err, err_size, "arguments nest deeper than %d levels", WIRE_TABLE_MAX_DEPTH);
+            return false;
+        }
+        wire_put_u8(w, json_is_object(v) ? 'F' : 'A');
+        begin = wire_table_begin(w);
+        if (json_is_object(v)) {
+            if (!put_json_entries(w, v, depth + 1, err, err_size))
+                return false;
+        } else {
+            json_array_foreach((json_t *)v, i, item)
+            {
+                if (!put_json_value(w, item, depth + 1, err, err_size))
+                    return false;
+            }
+        }
+        wire_table_end(w, begin);
+        return true;
+    }
+    wire_put_field(w, &f);
+    return true;
+}
+
+int definitions_json_to_table(const json_t *json, struct wire_table *out, char *err,
+                              size_t err_size)
+{
+    const json_t *obj = json;
+    uint8_t probe[256];
+    struct wire_writer w = wire_writer_init(probe, sizeof probe);
+    uint8_t *buf;
+    size_t need;
+
+    *out = (struct wire_table){{0}};
+    if (obj == NULL || json_is_null(obj) || (json_is_array(obj) && json_array_size(obj) == 0))
+        return 0; /* absent, null and [] all mean no arguments, as in rabbit_definitions */
+    if (!json_is_object(obj)) {
+        set_err(err, err_size, "not an object");
+        return -1;
+    }
+    /* Sized by a first pass: the writer counts what it could not store. */
+    if (!put_json_entries(&w, obj, 0, err, err_size))
+        return -1;
+    need = wire_writer_used(&w);
+    if (need == 0)
+        return 0;
+    buf = xmalloc(need);
+    w = wire_writer_init(buf, need);
+    put_json_entries(&w, obj, 0, NULL, 0);
+    assert(!wire_writer_overflowed(&w) && wire_writer_used(&w) == need);
+    out->raw = (struct wire_bytes){.ptr = buf, .len = need};
+    return 0;
+}
+
+static json_t *field_to_json(const struct wire_field *f, int depth);
+
+static json_t *entries_to_json(struct wire_table t, bool named, int depth)
+{
+    json_t *out = named ? json_object() : json_array();
+    struct wire_table_iter ti;
+    struct wire_array_iter ai;
+    struct wire_bytes name;
+    struct wire_field f;
+
+    /* Checking the outer table checks everything nested in it. */
+    if (depth > WIRE_TABLE_MAX_DEPTH || (depth == 0 && !wire_table_check(t.raw)))
+        goto fail;
+    if (named)
+        wire_table_iter_init(&ti, t);
+    else
+        wire_array_iter_init(&ai, (struct wire_array){.raw = t.raw});
+    while (named ? wire_table_next(&ti, &name, &f) : wire_array_next(&ai, &f)) {
+        json_t *v = field_to_json(&f, depth + 1);
+        char *key;
+        if (v == NULL)
+            goto fail;
+        if (!named) {
+            json_array_append_new(out, v);
+            continue;
+        }
+        key = xstrndup_bytes(name);
+        json_object_set_new(out, key, v);
+        free(key);
+    }
+    return out;
+fail:
+    json_decref(out);
+    return NULL;
+}
+
+static json_t *field_to_json(const struct wire_field *f, int depth)
+{
+    double scale;
+
+    switch (f->type) {
+    case 't':
+        return json_boolean(f->v.boolean);
+    case 'b':
+    case 's':
+    case 'I':
+    case 'l':
+        return json_integer((json_int_t)f->v.i);
+    case 'B':
+    case 'u':
+    case 'i':
+    case 'L':
+    case 'T':
+        return f->v.u > INT64_MAX ? json_real((double)f->v.u) : json_integer((json_int_t)f->v.u);
+    case 'f':
+        return json_real(f->v.f32);
+    case 'd':
+        return json_real(f->v.f64);
+    case 'D':
+        /* One division, so that 314 with scale 2 is the double nearest to 3.14. */
+        scale = 1;
+        for (unsigned i = 0; i < f->v.decimal.scale; i++)
+            scale *= 10;
+        return json_real(f->v.decimal.value / scale);
+    case 'S':
+    case 'x':
+        /* NULL when the bytes are not UTF-8: JSON cannot carry them. */
+        return json_stringn((const char *)f->v.bytes.ptr, f->v.bytes.len);
+    case 'F':
+        return entries_to_json(f->v.table, true, depth);
+    case 'A':
+        return entries_to_json((struct wire_table){.raw = f->v.array.raw}, false, depth);
+    case 'V':
+        return json_null();
+    default:
+        return NULL;
+    }
+}
+
+json_t *definitions_table_to_json(struct wire_table t)
+{
+    return entries_to_json(t, true, 0);
+}
+
+/* ---- Import ---------------------------------------------------------------------------- */
+
+/* What is being imported, with the names the document itself defines (keys borrowed from
+ * the document's strings): a permission may name a user defined earlier in the same file. */
+struct import {
+    struct auth_db *db;
+    const char *version; /* rabbitmq_version, else rabbit_version; may be NULL */
+    struct hmap doc_users, doc_vhosts;
+    struct definitions *defs;
+    char *err;
+    size_t err_size;
+};
+
+static const char *const known_keys[] = {
+    "rabbit_version", "rabbitmq_version",  "users",    "vhosts", "permissions", "topic_permissions",
+    "parameters",     "global_parameters", "policies", "queues", "exchanges",   "bindings",
+};
+
+static bool user_known(const struct import *im, const char *name)
+{
+    struct wire_bytes key = wire_cstr(name);
+    return hmap_get(&im->doc_users, key) != NULL || auth_user_find(im->db, key) != NULL;
+}
+
+static bool vhost_known(const struct import *im, const char *name)
+{
+    struct wire_bytes key = wire_cstr(name);
+    return hmap_get(&im->doc_vhosts, key) != NULL || auth_vhost_find(im->db, key) != NULL;
+}
+
+/* A string member, or NULL when absent. A member of another type is an error. */
+static int get_string(struct import *im, const char *where, const json_t *obj, const char *key,
+                      bool required, const char **out)
+{
+    json_t *v = json_object_get(obj, key);
+
+    *out = NULL;
+    if (v == NULL || (json_is_null(v) && !required)) {
+        if (required) {
+            set_err(im->err, im->err_size, "%s: missing \"%s\"", where, key);
+            return -1;
+        }
+        return 0;
+    }
+    if (!json_is_string(v)) {
+        set_err(im->err, im->err_size, "%s: \"%s\" is not a string", where, key);
+        return -1;
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int get_bool(struct import *im, const char *where, const json_t *obj, const char *key,
+                    bool *out)
+{
+    json_t *v = json_object_get(obj, key);
+
+    *out = false;
+    if (v == NULL)
+        return 0;
+    if (!json_is_boolean(v)) {
+        set_err(im->err, im->err_size, "%s: \"%s\" is not true or false", where, key);
+        return -1;
+    }
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int get_table(struct import *im, const char *where, const json_t *obj, const char *key,
+                     struct wire_table *out)
+{
+    char why[AUTH_ERR_MAX];
+
+    if (definitions_json_to_table(json_object_get(obj, key), out, why, sizeof why) < 0) {
+        set_err(im->err, im->err_size, "%s: \"%s\": %s", where, key, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* RabbitMQ's vhost check, with its wording; a missing vhost is its 'undefined'. */
+static int check_vhost(struct import *im, const char *where, const char *vhost)
+{
+    if (vhost == NULL || !vhost_known(im, vhost)) {
+        set_err(im->err, im->err_size, "%s: virtual host '%s' does not exist", where,
+                vhost != NULL ? vhost : "undefined");
+        return -1;
+    }
+    return 0;
+}
+
+/* A JSON value as RabbitMQ's messages print it. */
+static void describe(const json_t *v, char *out, size_t size)
+{
+    char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+
+    snprintf(out, size, "%s", text != NULL ? text : "?");
+    free(text);
+}
+
+/* ---- users ---- */
+
+struct user_def {
+    const char *name, *password, *password_hash;
+    enum auth_hash_algorithm algorithm;
+    const char **tags;
+    size_t tags_len;
+    char *tags_buf; /* the split copy of a comma-separated tags string */
+    int64_t max_connections, max_channels;
+};
+
+static void user_def_free(struct user_def *u)
+{
+    free(u->tags);
+    free(u->tags_buf);
+}
+
+static char *strip(char *s)
+{
+    char *end;
+
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+        s++;
+    end = s + strlen(s);
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
+        *--end = '\0';
+    return s;
+}
+
+/* tags: "a,b" (as exported before 3.9) or ["a","b"]; an empty piece is dropped, like
+ * string:tokens. */
+static int parse_tags(struct import *im, const char *where, const json_t *v, struct user_def *u)
+{
+    size_t i;
+    json_t *item;
+
+    if (json_is_string(v)) {
+        char *save = NULL, *piece;
+        u->tags_buf = xstrdup(json_string_value(v));
+        u->tags = xcalloc(strlen(u->tags_buf) / 2 + 1, sizeof *u->tags);
+        for (piece = strtok_r(u->tags_buf, ",", &save); piece != NULL;
+             piece = strtok_r(NULL, ",", &save)) {
+            piece = strip(piece);
+            if (*piece != '\0')
+                u->tags[u->tags_len++] = piece;
+        }
+        return 0;
+    }
+    if (!json_is_array(v)) {
+        set_err(im->err, im->err_size, "%s: \"tags\" is not a string or an array of strings",
+                where);
+        return -1;
+    }
+    u->tags = xcalloc(json_array_size(v) + 1, sizeof *u->tags);
+    json_array_foreach((json_t *)v, i, item)
+    {
+        if (!json_is_string(item)) {
+            set_err(im->err, im->err_size, "%s: a tag is not a string", where);
+            return -1;
+        }
+        u->tags[u->tags_len++] = json_string_value(item);
+    }
+    return 0;
+}
+
+/* User limits, validated as rabbit_auth_backend_internal:validate_user_limits does. */
+static int parse_user_limits(struct import *im, const char *where, const json_t *v,
+                             struct user_def *u)
+{
+    const char *key;
+    json_t *value;
+    char shown[128];
+
+    u->max_connections = u->max_channels = -1;
+    if (v == NULL || json_is_null(v) || (json_is_array(v) && json_array_size(v) == 0))
+        return 0;
+    if (!json_is_object(v)) {
+        set_err(im->err, im->err_size, "%s: \"limits\" is not an object", where);
+        return -1;
+    }
+    json_object_foreach((json_t *)v, key, value)
+    {
+        int64_t *slot = strcmp(key, "max-connections") == 0 ? &u->max_connections
+                        : strcmp(key, "max-channels") == 0  ? &u->max_channels
+                                                            : NULL;
+        if (slot == NULL) {
+            set_err(im->err, im->err_size,
+                    "%s: limits: unrecognised limit '%s' (a user has max-connections and "
+                    "max-channels)",
+                    where, key);
+            return -1;
+        }
+        if (!json_is_integer(value)) {
+            describe(value, shown, sizeof shown);
+            set_err(im->err, im->err_size, "%s: limits: %s should be a number, actually was %s",
+                    where, key, shown);
+            return -1;
+        }
+        *slot = (int64_t)json_integer_value(value);
+    }
+    return 0;
+}
+
+/* Without hashing_algorithm, RabbitMQ guesses from the exporting version: MD5 before 3.6. */
+static enum auth_hash_algorithm algorithm_for_version(const char *version)
+{
+    if (version != NULL && strncmp(version, "3.", 2) == 0 && version[2] >= '0' &&
+        version[2] <= '5' && version[3] == '.')
+        return AUTH_HASH_MD5;
+    return AUTH_HASH_SHA256;
+}
+
+static int parse_user(struct import *im, size_t index, const json_t *obj, struct user_def *u)
+{
+    char where[AUTH_ERR_MAX];
+    const char *algorithm = NULL;
+    json_t *tags, *admin;
+    uint8_t hash[AUTH_HASH_MAX_BYTES];
+
+    memset(u, 0, sizeof *u);
+    snprintf(where, sizeof where, "users[%zu]", index);
+    if (get_string(im, where, obj, "name", true, &u->name) < 0)
+        return -1;
+    snprintf(where, sizeof where, "users[%zu] '%s'", index, u->name);
+    if (get_string(im, where, obj, "password", false, &u->password) < 0 ||
+        get_string(im, where, obj, "password_hash", false, &u->password_hash) < 0 ||
+        get_string(im, where, obj, "hashing_algorithm", false, &algorithm) < 0)
+        return -1;
+    if (u->password != NULL && u->password_hash != NULL) {
+        set_err(im->err, im->err_size,
+                "%s: both password and password_hash are provided "
+                "(both_password_and_password_hash_are_provided)",
+                where);
+        return -1;
+    }
+    u->algorithm = algorithm_for_version(im->version);
+    if (algorithm != NULL && auth_hash_algorithm_parse(algorithm, &u->algorithm) < 0) {
+        set_err(im->err, im->err_size, "%s: unknown hashing_algorithm '%s'", where, algorithm);
+        return -1;
+    }
+    if (u->password_hash != NULL) {
+        int len = auth_base64_decode(u->password_hash, hash, sizeof hash);
+        size_t want = auth_hash_length(u->algorithm);
+        if (len < 0) {
+            set_err(im->err, im->err_size, "%s: password_hash is not base64 (not_base64)", where);
+            return -1;
+        }
+        if (len != 0 && (size_t)len != want) {
+            set_err(im->err, im->err_size,
+                    "%s: password_hash holds %d bytes, %s hashes are %zu (4 of salt and the "
+                    "digest)",
+                    where, len, auth_hash_algorithm_name(u->algorithm), want);
+            return -1;
+        }
+    }
+    tags = json_object_get(obj, "tags");
+    admin = json_object_get(obj, "administrator");
+    if (tags != NULL) {
+        if (parse_tags(im, where, tags, u) < 0)
+            return -1;
+    } else if (admin != NULL) {
+        /* Before tags existed (2.x) a user was an administrator or not. */
+        bool is_admin = json_is_true(admin) ||
+                        (json_is_string(admin) && strcmp(json_string_value(admin), "true") == 0);
+        u->tags = xcalloc(1, sizeof *u->tags);
+        if (is_admin)
+            u->tags[u->tags_len++] = "administrator";
+    } else {
+        set_err(im->err, im->err_size, "%s: missing \"tags\" (tags_not_present)", where);
+        return -1;
+    }
+    return parse_user_limits(im, where, json_object_get(obj, "limits"), u);
+}
+
+static int apply_user(struct import *im, const struct user_def *u)
+{
+    struct auth_db *db = im->db;
+
+    if (u->password != NULL) {
+        if (auth_user_put(db, u->name, u->password, u->tags, u->tags_len, im->err, im->err_size) <
+            0)
+            return -1;
+    } else {
+        /* No password either way leaves the user without one: it can still be used with
+         * mechanisms that need none (RabbitMQ: x509, other backends). */
+        if (auth_user_put_hash(db, u->name, u->password_hash != NULL ? u->password_hash : "",
+                               u->algorithm, im->err, im->err_size) < 0)
+            return -1;
+        auth_user_set_tags(db, u->name, u->tags, u->tags_len);
+    }
+    auth_user_set_limits(db, u->name, u->max_connections, u->max_channels);
+    return 0;
+}
+
+/* ---- vhosts ---- */
+
+struct vhost_def {
+    const char *name, *description, *default_queue_type;
+    const char **tags;
+    size_t tags_len;
+};
+
+static int parse_vhost(struct import *im, size_t index, const json_t *obj, struct vhost_def *v)
+{
+    char where[AUTH_ERR_MAX];
+    json_t *metadata, *tags, *item;
+    size_t i;
+
+    memset(v, 0, sizeof *v);
+    snprintf(where, sizeof where, "vhosts[%zu]", index);
+    if (get_string(im, where, obj, "name", true, &v->name) < 0)
+        return -1;
+    snprintf(where, sizeof where, "vhosts[%zu] '%s'", index, v->name);
+    metadata = json_object_get(obj, "metadata");
+    if (metadata != NULL && !json_is_object(metadata)) {
+        set_err(im->err, im->err_size, "%s: \"metadata\" is not an object", where);
+        return -1;
+    }
+    /* Top-level description and tags (3.8 style) win over metadata's, as in add_vhost. */
+    if (get_string(im, where, obj, "description", false, &v->description) < 0 ||
+        (v->description == NULL && metadata != NULL &&
+         get_string(im, where, metadata, "description", false, &v->description) < 0) ||
+        get_string(im, where, obj, "default_queue_type", false, &v->default_queue_type) < 0 ||
+        (v->default_queue_type == NULL && metadata != NULL &&
+         get_string(im, where, metadata, "default_queue_type", false, &v->default_queue_type) < 0))
+        return -1;
+    tags = json_object_get(obj, "tags");
+    if (tags == NULL && metadata != NULL)
+        tags = json_object_get(metadata, "tags");
+    if (tags == NULL || json_is_null(tags))
+        return 0;
+    if (!json_is_array(tags)) {
+        set_err(im->err, im->err_size, "%s: \"tags\" is not an array of strings", where);
+        return -1;
+    }
+    v->tags = xcalloc(json_array_size(tags) + 1, sizeof *v->tags);
+    json_array_foreach(tags, i, item)
+    {
+        if (!json_is_string(item)) {
+            set_err(im->err, im->err_size, "%s: a tag is not a string", where);
+            return -1;
+        }
+        v->tags[v->tags_len++] = json_string_value(item);
+    }
+    return 0;
+}
+
+/* ---- permissions ---- */
+
+struct perm_def {
+    const char *user, *vhost, *exchange; /* exchange: topic permissions only */
+    const char *configure, *write, *read;
+};
+
+static int compile_check(struct import *im, const char *where, const char *what,
+                         const char *pattern, const char *user, const char *vhost, bool topic)
+{
+    struct auth_pattern p;
+    char why[AUTH_ERR_MAX];
+    char *expanded;
+    int rc;
+
+    if (auth_pattern_compile(&p, pattern, why, sizeof why) < 0) {
+        set_err(im->err, im->err_size, "%s: %s: %s", where, what, why);
+        return -1;
+    }
+    auth_pattern_free(&p);
+    if (!topic)
+        return 0;
+    /* A user or vhost name can turn a valid pattern into an invalid one ("^{username}" for
+     * a user named "a(b"): refused here rather than at every publish. */
+    expanded = auth_expand_topic_pattern(pattern, user, vhost, NULL);
+    rc = auth_pattern_compile(&p, expanded, why, sizeof why);
+    free(expanded);
+    if (rc < 0) {
+        set_err(im->err, im->err_size, "%s: %s after expanding {username} and {vhost}: %s", where,
+                what, why);
+        return -1;
+    }
+    auth_pattern_free(&p);
+    return 0;
+}
+
+static int parse_permission(struct import *im, const char *kind, size_t index, const json_t *obj,
+                            bool topic, struct perm_def *p)
+{
+    char where[AUTH_ERR_MAX];
+
+    memset(p, 0, sizeof *p);
+    snprintf(where, sizeof where, "%s[%zu]", kind, index);
+    if (get_string(im, where, obj, "user", true, &p->user) < 0 ||
+        get_string(im, where, obj, "vhost", true, &p->vhost) < 0 ||
+        (topic && get_string(im, where, obj, "exchange", true, &p->exchange) < 0) ||
+        (!topic && get_string(im, where, obj, "configure", true, &p->configure) < 0) ||
+        get_string(im, where, obj, "write", true, &p->write) < 0 ||
+        get_string(im, where, obj, "read", true, &p->read) < 0)
+        return -1;
+    if (!user_known(im, p->user)) {
+        set_err(im->err, im->err_size, "%s: user '%s' does not exist (no_such_user)", where,
+                p->user);
+        return -1;
+    }
+    if (check_vhost(im, where, p->vhost) < 0)
+        return -1;
+    snprintf(where, sizeof where, "%s[%zu] (user '%s' in vhost '%s')", kind, index, p->user,
+             p->vhost);
+    if ((!topic &&
+         compile_check(im, where, "configure", p->configure, p->user, p->vhost, false) < 0) ||
+        compile_check(im, where, "write", p->write, p->user, p->vhost, topic) < 0 ||
+        compile_check(im, where, "read", p->read, p->user, p->vhost, topic) < 0)
+        return -1;
+    return 0;
+}
+
+/* ---- parameters ---- */
+
+/* vhost-limits is the one runtime parameter component that belongs to the auth database
+ * (the vhost's limits); other components belong to plugins Warren does not have. */
+static int parse_parameter(struct import *im, size_t index, const json_t *obj, bool apply)
+{
+    char where[AUTH_ERR_MAX], shown[128];
+    const char *component, *name, *vhost, *key;
+    int64_t max_connections = -1, max_queues = -1;
+    json_t *value, *v;
+
+    snprintf(where, sizeof where, "parameters[%zu]", index);
+    if (get_string(im, where, obj, "component", true, &component) < 0 ||
+        get_string(im, where, obj, "name", true, &name) < 0 ||
+        get_string(im, where, obj, "vhost", false, &vhost) < 0)
+        return -1;
+    snprintf(where, sizeof where, "parameters[%zu] %s '%s'", index, component, name);
+    if (strcmp(component, "vhost-limits") != 0) {
+        if (!apply)
+            log_warn(NULL,
+                     "definitions: %s: runtime parameter component '%s' is not supported, "
+                     "ignored",
+                     where, component);
+        return 0;
+    }
+    if (check_vhost(im, where, vhost) < 0)
+        return -1;
+    value = json_object_get(obj, "value");
+    if (!json_is_object(value)) {
+        set_err(im->err, im->err_size, "%s: \"value\" is not an object", where);
+        return -1;
+    }
+    json_object_foreach(value, key, v)
+    {
+        int64_t *slot = strcmp(key, "max-connections") == 0 ? &max_connections
+                        : strcmp(key, "max-queues") == 0    ? &max_queues
+                                                            : NULL;
+        if (slot == NULL) {
+            set_err(im->err, im->err_size,
+                    "%s: unrecognised limit '%s' (a vhost has max-connections and max-queues)",
+                    where, key);
+            return -1;
+        }
+        if (!json_is_integer(v)) {
+            describe(v, shown, sizeof shown);
+            set_err(im->err, im->err_size, "%s: %s should be a number, actually was %s", where, key,
+                    shown);
+            return -1;
+        }
+        *slot = (int64_t)json_integer_value(v);
+    }
+    if (apply)
+        auth_vhost_set_limits(im->db, vhost, max_connections, max_queues);
+    return 0;
+}
+
+/* ---- exchanges, queues, bindings, policies ---- */
+
+static bool amq_prefixed(const char *name)
+{
+    return strncmp(name, "amq.", 4) == 0;
+}
+
+static int parse_exchange(struct import *im, size_t index, const json_t *obj)
+{
+    char where[AUTH_ERR_MAX];
+    const char *name, *vhost, *type;
+    bool durable, auto_delete, internal;
+    struct wire_table args;
+
+    snprintf(where, sizeof where, "exchanges[%zu]", index);
+    if (get_string(im, where, obj, "name", true, &name) < 0)
+        return -1;
+    snprintf(where, sizeof where, "exchanges[%zu] '%s'", index, name);
+    if (get_string(im, where, obj, "vhost", false, &vhost) < 0 || check_vhost(im, where, vhost) < 0)
+        return -1;
+    snprintf(where, sizeof where, "exchanges[%zu] '%s' in vhost '%s'", index, name, vhost);
+    if (get_string(im, where, obj, "type", true, &type) < 0)
+        return -1;
+    if (exchange_type_find(wire_cstr(type)) == NULL) {
+        /* RabbitMQ: {amqp_error, command_invalid, "unknown exchange type '...'"} */
+        set_err(im->err, im->err_size, "%s: %s exchange type '%s'", where,
+                type[0] == '\0' ? "invalid" : "unknown", type);
+        return -1;
+    }
+    if (get_bool(im, where, obj, "durable", &durable) < 0 ||
+        get_bool(im, where, obj, "auto_delete", &auto_delete) < 0 ||
+        get_bool(im, where, obj, "internal", &internal) < 0 ||
+        get_table(im, where, obj, "arguments", &args) < 0)
+        return -1;
+    if (name[0] == '\0' || amq_prefixed(name)) {
+        log_warn(NULL, "definitions: %s: not importing %s", where,
+                 name[0] == '\0' ? "the default exchange" : "an exchange named amq.*");
+        table_free(&args);
+        return 0;
+    }
+    definitions_add_exchange(im->defs, vhost, name, type, durable, auto_delete, internal, args);
+    table_free(&args);
+    return 0;
+}
+
+static int parse_queue(struct import *im, size_t index, const json_t *obj)
+{
+    char where[AUTH_ERR_MAX];
+    const char *name, *vhost;
+    bool durable, auto_delete;
+    struct wire_table args;
+
+    snprintf(where, sizeof where, "queues[%zu]", index);
+    if (get_string(im, where, obj, "name", true, &name) < 0)
+        return -1;
+    snprintf(where, sizeof where, "queues[%zu] '%s'", index, name);
+    if (get_string(im, where, obj, "vhost", false, &vhost) < 0 || check_vhost(im, where, vhost) < 0)
+        return -1;
+    snprintf(where, sizeof where, "queues[%zu] '%s' in vhost '%s'", index, name, vhost);
+    if (get_bool(im, where, obj, "durable", &durable) < 0 ||
+        get_bool(im, where, obj, "auto_delete", &auto_delete) < 0 ||
+        get_table(im, where, obj, "arguments", &args) < 0)
+        return -1;
+    if (amq_prefixed(name)) {
+        log_warn(NULL, "definitions: %s: not importing a queue named amq.*", where);
+        table_free(&args);
+        return 0;
+    }
+    definitions_add_queue(im->defs, vhost, name, durable, auto_delete, args);
+    table_free(&args);
+    return 0;
+}
+
+static int parse_binding(struct import *im, size_t index, const json_t *obj)
+{
+    char where[AUTH_ERR_MAX];
+    const char *vhost, *source, *destination, *dest_type, *routing_key;
+    struct wire_table args;
+
+    snprintf(where, sizeof where, "bindings[%zu]", index);
+    if (get_string(im, where, obj, "vhost", false, &vhost) < 0 ||
+        check_vhost(im, where, vhost) < 0 ||
+        get_string(im, where, obj, "source", true, &source) < 0 ||
+        get_string(im, where, obj, "destination", true, &destination) < 0 ||
+        get_string(im, where, obj, "destination_type", true, &dest_type) < 0 ||
+        get_string(im, where, obj, "routing_key", false, &routing_key) < 0)
+        return -1;
+    if (strcmp(dest_type, "queue") != 0 && strcmp(dest_type, "exchange") != 0) {
+        set_err(im->err, im->err_size,
+                "%s: destination_type '%s' is neither \"queue\" nor \"exchange\"", where,
+                dest_type);
+        return -1;
+    }
+    if (get_table(im, where, obj, "arguments", &args) < 0)
+        return -1;
+    definitions_add_binding(im->defs, vhost, source, destination,
+                            strcmp(dest_type, "exchange") == 0,
+                            routing_key != NULL ? routing_key : "", args);
+    table_free(&args);
+    return 0;
+}
+
+static int parse_policy(struct import *im, size_t index, const json_t *obj)
+{
+    static const char *const apply_to_values[] = {
+        "all", "queues", "exchanges", "classic_queues", "quorum_queues", "streams"};
+    char where[AUTH_ERR_MAX];
+    const char *name, *vhost, *pattern, *apply_to;
+    json_t *definition, *priority;
+    struct wire_table table;
+    bool apply_to_known = false;
+
+    snprintf(where, sizeof where, "policies[%zu]", index);
+    if (get_string(im, where, obj, "vhost", false, &vhost) < 0 ||
+        get_string(im, where, obj, "name", false, &name) < 0)
+        return -1;
+    if (name == NULL) {
+        set_err(im->err, im->err_size, "%s: policy in virtual host '%s' has undefined name", where,
+                vhost != NULL ? vhost : "undefined");
+        return -1;
+    }
+    snprintf(where, sizeof where, "policies[%zu] '%s'", index, name);
+    if (check_vhost(im, where, vhost) < 0)
+        return -1;
+    snprintf(where, sizeof where, "policies[%zu] '%s' in vhost '%s'", index, name, vhost);
+    if (get_string(im, where, obj, "pattern", true, &pattern) < 0 ||
+        compile_check(im, where, "pattern", pattern, NULL, NULL, false) < 0 ||
+        get_string(im, where, obj, "apply-to", false, &apply_to) < 0)
+        return -1;
+    if (apply_to == NULL)
+        apply_to = "all";
+    for (size_t i = 0; i < ARRAY_LEN(apply_to_values); i++)
+        apply_to_known = apply_to_known || strcmp(apply_to, apply_to_values[i]) == 0;
+    if (!apply_to_known) {
+        set_err(im->err, im->err_size, "%s: '%s' is not a valid apply-to value", where, apply_to);
+        return -1;
+    }
+    priority = json_object_get(obj, "priority");
+    if (priority != NULL && !json_is_integer(priority)) {
+        set_err(im->err, im->err_size, "%s: \"priority\" is not an integer", where);
+        return -1;
+    }
+    definition = json_object_get(obj, "definition");
+    if (!json_is_object(definition) || json_object_size(definition) == 0) {
+        set_err(im->err, im->err_size, "%s: \"definition\" is not a non-empty object", where);
+        return -1;
+    }
+    if (get_table(im, where, obj, "definition", &table) < 0)
+        return -1;
+    definitions_add_policy(im->defs, vhost, name, pattern, apply_to,
+                           priority != NULL ? (int64_t)json_integer_value(priority) : 0, table);
+    table_free(&table);
+    return 0;
+}
+
+/* ---- the document ---- */
+
+static const json_t *section(const json_t *doc, const char *key)
+{
+    return json_object_get(doc, key);
+}
+
+/* Every section is checked (and exchanges, queues, bindings, policies collected) before any
+ * change is made. */
+static int check_document(struct import *im, const json_t *doc)
+{
+    const char *key;
+    json_t *value, *item;
+    size_t i;
+
+    json_object_foreach((json_t *)doc, key, value)
+    {
+        bool known = false;
+        /* RabbitMQ's own exports name the product; nothing to import there. */
+        if (strcmp(key, "product_name") == 0 || strcmp(key, "product_version") == 0)
+            continue;
+        for (size_t k = 0; k < ARRAY_LEN(known_keys); k++)
+            known = known || strcmp(key, known_keys[k]) == 0;
+        if (!known) {
+            log_warn(NULL, "definitions: unknown key '%s' ignored", key);
+            continue;
+        }
+        if (strstr(key, "version") == NULL && !json_is_array(value) && !json_is_null(value)) {
+            set_err(im->err, im->err_size, "\"%s\" is not an array", key);
+            return -1;
+        }
+    }
+    /* Non-objects in a section are skipped, as rabbit_definitions skips them (is_map). */
+    json_array_foreach(section(doc, "users"), i, item)
+    {
+        struct user_def u;
+        int rc;
+        if (!json_is_object(item))
+            continue;
+        rc = parse_user(im, i, item, &u);
+        if (rc == 0)
+            hmap_put(&im->doc_users, wire_cstr(u.name), (void *)u.name);
+        user_def_free(&u);
+        if (rc < 0)
+            return -1;
+    }
+    json_array_foreach(section(doc, "vhosts"), i, item)
+    {
+        struct vhost_def v;
+        int rc;
+        if (!json_is_object(item))
+            continue;
+        rc = parse_vhost(im, i, item, &v);
+        if (rc == 0)
+            hmap_put(&im->doc_vhosts, wire_cstr(v.name), (void *)v.name);
+        free(v.tags);
+        if (rc < 0)
+            return -1;
+    }
+    json_array_foreach(section(doc, "permissions"), i, item)
+    {
+        struct perm_def p;
+        if (json_is_object(item) && parse_permission(im, "permissions", i, item, false, &p) < 0)
+            return -1;
+    }
+    json_array_foreach(section(doc, "topic_permissions"), i, item)
+    {
+        struct perm_def p;
+        if (json_is_object(item) &&
+            parse_permission(im, "topic_permissions", i, item, true, &p) < 0)
+            return -1;
+    }
+    json_array_foreach(section(doc, "parameters"), i, item)
+    {
+        if (json_is_object(item) && parse_parameter(im, i, item, false) < 0)
+            return -1;
+    }
+    if (json_array_size(section(doc, "global_parameters")) > 0)
+        log_warn(NULL, "definitions: %zu global parameters ignored (Warren has none)",
+                 json_array_size(section(doc, "global_parameters")));
+    json_array_foreach(section(doc, "exchanges"), i, item)
+    {
+        if (json_is_object(item) && parse_exchange(im, i, item) < 0)
+            return -1;
+    }
+    json_array_foreach(section(doc, "policies"), i, item)
+    {
+        if (json_is_object(item) && parse_policy(im, i, item) < 0)
+            return -1;
+    }
+    json_array_foreach(section(doc, "queues"), i, item)
+    {
+        if (json_is_object(item) && parse_queue(im, i, item) < 0)
+            return -1;
+    }
+    json_array_foreach(section(doc, "bindings"), i, item)
+    {
+        if (json_is_object(item) && parse_binding(im, i, item) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The checked document's users, vhosts, permissions and limits into the database, in
+ * RabbitMQ's order. Nothing here fails but the random generator for a plaintext password. */
+static int apply_document(struct import *im, const json_t *doc)
+{
+    json_t *item;
+    size_t i;
+
+    json_array_foreach(section(doc, "users"), i, item)
+    {
+        struct user_def u;
+        int rc;
+        if (!json_is_object(item))
+            continue;
+        rc = parse_user(im, i, item, &u);
+        assert(rc == 0);
+        rc = apply_user(im, &u);
+        user_def_free(&u);
+        if (rc < 0)
+            return -1;
+    }
+    json_array_foreach(section(doc, "vhosts"), i, item)
+    {
+        struct vhost_def v;
+        int rc;
+        if (!json_is_object(item))
+            continue;
+        rc = parse_vhost(im, i, item, &v);
+        assert(rc == 0);
+        (void)rc;
+        auth_vhost_put(im->db, v.name, v.description, v.tags, v.tags_len, v.default_queue_type);
+        free(v.tags);
+    }
+    json_array_foreach(section(doc, "permissions"), i, item)
+    {
+        struct perm_def p;
+        if (!json_is_object(item))
+            continue;
+        if (parse_permission(im, "permissions", i, item, false, &p) < 0 ||
+            auth_permission_set(im->db, p.user, p.vhost, p.configure, p.write, p.read, im->err,
+                                im->err_size) < 0)
+            assert(false); /* checked above */
+    }
+    json_array_foreach(section(doc, "topic_permissions"), i, item)
+    {
+        struct perm_def p;
+        if (!json_is_object(item))
+            continue;
+        if (parse_permission(im, "topic_permissions", i, item, true, &p) < 0 ||
+            auth_topic_permission_set(im->db, p.user, p.vhost, p.exchange, p.write, p.read, im->err,
+                                      im->err_size) < 0)
+            assert(false);
+    }
+    json_array_foreach(section(doc, "parameters"), i, item)
+    {
+        if (json_is_object(item))
+            parse_parameter(im, i, item, true);
+    }
+    return 0;
+}
+
+int definitions_import_json(struct auth_db *db, const json_t *doc, struct definitions **out,
+                            char *err, size_t err_size)
+{
+    struct import im = {.db = db, .defs = definitions_new(), .err = err, .err_size = err_size};
+    json_t *version;
+    int rc = -1;
+
+    hmap_init(&im.doc_users);
+    hmap_init(&im.doc_vhosts);
+    if (out != NULL)
+        *out = NULL;
+    if (!json_is_object(doc)) {
+        set_err(err, err_size, "not a definitions document: the top level is not an object");
+        goto out;
+    }
+    version = json_object_get(doc, "rabbitmq_version");
+    if (!json_is_string(version))
+        version = json_object_get(doc, "rabbit_version");
+    im.version = json_is_string(version) ? json_string_value(version) : NULL;
+    if (check_document(&im, doc) < 0 || apply_document(&im, doc) < 0)
+        goto out;
+    if (out != NULL) {
+        *out = im.defs;
+        im.defs = NULL;
+    }
+    rc = 0;
+out:
+    definitions_free(im.defs);
+    hmap_free(&im.doc_users);
+    hmap_free(&im.doc_vhosts);
+    return rc;
+}
+
+int definitions_import(struct auth_db *db, const char *text, size_t len, struct definitions **out,
+                       char *err, size_t err_size)
+{
+    json_error_t jerr;
+    json_t *doc;
+    int rc;
+
+    if (out != NULL)
+        *out = NULL;
+    /* jansson refuses \u0000 in strings by default: every name stays a C string. */
+    if ((doc = json_loadb(text, len, 0, &jerr)) == NULL) {
+        set_err(err, err_size, "not valid JSON (line %d, column %d): %s", jerr.line, jerr.column,
+                jerr.text);
+        return -1;
+    }
+    rc = definitions_import_json(db, doc, out, err, err_size);
+    json_decref(doc);
+    return rc;
+}
+
+int definitions_import_file(struct auth_db *db, const char *path, struct definitions **out,
+                            char *err, size_t err_size)
+{
+    FILE *f = fopen(path, "rb");
+    char *text = NULL, why[AUTH_ERR_MAX];
+    size_t len = 0, cap = 0, n;
+    int rc = -1;
+
+    if (out != NULL)
+        *out = NULL;
+    if (f == NULL) {
+        set_err(err, err_size, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    do {
+        if (len == cap) {
+            if (cap >= DEFINITIONS_FILE_MAX_BYTES) {
+                set_err(err, err_size, "%s: larger than %u bytes", path,
+                        DEFINITIONS_FILE_MAX_BYTES);
+                goto out;
+            }
+            cap = cap == 0 ? 65536 : cap * 2;
+            text = xrealloc(text, cap);
+        }
+        len += n = fread(text + len, 1, cap - len, f);
+    } while (n > 0);
+    if (ferror(f)) {
+        set_err(err, err_size, "%s: cannot read: %s", path, strerror(errno));
+        goto out;
+    }
+    if ((rc = definitions_import(db, text, len, out, why, sizeof why)) < 0)
+        set_err(err, err_size, "%s: %s", path, why);
+out:
+    free(text);
+    fclose(f);
+    return rc;
+}
+
+/* ---- Export ---------------------------------------------------------------------------- */
+
+static json_t *string_array(char *const *v, size_t len)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; i < len; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+static json_t *table_json(struct wire_table t, const char *what, const char *name)
+{
+    json_t *j = definitions_table_to_json(t);
+
+    if (j == NULL) {
+        log_warn(NULL,
+                 "definitions: export: the arguments of %s '%s' cannot be written as "
+                 "JSON (not UTF-8?), exported as {}",
+                 what, name);
+        j = json_object();
+    }
+    return j;
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The vhost names of a user's permission map, sorted. */
+static const char **map_keys_sorted(const struct hmap *m, size_t *len)
+{
+    const char **keys = xcalloc(m->len + 1, sizeof *keys);
+    size_t n = 0;
+    void *v;
+
+    for (size_t i = 0; hmap_next(m, &i, &v);) {
+        (void)v;
+        keys[n++] = (const char *)m->slots[i - 1].key.ptr;
+    }
+    qsort(keys, n, sizeof *keys, compare_strings);
+    *len = n;
+    return keys;
+}
+
+static void export_users(const struct auth_db *db, json_t *doc)
+{
+    json_t *users = json_array(), *perms = json_array(), *topic = json_array();
+    char b64[4 * ((AUTH_HASH_MAX_BYTES + 2) / 3) + 1];
+    size_t n, nv, nx;
+    const struct auth_user **sorted = auth_users_sorted(db, &n);
+
+    for (size_t i = 0; i < n; i++) {
+        const struct auth_user *u = sorted[i];
+        json_t *limits = json_object();
+        const char **vhosts;
+
+        auth_base64_encode(u->hash, u->hash_len, b64);
+        if (u->max_connections >= 0)
+            json_object_set_new(limits, "max-connections", json_integer(u->max_connections));
+        if (u->max_channels >= 0)
+            json_object_set_new(limits, "max-channels", json_integer(u->max_channels));
+        json_array_append_new(
+            users, json_pack("{s:s, s:s, s:s, s:o, s:o}", "name", u->name, "password_hash", b64,
+                             "hashing_algorithm", auth_hash_algorithm_name(u->algorithm), "tags",
+                             string_array(u->tags, u->tags_len), "limits", limits));
+
+        vhosts = map_keys_sorted(&u->permissions, &nv);
+        for (size_t k = 0; k < nv; k++) {
+            const struct auth_permission *p = hmap_get(&u->permissions, wire_cstr(vhosts[k]));
+            json_array_append_new(perms,
+                                  json_pack("{s:s, s:s, s:s, s:s, s:s}", "user", u->name, "vhost",
+                                            p->vhost, "configure", p->configure.source, "write",
+                                            p->write.source, "read", p->read.source));
+        }
+        free(vhosts);
+
+        vhosts = map_keys_sorted(&u->topic_permissions, &nv);
+        for (size_t k = 0; k < nv; k++) {
+            const struct auth_topic_vhost *tv =
+                hmap_get(&u->topic_permissions, wire_cstr(vhosts[k]));
+            const char **exchanges = map_keys_sorted(&tv->exchanges, &nx);
+            for (size_t e = 0; e < nx; e++) {
+                const struct auth_topic_permission *tp =
+                    hmap_get(&tv->exchanges, wire_cstr(exchanges[e]));
+                json_array_append_new(topic, json_pack("{s:s, s:s, s:s, s:s, s:s}", "user", u->name,
+                                                       "vhost", tv->vhost, "exchange", tp->exchange,
+                                                       "write", tp->write.source, "read",
+                                                       tp->read.source));
+            }
+            free(exchanges);
+        }
+        free(vhosts);
+    }
+    OPENSSL_cleanse(b64, sizeof b64);
+    free(sorted);
+    json_object_set_new(doc, "users", users);
+    json_object_set_new(doc, "permissions", perms);
+    json_object_set_new(doc, "topic_permissions", topic);
+}
+
+static void export_vhosts(const struct auth_db *db, json_t *doc)
+{
+    json_t *vhosts = json_array(), *params = json_array();
+    size_t n;
+    const struct auth_vhost **sorted = auth_vhosts_sorted(db, &n);
+
+    for (size_t i = 0; i < n; i++) {
+        const struct auth_vhost *vh = sorted[i];
+        json_t *metadata = json_pack("{s:s, s:o}", "description", vh->description, "tags",
+                                     string_array(vh->tags, vh->tags_len));
+        json_t *limits, *pairs;
+
+        if (vh->default_queue_type != NULL)
+            json_object_set_new(metadata, "default_queue_type",
+                                json_string(vh->default_queue_type));
+        /* RabbitMQ 3.10 repeats the limits in the vhost as [name, value] pairs; it reads
+         * them back only from the vhost-limits parameter. */
+        pairs = json_array();
+        limits = json_object();
+        if (vh->max_connections >= 0) {
+            json_object_set_new(limits, "max-connections", json_integer(vh->max_connections));
+            json_array_append_new(
+                pairs, json_pack("[s, I]", "max-connections", (json_int_t)vh->max_connections));
+        }
+        if (vh->max_queues >= 0) {
+            json_object_set_new(limits, "max-queues", json_integer(vh->max_queues));
+            json_array_append_new(pairs,
+                                  json_pack("[s, I]", "max-queues", (json_int_t)vh->max_queues));
+        }
+        json_array_append_new(vhosts, json_pack("{s:s, s:o, s:o}", "name", vh->name, "limits",
+                                                pairs, "metadata", metadata));
+        if (json_object_size(limits) == 0) {
+            json_decref(limits);
+            continue;
+        }
+        json_array_append_new(params,
+                              json_pack("{s:s, s:s, s:s, s:o}", "vhost", vh->name, "component",
+                                        "vhost-limits", "name", "limits", "value", limits));
+    }
+    free(sorted);
+    json_object_set_new(doc, "vhosts", vhosts);
+    json_object_set_new(doc, "parameters", params);
+}
+
+/* Sort orders for the broker's entities: by vhost, then name (bindings: source,
+ * destination, key). */
+static int compare_pair(const char *a1, const char *a2, const char *b1, const char *b2)
+{
+    int c = strcmp(a1, b1);
+    return c != 0 ? c : strcmp(a2, b2);
+}
+
+static int compare_exchanges(const void *a, const void *b)
+{
+    const struct def_exchange *x = *(const struct def_exchange *const *)a;
+    const struct def_exchange *y = *(const struct def_exchange *const *)b;
+    return compare_pair(x->vhost, x->name, y->vhost, y->name);
+}
+
+static int compare_queues(const void *a, const void *b)
+{
+    const struct def_queue *x = *(const struct def_queue *const *)a;
+    const struct def_queue *y = *(const struct def_queue *const *)b;
+    return compare_pair(x->vhost, x->name, y->vhost, y->name);
+}
+
+static int compare_policies(const void *a, const void *b)
+{
+    const struct def_policy *x = *(const struct def_policy *const *)a;
+    const struct def_policy *y = *(const struct def_policy *const *)b;
+    return compare_pair(x->vhost, x->name, y->vhost, y->name);
+}
+
+static int compare_bindings(const void *a, const void *b)
+{
+    const struct def_binding *x = *(const struct def_binding *const *)a;
+    const struct def_binding *y = *(const struct def_binding *const *)b;
+    int c = compare_pair(x->vhost, x->source, y->vhost, y->source);
+    return c != 0 ? c
+                  : compare_pair(x->destination, x->routing_key, y->destination, y->routing_key);
+}
+
+/* Pointers to the n elements of size size at base, sorted with compare. */
+static const void **sorted_refs(const void *base, size_t n, size_t size,
+                                int (*compare)(const void *, const void *))
+{
+    const void **refs = xcalloc(n + 1, sizeof *refs);
+
+    for (size_t i = 0; i < n; i++)
+        refs[i] = (const char *)base + i * size;
+    qsort(refs, n, sizeof *refs, compare);
+    return refs;
+}
+
+/* The queue type RabbitMQ 3.10 exports beside the arguments. */
+static const char *queue_type(struct wire_table args)
+{
+    static char type[64];
+    struct wire_field f;
+
+    if (wire_table_find(args, "x-queue-type", &f) && f.type == 'S' && f.v.bytes.len < sizeof type) {
+        memcpy(type, f.v.bytes.ptr, f.v.bytes.len);
+        type[f.v.bytes.len] = '\0';
+        return type;
+    }
+    return "classic";
+}
+
+static void export_entities(const struct definitions *d, json_t *doc)
+{
+    json_t *exchanges = json_array(), *queues = json_array(), *bindings = json_array(),
+           *policies = json_array();
+    const void **refs;
+
+    if (d == NULL)
+        goto out;
+    refs = sorted_refs(d->exchanges, d->exchanges_len, sizeof *d->exchanges, compare_exchanges);
+    for (size_t i = 0; i < d->exchanges_len; i++) {
+        const struct def_exchange *x = refs[i];
+        json_array_append_new(
+            exchanges, json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:o}", "name", x->name, "vhost",
+                                 x->vhost, "type", x->type, "durable", x->durable, "auto_delete",
+                                 x->auto_delete, "internal", x->internal, "arguments",
+                                 table_json(x->arguments, "exchange", x->name)));
+    }
+    free(refs);
+    refs = sorted_refs(d->queues, d->queues_len, sizeof *d->queues, compare_queues);
+    for (size_t i = 0; i < d->queues_len; i++) {
+        const struct def_queue *q = refs[i];
+        json_array_append_new(queues,
+                              json_pack("{s:s, s:s, s:s, s:b, s:b, s:o}", "name", q->name, "vhost",
+                                        q->vhost, "type", queue_type(q->arguments), "durable",
+                                        q->durable, "auto_delete", q->auto_delete, "arguments",
+                                        table_json(q->arguments, "queue", q->name)));
+    }
+    free(refs);
+    refs = sorted_refs(d->bindings, d->bindings_len, sizeof *d->bindings, compare_bindings);
+    for (size_t i = 0; i < d->bindings_len; i++) {
+        const struct def_binding *b = refs[i];
+        json_array_append_new(
+            bindings, json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "source", b->source, "vhost",
+                                b->vhost, "destination", b->destination, "destination_type",
+                                b->destination_is_exchange ? "exchange" : "queue", "routing_key",
+                                b->routing_key, "arguments",
+                                table_json(b->arguments, "binding from", b->source)));
+    }
+    free(refs);
+    refs = sorted_refs(d->policies, d->policies_len, sizeof *d->policies, compare_policies);
+    for (size_t i = 0; i < d->policies_len; i++) {
+        const struct def_policy *p = refs[i];
+        json_array_append_new(policies,
+                              json_pack("{s:s, s:s, s:s, s:s, s:I, s:o}", "vhost", p->vhost, "name",
+                                        p->name, "pattern", p->pattern, "apply-to", p->apply_to,
+                                        "priority", (json_int_t)p->priority, "definition",
+                                        table_json(p->definition, "policy", p->name)));
+    }
+    free(refs);
+out:
+    json_object_set_new(doc, "exchanges", exchanges);
+    json_object_set_new(doc, "queues", queues);
+    json_object_set_new(doc, "bindings", bindings);
+    json_object_set_new(doc, "policies", policies);
+}
+
+json_t *definitions_export_json(const struct auth_db *db, const struct definitions *extra)
+{
+    json_t *doc = json_object();
+
+    json_object_set_new(doc, "rabbit_version", json_string(DEFINITIONS_RABBIT_VERSION));
+    json_object_set_new(doc, "rabbitmq_version", json_string(DEFINITIONS_RABBIT_VERSION));
+    export_users(db, doc);
+    export_vhosts(db, doc);
+    json_object_set_new(doc, "global_parameters", json_array());
+    export_entities(extra, doc);
+    return doc;
+}
+
+char *definitions_export(const struct auth_db *db, const struct definitions *extra)
+{
+    json_t *doc = definitions_export_json(db, extra);
+    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+
+    json_decref(doc);
+    if (text == NULL) {
+        log_error(NULL, "definitions: export: out of memory");
+        abort();
+    }
+    return text;
+}

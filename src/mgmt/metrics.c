@@ -1,0 +1,363 @@
+/* The Prometheus exposition, written line by line into one buffer. */
+#include "build_config.h"
+
+#include "src/mgmt/metrics.h"
+
+#include <dirent.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "src/base/util.h"
+#include "src/broker/conn.h"
+#include "src/broker/queue.h"
+#include "src/broker/server.h"
+#include "src/broker/vhost.h"
+#include "src/mgmt/mgmt_stats.h"
+
+void metrics_buf_free(struct metrics_buf *b)
+{
+    free(b->data);
+    *b = (struct metrics_buf){0};
+}
+
+static void reserve(struct metrics_buf *b, size_t n)
+{
+    if (b->cap - b->len >= n)
+        return;
+    while (b->cap - b->len < n)
+        b->cap = b->cap ? b->cap * 2 : 64 * 1024;
+    b->data = xrealloc(b->data, b->cap);
+}
+
+static void put(struct metrics_buf *b, const char *s, size_t n)
+{
+    reserve(b, n);
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+}
+
+static void puts_(struct metrics_buf *b, const char *s)
+{
+    put(b, s, strlen(s));
+}
+
+static void printf_(struct metrics_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void printf_(struct metrics_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    reserve(b, 256);
+    va_start(ap, fmt);
+    n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n >= b->cap - b->len) {
+        reserve(b, (size_t)n + 1);
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+    }
+    b->len += (size_t)n;
+}
+
+/* A label value: backslash, double quote and line feed escaped, as the format requires. */
+static void put_label(struct metrics_buf *b, struct wire_bytes v)
+{
+    reserve(b, v.len * 2);
+    for (size_t i = 0; i < v.len; i++) {
+        char ch = (char)v.ptr[i];
+        if (ch == '\\' || ch == '"') {
+            b->data[b->len++] = '\\';
+            b->data[b->len++] = ch;
+        } else if (ch == '\n') {
+            b->data[b->len++] = '\\';
+            b->data[b->len++] = 'n';
+        } else {
+            b->data[b->len++] = ch;
+        }
+    }
+}
+
+static void family(struct metrics_buf *b, const char *name, const char *type, const char *help)
+{
+    printf_(b, "# TYPE %s %s\n# HELP %s %s\n", name, type, name, help);
+}
+
+static void sample(struct metrics_buf *b, const char *name, const char *labels, uint64_t v)
+{
+    printf_(b, "%s%s %" PRIu64 "\n", name, labels, v);
+}
+
+/* ---- Per queue ------------------------------------------------------------------------- */
+
+enum queue_metric {
+    QM_READY,
+    QM_UNACKED,
+    QM_MESSAGES,
+    QM_CONSUMERS,
+    QM_READY_BYTES,
+    QM_PUBLISHED,
+    QM_DELIVERED,
+    QM_REDELIVERED,
+    QM_EXPIRED,
+    QM_DEAD_LETTERED,
+    QM_DROPPED,
+};
+
+static const struct {
+    const char *name, *type, *help;
+} queue_metrics[] = {
+    [QM_READY] = {"rabbitmq_queue_messages_ready", "gauge",
+                  "Messages ready to be delivered to consumers"},
+    [QM_UNACKED] = {"rabbitmq_queue_messages_unacked", "gauge",
+                    "Messages delivered to consumers but not yet acknowledged"},
+    [QM_MESSAGES] = {"rabbitmq_queue_messages", "gauge",
+                     "Sum of ready and unacknowledged messages - total queue depth"},
+    [QM_CONSUMERS] = {"rabbitmq_queue_consumers", "gauge", "Consumers on a queue"},
+    [QM_READY_BYTES] = {"rabbitmq_queue_messages_ready_bytes", "gauge",
+                        "Size in bytes of ready messages"},
+    [QM_PUBLISHED] = {"rabbitmq_queue_messages_published_total", "counter",
+                      "Total number of messages published to queues"},
+    [QM_DELIVERED] = {"warren_queue_messages_delivered_total", "counter",
+                      "Total number of messages delivered from the queue to consumers and gets"},
+    [QM_REDELIVERED] = {"warren_queue_messages_redelivered_total", "counter",
+                        "Total number of messages returned to the queue for redelivery"},
+    [QM_EXPIRED] = {"warren_queue_messages_expired_total", "counter",
+                    "Total number of messages whose TTL ran out in the queue"},
+    [QM_DEAD_LETTERED] = {"warren_queue_messages_dead_lettered_total", "counter",
+                          "Total number of messages dead-lettered by the queue"},
+    [QM_DROPPED] = {"warren_queue_messages_dropped_total", "counter",
+                    "Total number of messages dropped by the queue with no dead-letter exchange"},
+};
+
+static uint64_t queue_metric(const struct queue *q, enum queue_metric m)
+{
+    switch (m) {
+    case QM_READY:
+        return queue_ready_count(q);
+    case QM_UNACKED:
+        return mgmt_queue_unacked(q);
+    case QM_MESSAGES:
+        return queue_ready_count(q) + mgmt_queue_unacked(q);
+    case QM_CONSUMERS:
+        return q->consumer_count;
+    case QM_READY_BYTES:
+        return q->ready_bytes + q->spill.bytes; /* in memory and spilled */
+    case QM_PUBLISHED:
+        return q->stats.published;
+    case QM_DELIVERED:
+        return q->stats.delivered;
+    case QM_REDELIVERED:
+        return q->stats.redelivered;
+    case QM_EXPIRED:
+        return q->stats.expired;
+    case QM_DEAD_LETTERED:
+        return q->stats.dead_lettered;
+    case QM_DROPPED:
+        return q->stats.dropped;
+    }
+    return 0;
+}
+
+/* A decimal number, without printf: a scrape writes a hundred thousand of them. */
+static void put_u64(struct metrics_buf *b, uint64_t v)
+{
+    char digits[20];
+    size_t n = 0;
+
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    reserve(b, n);
+    while (n > 0)
+        b->data[b->len++] = digits[--n];
+}
+
+/* One family, one line per queue: the families are walked one after the other, as the
+ * format wants each family's samples together. Each queue's label set is escaped once, into
+ * the end of the same buffer, and copied from there into every family. */
+static void per_queue(struct metrics_buf *b, struct server *s)
+{
+    size_t labels_start, labels_end, at;
+    void *v, *qv;
+
+    /* The labels, one after the other as `len(8 bytes) text`, past what will be output. */
+    labels_start = b->len;
+    for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);) {
+        struct vhost *vh = v;
+        for (size_t k = 0; hmap_next(&vh->queues, &k, &qv);) {
+            struct queue *q = qv;
+            size_t len_at = b->len, len;
+            reserve(b, sizeof len);
+            b->len += sizeof len;
+            puts_(b, "{vhost=\"");
+            put_label(b, vh->name);
+            puts_(b, "\",queue=\"");
+            put_label(b, q->name);
+            puts_(b, "\"} ");
+            len = b->len - len_at - sizeof len;
+            memcpy(b->data + len_at, &len, sizeof len);
+        }
+    }
+    labels_end = b->len;
+    /* The output is written after the labels, then moved down over them. */
+    for (size_t m = 0; m < ARRAY_LEN(queue_metrics); m++) {
+        size_t name_len = strlen(queue_metrics[m].name);
+        family(b, queue_metrics[m].name, queue_metrics[m].type, queue_metrics[m].help);
+        at = labels_start;
+        for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);) {
+            struct vhost *vh = v;
+            for (size_t k = 0; hmap_next(&vh->queues, &k, &qv);) {
+                size_t len;
+                memcpy(&len, b->data + at, sizeof len);
+                reserve(b, name_len + len + 22);
+                memcpy(b->data + b->len, queue_metrics[m].name, name_len);
+                b->len += name_len;
+                /* reserve() may have moved the buffer: read the label after it. */
+                memcpy(b->data + b->len, b->data + at + sizeof len, len);
+                b->len += len;
+                put_u64(b, queue_metric(qv, (enum queue_metric)m));
+                b->data[b->len++] = '\n';
+                at += sizeof len + len;
+            }
+        }
+    }
+    memmove(b->data + labels_start, b->data + labels_end, b->len - labels_end);
+    b->len -= labels_end - labels_start;
+}
+
+/* Without per-object series, RabbitMQ sums the queue families into one unlabelled line. */
+static void queue_sums(struct metrics_buf *b, struct server *s)
+{
+    void *v, *qv;
+
+    for (size_t m = 0; m < ARRAY_LEN(queue_metrics); m++) {
+        uint64_t sum = 0;
+        for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);) {
+            struct vhost *vh = v;
+            for (size_t k = 0; hmap_next(&vh->queues, &k, &qv);)
+                sum += queue_metric(qv, (enum queue_metric)m);
+        }
+        family(b, queue_metrics[m].name, queue_metrics[m].type, queue_metrics[m].help);
+        sample(b, queue_metrics[m].name, "", sum);
+    }
+}
+
+/* ---- Process --------------------------------------------------------------------------- */
+
+static uint64_t resident_bytes(void)
+{
+    unsigned long long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    long page = sysconf(_SC_PAGESIZE);
+
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%llu %llu", &size, &resident) != 2)
+        resident = 0;
+    fclose(f);
+    return (uint64_t)resident * (uint64_t)(page > 0 ? page : 4096);
+}
+
+static uint64_t open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    uint64_t n = 0;
+
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] != '.')
+            n++;
+    }
+    closedir(d);
+    return n > 0 ? n - 1 : 0; /* not counting the directory being read */
+}
+
+void metrics_render(struct metrics_buf *b, struct server *s, struct mgmt_stats *st, bool per_object,
+                    const char *node)
+{
+    uint64_t totals[MGMT_COUNTERS], channels = 0, consumers = 0, queues = 0;
+    struct rlimit rl;
+    void *v, *qv;
+    static const char global_labels[] =
+        "{protocol=\"amqp091\",queue_type=\"rabbit_classic_queue\"}";
+
+    for (const struct conn *c = s->conns; c != NULL; c = c->next)
+        channels += c->channel_count;
+    for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);) {
+        struct vhost *vh = v;
+        queues += vh->queues.len;
+        for (size_t k = 0; hmap_next(&vh->queues, &k, &qv);)
+            consumers += ((struct queue *)qv)->consumer_count;
+    }
+    mgmt_stats_totals(st, totals);
+
+    family(b, "rabbitmq_identity_info", "untyped", "RabbitMQ node & cluster identity info");
+    puts_(b, "rabbitmq_identity_info{rabbitmq_node=\"");
+    put_label(b, wire_cstr(node));
+    puts_(b, "\",rabbitmq_cluster=\"");
+    put_label(b, wire_cstr(node));
+    puts_(b, "\"} 1\n");
+    family(b, "rabbitmq_build_info", "untyped", "RabbitMQ & Erlang/OTP version info");
+    puts_(b, "rabbitmq_build_info{product=\"Warren\",product_version=\"" PACKAGE_VERSION "\"} 1\n");
+
+    family(b, "rabbitmq_connections", "gauge", "Connections currently open");
+    sample(b, "rabbitmq_connections", "", s->conn_count);
+    family(b, "rabbitmq_channels", "gauge", "Channels currently open");
+    sample(b, "rabbitmq_channels", "", channels);
+    family(b, "rabbitmq_consumers", "gauge", "Consumers currently connected");
+    sample(b, "rabbitmq_consumers", "", consumers);
+    family(b, "rabbitmq_queues", "gauge", "Queues available");
+    sample(b, "rabbitmq_queues", "", queues);
+
+    family(b, "rabbitmq_process_resident_memory_bytes", "gauge", "Memory used in bytes");
+    sample(b, "rabbitmq_process_resident_memory_bytes", "", resident_bytes());
+    family(b, "rabbitmq_process_open_fds", "gauge", "Open file descriptors");
+    sample(b, "rabbitmq_process_open_fds", "", open_fds());
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        family(b, "rabbitmq_process_max_fds", "gauge", "Open file descriptors limit");
+        sample(b, "rabbitmq_process_max_fds", "", (uint64_t)rl.rlim_cur);
+    }
+
+    family(b, "rabbitmq_global_messages_delivered_total", "counter",
+           "Total number of messages delivered to consumers");
+    sample(b, "rabbitmq_global_messages_delivered_total", global_labels, totals[MGMT_DELIVERED]);
+    family(b, "rabbitmq_global_messages_redelivered_total", "counter",
+           "Total number of messages redelivered to consumers");
+    sample(b, "rabbitmq_global_messages_redelivered_total", global_labels,
+           totals[MGMT_REDELIVERED]);
+    family(b, "rabbitmq_global_messages_acknowledged_total", "counter",
+           "Total number of messages acknowledged by consumers");
+    sample(b, "rabbitmq_global_messages_acknowledged_total", global_labels, totals[MGMT_ACKED]);
+    family(b, "warren_global_messages_enqueued_total", "counter",
+           "Total number of messages that entered a queue (a message routed to three queues "
+           "counts three times)");
+    sample(b, "warren_global_messages_enqueued_total", "", totals[MGMT_PUBLISHED]);
+    family(b, "warren_global_messages_expired_total", "counter",
+           "Total number of messages whose TTL ran out in a queue");
+    sample(b, "warren_global_messages_expired_total", "", totals[MGMT_EXPIRED]);
+    family(b, "warren_global_messages_dead_lettered_total", "counter",
+           "Total number of messages dead-lettered, for any reason");
+    sample(b, "warren_global_messages_dead_lettered_total", "", totals[MGMT_DEAD_LETTERED]);
+    family(b, "warren_global_messages_dropped_total", "counter",
+           "Total number of messages a queue dropped with no dead-letter exchange to send them "
+           "to");
+    sample(b, "warren_global_messages_dropped_total", "", totals[MGMT_DROPPED]);
+
+    if (per_object)
+        per_queue(b, s);
+    else
+        queue_sums(b, s);
+}

@@ -1,0 +1,799 @@
+/* The management API: exchanges, queues and bindings; publishing and getting messages. */
+#include "build_config.h"
+
+#include "src/mgmt/mgmt_api.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "src/base/config.h"
+#include "src/base/log.h"
+#include "src/base/util.h"
+#include "src/broker/channel.h"
+#include "src/broker/conn.h"
+#include "src/broker/exchange.h"
+#include "src/broker/message.h"
+#include "src/broker/persist.h"
+#include "src/broker/policy.h"
+#include "src/broker/queue.h"
+#include "src/broker/server.h"
+#include "src/broker/vhost.h"
+#include "src/mgmt/metrics.h"
+#include "src/mgmt/mgmt_defs.h"
+#include "src/mgmt/mgmt_json.h"
+#include "src/mgmt/mgmt_stats.h"
+#include "src/mgmt/ops.h"
+#include "src/security/auth.h"
+
+/* ---- Exchanges ------------------------------------------------------------------------- */
+
+/* The exchanges (or queues) of the vhosts the user sees, by vhost then name, in one array
+ * the caller frees. */
+static void **collect_objects(struct mgmt_call *c, struct vhost *only, bool queues, size_t *n)
+{
+    size_t nv, cap = 0;
+    struct vhost **vhs = mgmt_vhosts_sorted(c->m->srv, only, &nv);
+    void **all;
+
+    for (size_t i = 0; i < nv; i++)
+        cap += queues ? vhs[i]->queues.len : vhs[i]->exchanges.len;
+    all = xmalloc((cap + 1) * sizeof *all);
+    *n = 0;
+    for (size_t i = 0; i < nv; i++) {
+        size_t k;
+        void **objs;
+        if (!mgmt_sees_objects_of(c, vhs[i]))
+            continue;
+        objs = queues ? mgmt_map_sorted(&vhs[i]->queues, mgmt_cmp_queue, &k)
+                      : mgmt_map_sorted(&vhs[i]->exchanges, mgmt_cmp_exchange, &k);
+        memcpy(all + *n, objs, k * sizeof *objs);
+        *n += k;
+        free(objs);
+    }
+    free(vhs);
+    return all;
+}
+
+/* Case-insensitive search for needle in name, as RabbitMQ's name filter matches. */
+static bool name_contains(struct wire_bytes name, const char *needle)
+{
+    size_t len = strlen(needle);
+
+    if (len == 0)
+        return true;
+    for (size_t i = 0; i + len <= name.len; i++) {
+        size_t k = 0;
+        while (k < len && tolower(name.ptr[i + k]) == tolower((unsigned char)needle[k]))
+            k++;
+        if (k == len)
+            return true;
+    }
+    return false;
+}
+
+/* Lists objects, whole, or (with ?page=) one page of those whose name contains ?name=, in
+ * RabbitMQ's paged shape. Only the objects of the page are rendered: a page of 100 out of
+ * 10,000 queues costs a hundred queues' JSON. */
+static enum MHD_Result list_objects(struct mgmt_call *c, struct vhost *only, bool queues)
+{
+    const char *page_arg = mgmt_query(c, "page"), *size_arg = mgmt_query(c, "page_size");
+    const char *filter = mgmt_query(c, "name");
+    size_t n, kept = 0;
+    void **objs = collect_objects(c, only, queues, &n);
+    long page = 1, size = 100;
+    char *end;
+    json_t *items = json_array(), *paged;
+
+    if (page_arg == NULL) {
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(items, queues ? mgmt_json_queue(&c->m->ctx, objs[i], false)
+                                                : mgmt_json_exchange(&c->m->ctx, objs[i]));
+        free(objs);
+        return mgmt_respond_json(c, MHD_HTTP_OK, items);
+    }
+    page = strtol(page_arg, &end, 10);
+    if (*page_arg == '\0' || *end != '\0' ||
+        (size_arg != NULL &&
+         ((size = strtol(size_arg, &end, 10)), *size_arg == '\0' || *end != '\0'))) {
+        free(objs);
+        json_decref(items);
+        return mgmt_bad_request(c, "Pagination parameters are invalid");
+    }
+    if (page < 1 || size < 1 || size > 500) {
+        free(objs);
+        json_decref(items);
+        return mgmt_respond_error(c, MHD_HTTP_BAD_REQUEST, "invalid_pagination_parameters",
+                                  "Invalid pagination parameters: page number %ld, page size %s",
+                                  page, size_arg != NULL ? size_arg : "undefined");
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct wire_bytes name =
+            queues ? ((struct queue *)objs[i])->name : ((struct exchange *)objs[i])->name;
+        if (filter == NULL || name_contains(name, filter))
+            objs[kept++] = objs[i];
+    }
+    if (kept > 0 && (size_t)(page - 1) * (size_t)size >= kept) {
+        free(objs);
+        json_decref(items);
+        return mgmt_respond_error(c, MHD_HTTP_BAD_REQUEST, "page_out_of_range",
+                                  "Page out of range, page: %ld page size: %ld, len: %zu", page,
+                                  size, kept);
+    }
+    for (size_t i = (size_t)(page - 1) * (size_t)size; i < kept && i < (size_t)(page * size); i++)
+        json_array_append_new(items, queues ? mgmt_json_queue(&c->m->ctx, objs[i], false)
+                                            : mgmt_json_exchange(&c->m->ctx, objs[i]));
+    paged = json_object();
+    json_object_set_new(paged, "filtered_count", json_integer((json_int_t)kept));
+    json_object_set_new(paged, "item_count", json_integer((json_int_t)json_array_size(items)));
+    json_object_set_new(paged, "items", items);
+    json_object_set_new(paged, "page", json_integer(page));
+    json_object_set_new(paged, "page_count",
+                        json_integer((json_int_t)((kept + (size_t)size - 1) / (size_t)size)));
+    json_object_set_new(paged, "page_size", json_integer(size));
+    json_object_set_new(paged, "total_count", json_integer((json_int_t)n));
+    free(objs);
+    return mgmt_respond_json(c, MHD_HTTP_OK, paged);
+}
+
+static enum MHD_Result list_exchanges(struct mgmt_call *c, struct vhost *only)
+{
+    return list_objects(c, only, false);
+}
+
+static enum MHD_Result put_exchange(struct mgmt_call *c, struct vhost *vh, struct wire_bytes name)
+{
+    enum MHD_Result answered = MHD_NO;
+    json_t *body = mgmt_body_object(c, &answered);
+    bool durable, auto_delete, internal, created;
+    const char *type;
+    size_t type_len, args_len = 0;
+    uint8_t *args = NULL;
+    struct ops_error err;
+
+    if (body == NULL)
+        return answered;
+    if ((type = mgmt_body_string(c, body, "type", "direct", &type_len, &answered)) == NULL ||
+        mgmt_body_bool(c, body, "durable", true, &durable, &answered) != 0 ||
+        mgmt_body_bool(c, body, "auto_delete", false, &auto_delete, &answered) != 0 ||
+        mgmt_body_bool(c, body, "internal", false, &internal, &answered) != 0 ||
+        mgmt_body_arguments(c, body, &args, &args_len, &answered) != 0)
+        goto out;
+    {
+        struct wire_field ae;
+        bool has_ae = wire_table_find((struct wire_table){.raw = {args, args_len}},
+                                      "alternate-exchange", &ae) &&
+                      ae.type == 'S';
+        /* The name is copied out of the table: permission checks want a C string. */
+        char *ae_name = has_ae ? xstrndup_bytes(ae.v.bytes) : NULL;
+        bool ok =
+            mgmt_permitted(c, vh, has_ae ? AUTH_OP_EXCHANGE_DECLARE_AE : AUTH_OP_EXCHANGE_DECLARE,
+                           name, has_ae ? wire_cstr(ae_name) : WIRE_BYTES_C(""), false, &answered);
+        free(ae_name);
+        if (!ok)
+            goto out;
+    }
+    if (ops_exchange_declare(vh, name, (struct wire_bytes){(const uint8_t *)type, type_len}, false,
+                             durable, auto_delete, internal, (struct wire_bytes){args, args_len},
+                             &created, &err) != 0) {
+        answered = mgmt_respond_ops_error(c, &err);
+        goto out;
+    }
+    answered = mgmt_respond_empty(c, created ? MHD_HTTP_CREATED : MHD_HTTP_NO_CONTENT);
+out:
+    free(args);
+    json_decref(body);
+    return answered;
+}
+
+enum MHD_Result mgmt_api_exchanges(struct mgmt_call *c)
+{
+    struct vhost *vh = NULL;
+    struct wire_bytes name;
+    struct exchange *x;
+    struct ops_error err;
+    enum MHD_Result answered;
+
+    if (c->nseg >= 2 && (vh = mgmt_find_vhost(c, c->seg[1])) == NULL) {
+        if (mgmt_method_is(c, MHD_HTTP_METHOD_PUT))
+            return mgmt_respond_error(c, MHD_HTTP_NOT_FOUND, "not_found", "vhost_not_found");
+        return mgmt_not_found(c);
+    }
+    if (vh != NULL && !mgmt_may_see(c, vh, &answered))
+        return answered;
+    if (c->nseg <= 2)
+        return list_exchanges(c, vh);
+    name = mgmt_exchange_name(c->seg[2]);
+    if (mgmt_method_is(c, MHD_HTTP_METHOD_PUT))
+        return put_exchange(c, vh, name);
+    x = vhost_exchange_find(vh, name);
+    if (mgmt_method_is(c, MHD_HTTP_METHOD_DELETE)) {
+        if (name.len == 0 || exchange_name_is_reserved(name))
+            return mgmt_access_refused(c);
+        if (x == NULL)
+            return mgmt_not_found(c);
+        if (!mgmt_permitted(c, vh, AUTH_OP_EXCHANGE_DELETE, name, WIRE_BYTES_C(""), false,
+                            &answered))
+            return answered;
+        if (ops_exchange_delete(vh, name, mgmt_query_true(c, "if-unused"), true, &err) != 0)
+            return mgmt_respond_ops_error(c, &err);
+        return mgmt_respond_empty(c, MHD_HTTP_NO_CONTENT);
+    }
+    if (x == NULL)
+        return mgmt_not_found(c);
+    {
+        json_t *j = mgmt_json_exchange(&c->m->ctx, x);
+        json_object_set_new(j, "incoming", json_array());
+        json_object_set_new(j, "outgoing", json_array());
+        return mgmt_respond_json(c, MHD_HTTP_OK, j);
+    }
+}
+
+/* GET /api/exchanges/v/x/bindings/source|destination */
+enum MHD_Result mgmt_api_exchange_bindings(struct mgmt_call *c)
+{
+    struct vhost *vh = mgmt_find_vhost(c, c->seg[1]);
+    struct exchange *x = vh != NULL ? vhost_exchange_find(vh, mgmt_exchange_name(c->seg[2])) : NULL;
+    enum MHD_Result answered;
+    json_t *arr;
+
+    if (x == NULL)
+        return mgmt_not_found(c);
+    if (!mgmt_may_see(c, vh, &answered))
+        return answered;
+    arr = json_array();
+    if (wire_bytes_eq_cstr(c->seg[4], "source")) {
+        if (x == vh->default_exchange) {
+            size_t n;
+            void **qs = mgmt_map_sorted(&vh->queues, mgmt_cmp_queue, &n);
+            for (size_t i = 0; i < n; i++)
+                json_array_append_new(arr, mgmt_json_default_binding(qs[i]));
+            free(qs);
+        }
+        for (const struct xbinding *xb = x->bindings; xb != NULL; xb = xb->next_in_source)
+            json_array_append_new(arr, mgmt_json_binding(xb));
+    } else {
+        for (const struct xbinding *xb = x->incoming; xb != NULL; xb = xb->next_in_dest)
+            json_array_append_new(arr, mgmt_json_binding(xb));
+    }
+    return mgmt_respond_json(c, MHD_HTTP_OK, arr);
+}
+
+/* Decodes "payload" with "payload_encoding" into *body (malloc'd). -1 after answering. */
+static int decode_payload(struct mgmt_call *c, const json_t *obj, uint8_t **body, size_t *len,
+                          enum MHD_Result *answered)
+{
+    const json_t *payload = json_object_get(obj, "payload");
+    const json_t *encoding = json_object_get(obj, "payload_encoding");
+    const char *enc;
+
+    if (payload == NULL || encoding == NULL || !json_is_string(payload) ||
+        !json_is_string(encoding)) {
+        *answered = mgmt_bad_request(c, "payload and payload_encoding must be strings");
+        return -1;
+    }
+    enc = json_string_value(encoding);
+    if (strcmp(enc, "string") == 0) {
+        *len = json_string_length(payload);
+        *body = xmalloc(*len + 1);
+        memcpy(*body, json_string_value(payload), *len);
+        return 0;
+    }
+    if (strcmp(enc, "base64") == 0) {
+        const char *text = json_string_value(payload);
+        size_t tlen = json_string_length(payload);
+        *body = xmalloc(tlen / 4 * 3 + 3);
+        if (mgmt_base64_decode(text, tlen, *body, len) != 0) {
+            free(*body);
+            *body = NULL;
+            *answered = mgmt_bad_request_term(c, "not_base64", json_string(text));
+            return -1;
+        }
+        return 0;
+    }
+    *answered = mgmt_bad_request_term(c, "unsupported_encoding", json_string(enc));
+    return -1;
+}
+
+/* POST /api/exchanges/v/x/publish */
+enum MHD_Result mgmt_api_publish(struct mgmt_call *c)
+{
+    enum MHD_Result answered = MHD_NO;
+    struct vhost *vh = mgmt_find_vhost(c, c->seg[1]);
+    json_t *body, *j;
+    const char *rk;
+    size_t rk_len, body_len = 0;
+    uint8_t *payload = NULL, *headers = NULL;
+    struct wire_props props;
+    char why[256];
+    struct ops_error err;
+    struct ops_actor actor = {.user = c->user};
+    uint32_t routed;
+    bool refused;
+
+    if (vh == NULL)
+        return mgmt_not_found(c);
+    if ((body = mgmt_body_object(c, &answered)) == NULL)
+        return answered;
+    if ((rk = mgmt_body_string(c, body, "routing_key", NULL, &rk_len, &answered)) == NULL) {
+        if (json_object_get(body, "routing_key") == NULL)
+            answered = mgmt_bad_request(c, "routing_key is missing");
+        goto out;
+    }
+    if (rk_len > 255) {
+        answered = mgmt_bad_request(c, "routing_key is longer than 255 bytes");
+        goto out;
+    }
+    if (decode_payload(c, body, &payload, &body_len, &answered) != 0)
+        goto out;
+    if (mgmt_json_to_props(json_object_get(body, "properties"), &props, &headers, why,
+                           sizeof why) != 0) {
+        answered = mgmt_bad_request(c, "%s", why);
+        goto out;
+    }
+    if (!mgmt_permitted(c, vh, AUTH_OP_BASIC_PUBLISH, mgmt_exchange_name(c->seg[2]),
+                        WIRE_BYTES_C(""), true, &answered))
+        goto out;
+    {
+        /* Topic permissions, as basic.publish checks them. */
+        struct exchange *x = vhost_exchange_find(vh, mgmt_exchange_name(c->seg[2]));
+        struct wire_bytes key = {(const uint8_t *)rk, rk_len};
+        if (x != NULL && strcmp(x->type->name, "topic") == 0 &&
+            !auth_topic_permitted(c->m->srv->auth, wire_cstr(c->user), vh->name, x->name,
+                                  AUTH_WRITE, key, NULL)) {
+            char text[700];
+            auth_topic_refusal_text(text, sizeof text, key, x->name, vh->name, wire_cstr(c->user));
+            answered = mgmt_bad_request(c, "403 ACCESS_REFUSED - %s", text);
+            goto out;
+        }
+    }
+    if (ops_publish(c->m->srv, vh, &actor, mgmt_exchange_name(c->seg[2]),
+                    (struct wire_bytes){(const uint8_t *)rk, rk_len}, &props,
+                    (struct wire_bytes){payload, body_len}, &routed, &refused, &err) != 0) {
+        char text[600];
+        /* RabbitMQ publishes through a channel here, so its errors carry their code. */
+        ops_error_format(&err, true, text, sizeof text);
+        answered = mgmt_bad_request(c, "%s", text);
+        goto out;
+    }
+    j = json_object();
+    json_object_set_new(j, "routed", json_boolean(routed > 0));
+    answered = mgmt_respond_json(c, MHD_HTTP_OK, j);
+out:
+    free(payload);
+    free(headers);
+    json_decref(body);
+    return answered;
+}
+
+/* ---- Queues ---------------------------------------------------------------------------- */
+
+static enum MHD_Result list_queues(struct mgmt_call *c, struct vhost *only)
+{
+    return list_objects(c, only, true);
+}
+
+static enum MHD_Result put_queue(struct mgmt_call *c, struct vhost *vh, struct wire_bytes name)
+{
+    enum MHD_Result answered = MHD_NO;
+    json_t *body = mgmt_body_object(c, &answered);
+    bool durable, auto_delete, exclusive, created;
+    size_t args_len = 0;
+    uint8_t *args = NULL;
+    struct ops_error err;
+    struct ops_actor actor = {.user = c->user};
+    struct queue *q;
+
+    if (body == NULL)
+        return answered;
+    if (mgmt_body_bool(c, body, "durable", false, &durable, &answered) != 0 ||
+        mgmt_body_bool(c, body, "auto_delete", false, &auto_delete, &answered) != 0 ||
+        mgmt_body_bool(c, body, "exclusive", false, &exclusive, &answered) != 0 ||
+        mgmt_body_arguments(c, body, &args, &args_len, &answered) != 0)
+        goto out;
+    /* An exclusive queue belongs to the connection that declared it; a request has none. */
+    if (exclusive) {
+        answered = mgmt_bad_request(c, "exclusive queues can only be declared over AMQP, by the "
+                                       "connection that will own them");
+        goto out;
+    }
+    {
+        struct wire_field dlx;
+        bool has_dlx = wire_table_find((struct wire_table){.raw = {args, args_len}},
+                                       "x-dead-letter-exchange", &dlx) &&
+                       dlx.type == 'S';
+        char *dlx_name = has_dlx ? xstrndup_bytes(dlx.v.bytes) : NULL;
+        bool ok =
+            mgmt_permitted(c, vh, has_dlx ? AUTH_OP_QUEUE_DECLARE_DLX : AUTH_OP_QUEUE_DECLARE, name,
+                           has_dlx ? wire_cstr(dlx_name) : WIRE_BYTES_C(""), false, &answered);
+        free(dlx_name);
+        if (!ok)
+            goto out;
+    }
+    if (ops_queue_declare(vh, &actor, name, false, durable, false, auto_delete,
+                          (struct wire_bytes){args, args_len}, &q, &created, &err) != 0) {
+        answered = mgmt_respond_ops_error(c, &err);
+        goto out;
+    }
+    answered = mgmt_respond_empty(c, created ? MHD_HTTP_CREATED : MHD_HTTP_NO_CONTENT);
+out:
+    free(args);
+    json_decref(body);
+    return answered;
+}
+
+enum MHD_Result mgmt_api_queues(struct mgmt_call *c)
+{
+    struct vhost *vh = NULL;
+    struct queue *q;
+    struct ops_error err;
+    struct ops_actor actor = {.user = c->user};
+    enum MHD_Result answered;
+
+    if (c->nseg >= 2 && (vh = mgmt_find_vhost(c, c->seg[1])) == NULL) {
+        if (mgmt_method_is(c, MHD_HTTP_METHOD_PUT))
+            return mgmt_respond_error(c, MHD_HTTP_NOT_FOUND, "not_found", "vhost_not_found");
+        return mgmt_not_found(c);
+    }
+    if (vh != NULL && !mgmt_may_see(c, vh, &answered))
+        return answered;
+    if (c->nseg <= 2)
+        return list_queues(c, vh);
+    if (mgmt_method_is(c, MHD_HTTP_METHOD_PUT))
+        return put_queue(c, vh, c->seg[2]);
+    q = vhost_queue_find(vh, c->seg[2]);
+    if (q == NULL)
+        return mgmt_not_found(c);
+    if (c->nseg == 4) { /* DELETE .../contents */
+        if (!mgmt_permitted(c, vh, AUTH_OP_QUEUE_PURGE, q->name, WIRE_BYTES_C(""), false,
+                            &answered))
+            return answered;
+        if (ops_queue_purge(vh, &actor, c->seg[2], NULL, &err) != 0)
+            return mgmt_respond_ops_error(c, &err);
+        return mgmt_respond_empty(c, MHD_HTTP_NO_CONTENT);
+    }
+    if (mgmt_method_is(c, MHD_HTTP_METHOD_DELETE)) {
+        if (!mgmt_permitted(c, vh, AUTH_OP_QUEUE_DELETE, q->name, WIRE_BYTES_C(""), false,
+                            &answered))
+            return answered;
+        if (ops_queue_delete(vh, &actor, c->seg[2], mgmt_query_true(c, "if-unused"),
+                             mgmt_query_true(c, "if-empty"), true, NULL, &err) != 0)
+            return mgmt_respond_ops_error(c, &err);
+        return mgmt_respond_empty(c, MHD_HTTP_NO_CONTENT);
+    }
+    return mgmt_respond_json(c, MHD_HTTP_OK, mgmt_json_queue(&c->m->ctx, q, true));
+}
+
+/* GET /api/queues/v/q/bindings */
+enum MHD_Result mgmt_api_queue_bindings(struct mgmt_call *c)
+{
+    struct vhost *vh = mgmt_find_vhost(c, c->seg[1]);
+    struct queue *q = vh != NULL ? vhost_queue_find(vh, c->seg[2]) : NULL;
+    enum MHD_Result answered;
+    json_t *arr;
+
+    if (q == NULL)
+        return mgmt_not_found(c);
+    if (!mgmt_may_see(c, vh, &answered))
+        return answered;
+    arr = json_array();
+    json_array_append_new(arr, mgmt_json_default_binding(q));
+    for (const struct xbinding *xb = q->bindings; xb != NULL; xb = xb->next_in_dest)
+        json_array_append_new(arr, mgmt_json_binding(xb));
+    return mgmt_respond_json(c, MHD_HTTP_OK, arr);
+}
+
+enum ackmode { ACK_REQUEUE, ACK_DROP, REJECT_REQUEUE, REJECT_DROP };
+
+/* One message of a /get, as RabbitMQ shows it. */
+static json_t *got_message(const struct qentry *e, uint32_t remaining, bool base64, long truncate)
+{
+    const struct message *m = e->msg;
+    json_t *o = json_object();
+    size_t shown = m->body_size;
+    struct wire_bytes body;
+
+    if (truncate >= 0 && (uint64_t)truncate < shown)
+        shown = (size_t)truncate;
+    body = (struct wire_bytes){.ptr = m->body, .len = shown};
+    json_object_set_new(o, "payload_bytes", json_integer((json_int_t)m->body_size));
+    json_object_set_new(o, "redelivered", json_boolean(e->redelivered));
+    json_object_set_new(o, "exchange", mgmt_json_bytes(m->exchange));
+    json_object_set_new(o, "routing_key", mgmt_json_bytes(m->routing_key));
+    json_object_set_new(o, "message_count", json_integer(remaining));
+    json_object_set_new(o, "properties", mgmt_json_from_props(&m->props));
+    /* "auto" shows the body as a string when it is UTF-8, else as base64. */
+    if (!base64) {
+        json_t *s = json_stringn((const char *)body.ptr, body.len);
+        if (s != NULL) {
+            json_object_set_new(o, "payload", s);
+            json_object_set_new(o, "payload_encoding", json_string("string"));
+            return o;
+        }
+    }
+    {
+        char *text = xmalloc(body.len / 3 * 4 + 8);
+        mgmt_base64_encode(body.ptr, body.len, text);
+        json_object_set_new(o, "payload", json_string(text));
+        json_object_set_new(o, "payload_encoding", json_string("base64"));
+        free(text);
+    }
+    return o;
+}
+
+/* POST /api/queues/v/q/get: takes up to count messages, then acks, requeues or rejects them
+ * all, as RabbitMQ does (so a requeueing get never shows one message twice). */
+enum MHD_Result mgmt_api_get(struct mgmt_call *c)
+{
+    enum MHD_Result answered = MHD_NO;
+    struct vhost *vh = mgmt_find_vhost(c, c->seg[1]);
+    struct ops_actor actor = {.user = c->user};
+    struct ops_error err;
+    json_t *body, *arr, *v;
+    const char *mode, *enc;
+    enum ackmode ackmode;
+    json_int_t count;
+    long truncate = -1;
+    struct queue *q;
+    struct qentry *taken = NULL;
+    size_t ntaken = 0;
+
+    if (vh == NULL)
+        return mgmt_not_found(c);
+    if ((body = mgmt_body_object(c, &answered)) == NULL)
+        return answered;
+    v = json_object_get(body, "count");
+    mode = json_string_value(json_object_get(body, "ackmode"));
+    enc = json_string_value(json_object_get(body, "encoding"));
+    if (v == NULL || mode == NULL || enc == NULL) {
+        answered = mgmt_bad_request(c, "count, ackmode and encoding are required");
+        goto out;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > MGMT_GET_MAX) {
+        answered = mgmt_bad_request(c, "count must be an integer from 1 to %d", MGMT_GET_MAX);
+        goto out;
+    }
+    count = json_integer_value(v);
+    if (strcmp(mode, "ack_requeue_true") == 0)
+        ackmode = ACK_REQUEUE;
+    else if (strcmp(mode, "ack_requeue_false") == 0)
+        ackmode = ACK_DROP;
+    else if (strcmp(mode, "reject_requeue_true") == 0)
+        ackmode = REJECT_REQUEUE;
+    else if (strcmp(mode, "reject_requeue_false") == 0)
+        ackmode = REJECT_DROP;
+    else {
+        answered = mgmt_bad_request(c, "ackmode must be ack_requeue_true, ack_requeue_false, "
+                                       "reject_requeue_true or reject_requeue_false");
+        goto out;
+    }
+    if (strcmp(enc, "auto") != 0 && strcmp(enc, "base64") != 0) {
+        answered = mgmt_bad_request(c, "Unsupported encoding. Please use auto or base64.");
+        goto out;
+    }
+    if ((v = json_object_get(body, "truncate")) != NULL) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0) {
+            answered = mgmt_bad_request(c, "truncate must be a non-negative integer");
+            goto out;
+        }
+        truncate = json_integer_value(v) > 0x7fffffff ? 0x7fffffff : (long)json_integer_value(v);
+    }
+    if (!mgmt_permitted(c, vh, AUTH_OP_BASIC_GET, c->seg[2], WIRE_BYTES_C(""), true, &answered))
+        goto out;
+    if ((q = ops_queue_find(vh, &actor, c->seg[2], &err)) == NULL) {
+        char text[600];
+        ops_error_format(&err, false, text, sizeof text);
+        answered = mgmt_respond_error(
+            c, err.code == WIRE_NOT_FOUND ? MHD_HTTP_NOT_FOUND : MHD_HTTP_BAD_REQUEST,
+            err.code == WIRE_NOT_FOUND ? "not_found" : "bad_request", "%s", text);
+        goto out;
+    }
+    queue_ref(q);
+    queue_touch(q);
+    taken = xmalloc((size_t)count * sizeof *taken);
+    arr = json_array();
+    while (ntaken < (size_t)count && queue_pop(q, &taken[ntaken])) {
+        json_array_append_new(arr, got_message(&taken[ntaken], queue_ready_count(q),
+                                               strcmp(enc, "base64") == 0, truncate));
+        ntaken++;
+    }
+    /* As a basic.get with an ack, a reject or a nack after it would (src/broker/channel.c). */
+    for (size_t i = 0; i < ntaken; i++) {
+        struct qentry *e = &taken[i];
+        if (ackmode == ACK_DROP) {
+            persist_left(q, e->msg);
+            message_unref(e->msg);
+            continue;
+        }
+        if (e->deliveries == 0 && !e->redelivered)
+            persist_delivered(q, e->msg);
+        if (ackmode == REJECT_DROP)
+            queue_reject(q, e->msg);
+        else
+            queue_requeue(q, e->msg, e->seq, e->deliveries + 1);
+    }
+    if (ntaken > 0)
+        queue_dispatch(q);
+    queue_unref(q);
+    free(taken);
+    answered = mgmt_respond_json(c, MHD_HTTP_OK, arr);
+out:
+    json_decref(body);
+    return answered;
+}
+
+/* ---- Bindings -------------------------------------------------------------------------- */
+
+static void add_bindings_of(json_t *arr, struct vhost *vh)
+{
+    size_t nq, nx;
+    void **qs = mgmt_map_sorted(&vh->queues, mgmt_cmp_queue, &nq);
+    void **xs = mgmt_map_sorted(&vh->exchanges, mgmt_cmp_exchange, &nx);
+
+    for (size_t i = 0; i < nq; i++)
+        json_array_append_new(arr, mgmt_json_default_binding(qs[i]));
+    for (size_t i = 0; i < nx; i++) {
+        const struct exchange *x = xs[i];
+        for (const struct xbinding *xb = x->bindings; xb != NULL; xb = xb->next_in_source)
+            json_array_append_new(arr, mgmt_json_binding(xb));
+    }
+    free(qs);
+    free(xs);
+}
+
+/* The bindings from source to the queue or exchange dest, with their properties keys. */
+static json_t *bindings_between(struct vhost *vh, struct exchange *src, void *dest)
+{
+    json_t *arr = json_array();
+
+    if (src == vh->default_exchange && destination_kind(dest) == DEST_QUEUE) {
+        json_array_append_new(arr, mgmt_json_default_binding(dest));
+        return arr;
+    }
+    for (const struct xbinding *xb = src->bindings; xb != NULL; xb = xb->next_in_source) {
+        if (xb->b.destination == dest)
+            json_array_append_new(arr, mgmt_json_binding(xb));
+    }
+    return arr;
+}
+
+/* /api/bindings[/v[/e/x/(q|e)/d[/props]]] */
+enum MHD_Result mgmt_api_bindings(struct mgmt_call *c)
+{
+    struct vhost *vh = NULL;
+    struct exchange *src;
+    void *dest;
+    bool to_exchange;
+    json_t *arr;
+    enum MHD_Result denied;
+
+    if (c->nseg >= 2 && (vh = mgmt_find_vhost(c, c->seg[1])) == NULL)
+        return mgmt_not_found(c);
+    if (vh != NULL && !mgmt_may_see(c, vh, &denied))
+        return denied;
+    if (c->nseg <= 2) {
+        size_t n;
+        struct vhost **vhs = mgmt_vhosts_sorted(c->m->srv, vh, &n);
+        arr = json_array();
+        for (size_t i = 0; i < n; i++) {
+            if (mgmt_sees_objects_of(c, vhs[i]))
+                add_bindings_of(arr, vhs[i]);
+        }
+        free(vhs);
+        return mgmt_respond_json(c, MHD_HTTP_OK, arr);
+    }
+    to_exchange = wire_bytes_eq_cstr(c->seg[4], "e");
+    if (!wire_bytes_eq_cstr(c->seg[2], "e") ||
+        (!to_exchange && !wire_bytes_eq_cstr(c->seg[4], "q")))
+        return mgmt_not_found(c);
+    src = vhost_exchange_find(vh, mgmt_exchange_name(c->seg[3]));
+    dest = to_exchange ? (void *)vhost_exchange_find(vh, mgmt_exchange_name(c->seg[5]))
+                       : (void *)vhost_queue_find(vh, c->seg[5]);
+    if (mgmt_method_is(c, MHD_HTTP_METHOD_POST)) {
+        enum MHD_Result answered = MHD_NO;
+        json_t *body = mgmt_body_object(c, &answered);
+        const char *rk;
+        size_t rk_len, args_len = 0;
+        uint8_t *args = NULL;
+        struct ops_error err;
+        struct ops_actor actor = {.user = c->user};
+        char key[1024], location[4096];
+
+        if (body == NULL)
+            return answered;
+        if ((rk = mgmt_body_string(c, body, "routing_key", "", &rk_len, &answered)) == NULL ||
+            mgmt_body_arguments(c, body, &args, &args_len, &answered) != 0)
+            goto post_out;
+        if (rk_len > 255) {
+            answered = mgmt_bad_request(c, "routing_key is longer than 255 bytes");
+            goto post_out;
+        }
+        if (!mgmt_permitted(c, vh, to_exchange ? AUTH_OP_EXCHANGE_BIND : AUTH_OP_QUEUE_BIND,
+                            mgmt_exchange_name(c->seg[5]), mgmt_exchange_name(c->seg[3]), false,
+                            &answered))
+            goto post_out;
+        if (ops_bind(vh, &actor, mgmt_exchange_name(c->seg[3]), mgmt_exchange_name(c->seg[5]),
+                     to_exchange, (struct wire_bytes){(const uint8_t *)rk, rk_len},
+                     (struct wire_bytes){args, args_len}, &err) != 0) {
+            answered = mgmt_respond_ops_error(c, &err);
+            goto post_out;
+        }
+        {
+            struct MHD_Response *r =
+                MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+            /* RabbitMQ answers with the new binding's URL relative to the request's, the
+             * destination and the properties key percent-encoded (so "%" becomes "%25"). */
+            size_t n;
+            mgmt_binding_props_key((struct wire_bytes){(const uint8_t *)rk, rk_len},
+                                   (struct wire_bytes){args, args_len}, key, sizeof key);
+            n = mgmt_url_encode(c->seg[5], location, sizeof location / 2);
+            location[n++] = '/';
+            mgmt_url_encode(wire_cstr(key), location + n, sizeof location - n);
+            MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, location);
+            answered = MHD_queue_response(c->conn, MHD_HTTP_CREATED, r);
+            MHD_destroy_response(r);
+        }
+    post_out:
+        free(args);
+        json_decref(body);
+        return answered;
+    }
+    if (src == NULL || dest == NULL)
+        return mgmt_not_found(c);
+    arr = bindings_between(vh, src, dest);
+    if (c->nseg == 6)
+        return mgmt_respond_json(c, MHD_HTTP_OK, arr);
+    /* One binding, by its properties key. */
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        json_t *b = json_array_get(arr, i);
+        const char *key = json_string_value(json_object_get(b, "properties_key"));
+        uint8_t decoded[1024];
+        /* The key is percent-encoded; a client may send it encoded once more (as in the
+         * Location of a new binding) or not, so the segment, decoded once, may be either. */
+        if (!wire_bytes_eq_cstr(c->seg[6], key) &&
+            !wire_bytes_eq(c->seg[6], mgmt_url_decode(key, decoded, sizeof decoded)))
+            continue;
+        if (mgmt_method_is(c, MHD_HTTP_METHOD_DELETE)) {
+            struct ops_error err;
+            struct ops_actor actor = {.user = c->user};
+            uint8_t *args = NULL;
+            size_t args_len = 0;
+            char why[256];
+            int rc;
+
+            if (src == vh->default_exchange) {
+                json_decref(arr);
+                return mgmt_access_refused(c);
+            }
+            if (!mgmt_permitted(c, vh, to_exchange ? AUTH_OP_EXCHANGE_UNBIND : AUTH_OP_QUEUE_UNBIND,
+                                mgmt_exchange_name(c->seg[5]), src->name, false, &denied)) {
+                json_decref(arr);
+                return denied;
+            }
+            /* The binding's arguments are encoded again exactly as it was found. */
+            mgmt_json_to_table(json_object_get(b, "arguments"), &args, &args_len, why, sizeof why);
+            rc = ops_unbind(vh, &actor, src->name, c->seg[5], to_exchange,
+                            mgmt_json_bytes_of(json_object_get(b, "routing_key")),
+                            (struct wire_bytes){args, args_len}, true, &err);
+            free(args);
+            json_decref(arr);
+            return rc == 0 ? mgmt_respond_empty(c, MHD_HTTP_NO_CONTENT)
+                           : mgmt_respond_ops_error(c, &err);
+        }
+        json_incref(b);
+        json_decref(arr);
+        return mgmt_respond_json(c, MHD_HTTP_OK, b);
+    }
+    json_decref(arr);
+    return mgmt_not_found(c);
+}

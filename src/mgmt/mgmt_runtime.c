@@ -1,0 +1,317 @@
+/* The management API: connections, channels and consumers; policies; definitions. */
+#include "build_config.h"
+
+#include "src/mgmt/mgmt_api.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "src/base/config.h"
+#include "src/base/log.h"
+#include "src/base/util.h"
+#include "src/broker/channel.h"
+#include "src/broker/conn.h"
+#include "src/broker/exchange.h"
+#include "src/broker/message.h"
+#include "src/broker/persist.h"
+#include "src/broker/policy.h"
+#include "src/broker/queue.h"
+#include "src/broker/server.h"
+#include "src/broker/vhost.h"
+#include "src/mgmt/metrics.h"
+#include "src/mgmt/mgmt_defs.h"
+#include "src/mgmt/mgmt_json.h"
+#include "src/mgmt/mgmt_stats.h"
+#include "src/mgmt/ops.h"
+#include "src/security/auth.h"
+
+/* ---- Connections, channels, consumers -------------------------------------------------- */
+
+static struct conn *find_conn(struct mgmt_call *c, struct wire_bytes name)
+{
+    char buf[200];
+
+    for (struct conn *k = c->m->srv->conns; k != NULL; k = k->next) {
+        mgmt_conn_name(k, buf, sizeof buf);
+        if (wire_bytes_eq_cstr(name, buf))
+            return k;
+    }
+    return NULL;
+}
+
+/* Open client connections the user may see (all for monitoring and administrators, their
+ * own for the others). */
+static bool conn_listed(const struct mgmt_call *c, const struct conn *k)
+{
+    return k->state != CONN_CLOSED && k->fd >= 0 && mgmt_sees_conn(c, k);
+}
+
+enum MHD_Result mgmt_api_connections(struct mgmt_call *c)
+{
+    json_t *arr;
+    struct conn *k;
+
+    if (c->nseg == 1) {
+        arr = json_array();
+        for (k = c->m->srv->conns; k != NULL; k = k->next) {
+            if (conn_listed(c, k))
+                json_array_append_new(arr, mgmt_json_connection(&c->m->ctx, k));
+        }
+        return mgmt_respond_json(c, MHD_HTTP_OK, arr);
+    }
+    if ((k = find_conn(c, c->seg[1])) == NULL || !conn_listed(c, k))
+        return mgmt_not_found(c);
+    if (c->nseg == 3) { /* .../channels */
+        arr = json_array();
+        for (uint32_t i = 0; i < k->channels_cap; i++) {
+            if (k->channels[i] != NULL)
+                json_array_append_new(arr, mgmt_json_channel(&c->m->ctx, k->channels[i]));
+        }
+        return mgmt_respond_json(c, MHD_HTTP_OK, arr);
+    }
+    if (mgmt_method_is(c, MHD_HTTP_METHOD_DELETE)) {
+        const char *reason = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "X-Reason");
+        if (!c->admin && strcmp(k->log.user, c->user) != 0)
+            return mgmt_access_refused(c);
+        char text[300];
+        snprintf(text, sizeof text, "CONNECTION_FORCED - %s",
+                 reason != NULL ? reason : "Closed via management plugin");
+        log_info(&k->log, "closing connection at the request of '%s' (management API): %s", c->user,
+                 text);
+        if (k->state == CONN_OPEN || k->state == CONN_AWAIT_OPEN)
+            conn_close_with(k, WIRE_CONNECTION_FORCED, text, 0);
+        else if (k->state != CONN_CLOSING)
+            conn_abort(k);
+        return mgmt_respond_empty(c, MHD_HTTP_NO_CONTENT);
+    }
+    return mgmt_respond_json(c, MHD_HTTP_OK, mgmt_json_connection(&c->m->ctx, k));
+}
+
+enum MHD_Result mgmt_api_channels(struct mgmt_call *c)
+{
+    json_t *arr = json_array();
+    char name[220];
+
+    for (struct conn *k = c->m->srv->conns; k != NULL; k = k->next) {
+        if (!conn_listed(c, k))
+            continue;
+        for (uint32_t i = 0; i < k->channels_cap; i++) {
+            struct channel *ch = k->channels[i];
+            if (ch == NULL)
+                continue;
+            if (c->nseg == 2) {
+                mgmt_conn_name(k, name, sizeof name);
+                snprintf(name + strlen(name), sizeof name - strlen(name), " (%u)", ch->id);
+                if (!wire_bytes_eq_cstr(c->seg[1], name))
+                    continue;
+                json_decref(arr);
+                return mgmt_respond_json(c, MHD_HTTP_OK, mgmt_json_channel(&c->m->ctx, ch));
+            }
+            json_array_append_new(arr, mgmt_json_channel(&c->m->ctx, ch));
+        }
+    }
+    if (c->nseg == 2) {
+        json_decref(arr);
+        return mgmt_not_found(c);
+    }
+    return mgmt_respond_json(c, MHD_HTTP_OK, arr);
+}
+
+enum MHD_Result mgmt_api_consumers(struct mgmt_call *c)
+{
+    struct vhost *only = NULL;
+    size_t nv, nq;
+    struct vhost **vhs;
+    json_t *arr;
+    enum MHD_Result answered;
+
+    if (c->nseg == 2 && (only = mgmt_find_vhost(c, c->seg[1])) == NULL)
+        return mgmt_not_found(c);
+    if (only != NULL && !mgmt_may_see(c, only, &answered))
+        return answered;
+    arr = json_array();
+    vhs = mgmt_vhosts_sorted(c->m->srv, only, &nv);
+    for (size_t i = 0; i < nv; i++) {
+        void **qs;
+        if (!mgmt_sees_objects_of(c, vhs[i]))
+            continue;
+        qs = mgmt_map_sorted(&vhs[i]->queues, mgmt_cmp_queue, &nq);
+        for (size_t k = 0; k < nq; k++) {
+            const struct queue *q = qs[k];
+            for (size_t n = 0; n < q->consumer_count; n++)
+                json_array_append_new(arr, mgmt_json_consumer(&c->m->ctx, q->consumers[n]));
+        }
+        free(qs);
+    }
+    free(vhs);
+    return mgmt_respond_json(c, MHD_HTTP_OK, arr);
+}
+
+/* ---- Policies -------------------------------------------------------------------------- */
+
+static const char *apply_to_name(enum policy_apply_to a)
+{
+    return a == POLICY_QUEUES ? "queues" : a == POLICY_EXCHANGES ? "exchanges" : "all";
+}
+
+static json_t *policy_json(const struct vhost *vh, const struct policy *p)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "vhost", mgmt_json_bytes(vh->name));
+    json_object_set_new(o, "name", json_string(p->name));
+    json_object_set_new(o, "pattern", json_string(p->pattern_source));
+    json_object_set_new(o, "apply-to", json_string(apply_to_name(p->apply_to)));
+    json_object_set_new(o, "definition",
+                        mgmt_json_from_table((struct wire_table){.raw = p->definition}));
+    json_object_set_new(o, "priority", json_integer(p->priority));
+    return o;
+}
+
+static enum MHD_Result put_policy(struct mgmt_call *c, struct vhost *vh, bool operator_policy)
+{
+    enum MHD_Result answered = MHD_NO;
+    json_t *body = mgmt_body_object(c, &answered);
+    const json_t *pattern, *definition, *priority, *apply_to;
+    uint8_t *def = NULL;
+    size_t def_len = 0;
+    char err[600], *pname = NULL;
+    bool existed;
+
+    if (body == NULL)
+        return answered;
+    pattern = json_object_get(body, "pattern");
+    definition = json_object_get(body, "definition");
+    priority = json_object_get(body, "priority");
+    apply_to = json_object_get(body, "apply-to");
+    if (!json_is_string(pattern) || !json_is_object(definition)) {
+        answered =
+            mgmt_bad_request(c, "a policy needs a pattern (string) and a definition (object)");
+        goto out;
+    }
+    if ((priority != NULL && !json_is_integer(priority)) ||
+        (apply_to != NULL && !json_is_string(apply_to))) {
+        answered = mgmt_bad_request(c, "priority is an integer and apply-to a string");
+        goto out;
+    }
+    if (mgmt_json_to_table(definition, &def, &def_len, err, sizeof err) != 0) {
+        answered = mgmt_bad_request(c, "definition: %s", err);
+        goto out;
+    }
+    if (c->seg[2].len == 0 || c->seg[2].len > 255 || memchr(c->seg[2].ptr, '\0', c->seg[2].len)) {
+        answered = mgmt_bad_request(c, "a policy name is 1 to 255 bytes, without NUL");
+        goto out;
+    }
+    pname = xstrndup_bytes(c->seg[2]);
+    existed = policy_find(vh, pname, operator_policy) != NULL;
+    if (policy_set(
+            vh, pname, json_string_value(pattern), apply_to ? json_string_value(apply_to) : "all",
+            priority ? json_integer_value(priority) : 0, (struct wire_table){.raw = {def, def_len}},
+            operator_policy, err, sizeof err) != 0) {
+        answered = mgmt_bad_request(c, "%s", err);
+        goto out;
+    }
+    log_info(NULL, "management API: user '%s' set %s '%s' in vhost '%.*s'", c->user,
+             operator_policy ? "operator policy" : "policy", pname, (int)vh->name.len,
+             (const char *)vh->name.ptr);
+    answered = mgmt_respond_empty(c, existed ? MHD_HTTP_NO_CONTENT : MHD_HTTP_CREATED);
+out:
+    free(pname);
+    free(def);
+    json_decref(body);
+    return answered;
+}
+
+/* /api/policies[/v[/name]] and /api/operator-policies[/v[/name]]. Operator policies are
+ * the operator's: administrators only, as in RabbitMQ; policies need the policymaker tag to
+ * change and access to the vhost to see. */
+enum MHD_Result mgmt_api_policies(struct mgmt_call *c)
+{
+    bool op = wire_bytes_eq_cstr(c->seg[0], "operator-policies");
+    struct vhost *vh = NULL;
+    enum MHD_Result answered;
+    const struct policy *p;
+    char *pname;
+
+    if (op && !c->admin)
+        return mgmt_not_admin(c);
+    if (c->nseg >= 2 && (vh = mgmt_find_vhost(c, c->seg[1])) == NULL)
+        return mgmt_not_found(c);
+    if (vh != NULL && !mgmt_may_see(c, vh, &answered))
+        return answered;
+    if (c->nseg <= 2) {
+        json_t *arr = json_array();
+        size_t nv;
+        struct vhost **vhs = mgmt_vhosts_sorted(c->m->srv, vh, &nv);
+        for (size_t i = 0; i < nv; i++) {
+            size_t n;
+            struct policy *const *list;
+            if (!mgmt_sees_objects_of(c, vhs[i]))
+                continue;
+            list = policy_list(vhs[i], &n, op);
+            for (size_t k = 0; k < n; k++)
+                json_array_append_new(arr, policy_json(vhs[i], list[k]));
+        }
+        free(vhs);
+        return mgmt_respond_json(c, MHD_HTTP_OK, arr);
+    }
+    if (!mgmt_method_is(c, MHD_HTTP_METHOD_GET) && !c->policymaker)
+        return mgmt_respond_error(c, MHD_HTTP_UNAUTHORIZED, "not_authorised",
+                                  "User not authorised to access object");
+    if (mgmt_method_is(c, MHD_HTTP_METHOD_PUT))
+        return put_policy(c, vh, op);
+    pname = xstrndup_bytes(c->seg[2]);
+    p = policy_find(vh, pname, op);
+    if (p == NULL) {
+        free(pname);
+        return mgmt_not_found(c);
+    }
+    if (mgmt_method_is(c, MHD_HTTP_METHOD_DELETE)) {
+        policy_clear(vh, pname, op);
+        log_info(NULL, "management API: user '%s' cleared %s '%s'", c->user,
+                 op ? "operator policy" : "policy", pname);
+        free(pname);
+        return mgmt_respond_empty(c, MHD_HTTP_NO_CONTENT);
+    }
+    free(pname);
+    return mgmt_respond_json(c, MHD_HTTP_OK, policy_json(vh, p));
+}
+
+/* ---- Definitions ----------------------------------------------------------------------- */
+
+enum MHD_Result mgmt_api_definitions(struct mgmt_call *c)
+{
+    struct vhost *only = NULL;
+
+    if (!c->admin)
+        return mgmt_not_admin(c);
+    if (c->nseg == 2 && (only = mgmt_find_vhost(c, c->seg[1])) == NULL)
+        return mgmt_not_found(c);
+    if (mgmt_method_is(c, MHD_HTTP_METHOD_POST)) {
+        char err[1024];
+        json_t *doc = json_loadb(c->body, c->body_len, 0, NULL);
+        int rc;
+
+        if (doc == NULL || !json_is_object(doc)) {
+            json_decref(doc);
+            return mgmt_bad_request(c, "not_json");
+        }
+        rc = mgmt_defs_import(c->m->srv, doc, only, err, sizeof err);
+        json_decref(doc);
+        if (rc != 0)
+            return mgmt_bad_request(c, "%s", err);
+        return mgmt_respond_empty(c, MHD_HTTP_NO_CONTENT);
+    }
+    return mgmt_respond_json(c, MHD_HTTP_OK, mgmt_defs_export(c->m->srv, only));
+}
