@@ -228,7 +228,9 @@ bool channel_ack_overdue(struct channel *ch, uint64_t now, uint32_t timeout_ms)
 
 /* ---- Consumers ------------------------------------------------------------------------- */
 
-bool channel_consumer_can_take(const struct consumer *c)
+/* consumer_ops: the queue's questions to a channel's consumer (src/broker/queue.h). */
+
+static bool consumer_can_take(const struct consumer *c)
 {
     const struct channel *ch = c->ch;
 
@@ -241,7 +243,8 @@ bool channel_consumer_can_take(const struct consumer *c)
     return ch->prefetch_channel == 0 || ch->consumer_unacked < ch->prefetch_channel;
 }
 
-void channel_deliver(struct consumer *c, struct qentry *e)
+/* Sends e to c (deliver + header + body) and records it unless no-ack; takes e's reference. */
+static void consumer_deliver(struct consumer *c, struct qentry *e)
 {
     struct channel *ch = c->ch;
     struct wire_basic_deliver m = {
@@ -300,7 +303,8 @@ static void consumer_cancel(struct consumer *c)
     queue_unref(q);
 }
 
-void channel_consumer_cancelled_by_broker(struct consumer *c)
+/* The queue of c went away: tell the client if it asked to be told, forget the consumer. */
+static void consumer_cancelled_by_broker(struct consumer *c)
 {
     struct channel *ch = c->ch;
 
@@ -312,6 +316,12 @@ void channel_consumer_cancelled_by_broker(struct consumer *c)
     consumer_free(c);
 }
 
+static const struct consumer_ops channel_consumer_ops = {
+    .can_take = consumer_can_take,
+    .deliver = consumer_deliver,
+    .cancelled = consumer_cancelled_by_broker,
+};
+
 void channel_resume(struct channel *ch)
 {
     void *v;
@@ -320,6 +330,39 @@ void channel_resume(struct channel *ch)
         struct consumer *c = v;
         queue_dispatch(c->q);
     }
+}
+
+/* ---- Confirms waiting for the store ------------------------------------------------------
+ * A channel with a confirm that waits for an fsync is in its server's list of waiting
+ * channels until the store reports that sequence durable (channel_confirms_durable). */
+
+static void wait_durable(struct channel *ch)
+{
+    struct server *s = ch->conn->srv;
+
+    if (ch->waiting_durable || s->persist == NULL)
+        return;
+    ch->waiting_durable = true;
+    ch->prev_waiting = NULL;
+    ch->next_waiting = s->confirm_waiting;
+    if (s->confirm_waiting)
+        s->confirm_waiting->prev_waiting = ch;
+    s->confirm_waiting = ch;
+}
+
+static void unwait_durable(struct channel *ch)
+{
+    struct server *s = ch->conn->srv;
+
+    if (!ch->waiting_durable)
+        return;
+    ch->waiting_durable = false;
+    if (ch->prev_waiting)
+        ch->prev_waiting->next_waiting = ch->next_waiting;
+    else
+        s->confirm_waiting = ch->next_waiting;
+    if (ch->next_waiting)
+        ch->next_waiting->prev_waiting = ch->prev_waiting;
 }
 
 void channel_free(struct channel *ch)
@@ -341,7 +384,7 @@ void channel_free(struct channel *ch)
     for (size_t k = 0; k < ch->tx_len; k++)
         message_unref(ch->tx_ops[k].msg);
     free(ch->tx_ops);
-    persist_unwait(ch);
+    unwait_durable(ch);
     free(ch->confirms);
     if (ch->reply_tag.len > 0)
         server_reply_forget(ch->conn->srv, ch);
@@ -848,6 +891,7 @@ static int handle_basic_consume(struct channel *ch, const struct wire_method *m)
                             "queue " NAME_FMT " in vhost " NAME_FMT " in exclusive use",
                             NAME_ARG(q->name), VHOST_ARG(ch));
     c = xcalloc(1, sizeof *c);
+    c->ops = &channel_consumer_ops;
     c->tag = bytes_dup(tag);
     c->ch = ch;
     c->no_ack = a->no_ack;
@@ -949,7 +993,7 @@ static void confirm(struct channel *ch, bool ack, uint64_t store_seq)
     slot->store_seq = store_seq;
     slot->state = store_seq != 0 ? CONFIRM_WAIT : ack ? CONFIRM_ACK : CONFIRM_NACK;
     if (store_seq != 0)
-        persist_wait(ch);
+        wait_durable(ch);
     ch->conn->confirms_pending = true;
 }
 
@@ -988,7 +1032,7 @@ void channel_flush_confirms(struct channel *ch)
     send_acks(ch, ch->confirm_base - 1, acks);
 }
 
-void channel_confirms_durable(struct channel *ch, uint64_t durable_seq)
+static void confirms_durable(struct channel *ch, uint64_t durable_seq)
 {
     bool waiting = false;
 
@@ -1005,8 +1049,18 @@ void channel_confirms_durable(struct channel *ch, uint64_t durable_seq)
         slot->state = CONFIRM_ACK;
     }
     if (!waiting)
-        persist_unwait(ch);
+        unwait_durable(ch);
     channel_flush_confirms(ch);
+}
+
+void channel_confirms_durable(struct server *s, uint64_t durable_seq)
+{
+    struct channel *ch, *next;
+
+    for (ch = s->confirm_waiting; ch != NULL; ch = next) {
+        next = ch->next_waiting;
+        confirms_durable(ch, durable_seq);
+    }
 }
 
 /* Routes a complete message and hands it to its queues: the last step of basic.publish, or
@@ -1036,7 +1090,7 @@ static int publish_route(struct channel *ch, struct message *msg, bool mandatory
         goto out;
     {
         struct publish_result res;
-        publish_deliver(ch->conn->srv, vh, x, &msg, &res);
+        server_publish(ch->conn->srv, vh, x, &msg, &res);
         n = res.routed;
         if (refused != NULL && res.refused)
             *refused = true;

@@ -14,6 +14,7 @@ struct consumer;
 struct message;
 struct qentry;
 struct queue;
+struct server;
 
 /* A delivery awaiting ack. The channel keeps them in a ring ordered by tag; an acked one in
  * the middle becomes a hole (msg NULL) that leaves when it reaches the head, so ack,
@@ -93,7 +94,7 @@ struct channel {
     struct confirm_slot *confirms;
     size_t confirm_head, confirm_len, confirm_cap;
     uint64_t confirm_base;
-    bool waiting_durable; /* in the persistence's list of channels waiting for an fsync */
+    bool waiting_durable; /* in the server's list of channels waiting for an fsync */
     struct channel *next_waiting, *prev_waiting;
 
     bool tx_mode;
@@ -125,8 +126,9 @@ int channel_fail(struct channel *ch, uint16_t code, const char *fmt, ...)
 
 /* Sends the confirms that accumulated on the channel this loop turn. */
 void channel_flush_confirms(struct channel *ch);
-/* The store made everything up to durable_seq durable: confirm what waited for it. */
-void channel_confirms_durable(struct channel *ch, uint64_t durable_seq);
+/* The store made everything up to durable_seq durable: every channel of s confirms what
+ * waited for it. */
+void channel_confirms_durable(struct server *s, uint64_t durable_seq);
 
 /* Delivers m to the direct reply-to consumer of ch (publish to amq.rabbitmq.reply-to.*). */
 void channel_deliver_reply(struct channel *ch, struct message *m);
@@ -135,12 +137,6 @@ void channel_deliver_reply(struct channel *ch, struct message *m);
  * time, ev_now() in milliseconds, as deliveries are stamped). */
 bool channel_ack_overdue(struct channel *ch, uint64_t now, uint32_t timeout_ms);
 
-/* Queue side. */
-bool channel_consumer_can_take(const struct consumer *c);
-/* Sends e to c (deliver + header + body) and records it unless no-ack; takes e's reference. */
-void channel_deliver(struct consumer *c, struct qentry *e);
-/* The queue of c went away: tell the client if it asked to be told, forget the consumer. */
-void channel_consumer_cancelled_by_broker(struct consumer *c);
 /* Consumers of this channel whose queues have ready messages get another chance. */
 void channel_resume(struct channel *ch);
 

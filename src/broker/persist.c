@@ -10,12 +10,9 @@
 #include "exchanges/registry.h"
 #include "src/base/log.h"
 #include "src/base/util.h"
-#include "src/broker/channel.h"
-#include "src/broker/conn.h"
 #include "src/broker/exchange.h"
 #include "src/broker/message.h"
 #include "src/broker/queue.h"
-#include "src/broker/server.h"
 #include "src/broker/spill.h"
 #include "src/broker/vhost.h"
 #include "src/definitions/definitions.h"
@@ -275,7 +272,7 @@ void persist_policy_delete(struct vhost *vh, const struct policy *p)
 /* ---- Replay ---------------------------------------------------------------------------- */
 
 struct replay {
-    struct server *srv;
+    struct hmap *vhosts; /* name -> struct vhost */
     struct persist *p;
     int errors;
 };
@@ -295,7 +292,7 @@ static bool take_part(struct wire_bytes *b, struct wire_bytes *part)
 
 static struct vhost *replay_vhost(struct replay *r, struct wire_bytes name)
 {
-    struct vhost *vh = server_vhost_find(r->srv, name);
+    struct vhost *vh = hmap_get(r->vhosts, name);
 
     if (vh == NULL)
         log_warn(NULL, "definitions name vhost '%.*s', which does not exist: skipped",
@@ -444,7 +441,7 @@ static void replay_entry(void *ctx, uint8_t kind, struct wire_bytes key, struct 
 /* ---- Recovery of messages --------------------------------------------------------------- */
 
 struct recovery {
-    struct server *srv;
+    struct hmap *vhosts; /* name -> struct vhost */
     struct persist *p;
     struct hmap by_id; /* store id (4 bytes) -> queue */
     uint8_t *buf;
@@ -460,7 +457,7 @@ static void index_queues(struct recovery *rc)
 {
     void *vh_v, *q_v;
 
-    for (size_t i = 0; hmap_next(&rc->srv->vhosts, &i, &vh_v);) {
+    for (size_t i = 0; hmap_next(rc->vhosts, &i, &vh_v);) {
         struct vhost *vh = vh_v;
         for (size_t j = 0; hmap_next(&vh->queues, &j, &q_v);) {
             struct queue *q = q_v;
@@ -523,13 +520,10 @@ static void recover_ref(void *ctx, const struct store_recovered *r)
 static void on_durable(void *ctx, uint64_t durable_seq)
 {
     struct persist *p = ctx;
-    struct channel *ch, *next;
 
     p->durable_seq = durable_seq;
-    for (ch = p->waiting; ch != NULL; ch = next) {
-        next = ch->next_waiting;
-        channel_confirms_durable(ch, durable_seq);
-    }
+    if (p->durable_cb != NULL)
+        p->durable_cb(p->durable_ctx, durable_seq);
 }
 
 static void on_store_failure(void *ctx, int err)
@@ -539,38 +533,6 @@ static void on_store_failure(void *ctx, int err)
     p->failed = true;
     log_error(NULL, "the message store failed (%s): persistent messages are refused from now on",
               strerror(err));
-}
-
-void persist_wait(struct channel *ch)
-{
-    struct persist *p = ch->conn->vhost->persist;
-
-    if (ch->waiting_durable || p == NULL)
-        return;
-    ch->waiting_durable = true;
-    ch->prev_waiting = NULL;
-    ch->next_waiting = p->waiting;
-    if (p->waiting)
-        p->waiting->prev_waiting = ch;
-    p->waiting = ch;
-}
-
-void persist_unwait(struct channel *ch)
-{
-    struct persist *p;
-
-    if (!ch->waiting_durable)
-        return;
-    p = ch->conn->vhost->persist;
-    ch->waiting_durable = false;
-    if (p == NULL)
-        return; /* shutting down: the list is gone */
-    if (ch->prev_waiting)
-        ch->prev_waiting->next_waiting = ch->next_waiting;
-    else
-        p->waiting = ch->next_waiting;
-    if (ch->next_waiting)
-        ch->next_waiting->prev_waiting = ch->prev_waiting;
 }
 
 /* ---- Messages --------------------------------------------------------------------------- */
@@ -672,68 +634,65 @@ struct message *persist_load(struct vhost *vh, struct store_loc loc)
 
 /* ---- Open and close --------------------------------------------------------------------- */
 
-int persist_open(struct server *s, const char *dir, char *err, size_t err_size)
+struct persist *persist_open(struct ev_loop *loop, const char *dir, uint32_t sync_interval_ms,
+                             char *err, size_t err_size)
 {
     struct persist *p = xcalloc(1, sizeof *p);
-    struct store_options opts = {.sync_interval_ms = s->cfg->sync_interval_ms};
+    struct store_options opts = {.sync_interval_ms = sync_interval_ms};
     char path[600];
 
     p->next_queue_id = 1;
-    p->store = store_open(s->loop, dir, &opts, err, err_size);
+    p->store = store_open(loop, dir, &opts, err, err_size);
     if (p->store == NULL) {
         free(p);
-        return -1;
+        return NULL;
     }
     snprintf(path, sizeof path, "%s/defs.log", dir);
     p->defs = defs_log_open(path, NULL, err, err_size);
     if (p->defs == NULL) {
         store_close(p->store);
         free(p);
-        return -1;
+        return NULL;
     }
     snprintf(path, sizeof path, "%s/spill", dir);
     p->spill_dir = xstrdup(path);
     p->dir = xstrdup(dir);
     spill_clear_dir(p->spill_dir);
-    s->persist = p;
-    return 0;
+    return p;
 }
 
-void persist_attach(struct server *s, struct vhost *vh)
+void persist_attach(struct persist *p, struct vhost *vh, uint32_t memory_window,
+                    struct queue_budget *budget)
 {
-    struct persist *p = s->persist;
-
     if (p == NULL)
         return;
     vh->persist = p;
     vh->spill_dir = p->spill_dir;
-    vh->memory_window = s->cfg->queue_memory_window;
-    vh->budget = &s->queue_budget;
+    vh->memory_window = memory_window;
+    vh->budget = budget;
 }
 
 /* The user database is small and changes rarely: it is kept as one entry, RabbitMQ's
  * definitions JSON of its users, vhosts and permissions, rewritten on every change. */
 static const struct wire_bytes auth_key = {.ptr = (const uint8_t *)"auth", .len = 4};
 
-int persist_auth_load(struct server *s, char *err, size_t err_size)
+int persist_auth_load(struct persist *p, struct auth_db *db, char *err, size_t err_size)
 {
-    struct persist *p = s->persist;
     struct wire_bytes value;
 
     if (p == NULL || !defs_log_get(p->defs, DEFS_KIND_USER, auth_key, &value))
         return 0;
-    return definitions_import(s->auth, (const char *)value.ptr, value.len, NULL, err, err_size);
+    return definitions_import(db, (const char *)value.ptr, value.len, NULL, err, err_size);
 }
 
-void persist_auth_save(struct server *s)
+void persist_auth_save(struct persist *p, const struct auth_db *db)
 {
-    struct persist *p = s->persist;
     char *text;
     int rc;
 
     if (p == NULL)
         return;
-    text = definitions_export(s->auth, NULL);
+    text = definitions_export(db, NULL);
     rc = defs_log_put(p->defs, DEFS_KIND_USER, auth_key,
                       (struct wire_bytes){.ptr = (const uint8_t *)text, .len = strlen(text)});
     if (rc != 0)
@@ -741,11 +700,10 @@ void persist_auth_save(struct server *s)
     free(text);
 }
 
-int persist_recover(struct server *s, char *err, size_t err_size)
+int persist_recover(struct persist *p, struct hmap *vhosts, char *err, size_t err_size)
 {
-    struct persist *p = s->persist;
-    struct replay r = {.srv = s, .p = p};
-    struct recovery rc = {.srv = s, .p = p};
+    struct replay r = {.vhosts = vhosts, .p = p};
+    struct recovery rc = {.vhosts = vhosts, .p = p};
     int rcode;
 
     if (p == NULL)
@@ -779,14 +737,13 @@ int persist_recover(struct server *s, char *err, size_t err_size)
     return 0;
 }
 
-void persist_close(struct server *s)
+void persist_close(struct persist *p, struct hmap *vhosts)
 {
-    struct persist *p = s->persist;
     void *v;
 
     if (p == NULL)
         return;
-    for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);) {
+    for (size_t i = 0; hmap_next(vhosts, &i, &v);) {
         ((struct vhost *)v)->persist = NULL;
         ((struct vhost *)v)->spill_dir = NULL;
     }
@@ -796,5 +753,4 @@ void persist_close(struct server *s)
     free(p->spill_dir);
     free(p->dir);
     free(p);
-    s->persist = NULL;
 }

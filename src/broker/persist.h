@@ -23,13 +23,14 @@
 #include "src/base/hmap.h"
 #include "src/store/store.h"
 
-struct server;
+struct ev_loop;
+struct auth_db;
+struct queue_budget;
 struct vhost;
 struct exchange;
 struct queue;
 struct xbinding;
 struct message;
-struct channel;
 struct store;
 struct defs_log;
 
@@ -38,8 +39,11 @@ struct persist {
     struct defs_log *defs;
     uint32_t next_queue_id;
     bool replaying;            /* creating what the log holds: do not write it again */
-    struct channel *waiting;   /* channels with confirms waiting for an fsync */
     uint64_t durable_seq;      /* last store sequence reported durable */
+    /* Told when the store reports a sequence durable: publisher confirms wait for it. The
+     * server points it at its channels (src/broker/server.c); persistence knows no channel. */
+    void (*durable_cb)(void *ctx, uint64_t durable_seq);
+    void *durable_ctx;
     bool failed;               /* the store failed: persistent publishes are refused */
     char *spill_dir;           /* DATA_DIR/spill */
     char *dir;
@@ -48,18 +52,23 @@ struct persist {
 };
 
 /* Start-up, in this order: persist_open takes the data directory (its lock, the store, the
- * definitions log); persist_auth_load brings back the users, vhosts and permissions; the
- * server creates its vhosts (persist_attach each); persist_recover creates the durable
- * exchanges, queues and bindings again and gives the queues their messages. Each returns 0,
- * or -1 with the reason in err. */
-int persist_open(struct server *s, const char *dir, char *err, size_t err_size);
-int persist_auth_load(struct server *s, char *err, size_t err_size);
-void persist_attach(struct server *s, struct vhost *vh);
-int persist_recover(struct server *s, char *err, size_t err_size);
+ * definitions log) and returns the persistence, or NULL with the reason in err;
+ * persist_auth_load brings back the users, vhosts and permissions into db; the server creates
+ * its vhosts (persist_attach each: with persistence a queue spills its backlog beyond
+ * memory_window, within budget); persist_recover creates the durable exchanges, queues and
+ * bindings again in the vhosts (name -> struct vhost) and gives the queues their messages.
+ * Each returns 0, or -1 with the reason in err. All accept p == NULL (no data directory) and
+ * then do nothing. */
+struct persist *persist_open(struct ev_loop *loop, const char *dir, uint32_t sync_interval_ms,
+                             char *err, size_t err_size);
+int persist_auth_load(struct persist *p, struct auth_db *db, char *err, size_t err_size);
+void persist_attach(struct persist *p, struct vhost *vh, uint32_t memory_window,
+                    struct queue_budget *budget);
+int persist_recover(struct persist *p, struct hmap *vhosts, char *err, size_t err_size);
 /* Writes the user database again (after any change to users, vhosts or permissions). */
-void persist_auth_save(struct server *s);
-/* Flushes and closes; the vhosts must not call into it any more (they are freed after). */
-void persist_close(struct server *s);
+void persist_auth_save(struct persist *p, const struct auth_db *db);
+/* Flushes, closes and frees p; the vhosts are detached from it (they are freed after). */
+void persist_close(struct persist *p, struct hmap *vhosts);
 
 /* Definitions. Each writes only what is durable, and nothing while replaying. */
 void persist_exchange_added(struct exchange *x);
@@ -90,10 +99,5 @@ void persist_released_loc(struct queue *q, struct store_loc loc);
 /* Reads a stored message back (a spilled one): a new message with one reference, or NULL
  * if the store cannot read it (logged). */
 struct message *persist_load(struct vhost *vh, struct store_loc loc);
-
-/* Confirms waiting for the store: the channel is told, through channel_confirms_durable(),
- * when the sequence it waits for is fsynced. */
-void persist_wait(struct channel *ch);
-void persist_unwait(struct channel *ch);
 
 #endif

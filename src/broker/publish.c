@@ -5,12 +5,10 @@
 
 #include "amqp/table.h"
 #include "src/base/util.h"
-#include "src/broker/channel.h"
 #include "src/broker/exchange.h"
 #include "src/broker/message.h"
 #include "src/broker/persist.h"
 #include "src/broker/queue.h"
-#include "src/broker/server.h"
 #include "src/broker/vhost.h"
 
 void publish_route_extra_keys(struct vhost *vh, struct exchange *x, const struct message *msg,
@@ -52,7 +50,7 @@ static void strip_bcc(struct message **msg)
     message_unref(m);
 }
 
-void publish_deliver(struct server *s, struct vhost *vh, struct exchange *x, struct message **msg,
+void publish_deliver(struct vhost *vh, struct exchange *x, struct message **msg,
                      struct publish_result *out)
 {
     struct message *m = *msg;
@@ -60,14 +58,6 @@ void publish_deliver(struct server *s, struct vhost *vh, struct exchange *x, str
     size_t n;
 
     *out = (struct publish_result){0};
-    if (x == vh->default_exchange && publish_is_reply_address(m->routing_key)) {
-        struct channel *dest = s != NULL ? server_reply_channel(s, m->routing_key) : NULL;
-        if (dest != NULL) {
-            channel_deliver_reply(dest, m);
-            out->routed = 1;
-        }
-        return;
-    }
     vhost_route_begin(vh);
     vhost_route_key(vh, x, m->routing_key, m->props.headers);
     publish_route_extra_keys(vh, x, m, "CC");

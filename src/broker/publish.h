@@ -9,7 +9,6 @@
 
 #include "amqp/wire.h"
 
-struct server;
 struct vhost;
 struct exchange;
 struct message;
@@ -27,12 +26,12 @@ void publish_route_extra_keys(struct vhost *vh, struct exchange *x, const struct
 /* True for a direct reply-to address (amq.rabbitmq.reply-to.<token>). */
 bool publish_is_reply_address(struct wire_bytes name);
 
-/* Routes *msg from x by its routing key and its CC and BCC headers (a direct reply-to address
- * on the default exchange goes to its channel), removes BCC before anyone sees it, writes the
- * message to the store once when it is persistent and bound for durable queues, and appends
- * it to each queue. *msg may be replaced by the copy without BCC; the caller keeps its
- * reference either way. s is needed for direct reply-to addresses (NULL: none). */
-void publish_deliver(struct server *s, struct vhost *vh, struct exchange *x, struct message **msg,
+/* Routes *msg from x by its routing key and its CC and BCC headers, removes BCC before anyone
+ * sees it, writes the message to the store once when it is persistent and bound for durable
+ * queues, and appends it to each queue. *msg may be replaced by the copy without BCC; the
+ * caller keeps its reference either way. A client's publish goes through server_publish()
+ * (src/broker/server.h), which sends direct reply-to addresses to their channel first. */
+void publish_deliver(struct vhost *vh, struct exchange *x, struct message **msg,
                      struct publish_result *out);
 
 #endif

@@ -10,7 +10,6 @@
 #include "exchanges/erl_term.h"
 #include "src/base/log.h"
 #include "src/base/util.h"
-#include "src/broker/channel.h"
 #include "src/broker/deadletter.h"
 #include "src/broker/exchange.h"
 #include "src/broker/message.h"
@@ -825,7 +824,7 @@ static struct consumer *next_consumer(struct queue *q)
     size_t i = 0;
 
     if (q->args.single_active)
-        return channel_consumer_can_take(q->consumers[0]) ? q->consumers[0] : NULL;
+        return q->consumers[0]->ops->can_take(q->consumers[0]) ? q->consumers[0] : NULL;
     while (i < q->consumer_count) {
         int32_t level = q->consumers[i]->priority;
         size_t end = i, group;
@@ -835,7 +834,7 @@ static struct consumer *next_consumer(struct queue *q)
         group = end - i;
         for (size_t k = 0; k < group; k++) {
             struct consumer *c = q->consumers[i + (q->next_consumer + k) % group];
-            if (channel_consumer_can_take(c)) {
+            if (c->ops->can_take(c)) {
                 q->next_consumer += k + 1;
                 return c;
             }
@@ -858,7 +857,7 @@ void queue_dispatch(struct queue *q)
     while (queue_ready_count(q) > 0 && q->consumer_count > 0 && (c = next_consumer(q)) != NULL) {
         if (!queue_pop(q, &e))
             break;
-        channel_deliver(c, &e);
+        c->ops->deliver(c, &e);
     }
     q->dispatching = false;
 }
@@ -961,8 +960,10 @@ uint32_t queue_delete(struct queue *q)
         exchange_unbind(q->bindings);
     /* Consumers of a deleted queue are cancelled: a client that announced
      * consumer_cancel_notify is told with basic.cancel, as RabbitMQ does. */
-    while (q->consumer_count > 0)
-        channel_consumer_cancelled_by_broker(q->consumers[q->consumer_count - 1]);
+    while (q->consumer_count > 0) {
+        struct consumer *c = q->consumers[q->consumer_count - 1];
+        c->ops->cancelled(c);
+    }
     persist_queue_removed(q);
     dropped = drop_ready(q, true);
     /* The broker's totals keep what the queue counted (metrics never go down). */

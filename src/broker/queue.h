@@ -33,9 +33,24 @@ struct qentry {
     bool redelivered;
 };
 
+struct consumer;
+
+/* What a queue asks of whoever consumes from it. The queue calls these and nothing else of
+ * its consumers, so it knows no channel or connection: a channel (src/broker/channel.c) is
+ * the consumer today; a cluster replica or a stream reader can be another. */
+struct consumer_ops {
+    /* True if c has credit now (prefetch, flow, a writable connection). */
+    bool (*can_take)(const struct consumer *c);
+    /* Sends e to c; takes e's reference. May close the channel, removing consumers. */
+    void (*deliver)(struct consumer *c, struct qentry *e);
+    /* The queue went away: c must leave it (queue_remove_consumer) and be forgotten. */
+    void (*cancelled)(struct consumer *c);
+};
+
 struct consumer {
+    const struct consumer_ops *ops;
     struct wire_bytes tag; /* owned */
-    struct channel *ch;
+    struct channel *ch;    /* the channel that owns it (never dereferenced by the queue) */
     struct queue *q;
     bool no_ack;
     bool exclusive;

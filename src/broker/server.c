@@ -21,7 +21,9 @@
 #include "src/broker/channel.h"
 #include "src/broker/conn.h"
 #include "src/broker/deadletter.h"
+#include "src/broker/message.h"
 #include "src/broker/persist.h"
+#include "src/broker/publish.h"
 #include "src/broker/vhost.h"
 #include "src/security/auth.h"
 #include "src/security/tls.h"
@@ -399,6 +401,12 @@ uint64_t server_user_channels(const struct server *s, const char *user)
     return n;
 }
 
+/* The store made publishes durable: their channels send the confirms that waited. */
+static void on_store_durable(void *ctx, uint64_t durable_seq)
+{
+    channel_confirms_durable(ctx, durable_seq);
+}
+
 int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg,
                 int port_override)
 {
@@ -439,10 +447,16 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
         size_t n;
         int created;
 
-        if (cfg->data_dir[0] != '\0' && (persist_open(s, cfg->data_dir, err, sizeof err) != 0 ||
-                                         persist_auth_load(s, err, sizeof err) != 0)) {
-            log_error(NULL, "%s", err);
-            return -1;
+        if (cfg->data_dir[0] != '\0') {
+            s->persist = persist_open(loop, cfg->data_dir, cfg->sync_interval_ms, err, sizeof err);
+            if (s->persist == NULL || persist_auth_load(s->persist, s->auth, err, sizeof err) != 0) {
+                log_error(NULL, "%s", err);
+                return -1;
+            }
+        }
+        if (s->persist != NULL) {
+            s->persist->durable_cb = on_store_durable;
+            s->persist->durable_ctx = s;
         }
         /* A blank broker gets RabbitMQ's defaults: the default user, tagged administrator,
          * with every permission on the default vhost. */
@@ -453,12 +467,12 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
             return -1;
         }
         if (created > 0)
-            persist_auth_save(s);
+            persist_auth_save(s->persist, s->auth);
         vhosts = auth_vhosts_sorted(s->auth, &n);
         for (size_t i = 0; i < n; i++)
             server_vhost_add(s, wire_cstr(vhosts[i]->name));
         free(vhosts);
-        if (persist_recover(s, err, sizeof err) != 0) {
+        if (persist_recover(s->persist, &s->vhosts, err, sizeof err) != 0) {
             log_error(NULL, "%s", err);
             return -1;
         }
@@ -506,7 +520,8 @@ void server_free(struct server *s)
     /* Connections went first (their unacked messages were returned to the queues, and the
      * store heard of it); the store closes before the vhosts are freed, so freeing them
      * removes nothing from disk. */
-    persist_close(s);
+    persist_close(s->persist, &s->vhosts);
+    s->persist = NULL;
     for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);)
         vhost_free(v);
     hmap_free(&s->vhosts);
@@ -528,6 +543,21 @@ void server_free(struct server *s)
     ev_timer_stop(s->loop, &s->alarm_timer);
 }
 
+void server_publish(struct server *s, struct vhost *vh, struct exchange *x, struct message **msg,
+                    struct publish_result *out)
+{
+    struct message *m = *msg;
+
+    if (x == vh->default_exchange && publish_is_reply_address(m->routing_key)) {
+        struct channel *dest = s != NULL ? server_reply_channel(s, m->routing_key) : NULL;
+        *out = (struct publish_result){.routed = dest != NULL};
+        if (dest != NULL)
+            channel_deliver_reply(dest, m);
+        return;
+    }
+    publish_deliver(vh, x, msg, out);
+}
+
 struct vhost *server_vhost_find(struct server *s, struct wire_bytes name)
 {
     return hmap_get(&s->vhosts, name);
@@ -541,14 +571,14 @@ struct vhost *server_vhost_add(struct server *s, struct wire_bytes name)
         return vh;
     vh = vhost_new(name, s->loop);
     vh->default_delivery_limit = s->cfg->delivery_limit;
-    persist_attach(s, vh);
+    persist_attach(s->persist, vh, s->cfg->queue_memory_window, &s->queue_budget);
     hmap_put(&s->vhosts, vh->name, vh);
     return vh;
 }
 
 void server_auth_changed(struct server *s)
 {
-    persist_auth_save(s);
+    persist_auth_save(s->persist, s->auth);
 }
 
 struct channel *server_reply_channel(struct server *s, struct wire_bytes address)

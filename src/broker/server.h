@@ -11,7 +11,11 @@
 #include "src/base/hmap.h"
 #include "src/broker/queue.h"
 
+struct channel;
 struct conn;
+struct exchange;
+struct message;
+struct publish_result;
 struct vhost;
 
 /* Resource alarms (server->alarms bits). */
@@ -42,6 +46,7 @@ struct server {
     uint32_t conn_count;
     uint64_t next_conn_id;
     struct conn *flush_list; /* connections with output this loop turn */
+    struct channel *confirm_waiting; /* channels with confirms waiting for an fsync */
     struct conn *dead;       /* closed connections, freed after this loop turn */
     ev_prepare flush_watcher;
     ev_check reap_watcher;
@@ -84,6 +89,11 @@ void server_auth_changed(struct server *s);
 struct channel *server_reply_channel(struct server *s, struct wire_bytes address);
 void server_reply_register(struct server *s, struct channel *ch);
 void server_reply_forget(struct server *s, struct channel *ch);
+/* A client's publish (a channel's, or the management API's) of *msg to x: to the channel of a
+ * direct reply-to address on the default exchange, or through publish_deliver()
+ * (src/broker/publish.h) to the queues it reaches. */
+void server_publish(struct server *s, struct vhost *vh, struct exchange *x, struct message **msg,
+                    struct publish_result *out);
 
 /* Links a new connection into the server's list (accept, or an in-memory one). */
 void server_adopt(struct server *s, struct conn *c);

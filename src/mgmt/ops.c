@@ -415,7 +415,7 @@ int ops_publish(struct server *s, struct vhost *vh, const struct ops_actor *acto
     free(header_storage);
     message_append_body(msg, body);
 
-    publish_deliver(s, vh, x, &msg, &result);
+    server_publish(s, vh, x, &msg, &result);
     *routed = (uint32_t)result.routed;
     *refused = result.refused;
     message_unref(msg);

@@ -2,3 +2,7 @@
 include $(srcdir)/tests/unit/wire.mk
 include $(srcdir)/tests/unit/exchanges.mk
 include $(srcdir)/tests/unit/broker.mk
+
+# The layering of src/ (src/local.mk): every include points down.
+TESTS += tests/unit/check_layers.sh
+EXTRA_DIST += tests/unit/check_layers.sh
