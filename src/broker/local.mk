@@ -6,6 +6,7 @@ src_libwarren_a_SOURCES += \
 	src/broker/queue.c src/broker/queue.h \
 	src/broker/deadletter.c src/broker/deadletter.h \
 	src/broker/persist.c src/broker/persist.h \
+	src/broker/recovery.c src/broker/recovery.h \
 	src/broker/publish.c src/broker/publish.h \
 	src/broker/policy.c src/broker/policy.h \
 	src/broker/exchange.c src/broker/exchange.h \

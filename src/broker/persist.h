@@ -51,20 +51,35 @@ struct persist {
     size_t read_buf_size;
 };
 
+/* How definitions are encoded in the definitions log, written here and read back by
+ * recovery.c:
+ *
+ * key   vhost 0x00 name                                      (exchange, queue)
+ *       vhost 0x00 source 0x00 kind destination 0x00 routing key 0x00 arguments
+ *                                                            (binding; kind 'q' or 'e')
+ * value exchange: shortstr type, u8 flags, arguments (table entries)
+ *       queue:    u32 store id, u8 flags, arguments
+ *       binding:  empty
+ * flags: 1 durable, 2 auto-delete, 4 internal (exchanges) */
+
+enum { DEF_DURABLE = 1, DEF_AUTO_DELETE = 2, DEF_INTERNAL = 4 };
+
 /* Start-up, in this order: persist_open takes the data directory (its lock, the store, the
  * definitions log) and returns the persistence, or NULL with the reason in err;
  * persist_auth_load brings back the users, vhosts and permissions into db; the server creates
  * its vhosts (persist_attach each: with persistence a queue spills its backlog beyond
- * memory_window, within budget); persist_recover creates the durable exchanges, queues and
- * bindings again in the vhosts (name -> struct vhost) and gives the queues their messages.
- * Each returns 0, or -1 with the reason in err. All accept p == NULL (no data directory) and
- * then do nothing. */
+ * memory_window, within budget); recovery_run (src/broker/recovery.h) creates the durable
+ * exchanges, queues and bindings again and gives the queues their messages. Each returns 0,
+ * or -1 with the reason in err. All accept p == NULL (no data directory) and then do
+ * nothing. */
 struct persist *persist_open(struct ev_loop *loop, const char *dir, uint32_t sync_interval_ms,
                              char *err, size_t err_size);
 int persist_auth_load(struct persist *p, struct auth_db *db, char *err, size_t err_size);
 void persist_attach(struct persist *p, struct vhost *vh, uint32_t memory_window,
                     struct queue_budget *budget);
-int persist_recover(struct persist *p, struct hmap *vhosts, char *err, size_t err_size);
+/* Recovery itself is recovery_run() (src/broker/recovery.h); when it is done, persist_start
+ * lets the store report durability and failures. */
+void persist_start(struct persist *p);
 /* Writes the user database again (after any change to users, vhosts or permissions). */
 void persist_auth_save(struct persist *p, const struct auth_db *db);
 /* Flushes, closes and frees p; the vhosts are detached from it (they are freed after). */

@@ -24,6 +24,7 @@
 #include "src/broker/message.h"
 #include "src/broker/persist.h"
 #include "src/broker/publish.h"
+#include "src/broker/recovery.h"
 #include "src/broker/vhost.h"
 #include "src/security/auth.h"
 #include "src/security/tls.h"
@@ -472,7 +473,7 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
         for (size_t i = 0; i < n; i++)
             server_vhost_add(s, wire_cstr(vhosts[i]->name));
         free(vhosts);
-        if (persist_recover(s->persist, &s->vhosts, err, sizeof err) != 0) {
+        if (recovery_run(s->persist, &s->vhosts, err, sizeof err) != 0) {
             log_error(NULL, "%s", err);
             return -1;
         }

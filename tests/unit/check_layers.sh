@@ -27,7 +27,7 @@ allowed() {
 
 # The session layer of src/broker/, which the vhost's objects must not include.
 session="src/broker/conn.h src/broker/channel.h src/broker/server.h"
-model="message spill queue deadletter exchange policy vhost persist publish"
+model="message spill queue deadletter exchange policy vhost persist recovery publish"
 
 bad=0
 for f in $(find amqp exchanges src -name '*.[ch]' | sort); do
