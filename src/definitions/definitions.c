@@ -14,13 +14,11 @@
 #include "exchanges/registry.h"
 #include "src/base/log.h"
 #include "src/base/util.h"
+#include "src/definitions/definitions_internal.h"
 
 #define DEFINITIONS_FILE_MAX_BYTES (64u << 20)
 
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
+void definitions_set_err(char *err, size_t err_size, const char *fmt, ...)
 {
     va_list ap;
 
@@ -50,7 +48,7 @@ static struct wire_table table_dup(struct wire_table t)
     return (struct wire_table){.raw = copy};
 }
 
-static void table_free(struct wire_table *t)
+void definitions_table_free(struct wire_table *t)
 {
     free((void *)t->raw.ptr);
     *t = (struct wire_table){{0}};
@@ -65,13 +63,13 @@ void definitions_free(struct definitions *d)
         free(x->vhost);
         free(x->name);
         free(x->type);
-        table_free(&x->arguments);
+        definitions_table_free(&x->arguments);
     }
     for (size_t i = 0; i < d->queues_len; i++) {
         struct def_queue *q = &d->queues[i];
         free(q->vhost);
         free(q->name);
-        table_free(&q->arguments);
+        definitions_table_free(&q->arguments);
     }
     for (size_t i = 0; i < d->bindings_len; i++) {
         struct def_binding *b = &d->bindings[i];
@@ -79,7 +77,7 @@ void definitions_free(struct definitions *d)
         free(b->source);
         free(b->destination);
         free(b->routing_key);
-        table_free(&b->arguments);
+        definitions_table_free(&b->arguments);
     }
     for (size_t i = 0; i < d->policies_len; i++) {
         struct def_policy *p = &d->policies[i];
@@ -87,7 +85,7 @@ void definitions_free(struct definitions *d)
         free(p->name);
         free(p->pattern);
         free(p->apply_to);
-        table_free(&p->definition);
+        definitions_table_free(&p->definition);
     }
     free(d->exchanges);
     free(d->queues);
@@ -169,202 +167,6 @@ void definitions_add_policy(struct definitions *d, const char *vhost, const char
                              .definition = table_dup(definition)};
 }
 
-/* ---- JSON <-> AMQP tables -------------------------------------------------------------- */
-
-static bool put_json_value(struct wire_writer *w, const json_t *v, int depth, char *err,
-                           size_t err_size);
-
-static bool put_json_entries(struct wire_writer *w, const json_t *obj, int depth, char *err,
-                             size_t err_size)
-{
-    const char *key;
-    json_t *value;
-
-    json_object_foreach((json_t *)obj, key, value)
-    {
-        size_t key_len = strlen(key);
-        if (key_len > 255) {
-            set_err(err, err_size, "argument name '%.40s...' is longer than 255 bytes", key);
-            return false;
-        }
-        wire_put_shortstr(w, (struct wire_bytes){.ptr = (const uint8_t *)key, .len = key_len});
-        if (!put_json_value(w, value, depth, err, err_size))
-            return false;
-    }
-    return true;
-}
-
-/* One value with its type letter, as rabbit_misc:to_amqp_table types JSON. */
-static bool put_json_value(struct wire_writer *w, const json_t *v, int depth, char *err,
-                           size_t err_size)
-{
-    struct wire_field f = {0};
-    size_t begin, i;
-    json_t *item;
-
-    switch (json_typeof(v)) {
-    case JSON_STRING:
-        f.type = 'S';
-        f.v.bytes = (struct wire_bytes){.ptr = (const uint8_t *)json_string_value(v),
-                                        .len = json_string_length(v)};
-        break;
-    case JSON_INTEGER:
-        f.type = 'l';
-        f.v.i = (int64_t)json_integer_value(v);
-        break;
-    case JSON_REAL:
-        f.type = 'd';
-        f.v.f64 = json_real_value(v);
-        break;
-    case JSON_TRUE:
-    case JSON_FALSE:
-        f.type = 't';
-        f.v.boolean = json_is_true(v);
-        break;
-    case JSON_NULL:
-        /* 'V' exists, but RabbitMQ refuses null here ({unhandled_type, nil}): a file
-         * Warren accepts must import into RabbitMQ too. */
-        set_err(err, err_size, "null is not a value RabbitMQ accepts in arguments");
-        return false;
-    case JSON_OBJECT:
-    case JSON_ARRAY:
-        if (depth >= WIRE_TABLE_MAX_DEPTH) {
-            set_err(err, err_size, "arguments nest deeper than %d levels", WIRE_TABLE_MAX_DEPTH);
-            return false;
-        }
-        wire_put_u8(w, json_is_object(v) ? 'F' : 'A');
-        begin = wire_table_begin(w);
-        if (json_is_object(v)) {
-            if (!put_json_entries(w, v, depth + 1, err, err_size))
-                return false;
-        } else {
-            json_array_foreach((json_t *)v, i, item)
-            {
-                if (!put_json_value(w, item, depth + 1, err, err_size))
-                    return false;
-            }
-        }
-        wire_table_end(w, begin);
-        return true;
-    }
-    wire_put_field(w, &f);
-    return true;
-}
-
-int definitions_json_to_table(const json_t *json, struct wire_table *out, char *err,
-                              size_t err_size)
-{
-    const json_t *obj = json;
-    uint8_t probe[256];
-    struct wire_writer w = wire_writer_init(probe, sizeof probe);
-    uint8_t *buf;
-    size_t need;
-
-    *out = (struct wire_table){{0}};
-    if (obj == NULL || json_is_null(obj) || (json_is_array(obj) && json_array_size(obj) == 0))
-        return 0; /* absent, null and [] all mean no arguments, as in rabbit_definitions */
-    if (!json_is_object(obj)) {
-        set_err(err, err_size, "not an object");
-        return -1;
-    }
-    /* Sized by a first pass: the writer counts what it could not store. */
-    if (!put_json_entries(&w, obj, 0, err, err_size))
-        return -1;
-    need = wire_writer_used(&w);
-    if (need == 0)
-        return 0;
-    buf = xmalloc(need);
-    w = wire_writer_init(buf, need);
-    put_json_entries(&w, obj, 0, NULL, 0);
-    assert(!wire_writer_overflowed(&w) && wire_writer_used(&w) == need);
-    out->raw = (struct wire_bytes){.ptr = buf, .len = need};
-    return 0;
-}
-
-static json_t *field_to_json(const struct wire_field *f, int depth);
-
-static json_t *entries_to_json(struct wire_table t, bool named, int depth)
-{
-    json_t *out = named ? json_object() : json_array();
-    struct wire_table_iter ti;
-    struct wire_array_iter ai;
-    struct wire_bytes name;
-    struct wire_field f;
-
-    /* Checking the outer table checks everything nested in it. */
-    if (depth > WIRE_TABLE_MAX_DEPTH || (depth == 0 && !wire_table_check(t.raw)))
-        goto fail;
-    if (named)
-        wire_table_iter_init(&ti, t);
-    else
-        wire_array_iter_init(&ai, (struct wire_array){.raw = t.raw});
-    while (named ? wire_table_next(&ti, &name, &f) : wire_array_next(&ai, &f)) {
-        json_t *v = field_to_json(&f, depth + 1);
-        char *key;
-        if (v == NULL)
-            goto fail;
-        if (!named) {
-            json_array_append_new(out, v);
-            continue;
-        }
-        key = xstrndup_bytes(name);
-        json_object_set_new(out, key, v);
-        free(key);
-    }
-    return out;
-fail:
-    json_decref(out);
-    return NULL;
-}
-
-static json_t *field_to_json(const struct wire_field *f, int depth)
-{
-    double scale;
-
-    switch (f->type) {
-    case 't':
-        return json_boolean(f->v.boolean);
-    case 'b':
-    case 's':
-    case 'I':
-    case 'l':
-        return json_integer((json_int_t)f->v.i);
-    case 'B':
-    case 'u':
-    case 'i':
-    case 'L':
-    case 'T':
-        return f->v.u > INT64_MAX ? json_real((double)f->v.u) : json_integer((json_int_t)f->v.u);
-    case 'f':
-        return json_real(f->v.f32);
-    case 'd':
-        return json_real(f->v.f64);
-    case 'D':
-        /* One division, so that 314 with scale 2 is the double nearest to 3.14. */
-        scale = 1;
-        for (unsigned i = 0; i < f->v.decimal.scale; i++)
-            scale *= 10;
-        return json_real(f->v.decimal.value / scale);
-    case 'S':
-    case 'x':
-        /* NULL when the bytes are not UTF-8: JSON cannot carry them. */
-        return json_stringn((const char *)f->v.bytes.ptr, f->v.bytes.len);
-    case 'F':
-        return entries_to_json(f->v.table, true, depth);
-    case 'A':
-        return entries_to_json((struct wire_table){.raw = f->v.array.raw}, false, depth);
-    case 'V':
-        return json_null();
-    default:
-        return NULL;
-    }
-}
-
-json_t *definitions_table_to_json(struct wire_table t)
-{
-    return entries_to_json(t, true, 0);
-}
-
 /* ---- Import ---------------------------------------------------------------------------- */
 
 /* What is being imported, with the names the document itself defines (keys borrowed from
@@ -404,13 +206,13 @@ static int get_string(struct import *im, const char *where, const json_t *obj, c
     *out = NULL;
     if (v == NULL || (json_is_null(v) && !required)) {
         if (required) {
-            set_err(im->err, im->err_size, "%s: missing \"%s\"", where, key);
+            definitions_set_err(im->err, im->err_size, "%s: missing \"%s\"", where, key);
             return -1;
         }
         return 0;
     }
     if (!json_is_string(v)) {
-        set_err(im->err, im->err_size, "%s: \"%s\" is not a string", where, key);
+        definitions_set_err(im->err, im->err_size, "%s: \"%s\" is not a string", where, key);
         return -1;
     }
     *out = json_string_value(v);
@@ -426,7 +228,7 @@ static int get_bool(struct import *im, const char *where, const json_t *obj, con
     if (v == NULL)
         return 0;
     if (!json_is_boolean(v)) {
-        set_err(im->err, im->err_size, "%s: \"%s\" is not true or false", where, key);
+        definitions_set_err(im->err, im->err_size, "%s: \"%s\" is not true or false", where, key);
         return -1;
     }
     *out = json_is_true(v);
@@ -439,7 +241,7 @@ static int get_table(struct import *im, const char *where, const json_t *obj, co
     char why[AUTH_ERR_MAX];
 
     if (definitions_json_to_table(json_object_get(obj, key), out, why, sizeof why) < 0) {
-        set_err(im->err, im->err_size, "%s: \"%s\": %s", where, key, why);
+        definitions_set_err(im->err, im->err_size, "%s: \"%s\": %s", where, key, why);
         return -1;
     }
     return 0;
@@ -449,8 +251,8 @@ static int get_table(struct import *im, const char *where, const json_t *obj, co
 static int check_vhost(struct import *im, const char *where, const char *vhost)
 {
     if (vhost == NULL || !vhost_known(im, vhost)) {
-        set_err(im->err, im->err_size, "%s: virtual host '%s' does not exist", where,
-                vhost != NULL ? vhost : "undefined");
+        definitions_set_err(im->err, im->err_size, "%s: virtual host '%s' does not exist", where,
+                            vhost != NULL ? vhost : "undefined");
         return -1;
     }
     return 0;
@@ -514,15 +316,15 @@ static int parse_tags(struct import *im, const char *where, const json_t *v, str
         return 0;
     }
     if (!json_is_array(v)) {
-        set_err(im->err, im->err_size, "%s: \"tags\" is not a string or an array of strings",
-                where);
+        definitions_set_err(im->err, im->err_size,
+                            "%s: \"tags\" is not a string or an array of strings", where);
         return -1;
     }
     u->tags = xcalloc(json_array_size(v) + 1, sizeof *u->tags);
     json_array_foreach((json_t *)v, i, item)
     {
         if (!json_is_string(item)) {
-            set_err(im->err, im->err_size, "%s: a tag is not a string", where);
+            definitions_set_err(im->err, im->err_size, "%s: a tag is not a string", where);
             return -1;
         }
         u->tags[u->tags_len++] = json_string_value(item);
@@ -542,7 +344,7 @@ static int parse_user_limits(struct import *im, const char *where, const json_t 
     if (v == NULL || json_is_null(v) || (json_is_array(v) && json_array_size(v) == 0))
         return 0;
     if (!json_is_object(v)) {
-        set_err(im->err, im->err_size, "%s: \"limits\" is not an object", where);
+        definitions_set_err(im->err, im->err_size, "%s: \"limits\" is not an object", where);
         return -1;
     }
     json_object_foreach((json_t *)v, key, value)
@@ -551,16 +353,18 @@ static int parse_user_limits(struct import *im, const char *where, const json_t 
                         : strcmp(key, "max-channels") == 0  ? &u->max_channels
                                                             : NULL;
         if (slot == NULL) {
-            set_err(im->err, im->err_size,
-                    "%s: limits: unrecognised limit '%s' (a user has max-connections and "
-                    "max-channels)",
-                    where, key);
+            definitions_set_err(
+                im->err, im->err_size,
+                "%s: limits: unrecognised limit '%s' (a user has max-connections and "
+                "max-channels)",
+                where, key);
             return -1;
         }
         if (!json_is_integer(value)) {
             describe(value, shown, sizeof shown);
-            set_err(im->err, im->err_size, "%s: limits: %s should be a number, actually was %s",
-                    where, key, shown);
+            definitions_set_err(im->err, im->err_size,
+                                "%s: limits: %s should be a number, actually was %s", where, key,
+                                shown);
             return -1;
         }
         *slot = (int64_t)json_integer_value(value);
@@ -594,29 +398,32 @@ static int parse_user(struct import *im, size_t index, const json_t *obj, struct
         get_string(im, where, obj, "hashing_algorithm", false, &algorithm) < 0)
         return -1;
     if (u->password != NULL && u->password_hash != NULL) {
-        set_err(im->err, im->err_size,
-                "%s: both password and password_hash are provided "
-                "(both_password_and_password_hash_are_provided)",
-                where);
+        definitions_set_err(im->err, im->err_size,
+                            "%s: both password and password_hash are provided "
+                            "(both_password_and_password_hash_are_provided)",
+                            where);
         return -1;
     }
     u->algorithm = algorithm_for_version(im->version);
     if (algorithm != NULL && auth_hash_algorithm_parse(algorithm, &u->algorithm) < 0) {
-        set_err(im->err, im->err_size, "%s: unknown hashing_algorithm '%s'", where, algorithm);
+        definitions_set_err(im->err, im->err_size, "%s: unknown hashing_algorithm '%s'", where,
+                            algorithm);
         return -1;
     }
     if (u->password_hash != NULL) {
         int len = auth_base64_decode(u->password_hash, hash, sizeof hash);
         size_t want = auth_hash_length(u->algorithm);
         if (len < 0) {
-            set_err(im->err, im->err_size, "%s: password_hash is not base64 (not_base64)", where);
+            definitions_set_err(im->err, im->err_size,
+                                "%s: password_hash is not base64 (not_base64)", where);
             return -1;
         }
         if (len != 0 && (size_t)len != want) {
-            set_err(im->err, im->err_size,
-                    "%s: password_hash holds %d bytes, %s hashes are %zu (4 of salt and the "
-                    "digest)",
-                    where, len, auth_hash_algorithm_name(u->algorithm), want);
+            definitions_set_err(
+                im->err, im->err_size,
+                "%s: password_hash holds %d bytes, %s hashes are %zu (4 of salt and the "
+                "digest)",
+                where, len, auth_hash_algorithm_name(u->algorithm), want);
             return -1;
         }
     }
@@ -633,7 +440,8 @@ static int parse_user(struct import *im, size_t index, const json_t *obj, struct
         if (is_admin)
             u->tags[u->tags_len++] = "administrator";
     } else {
-        set_err(im->err, im->err_size, "%s: missing \"tags\" (tags_not_present)", where);
+        definitions_set_err(im->err, im->err_size, "%s: missing \"tags\" (tags_not_present)",
+                            where);
         return -1;
     }
     return parse_user_limits(im, where, json_object_get(obj, "limits"), u);
@@ -680,7 +488,7 @@ static int parse_vhost(struct import *im, size_t index, const json_t *obj, struc
     snprintf(where, sizeof where, "vhosts[%zu] '%s'", index, v->name);
     metadata = json_object_get(obj, "metadata");
     if (metadata != NULL && !json_is_object(metadata)) {
-        set_err(im->err, im->err_size, "%s: \"metadata\" is not an object", where);
+        definitions_set_err(im->err, im->err_size, "%s: \"metadata\" is not an object", where);
         return -1;
     }
     /* Top-level description and tags (3.8 style) win over metadata's, as in add_vhost. */
@@ -697,14 +505,15 @@ static int parse_vhost(struct import *im, size_t index, const json_t *obj, struc
     if (tags == NULL || json_is_null(tags))
         return 0;
     if (!json_is_array(tags)) {
-        set_err(im->err, im->err_size, "%s: \"tags\" is not an array of strings", where);
+        definitions_set_err(im->err, im->err_size, "%s: \"tags\" is not an array of strings",
+                            where);
         return -1;
     }
     v->tags = xcalloc(json_array_size(tags) + 1, sizeof *v->tags);
     json_array_foreach(tags, i, item)
     {
         if (!json_is_string(item)) {
-            set_err(im->err, im->err_size, "%s: a tag is not a string", where);
+            definitions_set_err(im->err, im->err_size, "%s: a tag is not a string", where);
             return -1;
         }
         v->tags[v->tags_len++] = json_string_value(item);
@@ -728,7 +537,7 @@ static int compile_check(struct import *im, const char *where, const char *what,
     int rc;
 
     if (auth_pattern_compile(&p, pattern, why, sizeof why) < 0) {
-        set_err(im->err, im->err_size, "%s: %s: %s", where, what, why);
+        definitions_set_err(im->err, im->err_size, "%s: %s: %s", where, what, why);
         return -1;
     }
     auth_pattern_free(&p);
@@ -740,8 +549,8 @@ static int compile_check(struct import *im, const char *where, const char *what,
     rc = auth_pattern_compile(&p, expanded, why, sizeof why);
     free(expanded);
     if (rc < 0) {
-        set_err(im->err, im->err_size, "%s: %s after expanding {username} and {vhost}: %s", where,
-                what, why);
+        definitions_set_err(im->err, im->err_size,
+                            "%s: %s after expanding {username} and {vhost}: %s", where, what, why);
         return -1;
     }
     auth_pattern_free(&p);
@@ -763,8 +572,8 @@ static int parse_permission(struct import *im, const char *kind, size_t index, c
         get_string(im, where, obj, "read", true, &p->read) < 0)
         return -1;
     if (!user_known(im, p->user)) {
-        set_err(im->err, im->err_size, "%s: user '%s' does not exist (no_such_user)", where,
-                p->user);
+        definitions_set_err(im->err, im->err_size, "%s: user '%s' does not exist (no_such_user)",
+                            where, p->user);
         return -1;
     }
     if (check_vhost(im, where, p->vhost) < 0)
@@ -808,7 +617,7 @@ static int parse_parameter(struct import *im, size_t index, const json_t *obj, b
         return -1;
     value = json_object_get(obj, "value");
     if (!json_is_object(value)) {
-        set_err(im->err, im->err_size, "%s: \"value\" is not an object", where);
+        definitions_set_err(im->err, im->err_size, "%s: \"value\" is not an object", where);
         return -1;
     }
     json_object_foreach(value, key, v)
@@ -817,15 +626,16 @@ static int parse_parameter(struct import *im, size_t index, const json_t *obj, b
                         : strcmp(key, "max-queues") == 0    ? &max_queues
                                                             : NULL;
         if (slot == NULL) {
-            set_err(im->err, im->err_size,
-                    "%s: unrecognised limit '%s' (a vhost has max-connections and max-queues)",
-                    where, key);
+            definitions_set_err(
+                im->err, im->err_size,
+                "%s: unrecognised limit '%s' (a vhost has max-connections and max-queues)", where,
+                key);
             return -1;
         }
         if (!json_is_integer(v)) {
             describe(v, shown, sizeof shown);
-            set_err(im->err, im->err_size, "%s: %s should be a number, actually was %s", where, key,
-                    shown);
+            definitions_set_err(im->err, im->err_size, "%s: %s should be a number, actually was %s",
+                                where, key, shown);
             return -1;
         }
         *slot = (int64_t)json_integer_value(v);
@@ -860,8 +670,8 @@ static int parse_exchange(struct import *im, size_t index, const json_t *obj)
         return -1;
     if (exchange_type_find(wire_cstr(type)) == NULL) {
         /* RabbitMQ: {amqp_error, command_invalid, "unknown exchange type '...'"} */
-        set_err(im->err, im->err_size, "%s: %s exchange type '%s'", where,
-                type[0] == '\0' ? "invalid" : "unknown", type);
+        definitions_set_err(im->err, im->err_size, "%s: %s exchange type '%s'", where,
+                            type[0] == '\0' ? "invalid" : "unknown", type);
         return -1;
     }
     if (get_bool(im, where, obj, "durable", &durable) < 0 ||
@@ -872,11 +682,11 @@ static int parse_exchange(struct import *im, size_t index, const json_t *obj)
     if (name[0] == '\0' || amq_prefixed(name)) {
         log_warn(NULL, "definitions: %s: not importing %s", where,
                  name[0] == '\0' ? "the default exchange" : "an exchange named amq.*");
-        table_free(&args);
+        definitions_table_free(&args);
         return 0;
     }
     definitions_add_exchange(im->defs, vhost, name, type, durable, auto_delete, internal, args);
-    table_free(&args);
+    definitions_table_free(&args);
     return 0;
 }
 
@@ -900,11 +710,11 @@ static int parse_queue(struct import *im, size_t index, const json_t *obj)
         return -1;
     if (amq_prefixed(name)) {
         log_warn(NULL, "definitions: %s: not importing a queue named amq.*", where);
-        table_free(&args);
+        definitions_table_free(&args);
         return 0;
     }
     definitions_add_queue(im->defs, vhost, name, durable, auto_delete, args);
-    table_free(&args);
+    definitions_table_free(&args);
     return 0;
 }
 
@@ -923,9 +733,9 @@ static int parse_binding(struct import *im, size_t index, const json_t *obj)
         get_string(im, where, obj, "routing_key", false, &routing_key) < 0)
         return -1;
     if (strcmp(dest_type, "queue") != 0 && strcmp(dest_type, "exchange") != 0) {
-        set_err(im->err, im->err_size,
-                "%s: destination_type '%s' is neither \"queue\" nor \"exchange\"", where,
-                dest_type);
+        definitions_set_err(im->err, im->err_size,
+                            "%s: destination_type '%s' is neither \"queue\" nor \"exchange\"",
+                            where, dest_type);
         return -1;
     }
     if (get_table(im, where, obj, "arguments", &args) < 0)
@@ -933,7 +743,7 @@ static int parse_binding(struct import *im, size_t index, const json_t *obj)
     definitions_add_binding(im->defs, vhost, source, destination,
                             strcmp(dest_type, "exchange") == 0,
                             routing_key != NULL ? routing_key : "", args);
-    table_free(&args);
+    definitions_table_free(&args);
     return 0;
 }
 
@@ -952,8 +762,9 @@ static int parse_policy(struct import *im, size_t index, const json_t *obj)
         get_string(im, where, obj, "name", false, &name) < 0)
         return -1;
     if (name == NULL) {
-        set_err(im->err, im->err_size, "%s: policy in virtual host '%s' has undefined name", where,
-                vhost != NULL ? vhost : "undefined");
+        definitions_set_err(im->err, im->err_size,
+                            "%s: policy in virtual host '%s' has undefined name", where,
+                            vhost != NULL ? vhost : "undefined");
         return -1;
     }
     snprintf(where, sizeof where, "policies[%zu] '%s'", index, name);
@@ -969,24 +780,26 @@ static int parse_policy(struct import *im, size_t index, const json_t *obj)
     for (size_t i = 0; i < ARRAY_LEN(apply_to_values); i++)
         apply_to_known = apply_to_known || strcmp(apply_to, apply_to_values[i]) == 0;
     if (!apply_to_known) {
-        set_err(im->err, im->err_size, "%s: '%s' is not a valid apply-to value", where, apply_to);
+        definitions_set_err(im->err, im->err_size, "%s: '%s' is not a valid apply-to value", where,
+                            apply_to);
         return -1;
     }
     priority = json_object_get(obj, "priority");
     if (priority != NULL && !json_is_integer(priority)) {
-        set_err(im->err, im->err_size, "%s: \"priority\" is not an integer", where);
+        definitions_set_err(im->err, im->err_size, "%s: \"priority\" is not an integer", where);
         return -1;
     }
     definition = json_object_get(obj, "definition");
     if (!json_is_object(definition) || json_object_size(definition) == 0) {
-        set_err(im->err, im->err_size, "%s: \"definition\" is not a non-empty object", where);
+        definitions_set_err(im->err, im->err_size, "%s: \"definition\" is not a non-empty object",
+                            where);
         return -1;
     }
     if (get_table(im, where, obj, "definition", &table) < 0)
         return -1;
     definitions_add_policy(im->defs, vhost, name, pattern, apply_to,
                            priority != NULL ? (int64_t)json_integer_value(priority) : 0, table);
-    table_free(&table);
+    definitions_table_free(&table);
     return 0;
 }
 
@@ -1018,7 +831,7 @@ static int check_document(struct import *im, const json_t *doc)
             continue;
         }
         if (strstr(key, "version") == NULL && !json_is_array(value) && !json_is_null(value)) {
-            set_err(im->err, im->err_size, "\"%s\" is not an array", key);
+            definitions_set_err(im->err, im->err_size, "\"%s\" is not an array", key);
             return -1;
         }
     }
@@ -1165,7 +978,8 @@ int definitions_import_json(struct auth_db *db, const json_t *doc, struct defini
     if (out != NULL)
         *out = NULL;
     if (!json_is_object(doc)) {
-        set_err(err, err_size, "not a definitions document: the top level is not an object");
+        definitions_set_err(err, err_size,
+                            "not a definitions document: the top level is not an object");
         goto out;
     }
     version = json_object_get(doc, "rabbitmq_version");
@@ -1197,8 +1011,8 @@ int definitions_import(struct auth_db *db, const char *text, size_t len, struct 
         *out = NULL;
     /* jansson refuses \u0000 in strings by default: every name stays a C string. */
     if ((doc = json_loadb(text, len, 0, &jerr)) == NULL) {
-        set_err(err, err_size, "not valid JSON (line %d, column %d): %s", jerr.line, jerr.column,
-                jerr.text);
+        definitions_set_err(err, err_size, "not valid JSON (line %d, column %d): %s", jerr.line,
+                            jerr.column, jerr.text);
         return -1;
     }
     rc = definitions_import_json(db, doc, out, err, err_size);
@@ -1217,14 +1031,14 @@ int definitions_import_file(struct auth_db *db, const char *path, struct definit
     if (out != NULL)
         *out = NULL;
     if (f == NULL) {
-        set_err(err, err_size, "%s: cannot open: %s", path, strerror(errno));
+        definitions_set_err(err, err_size, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
     do {
         if (len == cap) {
             if (cap >= DEFINITIONS_FILE_MAX_BYTES) {
-                set_err(err, err_size, "%s: larger than %u bytes", path,
-                        DEFINITIONS_FILE_MAX_BYTES);
+                definitions_set_err(err, err_size, "%s: larger than %u bytes", path,
+                                    DEFINITIONS_FILE_MAX_BYTES);
                 goto out;
             }
             cap = cap == 0 ? 65536 : cap * 2;
@@ -1233,11 +1047,11 @@ int definitions_import_file(struct auth_db *db, const char *path, struct definit
         len += n = fread(text + len, 1, cap - len, f);
     } while (n > 0);
     if (ferror(f)) {
-        set_err(err, err_size, "%s: cannot read: %s", path, strerror(errno));
+        definitions_set_err(err, err_size, "%s: cannot read: %s", path, strerror(errno));
         goto out;
     }
     if ((rc = definitions_import(db, text, len, out, why, sizeof why)) < 0)
-        set_err(err, err_size, "%s: %s", path, why);
+        definitions_set_err(err, err_size, "%s: %s", path, why);
 out:
     free(text);
     fclose(f);
