@@ -2,4 +2,5 @@
 # written from them; the broker applies what they hold (src/mgmt/mgmt_defs.c).
 src_libwarren_a_SOURCES += \
 	src/definitions/definitions.c src/definitions/definitions.h \
-	src/definitions/definitions_internal.h src/definitions/json_table.c
+	src/definitions/definitions_internal.h src/definitions/json_table.c \
+	src/definitions/export.c
