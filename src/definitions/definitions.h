@@ -84,7 +84,7 @@ struct def_policy {
 };
 
 /* Extension point: a new kind of entity the broker applies is one more array here, one
- * parse function in definitions.c and one export function in export.c. */
+ * parse function in import.c and one export function in export.c. */
 struct definitions {
     struct def_exchange *exchanges;
     size_t exchanges_len;

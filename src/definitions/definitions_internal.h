@@ -1,6 +1,7 @@
 /* Inside src/definitions/ (the public part is definitions.h): the helpers its files share.
- * definitions.c holds struct definitions, its builders, these helpers and import;
- * json_table.c converts JSON to AMQP field tables and back; export.c writes a document. */
+ * definitions.c holds struct definitions, its builders and these helpers; json_table.c converts
+ * JSON to AMQP field tables and back; import.c checks a document and applies it; export.c
+ * writes one. */
 #ifndef WARREN_SRC_DEFINITIONS_DEFINITIONS_INTERNAL_H
 #define WARREN_SRC_DEFINITIONS_DEFINITIONS_INTERNAL_H
 

@@ -3,4 +3,4 @@
 src_libwarren_a_SOURCES += \
 	src/definitions/definitions.c src/definitions/definitions.h \
 	src/definitions/definitions_internal.h src/definitions/json_table.c \
-	src/definitions/export.c
+	src/definitions/import.c src/definitions/export.c
