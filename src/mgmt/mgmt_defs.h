@@ -1,5 +1,5 @@
 /* Definitions in RabbitMQ's JSON format (what `rabbitmqctl export_definitions` writes and
- * GET /api/definitions returns), the broker's side: src/definitions/definitions.c reads and writes the
+ * GET /api/definitions returns), the broker's side: src/definitions/ reads and writes the
  * document and keeps users, vhosts and permissions in the user database; this file adds the
  * broker's exchanges, policies, queues and bindings to an export and declares a document's
  * (through src/mgmt/ops.c and src/broker/policy.c), so an import runs the checks a client's declare
