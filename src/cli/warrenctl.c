@@ -12,26 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CTL_PATH_MAX 4096
-
-struct command {
-    const char *name;
-    const char *args; /* what follows the name in the usage line */
-    const char *summary;
-    const char *help; /* more lines: columns, options, examples */
-    int (*run)(struct ctl *c, int argc, char **argv);
-    const struct ctl_column *columns; /* list_* commands: the columns that exist */
-    size_t ncolumns;
-    const char *const *default_columns; /* NULL-terminated */
-};
-
-static const struct command *find_command(const char *name);
 static void command_help(FILE *out, const struct command *cmd);
 
-static int usage_error(const struct command *cmd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int usage_error(const struct command *cmd, const char *fmt, ...)
+int ctl_usage_error(const struct command *cmd, const char *fmt, ...)
 {
     va_list ap;
 
@@ -50,7 +33,7 @@ static int usage_error(const struct command *cmd, const char *fmt, ...)
 /* ---- key=value arguments --------------------------------------------------------------- */
 
 /* The value of "key=..." among args, or NULL. */
-static const char *kv(int argc, char **argv, const char *key)
+const char *ctl_arg_value(int argc, char **argv, const char *key)
 {
     size_t n = strlen(key);
 
@@ -63,8 +46,8 @@ static const char *kv(int argc, char **argv, const char *key)
 
 /* Checks that every key=value argument is one of keys (NULL-terminated), and that there are
  * between min and max plain arguments; the plain ones go to pos. */
-static int split_args(const struct command *cmd, int argc, char **argv, const char *const *keys,
-                      int min, int max, char **pos, int *npos)
+int ctl_split_args(const struct command *cmd, int argc, char **argv, const char *const *keys,
+                   int min, int max, char **pos, int *npos)
 {
     *npos = 0;
     for (int i = 1; i < argc; i++) {
@@ -77,20 +60,19 @@ static int split_args(const struct command *cmd, int argc, char **argv, const ch
                     known = true;
             }
             if (!known)
-                return usage_error(cmd, "unknown option '%.*s'", (int)(eq - argv[i]), argv[i]);
+                return ctl_usage_error(cmd, "unknown option '%.*s'", (int)(eq - argv[i]), argv[i]);
             continue;
         }
         if (*npos == max)
-            return usage_error(cmd, "unexpected argument '%s'", argv[i]);
+            return ctl_usage_error(cmd, "unexpected argument '%s'", argv[i]);
         pos[(*npos)++] = argv[i];
     }
     if (*npos < min)
-        return usage_error(cmd, "missing argument");
+        return ctl_usage_error(cmd, "missing argument");
     return CTL_OK;
 }
 
-static int parse_bool(const struct command *cmd, const char *key, const char *v, bool def,
-                      bool *out)
+int ctl_parse_bool(const struct command *cmd, const char *key, const char *v, bool def, bool *out)
 {
     *out = def;
     if (v == NULL)
@@ -100,12 +82,12 @@ static int parse_bool(const struct command *cmd, const char *key, const char *v,
     else if (strcmp(v, "false") == 0)
         *out = false;
     else
-        return usage_error(cmd, "%s must be true or false, not '%s'", key, v);
+        return ctl_usage_error(cmd, "%s must be true or false, not '%s'", key, v);
     return CTL_OK;
 }
 
 /* A JSON object given on the command line (arguments=..., properties=...). */
-static int parse_object(const struct command *cmd, const char *key, const char *v, json_t **out)
+int ctl_parse_object(const struct command *cmd, const char *key, const char *v, json_t **out)
 {
     json_error_t err;
 
@@ -116,8 +98,9 @@ static int parse_object(const struct command *cmd, const char *key, const char *
     if (*out == NULL || !json_is_object(*out)) {
         json_decref(*out);
         *out = NULL;
-        return usage_error(cmd, "%s must be a JSON object, e.g. %s='{\"x-max-length\": 10}'%s%s",
-                           key, key, err.text[0] ? ": " : "", err.text);
+        return ctl_usage_error(cmd,
+                               "%s must be a JSON object, e.g. %s='{\"x-max-length\": 10}'%s%s",
+                               key, key, err.text[0] ? ": " : "", err.text);
     }
     return CTL_OK;
 }
@@ -132,8 +115,8 @@ static const char *exchange_segment(const char *name)
 
 /* A request (body: JSON or NULL) whose answer is JSON: that JSON, or NULL after printing
  * why. what names the object for a 404. */
-static json_t *request_json(const struct ctl *c, const char *method, const char *path,
-                            const json_t *body, const char *what, int *rc)
+json_t *ctl_request_json(const struct ctl *c, const char *method, const char *path,
+                         const json_t *body, const char *what, int *rc)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     struct ctl_reply r;
@@ -157,15 +140,14 @@ static json_t *request_json(const struct ctl *c, const char *method, const char 
     return j;
 }
 
-static json_t *get_json(const struct ctl *c, const char *path, const char *what, int *rc)
+json_t *ctl_get_json(const struct ctl *c, const char *path, const char *what, int *rc)
 {
-    return request_json(c, "GET", path, NULL, what, rc);
+    return ctl_request_json(c, "GET", path, NULL, what, rc);
 }
 
 /* A request whose answer is a status (201/204 success). */
-static int send_request(const struct ctl *c, const char *method, const char *path,
-                        const json_t *body, const char *const *headers, const char *what,
-                        long *status)
+int ctl_send_request(const struct ctl *c, const char *method, const char *path, const json_t *body,
+                     const char *const *headers, const char *what, long *status)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     struct ctl_reply r;
@@ -183,9 +165,7 @@ static int send_request(const struct ctl *c, const char *method, const char *pat
     return rc;
 }
 
-static void say(const struct ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void say(const struct ctl *c, const char *fmt, ...)
+void ctl_say(const struct ctl *c, const char *fmt, ...)
 {
     va_list ap;
 
@@ -213,16 +193,16 @@ static long long int_of(const json_t *o, const char *path)
 
 static int cmd_status(struct ctl *c, int argc, char **argv)
 {
-    const struct command *cmd = find_command("status");
+    const struct command *cmd = ctl_find_command("status");
     char *pos[1];
     int npos, rc;
     json_t *o;
     const json_t *listeners, *l;
     size_t i;
 
-    if ((rc = split_args(cmd, argc, argv, NULL, 0, 0, pos, &npos)) != CTL_OK)
+    if ((rc = ctl_split_args(cmd, argc, argv, NULL, 0, 0, pos, &npos)) != CTL_OK)
         return rc;
-    if ((o = get_json(c, "/api/overview", NULL, &rc)) == NULL)
+    if ((o = ctl_get_json(c, "/api/overview", NULL, &rc)) == NULL)
         return rc;
     if (c->format == CTL_FORMAT_JSON) {
         json_dumpf(o, stdout, JSON_INDENT(2));
@@ -404,7 +384,7 @@ static const struct listing listings[] = {
 
 static int cmd_list(struct ctl *c, int argc, char **argv)
 {
-    const struct command *cmd = find_command(argv[0]);
+    const struct command *cmd = ctl_find_command(argv[0]);
     const struct listing *l = NULL;
     struct ctl_column cols[32];
     size_t ncols = 0;
@@ -421,10 +401,10 @@ static int cmd_list(struct ctl *c, int argc, char **argv)
         for (k = 0; k < cmd->ncolumns && strcmp(cmd->columns[k].name, argv[i]) != 0; k++)
             ;
         if (k == cmd->ncolumns)
-            return usage_error(cmd, "unknown column '%s' (warrenctl %s --help lists them)", argv[i],
-                               cmd->name);
+            return ctl_usage_error(cmd, "unknown column '%s' (warrenctl %s --help lists them)",
+                                   argv[i], cmd->name);
         if (ncols == sizeof cols / sizeof cols[0])
-            return usage_error(cmd, "too many columns");
+            return ctl_usage_error(cmd, "too many columns");
         cols[ncols++] = cmd->columns[k];
     }
     for (size_t i = 0; ncols == 0 && cmd->default_columns[i] != NULL; i++) {
@@ -437,11 +417,11 @@ static int cmd_list(struct ctl *c, int argc, char **argv)
     }
     snprintf(path, sizeof path, "%s", l->path);
     if (l->per_vhost && !ctl_path_add(path, sizeof path, c->vhost))
-        return usage_error(cmd, "vhost name too long");
+        return ctl_usage_error(cmd, "vhost name too long");
     {
         char what[600];
         snprintf(what, sizeof what, "vhost '%s'", c->vhost);
-        if ((rows = get_json(c, path, l->per_vhost ? what : NULL, &rc)) == NULL)
+        if ((rows = ctl_get_json(c, path, l->per_vhost ? what : NULL, &rc)) == NULL)
             return rc;
     }
     if (!json_is_array(rows)) {
@@ -501,20 +481,22 @@ static int declare_queue(struct ctl *c, const struct command *cmd, int argc, cha
     int npos, rc;
     long status = 0;
 
-    if ((rc = split_args(cmd, argc - 1, argv + 1, keys, 1, 1, pos, &npos)) != CTL_OK ||
-        (rc = parse_bool(cmd, "durable", kv(argc, argv, "durable"), true, &durable)) != CTL_OK ||
-        (rc = parse_bool(cmd, "auto_delete", kv(argc, argv, "auto_delete"), false, &auto_delete)) !=
-            CTL_OK ||
-        (rc = parse_object(cmd, "arguments", kv(argc, argv, "arguments"), &args)) != CTL_OK)
+    if ((rc = ctl_split_args(cmd, argc - 1, argv + 1, keys, 1, 1, pos, &npos)) != CTL_OK ||
+        (rc = ctl_parse_bool(cmd, "durable", ctl_arg_value(argc, argv, "durable"), true,
+                             &durable)) != CTL_OK ||
+        (rc = ctl_parse_bool(cmd, "auto_delete", ctl_arg_value(argc, argv, "auto_delete"), false,
+                             &auto_delete)) != CTL_OK ||
+        (rc = ctl_parse_object(cmd, "arguments", ctl_arg_value(argc, argv, "arguments"), &args)) !=
+            CTL_OK)
         return rc;
     body = json_pack("{s:b, s:b, s:o}", "durable", durable, "auto_delete", auto_delete, "arguments",
                      args != NULL ? args : json_object());
     object_path(path, sizeof path, "queues", c->vhost, pos[0]);
     snprintf(what, sizeof what, "queue '%s' in vhost '%s'", pos[0], c->vhost);
-    rc = send_request(c, "PUT", path, body, NULL, what, &status);
+    rc = ctl_send_request(c, "PUT", path, body, NULL, what, &status);
     json_decref(body);
     if (rc == CTL_OK)
-        say(c, "%s %s", what, status == 201 ? "declared" : "already exists (unchanged)");
+        ctl_say(c, "%s %s", what, status == 201 ? "declared" : "already exists (unchanged)");
     return rc;
 }
 
@@ -524,41 +506,43 @@ static int declare_exchange(struct ctl *c, const struct command *cmd, int argc, 
                                        "internal", "arguments", NULL};
     char *pos[1], path[CTL_PATH_MAX], what[600];
     bool durable, auto_delete, internal;
-    const char *type = kv(argc, argv, "type");
+    const char *type = ctl_arg_value(argc, argv, "type");
     json_t *args = NULL, *body;
     int npos, rc;
     long status = 0;
 
-    if ((rc = split_args(cmd, argc - 1, argv + 1, keys, 1, 1, pos, &npos)) != CTL_OK ||
-        (rc = parse_bool(cmd, "durable", kv(argc, argv, "durable"), true, &durable)) != CTL_OK ||
-        (rc = parse_bool(cmd, "auto_delete", kv(argc, argv, "auto_delete"), false, &auto_delete)) !=
-            CTL_OK ||
-        (rc = parse_bool(cmd, "internal", kv(argc, argv, "internal"), false, &internal)) !=
-            CTL_OK ||
-        (rc = parse_object(cmd, "arguments", kv(argc, argv, "arguments"), &args)) != CTL_OK)
+    if ((rc = ctl_split_args(cmd, argc - 1, argv + 1, keys, 1, 1, pos, &npos)) != CTL_OK ||
+        (rc = ctl_parse_bool(cmd, "durable", ctl_arg_value(argc, argv, "durable"), true,
+                             &durable)) != CTL_OK ||
+        (rc = ctl_parse_bool(cmd, "auto_delete", ctl_arg_value(argc, argv, "auto_delete"), false,
+                             &auto_delete)) != CTL_OK ||
+        (rc = ctl_parse_bool(cmd, "internal", ctl_arg_value(argc, argv, "internal"), false,
+                             &internal)) != CTL_OK ||
+        (rc = ctl_parse_object(cmd, "arguments", ctl_arg_value(argc, argv, "arguments"), &args)) !=
+            CTL_OK)
         return rc;
     body = json_pack("{s:s, s:b, s:b, s:b, s:o}", "type", type ? type : "direct", "durable",
                      durable, "auto_delete", auto_delete, "internal", internal, "arguments",
                      args != NULL ? args : json_object());
     object_path(path, sizeof path, "exchanges", c->vhost, pos[0]);
     snprintf(what, sizeof what, "exchange '%s' in vhost '%s'", pos[0], c->vhost);
-    rc = send_request(c, "PUT", path, body, NULL, what, &status);
+    rc = ctl_send_request(c, "PUT", path, body, NULL, what, &status);
     json_decref(body);
     if (rc == CTL_OK)
-        say(c, "%s %s", what, status == 201 ? "declared" : "already exists (unchanged)");
+        ctl_say(c, "%s %s", what, status == 201 ? "declared" : "already exists (unchanged)");
     return rc;
 }
 
 static const char *destination_kind(int argc, char **argv, const struct command *cmd, int *rc)
 {
-    const char *t = kv(argc, argv, "destination_type");
+    const char *t = ctl_arg_value(argc, argv, "destination_type");
 
     *rc = CTL_OK;
     if (t == NULL || strcmp(t, "queue") == 0)
         return "q";
     if (strcmp(t, "exchange") == 0)
         return "e";
-    *rc = usage_error(cmd, "destination_type must be queue or exchange, not '%s'", t);
+    *rc = ctl_usage_error(cmd, "destination_type must be queue or exchange, not '%s'", t);
     return NULL;
 }
 
@@ -577,39 +561,40 @@ static int declare_binding(struct ctl *c, const struct command *cmd, int argc, c
 {
     static const char *const keys[] = {"destination_type", "routing_key", "arguments", NULL};
     char *pos[2], path[CTL_PATH_MAX], what[1200];
-    const char *kind, *rk = kv(argc, argv, "routing_key");
+    const char *kind, *rk = ctl_arg_value(argc, argv, "routing_key");
     json_t *args = NULL, *body;
     int npos, rc;
 
-    if ((rc = split_args(cmd, argc - 1, argv + 1, keys, 2, 2, pos, &npos)) != CTL_OK ||
+    if ((rc = ctl_split_args(cmd, argc - 1, argv + 1, keys, 2, 2, pos, &npos)) != CTL_OK ||
         (kind = destination_kind(argc, argv, cmd, &rc)) == NULL ||
-        (rc = parse_object(cmd, "arguments", kv(argc, argv, "arguments"), &args)) != CTL_OK)
+        (rc = ctl_parse_object(cmd, "arguments", ctl_arg_value(argc, argv, "arguments"), &args)) !=
+            CTL_OK)
         return rc;
     body = json_pack("{s:s, s:o}", "routing_key", rk ? rk : "", "arguments",
                      args != NULL ? args : json_object());
     binding_path(path, sizeof path, c->vhost, pos[0], kind, pos[1]);
     snprintf(what, sizeof what, "binding from exchange '%s' to %s '%s' in vhost '%s'", pos[0],
              kind[0] == 'q' ? "queue" : "exchange", pos[1], c->vhost);
-    rc = send_request(c, "POST", path, body, NULL, what, NULL);
+    rc = ctl_send_request(c, "POST", path, body, NULL, what, NULL);
     json_decref(body);
     if (rc == CTL_OK)
-        say(c, "%s with routing key '%s' declared", what, rk ? rk : "");
+        ctl_say(c, "%s with routing key '%s' declared", what, rk ? rk : "");
     return rc;
 }
 
 static int cmd_declare(struct ctl *c, int argc, char **argv)
 {
-    const struct command *cmd = find_command("declare");
+    const struct command *cmd = ctl_find_command("declare");
 
     if (argc < 2)
-        return usage_error(cmd, "declare what? queue, exchange or binding");
+        return ctl_usage_error(cmd, "declare what? queue, exchange or binding");
     if (strcmp(argv[1], "queue") == 0)
         return declare_queue(c, cmd, argc, argv);
     if (strcmp(argv[1], "exchange") == 0)
         return declare_exchange(c, cmd, argc, argv);
     if (strcmp(argv[1], "binding") == 0)
         return declare_binding(c, cmd, argc, argv);
-    return usage_error(cmd, "cannot declare '%s': queue, exchange or binding", argv[1]);
+    return ctl_usage_error(cmd, "cannot declare '%s': queue, exchange or binding", argv[1]);
 }
 
 /* The properties key of the binding from source to destination with this routing key and
@@ -617,7 +602,7 @@ static int cmd_declare(struct ctl *c, int argc, char **argv)
 static char *find_binding(const struct ctl *c, const char *path, const char *rk, const json_t *args,
                           const char *what, int *rc)
 {
-    json_t *list = get_json(c, path, what, rc), *b;
+    json_t *list = ctl_get_json(c, path, what, rc), *b;
     char *key = NULL;
     size_t i;
 
@@ -644,13 +629,14 @@ static int delete_binding(struct ctl *c, const struct command *cmd, int argc, ch
 {
     static const char *const keys[] = {"destination_type", "routing_key", "arguments", NULL};
     char *pos[2], path[CTL_PATH_MAX], what[1200], *key;
-    const char *kind, *rk = kv(argc, argv, "routing_key");
+    const char *kind, *rk = ctl_arg_value(argc, argv, "routing_key");
     json_t *args = NULL;
     int npos, rc;
 
-    if ((rc = split_args(cmd, argc - 1, argv + 1, keys, 2, 2, pos, &npos)) != CTL_OK ||
+    if ((rc = ctl_split_args(cmd, argc - 1, argv + 1, keys, 2, 2, pos, &npos)) != CTL_OK ||
         (kind = destination_kind(argc, argv, cmd, &rc)) == NULL ||
-        (rc = parse_object(cmd, "arguments", kv(argc, argv, "arguments"), &args)) != CTL_OK)
+        (rc = ctl_parse_object(cmd, "arguments", ctl_arg_value(argc, argv, "arguments"), &args)) !=
+            CTL_OK)
         return rc;
     if (args == NULL)
         args = json_object();
@@ -664,15 +650,15 @@ static int delete_binding(struct ctl *c, const struct command *cmd, int argc, ch
     /* The key is already percent-encoded: appended as it is. */
     snprintf(path + strlen(path), sizeof path - strlen(path), "/%s", key);
     free(key);
-    rc = send_request(c, "DELETE", path, NULL, NULL, what, NULL);
+    rc = ctl_send_request(c, "DELETE", path, NULL, NULL, what, NULL);
     if (rc == CTL_OK)
-        say(c, "%s with routing key '%s' deleted", what, rk ? rk : "");
+        ctl_say(c, "%s with routing key '%s' deleted", what, rk ? rk : "");
     return rc;
 }
 
 static int cmd_delete(struct ctl *c, int argc, char **argv)
 {
-    const struct command *cmd = find_command("delete");
+    const struct command *cmd = ctl_find_command("delete");
     static const char *const queue_keys[] = {"if_empty", "if_unused", NULL};
     static const char *const exchange_keys[] = {"if_unused", NULL};
     char *pos[1], path[CTL_PATH_MAX], what[600];
@@ -680,18 +666,18 @@ static int cmd_delete(struct ctl *c, int argc, char **argv)
     int npos, rc;
 
     if (argc < 2)
-        return usage_error(cmd, "delete what? queue, exchange or binding");
+        return ctl_usage_error(cmd, "delete what? queue, exchange or binding");
     if (strcmp(argv[1], "binding") == 0)
         return delete_binding(c, cmd, argc, argv);
     queue = strcmp(argv[1], "queue") == 0;
     if (!queue && strcmp(argv[1], "exchange") != 0)
-        return usage_error(cmd, "cannot delete '%s': queue, exchange or binding", argv[1]);
-    if ((rc = split_args(cmd, argc - 1, argv + 1, queue ? queue_keys : exchange_keys, 1, 1, pos,
-                         &npos)) != CTL_OK ||
-        (rc = parse_bool(cmd, "if_empty", kv(argc, argv, "if_empty"), false, &if_empty)) !=
-            CTL_OK ||
-        (rc = parse_bool(cmd, "if_unused", kv(argc, argv, "if_unused"), false, &if_unused)) !=
-            CTL_OK)
+        return ctl_usage_error(cmd, "cannot delete '%s': queue, exchange or binding", argv[1]);
+    if ((rc = ctl_split_args(cmd, argc - 1, argv + 1, queue ? queue_keys : exchange_keys, 1, 1, pos,
+                             &npos)) != CTL_OK ||
+        (rc = ctl_parse_bool(cmd, "if_empty", ctl_arg_value(argc, argv, "if_empty"), false,
+                             &if_empty)) != CTL_OK ||
+        (rc = ctl_parse_bool(cmd, "if_unused", ctl_arg_value(argc, argv, "if_unused"), false,
+                             &if_unused)) != CTL_OK)
         return rc;
     object_path(path, sizeof path, queue ? "queues" : "exchanges", c->vhost, pos[0]);
     if (if_empty || if_unused)
@@ -699,50 +685,50 @@ static int cmd_delete(struct ctl *c, int argc, char **argv)
                  if_empty ? "if-empty=true" : "", if_empty && if_unused ? "&" : "",
                  if_unused ? "if-unused=true" : "");
     snprintf(what, sizeof what, "%s '%s' in vhost '%s'", argv[1], pos[0], c->vhost);
-    rc = send_request(c, "DELETE", path, NULL, NULL, what, NULL);
+    rc = ctl_send_request(c, "DELETE", path, NULL, NULL, what, NULL);
     if (rc == CTL_OK)
-        say(c, "%s deleted", what);
+        ctl_say(c, "%s deleted", what);
     return rc;
 }
 
 static int cmd_purge_queue(struct ctl *c, int argc, char **argv)
 {
-    const struct command *cmd = find_command("purge_queue");
+    const struct command *cmd = ctl_find_command("purge_queue");
     char *pos[1], path[CTL_PATH_MAX], what[600];
     int npos, rc;
 
-    if ((rc = split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
+    if ((rc = ctl_split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
         return rc;
     object_path(path, sizeof path, "queues", c->vhost, pos[0]);
     ctl_path_add(path, sizeof path, "contents");
     snprintf(what, sizeof what, "queue '%s' in vhost '%s'", pos[0], c->vhost);
-    rc = send_request(c, "DELETE", path, NULL, NULL, what, NULL);
+    rc = ctl_send_request(c, "DELETE", path, NULL, NULL, what, NULL);
     if (rc == CTL_OK)
-        say(c, "%s purged", what);
+        ctl_say(c, "%s purged", what);
     return rc;
 }
 
 static int cmd_close_connection(struct ctl *c, int argc, char **argv)
 {
-    const struct command *cmd = find_command("close_connection");
+    const struct command *cmd = ctl_find_command("close_connection");
     char *pos[2], path[CTL_PATH_MAX], what[600], header[700];
     const char *headers[2] = {NULL, NULL};
     int npos, rc;
 
-    if ((rc = split_args(cmd, argc, argv, NULL, 1, 2, pos, &npos)) != CTL_OK)
+    if ((rc = ctl_split_args(cmd, argc, argv, NULL, 1, 2, pos, &npos)) != CTL_OK)
         return rc;
     snprintf(path, sizeof path, "/api/connections");
     ctl_path_add(path, sizeof path, pos[0]);
     if (npos == 2) {
         if (strpbrk(pos[1], "\r\n") != NULL)
-            return usage_error(cmd, "the reason must be one line");
+            return ctl_usage_error(cmd, "the reason must be one line");
         snprintf(header, sizeof header, "X-Reason: %s", pos[1]);
         headers[0] = header;
     }
     snprintf(what, sizeof what, "connection '%s'", pos[0]);
-    rc = send_request(c, "DELETE", path, NULL, headers, what, NULL);
+    rc = ctl_send_request(c, "DELETE", path, NULL, headers, what, NULL);
     if (rc == CTL_OK)
-        say(c, "%s closed", what);
+        ctl_say(c, "%s closed", what);
     return rc;
 }
 
@@ -750,15 +736,15 @@ static int cmd_close_connection(struct ctl *c, int argc, char **argv)
 
 static int cmd_export_definitions(struct ctl *c, int argc, char **argv)
 {
-    const struct command *cmd = find_command("export_definitions");
+    const struct command *cmd = ctl_find_command("export_definitions");
     char *pos[1];
     int npos, rc;
     json_t *d;
     FILE *out;
 
-    if ((rc = split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
+    if ((rc = ctl_split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
         return rc;
-    if ((d = get_json(c, "/api/definitions", NULL, &rc)) == NULL)
+    if ((d = ctl_get_json(c, "/api/definitions", NULL, &rc)) == NULL)
         return rc;
     out = strcmp(pos[0], "-") == 0 ? stdout : fopen(pos[0], "w");
     if (out == NULL) {
@@ -772,20 +758,20 @@ static int cmd_export_definitions(struct ctl *c, int argc, char **argv)
     if (rc != CTL_OK)
         fprintf(stderr, "warrenctl: cannot write %s: %s\n", pos[0], strerror(errno));
     else if (out != stdout)
-        say(c, "definitions exported to %s", pos[0]);
+        ctl_say(c, "definitions exported to %s", pos[0]);
     json_decref(d);
     return rc;
 }
 
 static int cmd_import_definitions(struct ctl *c, int argc, char **argv)
 {
-    const struct command *cmd = find_command("import_definitions");
+    const struct command *cmd = ctl_find_command("import_definitions");
     char *pos[1];
     int npos, rc;
     json_t *d;
     json_error_t err;
 
-    if ((rc = split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
+    if ((rc = ctl_split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
         return rc;
     if (strcmp(pos[0], "-") == 0) {
         d = json_loadf(stdin, 0, &err);
@@ -807,10 +793,10 @@ static int cmd_import_definitions(struct ctl *c, int argc, char **argv)
         json_decref(d);
         return CTL_ERROR;
     }
-    rc = send_request(c, "POST", "/api/definitions", d, NULL, "the definitions", NULL);
+    rc = ctl_send_request(c, "POST", "/api/definitions", d, NULL, "the definitions", NULL);
     json_decref(d);
     if (rc == CTL_OK)
-        say(c, "definitions imported from %s", pos[0]);
+        ctl_say(c, "definitions imported from %s", pos[0]);
     return rc;
 }
 
@@ -840,21 +826,22 @@ static char *read_stdin(size_t *len)
 
 static int cmd_publish(struct ctl *c, int argc, char **argv)
 {
-    const struct command *cmd = find_command("publish");
+    const struct command *cmd = ctl_find_command("publish");
     static const char *const keys[] = {"properties", "payload_encoding", NULL};
     char *pos[3], path[CTL_PATH_MAX], what[600];
-    const char *enc = kv(argc, argv, "payload_encoding");
+    const char *enc = ctl_arg_value(argc, argv, "payload_encoding");
     json_t *props = NULL, *body, *reply;
     char *payload = NULL;
     size_t payload_len = 0;
     int npos, rc;
 
-    if ((rc = split_args(cmd, argc, argv, keys, 2, 3, pos, &npos)) != CTL_OK ||
-        (rc = parse_object(cmd, "properties", kv(argc, argv, "properties"), &props)) != CTL_OK)
+    if ((rc = ctl_split_args(cmd, argc, argv, keys, 2, 3, pos, &npos)) != CTL_OK ||
+        (rc = ctl_parse_object(cmd, "properties", ctl_arg_value(argc, argv, "properties"),
+                               &props)) != CTL_OK)
         return rc;
     if (enc != NULL && strcmp(enc, "string") != 0 && strcmp(enc, "base64") != 0) {
         json_decref(props);
-        return usage_error(cmd, "payload_encoding must be string or base64, not '%s'", enc);
+        return ctl_usage_error(cmd, "payload_encoding must be string or base64, not '%s'", enc);
     }
     if (npos == 3) {
         payload = strdup(pos[2]);
@@ -878,7 +865,7 @@ static int cmd_publish(struct ctl *c, int argc, char **argv)
     ctl_path_add(path, sizeof path, exchange_segment(pos[0]));
     ctl_path_add(path, sizeof path, "publish");
     snprintf(what, sizeof what, "exchange '%s' in vhost '%s'", pos[0], c->vhost);
-    reply = request_json(c, "POST", path, body, what, &rc);
+    reply = ctl_request_json(c, "POST", path, body, what, &rc);
     json_decref(body);
     if (reply == NULL)
         return rc;
@@ -904,21 +891,23 @@ static const struct ctl_column got_columns[] = {
 
 static int cmd_get(struct ctl *c, int argc, char **argv)
 {
-    const struct command *cmd = find_command("get");
+    const struct command *cmd = ctl_find_command("get");
     static const char *const keys[] = {"count", "ackmode", "encoding", "truncate", NULL};
     char *pos[1], path[CTL_PATH_MAX], what[600], *end;
-    const char *count = kv(argc, argv, "count"), *truncate = kv(argc, argv, "truncate");
-    const char *ackmode = kv(argc, argv, "ackmode"), *encoding = kv(argc, argv, "encoding");
+    const char *count = ctl_arg_value(argc, argv, "count"),
+               *truncate = ctl_arg_value(argc, argv, "truncate");
+    const char *ackmode = ctl_arg_value(argc, argv, "ackmode"),
+               *encoding = ctl_arg_value(argc, argv, "encoding");
     long n = 1, t = -1;
     json_t *body, *msgs;
     int npos, rc;
 
-    if ((rc = split_args(cmd, argc, argv, keys, 1, 1, pos, &npos)) != CTL_OK)
+    if ((rc = ctl_split_args(cmd, argc, argv, keys, 1, 1, pos, &npos)) != CTL_OK)
         return rc;
     if (count != NULL && ((n = strtol(count, &end, 10)) < 1 || *end != '\0'))
-        return usage_error(cmd, "count must be a positive number, not '%s'", count);
+        return ctl_usage_error(cmd, "count must be a positive number, not '%s'", count);
     if (truncate != NULL && ((t = strtol(truncate, &end, 10)) < 0 || *end != '\0'))
-        return usage_error(cmd, "truncate must be a number of bytes, not '%s'", truncate);
+        return ctl_usage_error(cmd, "truncate must be a number of bytes, not '%s'", truncate);
     body =
         json_pack("{s:I, s:s, s:s}", "count", (json_int_t)n, "ackmode",
                   ackmode ? ackmode : "ack_requeue_true", "encoding", encoding ? encoding : "auto");
@@ -927,7 +916,7 @@ static int cmd_get(struct ctl *c, int argc, char **argv)
     object_path(path, sizeof path, "queues", c->vhost, pos[0]);
     ctl_path_add(path, sizeof path, "get");
     snprintf(what, sizeof what, "queue '%s' in vhost '%s'", pos[0], c->vhost);
-    msgs = request_json(c, "POST", path, body, what, &rc);
+    msgs = ctl_request_json(c, "POST", path, body, what, &rc);
     json_decref(body);
     if (msgs == NULL)
         return rc;
@@ -935,7 +924,7 @@ static int cmd_get(struct ctl *c, int argc, char **argv)
         json_dumpf(msgs, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY);
         putchar('\n');
     } else if (json_array_size(msgs) == 0) {
-        say(c, "%s is empty", what);
+        ctl_say(c, "%s is empty", what);
     } else {
         ctl_print_rows(c, msgs, got_columns, sizeof got_columns / sizeof got_columns[0]);
     }
@@ -958,7 +947,7 @@ static json_t *get_user(const struct ctl *c, const char *user, int *rc)
 
     user_path(path, sizeof path, user);
     snprintf(what, sizeof what, "user '%s'", user);
-    return get_json(c, path, what, rc);
+    return ctl_get_json(c, path, what, rc);
 }
 
 static int put_user(const struct ctl *c, const char *user, json_t *body, long *status)
@@ -968,7 +957,7 @@ static int put_user(const struct ctl *c, const char *user, json_t *body, long *s
 
     user_path(path, sizeof path, user);
     snprintf(what, sizeof what, "user '%s'", user);
-    rc = send_request(c, "PUT", path, body, NULL, what, status);
+    rc = ctl_send_request(c, "PUT", path, body, NULL, what, status);
     json_decref(body);
     return rc;
 }
@@ -984,12 +973,12 @@ static json_t *tags_array(int n, char **tags)
 
 static int cmd_add_user(struct ctl *c, int argc, char **argv)
 {
-    const struct command *cmd = find_command("add_user");
+    const struct command *cmd = ctl_find_command("add_user");
     char *pos[2], path[CTL_PATH_MAX];
     struct ctl_reply r;
     int npos, rc;
 
-    if ((rc = split_args(cmd, argc, argv, NULL, 2, 2, pos, &npos)) != CTL_OK)
+    if ((rc = ctl_split_args(cmd, argc, argv, NULL, 2, 2, pos, &npos)) != CTL_OK)
         return rc;
     /* As rabbitmqctl add_user: an existing user is an error, not a password change. */
     user_path(path, sizeof path, pos[0]);
@@ -1003,33 +992,33 @@ static int cmd_add_user(struct ctl *c, int argc, char **argv)
     }
     if ((rc = put_user(c, pos[0], json_pack("{s:s, s:s}", "password", pos[1], "tags", ""), NULL)) ==
         CTL_OK)
-        say(c, "user '%s' added", pos[0]);
+        ctl_say(c, "user '%s' added", pos[0]);
     return rc;
 }
 
 static int cmd_delete_user(struct ctl *c, int argc, char **argv)
 {
-    const struct command *cmd = find_command("delete_user");
+    const struct command *cmd = ctl_find_command("delete_user");
     char *pos[1], path[CTL_PATH_MAX], what[400];
     int npos, rc;
 
-    if ((rc = split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
+    if ((rc = ctl_split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
         return rc;
     user_path(path, sizeof path, pos[0]);
     snprintf(what, sizeof what, "user '%s'", pos[0]);
-    if ((rc = send_request(c, "DELETE", path, NULL, NULL, what, NULL)) == CTL_OK)
-        say(c, "%s deleted", what);
+    if ((rc = ctl_send_request(c, "DELETE", path, NULL, NULL, what, NULL)) == CTL_OK)
+        ctl_say(c, "%s deleted", what);
     return rc;
 }
 
 static int cmd_change_password(struct ctl *c, int argc, char **argv)
 {
-    const struct command *cmd = find_command("change_password");
+    const struct command *cmd = ctl_find_command("change_password");
     char *pos[2];
     int npos, rc;
     json_t *u;
 
-    if ((rc = split_args(cmd, argc, argv, NULL, 2, 2, pos, &npos)) != CTL_OK)
+    if ((rc = ctl_split_args(cmd, argc, argv, NULL, 2, 2, pos, &npos)) != CTL_OK)
         return rc;
     if ((u = get_user(c, pos[0], &rc)) == NULL)
         return rc;
@@ -1040,19 +1029,19 @@ static int cmd_change_password(struct ctl *c, int argc, char **argv)
                   NULL);
     json_decref(u);
     if (rc == CTL_OK)
-        say(c, "password of user '%s' changed", pos[0]);
+        ctl_say(c, "password of user '%s' changed", pos[0]);
     return rc;
 }
 
 static int cmd_set_user_tags(struct ctl *c, int argc, char **argv)
 {
-    const struct command *cmd = find_command("set_user_tags");
+    const struct command *cmd = ctl_find_command("set_user_tags");
     int rc;
     json_t *u, *body;
     const char *hash, *alg;
 
     if (argc < 2)
-        return usage_error(cmd, "missing argument");
+        return ctl_usage_error(cmd, "missing argument");
     if ((u = get_user(c, argv[1], &rc)) == NULL)
         return rc;
     /* The password stays: its hash is sent back as it is. */
@@ -1063,7 +1052,7 @@ static int cmd_set_user_tags(struct ctl *c, int argc, char **argv)
                      tags_array(argc - 2, argv + 2));
     json_decref(u);
     if ((rc = put_user(c, argv[1], body, NULL)) == CTL_OK)
-        say(c, "tags of user '%s' set", argv[1]);
+        ctl_say(c, "tags of user '%s' set", argv[1]);
     return rc;
 }
 
@@ -1075,38 +1064,38 @@ static void vhost_path(char *path, size_t size, const char *vhost)
 
 static int cmd_add_vhost(struct ctl *c, int argc, char **argv)
 {
-    const struct command *cmd = find_command("add_vhost");
+    const struct command *cmd = ctl_find_command("add_vhost");
     static const char *const keys[] = {"description", NULL};
-    const char *description = kv(argc, argv, "description");
+    const char *description = ctl_arg_value(argc, argv, "description");
     char *pos[1], path[CTL_PATH_MAX], what[400];
     json_t *body;
     long status = 0;
     int npos, rc;
 
-    if ((rc = split_args(cmd, argc, argv, keys, 1, 1, pos, &npos)) != CTL_OK)
+    if ((rc = ctl_split_args(cmd, argc, argv, keys, 1, 1, pos, &npos)) != CTL_OK)
         return rc;
     vhost_path(path, sizeof path, pos[0]);
     snprintf(what, sizeof what, "vhost '%s'", pos[0]);
     body = json_pack("{s:s}", "description", description ? description : "");
-    rc = send_request(c, "PUT", path, body, NULL, what, &status);
+    rc = ctl_send_request(c, "PUT", path, body, NULL, what, &status);
     json_decref(body);
     if (rc == CTL_OK)
-        say(c, "%s %s", what, status == 201 ? "added" : "already exists (description updated)");
+        ctl_say(c, "%s %s", what, status == 201 ? "added" : "already exists (description updated)");
     return rc;
 }
 
 static int cmd_delete_vhost(struct ctl *c, int argc, char **argv)
 {
-    const struct command *cmd = find_command("delete_vhost");
+    const struct command *cmd = ctl_find_command("delete_vhost");
     char *pos[1], path[CTL_PATH_MAX], what[400];
     int npos, rc;
 
-    if ((rc = split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
+    if ((rc = ctl_split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
         return rc;
     vhost_path(path, sizeof path, pos[0]);
     snprintf(what, sizeof what, "vhost '%s'", pos[0]);
-    if ((rc = send_request(c, "DELETE", path, NULL, NULL, what, NULL)) == CTL_OK)
-        say(c, "%s deleted", what);
+    if ((rc = ctl_send_request(c, "DELETE", path, NULL, NULL, what, NULL)) == CTL_OK)
+        ctl_say(c, "%s deleted", what);
     return rc;
 }
 
@@ -1119,53 +1108,53 @@ static void permission_path(char *path, size_t size, const char *vhost, const ch
 
 static int cmd_set_permissions(struct ctl *c, int argc, char **argv)
 {
-    const struct command *cmd = find_command("set_permissions");
+    const struct command *cmd = ctl_find_command("set_permissions");
     char *pos[4], path[CTL_PATH_MAX], what[600];
     json_t *body;
     int npos, rc;
 
-    if ((rc = split_args(cmd, argc, argv, NULL, 4, 4, pos, &npos)) != CTL_OK)
+    if ((rc = ctl_split_args(cmd, argc, argv, NULL, 4, 4, pos, &npos)) != CTL_OK)
         return rc;
     permission_path(path, sizeof path, c->vhost, pos[0]);
     snprintf(what, sizeof what, "user '%s' or vhost '%s'", pos[0], c->vhost);
     body = json_pack("{s:s, s:s, s:s}", "configure", pos[1], "write", pos[2], "read", pos[3]);
-    rc = send_request(c, "PUT", path, body, NULL, what, NULL);
+    rc = ctl_send_request(c, "PUT", path, body, NULL, what, NULL);
     json_decref(body);
     if (rc == CTL_OK)
-        say(c, "permissions of user '%s' in vhost '%s' set", pos[0], c->vhost);
+        ctl_say(c, "permissions of user '%s' in vhost '%s' set", pos[0], c->vhost);
     return rc;
 }
 
 static int cmd_clear_permissions(struct ctl *c, int argc, char **argv)
 {
-    const struct command *cmd = find_command("clear_permissions");
+    const struct command *cmd = ctl_find_command("clear_permissions");
     char *pos[1], path[CTL_PATH_MAX], what[600];
     int npos, rc;
 
-    if ((rc = split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
+    if ((rc = ctl_split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
         return rc;
     permission_path(path, sizeof path, c->vhost, pos[0]);
     snprintf(what, sizeof what, "permissions of user '%s' in vhost '%s'", pos[0], c->vhost);
-    if ((rc = send_request(c, "DELETE", path, NULL, NULL, what, NULL)) == CTL_OK)
-        say(c, "%s cleared", what);
+    if ((rc = ctl_send_request(c, "DELETE", path, NULL, NULL, what, NULL)) == CTL_OK)
+        ctl_say(c, "%s cleared", what);
     return rc;
 }
 
 static int cmd_list_user_permissions(struct ctl *c, int argc, char **argv)
 {
-    const struct command *cmd = find_command("list_user_permissions");
+    const struct command *cmd = ctl_find_command("list_user_permissions");
     static const struct ctl_column cols[] = {
         {"vhost", "vhost"}, {"configure", "configure"}, {"write", "write"}, {"read", "read"}};
     char *pos[1], path[CTL_PATH_MAX], what[400];
     json_t *rows;
     int npos, rc;
 
-    if ((rc = split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
+    if ((rc = ctl_split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
         return rc;
     user_path(path, sizeof path, pos[0]);
     ctl_path_add(path, sizeof path, "permissions");
     snprintf(what, sizeof what, "user '%s'", pos[0]);
-    if ((rows = get_json(c, path, what, &rc)) == NULL)
+    if ((rows = ctl_get_json(c, path, what, &rc)) == NULL)
         return rc;
     if (c->format == CTL_FORMAT_TABLE && !c->quiet)
         printf("Listing permissions for user '%s' ...\n", pos[0]);
@@ -1192,51 +1181,53 @@ static void policy_path(char *path, size_t size, bool op, const char *vhost, con
 /* set_policy [-p VHOST] NAME PATTERN DEFINITION [priority=N] [apply_to=all|queues|exchanges] */
 static int cmd_set_policy(struct ctl *c, int argc, char **argv)
 {
-    const struct command *cmd = find_command(argv[0]);
+    const struct command *cmd = ctl_find_command(argv[0]);
     static const char *const keys[] = {"priority", "apply_to", NULL};
     bool op = is_operator_command(argv[0]);
-    const char *priority = kv(argc, argv, "priority"), *apply_to = kv(argc, argv, "apply_to");
+    const char *priority = ctl_arg_value(argc, argv, "priority"),
+               *apply_to = ctl_arg_value(argc, argv, "apply_to");
     char *pos[3], path[CTL_PATH_MAX], what[600], *end;
     json_t *definition, *body;
     long long prio = 0;
     int npos, rc;
 
-    if ((rc = split_args(cmd, argc, argv, keys, 3, 3, pos, &npos)) != CTL_OK)
+    if ((rc = ctl_split_args(cmd, argc, argv, keys, 3, 3, pos, &npos)) != CTL_OK)
         return rc;
     if (priority != NULL &&
         ((prio = strtoll(priority, &end, 10)), *priority == '\0' || *end != '\0'))
-        return usage_error(cmd, "priority must be an integer, not '%s'", priority);
+        return ctl_usage_error(cmd, "priority must be an integer, not '%s'", priority);
     if (apply_to != NULL && strcmp(apply_to, "all") != 0 && strcmp(apply_to, "queues") != 0 &&
         strcmp(apply_to, "exchanges") != 0)
-        return usage_error(cmd, "apply_to must be all, queues or exchanges, not '%s'", apply_to);
-    if ((rc = parse_object(cmd, "DEFINITION", pos[2], &definition)) != CTL_OK)
+        return ctl_usage_error(cmd, "apply_to must be all, queues or exchanges, not '%s'",
+                               apply_to);
+    if ((rc = ctl_parse_object(cmd, "DEFINITION", pos[2], &definition)) != CTL_OK)
         return rc;
     body = json_pack("{s:s, s:o, s:I, s:s}", "pattern", pos[1], "definition", definition,
                      "priority", (json_int_t)prio, "apply-to", apply_to ? apply_to : "all");
     policy_path(path, sizeof path, op, c->vhost, pos[0]);
     snprintf(what, sizeof what, "%s '%s' in vhost '%s'", op ? "operator policy" : "policy", pos[0],
              c->vhost);
-    rc = send_request(c, "PUT", path, body, NULL, what, NULL);
+    rc = ctl_send_request(c, "PUT", path, body, NULL, what, NULL);
     json_decref(body);
     if (rc == CTL_OK)
-        say(c, "%s set", what);
+        ctl_say(c, "%s set", what);
     return rc;
 }
 
 static int cmd_clear_policy(struct ctl *c, int argc, char **argv)
 {
-    const struct command *cmd = find_command(argv[0]);
+    const struct command *cmd = ctl_find_command(argv[0]);
     bool op = is_operator_command(argv[0]);
     char *pos[1], path[CTL_PATH_MAX], what[600];
     int npos, rc;
 
-    if ((rc = split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
+    if ((rc = ctl_split_args(cmd, argc, argv, NULL, 1, 1, pos, &npos)) != CTL_OK)
         return rc;
     policy_path(path, sizeof path, op, c->vhost, pos[0]);
     snprintf(what, sizeof what, "%s '%s' in vhost '%s'", op ? "operator policy" : "policy", pos[0],
              c->vhost);
-    if ((rc = send_request(c, "DELETE", path, NULL, NULL, what, NULL)) == CTL_OK)
-        say(c, "%s cleared", what);
+    if ((rc = ctl_send_request(c, "DELETE", path, NULL, NULL, what, NULL)) == CTL_OK)
+        ctl_say(c, "%s cleared", what);
     return rc;
 }
 
@@ -1250,7 +1241,7 @@ static const char *const policy_defaults[] = {"vhost",      "name",     "pattern
 
 static int cmd_list_policies(struct ctl *c, int argc, char **argv)
 {
-    const struct command *cmd = find_command(argv[0]);
+    const struct command *cmd = ctl_find_command(argv[0]);
     bool op = is_operator_command(argv[0]);
     struct ctl_column cols[16];
     size_t ncols = 0;
@@ -1263,7 +1254,7 @@ static int cmd_list_policies(struct ctl *c, int argc, char **argv)
         for (k = 0; k < cmd->ncolumns && strcmp(cmd->columns[k].name, argv[i]) != 0; k++)
             ;
         if (k == cmd->ncolumns)
-            return usage_error(cmd, "unknown column '%s'", argv[i]);
+            return ctl_usage_error(cmd, "unknown column '%s'", argv[i]);
         if (ncols < sizeof cols / sizeof cols[0])
             cols[ncols++] = cmd->columns[k];
     }
@@ -1273,7 +1264,7 @@ static int cmd_list_policies(struct ctl *c, int argc, char **argv)
     }
     policy_path(path, sizeof path, op, c->vhost, NULL);
     snprintf(what, sizeof what, "vhost '%s'", c->vhost);
-    if ((rows = get_json(c, path, what, &rc)) == NULL)
+    if ((rows = ctl_get_json(c, path, what, &rc)) == NULL)
         return rc;
     if (c->format == CTL_FORMAT_TABLE && !c->quiet)
         printf("Listing %s for vhost %s ...\n", op ? "operator policies" : "policies", c->vhost);
@@ -1408,7 +1399,7 @@ static const struct command commands[] = {
     {"help", "[COMMAND]", "this list, or one command's help", "", cmd_help, NULL, 0, NULL},
 };
 
-static const struct command *find_command(const char *name)
+const struct command *ctl_find_command(const char *name)
 {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(commands[i].name, name) == 0)
@@ -1467,8 +1458,8 @@ static int cmd_help(struct ctl *c, int argc, char **argv)
         general_help(stdout);
         return CTL_OK;
     }
-    if ((cmd = find_command(argv[1])) == NULL)
-        return usage_error(NULL, "unknown command '%s'", argv[1]);
+    if ((cmd = ctl_find_command(argv[1])) == NULL)
+        return ctl_usage_error(NULL, "unknown command '%s'", argv[1]);
     command_help(stdout, cmd);
     return CTL_OK;
 }
@@ -1492,14 +1483,14 @@ static int set_setting(struct ctl *c, const char *key, const char *value, const 
     else if (strcmp(key, "port") == 0) {
         port = strtol(value, &end, 10);
         if (*value == '\0' || *end != '\0' || port < 1 || port > 65535)
-            return usage_error(NULL, "%s: port must be a number from 1 to 65535, not '%s'", where,
-                               value);
+            return ctl_usage_error(NULL, "%s: port must be a number from 1 to 65535, not '%s'",
+                                   where, value);
         c->port = (int)port;
     } else if (strcmp(key, "timeout") == 0) {
         t = strtod(value, &end);
         if (*value == '\0' || *end != '\0' || t <= 0 || t > 86400)
-            return usage_error(NULL, "%s: timeout must be a number of seconds, not '%s'", where,
-                               value);
+            return ctl_usage_error(NULL, "%s: timeout must be a number of seconds, not '%s'", where,
+                                   value);
         c->timeout_s = t;
     } else if (strcmp(key, "format") == 0) {
         if (strcmp(value, "table") == 0)
@@ -1509,10 +1500,10 @@ static int set_setting(struct ctl *c, const char *key, const char *value, const 
         else if (strcmp(value, "tsv") == 0)
             c->format = CTL_FORMAT_TSV;
         else
-            return usage_error(NULL, "%s: format must be table, json or tsv, not '%s'", where,
-                               value);
+            return ctl_usage_error(NULL, "%s: format must be table, json or tsv, not '%s'", where,
+                                   value);
     } else {
-        return usage_error(NULL, "%s: unknown setting '%s'", where, key);
+        return ctl_usage_error(NULL, "%s: unknown setting '%s'", where, key);
     }
     return CTL_OK;
 }
@@ -1547,7 +1538,7 @@ static int load_settings(struct ctl *c, const char *path, bool must_exist)
             continue;
         snprintf(where, sizeof where, "%s:%u", path, n);
         if ((eq = strchr(key, '=')) == NULL) {
-            rc = usage_error(NULL, "%s: expected 'key = value'", where);
+            rc = ctl_usage_error(NULL, "%s: expected 'key = value'", where);
             break;
         }
         value = eq + 1;
@@ -1637,12 +1628,12 @@ int main(int argc, char **argv)
         }
         if (k == sizeof value_options / sizeof value_options[0]) {
             free(pos);
-            return usage_error(NULL, "unknown option '%s'", a);
+            return ctl_usage_error(NULL, "unknown option '%s'", a);
         }
         if (value == NULL) {
             if (i + 1 == argc) {
                 free(pos);
-                return usage_error(NULL, "option '%s' needs a value", a);
+                return ctl_usage_error(NULL, "option '%s' needs a value", a);
             }
             value = argv[++i];
         }
@@ -1683,8 +1674,8 @@ int main(int argc, char **argv)
         free(pos);
         return help ? CTL_OK : CTL_USAGE;
     }
-    if ((cmd = find_command(pos[0])) == NULL) {
-        rc = usage_error(NULL, "unknown command '%s'", pos[0]);
+    if ((cmd = ctl_find_command(pos[0])) == NULL) {
+        rc = ctl_usage_error(NULL, "unknown command '%s'", pos[0]);
         free(pos);
         return rc;
     }

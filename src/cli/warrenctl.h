@@ -58,6 +58,18 @@ json_t *ctl_reply_json(const struct ctl_reply *r);
  * what names the object ("queue 'q' in vhost '/'"). Returns CTL_ERROR. */
 int ctl_report_error(const struct ctl *c, const struct ctl_reply *r, const char *what);
 
+/* A request (body: JSON or NULL) whose answer is JSON: that JSON (to json_decref), or NULL
+ * after printing why, with *rc the exit status. what names the object for a 404. */
+json_t *ctl_request_json(const struct ctl *c, const char *method, const char *path,
+                         const json_t *body, const char *what, int *rc);
+/* ctl_request_json with GET and no body. */
+json_t *ctl_get_json(const struct ctl *c, const char *path, const char *what, int *rc);
+/* A request whose answer is a status (2xx success, anything else printed as an error, what
+ * naming the object). headers: NULL-terminated, or NULL. status (may be NULL) gets the HTTP
+ * status when a reply came. Returns the exit status. */
+int ctl_send_request(const struct ctl *c, const char *method, const char *path, const json_t *body,
+                     const char *const *headers, const char *what, long *status);
+
 /* ---- Output ---------------------------------------------------------------------------- */
 
 /* A column: the name shown and where its value is in an object (a dotted path, e.g.
@@ -75,5 +87,47 @@ const json_t *ctl_lookup(const json_t *obj, const char *path);
 /* A value as text: strings as they are, numbers, true/false, other values as compact JSON,
  * null and missing values as "". Returns a string to free. */
 char *ctl_value_text(const json_t *v);
+/* Prints a line for people (fmt, then a newline): nothing with -q or --format json. */
+void ctl_say(const struct ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- Commands -------------------------------------------------------------------------- */
+
+/* Longest API path a command builds. */
+#define CTL_PATH_MAX 4096
+
+/* An entry of the command table (warrenctl.c). */
+struct command {
+    const char *name;
+    const char *args; /* what follows the name in the usage line */
+    const char *summary;
+    const char *help; /* more lines: columns, options, examples */
+    int (*run)(struct ctl *c, int argc, char **argv);
+    const struct ctl_column *columns; /* list_* commands: the columns that exist */
+    size_t ncolumns;
+    const char *const *default_columns; /* NULL-terminated */
+};
+
+/* The command called name, or NULL. */
+const struct command *ctl_find_command(const char *name);
+
+/* Prints "warrenctl: " and the message, then how to call cmd (NULL: where the commands are
+ * listed), on stderr. Returns CTL_USAGE. */
+int ctl_usage_error(const struct command *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* A command's arguments: argv[0] is its name (or the word after it, as in "declare queue").
+ * The checks return CTL_OK, or CTL_USAGE after a usage error naming cmd. */
+
+/* The value of "key=..." among args, or NULL. */
+const char *ctl_arg_value(int argc, char **argv, const char *key);
+/* Checks that every key=value argument is one of keys (NULL-terminated), and that there are
+ * between min and max plain arguments; the plain ones go to pos. */
+int ctl_split_args(const struct command *cmd, int argc, char **argv, const char *const *keys,
+                   int min, int max, char **pos, int *npos);
+/* v ("true" or "false") in *out; def when v is NULL. */
+int ctl_parse_bool(const struct command *cmd, const char *key, const char *v, bool def, bool *out);
+/* A JSON object given on the command line (arguments=..., properties=...) in *out (to
+ * json_decref); NULL when v is NULL. */
+int ctl_parse_object(const struct command *cmd, const char *key, const char *v, json_t **out);
 
 #endif
