@@ -1,6 +1,8 @@
-/* warrenctl's output: tables for people, JSON and tab-separated lines for scripts. */
+/* warrenctl's output: tables for people, JSON and tab-separated lines for scripts, and the
+ * lines that tell people what was done. */
 #include "src/cli/warrenctl.h"
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,4 +158,16 @@ void ctl_print_rows(const struct ctl *c, const json_t *rows, const struct ctl_co
         free(cells[i]);
     free(cells);
     free(width);
+}
+
+void ctl_say(const struct ctl *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (c->quiet || c->format == CTL_FORMAT_JSON)
+        return;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
 }

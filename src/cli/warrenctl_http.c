@@ -1,4 +1,5 @@
-/* warrenctl's HTTP client: one libcurl request per call, errors in words. */
+/* warrenctl's HTTP client: one libcurl request per call, errors in words, and the two kinds
+ * of request the commands make (an answer in JSON, an answer that is only a status). */
 #include "src/cli/warrenctl.h"
 
 #include <curl/curl.h>
@@ -225,4 +226,58 @@ int ctl_report_error(const struct ctl *c, const struct ctl_reply *r, const char 
     free(reason_text);
     json_decref(j);
     return CTL_ERROR;
+}
+
+/* ---- Requests -------------------------------------------------------------------------- */
+
+/* A request (body: JSON or NULL) whose answer is JSON: that JSON, or NULL after printing
+ * why. what names the object for a 404. */
+json_t *ctl_request_json(const struct ctl *c, const char *method, const char *path,
+                         const json_t *body, const char *what, int *rc)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    struct ctl_reply r;
+    json_t *j;
+    int failed;
+
+    *rc = CTL_ERROR;
+    failed = ctl_http(c, method, path, text, NULL, &r);
+    free(text);
+    if (failed)
+        return NULL;
+    if (r.status != 200) {
+        ctl_report_error(c, &r, what);
+        ctl_reply_free(&r);
+        return NULL;
+    }
+    j = ctl_reply_json(&r);
+    ctl_reply_free(&r);
+    if (j != NULL)
+        *rc = CTL_OK;
+    return j;
+}
+
+json_t *ctl_get_json(const struct ctl *c, const char *path, const char *what, int *rc)
+{
+    return ctl_request_json(c, "GET", path, NULL, what, rc);
+}
+
+/* A request whose answer is a status (201/204 success). */
+int ctl_send_request(const struct ctl *c, const char *method, const char *path, const json_t *body,
+                     const char *const *headers, const char *what, long *status)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    struct ctl_reply r;
+    int rc;
+
+    if (ctl_http(c, method, path, text, headers, &r) != 0) {
+        free(text);
+        return CTL_ERROR;
+    }
+    free(text);
+    if (status != NULL)
+        *status = r.status;
+    rc = r.status >= 200 && r.status < 300 ? CTL_OK : ctl_report_error(c, &r, what);
+    ctl_reply_free(&r);
+    return rc;
 }
