@@ -174,228 +174,6 @@ static int cmd_status(struct ctl *c, int argc, char **argv)
     return CTL_OK;
 }
 
-/* ---- list_* ---------------------------------------------------------------------------- */
-
-static const struct ctl_column queue_columns[] = {
-    {"name", "name"},
-    {"vhost", "vhost"},
-    {"durable", "durable"},
-    {"auto_delete", "auto_delete"},
-    {"exclusive", "exclusive"},
-    {"arguments", "arguments"},
-    {"messages", "messages"},
-    {"messages_ready", "messages_ready"},
-    {"messages_unacknowledged", "messages_unacknowledged"},
-    {"message_bytes_ready", "message_bytes_ready"},
-    {"consumers", "consumers"},
-    {"exclusive_consumer_tag", "exclusive_consumer_tag"},
-    {"state", "state"},
-    {"type", "type"},
-    {"policy", "policy"},
-    {"publish", "message_stats.publish"},
-    {"publish_rate", "message_stats.publish_details.rate"},
-    {"deliver_get", "message_stats.deliver_get"},
-    {"deliver_get_rate", "message_stats.deliver_get_details.rate"},
-    {"redeliver", "message_stats.redeliver"},
-    {"redeliver_rate", "message_stats.redeliver_details.rate"},
-};
-static const char *const queue_defaults[] = {"name", "messages", NULL};
-
-static const struct ctl_column exchange_columns[] = {
-    {"name", "name"},
-    {"vhost", "vhost"},
-    {"type", "type"},
-    {"durable", "durable"},
-    {"auto_delete", "auto_delete"},
-    {"internal", "internal"},
-    {"arguments", "arguments"},
-};
-static const char *const exchange_defaults[] = {"name", "type", NULL};
-
-static const struct ctl_column binding_columns[] = {
-    {"source_name", "source"},
-    {"source_kind", "source_kind"},
-    {"destination_name", "destination"},
-    {"destination_kind", "destination_type"},
-    {"routing_key", "routing_key"},
-    {"arguments", "arguments"},
-    {"vhost", "vhost"},
-    {"properties_key", "properties_key"},
-};
-static const char *const binding_defaults[] = {
-    "source_name", "source_kind", "destination_name", "destination_kind", "routing_key",
-    "arguments",   NULL};
-
-static const struct ctl_column connection_columns[] = {
-    {"name", "name"},           {"user", "user"},
-    {"vhost", "vhost"},         {"peer_host", "peer_host"},
-    {"peer_port", "peer_port"}, {"host", "host"},
-    {"port", "port"},           {"state", "state"},
-    {"channels", "channels"},   {"protocol", "protocol"},
-    {"frame_max", "frame_max"}, {"channel_max", "channel_max"},
-    {"timeout", "timeout"},     {"ssl", "ssl"},
-    {"send_pend", "send_pend"}, {"client_properties", "client_properties"},
-};
-static const char *const connection_defaults[] = {"user", "peer_host", "peer_port", "state", NULL};
-
-static const struct ctl_column channel_columns[] = {
-    {"name", "name"},
-    {"connection", "connection_details.name"},
-    {"number", "number"},
-    {"user", "user"},
-    {"vhost", "vhost"},
-    {"state", "state"},
-    {"consumer_count", "consumer_count"},
-    {"messages_unacknowledged", "messages_unacknowledged"},
-    {"messages_uncommitted", "messages_uncommitted"},
-    {"acks_uncommitted", "acks_uncommitted"},
-    {"prefetch_count", "prefetch_count"},
-    {"global_prefetch_count", "global_prefetch_count"},
-    {"confirm", "confirm"},
-    {"transactional", "transactional"},
-};
-static const char *const channel_defaults[] = {"name", "user", "consumer_count",
-                                               "messages_unacknowledged", NULL};
-
-static const struct ctl_column consumer_columns[] = {
-    {"queue_name", "queue.name"},
-    {"channel", "channel_details.name"},
-    {"consumer_tag", "consumer_tag"},
-    {"ack_required", "ack_required"},
-    {"prefetch_count", "prefetch_count"},
-    {"active", "active"},
-    {"activity_status", "activity_status"},
-    {"exclusive", "exclusive"},
-    {"arguments", "arguments"},
-    {"vhost", "queue.vhost"},
-};
-static const char *const consumer_defaults[] = {
-    "queue_name",     "channel", "consumer_tag", "ack_required",
-    "prefetch_count", "active",  "arguments",    NULL};
-
-static const struct ctl_column vhost_columns[] = {
-    {"name", "name"},
-    {"messages", "messages"},
-    {"messages_ready", "messages_ready"},
-    {"messages_unacknowledged", "messages_unacknowledged"},
-    {"tracing", "tracing"},
-    {"description", "description"},
-};
-static const char *const vhost_defaults[] = {"name", NULL};
-
-static const struct ctl_column user_columns[] = {
-    {"name", "name"},
-    {"tags", "tags"},
-};
-static const char *const user_defaults[] = {"name", "tags", NULL};
-
-static const struct ctl_column permission_columns[] = {
-    {"user", "user"},   {"vhost", "vhost"}, {"configure", "configure"},
-    {"write", "write"}, {"read", "read"},
-};
-static const char *const permission_defaults[] = {"user", "configure", "write", "read", NULL};
-
-/* What each list_* command lists and how. */
-struct listing {
-    const char *command;
-    const char *what;  /* "queues", for "Listing queues ..." */
-    const char *path;  /* API path of everything */
-    bool per_vhost;    /* path/<vhost> lists one vhost's */
-    bool filter_vhost; /* the API lists all: keep the rows of -p's vhost */
-};
-
-static const struct listing listings[] = {
-    {"list_queues", "queues", "/api/queues", true, false},
-    {"list_exchanges", "exchanges", "/api/exchanges", true, false},
-    {"list_bindings", "bindings", "/api/bindings", true, false},
-    {"list_connections", "connections", "/api/connections", false, false},
-    {"list_channels", "channels", "/api/channels", false, false},
-    {"list_consumers", "consumers", "/api/consumers", true, false},
-    {"list_vhosts", "vhosts", "/api/vhosts", false, false},
-    {"list_users", "users", "/api/users", false, false},
-    {"list_permissions", "permissions", "/api/permissions", false, true},
-};
-
-static int cmd_list(struct ctl *c, int argc, char **argv)
-{
-    const struct command *cmd = ctl_find_command(argv[0]);
-    const struct listing *l = NULL;
-    struct ctl_column cols[32];
-    size_t ncols = 0;
-    char path[CTL_PATH_MAX];
-    json_t *rows;
-    int rc;
-
-    for (size_t i = 0; i < sizeof listings / sizeof listings[0]; i++) {
-        if (strcmp(listings[i].command, argv[0]) == 0)
-            l = &listings[i];
-    }
-    for (int i = 1; i < argc; i++) {
-        size_t k;
-        for (k = 0; k < cmd->ncolumns && strcmp(cmd->columns[k].name, argv[i]) != 0; k++)
-            ;
-        if (k == cmd->ncolumns)
-            return ctl_usage_error(cmd, "unknown column '%s' (warrenctl %s --help lists them)",
-                                   argv[i], cmd->name);
-        if (ncols == sizeof cols / sizeof cols[0])
-            return ctl_usage_error(cmd, "too many columns");
-        cols[ncols++] = cmd->columns[k];
-    }
-    for (size_t i = 0; ncols == 0 && cmd->default_columns[i] != NULL; i++) {
-        for (size_t k = 0; k < cmd->ncolumns; k++) {
-            if (strcmp(cmd->columns[k].name, cmd->default_columns[i]) == 0)
-                cols[i] = cmd->columns[k];
-        }
-        if (cmd->default_columns[i + 1] == NULL)
-            ncols = i + 1;
-    }
-    snprintf(path, sizeof path, "%s", l->path);
-    if (l->per_vhost && !ctl_path_add(path, sizeof path, c->vhost))
-        return ctl_usage_error(cmd, "vhost name too long");
-    {
-        char what[600];
-        snprintf(what, sizeof what, "vhost '%s'", c->vhost);
-        if ((rows = ctl_get_json(c, path, l->per_vhost ? what : NULL, &rc)) == NULL)
-            return rc;
-    }
-    if (!json_is_array(rows)) {
-        json_decref(rows);
-        fprintf(stderr, "warrenctl: the management API did not answer with a list\n");
-        return CTL_ERROR;
-    }
-    /* Bindings have an exchange as their source, always; the API does not say so. */
-    if (strcmp(l->command, "list_bindings") == 0) {
-        size_t i;
-        json_t *b;
-        json_array_foreach(rows, i, b)
-        {
-            json_object_set_new(b, "source_kind", json_string("exchange"));
-        }
-    }
-    if (l->filter_vhost) {
-        json_t *kept = json_array();
-        size_t i;
-        json_t *row;
-        json_array_foreach(rows, i, row)
-        {
-            const char *v = json_string_value(json_object_get(row, "vhost"));
-            if (v != NULL && strcmp(v, c->vhost) == 0)
-                json_array_append(kept, row);
-        }
-        json_decref(rows);
-        rows = kept;
-    }
-    if (c->format == CTL_FORMAT_TABLE && !c->quiet) {
-        if (l->per_vhost || l->filter_vhost)
-            printf("Listing %s for vhost %s ...\n", l->what, c->vhost);
-        else
-            printf("Listing %s ...\n", l->what);
-    }
-    ctl_print_rows(c, rows, cols, ncols);
-    json_decref(rows);
-    return CTL_OK;
-}
-
 /* ---- declare / delete ------------------------------------------------------------------ */
 
 static void object_path(char *path, size_t size, const char *kind, const char *vhost,
@@ -1165,14 +943,6 @@ static int cmd_clear_policy(struct ctl *c, int argc, char **argv)
     return rc;
 }
 
-static const struct ctl_column policy_columns[] = {
-    {"vhost", "vhost"},           {"name", "name"},
-    {"pattern", "pattern"},       {"apply_to", "apply-to"},
-    {"definition", "definition"}, {"priority", "priority"},
-};
-static const char *const policy_defaults[] = {"vhost",      "name",     "pattern", "apply_to",
-                                              "definition", "priority", NULL};
-
 static int cmd_list_policies(struct ctl *c, int argc, char **argv)
 {
     const struct command *cmd = ctl_find_command(argv[0]);
@@ -1210,6 +980,134 @@ static int cmd_list_policies(struct ctl *c, int argc, char **argv)
 /* ---- help ------------------------------------------------------------------------------ */
 
 static int cmd_help(struct ctl *c, int argc, char **argv);
+
+/* The columns of each list_* command, and those it shows when none are named. */
+static const struct ctl_column queue_columns[] = {
+    {"name", "name"},
+    {"vhost", "vhost"},
+    {"durable", "durable"},
+    {"auto_delete", "auto_delete"},
+    {"exclusive", "exclusive"},
+    {"arguments", "arguments"},
+    {"messages", "messages"},
+    {"messages_ready", "messages_ready"},
+    {"messages_unacknowledged", "messages_unacknowledged"},
+    {"message_bytes_ready", "message_bytes_ready"},
+    {"consumers", "consumers"},
+    {"exclusive_consumer_tag", "exclusive_consumer_tag"},
+    {"state", "state"},
+    {"type", "type"},
+    {"policy", "policy"},
+    {"publish", "message_stats.publish"},
+    {"publish_rate", "message_stats.publish_details.rate"},
+    {"deliver_get", "message_stats.deliver_get"},
+    {"deliver_get_rate", "message_stats.deliver_get_details.rate"},
+    {"redeliver", "message_stats.redeliver"},
+    {"redeliver_rate", "message_stats.redeliver_details.rate"},
+};
+static const char *const queue_defaults[] = {"name", "messages", NULL};
+
+static const struct ctl_column exchange_columns[] = {
+    {"name", "name"},
+    {"vhost", "vhost"},
+    {"type", "type"},
+    {"durable", "durable"},
+    {"auto_delete", "auto_delete"},
+    {"internal", "internal"},
+    {"arguments", "arguments"},
+};
+static const char *const exchange_defaults[] = {"name", "type", NULL};
+
+static const struct ctl_column binding_columns[] = {
+    {"source_name", "source"},
+    {"source_kind", "source_kind"},
+    {"destination_name", "destination"},
+    {"destination_kind", "destination_type"},
+    {"routing_key", "routing_key"},
+    {"arguments", "arguments"},
+    {"vhost", "vhost"},
+    {"properties_key", "properties_key"},
+};
+static const char *const binding_defaults[] = {
+    "source_name", "source_kind", "destination_name", "destination_kind", "routing_key",
+    "arguments",   NULL};
+
+static const struct ctl_column connection_columns[] = {
+    {"name", "name"},           {"user", "user"},
+    {"vhost", "vhost"},         {"peer_host", "peer_host"},
+    {"peer_port", "peer_port"}, {"host", "host"},
+    {"port", "port"},           {"state", "state"},
+    {"channels", "channels"},   {"protocol", "protocol"},
+    {"frame_max", "frame_max"}, {"channel_max", "channel_max"},
+    {"timeout", "timeout"},     {"ssl", "ssl"},
+    {"send_pend", "send_pend"}, {"client_properties", "client_properties"},
+};
+static const char *const connection_defaults[] = {"user", "peer_host", "peer_port", "state", NULL};
+
+static const struct ctl_column channel_columns[] = {
+    {"name", "name"},
+    {"connection", "connection_details.name"},
+    {"number", "number"},
+    {"user", "user"},
+    {"vhost", "vhost"},
+    {"state", "state"},
+    {"consumer_count", "consumer_count"},
+    {"messages_unacknowledged", "messages_unacknowledged"},
+    {"messages_uncommitted", "messages_uncommitted"},
+    {"acks_uncommitted", "acks_uncommitted"},
+    {"prefetch_count", "prefetch_count"},
+    {"global_prefetch_count", "global_prefetch_count"},
+    {"confirm", "confirm"},
+    {"transactional", "transactional"},
+};
+static const char *const channel_defaults[] = {"name", "user", "consumer_count",
+                                               "messages_unacknowledged", NULL};
+
+static const struct ctl_column consumer_columns[] = {
+    {"queue_name", "queue.name"},
+    {"channel", "channel_details.name"},
+    {"consumer_tag", "consumer_tag"},
+    {"ack_required", "ack_required"},
+    {"prefetch_count", "prefetch_count"},
+    {"active", "active"},
+    {"activity_status", "activity_status"},
+    {"exclusive", "exclusive"},
+    {"arguments", "arguments"},
+    {"vhost", "queue.vhost"},
+};
+static const char *const consumer_defaults[] = {
+    "queue_name",     "channel", "consumer_tag", "ack_required",
+    "prefetch_count", "active",  "arguments",    NULL};
+
+static const struct ctl_column vhost_columns[] = {
+    {"name", "name"},
+    {"messages", "messages"},
+    {"messages_ready", "messages_ready"},
+    {"messages_unacknowledged", "messages_unacknowledged"},
+    {"tracing", "tracing"},
+    {"description", "description"},
+};
+static const char *const vhost_defaults[] = {"name", NULL};
+
+static const struct ctl_column user_columns[] = {
+    {"name", "name"},
+    {"tags", "tags"},
+};
+static const char *const user_defaults[] = {"name", "tags", NULL};
+
+static const struct ctl_column permission_columns[] = {
+    {"user", "user"},   {"vhost", "vhost"}, {"configure", "configure"},
+    {"write", "write"}, {"read", "read"},
+};
+static const char *const permission_defaults[] = {"user", "configure", "write", "read", NULL};
+
+static const struct ctl_column policy_columns[] = {
+    {"vhost", "vhost"},           {"name", "name"},
+    {"pattern", "pattern"},       {"apply_to", "apply-to"},
+    {"definition", "definition"}, {"priority", "priority"},
+};
+static const char *const policy_defaults[] = {"vhost",      "name",     "pattern", "apply_to",
+                                              "definition", "priority", NULL};
 
 #define COLUMNS(cols, defaults) cols, sizeof cols / sizeof cols[0], defaults
 

@@ -130,4 +130,9 @@ int ctl_parse_bool(const struct command *cmd, const char *key, const char *v, bo
  * json_decref); NULL when v is NULL. */
 int ctl_parse_object(const struct command *cmd, const char *key, const char *v, json_t **out);
 
+/* The commands of the table, each run with argv[0] its name and returning the exit status. */
+
+/* cmd_list.c */
+int cmd_list(struct ctl *c, int argc, char **argv);
+
 #endif
