@@ -135,4 +135,15 @@ int ctl_parse_object(const struct command *cmd, const char *key, const char *v, 
 /* cmd_list.c */
 int cmd_list(struct ctl *c, int argc, char **argv);
 
+/* cmd_users.c: users, vhosts, permissions */
+int cmd_add_user(struct ctl *c, int argc, char **argv);
+int cmd_delete_user(struct ctl *c, int argc, char **argv);
+int cmd_change_password(struct ctl *c, int argc, char **argv);
+int cmd_set_user_tags(struct ctl *c, int argc, char **argv);
+int cmd_add_vhost(struct ctl *c, int argc, char **argv);
+int cmd_delete_vhost(struct ctl *c, int argc, char **argv);
+int cmd_set_permissions(struct ctl *c, int argc, char **argv);
+int cmd_clear_permissions(struct ctl *c, int argc, char **argv);
+int cmd_list_user_permissions(struct ctl *c, int argc, char **argv);
+
 #endif
