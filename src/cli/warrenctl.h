@@ -146,4 +146,11 @@ int cmd_set_permissions(struct ctl *c, int argc, char **argv);
 int cmd_clear_permissions(struct ctl *c, int argc, char **argv);
 int cmd_list_user_permissions(struct ctl *c, int argc, char **argv);
 
+/* cmd_objects.c: queues, exchanges, bindings, publish and get */
+int cmd_declare(struct ctl *c, int argc, char **argv);
+int cmd_delete(struct ctl *c, int argc, char **argv);
+int cmd_purge_queue(struct ctl *c, int argc, char **argv);
+int cmd_publish(struct ctl *c, int argc, char **argv);
+int cmd_get(struct ctl *c, int argc, char **argv);
+
 #endif
