@@ -1,6 +1,7 @@
 /* warrenctl's commands for who may do what: users (add_user, delete_user, change_password,
  * set_user_tags, list_user_permissions), vhosts (add_vhost, delete_vhost) and permissions
- * (set_permissions, clear_permissions). Their list_* commands are in cmd_list.c. */
+ * (set_permissions, clear_permissions). list_users, list_vhosts and list_permissions are in
+ * cmd_list.c. */
 #include "src/cli/warrenctl.h"
 
 #include <stdio.h>

@@ -1,6 +1,10 @@
 /* warrenctl: the admin CLI, a client of the management HTTP API (src/mgmt/mgmt.h). Shared parts:
- * the connection settings, the HTTP client (warrenctl_http.c) and the output formats
- * (warrenctl_format.c). Commands live in warrenctl.c. */
+ * the connection settings, the HTTP client and its two kinds of request (warrenctl_http.c),
+ * the output formats (warrenctl_format.c), and the command table's entries with the argument
+ * checks every command uses (warrenctl.c, which also holds main, the options and the help).
+ * The commands are in cmd_list.c (the generic list_*), cmd_users.c (users, vhosts,
+ * permissions), cmd_objects.c (queues, exchanges, bindings, publish, get) and cmd_runtime.c
+ * (status, connections, definitions, policies). */
 #ifndef WARREN_SRC_CLI_WARRENCTL_H
 #define WARREN_SRC_CLI_WARRENCTL_H
 
@@ -132,7 +136,7 @@ int ctl_parse_object(const struct command *cmd, const char *key, const char *v, 
 
 /* The commands of the table, each run with argv[0] its name and returning the exit status. */
 
-/* cmd_list.c */
+/* cmd_list.c: the generic list_* */
 int cmd_list(struct ctl *c, int argc, char **argv);
 
 /* cmd_users.c: users, vhosts, permissions */
@@ -152,5 +156,14 @@ int cmd_delete(struct ctl *c, int argc, char **argv);
 int cmd_purge_queue(struct ctl *c, int argc, char **argv);
 int cmd_publish(struct ctl *c, int argc, char **argv);
 int cmd_get(struct ctl *c, int argc, char **argv);
+
+/* cmd_runtime.c: status, connections, definitions, policies */
+int cmd_status(struct ctl *c, int argc, char **argv);
+int cmd_close_connection(struct ctl *c, int argc, char **argv);
+int cmd_export_definitions(struct ctl *c, int argc, char **argv);
+int cmd_import_definitions(struct ctl *c, int argc, char **argv);
+int cmd_set_policy(struct ctl *c, int argc, char **argv);
+int cmd_clear_policy(struct ctl *c, int argc, char **argv);
+int cmd_list_policies(struct ctl *c, int argc, char **argv);
 
 #endif
