@@ -493,6 +493,7 @@ static int handle_channel_flow_ok(struct channel *ch, const struct wire_method *
 
 static int handle_exchange_declare(struct channel *ch, const struct wire_method *m)
 {
+    int rc;
     const struct wire_exchange_declare *a = &m->u.exchange_declare;
     struct vhost *vh = ch->conn->vhost;
     const struct exchange_type *type;
@@ -536,7 +537,13 @@ static int handle_exchange_declare(struct channel *ch, const struct wire_method 
         x = exchange_new(vh, a->exchange, type, a->durable, a->auto_delete, a->internal,
                          a->arguments.raw);
         vhost_exchange_add(vh, x);
-        persist_exchange_added(x);
+        if ((rc = persist_exchange_added(x)) != 0) {
+            /* It would not survive a restart: not declared (the log never had it). */
+            vhost_exchange_delete(vh, x);
+            return channel_fail(ch, WIRE_RESOURCE_ERROR,
+                                "cannot store exchange " NAME_FMT " in vhost " NAME_FMT ": %s",
+                                NAME_ARG(a->exchange), VHOST_ARG(ch), strerror(-rc));
+        }
         goto ok;
     }
     if (x->type != type)
@@ -638,6 +645,7 @@ static int check_queue_equivalent(struct channel *ch, const struct queue *q,
 
 static int handle_queue_declare(struct channel *ch, const struct wire_method *m)
 {
+    int rc;
     const struct wire_queue_declare *a = &m->u.queue_declare;
     struct vhost *vh = ch->conn->vhost;
     char generated[64];
@@ -702,7 +710,13 @@ static int handle_queue_declare(struct channel *ch, const struct wire_method *m)
     if (a->exclusive)
         q->owner = ch->conn;
     vhost_queue_add(vh, q);
-    persist_queue_added(q);
+    if ((rc = persist_queue_added(q)) != 0) {
+        /* It would not survive a restart: not declared (the log never had it). */
+        queue_delete(q);
+        return channel_fail(ch, WIRE_RESOURCE_ERROR,
+                            "cannot store queue " NAME_FMT " in vhost " NAME_FMT ": %s",
+                            NAME_ARG(name), VHOST_ARG(ch), strerror(-rc));
+    }
 ok:
     queue_touch(q);
     if (!a->nowait)
@@ -712,6 +726,7 @@ ok:
 
 static int handle_queue_bind(struct channel *ch, const struct wire_method *m)
 {
+    uint16_t code;
     const struct wire_queue_bind *a = &m->u.queue_bind;
     struct queue *q;
     struct exchange *x;
@@ -727,8 +742,8 @@ static int handle_queue_bind(struct channel *ch, const struct wire_method *m)
     if ((x = find_exchange(ch, a->exchange)) == NULL ||
         permit_topic(ch, x, AUTH_READ, a->routing_key) != 0)
         return -1;
-    if (exchange_bind(x, q, a->routing_key, a->arguments.raw, err, sizeof err) == NULL)
-        return channel_fail(ch, WIRE_PRECONDITION_FAILED, "%s", err);
+    if (exchange_bind(x, q, a->routing_key, a->arguments.raw, &code, err, sizeof err) == NULL)
+        return channel_fail(ch, code, "%s", err);
     if (!a->nowait)
         conn_send_method(ch->conn, ch->id, WIRE_QUEUE_BIND_OK, &(struct wire_queue_bind_ok){0});
     return 0;
@@ -1053,6 +1068,22 @@ static void confirms_durable(struct channel *ch, uint64_t durable_seq)
     channel_flush_confirms(ch);
 }
 
+void channel_confirms_failed(struct server *s)
+{
+    struct channel *ch;
+
+    while ((ch = s->confirm_waiting) != NULL) {
+        for (size_t i = 0; i < ch->confirm_len; i++) {
+            struct confirm_slot *slot =
+                &ch->confirms[(ch->confirm_head + i) & (ch->confirm_cap - 1)];
+            if (slot->state == CONFIRM_WAIT)
+                slot->state = CONFIRM_NACK;
+        }
+        unwait_durable(ch);
+        channel_flush_confirms(ch);
+    }
+}
+
 void channel_confirms_durable(struct server *s, uint64_t durable_seq)
 {
     struct channel *ch, *next;
@@ -1325,6 +1356,7 @@ static int handle_basic_recover_async(struct channel *ch, const struct wire_meth
 
 static int handle_exchange_bind(struct channel *ch, const struct wire_method *m)
 {
+    uint16_t code;
     const struct wire_exchange_bind *a = &m->u.exchange_bind;
     struct exchange *src, *dst;
     char err[256];
@@ -1338,8 +1370,8 @@ static int handle_exchange_bind(struct channel *ch, const struct wire_method *m)
         (src = find_exchange(ch, a->source)) == NULL ||
         permit_topic(ch, src, AUTH_READ, a->routing_key) != 0)
         return -1;
-    if (exchange_bind(src, dst, a->routing_key, a->arguments.raw, err, sizeof err) == NULL)
-        return channel_fail(ch, WIRE_PRECONDITION_FAILED, "%s", err);
+    if (exchange_bind(src, dst, a->routing_key, a->arguments.raw, &code, err, sizeof err) == NULL)
+        return channel_fail(ch, code, "%s", err);
     if (!a->nowait)
         conn_send_method(ch->conn, ch->id, WIRE_EXCHANGE_BIND_OK,
                          &(struct wire_exchange_bind_ok){0});

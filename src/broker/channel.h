@@ -129,6 +129,9 @@ void channel_flush_confirms(struct channel *ch);
 /* The store made everything up to durable_seq durable: every channel of s confirms what
  * waited for it. */
 void channel_confirms_durable(struct server *s, uint64_t durable_seq);
+/* The store failed: every confirm still waiting for an fsync is a basic.nack, since the
+ * message may not be on disk. */
+void channel_confirms_failed(struct server *s);
 
 /* Delivers m to the direct reply-to consumer of ch (publish to amq.rabbitmq.reply-to.*). */
 void channel_deliver_reply(struct channel *ch, struct message *m);

@@ -1,8 +1,10 @@
 #include "src/broker/exchange.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "amqp/method.h"
 #include "src/base/util.h"
 #include "src/broker/persist.h"
 #include "src/broker/policy.h"
@@ -66,8 +68,11 @@ struct xbinding *exchange_find_binding(struct exchange *x, void *dest,
 }
 
 struct xbinding *exchange_bind(struct exchange *x, void *dest, struct wire_bytes routing_key,
-                               struct wire_bytes arguments, char *err, size_t err_size)
+                               struct wire_bytes arguments, uint16_t *code, char *err,
+                               size_t err_size)
 {
+    int rc;
+
     struct xbinding *xb = exchange_find_binding(x, dest, routing_key, arguments);
     struct xbinding **in = incoming_of(dest);
 
@@ -77,14 +82,18 @@ struct xbinding *exchange_bind(struct exchange *x, void *dest, struct wire_bytes
     xb->b.destination = dest;
     xb->b.routing_key = bytes_dup(routing_key);
     xb->b.arguments.raw = bytes_dup(arguments);
-    if (x->type->validate && x->type->validate(&xb->b, err, err_size) != 0) {
-        bytes_free(&xb->b.routing_key);
-        bytes_free(&xb->b.arguments.raw);
-        free(xb);
-        return NULL;
+    xb->source = x;
+    *code = WIRE_PRECONDITION_FAILED;
+    if (x->type->validate && x->type->validate(&xb->b, err, err_size) != 0)
+        goto refused;
+    /* Written before it is linked in: a durable binding that would not survive a restart is
+     * refused (and the log is unchanged). */
+    if ((rc = persist_binding_added(xb)) != 0) {
+        *code = WIRE_RESOURCE_ERROR;
+        snprintf(err, err_size, "cannot store the binding: %s", strerror(-rc));
+        goto refused;
     }
     x->type->bind(x->state, &xb->b);
-    xb->source = x;
     xb->next_in_source = x->bindings;
     if (x->bindings)
         x->bindings->prev_in_source = xb;
@@ -94,8 +103,12 @@ struct xbinding *exchange_bind(struct exchange *x, void *dest, struct wire_bytes
     if (*in)
         (*in)->prev_in_dest = xb;
     *in = xb;
-    persist_binding_added(xb);
     return xb;
+refused:
+    bytes_free(&xb->b.routing_key);
+    bytes_free(&xb->b.arguments.raw);
+    free(xb);
+    return NULL;
 }
 
 void exchange_unbind(struct xbinding *xb)

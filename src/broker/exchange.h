@@ -60,10 +60,12 @@ void exchange_free(struct exchange *x);
  * NULL. */
 struct xbinding *exchange_find_binding(struct exchange *x, void *dest,
                                        struct wire_bytes routing_key, struct wire_bytes arguments);
-/* Binds dest to x. Returns the binding, or NULL with a reason in err when the type refuses
- * the arguments. Binding twice is not an error: the existing binding is returned. */
+/* Binds dest to x. Returns the binding, or NULL with a reply code in *code and a reason in
+ * err: 406 when the type refuses the arguments, 506 when a durable binding cannot be written
+ * to the definitions log. Binding twice is not an error: the existing binding is returned. */
 struct xbinding *exchange_bind(struct exchange *x, void *dest, struct wire_bytes routing_key,
-                               struct wire_bytes arguments, char *err, size_t err_size);
+                               struct wire_bytes arguments, uint16_t *code, char *err,
+                               size_t err_size);
 /* Drops a binding; an auto-delete exchange goes with its last binding, as in RabbitMQ. */
 void exchange_unbind(struct xbinding *xb);
 

@@ -70,7 +70,7 @@ static void write_failed(const char *what, int rc)
     log_error(NULL, "cannot write the definitions log (%s): %s", what, strerror(-rc));
 }
 
-void persist_exchange_added(struct exchange *x)
+int persist_exchange_added(struct exchange *x)
 {
     struct persist *p = persist_of(x->vhost);
     struct key_buf k;
@@ -79,7 +79,7 @@ void persist_exchange_added(struct exchange *x)
     int rc;
 
     if (p == NULL || p->replaying || !x->durable || x->name.len == 0)
-        return;
+        return 0;
     k = entity_key(x->vhost->name, x->name);
     value = xmalloc(x->arguments.len + 300);
     w = wire_writer_init(value, x->arguments.len + 300);
@@ -93,6 +93,7 @@ void persist_exchange_added(struct exchange *x)
         write_failed("exchange", rc);
     free(value);
     free(k.data);
+    return rc;
 }
 
 void persist_exchange_removed(struct exchange *x)
@@ -115,7 +116,7 @@ static bool queue_is_stored(const struct queue *q)
     return q->durable && !q->exclusive;
 }
 
-void persist_queue_added(struct queue *q)
+int persist_queue_added(struct queue *q)
 {
     struct persist *p = persist_of(q->vhost);
     struct key_buf k;
@@ -124,11 +125,11 @@ void persist_queue_added(struct queue *q)
     int rc;
 
     if (p == NULL || !queue_is_stored(q))
-        return;
+        return 0;
     if (q->store_id == 0)
         q->store_id = p->next_queue_id++;
     if (p->replaying)
-        return;
+        return 0;
     k = entity_key(q->vhost->name, q->name);
     value = xmalloc(q->arguments.len + 16);
     w = wire_writer_init(value, q->arguments.len + 16);
@@ -141,6 +142,7 @@ void persist_queue_added(struct queue *q)
         write_failed("queue", rc);
     free(value);
     free(k.data);
+    return rc;
 }
 
 void persist_queue_removed(struct queue *q)
@@ -172,20 +174,21 @@ static bool binding_is_stored(const struct xbinding *xb)
     return ((struct exchange *)dest)->durable;
 }
 
-void persist_binding_added(struct xbinding *xb)
+int persist_binding_added(struct xbinding *xb)
 {
     struct persist *p = persist_of(xb->source->vhost);
     struct key_buf k;
     int rc;
 
     if (p == NULL || p->replaying || !binding_is_stored(xb))
-        return;
+        return 0;
     k = binding_key(xb);
     rc = defs_log_put(p->defs, DEFS_KIND_BINDING, (struct wire_bytes){k.data, k.len},
                       (struct wire_bytes){0});
     if (rc != 0)
         write_failed("binding", rc);
     free(k.data);
+    return rc;
 }
 
 void persist_binding_removed(struct xbinding *xb)
@@ -273,8 +276,25 @@ static void on_store_failure(void *ctx, int err)
     struct persist *p = ctx;
 
     p->failed = true;
-    log_error(NULL, "the message store failed (%s): persistent messages are refused from now on",
+    log_error(NULL,
+              "the message store failed (%s): persistent messages are refused until it can "
+              "write again",
               strerror(err));
+    if (p->failure_cb != NULL)
+        p->failure_cb(p->durable_ctx);
+}
+
+int persist_resume(struct persist *p)
+{
+    int rc;
+
+    if (p == NULL || !p->failed)
+        return 0;
+    if ((rc = store_resume(p->store)) != 0)
+        return rc;
+    p->failed = false;
+    log_info(NULL, "the message store writes again: persistent messages are accepted");
+    return 0;
 }
 
 /* ---- Messages --------------------------------------------------------------------------- */

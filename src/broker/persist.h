@@ -44,7 +44,10 @@ struct persist {
      * server points it at its channels (src/broker/server.c); persistence knows no channel. */
     void (*durable_cb)(void *ctx, uint64_t durable_seq);
     void *durable_ctx;
-    bool failed;               /* the store failed: persistent publishes are refused */
+    /* Told when the store fails (with durable_ctx): confirms still waiting are nacked. */
+    void (*failure_cb)(void *ctx);
+    bool failed;               /* the store failed: persistent publishes are refused until
+                                * persist_resume() */
     char *spill_dir;           /* DATA_DIR/spill */
     char *dir;
     uint8_t *read_buf;         /* for persist_load */
@@ -85,12 +88,18 @@ void persist_auth_save(struct persist *p, const struct auth_db *db);
 /* Flushes, closes and frees p; the vhosts are detached from it (they are freed after). */
 void persist_close(struct persist *p, struct hmap *vhosts);
 
-/* Definitions. Each writes only what is durable, and nothing while replaying. */
-void persist_exchange_added(struct exchange *x);
+/* After the store failed (a full disk), once there is room again: the store writes what it
+ * kept buffered and takes persistent messages again. 0, or -errno if it still cannot write. */
+int persist_resume(struct persist *p);
+
+/* Definitions. Each writes only what is durable, and nothing while replaying. The *_added
+ * ones return 0, or -errno if the definitions log could not be written (logged): the caller
+ * takes the object away again and refuses the method, as it would not survive a restart. */
+int persist_exchange_added(struct exchange *x);
 void persist_exchange_removed(struct exchange *x);
-void persist_queue_added(struct queue *q);
+int persist_queue_added(struct queue *q);
 void persist_queue_removed(struct queue *q);
-void persist_binding_added(struct xbinding *xb);
+int persist_binding_added(struct xbinding *xb);
 void persist_binding_removed(struct xbinding *xb);
 
 /* Policies (src/broker/policy.h). */

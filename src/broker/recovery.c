@@ -112,6 +112,7 @@ static void replay_queue(struct replay *r, struct wire_bytes key, struct wire_by
 
 static void replay_binding(struct replay *r, struct wire_bytes key)
 {
+    uint16_t code;
     struct wire_bytes vname, source, dname, rk;
     struct exchange *src;
     struct vhost *vh;
@@ -135,7 +136,7 @@ static void replay_binding(struct replay *r, struct wire_bytes key)
     dest = kind == 'q' ? (void *)vhost_queue_find(vh, dname) : (void *)vhost_exchange_find(vh, dname);
     if (dest == NULL)
         return;
-    if (exchange_bind(src, dest, rk, key, err, sizeof err) == NULL)
+    if (exchange_bind(src, dest, rk, key, &code, err, sizeof err) == NULL)
         log_warn(NULL, "binding from '%.*s' not recovered: %s", (int)source.len,
                  (const char *)source.ptr, err);
 }

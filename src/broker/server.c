@@ -25,9 +25,11 @@
 #include "src/broker/persist.h"
 #include "src/broker/publish.h"
 #include "src/broker/recovery.h"
+#include "src/broker/spill.h"
 #include "src/broker/vhost.h"
 #include "src/security/auth.h"
 #include "src/security/tls.h"
+#include "src/store/store.h"
 
 #define SHUTDOWN_GRACE_S 2.0 /* how long clients get to answer connection.close at shutdown */
 
@@ -184,6 +186,10 @@ static void on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
         ev_break(s->loop, EVBREAK_ALL);
 }
 
+static uint64_t bytes_written(const struct server *s);
+static unsigned check_disk(struct server *s);
+static void set_alarms(struct server *s, unsigned alarms);
+
 void server_flush_pending(struct server *s)
 {
     struct conn *c;
@@ -191,6 +197,8 @@ void server_flush_pending(struct server *s)
 
     for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);)
         vhost_flush_deadletters(v);
+    if (s->disk_check_at != 0 && bytes_written(s) >= s->disk_check_at)
+        set_alarms(s, (s->alarms & ~(unsigned)ALARM_DISK) | check_disk(s));
     /* One write per connection per loop turn, for everything the turn produced. */
     while ((c = s->flush_list) != NULL) {
         s->flush_list = c->next_flush;
@@ -357,13 +365,44 @@ static void set_alarms(struct server *s, unsigned alarms)
     }
 }
 
+/* Bytes the broker has written to its data directory so far: the store's and the spills'. */
+static uint64_t bytes_written(const struct server *s)
+{
+    return spill_bytes_written() + (s->persist ? store_bytes_written(s->persist->store) : 0);
+}
+
+/* Free space in the data directory against disk_free_limit. Checked every second, and sooner
+ * once the broker has written a quarter of the room left above the limit since the last
+ * check (server_flush_pending), so that a fast publisher is blocked before the disk fills,
+ * not a second later. */
+static unsigned check_disk(struct server *s)
+{
+    struct statvfs fs;
+    uint64_t room = 0;
+    unsigned alarm = 0;
+
+    s->disk_free = UINT64_MAX;
+    if (s->cfg->data_dir[0] == '\0' || statvfs(s->cfg->data_dir, &fs) != 0) {
+        s->disk_check_at = 0;
+        return 0;
+    }
+    s->disk_free = (uint64_t)fs.f_bavail * fs.f_frsize;
+    if (s->disk_free < s->cfg->disk_free_limit)
+        alarm = ALARM_DISK;
+    else
+        room = s->disk_free - s->cfg->disk_free_limit;
+    s->disk_check_at = bytes_written(s) + (room / 4 > DISK_CHECK_MIN_BYTES ? room / 4
+                                                                           : DISK_CHECK_MIN_BYTES);
+    return alarm;
+}
+
 /* Memory and disk, checked every second: over the watermark or under the free-space limit,
- * publishers are blocked until it passes (consumers keep draining). */
+ * publishers are blocked until it passes (consumers keep draining). A message store that
+ * failed (a full disk) is resumed once the disk alarm is clear. */
 static void on_alarm_check(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct server *s = container_of(w, struct server, alarm_timer);
     unsigned alarms = 0;
-    struct statvfs fs;
 
     (void)loop;
     (void)revents;
@@ -373,13 +412,10 @@ static void on_alarm_check(struct ev_loop *loop, ev_timer *w, int revents)
     s->memory_used = resident_memory();
     if (s->memory_limit != 0 && s->memory_used > s->memory_limit)
         alarms |= ALARM_MEMORY;
-    s->disk_free = UINT64_MAX;
-    if (s->cfg->data_dir[0] != '\0' && statvfs(s->cfg->data_dir, &fs) == 0) {
-        s->disk_free = (uint64_t)fs.f_bavail * fs.f_frsize;
-        if (s->disk_free < s->cfg->disk_free_limit)
-            alarms |= ALARM_DISK;
-    }
+    alarms |= check_disk(s);
     set_alarms(s, alarms);
+    if (s->persist != NULL && s->persist->failed && !(alarms & ALARM_DISK))
+        persist_resume(s->persist);
 }
 
 uint64_t server_user_connections(const struct server *s, const char *user)
@@ -406,6 +442,12 @@ uint64_t server_user_channels(const struct server *s, const char *user)
 static void on_store_durable(void *ctx, uint64_t durable_seq)
 {
     channel_confirms_durable(ctx, durable_seq);
+}
+
+/* The store failed: what waited for it is nacked. */
+static void on_store_failed(void *ctx)
+{
+    channel_confirms_failed(ctx);
 }
 
 int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg,
@@ -457,6 +499,7 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
         }
         if (s->persist != NULL) {
             s->persist->durable_cb = on_store_durable;
+            s->persist->failure_cb = on_store_failed;
             s->persist->durable_ctx = s;
         }
         /* A blank broker gets RabbitMQ's defaults: the default user, tagged administrator,

@@ -32,6 +32,9 @@ struct listener {
     struct server *srv;
 };
 
+/* The disk is checked again after at least this much was written (and every second). */
+#define DISK_CHECK_MIN_BYTES (256u * 1024)
+
 struct server {
     struct ev_loop *loop;
     const struct config *cfg;
@@ -59,6 +62,7 @@ struct server {
     struct queue_budget queue_budget; /* what all queues may keep in memory (src/broker/queue.h) */
     uint64_t memory_used;       /* at the last check */
     uint64_t disk_free;         /* bytes free at the last check; UINT64_MAX if unknown */
+    uint64_t disk_check_at;     /* check the disk again once bytes_written reaches this; 0 never */
     bool stopping;
 };
 

@@ -19,6 +19,14 @@
 
 enum { REC_REDELIVERED = 1, REC_STORED = 2 };
 
+/* Bytes written to spill files by this process, for the broker's disk check. */
+static uint64_t bytes_written;
+
+uint64_t spill_bytes_written(void)
+{
+    return bytes_written;
+}
+
 /* Record: u32 length of the rest, u64 seq, u64 expires_at_ms, u32 deliveries, u8 flags, then
  * either the store location (4 x u32) or shortstr exchange, shortstr routing key, u32 header
  * length, header, body (the rest). */
@@ -68,6 +76,7 @@ static int write_out(struct spill *s)
         done += (size_t)n;
     }
     s->write_off += s->wlen;
+    bytes_written += s->wlen;
     s->wlen = 0;
     return 0;
 }
@@ -122,28 +131,30 @@ int spill_append(struct spill *s, const struct spill_rec *r, uint64_t body_bytes
     return 0;
 }
 
-/* Makes at least n bytes of the file (or of the write buffer, if not written yet) available
- * at rbuf + rpos. */
+/* Makes at least n bytes of the spill available at rbuf + rpos: first what the file holds
+ * beyond read_off, then what is still in the write buffer. The buffer is taken as it is,
+ * never written first, so reading back needs no disk space: a spill whose writes fail (a
+ * full disk) still gives back every record it took. */
 static int fill(struct spill *s, size_t n)
 {
-    int rc;
-
     if (s->rlen - s->rpos >= n)
         return 0;
-    /* What is read may still sit in the write buffer: write it first. */
-    if (s->wlen > 0 && (rc = write_out(s)) != 0)
-        return rc;
     if (s->rpos > 0) {
         memmove(s->rbuf, s->rbuf + s->rpos, s->rlen - s->rpos);
         s->rlen -= s->rpos;
         s->rpos = 0;
     }
-    if (s->rcap < n || s->rcap < READ_CHUNK) {
-        s->rcap = n > READ_CHUNK ? n : READ_CHUNK;
-        s->rbuf = xrealloc(s->rbuf, s->rcap);
-    }
-    while (s->rlen < n) {
-        ssize_t got = pread(s->fd, s->rbuf + s->rlen, s->rcap - s->rlen, (off_t)s->read_off);
+    while (s->rlen < n && s->read_off < s->write_off) {
+        size_t want = s->rcap - s->rlen;
+        ssize_t got;
+        if (want < READ_CHUNK) {
+            s->rcap = s->rlen + (n > READ_CHUNK ? n : READ_CHUNK);
+            s->rbuf = xrealloc(s->rbuf, s->rcap);
+            want = s->rcap - s->rlen;
+        }
+        if (want > s->write_off - s->read_off)
+            want = (size_t)(s->write_off - s->read_off);
+        got = pread(s->fd, s->rbuf + s->rlen, want, (off_t)s->read_off);
         if (got < 0 && errno == EINTR)
             continue;
         if (got <= 0)
@@ -151,7 +162,17 @@ static int fill(struct spill *s, size_t n)
         s->rlen += (size_t)got;
         s->read_off += (uint64_t)got;
     }
-    return 0;
+    if (s->rlen < n && s->wlen > 0) {
+        /* The file is read to its end: the rest is in the write buffer. */
+        if (s->rcap - s->rlen < s->wlen) {
+            s->rcap = s->rlen + s->wlen;
+            s->rbuf = xrealloc(s->rbuf, s->rcap);
+        }
+        memcpy(s->rbuf + s->rlen, s->wbuf, s->wlen);
+        s->rlen += s->wlen;
+        s->wlen = 0;
+    }
+    return s->rlen >= n ? 0 : -EIO;
 }
 
 int spill_next(struct spill *s, struct spill_rec *r)

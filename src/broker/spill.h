@@ -56,8 +56,12 @@ int spill_append(struct spill *s, const struct spill_rec *r, uint64_t body_bytes
 
 /* Reads the oldest record back: 1 with *r filled (a whole message comes back as a new
  * message with one reference), 0 if the spill is empty, -errno on a read error (logged: the
- * rest of the spill is lost). */
+ * rest of the spill is lost). Records that could not be written (a full disk) are read back
+ * from the write buffer: reading never writes. */
 int spill_next(struct spill *s, struct spill_rec *r);
+
+/* Bytes written to all spill files so far (the broker checks free disk space as they grow). */
+uint64_t spill_bytes_written(void);
 
 /* Removes every file of dir (a previous run's spills) at start. */
 void spill_clear_dir(const char *dir);

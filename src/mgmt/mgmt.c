@@ -138,13 +138,18 @@ enum MHD_Result mgmt_access_refused(struct mgmt_call *c)
 }
 
 /* An error of a broker operation, answered as RabbitMQ's management API answers it: refusals
- * as 401, missing objects as 404, the rest as 400 with the reason. */
+ * as 401, missing objects as 404, the rest as 400 with the reason; what could not be written
+ * to disk as 503. */
 enum MHD_Result mgmt_respond_ops_error(struct mgmt_call *c, const struct ops_error *err)
 {
     if (err->code == WIRE_ACCESS_REFUSED)
         return mgmt_access_refused(c);
     if (err->code == WIRE_NOT_FOUND)
         return mgmt_respond_error(c, MHD_HTTP_NOT_FOUND, "not_found", "%s", err->text);
+    /* The broker could not write it down (a full disk): not the request's fault. */
+    if (err->code == WIRE_RESOURCE_ERROR)
+        return mgmt_respond_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "resource_error", "%s",
+                                  err->text);
     return mgmt_bad_request(c, "%s", err->text);
 }
 

@@ -69,6 +69,7 @@ int ops_exchange_declare(struct vhost *vh, struct wire_bytes name, struct wire_b
                          bool passive, bool durable, bool auto_delete, bool internal,
                          struct wire_bytes arguments, bool *created, struct ops_error *err)
 {
+    int rc;
     const struct exchange_type *type;
     struct exchange *x;
     struct wire_field ae;
@@ -101,7 +102,12 @@ int ops_exchange_declare(struct vhost *vh, struct wire_bytes name, struct wire_b
                         NAME_ARG(name));
         x = exchange_new(vh, name, type, durable, auto_delete, internal, arguments);
         vhost_exchange_add(vh, x);
-        persist_exchange_added(x);
+        if ((rc = persist_exchange_added(x)) != 0) {
+            vhost_exchange_delete(vh, x);
+            return fail(err, WIRE_RESOURCE_ERROR,
+                        "cannot store exchange " NAME_FMT " in vhost " NAME_FMT ": %s",
+                        NAME_ARG(name), NAME_ARG(vh->name), strerror(-rc));
+        }
         if (created != NULL)
             *created = true;
         return 0;
@@ -202,6 +208,7 @@ int ops_queue_declare(struct vhost *vh, const struct ops_actor *actor, struct wi
                       struct wire_bytes arguments, struct queue **out, bool *created,
                       struct ops_error *err)
 {
+    int rc;
     char generated[64];
     struct queue_args args;
     struct queue *q;
@@ -238,7 +245,12 @@ int ops_queue_declare(struct vhost *vh, const struct ops_actor *actor, struct wi
     if (exclusive)
         q->owner = actor->conn;
     vhost_queue_add(vh, q);
-    persist_queue_added(q);
+    if ((rc = persist_queue_added(q)) != 0) {
+        queue_delete(q);
+        return fail(err, WIRE_RESOURCE_ERROR,
+                    "cannot store queue " NAME_FMT " in vhost " NAME_FMT ": %s", NAME_ARG(name),
+                    NAME_ARG(vh->name), strerror(-rc));
+    }
     *out = q;
     if (created != NULL)
         *created = true;
@@ -321,14 +333,15 @@ int ops_bind(struct vhost *vh, const struct ops_actor *actor, struct wire_bytes 
              struct wire_bytes destination, bool to_exchange, struct wire_bytes routing_key,
              struct wire_bytes arguments, struct ops_error *err)
 {
+    uint16_t code;
     struct exchange *src = NULL;
     void *dest = NULL;
     char why[256];
 
     if (binding_ends(vh, actor, source, destination, to_exchange, &src, &dest, err) != 0)
         return -1;
-    if (exchange_bind(src, dest, routing_key, arguments, why, sizeof why) == NULL)
-        return fail(err, WIRE_PRECONDITION_FAILED, "%s", why);
+    if (exchange_bind(src, dest, routing_key, arguments, &code, why, sizeof why) == NULL)
+        return fail(err, code, "%s", why);
     return 0;
 }
 

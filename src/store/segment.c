@@ -20,6 +20,9 @@
 
 #define WBUF_FLUSH_BYTES (1u << 20) /* write(2) the buffer once it holds this much */
 #define WBUF_KEEP_BYTES  (4u << 20) /* a larger buffer (a big message) is freed after use */
+/* While the store has failed, small records (acks, returns, first deliveries) still go into
+ * the write buffer, up to this much, to be written when it resumes (store_resume). */
+#define FAILED_WBUF_BYTES (16u << 20)
 
 /* ---- Segments of an area ---------------------------------------------------------------- */
 
@@ -109,26 +112,9 @@ int seg_read_fd(struct store *st, struct area *a, struct segment *s)
 
 /* ---- Writing ---------------------------------------------------------------------------- */
 
-void seg_area_flush(struct store *st, struct area *a)
+/* The buffered records are in the active segment's file now. */
+static void area_written(struct store *st, struct area *a)
 {
-    char path[4096];
-    int rc;
-
-    if (a->wlen == 0)
-        return;
-    if (st->failed == 0 || !a->durable) {
-        rc = recfile_pwrite_all(a->active->fd, a->wbuf, a->wlen, a->flushed);
-        if (rc < 0) {
-            seg_path(a, a->active->number, path, sizeof(path));
-            if (a->durable) {
-                store_fail(st, -rc, "writing", path);
-            } else if (st->paging_error == 0) {
-                st->paging_error = -rc;
-                log_error(NULL, "message store: writing %s failed: %s; paged messages are lost",
-                          path, strerror(-rc));
-            }
-        }
-    }
     a->flushed += a->wlen;
     a->wlen = 0;
     if (a->wcap > WBUF_KEEP_BYTES) {
@@ -136,12 +122,50 @@ void seg_area_flush(struct store *st, struct area *a)
         a->wbuf = NULL;
         a->wcap = 0;
     }
-    if (a->durable && st->failed == 0) {
+    if (a->durable) {
         pthread_mutex_lock(&st->sync.mu);
         st->sync.written_seq = st->appended_seq;
         pthread_cond_signal(&st->sync.cond);
         pthread_mutex_unlock(&st->sync.mu);
     }
+}
+
+void seg_area_flush(struct store *st, struct area *a)
+{
+    char path[4096];
+    int rc;
+
+    /* A durable write that failed (a full disk) keeps its records in the buffer, where
+     * store_read() still finds them, until store_resume() writes them. */
+    if (a->wlen == 0 || (a->durable && st->failed != 0))
+        return;
+    rc = recfile_pwrite_all(a->active->fd, a->wbuf, a->wlen, a->flushed);
+    if (rc < 0) {
+        seg_path(a, a->active->number, path, sizeof(path));
+        if (a->durable) {
+            store_fail(st, -rc, "writing", path);
+            return;
+        }
+        if (st->paging_error == 0) {
+            st->paging_error = -rc;
+            log_error(NULL, "message store: writing %s failed: %s; paged messages are lost",
+                      path, strerror(-rc));
+        }
+    }
+    area_written(st, a);
+}
+
+int seg_area_retry(struct store *st, struct area *a)
+{
+    int rc;
+
+    if (a->active == NULL || a->wlen == 0)
+        return 0;
+    rc = recfile_pwrite_all(a->active->fd, a->wbuf, a->wlen, a->flushed);
+    if (rc < 0)
+        return rc;
+    area_written(st, a);
+    return 0;
 }
 
 static void wbuf_reserve(struct area *a, size_t n)
@@ -156,12 +180,15 @@ static void wbuf_reserve(struct area *a, size_t n)
 }
 
 /* The active segment is full: write what is buffered and hand its descriptor to the sync
- * thread, which syncs it once more and closes it. */
-static void area_seal(struct store *st, struct area *a)
+ * thread, which syncs it once more and closes it. -1 if the write failed: the segment stays
+ * active with its records buffered. */
+int seg_area_seal(struct store *st, struct area *a)
 {
     struct segment *s = a->active;
 
     seg_area_flush(st, a);
+    if (a->wlen > 0)
+        return -1;
     s->sealed = true;
     a->active = NULL;
     if (a->durable) {
@@ -188,6 +215,7 @@ static void area_seal(struct store *st, struct area *a)
             seg_area_remove(st, a, s);
         }
     }
+    return 0;
 }
 
 static int area_new_segment(struct store *st, struct area *a)
@@ -236,9 +264,14 @@ uint8_t *seg_area_reserve(struct store *st, struct area *a, size_t body_len, str
     uint8_t *p;
 
     assert(body_len > 0 && body_len <= MAX_RECORD_BODY);
+    /* Failed: only into the active segment's buffer, and only so much. */
+    if (a->durable && st->failed != 0 &&
+        (a->active == NULL || a->active->size + rec > st->segment_bytes ||
+         a->wlen + rec > FAILED_WBUF_BYTES))
+        return NULL;
     if (a->active != NULL && a->active->size > SEG_HEADER &&
-        a->active->size + rec > st->segment_bytes)
-        area_seal(st, a);
+        a->active->size + rec > st->segment_bytes && seg_area_seal(st, a) != 0)
+        return NULL;
     if (a->active == NULL && area_new_segment(st, a) < 0)
         return NULL;
     assert(a->active != NULL);

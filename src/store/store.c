@@ -150,7 +150,9 @@ static uint64_t append_control(struct store *st, enum rec_type type, uint32_t qu
     uint8_t *p;
 
     assert(st->recovered);
-    if (st->failed != 0 || (p = seg_area_reserve(st, &st->msgs, len, &at)) == NULL)
+    /* Also while the store has failed: the record waits in the write buffer (within a bound)
+     * for store_resume(), so consumers' acks are not forgotten while the disk is full. */
+    if ((p = seg_area_reserve(st, &st->msgs, len, &at)) == NULL)
         return 0;
     if (type == REC_QUEUE_DELETE)
         target = at; /* everything before this record */
@@ -473,6 +475,11 @@ fail:
 }
 
 /* ---- Statistics and closing ------------------------------------------------------------- */
+
+uint64_t store_bytes_written(const struct store *st)
+{
+    return st->bytes_written;
+}
 
 void store_stats(const struct store *st, struct store_stats *out)
 {

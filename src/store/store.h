@@ -207,9 +207,19 @@ int store_recover(struct store *st, store_recover_fn cb, void *ctx);
 void store_on_durable(struct store *st, void (*cb)(void *ctx, uint64_t durable_seq), void *ctx);
 
 /* cb(ctx, errno) runs once, on the loop thread, if writing or fsyncing fails. From then on
- * appends return 0 and nothing more becomes durable: the broker should nack confirms that
- * are waiting and refuse persistent messages. store_read() keeps working. */
+ * store_append_message() returns 0 and nothing more becomes durable: the broker should nack
+ * confirms that are waiting and refuse persistent messages. Nothing written or buffered is
+ * dropped: records a failed write left in the write buffer stay there (store_read() finds
+ * them), and the small records (ack, return, delivered, queue deleted) are still buffered,
+ * up to 16 MiB, so that consuming goes on. */
 void store_on_failure(struct store *st, void (*cb)(void *ctx, int err), void *ctx);
+
+/* After a failure, once the disk has room again: writes what the failed write left buffered
+ * and lets the store take appends again (and report durability, and fail again, through the
+ * same callbacks). After a failed fsync the active segment is sealed first, since the kernel
+ * may have dropped its unwritten pages. 0, or -errno if writing still fails (the store stays
+ * failed; try again later). */
+int store_resume(struct store *st);
 
 /* Appends a persistent message for m->queue_count durable queues (1 or more). Fills *loc
  * and returns the append sequence number, or 0 if the store has failed. */
@@ -271,6 +281,8 @@ struct store_stats {
 };
 
 void store_stats(const struct store *st, struct store_stats *out);
+/* stats.bytes_written alone, cheap enough to ask every loop turn. */
+uint64_t store_bytes_written(const struct store *st);
 
 /* Flushes and fsyncs what is pending, stops the thread, deletes the paging area, releases
  * the lock and frees the store. NULL is accepted. The durable callback is not called. */

@@ -131,6 +131,9 @@ struct segment *seg_area_push(struct area *a, uint32_t number);
 void seg_area_remove(struct store *st, struct area *a, struct segment *s);
 int seg_read_fd(struct store *st, struct area *a, struct segment *s);
 void seg_area_flush(struct store *st, struct area *a);
+/* store_resume(): writes the records a failed write left buffered; 0 or -errno. */
+int seg_area_retry(struct store *st, struct area *a);
+int seg_area_seal(struct store *st, struct area *a);
 uint8_t *seg_area_reserve(struct store *st, struct area *a, size_t body_len, struct store_loc *loc);
 uint64_t seg_area_commit(struct store *st, struct area *a, uint8_t *body, size_t body_len);
 void seg_maybe_delete(struct store *st, struct segment *s);

@@ -52,6 +52,37 @@ void store_fail(struct store *st, int err, const char *what, const char *path)
         ev_async_send(st->loop, &st->async);
 }
 
+int store_resume(struct store *st)
+{
+    struct area *a = &st->msgs;
+    bool fsync_failed;
+    int rc;
+
+    if (st->failed == 0)
+        return 0;
+    if ((rc = seg_area_retry(st, a)) != 0)
+        return rc;
+    pthread_mutex_lock(&st->sync.mu);
+    fsync_failed = st->sync.error != 0;
+    st->sync.error = 0;
+    pthread_mutex_unlock(&st->sync.mu);
+    st->failed = 0;
+    st->failure_reported = false;
+    /* After a failed fsync the kernel may have dropped pages it could not write and will
+     * not say so again: the segment takes nothing more, new records go to a new one. */
+    if (fsync_failed && a->active != NULL)
+        seg_area_seal(st, a);
+    pthread_mutex_lock(&st->sync.mu);
+    st->sync.written_seq = st->appended_seq;
+    pthread_cond_signal(&st->sync.cond);
+    pthread_mutex_unlock(&st->sync.mu);
+    store_update_hold(st);
+    log_info(NULL, "message store: writing again in %s", a->path);
+    if (st->doomed_count > 0)
+        seg_process_doomed(st);
+    return 0;
+}
+
 /* ---- The sync thread -------------------------------------------------------------------- */
 
 static void add_ms(struct timespec *ts, uint64_t ms)

@@ -148,3 +148,12 @@ tests_integration_it_alarm_disk_LDADD = $(SEC_LDADD)
 tests_integration_it_abuse_SOURCES = tests/integration/it_abuse.c $(SEC_SOURCES)
 tests_integration_it_abuse_CFLAGS = $(SEC_CFLAGS)
 tests_integration_it_abuse_LDADD = $(SEC_LDADD)
+
+# it_disk_full mounts a tmpfs over its own broker's data directory (root only; skipped
+# otherwise) and fills it.
+SEC_DISK_CHECKS = tests/integration/it_disk_full
+check_PROGRAMS += $(SEC_DISK_CHECKS)
+TESTS += $(SEC_DISK_CHECKS)
+tests_integration_it_disk_full_SOURCES = tests/integration/it_disk_full.c $(SEC_SOURCES)
+tests_integration_it_disk_full_CFLAGS = $(SEC_CFLAGS)
+tests_integration_it_disk_full_LDADD = $(SEC_LDADD)

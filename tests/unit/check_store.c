@@ -940,12 +940,13 @@ static void on_failure(void *ctx, int err)
     ev_break(loop, EVBREAK_ALL);
 }
 
-/* A file size limit makes write(2) fail with EFBIG, as a full or failing disk would. */
+/* A file size limit makes write(2) fail with EFBIG, as a full or failing disk would. Messages
+ * are refused from then on; acks are still taken (buffered for store_resume()). */
 START_TEST(write_failure_is_reported_and_appends_are_refused)
 {
     uint32_t q = 1;
     char body[500];
-    struct store_loc loc;
+    struct store_loc loc, first;
     struct found f = {0};
     struct store *st = open_recover(0, &f);
     struct store_stats s;
@@ -957,7 +958,7 @@ START_TEST(write_failure_is_reported_and_appends_are_refused)
 
     for (unsigned i = 0; i < 10; i++) {
         struct store_msg m = make_msg(&q, 1, i, body, 16);
-        store_append_message(st, &m, &loc);
+        store_append_message(st, &m, i == 0 ? &first : &loc);
     }
     wait_durable(st);
     store_on_failure(st, on_failure, &failure);
@@ -975,7 +976,7 @@ START_TEST(write_failure_is_reported_and_appends_are_refused)
     store_flush(st); /* two records fit, the third is cut, then EFBIG */
     struct store_msg m = make_msg(&q, 1, 99, body, 16);
     ck_assert_uint_eq(store_append_message(st, &m, &loc), 0);
-    ck_assert_uint_eq(store_ack(st, q, loc), 0);
+    ck_assert_uint_ne(store_ack(st, q, first), 0);
 
     ev_timer_init(&t, on_timeout, 10.0, 0);
     t.data = &timed_out;
@@ -998,6 +999,68 @@ START_TEST(write_failure_is_reported_and_appends_are_refused)
         ck_assert_uint_eq(body_number(st, f.v[i].loc), i);
     store_close(st);
     free(f.v);
+}
+END_TEST
+
+/* The disk has room again: store_resume() writes what the failed write left buffered (and
+ * the acks taken meanwhile), and the store takes messages again; all of it survives. */
+START_TEST(failed_store_resumes_and_writes_what_it_kept)
+{
+    uint32_t q = 1;
+    char body[500];
+    struct store_loc loc, first;
+    struct found f = {0};
+    struct store *st = open_recover(0, &f);
+    struct store_stats s;
+    struct rlimit lim, saved;
+    char path[600];
+    int failure = 0;
+    bool timed_out = false;
+    ev_timer t;
+
+    for (unsigned i = 0; i < 10; i++) {
+        struct store_msg m = make_msg(&q, 1, i, body, 16);
+        store_append_message(st, &m, i == 0 ? &first : &loc);
+    }
+    wait_durable(st);
+    store_on_failure(st, on_failure, &failure);
+
+    signal(SIGXFSZ, SIG_IGN);
+    seg_file(1, path, sizeof(path));
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    lim = saved;
+    lim.rlim_cur = (rlim_t)file_size(path) + 1200;
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    for (unsigned i = 10; i < 20; i++) {
+        struct store_msg m = make_msg(&q, 1, i, body, sizeof(body));
+        ck_assert_uint_eq(store_append_message(st, &m, &loc), i + 1);
+    }
+    store_flush(st); /* fails: the ten records stay buffered */
+    ck_assert_int_eq(body_number(st, loc), 19); /* still readable, from the buffer */
+    ck_assert_uint_ne(store_ack(st, q, first), 0);
+    ck_assert_int_ne(store_resume(st), 0); /* no room yet */
+
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    ck_assert_int_eq(store_resume(st), 0);
+    struct store_msg m = make_msg(&q, 1, 20, body, 16);
+    ck_assert_uint_ne(store_append_message(st, &m, &loc), 0);
+    ev_timer_init(&t, on_timeout, 10.0, 0);
+    t.data = &timed_out;
+    ev_timer_start(loop, &t);
+    wait_durable(st);
+    ev_timer_stop(loop, &t);
+    store_stats(st, &s);
+    ck_assert_uint_eq(s.durable_seq, s.appended_seq);
+    store_close(st);
+
+    /* Message 0 was acked while the store had failed; 1 to 20 are all there, in order. */
+    st = open_recover(0, &f);
+    ck_assert_uint_eq(f.n, 20);
+    for (unsigned i = 0; i < f.n; i++)
+        ck_assert_uint_eq(body_number(st, f.v[i].loc), i + 1);
+    store_close(st);
+    free(f.v);
+    (void)failure;
 }
 END_TEST
 
@@ -1410,6 +1473,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, confirmed_messages_survive_kill_9);
     tcase_add_test(tc, recovered_reference_of_unknown_queue_can_be_released);
     tcase_add_test(tc, write_failure_is_reported_and_appends_are_refused);
+    tcase_add_test(tc, failed_store_resumes_and_writes_what_it_kept);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("group_commit");
