@@ -7,7 +7,8 @@
 #   store        the files on disk: message segments, the definitions log, record files
 #   definitions  RabbitMQ definitions JSON: import, export, JSON <-> AMQP tables
 #   broker       the AMQP server: listeners, connections, channels, vhosts, exchanges,
-#                queues, messages, policies, dead-lettering, and persist (what is stored)
+#                queues, messages, policies, dead-lettering, publish (routing), persist
+#                (what is stored) and recovery (bringing it back at start)
 #   mgmt         the management HTTP API, Prometheus metrics, the operations they share
 #   cli          warrenctl, a client of the management API (links nothing above)
 noinst_LIBRARIES += src/libwarren.a

@@ -1,5 +1,6 @@
 /* A channel: method dispatch for channels 1..channel_max, content assembly for publishes,
- * delivery tags, unacked deliveries, consumers and prefetch. */
+ * delivery tags, unacked deliveries, consumers (a queue reaches them through struct
+ * consumer_ops, src/broker/queue.h) and prefetch, publisher confirms and transactions. */
 #ifndef WARREN_SRC_BROKER_CHANNEL_H
 #define WARREN_SRC_BROKER_CHANNEL_H
 

@@ -27,8 +27,9 @@ struct message {
 };
 
 /* A message with room for body_size bytes of body, to be filled by message_append_body.
- * header is the content-header payload, already decoded into h (which borrows it); both are
- * copied into the message. The caller holds the one reference. */
+ * header is the content-header payload, which has decoded before (a channel, the store, a
+ * spill file): it is copied into the message and decoded there. The caller holds the one
+ * reference. */
 struct message *message_new(struct wire_bytes exchange, struct wire_bytes routing_key,
                             struct wire_bytes header, uint64_t body_size);
 
@@ -77,7 +78,7 @@ bool expiration_is_valid(struct wire_bytes s);
  * bytes); returns the new table, which borrows out. */
 struct wire_table table_without(struct wire_table t, const char *name, uint8_t *out);
 
-/* Bytes the message accounts for (body plus header), for byte limits and statistics. */
+/* Bytes the message accounts for (its body), for byte limits and statistics. */
 static inline uint64_t message_bytes(const struct message *m)
 {
     return m->body_size;

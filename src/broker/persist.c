@@ -260,7 +260,7 @@ void persist_policy_delete(struct vhost *vh, const struct policy *p)
     free(k.data);
 }
 
-/* ---- Confirms waiting for the store ------------------------------------------------------ */
+/* ---- What the store reports: durability (to durable_cb) and failure ---------------------- */
 
 static void on_durable(void *ctx, uint64_t durable_seq)
 {

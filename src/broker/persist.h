@@ -1,9 +1,10 @@
 /* Persistence: what makes durable definitions and persistent messages survive a restart, on
  * top of the message store (src/store/store.h) and the definitions log (src/store/defs_log.h).
  *
- * Definitions: a durable exchange, a durable non-exclusive queue, and a binding whose two
- * ends are durable are written to the definitions log when they are created and removed from
- * it when they go; at start they are created again before any client connects.
+ * Definitions: a durable exchange, a durable non-exclusive queue, a binding whose two ends
+ * are durable, and every policy are written to the definitions log when they are created and
+ * removed from it when they go; at start recovery (src/broker/recovery.h) creates them again
+ * before any client connects.
  *
  * Messages: a persistent message (delivery-mode 2) routed to durable queues is appended to
  * the store once, with the ids of those queues; each queue that holds it records in the store
@@ -63,7 +64,8 @@ struct persist {
  * value exchange: shortstr type, u8 flags, arguments (table entries)
  *       queue:    u32 store id, u8 flags, arguments
  *       binding:  empty
- * flags: 1 durable, 2 auto-delete, 4 internal (exchanges) */
+ * flags: 1 durable, 2 auto-delete, 4 internal (exchanges); a policy's encoding is beside
+ * policy_key in persist.c */
 
 enum { DEF_DURABLE = 1, DEF_AUTO_DELETE = 2, DEF_INTERNAL = 4 };
 
@@ -72,9 +74,9 @@ enum { DEF_DURABLE = 1, DEF_AUTO_DELETE = 2, DEF_INTERNAL = 4 };
  * persist_auth_load brings back the users, vhosts and permissions into db; the server creates
  * its vhosts (persist_attach each: with persistence a queue spills its backlog beyond
  * memory_window, within budget); recovery_run (src/broker/recovery.h) creates the durable
- * exchanges, queues and bindings again and gives the queues their messages. Each returns 0,
- * or -1 with the reason in err. All accept p == NULL (no data directory) and then do
- * nothing. */
+ * exchanges, queues, bindings and policies again and gives the queues their messages.
+ * persist_auth_load and recovery_run return 0, or -1 with the reason in err. The functions
+ * that take p accept p == NULL (no data directory) and then do nothing. */
 struct persist *persist_open(struct ev_loop *loop, const char *dir, uint32_t sync_interval_ms,
                              char *err, size_t err_size);
 int persist_auth_load(struct persist *p, struct auth_db *db, char *err, size_t err_size);

@@ -58,8 +58,8 @@ struct policy *const *policy_list(const struct vhost *vh, size_t *n, bool operat
 void policy_free_all(struct vhost *vh);
 
 /* The arguments a queue acts on: its declared ones with the policies that match it folded
- * in, as an encoded table in out (malloc'd; free it). Called when a queue is created and
- * when policies change. */
+ * in, as a new encoded table (malloc'd; the caller frees it). Called when a queue is created
+ * and when policies change. */
 struct wire_bytes policy_queue_arguments(const struct vhost *vh, struct wire_bytes name,
                                          struct wire_bytes declared);
 /* The alternate exchange of an exchange: its argument, or the policy's. Empty if none. */

@@ -188,7 +188,7 @@ static void replay_entry(void *ctx, uint8_t kind, struct wire_bytes key, struct 
         replay_policy(r, key, value);
         break;
     default:
-        break; /* users, vhosts, policies: kept by their own modules */
+        break; /* DEFS_KIND_USER, the user database: persist_auth_load() reads it */
     }
 }
 

@@ -1,5 +1,6 @@
 /* The server: listeners, the libev loop, signals, the list of connections, vhosts, and
- * start-up and shutdown. */
+ * start-up and shutdown; a client's publish (server_publish: direct reply-to first), and the
+ * list of channels whose publisher confirms wait for an fsync (channel_confirms_durable). */
 #ifndef WARREN_SRC_BROKER_SERVER_H
 #define WARREN_SRC_BROKER_SERVER_H
 
@@ -66,10 +67,12 @@ struct server {
     bool stopping;
 };
 
-/* Binds the listeners of cfg (port_override >= 0 replaces every TCP listener's port; with 0
- * the first gets a free port and the others the same one; TLS listeners keep theirs, 0 also
- * meaning a free one). The ready line lists TCP addresses first, then TLS ones prefixed
- * "tls:". Returns 0, or -1 after logging why. */
+/* Sets up the broker of cfg: the TLS context, the data directory (users, vhosts, then
+ * recovery_run() of src/broker/recovery.h), the timers; then binds the listeners of cfg
+ * (port_override >= 0 replaces every TCP listener's port; with 0 the first gets a free port
+ * and the others the same one; TLS listeners keep theirs, 0 also meaning a free one). The
+ * ready line lists TCP addresses first, then TLS ones prefixed "tls:". Returns 0, or -1
+ * after logging why. */
 int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg,
                 int port_override);
 /* Logs the ready line and runs until SIGTERM/SIGINT and a clean shutdown. */

@@ -43,7 +43,7 @@ struct ctl_reply {
     size_t len;
 };
 
-/* Sends method path (percent-encoding is the caller's: see ctl_path) with body (NULL: none)
+/* Sends method path (percent-encoding is the caller's: see ctl_path_add) with body (NULL: none)
  * and fills *out. Returns 0 when a reply came, whatever its status; -1 after printing why
  * none came ("cannot connect to the management API at http://host:port: Connection
  * refused"). */

@@ -158,7 +158,7 @@ void mgmt_stats_sample(struct mgmt_stats *st)
         for (size_t k = 0; hmap_next(&vh->queues, &k, &qv);)
             sample_queue(st, qv, now, sum);
     }
-    /* Queues not seen this time are gone: their counts move to the retired totals. */
+    /* Queues not seen this time are gone (their vhost kept their counts): drop the samples. */
     for (size_t i = 0; hmap_next(&st->queues, &i, &v);) {
         struct mgmt_queue_sample *e = v;
         if (e->generation == st->generation)
@@ -227,8 +227,8 @@ void mgmt_stats_totals(struct mgmt_stats *st, uint64_t out[MGMT_COUNTERS])
                 out[c] += values[c];
         }
     }
-    /* A queue deleted since the last sample has left the live sum but not yet reached the
-     * retired one: hold the totals until it does. */
+    /* A deleted vhost takes its queues' counts and its retired ones with it: hold the
+     * totals, which never go down. */
     for (int c = 0; c < MGMT_COUNTERS; c++) {
         if (out[c] < st->reported[c])
             out[c] = st->reported[c];

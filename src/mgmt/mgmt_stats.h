@@ -8,8 +8,8 @@
  * database.
  *
  * Broker-wide counters are the sum of the live queues' counters plus what deleted queues had
- * counted at their last sample. What a queue counted between its last sample and its
- * deletion is lost (at most one interval's worth); the totals never go down. */
+ * counted, which each vhost adds up as its queues are deleted (struct vhost's retired), so
+ * nothing counted before a deletion is lost; the totals never go down. */
 #ifndef WARREN_SRC_MGMT_MGMT_STATS_H
 #define WARREN_SRC_MGMT_MGMT_STATS_H
 

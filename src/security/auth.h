@@ -134,8 +134,9 @@ struct auth_vhost {
     char **tags;
     size_t tags_len;
     char *default_queue_type; /* kept for export; Warren has classic queues only; may be NULL */
-    /* The vhost-limits runtime parameter: a placeholder the broker does not enforce yet.
-     * -1 when not set. */
+    /* The vhost-limits runtime parameter: connection.open refuses a connection past
+     * max_connections, a client's queue.declare a new queue past max_queues. -1 when not
+     * set. */
     int64_t max_connections;
     int64_t max_queues;
 };
@@ -231,7 +232,8 @@ struct auth_vhost *auth_vhost_find(const struct auth_db *db, struct wire_bytes n
 struct auth_vhost *auth_vhost_put(struct auth_db *db, const char *name, const char *description,
                                   const char *const *tags, size_t tags_len,
                                   const char *default_queue_type);
-/* The vhost-limits placeholder (-1: no limit); -1 if there is no such vhost. */
+/* The vhost's limits, max-connections and max-queues (-1: no limit); -1 if there is no such
+ * vhost. */
 int auth_vhost_set_limits(struct auth_db *db, const char *name, int64_t max_connections,
                           int64_t max_queues);
 /* Deletes the vhost and every permission and topic permission in it; -1 if there is none.

@@ -101,9 +101,9 @@
  *
  * ---- Settings --------------------------------------------------------------------------
  *
- * struct store_options carries what the configuration should expose (suggested keys, in
- * rabbitmq.conf style): store.segment_size (segment_bytes, default 16 MiB) and
- * store.sync_interval (sync_interval_ms, default 0: group commit without added delay).
+ * struct store_options: sync_interval_ms is the configuration's persistence.sync_interval
+ * (default 0: group commit without added delay); segment_bytes (default 16 MiB) has no
+ * configuration key.
  *
  * ---- Integrating (what the broker calls when) ------------------------------------------
  *

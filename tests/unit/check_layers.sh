@@ -1,9 +1,9 @@
 #!/bin/sh
 # The layering of src/ (src/local.mk): each folder includes only itself and the folders below
 # it, amqp/ and exchanges/ include nothing of src/, and inside src/broker/ the objects a vhost
-# holds (messages, queues, exchanges, policies, dead-lettering) know nothing of the AMQP
-# session above them (connections, channels, the server). Fails, naming the file and the line,
-# on the first include that points upwards.
+# holds (messages, spill files, queues, exchanges, policies, dead-lettering) and publish,
+# persist and recovery know nothing of the AMQP session above them (connections, channels,
+# the server). Fails, naming the file and the line, on the first include that points upwards.
 set -u
 top=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$top" || exit 99
