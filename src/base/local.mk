@@ -4,4 +4,5 @@ src_libwarren_a_SOURCES += \
 	src/base/config.c src/base/config.h \
 	src/base/util.c src/base/util.h \
 	src/base/hmap.c src/base/hmap.h \
-	src/base/buf.c src/base/buf.h
+	src/base/buf.c src/base/buf.h \
+	src/base/version.h

@@ -1154,8 +1154,10 @@ static int publish_complete(struct channel *ch)
     ch->content = CONTENT_NONE;
     if (ch->confirm_mode)
         ch->publish_seq++;
-    /* Validated user-id: a message may only claim the user that published it. */
-    if ((p->flags & WIRE_PROP_USER_ID) && !wire_bytes_eq_cstr(p->user_id, ch->conn->log.user)) {
+    /* Validated user-id: a message may only claim the user that published it, unless that
+     * user is an impersonator. */
+    if ((p->flags & WIRE_PROP_USER_ID) &&
+        !auth_may_claim_user_id(ch->conn->srv->auth, ch->conn->log.user, p->user_id)) {
         rc = channel_fail(ch, WIRE_PRECONDITION_FAILED,
                           "user_id property set to " NAME_FMT " but authenticated user was '%s'",
                           NAME_ARG(p->user_id), ch->conn->log.user);

@@ -14,6 +14,7 @@
 #include "exchanges/erl_term.h"
 #include "src/base/config.h"
 #include "src/base/util.h"
+#include "src/base/version.h"
 #include "src/broker/channel.h"
 #include "src/broker/message.h"
 #include "src/broker/queue.h"
@@ -576,7 +577,9 @@ static void send_start(struct conn *c)
     size_t caps;
 
     wire_table_put_longstr(&w, "product", WIRE_BYTES_C("Warren"));
-    wire_table_put_longstr(&w, "version", WIRE_BYTES_C(PACKAGE_VERSION));
+    /* The RabbitMQ version whose behaviour clients see; Warren's own under its own name. */
+    wire_table_put_longstr(&w, "version", WIRE_BYTES_C(WARREN_RABBITMQ_VERSION));
+    wire_table_put_longstr(&w, "warren_version", WIRE_BYTES_C(PACKAGE_VERSION));
     wire_table_put_longstr(&w, "platform", WIRE_BYTES_C("C/libev"));
     wire_table_put_longstr(&w, "copyright", WIRE_BYTES_C("Copyright (c) the Warren authors"));
     wire_table_put_longstr(&w, "information",

@@ -48,12 +48,13 @@
 #include <stdint.h>
 
 #include "amqp/table.h"
+#include "src/base/version.h"
 #include "src/security/auth.h"
 
 /* The version written as rabbit_version and rabbitmq_version on export: the RabbitMQ
  * release whose format Warren writes. RabbitMQ reads it only to guess the hashing algorithm
  * of users exported without one, which Warren never does. */
-#define DEFINITIONS_RABBIT_VERSION "3.10.8"
+#define DEFINITIONS_RABBIT_VERSION WARREN_RABBITMQ_VERSION
 
 /* Every string below is owned by the struct definitions it belongs to (NUL-terminated), and
  * every table's raw bytes too. */

@@ -14,6 +14,7 @@
 #include "exchanges/exchange_type.h"
 #include "exchanges/registry.h"
 #include "src/base/util.h"
+#include "src/base/version.h"
 #include "src/broker/channel.h"
 #include "src/broker/conn.h"
 #include "src/broker/exchange.h"
@@ -25,7 +26,7 @@
 
 /* The RabbitMQ release whose management API Warren answers like; tools read it to decide
  * which fields and endpoints to expect. */
-#define MGMT_RABBITMQ_VERSION "3.10.8"
+#define MGMT_RABBITMQ_VERSION WARREN_RABBITMQ_VERSION
 
 /* ---- Bytes and strings ----------------------------------------------------------------- */
 

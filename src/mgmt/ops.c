@@ -18,6 +18,7 @@
 #include "src/broker/queue.h"
 #include "src/broker/server.h"
 #include "src/broker/vhost.h"
+#include "src/security/auth.h"
 
 /* Names in reasons are shortstr (or at least short): print them with this. */
 #define NAME_FMT    "'%.*s'"
@@ -408,9 +409,11 @@ int ops_publish(struct server *s, struct vhost *vh, const struct ops_actor *acto
         return fail(err, WIRE_ACCESS_REFUSED,
                     "cannot publish to internal exchange " NAME_FMT " in vhost " NAME_FMT,
                     NAME_ARG(exchange), NAME_ARG(vh->name));
-    /* Validated user-id: a message may only claim the user that published it. */
+    /* Validated user-id: a message may only claim the user that published it, unless that
+     * user is an impersonator. */
     if ((props->flags & WIRE_PROP_USER_ID) && actor->user != NULL &&
-        !wire_bytes_eq_cstr(props->user_id, actor->user))
+        !wire_bytes_eq_cstr(props->user_id, actor->user) &&
+        (s == NULL || !auth_may_claim_user_id(s->auth, actor->user, props->user_id)))
         return fail(err, WIRE_PRECONDITION_FAILED,
                     "user_id property set to " NAME_FMT " but authenticated user was '%s'",
                     NAME_ARG(props->user_id), actor->user);

@@ -807,6 +807,16 @@ bool auth_user_has_tag(const struct auth_user *u, const char *tag)
     return false;
 }
 
+bool auth_may_claim_user_id(const struct auth_db *db, const char *user, struct wire_bytes claimed)
+{
+    const struct auth_user *u;
+
+    if (wire_bytes_eq_cstr(claimed, user))
+        return true;
+    u = auth_user_find(db, wire_cstr(user));
+    return u != NULL && auth_user_has_tag(u, "impersonator");
+}
+
 int auth_user_set_limits(struct auth_db *db, const char *name, int64_t max_connections,
                          int64_t max_channels)
 {

@@ -218,6 +218,10 @@ int auth_user_set_password(struct auth_db *db, const char *name, struct wire_byt
 int auth_user_set_tags(struct auth_db *db, const char *name, const char *const *tags,
                        size_t tags_len);
 bool auth_user_has_tag(const struct auth_user *u, const char *tag);
+/* RabbitMQ's validated user-id: a message published by user may carry the user-id claimed if
+ * that is user itself, or if user is tagged impersonator (RabbitMQ's tag for trusted relays
+ * such as a shovel or federation link). */
+bool auth_may_claim_user_id(const struct auth_db *db, const char *user, struct wire_bytes claimed);
 /* max-connections and max-channels (-1: no limit); -1 if there is no such user. */
 int auth_user_set_limits(struct auth_db *db, const char *name, int64_t max_connections,
                          int64_t max_channels);

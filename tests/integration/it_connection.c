@@ -152,6 +152,30 @@ START_TEST(server_properties_name_the_product)
 }
 END_TEST
 
+/* Clients and test suites branch on "version" (x-match all-with-x needs RabbitMQ 3.10): it is
+ * the RabbitMQ release whose behaviour Warren follows, and Warren's own version has a name of
+ * its own. */
+START_TEST(version_property_is_the_rabbitmq_release_followed)
+{
+    amqp_connection_state_t c = it_connect();
+    const amqp_table_t *props = amqp_get_server_properties(c);
+    const amqp_field_value_t *v = table_get(props, "version");
+    const amqp_field_value_t *product = table_get(props, "product");
+
+    ck_assert_ptr_nonnull(v);
+    ck_assert_int_eq(v->kind, AMQP_FIELD_KIND_UTF8);
+    ck_assert_msg(v->value.bytes.len >= 4 && memcmp(v->value.bytes.bytes, "3.1", 3) == 0,
+                  "version '%.*s' is not a RabbitMQ 3.1x release", (int)v->value.bytes.len,
+                  (const char *)v->value.bytes.bytes);
+    if (product != NULL && product->kind == AMQP_FIELD_KIND_UTF8 &&
+        product->value.bytes.len == 6 && memcmp(product->value.bytes.bytes, "Warren", 6) == 0) {
+        it_assert_bytes(v->value.bytes, "3.10.8");
+        assert_nonempty_string(props, "warren_version");
+    }
+    it_disconnect(c);
+}
+END_TEST
+
 START_TEST(wrong_password_is_refused_with_403)
 {
     struct it_conn_opts o = {.pass = "not-the-password"};
@@ -428,6 +452,7 @@ static Suite *connection_suite(void)
     tcase_add_test(tc, protocol_header_is_answered_with_connection_start);
     tcase_add_test(tc, login_with_plain_succeeds_and_channel_works);
     tcase_add_test(tc, server_properties_name_the_product);
+    tcase_add_test(tc, version_property_is_the_rabbitmq_release_followed);
     tcase_add_test(tc, wrong_password_is_refused_with_403);
     tcase_add_test(tc, unknown_user_is_refused_with_403);
     tcase_add_test(tc, tune_offers_rabbitmq_defaults);

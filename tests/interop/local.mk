@@ -44,3 +44,7 @@ EXTRA_DIST += tests/interop/security_rabbitmq.sh
 TESTS += tests/interop/pika_ext.sh tests/interop/amqplib_ext.sh
 EXTRA_DIST += tests/interop/pika_ext.sh tests/interop/pika_ext.py \
 	tests/interop/amqplib_ext.sh tests/interop/amqplib_ext.js
+
+# RabbitMQ parity checks through pika and the management API (issue 16).
+TESTS += tests/interop/parity.sh
+EXTRA_DIST += tests/interop/parity.sh tests/interop/parity.py
