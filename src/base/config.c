@@ -30,6 +30,7 @@ enum option_type {
     OPT_TLS_VERIFY,    /* verify_none | verify_peer */
     OPT_TLS_VERSION,   /* ssl_options.versions.<n> = tlsv1.3 | tlsv1.2 | tlsv1.1 | tlsv1 */
     OPT_TLS_CIPHER,    /* ssl_options.ciphers.<n> = one OpenSSL cipher or TLS 1.3 suite name */
+    OPT_AUTH_MECH,     /* auth_mechanisms.<n> = PLAIN | AMQPLAIN | EXTERNAL | RABBIT-CR-DEMO */
     OPT_CERT_LOGIN,    /* distinguished_name | common_name */
     OPT_IP,            /* an IPv4 or IPv6 address */
     OPT_FRACTION,      /* a decimal fraction such as 0.4, kept in thousandths within [min, max] */
@@ -141,6 +142,11 @@ static const struct option options[] = {
      "distinguished_name",
      "user name SASL EXTERNAL takes from the client certificate: distinguished_name or "
      "common_name"},
+    /* Two rows give the two entries of the default list, RabbitMQ's. */
+    {"auth_mechanisms", OPT_AUTH_MECH, FIELD(auth_mechanisms), 0, 0, "1", "PLAIN",
+     "SASL mechanisms offered, in order, one per line: PLAIN, AMQPLAIN, EXTERNAL (TLS with a "
+     "verified client certificate), RABBIT-CR-DEMO"},
+    {"auth_mechanisms", OPT_AUTH_MECH, FIELD(auth_mechanisms), 0, 0, "2", "AMQPLAIN", NULL},
     /* As handshake_timeout: an hour catches a value meant in seconds. */
     {"ssl_handshake_timeout", OPT_UINT, FIELD(ssl_handshake_timeout_ms), 1, 3600000, NULL, "5000",
      "milliseconds a client has to complete the TLS handshake"},
@@ -186,7 +192,7 @@ struct parse {
     unsigned line;
     char *err;
     size_t err_size;
-    struct named_list tcp, ssl, tls_versions, tls_ciphers;
+    struct named_list tcp, ssl, tls_versions, tls_ciphers, auth_mechanisms;
     /* loopback_users.* lines work the same way; `= none` wins whatever its place. */
     bool loopback_seen;
     bool loopback_none;
@@ -461,6 +467,8 @@ static struct named_list *list_lines(struct parse *p, const struct option *o)
         return &p->tls_versions;
     case offsetof(struct config, ssl_ciphers):
         return &p->tls_ciphers;
+    case offsetof(struct config, auth_mechanisms):
+        return &p->auth_mechanisms;
     }
     assert(!"not a named list");
     return NULL;
@@ -477,6 +485,8 @@ static size_t *list_count(struct config *c, const struct option *o)
         return &c->ssl_version_count;
     case offsetof(struct config, ssl_ciphers):
         return &c->ssl_cipher_count;
+    case offsetof(struct config, auth_mechanisms):
+        return &c->auth_mechanism_count;
     }
     assert(!"not a named list");
     return NULL;
@@ -605,6 +615,13 @@ static const struct word tls_version_words[] = {
     {"tlsv1", CONFIG_TLS_V1},
 };
 
+static const struct word auth_mechanism_words[] = {
+    {"PLAIN", CONFIG_AUTH_PLAIN},
+    {"AMQPLAIN", CONFIG_AUTH_AMQPLAIN},
+    {"EXTERNAL", CONFIG_AUTH_EXTERNAL},
+    {"RABBIT-CR-DEMO", CONFIG_AUTH_RABBIT_CR_DEMO},
+};
+
 static const struct word cert_login_words[] = {
     {"distinguished_name", CONFIG_CERT_LOGIN_DN},
     {"common_name", CONFIG_CERT_LOGIN_CN},
@@ -643,6 +660,22 @@ static int set_tls_version(struct parse *p, const struct option *o, struct span 
     if (i < 0)
         return -1;
     p->c->ssl_versions[i] = (uint8_t)version;
+    return 0;
+}
+
+static int set_auth_mechanism(struct parse *p, const struct option *o, struct span key,
+                              struct span v)
+{
+    int mech = parse_word(p, key, v, auth_mechanism_words,
+                          sizeof(auth_mechanism_words) / sizeof(auth_mechanism_words[0]));
+    int i;
+
+    if (mech < 0)
+        return -1;
+    i = list_slot(p, o, key, CONFIG_MAX_AUTH_MECHANISMS, "entry", "authentication mechanisms");
+    if (i < 0)
+        return -1;
+    p->c->auth_mechanisms[i] = (uint8_t)mech;
     return 0;
 }
 
@@ -762,6 +795,8 @@ static int set_option(struct parse *p, const struct option *o, struct span key, 
         return set_tls_version(p, o, key, v);
     case OPT_TLS_CIPHER:
         return set_tls_cipher(p, o, key, v);
+    case OPT_AUTH_MECH:
+        return set_auth_mechanism(p, o, key, v);
     case OPT_IP:
         /* The value is an address: it fits in the field and parses, or it is refused. */
         if (!span_copy(v, field(p->c, o), o->size) || !host_is_ip(field(p->c, o)))
@@ -783,7 +818,7 @@ static int set_option(struct parse *p, const struct option *o, struct span key, 
 static bool option_takes_name(const struct option *o)
 {
     return o->type == OPT_LISTENER || o->type == OPT_LOOPBACK_USER || o->type == OPT_TLS_VERSION ||
-           o->type == OPT_TLS_CIPHER;
+           o->type == OPT_TLS_CIPHER || o->type == OPT_AUTH_MECH;
 }
 
 static const struct option *option_find(struct span key)
@@ -793,7 +828,8 @@ static const struct option *option_find(struct span key)
     for (size_t i = 0; i < OPTION_COUNT; i++) {
         const struct option *o = &options[i];
         /* A list of versions or ciphers has no `key = none` form. */
-        bool bare_key_ok = o->type != OPT_TLS_VERSION && o->type != OPT_TLS_CIPHER;
+        bool bare_key_ok =
+            o->type != OPT_TLS_VERSION && o->type != OPT_TLS_CIPHER && o->type != OPT_AUTH_MECH;
 
         if (bare_key_ok && span_is(key, o->key))
             return o;

@@ -13,6 +13,7 @@
 #define CONFIG_MAX_LOOPBACK_USERS 16
 #define CONFIG_MAX_TLS_VERSIONS   8
 #define CONFIG_MAX_TLS_CIPHERS    64
+#define CONFIG_MAX_AUTH_MECHANISMS 8
 
 /* host "" means every interface, IPv4 (0.0.0.0) and IPv6 (::) alike. */
 struct config_listener {
@@ -29,6 +30,14 @@ enum config_tls_version {
 };
 
 /* ssl_cert_login_from: what SASL EXTERNAL takes as the user name. */
+/* SASL mechanisms (auth_mechanisms.<n>), in the order they are offered. */
+enum config_auth_mechanism {
+    CONFIG_AUTH_PLAIN = 1,
+    CONFIG_AUTH_AMQPLAIN,
+    CONFIG_AUTH_EXTERNAL,       /* offered only on TLS with a verified client certificate */
+    CONFIG_AUTH_RABBIT_CR_DEMO, /* RabbitMQ's challenge-response demonstration mechanism */
+};
+
 enum config_cert_login {
     CONFIG_CERT_LOGIN_DN, /* distinguished_name: the subject, RFC 4514 style */
     CONFIG_CERT_LOGIN_CN, /* common_name: the subject's CN */
@@ -85,6 +94,9 @@ struct config {
     bool ssl_honor_cipher_order;       /* ssl_options.honor_cipher_order: false */
     int ssl_cert_login_from;           /* enum config_cert_login: distinguished_name */
     uint32_t ssl_handshake_timeout_ms; /* ssl_handshake_timeout: 5000 */
+    /* auth_mechanisms.<n> (enum config_auth_mechanism): PLAIN and AMQPLAIN, as RabbitMQ */
+    uint8_t auth_mechanisms[CONFIG_MAX_AUTH_MECHANISMS];
+    size_t auth_mechanism_count;
 
     /* The management API and the Prometheus endpoint (src/mgmt/mgmt.h), with RabbitMQ's key
      * names. Port 0 disables a listener; "::" listens on every IPv6 and IPv4 interface. */

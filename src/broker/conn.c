@@ -560,20 +560,67 @@ static void frame_error(struct conn *c, const uint8_t *buf, size_t len)
 
 /* ---- Handshake ------------------------------------------------------------------------- */
 
+static const char *const mechanism_names[] = {
+    [CONFIG_AUTH_PLAIN] = "PLAIN",
+    [CONFIG_AUTH_AMQPLAIN] = "AMQPLAIN",
+    [CONFIG_AUTH_EXTERNAL] = "EXTERNAL",
+    [CONFIG_AUTH_RABBIT_CR_DEMO] = "RABBIT-CR-DEMO",
+};
+
+/* EXTERNAL needs a verified client certificate to name the user. */
+static bool external_possible(const struct conn *c)
+{
+    return c->tls != NULL && c->srv->cfg->ssl_verify_peer;
+}
+
+/* The mechanisms offered to c, in order: auth_mechanisms as configured, and EXTERNAL first on
+ * TLS with verify_peer even when it is not listed (a certificate login needs no setting). */
+static size_t offered_mechanisms(const struct conn *c, uint8_t *out)
+{
+    const struct config *cfg = c->srv->cfg;
+    bool external_listed = false;
+    size_t n = 0;
+
+    for (size_t i = 0; i < cfg->auth_mechanism_count; i++)
+        external_listed |= cfg->auth_mechanisms[i] == CONFIG_AUTH_EXTERNAL;
+    if (external_possible(c) && !external_listed)
+        out[n++] = CONFIG_AUTH_EXTERNAL;
+    for (size_t i = 0; i < cfg->auth_mechanism_count; i++) {
+        if (cfg->auth_mechanisms[i] != CONFIG_AUTH_EXTERNAL || external_possible(c))
+            out[n++] = cfg->auth_mechanisms[i];
+    }
+    return n;
+}
+
+/* The offered mechanism called name, or 0. */
+static uint8_t offered_mechanism(const struct conn *c, struct wire_bytes name)
+{
+    uint8_t offered[CONFIG_MAX_AUTH_MECHANISMS + 1];
+    size_t n = offered_mechanisms(c, offered);
+
+    for (size_t i = 0; i < n; i++) {
+        if (wire_bytes_eq_cstr(name, mechanism_names[offered[i]]))
+            return offered[i];
+    }
+    return 0;
+}
+
 static void send_start(struct conn *c)
 {
-    uint8_t props[1024];
+    uint8_t props[1024], offered[CONFIG_MAX_AUTH_MECHANISMS + 1];
+    char mechanisms[128] = "";
+    size_t len = 0, n = offered_mechanisms(c, offered);
     struct wire_writer w = wire_writer_init(props, sizeof props);
     struct wire_connection_start m = {
         .version_major = 0,
         .version_minor = 9,
-        .mechanisms = WIRE_BYTES_C("PLAIN AMQPLAIN"),
         .locales = WIRE_BYTES_C("en_US"),
     };
 
-    /* A TLS client that must show a verified certificate may log in with it (EXTERNAL). */
-    if (c->tls != NULL && c->srv->cfg->ssl_verify_peer)
-        m.mechanisms = WIRE_BYTES_C("EXTERNAL PLAIN AMQPLAIN");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(mechanisms + len, sizeof mechanisms - len, "%s%s", i ? " " : "",
+                                mechanism_names[offered[i]]);
+    m.mechanisms = wire_cstr(mechanisms);
     size_t caps;
 
     wire_table_put_longstr(&w, "product", WIRE_BYTES_C("Warren"));
@@ -658,18 +705,61 @@ static int refuse_login(struct conn *c, struct wire_bytes mech, const char *why)
     return 0;
 }
 
-static int handle_start_ok(struct conn *c, const struct wire_connection_start_ok *m)
+static void send_tune(struct conn *c)
 {
     const struct config *cfg = c->srv->cfg;
-    struct wire_bytes user, pass;
     struct wire_connection_tune tune = {
         .channel_max = (uint16_t)(cfg->channel_max ? cfg->channel_max : 65535),
         .frame_max = cfg->frame_max,
         .heartbeat = (uint16_t)cfg->heartbeat_s,
     };
 
+    conn_send_method(c, 0, WIRE_CONNECTION_TUNE, &tune);
+    c->state = CONN_AWAIT_TUNE_OK;
+}
+
+/* The user (in c->log.user) said pass: tune, or refuse the login. */
+static int login_with_password(struct conn *c, struct wire_bytes mech, struct wire_bytes pass)
+{
+    if (!auth_check_password(c->srv->auth, wire_cstr(c->log.user), pass))
+        return refuse_login(c, mech, "invalid credentials");
+    if (!c->is_loopback && config_is_loopback_user(c->srv->cfg, c->log.user))
+        return refuse_login(c, mech, "user can only connect via localhost");
+    send_tune(c);
+    return 0;
+}
+
+static int set_login_user(struct conn *c, struct wire_bytes mech, struct wire_bytes user)
+{
+    if (user.len >= sizeof c->log.user)
+        return refuse_login(c, mech, "user name too long");
+    snprintf(c->log.user, sizeof c->log.user, "%.*s", (int)user.len, (const char *)user.ptr);
+    return 0;
+}
+
+/* RabbitMQ's RABBIT-CR-DEMO: the start-ok response is the user name, the server challenges
+ * "Please tell me your password", and secure-ok answers "My password is <password>". */
+static const char cr_demo_challenge[] = "Please tell me your password";
+static const char cr_demo_prefix[] = "My password is ";
+
+static int handle_start_ok(struct conn *c, const struct wire_connection_start_ok *m)
+{
+    const struct config *cfg = c->srv->cfg;
+    struct wire_bytes user, pass;
+
     read_client_capabilities(c, m->client_properties);
-    if (wire_bytes_eq_cstr(m->mechanism, "EXTERNAL") && c->tls != NULL && cfg->ssl_verify_peer) {
+    c->sasl_mechanism = offered_mechanism(c, m->mechanism);
+    if (c->sasl_mechanism == 0) {
+        bool known = false;
+        for (size_t i = 1; i < ARRAY_LEN(mechanism_names); i++)
+            known |= wire_bytes_eq_cstr(m->mechanism, mechanism_names[i]);
+        /* RabbitMQ's two texts: a mechanism it has but does not offer here, or none. */
+        return fail(c, WIRE_COMMAND_INVALID, "%s authentication mechanism '%.*s'",
+                    known ? "invalid" : "unknown", (int)m->mechanism.len,
+                    (const char *)m->mechanism.ptr);
+    }
+    switch (c->sasl_mechanism) {
+    case CONFIG_AUTH_EXTERNAL:
         /* The user is the client certificate's subject (ssl_cert_login_from), with no
          * password: the TLS handshake proved it. */
         if (!tls_conn_peer_identity(c->tls, (enum config_cert_login)cfg->ssl_cert_login_from,
@@ -677,26 +767,36 @@ static int handle_start_ok(struct conn *c, const struct wire_connection_start_ok
             return refuse_login(c, m->mechanism, "no verified client certificate");
         if (auth_user_find(c->srv->auth, wire_cstr(c->log.user)) == NULL)
             return refuse_login(c, m->mechanism, "no user named by the client certificate");
-        conn_send_method(c, 0, WIRE_CONNECTION_TUNE, &tune);
-        c->state = CONN_AWAIT_TUNE_OK;
+        send_tune(c);
+        return 0;
+    case CONFIG_AUTH_RABBIT_CR_DEMO: {
+        struct wire_connection_secure secure = {.challenge = WIRE_BYTES_C(cr_demo_challenge)};
+        if (set_login_user(c, m->mechanism, m->response) != 0)
+            return 0;
+        conn_send_method(c, 0, WIRE_CONNECTION_SECURE, &secure);
+        c->state = CONN_AWAIT_SECURE_OK;
         return 0;
     }
-    if (!wire_bytes_eq_cstr(m->mechanism, "PLAIN") && !wire_bytes_eq_cstr(m->mechanism, "AMQPLAIN"))
-        return fail(c, WIRE_COMMAND_INVALID, "unknown authentication mechanism '%.*s'",
-                    (int)m->mechanism.len, (const char *)m->mechanism.ptr);
+    default:
+        break;
+    }
     if (!sasl_credentials(m->mechanism, m->response, &user, &pass))
         return fail(c, WIRE_ACCESS_REFUSED, "malformed %.*s response", (int)m->mechanism.len,
                     (const char *)m->mechanism.ptr);
-    if (user.len >= sizeof c->log.user)
-        return refuse_login(c, m->mechanism, "user name too long");
-    snprintf(c->log.user, sizeof c->log.user, "%.*s", (int)user.len, (const char *)user.ptr);
-    if (!auth_check_password(c->srv->auth, user, pass))
-        return refuse_login(c, m->mechanism, "invalid credentials");
-    if (!c->is_loopback && config_is_loopback_user(cfg, c->log.user))
-        return refuse_login(c, m->mechanism, "user can only connect via localhost");
-    conn_send_method(c, 0, WIRE_CONNECTION_TUNE, &tune);
-    c->state = CONN_AWAIT_TUNE_OK;
-    return 0;
+    if (set_login_user(c, m->mechanism, user) != 0)
+        return 0;
+    return login_with_password(c, m->mechanism, pass);
+}
+
+static int handle_secure_ok(struct conn *c, const struct wire_connection_secure_ok *m)
+{
+    const struct wire_bytes mech = WIRE_BYTES_C("RABBIT-CR-DEMO");
+    const size_t prefix = sizeof cr_demo_prefix - 1;
+
+    if (m->response.len < prefix || memcmp(m->response.ptr, cr_demo_prefix, prefix) != 0)
+        return refuse_login(c, mech, "invalid RABBIT-CR-DEMO response");
+    return login_with_password(
+        c, mech, (struct wire_bytes){.ptr = m->response.ptr + prefix, .len = m->response.len - prefix});
 }
 
 static int handle_tune_ok(struct conn *c, const struct wire_connection_tune_ok *m)
@@ -819,6 +919,10 @@ static int handle_channel0(struct conn *c, const struct wire_frame *f, uint32_t 
         if (expect(c, &m, WIRE_CONNECTION_START_OK) != 0)
             return -1;
         return handle_start_ok(c, &m.u.connection_start_ok);
+    case CONN_AWAIT_SECURE_OK:
+        if (expect(c, &m, WIRE_CONNECTION_SECURE_OK) != 0)
+            return -1;
+        return handle_secure_ok(c, &m.u.connection_secure_ok);
     case CONN_AWAIT_TUNE_OK:
         if (expect(c, &m, WIRE_CONNECTION_TUNE_OK) != 0)
             return -1;
@@ -971,7 +1075,7 @@ void conn_report_error(struct conn *c, uint16_t channel, uint32_t method_id)
 
     if (c->state == CONN_CLOSED)
         return;
-    if (c->state == CONN_AWAIT_START_OK) {
+    if (c->state == CONN_AWAIT_START_OK || c->state == CONN_AWAIT_SECURE_OK) {
         /* Before connection.tune RabbitMQ closes the socket without a word; so do we. */
         log_warn(&c->log, "closing connection during the handshake: %s", c->err_text);
         close_after_flush(c);

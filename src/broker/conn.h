@@ -25,6 +25,7 @@ struct vhost;
 enum conn_state {
     CONN_AWAIT_HEADER,   /* nothing yet: the 8-byte protocol header comes first */
     CONN_AWAIT_START_OK, /* sent connection.start */
+    CONN_AWAIT_SECURE_OK, /* sent connection.secure (RABBIT-CR-DEMO's challenge) */
     CONN_AWAIT_TUNE_OK,  /* authenticated, sent connection.tune */
     CONN_AWAIT_OPEN,     /* tuned, waiting for connection.open */
     CONN_OPEN,
@@ -72,6 +73,7 @@ struct conn {
     bool cap_consumer_cancel_notify;
     bool cap_auth_failure_close;
     bool cap_connection_blocked;
+    uint8_t sasl_mechanism; /* enum config_auth_mechanism of the login under way */
 
     /* Resource alarms: a connection that publishes is blocked (its socket is not read) while
      * an alarm is on; block_pending blocks it once the bytes already read are handled. */

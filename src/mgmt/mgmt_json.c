@@ -770,6 +770,7 @@ static const char *conn_state_name(enum conn_state s)
     switch (s) {
     case CONN_AWAIT_HEADER:
     case CONN_AWAIT_START_OK:
+    case CONN_AWAIT_SECURE_OK:
         return "starting";
     case CONN_AWAIT_TUNE_OK:
         return "tuning";

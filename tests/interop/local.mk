@@ -46,5 +46,6 @@ EXTRA_DIST += tests/interop/pika_ext.sh tests/interop/pika_ext.py \
 	tests/interop/amqplib_ext.sh tests/interop/amqplib_ext.js
 
 # RabbitMQ parity checks through pika and the management API (issue 16).
-TESTS += tests/interop/parity.sh
-EXTRA_DIST += tests/interop/parity.sh tests/interop/parity.py
+TESTS += tests/interop/parity.sh tests/interop/sasl.sh
+EXTRA_DIST += tests/interop/parity.sh tests/interop/parity.py tests/interop/sasl.sh \
+	tests/interop/sasl.py
