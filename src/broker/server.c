@@ -396,6 +396,20 @@ static unsigned check_disk(struct server *s)
     return alarm;
 }
 
+/* The watermark in bytes, and the queues' budget: half the watermark leaves room for
+ * everything else, so queue contents alone never block publishers. */
+static void set_memory_limit(struct server *s, uint32_t relative_thousandths, uint64_t absolute)
+{
+    s->memory_watermark_relative = relative_thousandths;
+    s->memory_watermark_absolute = absolute;
+    s->memory_limit = absolute != 0 ? absolute : total_memory() / 1000 * relative_thousandths;
+    /* 0 would mean no limit below: RabbitMQ's watermark 0 blocks publishers for good. */
+    if (s->memory_limit == 0)
+        s->memory_limit = 1;
+    s->queue_budget.limit =
+        s->cfg->queue_memory_limit != 0 ? s->cfg->queue_memory_limit : s->memory_limit / 2;
+}
+
 /* Memory and disk, checked every second: over the watermark or under the free-space limit,
  * publishers are blocked until it passes (consumers keep draining). A message store that
  * failed (a full disk) is resumed once the disk alarm is clear. */
@@ -416,6 +430,15 @@ static void on_alarm_check(struct ev_loop *loop, ev_timer *w, int revents)
     set_alarms(s, alarms);
     if (s->persist != NULL && s->persist->failed && !(alarms & ALARM_DISK))
         persist_resume(s->persist);
+}
+
+void server_set_memory_watermark(struct server *s, uint32_t relative_thousandths,
+                                 uint64_t absolute)
+{
+    set_memory_limit(s, relative_thousandths, absolute);
+    log_info(NULL, "memory high watermark set to %llu bytes (%s)",
+             (unsigned long long)s->memory_limit, absolute != 0 ? "absolute" : "relative");
+    on_alarm_check(s->loop, &s->alarm_timer, 0);
 }
 
 uint64_t server_user_connections(const struct server *s, const char *user)
@@ -470,13 +493,9 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
     ev_signal_init(&s->sighup_watcher, on_sighup, SIGHUP);
     s->sighup_watcher.data = s;
     ev_signal_start(loop, &s->sighup_watcher);
-    s->memory_limit = cfg->memory_watermark_absolute != 0
-                          ? cfg->memory_watermark_absolute
-                          : total_memory() / 1000 * cfg->memory_watermark_relative;
-    /* Set before recovery, which fills the queues. Half the watermark leaves room for
-     * everything else, so queue contents alone never block publishers. */
-    s->queue_budget.limit =
-        cfg->queue_memory_limit != 0 ? cfg->queue_memory_limit : s->memory_limit / 2;
+    /* Set before recovery, which fills the queues. */
+    set_memory_limit(s, cfg->memory_watermark_absolute != 0 ? 0 : cfg->memory_watermark_relative,
+                     cfg->memory_watermark_absolute);
     if (cfg->ssl_count > 0) {
         char err[600];
         if ((s->tls = tls_server_new(cfg, err, sizeof err)) == NULL) {

@@ -60,6 +60,10 @@ struct server {
     ev_timer alarm_timer;       /* memory and disk checks */
     unsigned alarms;            /* ALARM_* now on */
     uint64_t memory_limit;      /* bytes: the memory high watermark */
+    /* How it was set (configuration, or server_set_memory_watermark): a fraction of the
+     * machine's memory in thousandths, or bytes (then relative is 0). */
+    uint32_t memory_watermark_relative;
+    uint64_t memory_watermark_absolute;
     struct queue_budget queue_budget; /* what all queues may keep in memory (src/broker/queue.h) */
     uint64_t memory_used;       /* at the last check */
     uint64_t disk_free;         /* bytes free at the last check; UINT64_MAX if unknown */
@@ -78,6 +82,13 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
 /* Logs the ready line and runs until SIGTERM/SIGINT and a clean shutdown. */
 void server_run(struct server *s);
 void server_free(struct server *s);
+
+/* rabbitmqctl set_vm_memory_high_watermark: a new memory high watermark, a fraction of the
+ * machine's memory in thousandths (absolute 0) or absolute bytes. The queues' memory budget
+ * follows unless queue_memory_limit is set, and the alarm is checked again at once. A
+ * watermark of 0 sets the alarm for good, as in RabbitMQ (publishers stay blocked). */
+void server_set_memory_watermark(struct server *s, uint32_t relative_thousandths,
+                                 uint64_t absolute);
 
 struct vhost *server_vhost_find(struct server *s, struct wire_bytes name);
 /* The broker side of a vhost the user database has: created (and tied to the data

@@ -4,8 +4,10 @@
  * list_* commands are in cmd_list.c. */
 #include "src/cli/warrenctl.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,4 +269,69 @@ int cmd_list_policies(struct ctl *c, int argc, char **argv)
     ctl_print_rows(c, rows, cols, ncols);
     json_decref(rows);
     return CTL_OK;
+}
+
+/* ---- the memory high watermark --------------------------------------------------------- */
+
+/* "1073741824", "2GB", "512MiB": bytes; 0 and false for anything else. */
+static bool parse_memory(const char *text, uint64_t *out)
+{
+    static const struct {
+        const char *unit;
+        uint64_t factor;
+    } units[] = {{"", 1},          {"kB", 1000},        {"MB", 1000000},   {"GB", 1000000000},
+                 {"KiB", 1 << 10}, {"MiB", 1 << 20},    {"GiB", 1u << 30}, {"k", 1 << 10},
+                 {"M", 1 << 20},   {"G", 1u << 30}};
+    char *end;
+    unsigned long long n;
+
+    if (!isdigit((unsigned char)text[0]))
+        return false;
+    errno = 0;
+    n = strtoull(text, &end, 10);
+    if (errno != 0)
+        return false;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(end, units[i].unit) == 0 && n <= UINT64_MAX / units[i].factor) {
+            *out = n * units[i].factor;
+            return true;
+        }
+    }
+    return false;
+}
+
+int cmd_set_vm_memory_high_watermark(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = ctl_find_command("set_vm_memory_high_watermark");
+    char *pos[2], *end;
+    int npos, rc;
+    json_t *body = json_object();
+
+    if ((rc = ctl_split_args(cmd, argc, argv, NULL, 1, 2, pos, &npos)) != CTL_OK)
+        goto out;
+    if (npos == 2) {
+        uint64_t bytes;
+        if (strcmp(pos[0], "absolute") != 0 || !parse_memory(pos[1], &bytes)) {
+            rc = ctl_usage_error(cmd, "expected 'absolute MEMORY' (e.g. absolute 2GB), got '%s %s'",
+                                 pos[0], pos[1]);
+            goto out;
+        }
+        json_object_set_new(body, "absolute", json_integer((json_int_t)bytes));
+    } else {
+        double fraction = strtod(pos[0], &end);
+        if (end == pos[0] || *end != '\0' || !(fraction >= 0 && fraction <= 1)) {
+            rc = ctl_usage_error(cmd, "the fraction must be a number from 0 to 1, got '%s'",
+                                 pos[0]);
+            goto out;
+        }
+        json_object_set_new(body, "relative", json_real(fraction));
+    }
+    rc = ctl_send_request(c, "PUT", "/api/vm-memory-high-watermark", body, NULL,
+                          "the memory high watermark", NULL);
+    if (rc == CTL_OK)
+        ctl_say(c, "memory high watermark set to %s%s", npos == 2 ? pos[1] : pos[0],
+                npos == 2 ? "" : " of the machine's memory");
+out:
+    json_decref(body);
+    return rc;
 }

@@ -291,6 +291,15 @@ static const struct command commands[] = {
      "delete a queue, an exchange or a binding", "", cmd_delete, NULL, 0, NULL},
     {"purge_queue", "[-p VHOST] QUEUE", "drop the ready messages of a queue", "", cmd_purge_queue,
      NULL, 0, NULL},
+    {"set_vm_memory_high_watermark", "FRACTION\n       warrenctl set_vm_memory_high_watermark absolute MEMORY",
+     "set the memory high watermark without a restart",
+     "FRACTION is of the machine's memory (0 to 1, e.g. 0.6); MEMORY is bytes, or a number "
+     "with one of the units kB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024), as "
+     "rabbitmqctl takes them. Publishers are blocked, or unblocked, at once if the broker is "
+     "now over, or under, it. A restart goes back to warren.conf's "
+     "vm_memory_high_watermark.\n"
+     "Example: warrenctl set_vm_memory_high_watermark 0.6",
+     cmd_set_vm_memory_high_watermark, NULL, 0, NULL},
     {"close_connection", "NAME [REASON]", "close a client connection with 320 CONNECTION_FORCED",
      "NAME is the connection's name from list_connections name, e.g. "
      "'127.0.0.1:50412 -> 127.0.0.1:5672'. The client is told REASON (default: \"Closed via "

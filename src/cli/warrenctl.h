@@ -157,7 +157,7 @@ int cmd_purge_queue(struct ctl *c, int argc, char **argv);
 int cmd_publish(struct ctl *c, int argc, char **argv);
 int cmd_get(struct ctl *c, int argc, char **argv);
 
-/* cmd_runtime.c: status, connections, definitions, policies */
+/* cmd_runtime.c: status, connections, definitions, policies, the memory watermark */
 int cmd_status(struct ctl *c, int argc, char **argv);
 int cmd_close_connection(struct ctl *c, int argc, char **argv);
 int cmd_export_definitions(struct ctl *c, int argc, char **argv);
@@ -165,5 +165,6 @@ int cmd_import_definitions(struct ctl *c, int argc, char **argv);
 int cmd_set_policy(struct ctl *c, int argc, char **argv);
 int cmd_clear_policy(struct ctl *c, int argc, char **argv);
 int cmd_list_policies(struct ctl *c, int argc, char **argv);
+int cmd_set_vm_memory_high_watermark(struct ctl *c, int argc, char **argv);
 
 #endif

@@ -481,6 +481,7 @@ static const struct route {
     {"users/*/permissions", M_GET, mgmt_api_users},
     {"permissions", M_GET, mgmt_api_permissions},
     {"permissions/*/*", M_GET | M_PUT | M_DELETE, mgmt_api_permissions},
+    {"vm-memory-high-watermark", M_GET | M_PUT, mgmt_api_memory_watermark},
 };
 
 static unsigned method_bit(const char *method)

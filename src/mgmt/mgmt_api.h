@@ -140,5 +140,6 @@ enum MHD_Result mgmt_api_channels(struct mgmt_call *c);
 enum MHD_Result mgmt_api_consumers(struct mgmt_call *c);
 enum MHD_Result mgmt_api_policies(struct mgmt_call *c);
 enum MHD_Result mgmt_api_definitions(struct mgmt_call *c);
+enum MHD_Result mgmt_api_memory_watermark(struct mgmt_call *c);
 
 #endif

@@ -315,3 +315,65 @@ enum MHD_Result mgmt_api_definitions(struct mgmt_call *c)
     }
     return mgmt_respond_json(c, MHD_HTTP_OK, mgmt_defs_export(c->m->srv, only));
 }
+
+/* ---- The memory high watermark ----------------------------------------------------------
+ * What rabbitmqctl set_vm_memory_high_watermark does, over HTTP (RabbitMQ's management API
+ * has no such resource; warrenctl set_vm_memory_high_watermark calls this one):
+ *   GET  -> {"relative": 0.4, "absolute": null, "limit": bytes, "used": bytes, "alarm": false}
+ *   PUT  {"relative": F} (0 <= F <= 1, a fraction of the machine's memory) or
+ *        {"absolute": BYTES} -> 204, the alarm checked again at once. Administrators only. */
+
+static json_t *watermark_json(const struct server *s)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "relative",
+                        s->memory_watermark_absolute != 0
+                            ? json_null()
+                            : json_real((double)s->memory_watermark_relative / 1000.0));
+    json_object_set_new(o, "absolute",
+                        s->memory_watermark_absolute != 0
+                            ? json_integer((json_int_t)s->memory_watermark_absolute)
+                            : json_null());
+    json_object_set_new(o, "limit", json_integer((json_int_t)s->memory_limit));
+    json_object_set_new(o, "used", json_integer((json_int_t)s->memory_used));
+    json_object_set_new(o, "alarm", json_boolean(s->alarms & ALARM_MEMORY));
+    return o;
+}
+
+enum MHD_Result mgmt_api_memory_watermark(struct mgmt_call *c)
+{
+    struct server *s = c->m->srv;
+    enum MHD_Result answered = MHD_NO;
+    json_t *body, *relative, *absolute;
+
+    if (!c->admin)
+        return mgmt_not_admin(c);
+    if (!mgmt_method_is(c, MHD_HTTP_METHOD_PUT))
+        return mgmt_respond_json(c, MHD_HTTP_OK, watermark_json(s));
+    if ((body = mgmt_body_object(c, &answered)) == NULL)
+        return answered;
+    relative = json_object_get(body, "relative");
+    absolute = json_object_get(body, "absolute");
+    if ((relative == NULL) == (absolute == NULL)) {
+        answered = mgmt_bad_request(c, "give one of relative (a fraction) or absolute (bytes)");
+    } else if (relative != NULL &&
+               (!json_is_number(relative) || json_number_value(relative) < 0 ||
+                json_number_value(relative) > 1)) {
+        answered = mgmt_bad_request_term(c, "relative must be a number from 0 to 1",
+                                          json_deep_copy(relative));
+    } else if (absolute != NULL &&
+               (!json_is_integer(absolute) || json_integer_value(absolute) < 0)) {
+        answered = mgmt_bad_request_term(c, "absolute must be a whole number of bytes",
+                                          json_deep_copy(absolute));
+    } else {
+        if (relative != NULL)
+            server_set_memory_watermark(
+                s, (uint32_t)(json_number_value(relative) * 1000.0 + 0.5), 0);
+        else
+            server_set_memory_watermark(s, 0, (uint64_t)json_integer_value(absolute));
+        answered = mgmt_respond_empty(c, MHD_HTTP_NO_CONTENT);
+    }
+    json_decref(body);
+    return answered;
+}

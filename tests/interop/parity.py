@@ -5,6 +5,9 @@ plugin (AMQP_HOST, AMQP_PORT, MGMT_URL): they say what RabbitMQ does.
 
 - the impersonator tag: a user with it may publish with a user-id other than its own; a user
   without it gets channel.close 406.
+- set_vm_memory_high_watermark at runtime (Warren only: RabbitMQ does it through rabbitmqctl,
+  Warren through its API and warrenctl): publishers are blocked at once under a watermark
+  below what the broker uses, and unblocked when it is raised again.
 
 Prints one line per check; exits 1 at the first failure.
 """
@@ -13,6 +16,7 @@ import base64
 import http.client
 import json
 import os
+import subprocess
 import sys
 import urllib.parse
 
@@ -23,18 +27,22 @@ HOST = os.environ.get("AMQP_HOST", "127.0.0.1")
 PORT = int(os.environ.get("AMQP_PORT", "5672"))
 MGMT = urllib.parse.urlsplit(os.environ.get("MGMT_URL", "http://127.0.0.1:15672"))
 PREFIX = "parity.%d" % os.getpid()
+WARRENCTL = os.environ.get("WARRENCTL", "warrenctl")
 
 
-def call(method, path, body=None, auth=("guest", "guest")):
+def call_json(method, path, body=None, auth=("guest", "guest")):
     conn = http.client.HTTPConnection(MGMT.hostname, MGMT.port, timeout=10)
     token = base64.b64encode(("%s:%s" % auth).encode()).decode()
     headers = {"Authorization": "Basic " + token, "Content-Type": "application/json"}
     conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
     r = conn.getresponse()
-    status = r.status
-    r.read()
+    status, data = r.status, r.read()
     conn.close()
-    return status
+    return status, (json.loads(data) if data else None)
+
+
+def call(method, path, body=None, auth=("guest", "guest")):
+    return call_json(method, path, body, auth)[0]
 
 
 def expect(cond, what):
@@ -93,5 +101,55 @@ def impersonator_may_claim_another_user_id():
     print("ok impersonator_may_claim_another_user_id")
 
 
+def warrenctl(*args):
+    base = [WARRENCTL, "--host", MGMT.hostname, "--port", str(MGMT.port), "--user", "guest",
+            "--password", "guest"]
+    return subprocess.run(base + list(args), capture_output=True, text=True, timeout=30)
+
+
+def memory_watermark_changes_at_runtime():
+    blocked = []
+    conn = pika.BlockingConnection(pika.ConnectionParameters(HOST, PORT))
+    conn.add_on_connection_blocked_callback(lambda c, m: blocked.append(True))
+    conn.add_on_connection_unblocked_callback(lambda c, m: blocked.append(False))
+    ch = conn.channel()
+    # A watermark far below what the broker uses: the alarm is set at once.
+    p = warrenctl("set_vm_memory_high_watermark", "absolute", "1MB")
+    expect(p.returncode == 0, "warrenctl set_vm_memory_high_watermark absolute 1MB: %r" % (p,))
+    status, w = call_json("GET", "/api/vm-memory-high-watermark")
+    expect(status == 200 and w["absolute"] == 1000000 and w["alarm"] is True,
+           "the watermark and the alarm after absolute 1MB: %r" % (w,))
+    ch.basic_publish("", PREFIX + ".none", b"makes this connection a publisher")
+    for _ in range(50):
+        conn.process_data_events(time_limit=0.1)
+        if blocked:
+            break
+    expect(blocked[:1] == [True], "connection.blocked under the lowered watermark: %r" % blocked)
+    # Raised again: unblocked at once.
+    p = warrenctl("set_vm_memory_high_watermark", "0.9")
+    expect(p.returncode == 0, "warrenctl set_vm_memory_high_watermark 0.9: %r" % (p,))
+    for _ in range(50):
+        conn.process_data_events(time_limit=0.1)
+        if blocked[-1:] == [False]:
+            break
+    expect(blocked[-1:] == [False], "connection.unblocked once raised: %r" % blocked)
+    status, w = call_json("GET", "/api/vm-memory-high-watermark")
+    expect(w["relative"] == 0.9 and w["absolute"] is None and w["alarm"] is False,
+           "the watermark after 0.9: %r" % (w,))
+    conn.close()
+    # Bad values: a usage error from warrenctl, 400 from the API.
+    p = warrenctl("set_vm_memory_high_watermark", "1.5")
+    expect(p.returncode != 0 and "from 0 to 1" in p.stderr, "fraction 1.5 refused: %r" % (p,))
+    p = warrenctl("set_vm_memory_high_watermark", "absolute", "lots")
+    expect(p.returncode != 0, "absolute lots refused: %r" % (p,))
+    expect(call("PUT", "/api/vm-memory-high-watermark", {"relative": "high"}) == 400,
+           "relative 'high' refused with 400")
+    expect(call("PUT", "/api/vm-memory-high-watermark", {}) == 400, "an empty body refused")
+    expect(call("PUT", "/api/vm-memory-high-watermark", {"relative": 0.4}) == 204, "back to 0.4")
+    print("ok memory_watermark_changes_at_runtime")
+
+
 if __name__ == "__main__":
     impersonator_may_claim_another_user_id()
+    if os.environ.get("WARREN") == "1":
+        memory_watermark_changes_at_runtime()

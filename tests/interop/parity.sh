@@ -6,5 +6,7 @@
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/interop/lib.sh"
 . "$interop_dir/mgmt_lib.sh"
 interop_need_python pika
+: "${WARRENCTL:=${top_builddir:-.}/src/warrenctl}"
+export WARRENCTL
 mgmt_start_broker
 interop_run /usr/bin/python3 "$interop_dir/parity.py"
