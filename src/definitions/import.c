@@ -352,9 +352,24 @@ static int parse_vhost(struct import *im, size_t index, const json_t *obj, struc
         tags = json_object_get(metadata, "tags");
     if (tags == NULL || json_is_null(tags))
         return 0;
+    if (json_is_string(tags)) {
+        /* RabbitMQ 3.10's export writes "tags": "" (and "a,b" for several): the names, split
+         * at commas, go in one block after the pointers, so that free(v->tags) frees all. */
+        const char *text = json_string_value(tags);
+        size_t max = strlen(text) / 2 + 2;
+        char *copy, *save = NULL, *piece;
+        v->tags = xcalloc(1, max * sizeof *v->tags + strlen(text) + 1);
+        copy = strcpy((char *)(v->tags + max), text);
+        for (piece = strtok_r(copy, ",", &save); piece != NULL; piece = strtok_r(NULL, ",", &save)) {
+            piece = strip(piece);
+            if (*piece != '\0')
+                v->tags[v->tags_len++] = piece;
+        }
+        return 0;
+    }
     if (!json_is_array(tags)) {
-        definitions_set_err(im->err, im->err_size, "%s: \"tags\" is not an array of strings",
-                            where);
+        definitions_set_err(im->err, im->err_size,
+                            "%s: \"tags\" is not a string or an array of strings", where);
         return -1;
     }
     v->tags = xcalloc(json_array_size(tags) + 1, sizeof *v->tags);

@@ -445,6 +445,44 @@ START_TEST(import_updates_what_exists)
 }
 END_TEST
 
+/* Vhost tags in every shape RabbitMQ 3.8 to 4.x writes: 3.10's export has
+ * "metadata": {"description": "", "tags": ""}; a comma-separated string; an array; at the top
+ * level (3.8) or in metadata. */
+START_TEST(vhost_tags_in_every_shape_rabbitmq_writes)
+{
+    struct auth_db *db = auth_db_new();
+    const struct auth_vhost *v;
+
+    ck_assert_msg(import_text(db,
+                              "{\"vhosts\": ["
+                              "{\"name\": \"v1\", \"metadata\": {\"description\": \"\", \"tags\": \"\"}},"
+                              "{\"name\": \"v2\", \"metadata\": {\"description\": \"d\", \"tags\": \"a, b\"}},"
+                              "{\"name\": \"v3\", \"tags\": [\"x\"]},"
+                              "{\"name\": \"v4\", \"tags\": \"y\"},"
+                              "{\"name\": \"v5\", \"metadata\": {\"tags\": [\"m\", \"n\"]}},"
+                              "{\"name\": \"v6\", \"description\": \"\", \"tags\": []}]}",
+                              NULL) == 0,
+                  "%s", err);
+    ck_assert_uint_eq(auth_vhost_find(db, B("v1"))->tags_len, 0);
+    v = auth_vhost_find(db, B("v2"));
+    ck_assert_uint_eq(v->tags_len, 2);
+    ck_assert_str_eq(v->tags[0], "a");
+    ck_assert_str_eq(v->tags[1], "b");
+    ck_assert_str_eq(v->description, "d");
+    v = auth_vhost_find(db, B("v3"));
+    ck_assert(v->tags_len == 1 && strcmp(v->tags[0], "x") == 0);
+    v = auth_vhost_find(db, B("v4"));
+    ck_assert(v->tags_len == 1 && strcmp(v->tags[0], "y") == 0);
+    v = auth_vhost_find(db, B("v5"));
+    ck_assert(v->tags_len == 2 && strcmp(v->tags[1], "n") == 0);
+    ck_assert_uint_eq(auth_vhost_find(db, B("v6"))->tags_len, 0);
+    /* Anything else is still refused, with the shapes accepted named. */
+    ck_assert_int_ne(import_text(db, "{\"vhosts\": [{\"name\": \"v7\", \"tags\": 7}]}", NULL), 0);
+    ck_assert_str_eq(err, "vhosts[0] 'v7': \"tags\" is not a string or an array of strings");
+    auth_db_free(db);
+}
+END_TEST
+
 START_TEST(a_refused_document_changes_nothing)
 {
     struct auth_db *db = auth_db_new();
@@ -757,6 +795,7 @@ static Suite *definitions_suite(void)
     tcase_add_test(imp, full_fixture_exchanges_and_queues);
     tcase_add_test(imp, full_fixture_bindings_and_policies);
     tcase_add_test(imp, ignored_parts_are_logged);
+    tcase_add_test(imp, vhost_tags_in_every_shape_rabbitmq_writes);
     tcase_add_test(imp, import_updates_what_exists);
     tcase_add_test(imp, a_refused_document_changes_nothing);
     tcase_add_test(imp, hashing_algorithm_is_guessed_from_the_version);
