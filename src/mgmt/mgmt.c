@@ -476,6 +476,7 @@ static const struct route {
     {"operator-policies/*/*", M_GET | M_PUT | M_DELETE, mgmt_api_policies},
     {"aliveness-test/*", M_GET, mgmt_api_aliveness},
     {"health/checks/alarms", M_GET, mgmt_api_alarms},
+    {"health/checks/local-alarms", M_GET, mgmt_api_alarms},
     {"users", M_GET, mgmt_api_users},
     {"users/*", M_GET | M_PUT | M_DELETE, mgmt_api_users},
     {"users/*/permissions", M_GET, mgmt_api_users},

@@ -301,12 +301,40 @@ enum MHD_Result mgmt_api_aliveness(struct mgmt_call *c)
     return mgmt_respond_json(c, MHD_HTTP_OK, j);
 }
 
+/* An alarm as RabbitMQ's rabbit_alarm:format_as_map/1 shows it. */
+static json_t *alarm_json(const struct mgmt_call *c, const char *resource)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "resource", json_string(resource));
+    json_object_set_new(o, "node", json_string(c->m->ctx.node));
+    return o;
+}
+
+/* health/checks/alarms and health/checks/local-alarms: 200 {"status":"ok"} without a
+ * resource alarm, 503 listing the alarms with one (RabbitMQ's health check failure). The
+ * broker is one node, so its alarms are the cluster's; only the reason differs. */
 enum MHD_Result mgmt_api_alarms(struct mgmt_call *c)
 {
-    json_t *j = json_object();
+    unsigned alarms = c->m->srv->alarms;
+    bool local = wire_bytes_eq_cstr(c->seg[2], "local-alarms");
+    json_t *j = json_object(), *list;
 
-    json_object_set_new(j, "status", json_string("ok"));
-    return mgmt_respond_json(c, MHD_HTTP_OK, j);
+    if (alarms == 0) {
+        json_object_set_new(j, "status", json_string("ok"));
+        return mgmt_respond_json(c, MHD_HTTP_OK, j);
+    }
+    list = json_array();
+    if (alarms & ALARM_MEMORY)
+        json_array_append_new(list, alarm_json(c, "memory"));
+    if (alarms & ALARM_DISK)
+        json_array_append_new(list, alarm_json(c, "disk space"));
+    json_object_set_new(j, "status", json_string("failed"));
+    json_object_set_new(j, "reason",
+                        json_string(local ? "There are alarms in effect on the node"
+                                          : "There are alarms in effect in the cluster"));
+    json_object_set_new(j, "alarms", list);
+    return mgmt_respond_json(c, MHD_HTTP_SERVICE_UNAVAILABLE, j);
 }
 
 /* ---- Users and permissions (administrators only) --------------------------------------- */

@@ -156,6 +156,12 @@ def unknown_paths_and_methods():
     expect("GET" in r.headers.get("allow", ""), "Allow header lists GET")
 
 
+@check
+def health_checks_without_alarms():
+    for path in ("/api/health/checks/alarms", "/api/health/checks/local-alarms"):
+        expect_eq(get(path), {"status": "ok"}, path)
+
+
 # ---- Overview and vhosts ---------------------------------------------------------------
 
 

@@ -1,11 +1,13 @@
 # Starting a warrend with its management API and metrics listeners, for the tests of
-# tests/interop/mgmt_api.sh and warrenctl.sh; sourced after lib.sh, whose clean-up stops it.
+# tests/interop/mgmt_*.sh, warrenctl.sh and prometheus_scrape.sh; sourced after lib.sh, whose
+# clean-up stops it.
 #
-# mgmt_start_broker exports AMQP_HOST, AMQP_PORT, MGMT_URL, METRICS_URL and WARREN=1. With
-# AMQP_HOST, AMQP_PORT and MGMT_URL already set it uses that broker instead (WARREN stays
-# unset unless given). The listeners' ports are picked free just before warrend binds them;
-# if another process takes one in between, warrend refuses to start and the next try picks
-# other ports.
+# mgmt_start_broker exports AMQP_HOST, AMQP_PORT, MGMT_URL, METRICS_URL, WARREN=1 and
+# WARREND_PID (for tests that watch its memory); WARREN_EXTRA_CONFIG, when set, ends its
+# configuration file. With AMQP_HOST, AMQP_PORT and MGMT_URL already set it uses that broker
+# instead (WARREN stays unset unless given). The listeners' ports are picked free just before
+# warrend binds them; if another process takes one in between, warrend refuses to start and
+# the next try picks other ports.
 
 mgmt_free_port()
 {
@@ -36,6 +38,7 @@ management.tcp.ip = 127.0.0.1
 prometheus.tcp.port = $metrics_port
 prometheus.tcp.ip = 127.0.0.1
 queue_memory_limit = 512KB
+${WARREN_EXTRA_CONFIG:-}
 EOF
         warrend_log=$interop_tmp/warrend.log
         : >"$warrend_log"
@@ -70,6 +73,7 @@ EOF
     MGMT_URL=http://127.0.0.1:$mgmt_port
     METRICS_URL=http://127.0.0.1:$metrics_port
     WARREN=1
-    export AMQP_HOST AMQP_PORT MGMT_URL METRICS_URL WARREN WARREND
+    WARREND_PID=$warrend_pid
+    export AMQP_HOST AMQP_PORT MGMT_URL METRICS_URL WARREN WARREND WARREND_PID
     echo "started warrend (pid $warrend_pid): AMQP port $AMQP_PORT, $MGMT_URL, $METRICS_URL"
 }
