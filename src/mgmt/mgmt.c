@@ -12,10 +12,12 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -621,6 +623,38 @@ static bool peer_is_loopback(struct MHD_Connection *conn)
     return false;
 }
 
+/* HTTP basic credentials (RFC 7617) as bytes: the header's base64 decoded into *decoded
+ * (size bytes, the caller's to wipe and free; NULL without a header), the user before its
+ * first colon, the password all that follows, whatever bytes it holds. A password is thus
+ * compared whole, length included: one with a NUL or anything after the real password is a
+ * wrong password, not a shorter right one. False without an Authorization header of the
+ * Basic scheme, or with one that is not base64 or has no colon. */
+static bool basic_credentials(struct MHD_Connection *conn, uint8_t **decoded, size_t *size,
+                              struct wire_bytes *user, struct wire_bytes *pass)
+{
+    const char *h =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    const uint8_t *colon;
+    int n;
+
+    *decoded = NULL;
+    *size = 0;
+    if (h == NULL || strncasecmp(h, "Basic ", 6) != 0)
+        return false;
+    h += 6;
+    while (*h == ' ')
+        h++;
+    /* MHD's connection memory bounds the header, and so this. */
+    *size = strlen(h) / 4 * 3 + 1;
+    *decoded = xmalloc(*size);
+    n = auth_base64_decode(h, *decoded, *size);
+    if (n < 0 || (colon = memchr(*decoded, ':', (size_t)n)) == NULL)
+        return false;
+    *user = (struct wire_bytes){.ptr = *decoded, .len = (size_t)(colon - *decoded)};
+    *pass = (struct wire_bytes){.ptr = colon + 1, .len = (size_t)(*decoded + n - colon - 1)};
+    return true;
+}
+
 /* Checks the request's credentials against the user database, as RabbitMQ's management
  * plugin does: a known user, the right password, allowed from where the request comes
  * (loopback_users) and tagged for management. False after answering 401. */
@@ -628,21 +662,29 @@ static bool authenticate(struct mgmt_call *c, enum MHD_Result *answered)
 {
     const struct config *cfg = c->m->srv->cfg;
     const struct auth_db *db = c->m->srv->auth;
-    char *pass = NULL;
-    char *user = MHD_basic_auth_get_username_password(c->conn, &pass);
+    uint8_t *decoded;
+    size_t decoded_size;
+    struct wire_bytes user_bytes, pass;
+    char user[sizeof c->user];
     const struct auth_user *u;
     const char *error = "not_authorised", *reason = NULL;
     struct MHD_Response *r;
     char body[200];
 
-    if (user == NULL) {
+    if (!basic_credentials(c->conn, &decoded, &decoded_size, &user_bytes, &pass)) {
+        if (decoded != NULL)
+            OPENSSL_cleanse(decoded, decoded_size);
+        free(decoded);
         r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         *answered = MHD_queue_basic_auth_fail_response(c->conn, MGMT_REALM, r);
         MHD_destroy_response(r);
         return false;
     }
-    u = auth_user_find(db, wire_cstr(user));
-    if (!auth_check_password(db, wire_cstr(user), wire_cstr(pass != NULL ? pass : ""))) {
+    /* Names are C strings from here on: one with a NUL, or too long to keep, is no user's. */
+    snprintf(user, sizeof user, "%.*s", (int)user_bytes.len, (const char *)user_bytes.ptr);
+    u = auth_user_find(db, user_bytes);
+    if (memchr(user_bytes.ptr, '\0', user_bytes.len) != NULL || user_bytes.len >= sizeof user ||
+        !auth_check_password(db, user_bytes, pass)) {
         error = "not_authorized";
         reason = "Login failed";
         log_warn(NULL, "management API: login refused for user '%s'", user);
@@ -657,11 +699,8 @@ static bool authenticate(struct mgmt_call *c, enum MHD_Result *answered)
         c->monitor = c->admin || auth_user_has_tag(u, "monitoring");
         c->policymaker = c->admin || auth_user_has_tag(u, "policymaker");
     }
-    MHD_free(user);
-    if (pass != NULL) {
-        memset(pass, 0, strlen(pass));
-        MHD_free(pass);
-    }
+    OPENSSL_cleanse(decoded, decoded_size);
+    free(decoded);
     if (reason == NULL)
         return true;
     snprintf(body, sizeof body, "{\"error\":\"%s\",\"reason\":\"%s\"}", error, reason);

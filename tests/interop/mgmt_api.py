@@ -144,6 +144,11 @@ def credentials_are_required():
                  "Login failed", "wrong password")
     expect_error(call("GET", "/api/overview", auth=("nobody-" + PREFIX, "x")), 401,
                  "not_authorized", "Login failed", "unknown user")
+    # Credentials are compared as whole byte strings: a NUL does not end them.
+    for user, password in ((USER, PASS + "\0anything"), (USER, PASS + "\0"),
+                           (USER + "\0x", PASS)):
+        expect_error(call("GET", "/api/overview", auth=(user, password)), 401,
+                     "not_authorized", "Login failed", "credentials %r:%r" % (user, password))
     expect_eq(get("/api/whoami")["name"], USER, "whoami")
 
 
