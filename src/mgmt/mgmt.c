@@ -40,11 +40,10 @@
 #include "src/mgmt/ops.h"
 #include "src/security/auth.h"
 
-/* A request between MHD's calls: its body, as it arrives. */
+/* A request between MHD's calls: who asked, as its head said, and its body as it arrives. */
 struct request {
-    char *body;
-    size_t len, cap;
-    bool too_large;
+    struct mgmt_call call; /* its user and rights once authenticated */
+    struct http_body body;
 };
 
 /* ---- Responses ------------------------------------------------------------------------- */
@@ -738,48 +737,77 @@ static enum MHD_Result serve_metrics(struct mgmt *m, struct MHD_Connection *conn
     return mgmt_respond(&c, MHD_HTTP_OK, b.data, b.len, "text/plain; version=0.0.4");
 }
 
+/* The largest body a request to h may have: the metrics endpoint takes none. */
+static uint64_t body_max(const struct mgmt_http *h)
+{
+    return h->metrics ? 0 : MGMT_BODY_MAX;
+}
+
+static enum MHD_Result refuse_body(struct mgmt_http *h, struct request *req)
+{
+    char reason[256];
+
+    http_body_reason(&h->limits, &req->body, body_max(h), reason, sizeof reason);
+    if (req->body.refused == MHD_HTTP_CONTENT_TOO_LARGE)
+        return mgmt_respond_error(&req->call, MHD_HTTP_CONTENT_TOO_LARGE, "bad_request", "%s",
+                                  reason);
+    log_warn(NULL, "%s: request body refused: %s", h->limits.what, reason);
+    return mgmt_respond_error(&req->call, MHD_HTTP_SERVICE_UNAVAILABLE, "service_unavailable", "%s",
+                              reason);
+}
+
+/* The first call of a request: its head has arrived, none of its body has been read. Every
+ * refusal is decided here (an unknown path, credentials, a body too large for the request
+ * or for the budget), so that a refused body is never read: an answer queued this early
+ * makes MHD close the connection once it is sent, without reading on. */
+static enum MHD_Result on_request_head(struct mgmt_http *h, struct MHD_Connection *conn,
+                                       const char *url, const char *method, void **con_cls)
+{
+    struct request *req = xcalloc(1, sizeof *req);
+    enum MHD_Result answered = MHD_NO;
+
+    *con_cls = req;
+    req->call = (struct mgmt_call){.m = h->m, .conn = conn, .method = method};
+    if (!h->metrics) {
+        if (strncmp(url, "/api/", 5) != 0 && strcmp(url, "/api") != 0)
+            return mgmt_not_found(&req->call);
+        if (!authenticate(&req->call, &answered))
+            return answered;
+    }
+    if (http_body_begin(&h->limits, &req->body, conn, body_max(h)) != 0)
+        return refuse_body(h, req);
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
     struct mgmt_http *h = cls;
-    struct mgmt *m = h->m;
     struct request *req = *con_cls;
-    struct mgmt_call c = {.m = m, .conn = conn, .method = method};
-    enum MHD_Result answered = MHD_NO;
+    struct mgmt_call c;
+    enum MHD_Result answered;
     uint8_t *storage;
 
     (void)version;
-    if (req == NULL) {
-        *con_cls = xcalloc(1, sizeof *req);
-        return MHD_YES;
-    }
+    if (req == NULL)
+        return on_request_head(h, conn, url, method, con_cls);
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
-        if (req->len + n > MGMT_BODY_MAX) {
-            req->too_large = true;
-        } else if (!req->too_large) {
-            if (req->len + n > req->cap) {
-                req->cap = (req->len + n) * 2;
-                req->body = xrealloc(req->body, req->cap);
-            }
-            memcpy(req->body + req->len, upload_data, n);
-            req->len += n;
-        }
         *upload_data_size = 0;
-        return MHD_YES;
+        if (http_body_append(&h->limits, &req->body, upload_data, n, body_max(h)))
+            return MHD_YES;
+        log_warn(NULL, "%s: closing a connection whose refused request body goes on",
+                 h->limits.what);
+        return MHD_NO;
     }
+    if (req->body.refused != 0)
+        return refuse_body(h, req);
     if (h->metrics)
-        return serve_metrics(m, conn, url, method);
-    if (req->too_large)
-        return mgmt_respond_error(&c, MHD_HTTP_CONTENT_TOO_LARGE, "bad_request",
-                                  "request body larger than %u bytes", MGMT_BODY_MAX);
-    if (strncmp(url, "/api/", 5) != 0 && strcmp(url, "/api") != 0)
-        return mgmt_not_found(&c);
-    if (!authenticate(&c, &answered))
-        return answered;
-    c.body = req->body;
-    c.body_len = req->len;
+        return serve_metrics(h->m, conn, url, method);
+    c = req->call;
+    c.body = req->body.data;
+    c.body_len = req->body.len;
     storage = xmalloc(strlen(url) + 1);
     if (!split_path(&c, url[4] == '/' ? url + 5 : url + 4, storage))
         answered = mgmt_not_found(&c);
@@ -792,13 +820,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
                             enum MHD_RequestTerminationCode toe)
 {
+    struct mgmt_http *h = cls;
     struct request *req = *con_cls;
 
-    (void)cls;
     (void)conn;
     (void)toe;
     if (req != NULL) {
-        free(req->body);
+        http_body_free(&h->limits, &req->body);
         free(req);
         *con_cls = NULL;
     }
@@ -916,6 +944,7 @@ static int http_start(struct mgmt *m, struct mgmt_http *h, const char *what, con
     h->port = port;
     if ((fd = listen_on(what, ip, port, bound, sizeof bound)) < 0)
         return -1;
+    http_limits_init(&h->limits, what, MGMT_BODIES_MAX);
     /* No thread of MHD's own: the loop runs it (see mgmt.h). */
     h->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, port, NULL, NULL, on_request, h,
                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,

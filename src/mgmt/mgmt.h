@@ -15,6 +15,11 @@
  * rules by tag, and exchanges, queues and bindings need the AMQP permissions a client would
  * need. /metrics needs no credentials, as in RabbitMQ.
  *
+ * Hostile clients (src/mgmt/http_limits.h): a request is checked when its head arrives,
+ * before any of its body is read; a refusal (an unknown path, credentials, a body larger
+ * than MGMT_BODY_MAX or than what the budget of all bodies has left, 413 and 503) is
+ * answered then and its connection closed, so that a refused body is never read.
+ *
  * Configuration (src/base/config.h): management.tcp.port and management.tcp.ip,
  * prometheus.tcp.port, prometheus.tcp.ip and prometheus.return_per_object_metrics, and
  * load_definitions (a definitions file imported by mgmt_start). Port 0 disables a listener

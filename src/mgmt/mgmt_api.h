@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "amqp/wire.h"
+#include "src/mgmt/http_limits.h"
 #include "src/mgmt/mgmt_json.h"
 #include "src/mgmt/mgmt_stats.h"
 #include "src/security/auth.h"
@@ -31,6 +32,7 @@ struct vhost;
 #define MGMT_STATS_INTERVAL_S 5.0                   /* RabbitMQ's collect_statistics_interval */
 #define MGMT_REALM            "RabbitMQ Management" /* clients show it in their login prompt */
 #define MGMT_GET_MAX          10000                 /* messages one /get may take */
+#define MGMT_BODIES_MAX       (2 * MGMT_BODY_MAX)   /* all bodies being read at once */
 
 /* One HTTP listener: the daemon and the watchers that drive it from the loop. */
 struct mgmt_http {
@@ -41,6 +43,8 @@ struct mgmt_http {
     bool metrics;   /* the Prometheus listener */
     char ip[64];
     uint16_t port;
+    /* What its clients may hold: time, connections, request-body bytes. */
+    struct http_limits limits;
 };
 
 struct mgmt {
