@@ -156,10 +156,18 @@ static const struct option options[] = {
      "port of the management HTTP API; 0 disables it"},
     {"management.tcp.ip", OPT_IP, FIELD(management_ip), 0, 0, NULL,
      "::", "address the management API listens on; :: means every IPv6 and IPv4 interface"},
+    /* As RabbitMQ's key (cowboy's request_timeout, 5 s by default); the bound is that of
+     * handshake_timeout. */
+    {"management.tcp.request_timeout", OPT_UINT, FIELD(management_request_timeout_ms), 1, 3600000,
+     NULL, "5000",
+     "milliseconds an HTTP client has to send a whole request head (from connecting, or from "
+     "its previous answer) before its connection is closed"},
     {"prometheus.tcp.port", OPT_UINT, FIELD(prometheus_port), 0, 65535, NULL, "15692",
      "port of the Prometheus metrics endpoint (/metrics); 0 disables it"},
     {"prometheus.tcp.ip", OPT_IP, FIELD(prometheus_ip), 0, 0, NULL,
      "::", "address the metrics endpoint listens on; :: means every IPv6 and IPv4 interface"},
+    {"prometheus.tcp.request_timeout", OPT_UINT, FIELD(prometheus_request_timeout_ms), 1, 3600000,
+     NULL, "5000", "the same as management.tcp.request_timeout, for the metrics endpoint"},
     /* RabbitMQ's default is false (totals only, per-queue series at /metrics/per-object);
      * Warren's series are cheap, so it shows per-queue depth at /metrics too. */
     {"prometheus.return_per_object_metrics", OPT_BOOL, FIELD(prometheus_per_object), 0, 0, NULL,

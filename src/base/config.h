@@ -106,6 +106,10 @@ struct config {
     char prometheus_ip[64];     /* prometheus.tcp.ip: "::" */
     bool prometheus_per_object; /* prometheus.return_per_object_metrics: true */
     char load_definitions[512]; /* load_definitions: "" = none; imported at every start */
+    /* management.tcp.request_timeout and prometheus.tcp.request_timeout: 5000, the
+     * milliseconds a client has to send a request head (src/mgmt/http_limits.h). */
+    uint32_t management_request_timeout_ms;
+    uint32_t prometheus_request_timeout_ms;
 };
 
 /* Fills c with every default. */

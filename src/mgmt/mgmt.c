@@ -768,6 +768,7 @@ static enum MHD_Result on_request_head(struct mgmt_http *h, struct MHD_Connectio
 
     *con_cls = req;
     req->call = (struct mgmt_call){.m = h->m, .conn = conn, .method = method};
+    http_limits_head_received(conn);
     if (!h->metrics) {
         if (strncmp(url, "/api/", 5) != 0 && strcmp(url, "/api") != 0)
             return mgmt_not_found(&req->call);
@@ -823,13 +824,13 @@ static void on_request_done(void *cls, struct MHD_Connection *conn, void **con_c
     struct mgmt_http *h = cls;
     struct request *req = *con_cls;
 
-    (void)conn;
     (void)toe;
     if (req != NULL) {
         http_body_free(&h->limits, &req->body);
         free(req);
         *con_cls = NULL;
     }
+    http_limits_request_done(conn);
 }
 
 /* The path as it came: segments are decoded one by one, so "%2F" (the vhost "/") cannot be
@@ -932,7 +933,7 @@ static int listen_on(const char *what, const char *ip, uint16_t port, char *boun
 }
 
 static int http_start(struct mgmt *m, struct mgmt_http *h, const char *what, const char *ip,
-                      uint16_t port, bool metrics)
+                      uint16_t port, bool metrics, uint32_t request_timeout_ms)
 {
     char bound[96];
     const union MHD_DaemonInfo *info;
@@ -944,14 +945,15 @@ static int http_start(struct mgmt *m, struct mgmt_http *h, const char *what, con
     h->port = port;
     if ((fd = listen_on(what, ip, port, bound, sizeof bound)) < 0)
         return -1;
-    http_limits_init(&h->limits, what, MGMT_BODIES_MAX);
+    http_limits_init(&h->limits, m->srv->loop, what, request_timeout_ms, MGMT_BODIES_MAX);
     /* No thread of MHD's own: the loop runs it (see mgmt.h). */
-    h->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, port, NULL, NULL, on_request, h,
-                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-                                 MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
-                                 on_request_done, h, MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes,
-                                 NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
+    h->daemon = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_USE_ERROR_LOG, port, NULL, NULL, on_request, h,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_NOTIFY_COMPLETED, on_request_done, h, MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes,
+        NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_NOTIFY_CONNECTION,
+        http_limits_on_connection, &h->limits, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)(HTTP_LIMITS_CONNS + HTTP_LIMITS_SPARE), MHD_OPTION_END);
     if (h->daemon == NULL) {
         log_error(NULL, "%s: cannot start the HTTP server on %s", what, bound);
         close(fd);
@@ -973,6 +975,7 @@ static void http_stop(struct mgmt *m, struct mgmt_http *h)
     ev_io_stop(m->srv->loop, &h->io);
     ev_timer_stop(m->srv->loop, &h->timer);
     MHD_stop_daemon(h->daemon);
+    http_limits_stop(&h->limits);
     h->daemon = NULL;
 }
 
@@ -1005,14 +1008,16 @@ int mgmt_start(struct server *s, struct mgmt **out)
         snprintf(m->ctx.http_ip, sizeof m->ctx.http_ip, "%s", cfg->management_ip);
         m->ctx.http_port = (uint16_t)cfg->management_port;
         if (http_start(m, &m->api, "management API", cfg->management_ip,
-                       (uint16_t)cfg->management_port, false) != 0)
+                       (uint16_t)cfg->management_port, false,
+                       cfg->management_request_timeout_ms) != 0)
             return -1;
     }
     if (cfg->prometheus_port != 0) {
         snprintf(m->ctx.prometheus_ip, sizeof m->ctx.prometheus_ip, "%s", cfg->prometheus_ip);
         m->ctx.prometheus_port = (uint16_t)cfg->prometheus_port;
         if (http_start(m, &m->prometheus, "Prometheus metrics", cfg->prometheus_ip,
-                       (uint16_t)cfg->prometheus_port, true) != 0)
+                       (uint16_t)cfg->prometheus_port, true,
+                       cfg->prometheus_request_timeout_ms) != 0)
             return -1;
     }
     return 0;

@@ -18,10 +18,13 @@
  * Hostile clients (src/mgmt/http_limits.h): a request is checked when its head arrives,
  * before any of its body is read; a refusal (an unknown path, credentials, a body larger
  * than MGMT_BODY_MAX or than what the budget of all bodies has left, 413 and 503) is
- * answered then and its connection closed, so that a refused body is never read.
+ * answered then and its connection closed, so that a refused body is never read. A client
+ * has request_timeout to send a request head; one that waits longest for its head makes
+ * room when the connections are many.
  *
- * Configuration (src/base/config.h): management.tcp.port and management.tcp.ip,
- * prometheus.tcp.port, prometheus.tcp.ip and prometheus.return_per_object_metrics, and
+ * Configuration (src/base/config.h): management.tcp.port, management.tcp.ip and
+ * management.tcp.request_timeout, prometheus.tcp.port, prometheus.tcp.ip,
+ * prometheus.tcp.request_timeout and prometheus.return_per_object_metrics, and
  * load_definitions (a definitions file imported by mgmt_start). Port 0 disables a listener
  * (RabbitMQ has no such setting; it disables a plugin instead). */
 #ifndef WARREN_SRC_MGMT_MGMT_H

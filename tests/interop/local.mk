@@ -24,8 +24,8 @@ EXTRA_DIST += $(INTEROP_TESTS) \
 # plugins): AMQP_HOST=... AMQP_PORT=... MGMT_URL=http://host:15672
 # METRICS_URL=http://host:15692 tests/interop/mgmt_api.sh
 # prometheus_scrape.sh runs Debian's prometheus against it (skipped without the package).
-# mgmt_alarm.sh: the health checks during a disk alarm; mgmt_hostile.sh: anonymous uploads
-# and the body budget (both warrend only).
+# mgmt_alarm.sh: the health checks during a disk alarm; mgmt_hostile.sh: anonymous uploads,
+# the body budget and trickled request heads (both warrend only).
 TESTS += tests/interop/mgmt_api.sh tests/interop/warrenctl.sh tests/interop/prometheus_scrape.sh \
 	tests/interop/mgmt_alarm.sh tests/interop/mgmt_hostile.sh
 EXTRA_DIST += tests/interop/mgmt_api.sh tests/interop/mgmt_lib.sh tests/interop/mgmt_api.py \

@@ -6,10 +6,13 @@ they get, and that the broker stays usable for everyone else.
     is answered at once, before its body is read, and its connection closed;
   - anonymous uploads of 64 MiB do not move the broker's memory;
   - request bodies together have a budget: past it, 503 with a reason, and requests pass
-    again once it is free.
+    again once it is free;
+  - clients that trickle their request heads are closed after request_timeout, and a normal
+    client is answered meanwhile.
 
-Environment: MGMT_URL, METRICS_URL (a warrend started by mgmt_hostile.sh), WARREND_PID (its
-memory is watched), optionally MGMT_USER/MGMT_PASS (guest/guest). Prints one line per check; exits 1
+Environment: MGMT_URL, METRICS_URL (a warrend started by mgmt_hostile.sh with
+request_timeout = REQUEST_TIMEOUT_MS on both listeners), WARREND_PID (its memory is
+watched), optionally MGMT_USER/MGMT_PASS (guest/guest). Prints one line per check; exits 1
 at the first failure.
 """
 
@@ -31,6 +34,7 @@ METRICS = urllib.parse.urlsplit(os.environ.get("METRICS_URL", "http://127.0.0.1:
 USER = os.environ.get("MGMT_USER", "guest")
 PASS = os.environ.get("MGMT_PASS", "guest")
 PID = int(os.environ.get("WARREND_PID", "0"))
+REQUEST_TIMEOUT_S = int(os.environ.get("REQUEST_TIMEOUT_MS", "2000")) / 1000.0
 BODY_MAX = 64 * 1024 * 1024  # MGMT_BODY_MAX; the budget of all bodies is twice that
 # A loaded machine (make -j2 check beside other builds) answers slowly; these bounds are far
 # above what an idle one needs and far below what the failures they catch take.
@@ -257,6 +261,92 @@ def bodies_beyond_the_budget_get_503_until_it_frees():
                         headers={"Content-Type": "application/json"})
     expect(status in (200, 201, 204), "POST 1 MiB of definitions: %d %r" % (status, body[:200]))
     call("DELETE", "/api/queues/%2F/" + QUEUE)
+
+
+# ---- Slow request heads ----------------------------------------------------------------
+
+
+@check
+def trickling_heads_are_closed_and_others_answered():
+    head = b"GET /api/overview HTTP/1.1\r\nHost: test\r\nX-Slow: " + b"a" * 200 + b"\r\n\r\n"
+    socks = []  # [socket, opened at, closed at, bytes sent]
+    for url, n in ((MGMT, 300), (METRICS, 60)):
+        for _ in range(n):
+            s = socket.create_connection((url.hostname, url.port), timeout=5)
+            s.setblocking(False)
+            socks.append([s, time.monotonic(), None, 0])
+    latencies, failures = [], []
+    stop = threading.Event()
+
+    def normal_client():
+        while not stop.is_set():
+            for url, path in ((MGMT, "/api/overview"), (METRICS, "/metrics")):
+                start = time.monotonic()
+                try:
+                    status, _ = call("GET", path, url=url)
+                    if status != 200:
+                        failures.append("%s: %d" % (path, status))
+                except OSError as e:
+                    failures.append("%s: %s" % (path, e))
+                latencies.append(time.monotonic() - start)
+            time.sleep(0.25)
+
+    prober = threading.Thread(target=normal_client)
+    prober.start()
+    end = time.monotonic() + REQUEST_TIMEOUT_S + ANSWER_S
+    try:
+        while time.monotonic() < end:
+            for entry in socks:
+                s, _, closed, pos = entry
+                if closed is not None:
+                    continue
+                try:
+                    if s.recv(1) == b"":
+                        entry[2] = time.monotonic()
+                        continue
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    entry[2] = time.monotonic()
+                    continue
+                try:
+                    s.send(head[pos:pos + 1])  # one byte a second, never the end of the head
+                    entry[3] += 1
+                except OSError:
+                    entry[2] = time.monotonic()
+            time.sleep(1.0)
+    finally:
+        stop.set()
+        prober.join()
+        for entry in socks:
+            entry[0].close()
+    open_still = [e for e in socks if e[2] is None]
+    held = max([e[2] - e[1] for e in socks if e[2] is not None] or [0])
+    print("  normal requests: %d, slowest %.3f s; tricklers held their connection %.1f s at most"
+          % (len(latencies), max(latencies) if latencies else -1, held))
+    expect(not failures, "normal requests failed: %s" % failures[:5])
+    expect(len(latencies) >= 4, "only %d normal requests" % len(latencies))
+    expect(max(latencies) < ANSWER_S, "a normal request took %.3f s" % max(latencies))
+    expect(not open_still, "%d of %d trickling connections still open after %.1f s" %
+           (len(open_still), len(socks), REQUEST_TIMEOUT_S + ANSWER_S))
+
+
+@check
+def keepalive_connection_serves_requests_then_closes_when_idle():
+    conn = http.client.HTTPConnection(MGMT.hostname, MGMT.port, timeout=10)
+    for _ in range(3):
+        conn.request("GET", "/api/whoami", headers={"Authorization":
+                                                   auth_header().split(": ", 1)[1].strip()})
+        r = conn.getresponse()
+        r.read()
+        expect(r.status == 200, "GET /api/whoami on a kept-alive connection: %d" % r.status)
+    sock = conn.sock
+    start = time.monotonic()
+    r, _, _ = select.select([sock], [], [], REQUEST_TIMEOUT_S + ANSWER_S)
+    expect(r and sock.recv(1) == b"", "an idle kept-alive connection stays open past "
+           "request_timeout")
+    print("  idle kept-alive connection closed after %.1f s" % (time.monotonic() - start))
+    conn.close()
 
 
 def main():
