@@ -33,6 +33,9 @@ EXTRA_DIST += bench/check_perf_sink.sh bench/check_perf_broker.sh
 EXTRA_DIST += bench/compare bench/perf_warrend.sh bench/durability.sh bench/instructions.sh \
 	bench/README.md bench/RESULTS.md
 
+# Hostile HTTP clients against the management API and the metrics endpoint, in figures.
+EXTRA_DIST += bench/mgmt_abuse.py
+
 # warren-fill: many durable queues filled with confirmed persistent messages, through
 # rabbitmq-c (bench/durability.sh measures the restart time with it).
 noinst_PROGRAMS += bench/warren-fill
