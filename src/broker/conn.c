@@ -182,6 +182,7 @@ void conn_free(struct conn *c)
     release(c);
     free(c->channels);
     free(c->in);
+    bytes_free(&c->client_properties);
     outbuf_free(&c->out);
     free(c);
 }
@@ -748,6 +749,8 @@ static int handle_start_ok(struct conn *c, const struct wire_connection_start_ok
     struct wire_bytes user, pass;
 
     read_client_capabilities(c, m->client_properties);
+    bytes_free(&c->client_properties);
+    c->client_properties = bytes_dup(m->client_properties.raw);
     c->sasl_mechanism = offered_mechanism(c, m->mechanism);
     if (c->sasl_mechanism == 0) {
         bool known = false;

@@ -74,6 +74,9 @@ struct conn {
     bool cap_auth_failure_close;
     bool cap_connection_blocked;
     uint8_t sasl_mechanism; /* enum config_auth_mechanism of the login under way */
+    /* The client properties table of connection.start-ok (its entries, owned), shown by the
+     * management API as RabbitMQ shows them (connection_name among them). */
+    struct wire_bytes client_properties;
 
     /* Resource alarms: a connection that publishes is blocked (its socket is not read) while
      * an alarm is on; block_pending blocks it once the bytes already read are handled. */

@@ -171,6 +171,7 @@ static const struct ctl_column connection_columns[] = {
     {"frame_max", "frame_max"}, {"channel_max", "channel_max"},
     {"timeout", "timeout"},     {"ssl", "ssl"},
     {"send_pend", "send_pend"}, {"client_properties", "client_properties"},
+    {"user_provided_name", "user_provided_name"},
 };
 static const char *const connection_defaults[] = {"user", "peer_host", "peer_port", "state", NULL};
 

@@ -22,6 +22,7 @@
 #include "src/broker/queue.h"
 #include "src/broker/server.h"
 #include "src/broker/vhost.h"
+#include "src/definitions/definitions.h"
 #include "src/mgmt/mgmt_stats.h"
 
 /* The RabbitMQ release whose management API Warren answers like; tools read it to decide
@@ -787,7 +788,7 @@ static const char *conn_state_name(enum conn_state s)
 
 json_t *mgmt_json_connection(const struct mgmt_ctx *ctx, const struct conn *c)
 {
-    json_t *o = json_object(), *props = json_object(), *caps = json_object();
+    json_t *o = json_object(), *props, *name_v;
     char name[200], host[64], local[64];
     int port, local_port;
 
@@ -806,17 +807,19 @@ json_t *mgmt_json_connection(const struct mgmt_ctx *ctx, const struct conn *c)
     json_object_set_new(o, "peer_port", json_integer(port));
     json_object_set_new(o, "host", json_string(local));
     json_object_set_new(o, "port", json_integer(local_port));
-    json_object_set_new(o, "ssl", json_false());
+    json_object_set_new(o, "ssl", json_boolean(c->tls != NULL));
     json_object_set_new(o, "frame_max", json_integer(c->frame_max));
     json_object_set_new(o, "channel_max", json_integer(c->channel_max));
     json_object_set_new(o, "timeout", json_integer(c->heartbeat_s));
     json_object_set_new(o, "send_pend", json_integer((json_int_t)outbuf_pending(&c->out)));
-    /* Of the client's properties only the capabilities Warren acts on are kept. */
-    json_object_set_new(caps, "consumer_cancel_notify",
-                        json_boolean(c->cap_consumer_cancel_notify));
-    json_object_set_new(caps, "authentication_failure_close",
-                        json_boolean(c->cap_auth_failure_close));
-    json_object_set_new(props, "capabilities", caps);
+    /* Every property the client sent, as RabbitMQ shows them, and the name it gave the
+     * connection (connection_name) as user_provided_name, for tools that look for it. */
+    props = definitions_table_to_json((struct wire_table){.raw = c->client_properties});
+    if (props == NULL)
+        props = json_object(); /* a string that is not UTF-8: JSON cannot carry it */
+    name_v = json_object_get(props, "connection_name");
+    if (json_is_string(name_v))
+        json_object_set_new(o, "user_provided_name", json_string(json_string_value(name_v)));
     json_object_set_new(o, "client_properties", props);
     return o;
 }

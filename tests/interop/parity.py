@@ -5,6 +5,8 @@ plugin (AMQP_HOST, AMQP_PORT, MGMT_URL): they say what RabbitMQ does.
 
 - the impersonator tag: a user with it may publish with a user-id other than its own; a user
   without it gets channel.close 406.
+- connections carry every client property the client sent, and the name it gave the connection
+  as user_provided_name, in the API and in warrenctl list_connections.
 - set_vm_memory_high_watermark at runtime (Warren only: RabbitMQ does it through rabbitmqctl,
   Warren through its API and warrenctl): publishers are blocked at once under a watermark
   below what the broker uses, and unblocked when it is raised again.
@@ -18,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.parse
 
 import pika
@@ -101,6 +104,32 @@ def impersonator_may_claim_another_user_id():
     print("ok impersonator_may_claim_another_user_id")
 
 
+def connections_show_client_properties():
+    conn_name = PREFIX + ".orders-service"
+    conn = pika.BlockingConnection(pika.ConnectionParameters(
+        HOST, PORT, client_properties={"connection_name": conn_name, "team": "payments"}))
+    found = None
+    for _ in range(50):  # RabbitMQ lists a connection after a stats interval
+        status, conns = call_json("GET", "/api/connections")
+        found = [c for c in conns or [] if c.get("user_provided_name") == conn_name]
+        if found:
+            break
+        time.sleep(0.2)
+    expect(found, "no connection with user_provided_name %s in /api/connections" % conn_name)
+    props = found[0]["client_properties"]
+    expect(props.get("connection_name") == conn_name and props.get("team") == "payments",
+           "client_properties carry what the client sent: %r" % props)
+    expect(props.get("product") == "Pika Python Client Library" and
+           props.get("capabilities", {}).get("connection.blocked") is True,
+           "pika's own properties and capabilities: %r" % props)
+    if os.environ.get("WARREN") == "1":
+        p = warrenctl("list_connections", "user_provided_name", "user")
+        expect(p.returncode == 0 and conn_name in p.stdout,
+               "warrenctl list_connections user_provided_name: %r" % (p,))
+    conn.close()
+    print("ok connections_show_client_properties")
+
+
 def warrenctl(*args):
     base = [WARRENCTL, "--host", MGMT.hostname, "--port", str(MGMT.port), "--user", "guest",
             "--password", "guest"]
@@ -151,5 +180,6 @@ def memory_watermark_changes_at_runtime():
 
 if __name__ == "__main__":
     impersonator_may_claim_another_user_id()
+    connections_show_client_properties()
     if os.environ.get("WARREN") == "1":
         memory_watermark_changes_at_runtime()
