@@ -940,39 +940,53 @@ static void on_failure(void *ctx, int err)
     ev_break(loop, EVBREAK_ALL);
 }
 
+/* Ten small messages made durable (the first one's location in *first), then a file size
+ * limit a little past the segment's size, which makes write(2) fail with EFBIG as a full disk
+ * would, and ten messages of 500 bytes appended (not written yet; the last one's location in
+ * *last). *saved gets the limit to restore. */
+static struct store *store_about_to_fail(struct found *f, int *failure, struct store_loc *first,
+                                         struct store_loc *last, struct rlimit *saved)
+{
+    uint32_t q = 1;
+    char body[500] = {0};
+    struct store *st = open_recover(0, f);
+    struct rlimit lim;
+    char path[600];
+
+    for (unsigned i = 0; i < 10; i++) {
+        struct store_msg m = make_msg(&q, 1, i, body, 16);
+        store_append_message(st, &m, i == 0 ? first : last);
+    }
+    wait_durable(st);
+    store_on_failure(st, on_failure, failure);
+    signal(SIGXFSZ, SIG_IGN);
+    seg_file(1, path, sizeof(path));
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, saved), 0);
+    lim = *saved;
+    lim.rlim_cur = (rlim_t)file_size(path) + 1200;
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    for (unsigned i = 10; i < 20; i++) {
+        struct store_msg m = make_msg(&q, 1, i, body, sizeof(body));
+        ck_assert_uint_eq(store_append_message(st, &m, last), i + 1);
+    }
+    return st;
+}
+
 /* A file size limit makes write(2) fail with EFBIG, as a full or failing disk would. Messages
  * are refused from then on; acks are still taken (buffered for store_resume()). */
 START_TEST(write_failure_is_reported_and_appends_are_refused)
 {
     uint32_t q = 1;
-    char body[500];
+    char body[500] = {0};
     struct store_loc loc, first;
     struct found f = {0};
-    struct store *st = open_recover(0, &f);
     struct store_stats s;
-    struct rlimit lim, saved;
-    char path[600];
+    struct rlimit saved;
     int failure = 0;
     bool timed_out = false;
     ev_timer t;
+    struct store *st = store_about_to_fail(&f, &failure, &first, &loc, &saved);
 
-    for (unsigned i = 0; i < 10; i++) {
-        struct store_msg m = make_msg(&q, 1, i, body, 16);
-        store_append_message(st, &m, i == 0 ? &first : &loc);
-    }
-    wait_durable(st);
-    store_on_failure(st, on_failure, &failure);
-
-    signal(SIGXFSZ, SIG_IGN);
-    seg_file(1, path, sizeof(path));
-    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
-    lim = saved;
-    lim.rlim_cur = (rlim_t)file_size(path) + 1200;
-    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    for (unsigned i = 10; i < 20; i++) {
-        struct store_msg m = make_msg(&q, 1, i, body, sizeof(body));
-        ck_assert_uint_eq(store_append_message(st, &m, &loc), i + 1);
-    }
     store_flush(st); /* two records fit, the third is cut, then EFBIG */
     struct store_msg m = make_msg(&q, 1, 99, body, 16);
     ck_assert_uint_eq(store_append_message(st, &m, &loc), 0);
@@ -1007,34 +1021,16 @@ END_TEST
 START_TEST(failed_store_resumes_and_writes_what_it_kept)
 {
     uint32_t q = 1;
-    char body[500];
+    char body[500] = {0};
     struct store_loc loc, first;
     struct found f = {0};
-    struct store *st = open_recover(0, &f);
     struct store_stats s;
-    struct rlimit lim, saved;
-    char path[600];
+    struct rlimit saved;
     int failure = 0;
     bool timed_out = false;
     ev_timer t;
+    struct store *st = store_about_to_fail(&f, &failure, &first, &loc, &saved);
 
-    for (unsigned i = 0; i < 10; i++) {
-        struct store_msg m = make_msg(&q, 1, i, body, 16);
-        store_append_message(st, &m, i == 0 ? &first : &loc);
-    }
-    wait_durable(st);
-    store_on_failure(st, on_failure, &failure);
-
-    signal(SIGXFSZ, SIG_IGN);
-    seg_file(1, path, sizeof(path));
-    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
-    lim = saved;
-    lim.rlim_cur = (rlim_t)file_size(path) + 1200;
-    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    for (unsigned i = 10; i < 20; i++) {
-        struct store_msg m = make_msg(&q, 1, i, body, sizeof(body));
-        ck_assert_uint_eq(store_append_message(st, &m, &loc), i + 1);
-    }
     store_flush(st); /* fails: the ten records stay buffered */
     ck_assert_int_eq(body_number(st, loc), 19); /* still readable, from the buffer */
     ck_assert_uint_ne(store_ack(st, q, first), 0);
