@@ -33,6 +33,100 @@
 
 #define SHUTDOWN_GRACE_S 2.0 /* how long clients get to answer connection.close at shutdown */
 
+#define LISTEN_BACKLOG     1024
+#define ACCEPT_PAUSE_MIN_S 0.1  /* the listeners' first pause when accept fails ... */
+#define ACCEPT_PAUSE_MAX_S 1.0  /* ... doubling up to this while it keeps failing */
+#define ACCEPT_LOG_EVERY_S 10.0 /* while it lasts, a log line this often at most */
+
+static void set_listening(struct server *s, bool on)
+{
+    for (size_t i = 0; i < s->listener_count; i++) {
+        if (on)
+            ev_io_start(s->loop, &s->listeners[i].watcher);
+        else
+            ev_io_stop(s->loop, &s->listeners[i].watcher);
+    }
+}
+
+static void on_accept_pause_end(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct server *s = container_of(w, struct server, accept_timer);
+
+    (void)loop;
+    (void)revents;
+    if (!s->stopping)
+        set_listening(s, true); /* a connection still waiting makes its listener fire again */
+}
+
+/* Out of file descriptors, a connection waiting in the backlog can never be served: each is
+ * taken with the spare descriptor and closed at once, so that its client hears it was
+ * refused instead of waiting for a connection.start that cannot come. Returns how many. */
+static uint64_t refuse_waiting(struct server *s, struct listener *l)
+{
+    uint64_t n = 0;
+
+    for (int i = 0; i < LISTEN_BACKLOG && s->spare_fd >= 0; i++) {
+        int fd, err;
+
+        close(s->spare_fd);
+        fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+        err = errno;
+        if (fd >= 0) {
+            close(fd);
+            n++;
+        }
+        s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0 && err != EINTR && err != ECONNABORTED)
+            break; /* EAGAIN: none left; anything else: the next pause retries */
+    }
+    return n;
+}
+
+/* accept failed for a reason that is not the connection's (out of file descriptors, out of
+ * kernel memory): the listening socket stays readable, so going on would spin. The
+ * listeners pause instead, and accept_timer restarts them. A connection that arrives while
+ * it lasts waits in the backlog for the first pause only; after that it is refused. */
+static void accept_failed(struct server *s, struct listener *l, int err)
+{
+    double now = ev_now(s->loop);
+    uint64_t refused = 0;
+
+    if (s->accept_pause_s == 0) {
+        s->accept_pause_s = ACCEPT_PAUSE_MIN_S;
+        s->accept_logged_at = now;
+        s->refused_unlogged = 0;
+        log_warn(NULL,
+                 "accept on %s failed: %s; new connections are refused until it works again "
+                 "(retrying every %.1f to %.1f s)",
+                 l->address, strerror(err), ACCEPT_PAUSE_MIN_S, ACCEPT_PAUSE_MAX_S);
+    } else {
+        if (err == EMFILE || err == ENFILE)
+            refused = refuse_waiting(s, l);
+        s->accept_pause_s *= 2;
+        if (s->accept_pause_s > ACCEPT_PAUSE_MAX_S)
+            s->accept_pause_s = ACCEPT_PAUSE_MAX_S;
+    }
+    s->refused[REFUSED_FD_LIMIT] += refused;
+    s->refused_unlogged += refused;
+    if (now - s->accept_logged_at >= ACCEPT_LOG_EVERY_S) {
+        log_warn(NULL, "accept still failing: %s; %llu connections refused in the last %.0f s",
+                 strerror(err), (unsigned long long)s->refused_unlogged, now - s->accept_logged_at);
+        s->accept_logged_at = now;
+        s->refused_unlogged = 0;
+    }
+    set_listening(s, false);
+    ev_timer_set(&s->accept_timer, s->accept_pause_s, 0.);
+    ev_timer_start(s->loop, &s->accept_timer);
+}
+
+static void accept_works_again(struct server *s)
+{
+    log_info(NULL, "accepting connections again; %llu refused in the last %.0f s",
+             (unsigned long long)s->refused_unlogged, ev_now(s->loop) - s->accept_logged_at);
+    s->accept_pause_s = 0;
+    s->refused_unlogged = 0;
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct listener *l = container_of(w, struct listener, watcher);
@@ -51,12 +145,15 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                log_warn(NULL, "accept on %s failed: %s", l->address, strerror(errno));
+                accept_failed(s, l, errno);
             return;
         }
+        if (s->accept_pause_s != 0)
+            accept_works_again(s);
         if (s->cfg->connection_max != 0 && s->conn_count >= s->cfg->connection_max) {
             log_warn(NULL, "connection refused: connection_max (%u) is reached",
                      s->cfg->connection_max);
+            s->refused[REFUSED_CONNECTION_MAX]++;
             close(fd);
             continue;
         }
@@ -109,7 +206,7 @@ static int bind_one(struct server *s, const char *host, uint16_t *port, bool tls
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (res->ai_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
         rc = errno;
         log_error(NULL, "cannot listen on %s port %u: %s", host, *port, strerror(rc));
         freeaddrinfo(res);
@@ -275,8 +372,8 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
         return;
     s->stopping = true;
     log_info(NULL, "received signal %d: shutting down", w->signum);
-    for (size_t i = 0; i < s->listener_count; i++)
-        ev_io_stop(loop, &s->listeners[i].watcher);
+    set_listening(s, false);
+    ev_timer_stop(loop, &s->accept_timer);
     for (c = s->conns; c != NULL; c = next) {
         next = c->next;
         if (c->state == CONN_OPEN || c->state == CONN_AWAIT_OPEN)
@@ -479,6 +576,8 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
     memset(s, 0, sizeof *s);
     s->loop = loop;
     s->cfg = cfg;
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ev_init(&s->accept_timer, on_accept_pause_end);
     hmap_init(&s->vhosts);
     hmap_init(&s->reply_channels);
     s->auth = auth_db_new();
@@ -604,6 +703,10 @@ void server_free(struct server *s)
     ev_timer_stop(s->loop, &s->shutdown_timer);
     ev_timer_stop(s->loop, &s->ack_timeout_timer);
     ev_timer_stop(s->loop, &s->alarm_timer);
+    ev_timer_stop(s->loop, &s->accept_timer);
+    if (s->spare_fd >= 0)
+        close(s->spare_fd);
+    s->spare_fd = -1;
 }
 
 void server_publish(struct server *s, struct vhost *vh, struct exchange *x, struct message **msg,

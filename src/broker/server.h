@@ -25,6 +25,13 @@ enum {
     ALARM_DISK = 2,
 };
 
+/* Why a listener refused a connection (server->refused). */
+enum refusal {
+    REFUSED_FD_LIMIT,       /* out of file descriptors: it could not be accepted */
+    REFUSED_CONNECTION_MAX, /* connection_max connections were open */
+    REFUSED_REASONS,
+};
+
 struct listener {
     int fd;
     bool tls; /* AMQPS */
@@ -58,6 +65,14 @@ struct server {
     ev_timer shutdown_timer;
     ev_timer ack_timeout_timer; /* consumer_timeout checks */
     ev_timer alarm_timer;       /* memory and disk checks */
+    /* When accept fails (out of file descriptors), the listeners pause, for accept_pause_s
+     * (doubling while it keeps failing), and accept_timer restarts them. */
+    ev_timer accept_timer;
+    double accept_pause_s;          /* 0 while accept works */
+    double accept_logged_at;        /* ev_now of the last log line about it */
+    int spare_fd;                   /* kept open to accept-and-close with when fds run out */
+    uint64_t refused[REFUSED_REASONS]; /* connections refused since start */
+    uint64_t refused_unlogged;      /* refused for lack of fds since the last log line */
     unsigned alarms;            /* ALARM_* now on */
     uint64_t memory_limit;      /* bytes: the memory high watermark */
     /* How it was set (configuration, or server_set_memory_watermark): a fraction of the

@@ -315,6 +315,13 @@ void metrics_render(struct metrics_buf *b, struct server *s, struct mgmt_stats *
 
     family(b, "rabbitmq_connections", "gauge", "Connections currently open");
     sample(b, "rabbitmq_connections", "", s->conn_count);
+    family(b, "warren_connections_refused_total", "counter",
+           "Total number of client connections refused by a listener: out of file descriptors "
+           "(fd_limit) or at connection_max");
+    sample(b, "warren_connections_refused_total", "{reason=\"fd_limit\"}",
+           s->refused[REFUSED_FD_LIMIT]);
+    sample(b, "warren_connections_refused_total", "{reason=\"connection_max\"}",
+           s->refused[REFUSED_CONNECTION_MAX]);
     family(b, "rabbitmq_channels", "gauge", "Channels currently open");
     sample(b, "rabbitmq_channels", "", channels);
     family(b, "rabbitmq_consumers", "gauge", "Consumers currently connected");

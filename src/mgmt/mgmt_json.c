@@ -978,6 +978,11 @@ json_t *mgmt_json_overview(const struct mgmt_ctx *ctx)
     json_object_set_new(ot, "exchanges", json_integer((json_int_t)exchanges));
     json_object_set_new(ot, "queues", json_integer((json_int_t)queues));
     json_object_set_new(o, "object_totals", ot);
+    /* Warren's own: connections its listeners refused since start, by reason. */
+    json_object_set_new(o, "connections_refused",
+                        json_pack("{s:I,s:I}", "fd_limit", (json_int_t)s->refused[REFUSED_FD_LIMIT],
+                                  "connection_max",
+                                  (json_int_t)s->refused[REFUSED_CONNECTION_MAX]));
 
     for (size_t i = 0; i < s->listener_count; i++) {
         char host[64];

@@ -63,8 +63,12 @@ interop_start_broker()
         "${WARREN_EXTRA_CONFIG:-}" >"$interop_tmp/warren.conf"
     warrend_log=$interop_tmp/warrend.log
     : >"$warrend_log" # exists before the first look for the ready line
-    "$WARREND" -c "$interop_tmp/warren.conf" --port 0 --data-dir "$interop_tmp/data" \
-        >"$warrend_log" 2>&1 &
+    # WARREND_NOFILE: the broker's limit of open files (ulimit -n), for the tests of running
+    # out of them. The subshell execs warrend, so $! is warrend's pid.
+    (
+        [ -z "${WARREND_NOFILE:-}" ] || ulimit -n "$WARREND_NOFILE" || exit 99
+        exec "$WARREND" -c "$interop_tmp/warren.conf" --port 0 --data-dir "$interop_tmp/data"
+    ) >"$warrend_log" 2>&1 &
     warrend_pid=$!
 
     # warrend logs "ready: listening on 0.0.0.0:41234 [::]:41234" once every listener is up;

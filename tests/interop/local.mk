@@ -50,6 +50,12 @@ TESTS += tests/interop/pika_ext.sh tests/interop/amqplib_ext.sh
 EXTRA_DIST += tests/interop/pika_ext.sh tests/interop/pika_ext.py \
 	tests/interop/amqplib_ext.sh tests/interop/amqplib_ext.js
 
+# Faults: a broker out of file descriptors, stalled, or churning connections; raw-socket
+# clients from rawclient.py, with a look at the broker process (CPU time, log, memory).
+TESTS += tests/interop/fd_exhaustion.sh
+EXTRA_DIST += tests/interop/rawclient.py tests/interop/fd_exhaustion.sh \
+	tests/interop/fd_exhaustion.py
+
 # RabbitMQ parity checks through pika and the management API (issue 16).
 TESTS += tests/interop/parity.sh tests/interop/sasl.sh
 EXTRA_DIST += tests/interop/parity.sh tests/interop/parity.py tests/interop/sasl.sh \
