@@ -1316,12 +1316,12 @@ static ssize_t read_input(struct conn *c)
     return n;
 }
 
-static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+/* Reads what the socket has and handles it; the connection may be closed afterwards. */
+static void read_socket(struct conn *c)
 {
-    struct conn *c = container_of(w, struct conn, read_watcher);
+    struct ev_loop *loop = c->srv->loop;
     ssize_t n;
 
-    (void)revents;
     /* Room for at least one chunk, and for the whole frame being assembled. */
     if (c->in_cap - c->in_len < READ_CHUNK) {
         size_t cap = c->in_len + READ_CHUNK;
@@ -1357,6 +1357,26 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         server_want_flush(c->srv, c);
 }
 
+static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    read_socket(container_of(w, struct conn, read_watcher));
+}
+
+/* The timer found a deadline passed. After a stall of the loop (a slow disk, swapping, a
+ * stopped process) the timer can run before the socket's readiness is handled, with the
+ * peer's bytes, heartbeats or the rest of its handshake, waiting unread in the socket:
+ * those are read first, so that the peer is judged on what it sent, not on when we looked.
+ * A blocked publisher's socket stays unread. Returns false if the connection closed. */
+static bool read_before_judging(struct conn *c)
+{
+    if (c->blocked || c->fd < 0)
+        return true;
+    read_socket(c);
+    return c->state != CONN_CLOSED;
+}
+
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct conn *c = container_of(w, struct conn, timer);
@@ -1370,6 +1390,8 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     if (c->state != CONN_OPEN) {
+        if (!read_before_judging(c) || c->state == CONN_OPEN)
+            return; /* closed, or the handshake ended (handle_open set the heartbeat timer) */
         log_warn(&c->log, "handshake timeout: closing connection");
         conn_abort(c);
         return;
@@ -1379,6 +1401,11 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     /* A peer silent for two heartbeat intervals is gone; a blocked one is not being read. */
     if (c->blocked)
         c->last_read_ms = now;
+    if (now - c->last_read_ms > 2000u * c->heartbeat_s) {
+        if (!read_before_judging(c))
+            return;
+        now = now_ms();
+    }
     if (now - c->last_read_ms > 2000u * c->heartbeat_s) {
         log_warn(&c->log, "missed heartbeats from client, timeout: %us", c->heartbeat_s);
         conn_abort(c);

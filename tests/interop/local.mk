@@ -52,9 +52,10 @@ EXTRA_DIST += tests/interop/pika_ext.sh tests/interop/pika_ext.py \
 
 # Faults: a broker out of file descriptors, stalled, or churning connections; raw-socket
 # clients from rawclient.py, with a look at the broker process (CPU time, log, memory).
-TESTS += tests/interop/fd_exhaustion.sh
+TESTS += tests/interop/fd_exhaustion.sh tests/interop/broker_stall.sh
 EXTRA_DIST += tests/interop/rawclient.py tests/interop/fd_exhaustion.sh \
-	tests/interop/fd_exhaustion.py
+	tests/interop/fd_exhaustion.py tests/interop/broker_stall.sh \
+	tests/interop/broker_stall.py
 
 # RabbitMQ parity checks through pika and the management API (issue 16).
 TESTS += tests/interop/parity.sh tests/interop/sasl.sh

@@ -1,12 +1,15 @@
 """A small AMQP 0-9-1 client over a plain socket, for the tests and scripts that need many
-connections, their own heartbeats or a look at the broker process (fault_*.py and
-bench/churn_rss.py): no client library between the test and the socket, the standard
-library only.
+connections, their own heartbeats or a look at the broker process (fd_exhaustion.py,
+broker_stall.py, churn_memory.py): no client library between the test and the socket, the
+standard library only.
 
-Client(host, port, heartbeat=0) connects and logs in as guest/guest on "/" (tune-ok
-asks for `heartbeat` seconds), after which channels can be opened and messages published.
-Frames are read with read_frame(timeout); heartbeat() sends a heartbeat frame. Nothing here
-checks what the broker says beyond what the handshake needs: the caller asserts.
+Client(host, port, heartbeat=0) connects and logs in as guest/guest on "/" (tune-ok asks
+for `heartbeat` seconds), after which channels can be opened and messages published; with
+login=False it only connects, and the caller sends PROTOCOL_HEADER, start_ok(), tune_ok()
+and connection_open() when it likes. Frames are read with read_frame(timeout); heartbeat()
+sends a heartbeat frame. Nothing here checks what the broker says beyond what the handshake
+needs: the caller asserts. process_cpu_seconds() and process_rss_kib() look at a process
+through /proc.
 """
 
 import os
@@ -49,23 +52,36 @@ def method(channel, class_method, args=b""):
     return frame(FRAME_METHOD, channel, struct.pack(">HH", *class_method) + args)
 
 
+def start_ok():
+    """connection.start-ok: PLAIN as guest/guest."""
+    return method(0, (10, 11), longstr(b"") + shortstr("PLAIN") + longstr(b"\0guest\0guest")
+                  + shortstr("en_US"))
+
+
+def tune_ok(heartbeat=0):
+    return method(0, (10, 31), struct.pack(">HIH", 2047, FRAME_MAX, heartbeat))
+
+
+def connection_open():
+    return method(0, (10, 40), shortstr("/") + shortstr("") + b"\0")
+
+
 def broker_address():
     return os.environ.get("AMQP_HOST", "127.0.0.1"), int(os.environ.get("AMQP_PORT", "5672"))
 
 
 class Client:
-    def __init__(self, host, port, heartbeat=0, timeout=10.0):
+    def __init__(self, host, port, heartbeat=0, timeout=10.0, login=True):
+        """Connects; with login, goes through the handshake to connection.open-ok."""
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.buf = b""
+        if not login:
+            return
         self.send(PROTOCOL_HEADER)
         self.expect_method(CONNECTION_START, timeout)
-        self.send(
-            method(0, (10, 11), longstr(b"") + shortstr("PLAIN") + longstr(b"\0guest\0guest")
-                   + shortstr("en_US"))
-        )
+        self.send(start_ok())
         self.expect_method(CONNECTION_TUNE, timeout)
-        self.send(method(0, (10, 31), struct.pack(">HIH", 2047, FRAME_MAX, heartbeat)))
-        self.send(method(0, (10, 40), shortstr("/") + shortstr("") + b"\0"))
+        self.send(tune_ok(heartbeat) + connection_open())
         self.expect_method(CONNECTION_OPEN_OK, timeout)
 
     def send(self, data):
