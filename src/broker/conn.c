@@ -139,6 +139,19 @@ void conn_start_tls(struct conn *c, struct tls_conn *t)
     ev_timer_start(c->srv->loop, &c->timer);
 }
 
+/* TLS is up (inside a read, with or without application data): from here the AMQP handshake
+ * has handshake_timeout, as on TCP, instead of what is left of ssl_handshake_timeout. */
+static void tls_handshake_done(struct conn *c)
+{
+    c->tls_established = true;
+    if (c->state != CONN_AWAIT_HEADER)
+        return;
+    c->deadline_ms = now_ms() + c->srv->cfg->handshake_timeout_ms;
+    ev_timer_stop(c->srv->loop, &c->timer);
+    ev_timer_set(&c->timer, c->srv->cfg->handshake_timeout_ms / 1000.0, 0.);
+    ev_timer_start(c->srv->loop, &c->timer);
+}
+
 /* read(2) and write(2), through TLS when the socket carries it. */
 static ssize_t transport_read(struct conn *c, void *buf, size_t n)
 {
@@ -1214,13 +1227,6 @@ static void process_input(struct conn *c)
             return;
         }
         off = sizeof wire_protocol_header;
-        if (c->tls != NULL && c->fd >= 0) {
-            /* TLS is up: from here the AMQP handshake has handshake_timeout, as on TCP. */
-            c->deadline_ms = now_ms() + c->srv->cfg->handshake_timeout_ms;
-            ev_timer_stop(c->srv->loop, &c->timer);
-            ev_timer_set(&c->timer, c->srv->cfg->handshake_timeout_ms / 1000.0, 0.);
-            ev_timer_start(c->srv->loop, &c->timer);
-        }
         send_start(c);
     }
     while (c->state != CONN_CLOSED && off < c->in_len) {
@@ -1321,6 +1327,7 @@ static void read_socket(struct conn *c)
 {
     struct ev_loop *loop = c->srv->loop;
     ssize_t n;
+    int err;
 
     /* Room for at least one chunk, and for the whole frame being assembled. */
     if (c->in_cap - c->in_len < READ_CHUNK) {
@@ -1331,6 +1338,10 @@ static void read_socket(struct conn *c)
         c->in_cap = cap;
     }
     n = read_input(c);
+    err = errno;
+    if (c->tls != NULL && !c->tls_established && tls_conn_established(c->tls))
+        tls_handshake_done(c);
+    errno = err;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         if (c->tls != NULL && tls_conn_want_write(c->tls))
             ev_io_start(loop, &c->write_watcher);
@@ -1390,8 +1401,10 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     if (c->state != CONN_OPEN) {
-        if (!read_before_judging(c) || c->state == CONN_OPEN)
-            return; /* closed, or the handshake ended (handle_open set the heartbeat timer) */
+        /* Closed; or open (handle_open set the heartbeat timer); or the read ended the TLS
+         * handshake, which gave the AMQP one a deadline of its own. */
+        if (!read_before_judging(c) || c->state == CONN_OPEN || now_ms() < c->deadline_ms)
+            return;
         log_warn(&c->log, "handshake timeout: closing connection");
         conn_abort(c);
         return;

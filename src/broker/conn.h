@@ -43,6 +43,7 @@ struct conn {
     enum conn_state state;
     bool is_loopback;
     struct tls_conn *tls; /* AMQPS: the TLS session the socket carries; NULL for plain TCP */
+    bool tls_established; /* its handshake is over: the timer switched to handshake_timeout */
 
     uint8_t *in; /* bytes read and not yet parsed */
     size_t in_len, in_cap;
@@ -102,7 +103,7 @@ struct conn {
 struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *peer, socklen_t peer_len);
 void conn_free(struct conn *c);
 /* The socket carries TLS: the handshake runs inside the first reads, within
- * ssl_handshake_timeout. */
+ * ssl_handshake_timeout; the AMQP handshake then has handshake_timeout from its end. */
 void conn_start_tls(struct conn *c, struct tls_conn *t);
 
 /* Processes bytes as if read from the socket. */

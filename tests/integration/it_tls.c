@@ -1,13 +1,14 @@
 /* AMQPS end to end: rabbitmq-c's TLS socket (and a bare OpenSSL client where rabbitmq-c
  * cannot reach: protocol versions, the server certificate, raw bytes) against warrend's TLS
  * listener. Logins with PLAIN and with EXTERNAL from a verified client certificate, refusals
- * with RabbitMQ's reply and the reason in warrend's log, the TLS handshake timeout, SIGHUP
- * reloading the certificate, and user names longer than a log line's field.
+ * with RabbitMQ's reply and the reason in warrend's log, the TLS and AMQP handshake timeouts,
+ * SIGHUP reloading the certificate, and user names longer than a log line's field.
  *
  * The broker: a TLS listener on a free loopback port with verify_peer (clients may come
- * without a certificate: fail_if_no_peer_cert = false), ssl_handshake_timeout = 1000, and as
- * default user the DN of client.pem, the way rabbitmq_auth_mechanism_ssl names it.
- * Certificates come from tests/unit/tls_certs.sh, made when the program starts.
+ * without a certificate: fail_if_no_peer_cert = false), ssl_handshake_timeout = 1000,
+ * handshake_timeout = 4000, and as default user the DN of client.pem, the way
+ * rabbitmq_auth_mechanism_ssl names it. Certificates come from tests/unit/tls_certs.sh, made
+ * when the program starts.
  *
  * Against another broker: AMQP_HOST, AMQP_PORT, AMQPS_PORT and TLS_CERT_DIR (certificates
  * made by tls_certs.sh that the broker uses, set up as above with
@@ -474,6 +475,46 @@ START_TEST(a_silent_client_is_dropped_after_ssl_handshake_timeout)
 }
 END_TEST
 
+/* The broker was started with ssl_handshake_timeout = 1000 and handshake_timeout = 4000. Once
+ * TLS is up, the AMQP handshake has handshake_timeout, counted from the end of the TLS one,
+ * as in RabbitMQ: a client that sends its protocol header 2 s after TLS, later than
+ * ssl_handshake_timeout, still gets connection.start. */
+START_TEST(the_amqp_handshake_after_tls_has_handshake_timeout)
+{
+    struct raw_tls t;
+    char mechanisms[128];
+
+    ck_assert(raw_tls_open(&t, 0, 0));
+    it_sleep_ms(2000);
+    mechanisms_after_header(tls_io, t.ssl, mechanisms, sizeof mechanisms);
+    ck_assert_msg(has_word(mechanisms, "PLAIN"), "mechanisms '%s'", mechanisms);
+    raw_tls_close(&t);
+}
+END_TEST
+
+/* ... and a client that says nothing after TLS is dropped when handshake_timeout has passed
+ * since TLS ended. */
+START_TEST(a_client_silent_after_tls_is_dropped_after_handshake_timeout)
+{
+    struct timeval tv = {.tv_sec = 10};
+    struct raw_tls t;
+    long long start, took;
+    char b;
+    int n;
+
+    ck_assert(raw_tls_open(&t, 0, 0));
+    start = it_now_ms();
+    setsockopt(t.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    /* TLS 1.3 session tickets are read on the way; then the end of the stream. */
+    n = SSL_read(t.ssl, &b, 1);
+    took = it_now_ms() - start;
+    ck_assert_msg(n <= 0 && took < 9000, "SSL_read: %d after %lld ms", n, took);
+    ck_assert_msg(took >= 3500, "closed %lld ms after TLS, before handshake_timeout (4000)", took);
+    raw_tls_close(&t);
+    ck_assert(log_line_within("warning", "handshake timeout", 1000));
+}
+END_TEST
+
 /* warrend's pid, found by the config path on its command line. */
 static pid_t warrend_pid(void)
 {
@@ -658,7 +699,7 @@ int main(void)
              "ssl_options.certfile = %s\nssl_options.keyfile = %s\n"
              "ssl_options.cacertfile = %s\n"
              "ssl_options.verify = verify_peer\nssl_options.fail_if_no_peer_cert = false\n"
-             "ssl_handshake_timeout = 1000\n"
+             "ssl_handshake_timeout = 1000\nhandshake_timeout = 4000\n"
              "default_user = %s\ndefault_pass = %s\n"
              "management.tcp.port = 0\nprometheus.tcp.port = 0\n",
              tls_port, cert("server.pem"), cert("server.key"), cert("ca.pem"), CLIENT_DN,
@@ -679,6 +720,8 @@ int main(void)
     it_add_warrend_test(tc, external_refusals_are_logged_with_their_reason);
     it_add_warrend_test(tc, a_refused_client_certificate_is_logged);
     it_add_warrend_test(tc, a_silent_client_is_dropped_after_ssl_handshake_timeout);
+    it_add_warrend_test(tc, the_amqp_handshake_after_tls_has_handshake_timeout);
+    it_add_warrend_test(tc, a_client_silent_after_tls_is_dropped_after_handshake_timeout);
     it_add_warrend_test(tc, sighup_reloads_the_certificate_for_new_connections);
     /* Last: they restart the broker with another default user. */
     it_add_warrend_test(tc, external_login_with_a_dn_longer_than_63_bytes);
