@@ -1,3 +1,6 @@
 # Benchmarks. Each tool owns one fragment.
 include $(srcdir)/bench/codec.mk
 include $(srcdir)/bench/perf.mk
+
+# churn_rss.py: resident memory after connection churn (a script; see bench/README.md).
+EXTRA_DIST += bench/churn_rss.py

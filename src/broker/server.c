@@ -32,6 +32,8 @@
 #include "src/store/store.h"
 
 #define SHUTDOWN_GRACE_S 2.0 /* how long clients get to answer connection.close at shutdown */
+#define TRIM_FREE_MIN    ((size_t)8 << 20) /* bytes free in the heap worth giving back ... */
+#define TRIM_EVERY_S     5.0               /* ... at most this often (see worth_trimming) */
 
 #define LISTEN_BACKLOG     1024
 #define ACCEPT_PAUSE_MIN_S 0.1  /* the listeners' first pause when accept fails ... */
@@ -305,6 +307,7 @@ void server_flush_pending(struct server *s)
     while ((c = s->dead) != NULL) {
         s->dead = c->next;
         conn_free(c);
+        s->freed_since_trim++;
     }
 }
 
@@ -507,6 +510,26 @@ static void set_memory_limit(struct server *s, uint32_t relative_thousandths, ui
         s->cfg->queue_memory_limit != 0 ? s->cfg->queue_memory_limit : s->memory_limit / 2;
 }
 
+/* What closed connections freed (their buffers, the messages of their exclusive queues)
+ * stays in malloc's heap, and in the resident memory the alarm watches: glibc gives back
+ * only the top of the heap by itself. malloc_trim() gives back every free page, but that
+ * takes milliseconds per ten megabytes, in the loop: so only after connections closed, when
+ * a lot is free, at most every TRIM_EVERY_S; and every second while the memory alarm is on,
+ * or it might never clear. (Fixing M_MMAP_THRESHOLD instead would make every large body an
+ * mmap of its own, faulted in page by page.) */
+static bool worth_trimming(struct server *s, double now)
+{
+    struct mallinfo2 mi;
+
+    if (s->alarms & ALARM_MEMORY)
+        return true;
+    if (s->freed_since_trim == 0 || now - s->trimmed_at < TRIM_EVERY_S)
+        return false;
+    s->freed_since_trim = 0;
+    mi = mallinfo2();
+    return mi.fordblks >= TRIM_FREE_MIN;
+}
+
 /* Memory and disk, checked every second: over the watermark or under the free-space limit,
  * publishers are blocked until it passes (consumers keep draining). A message store that
  * failed (a full disk) is resumed once the disk alarm is clear. */
@@ -515,11 +538,11 @@ static void on_alarm_check(struct ev_loop *loop, ev_timer *w, int revents)
     struct server *s = container_of(w, struct server, alarm_timer);
     unsigned alarms = 0;
 
-    (void)loop;
     (void)revents;
-    /* While the alarm is on, give freed memory back first, or it would never clear. */
-    if (s->alarms & ALARM_MEMORY)
+    if (worth_trimming(s, ev_now(loop))) {
         malloc_trim(0);
+        s->trimmed_at = ev_now(loop);
+    }
     s->memory_used = resident_memory();
     if (s->memory_limit != 0 && s->memory_used > s->memory_limit)
         alarms |= ALARM_MEMORY;

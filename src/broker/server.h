@@ -81,6 +81,8 @@ struct server {
     uint64_t memory_watermark_absolute;
     struct queue_budget queue_budget; /* what all queues may keep in memory (src/broker/queue.h) */
     uint64_t memory_used;       /* at the last check */
+    uint32_t freed_since_trim;  /* connections freed since the heap was last looked at */
+    double trimmed_at;          /* ev_now when free memory was last given back */
     uint64_t disk_free;         /* bytes free at the last check; UINT64_MAX if unknown */
     uint64_t disk_check_at;     /* check the disk again once bytes_written reaches this; 0 never */
     bool stopping;

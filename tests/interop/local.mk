@@ -52,10 +52,12 @@ EXTRA_DIST += tests/interop/pika_ext.sh tests/interop/pika_ext.py \
 
 # Faults: a broker out of file descriptors, stalled, or churning connections; raw-socket
 # clients from rawclient.py, with a look at the broker process (CPU time, log, memory).
-TESTS += tests/interop/fd_exhaustion.sh tests/interop/broker_stall.sh
+TESTS += tests/interop/fd_exhaustion.sh tests/interop/broker_stall.sh \
+	tests/interop/churn_memory.sh
 EXTRA_DIST += tests/interop/rawclient.py tests/interop/fd_exhaustion.sh \
 	tests/interop/fd_exhaustion.py tests/interop/broker_stall.sh \
-	tests/interop/broker_stall.py
+	tests/interop/broker_stall.py tests/interop/churn_memory.sh \
+	tests/interop/churn_memory.py
 
 # RabbitMQ parity checks through pika and the management API (issue 16).
 TESTS += tests/interop/parity.sh tests/interop/sasl.sh
