@@ -1402,8 +1402,8 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     }
     if (c->state != CONN_OPEN) {
         /* Closed; or open (handle_open set the heartbeat timer); or the read ended the TLS
-         * handshake, which gave the AMQP one a deadline of its own. */
-        if (!read_before_judging(c) || c->state == CONN_OPEN || now_ms() < c->deadline_ms)
+         * handshake, which restarted this one-shot timer for the AMQP handshake. */
+        if (!read_before_judging(c) || c->state == CONN_OPEN || ev_is_active(&c->timer))
             return;
         log_warn(&c->log, "handshake timeout: closing connection");
         conn_abort(c);
