@@ -1415,8 +1415,8 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     if (c->blocked)
         c->last_read_ms = now;
     if (now - c->last_read_ms > 2000u * c->heartbeat_s) {
-        if (!read_before_judging(c))
-            return;
+        if (!read_before_judging(c) || c->state != CONN_OPEN)
+            return; /* closed, or closing after what it read */
         now = now_ms();
     }
     if (now - c->last_read_ms > 2000u * c->heartbeat_s) {
