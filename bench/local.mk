@@ -4,3 +4,5 @@ include $(srcdir)/bench/perf.mk
 
 # churn_rss.py: resident memory after connection churn (a script; see bench/README.md).
 EXTRA_DIST += bench/churn_rss.py
+
+include $(srcdir)/bench/requeue.mk
