@@ -288,11 +288,17 @@ static struct qentry *ring_at(const struct qring *r, size_t i)
     return &r->ring[(r->head + i) & (r->cap - 1)];
 }
 
-static void ring_grow(struct qring *r)
+/* Makes room for n more entries. */
+static void ring_reserve(struct qring *r, size_t n)
 {
-    size_t cap = r->cap ? r->cap * 2 : 16;
-    struct qentry *ring = xmalloc(cap * sizeof *ring);
+    size_t cap = r->cap ? r->cap : 16;
+    struct qentry *ring;
 
+    if (r->len + n <= r->cap)
+        return;
+    while (cap < r->len + n)
+        cap *= 2;
+    ring = xmalloc(cap * sizeof *ring);
     for (size_t i = 0; i < r->len; i++)
         ring[i] = *ring_at(r, i);
     free(r->ring);
@@ -303,31 +309,58 @@ static void ring_grow(struct qring *r)
 
 static void ring_push_back(struct qring *r, const struct qentry *e)
 {
-    if (r->len == r->cap)
-        ring_grow(r);
+    ring_reserve(r, 1);
     *ring_at(r, r->len++) = *e;
 }
 
-/* Inserts by sequence number. Requeued messages are usually older than everything ready,
- * so the search starts at the head, and the shorter side moves. */
-static void ring_insert(struct qring *r, const struct qentry *e)
+/* Index of the first entry whose seq is not below seq (the ring is in seq order). */
+static size_t ring_lower_bound(const struct qring *r, uint64_t seq)
 {
-    size_t pos;
+    size_t lo = 0, hi = r->len;
 
-    if (r->len == r->cap)
-        ring_grow(r);
-    for (pos = 0; pos < r->len && ring_at(r, pos)->seq < e->seq; pos++)
-        ;
-    if (pos < r->len / 2) {
-        r->head = (r->head + r->cap - 1) & (r->cap - 1);
-        for (size_t i = 0; i < pos; i++)
-            *ring_at(r, i) = *ring_at(r, i + 1);
-    } else {
-        for (size_t i = r->len; i > pos; i--)
-            *ring_at(r, i) = *ring_at(r, i - 1);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ring_at(r, mid)->seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    *ring_at(r, pos) = *e;
-    r->len++;
+    return lo;
+}
+
+/* Merges the n entries of e, in seq order, into the ring in one pass. Only the ring's entries
+ * that interleave with them move: those before e's last towards the head, or those after
+ * e's first towards the tail, whichever are fewer. Requeued messages are usually older than
+ * everything ready, so usually nothing moves. O(n + moved + log len). */
+static void ring_merge(struct qring *r, const struct qentry *e, size_t n)
+{
+    size_t old_len = r->len, before_last, after_first;
+
+    ring_reserve(r, n);
+    before_last = ring_lower_bound(r, e[n - 1].seq);
+    after_first = old_len - ring_lower_bound(r, e[0].seq);
+    r->len += n;
+    if (before_last <= after_first) {
+        /* The head moves back by n: old entry j is now at n + j. Filling the gap from the
+         * front, the write index (in - n + taken) never passes the next entry to read. */
+        size_t out = 0, in = n, taken = 0;
+        r->head = (r->head + r->cap - n) & (r->cap - 1);
+        while (taken < n) {
+            if (in < n + before_last && ring_at(r, in)->seq < e[taken].seq)
+                *ring_at(r, out++) = *ring_at(r, in++);
+            else
+                *ring_at(r, out++) = e[taken++];
+        }
+    } else {
+        /* The tail moves on by n, and the gap fills from the back, symmetrically. */
+        size_t out = old_len + n, in = old_len, left = n;
+        while (left > 0) {
+            if (in > old_len - after_first && ring_at(r, in - 1)->seq > e[left - 1].seq)
+                *ring_at(r, --out) = *ring_at(r, --in);
+            else
+                *ring_at(r, --out) = e[--left];
+        }
+    }
 }
 
 static void ring_pop_front(struct qring *r, struct qentry *out)
@@ -712,30 +745,96 @@ bool queue_push(struct queue *q, struct message *m)
     return true;
 }
 
-void queue_requeue(struct queue *q, struct message *m, uint64_t seq, uint32_t deliveries)
+static int by_seq(const void *a, const void *b)
 {
-    struct qentry e = {.msg = m, .seq = seq, .deliveries = deliveries, .redelivered = true};
+    const struct qentry *x = a, *y = b;
+
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Merges entries into one ring, sorting them first unless they already are in seq order
+ * (deliveries of one queue are, but for those that were redelivered). */
+static void merge_sorted(struct qring *r, struct qentry *e, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        if (e[i].seq < e[i - 1].seq) {
+            qsort(e, n, sizeof *e, by_seq);
+            break;
+        }
+    }
+    ring_merge(r, e, n);
+}
+
+static size_t level_index(struct queue *q, const struct message *m)
+{
+    return (size_t)(level_of(q, m) - q->levels);
+}
+
+void queue_requeue_many(struct queue *q, struct qentry *e, size_t n)
+{
+    size_t kept = 0, level;
+    bool one_level = true;
 
     if (q->deleted) {
-        message_unref(m);
+        for (size_t i = 0; i < n; i++)
+            message_unref(e[i].msg);
         return;
     }
-    /* A message that keeps coming back is parked, so a poison message cannot loop. */
-    if (q->args.delivery_limit >= 0 && deliveries > (uint64_t)q->args.delivery_limit) {
-        if (!q->args.has_dlx)
-            log_warn(NULL,
-                     "queue '%.*s': message returned %u times, over the delivery limit of %" PRId64
-                     ": dropped (no dead-letter exchange)",
-                     (int)q->name.len, (const char *)q->name.ptr, deliveries,
-                     q->args.delivery_limit);
-        deadletter(q, m, DEAD_DELIVERY_LIMIT);
+    for (size_t i = 0; i < n; i++) {
+        /* A message that keeps coming back is parked, so a poison message cannot loop. */
+        if (q->args.delivery_limit >= 0 && e[i].deliveries > (uint64_t)q->args.delivery_limit) {
+            if (!q->args.has_dlx)
+                log_warn(NULL,
+                         "queue '%.*s': message returned %u times, over the delivery limit of "
+                         "%" PRId64 ": dropped (no dead-letter exchange)",
+                         (int)q->name.len, (const char *)q->name.ptr, e[i].deliveries,
+                         q->args.delivery_limit);
+            deadletter(q, e[i].msg, DEAD_DELIVERY_LIMIT);
+            continue;
+        }
+        persist_returned(q, e[i].msg, e[i].deliveries);
+        charge_in(q, e[i].msg);
+        q->stats.redelivered++;
+        e[kept] = e[i];
+        e[kept].expires_at_ms = 0;
+        e[kept].redelivered = true;
+        kept++;
+    }
+    if (kept == 0)
+        return;
+    q->len += kept;
+    level = level_index(q, e[0].msg);
+    for (size_t i = 1; q->level_count > 1 && i < kept && one_level; i++)
+        one_level = level_index(q, e[i].msg) == level;
+    if (one_level) {
+        merge_sorted(&q->levels[level], e, kept);
         return;
     }
-    persist_returned(q, m, deliveries);
-    ring_insert(level_of(q, m), &e);
-    q->len++;
-    charge_in(q, m);
-    q->stats.redelivered++;
+    {
+        /* Priorities: each level takes its own entries, split out in one counting pass. */
+        size_t *start = xcalloc((size_t)q->level_count + 1, sizeof *start);
+        struct qentry *split = xmalloc(kept * sizeof *split);
+        for (size_t i = 0; i < kept; i++)
+            start[level_index(q, e[i].msg) + 1]++;
+        for (size_t l = 0; l < q->level_count; l++)
+            start[l + 1] += start[l];
+        for (size_t i = 0; i < kept; i++)
+            split[start[level_index(q, e[i].msg)]++] = e[i];
+        /* Each start[l] now ends level l's run. */
+        for (size_t l = 0, from = 0; l < q->level_count; from = start[l++]) {
+            if (start[l] > from)
+                merge_sorted(&q->levels[l], split + from, start[l] - from);
+        }
+        free(split);
+        free(start);
+    }
+}
+
+void queue_requeue(struct queue *q, struct message *m, uint64_t seq, uint32_t deliveries)
+{
+    struct qentry e = {.msg = m, .seq = seq, .deliveries = deliveries};
+
+    queue_requeue_many(q, &e, 1);
 }
 
 void queue_restore_loc(struct queue *q, struct store_loc loc, uint32_t deliveries, bool delivered)

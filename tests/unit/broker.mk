@@ -72,3 +72,10 @@ TESTS += tests/unit/check_queue_budget
 tests_unit_check_queue_budget_SOURCES = tests/unit/check_queue_budget.c
 tests_unit_check_queue_budget_CFLAGS = $(BROKER_UNIT_CFLAGS)
 tests_unit_check_queue_budget_LDADD = $(WARREN_LIBS) $(CHECK_LIBS)
+
+# Requeue in place: messages given back in batches return to their places (queue_requeue_many).
+check_PROGRAMS += tests/unit/check_queue_requeue
+TESTS += tests/unit/check_queue_requeue
+tests_unit_check_queue_requeue_SOURCES = tests/unit/check_queue_requeue.c
+tests_unit_check_queue_requeue_CFLAGS = $(BROKER_UNIT_CFLAGS)
+tests_unit_check_queue_requeue_LDADD = $(WARREN_LIBS) $(CHECK_LIBS)
