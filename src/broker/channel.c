@@ -145,6 +145,77 @@ static void settle(struct delivery *d, enum settle_kind kind)
         queue_reject(d->q, d->msg);
 }
 
+/* Requeues every delivery among the first end of the ring, then trims it, in time linear
+ * in their number: they are grouped by queue in two counting passes (no sort), each queue
+ * takes its group in one pass (queue_requeue_many) and dispatches once, possibly to
+ * consumers of this channel (basic.recover redelivers), whose new deliveries go after the
+ * trimmed ring. The only scratch memory is one entry per delivery: on a machine where
+ * touching fresh memory is slow, copying more is what would cost. */
+static void requeue_range(struct channel *ch, size_t end)
+{
+    struct queue **queues = NULL; /* the queues concerned, in order of first appearance */
+    size_t *group_end = NULL, nqueues = 0, cap = 0, total = 0;
+    struct qentry *entries;
+
+    for (size_t i = 0; i < end; i++) {
+        struct delivery *d = unacked_at(ch, i);
+        if (d->msg == NULL)
+            continue;
+        if (d->q->requeue_pos++ == 0) {
+            if (nqueues == cap) {
+                cap = cap ? cap * 2 : 8;
+                queues = xrealloc(queues, cap * sizeof *queues);
+            }
+            queues[nqueues++] = d->q;
+        }
+        total++;
+    }
+    if (total == 0)
+        return;
+    /* Each queue's group starts where the one before ends; requeue_pos moves from the
+     * group's count to its start, and the second pass moves it to the group's end. */
+    group_end = xmalloc(nqueues * sizeof *group_end);
+    for (size_t k = 0, start = 0; k < nqueues; k++) {
+        size_t count = queues[k]->requeue_pos;
+        queues[k]->requeue_pos = start;
+        start += count;
+    }
+    entries = xmalloc(total * sizeof *entries);
+    for (size_t i = 0; i < end; i++) {
+        struct delivery d;
+        if (unacked_at(ch, i)->msg == NULL)
+            continue;
+        d = unacked_take(ch, i);
+        entries[d.q->requeue_pos++] = (struct qentry){
+            .msg = d.msg, .seq = d.seq, .deliveries = d.deliveries + 1};
+    }
+    for (size_t k = 0; k < nqueues; k++) {
+        group_end[k] = queues[k]->requeue_pos;
+        queues[k]->requeue_pos = 0;
+    }
+    unacked_trim(ch);
+    for (size_t k = 0, start = 0; k < nqueues; start = group_end[k++]) {
+        struct queue *q = queues[k];
+        size_t n = group_end[k] - start;
+        q->unacked -= (uint32_t)n;
+        if (q->deleted) {
+            for (size_t i = start; i < group_end[k]; i++) {
+                persist_released(q, entries[i].msg);
+                message_unref(entries[i].msg);
+            }
+        } else {
+            queue_requeue_many(q, entries + start, n);
+            queue_dispatch(q);
+        }
+        /* Each delivery held a reference to its queue. */
+        for (size_t i = 0; i < n; i++)
+            queue_unref(q);
+    }
+    free(entries);
+    free(group_end);
+    free(queues);
+}
+
 /* Acks, rejects or requeues the delivery tag (and, with multiple, everything before it).
  * Queues that got messages back, or whose consumers got credit back, dispatch again. */
 static int settle_tags(struct channel *ch, uint64_t tag, bool multiple, enum settle_kind kind)
@@ -162,6 +233,10 @@ static int settle_tags(struct channel *ch, uint64_t tag, bool multiple, enum set
             return channel_fail(ch, WIRE_PRECONDITION_FAILED, "unknown delivery tag %" PRIu64,
                                 tag);
         end = tag != 0 ? (size_t)last + 1 : ch->unacked_len;
+        if (kind == SETTLE_REQUEUE) {
+            requeue_range(ch, end);
+            return 0;
+        }
         for (size_t i = 0; i < end; i++) {
             struct delivery d;
             if (unacked_at(ch, i)->msg == NULL)
@@ -206,17 +281,7 @@ static int settle_tags(struct channel *ch, uint64_t tag, bool multiple, enum set
 /* Every unacked delivery goes back to its queue (channel closed, basic.recover). */
 static void requeue_all(struct channel *ch)
 {
-    for (size_t i = 0; i < ch->unacked_len; i++) {
-        struct delivery d;
-        if (unacked_at(ch, i)->msg == NULL)
-            continue;
-        d = unacked_take(ch, i);
-        settle(&d, SETTLE_REQUEUE);
-        queue_dispatch(d.q);
-        queue_unref(d.q);
-    }
-    ch->unacked_len = 0;
-    ch->unacked_head = 0;
+    requeue_range(ch, ch->unacked_len);
 }
 
 bool channel_ack_overdue(struct channel *ch, uint64_t now, uint32_t timeout_ms)

@@ -157,6 +157,8 @@ struct queue {
 
     struct xbinding *bindings; /* bindings whose destination is this queue */
     uint64_t route_mark;       /* routing generation that last picked it (duplicate check) */
+    size_t requeue_pos;        /* while a channel groups requeued deliveries by queue: this
+                                  queue's count, then where its next one goes; 0 otherwise */
     uint32_t refs;             /* the vhost's, plus one per unacked delivery */
     uint32_t store_id;         /* the message store's name for a durable queue; 0 none */
     uint32_t unacked;          /* deliveries from this queue awaiting ack */

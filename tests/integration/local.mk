@@ -25,7 +25,8 @@ IT_CHECKS = \
 	tests/integration/it_qlimits \
 	tests/integration/it_priority \
 	tests/integration/it_qargs \
-	tests/integration/it_delivery_limit
+	tests/integration/it_delivery_limit \
+	tests/integration/it_requeue
 
 check_PROGRAMS += $(IT_CHECKS)
 TESTS += $(IT_CHECKS)
@@ -93,6 +94,10 @@ tests_integration_it_qargs_LDADD = $(IT_LDADD)
 tests_integration_it_delivery_limit_SOURCES = tests/integration/it_delivery_limit.c
 tests_integration_it_delivery_limit_CFLAGS = $(IT_CFLAGS)
 tests_integration_it_delivery_limit_LDADD = $(IT_LDADD)
+
+tests_integration_it_requeue_SOURCES = tests/integration/it_requeue.c
+tests_integration_it_requeue_CFLAGS = $(IT_CFLAGS)
+tests_integration_it_requeue_LDADD = $(IT_LDADD)
 
 # it_durable restarts warrend (clean and SIGKILL) and damages its segment files: see the
 # comment at its top.
