@@ -346,11 +346,13 @@ static void consumer_free(struct consumer *c)
 {
     struct channel *ch = c->ch;
 
-    for (size_t i = 0; i < ch->unacked_len; i++) {
+    /* Only a consumer with unacked deliveries looks for them, and only until it found all. */
+    for (size_t i = 0, left = c->unacked; left > 0 && i < ch->unacked_len; i++) {
         struct delivery *d = unacked_at(ch, i);
         if (d->msg != NULL && d->consumer == c) {
             d->consumer = NULL;
             ch->consumer_unacked--;
+            left--;
         }
     }
     hmap_remove(&ch->consumers, c->tag);
@@ -437,6 +439,16 @@ void channel_free(struct channel *ch)
 
     if (ch == NULL)
         return;
+    /* The deliveries leave their consumers in one pass, so that no consumer cancelled below
+     * walks the ring for its own: with many consumers that was consumers x deliveries. */
+    for (i = 0; i < ch->unacked_len; i++) {
+        struct delivery *d = unacked_at(ch, i);
+        if (d->msg != NULL && d->consumer != NULL) {
+            d->consumer->unacked--;
+            d->consumer = NULL;
+        }
+    }
+    ch->consumer_unacked = 0;
     /* Consumers go first, so requeued messages are not handed straight back to them. */
     for (;;) {
         i = 0;
