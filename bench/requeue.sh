@@ -11,12 +11,14 @@
 #   probe_max_ms  the longest round trip another connection made meanwhile: how long every
 #                 other client of the broker waited at worst
 #
-# Usage: bench/requeue.sh [-b BUILDDIR] [-n RUNS] [-c "COUNT ..."] [-m "MODE ..."]
+# Usage: bench/requeue.sh [-b BUILDDIR] [-n RUNS] [-c "COUNT ..."] [-m "MODE ..."] [-P]
 #   -b BUILDDIR  where src/warrend and bench/warren-requeue were built (build)
 #   -n RUNS      runs of each measurement (5)
 #   -c COUNTS    unacked deliveries to requeue ("80000 160000")
 #   -m MODES     close, nack, connection ("close nack connection")
-# Output: "requeue mode=M count=N runs=R op_ms=... probe_max_ms=..." lines on stdout.
+#   -P           a durable queue and persistent messages (each return is recorded in the store)
+# Output: "requeue mode=M count=N persistent=0|1 runs=R op_ms=... probe_max_ms=..." lines on
+# stdout.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,6 +27,7 @@ builddir="$top/build"
 runs=5
 counts="80000 160000"
 modes="close nack connection"
+persistent=
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -32,6 +35,7 @@ while [ $# -gt 0 ]; do
     -n) runs=$2; shift 2 ;;
     -c) counts=$2; shift 2 ;;
     -m) modes=$2; shift 2 ;;
+    -P) persistent=-P; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "requeue: unknown argument '$1'" >&2; exit 2 ;;
     esac
@@ -64,11 +68,11 @@ for count in $counts; do
     for mode in $modes; do
         ops="" probes=""
         for run in $(seq 1 "$runs"); do
-            line=$("$WARREN_REQUEUE" -p "$warrend_port" -n "$count" -m "$mode")
+            line=$("$WARREN_REQUEUE" -p "$warrend_port" -n "$count" -m "$mode" $persistent)
             echo "  run $run: $line" >&2
             ops="$ops $(field "$line" op_ms)"
             probes="$probes $(field "$line" probe_max_ms)"
         done
-        echo "requeue mode=$mode count=$count runs=$runs op_ms=$(median <<<"$ops") probe_max_ms=$(median <<<"$probes")"
+        echo "requeue mode=$mode count=$count persistent=$([ -n "$persistent" ] && echo 1 || echo 0) runs=$runs op_ms=$(median <<<"$ops") probe_max_ms=$(median <<<"$probes")"
     done
 done

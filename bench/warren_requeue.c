@@ -13,10 +13,14 @@
  * broker waited at worst. The probe starts 100 ms before the operation and stops 200 ms after
  * the queue is seen holding COUNT ready messages again.
  *
- * Usage: warren-requeue [-h HOST] [-p PORT] [-n COUNT] [-m close|nack|connection]
- * Output: one line "requeue mode=... count=... op_ms=... probe_max_ms=... probe_pings=...
- * ready_after=..."; op_ms is the holder's own wait (from sending the operation to its reply;
- * for connection, to close-ok). Exit 0 only if the queue held COUNT ready messages after. */
+ * With -P the queue is durable and the messages persistent, so each return is also recorded
+ * in the message store.
+ *
+ * Usage: warren-requeue [-h HOST] [-p PORT] [-n COUNT] [-m close|nack|connection] [-P]
+ * Output: one line "requeue mode=... count=... persistent=... op_ms=... probe_max_ms=...
+ * probe_pings=... ready_after=..."; op_ms is the holder's own wait (from sending the operation to
+ * its reply; for connection, to close-ok). Exit 0 only if the queue held COUNT ready messages
+ * after. */
 #include "build_config.h"
 
 #include <amqp.h>
@@ -116,12 +120,14 @@ int main(int argc, char **argv)
     pthread_t probe_thread;
     const char *mode = "close";
     uint64_t count = 80000, last_tag = 0;
+    bool persistent = false;
+    amqp_basic_properties_t props = {._flags = AMQP_BASIC_DELIVERY_MODE_FLAG, .delivery_mode = 1};
     char queue[64];
     uint32_t ready = 0;
     double t0, op_ms;
     int opt;
 
-    while ((opt = getopt(argc, argv, "h:p:n:m:")) != -1) {
+    while ((opt = getopt(argc, argv, "h:p:n:m:P")) != -1) {
         switch (opt) {
         case 'h':
             host = optarg;
@@ -135,9 +141,13 @@ int main(int argc, char **argv)
         case 'm':
             mode = optarg;
             break;
+        case 'P':
+            persistent = true;
+            props.delivery_mode = 2;
+            break;
         default:
             fprintf(stderr, "usage: warren-requeue [-h HOST] [-p PORT] [-n COUNT] "
-                            "[-m close|nack|connection]\n");
+                            "[-m close|nack|connection] [-P]\n");
             return 2;
         }
     }
@@ -148,7 +158,7 @@ int main(int argc, char **argv)
     setup = connect_broker();
     holder = connect_broker();
     probe.conn = connect_broker();
-    amqp_queue_declare(setup, 1, amqp_cstring_bytes(queue), 0, 0, 0, 0, amqp_empty_table);
+    amqp_queue_declare(setup, 1, amqp_cstring_bytes(queue), 0, persistent, 0, 0, amqp_empty_table);
     expect_ok(setup, "queue.declare");
     amqp_basic_consume(holder, 1, amqp_cstring_bytes(queue), amqp_cstring_bytes("holder"), 0, 0, 0,
                        amqp_empty_table);
@@ -156,7 +166,7 @@ int main(int argc, char **argv)
     for (uint64_t i = 0; i < count; i++) {
         char body[24];
         snprintf(body, sizeof body, "%" PRIu64, i);
-        if (amqp_basic_publish(setup, 1, amqp_empty_bytes, amqp_cstring_bytes(queue), 0, 0, NULL,
+        if (amqp_basic_publish(setup, 1, amqp_empty_bytes, amqp_cstring_bytes(queue), 0, 0, &props,
                                amqp_cstring_bytes(body)) != AMQP_STATUS_OK)
             die("publish failed");
     }
@@ -195,9 +205,9 @@ int main(int argc, char **argv)
     atomic_store(&probe.stop, true);
     pthread_join(probe_thread, NULL);
 
-    printf("requeue mode=%s count=%" PRIu64 " op_ms=%.1f probe_max_ms=%.1f probe_pings=%" PRIu64
-           " ready_after=%u\n",
-           mode, count, op_ms, probe.max_ms, probe.pings, ready);
+    printf("requeue mode=%s count=%" PRIu64 " persistent=%d op_ms=%.1f probe_max_ms=%.1f"
+           " probe_pings=%" PRIu64 " ready_after=%u\n",
+           mode, count, persistent, op_ms, probe.max_ms, probe.pings, ready);
     amqp_queue_delete(setup, 1, amqp_cstring_bytes(queue), 0, 0);
     expect_ok(setup, "queue.delete");
     if (strcmp(mode, "connection") != 0)
