@@ -145,12 +145,12 @@ static void settle(struct delivery *d, enum settle_kind kind)
         queue_reject(d->q, d->msg);
 }
 
-/* Requeues every delivery among the first end of the ring, then trims it, in time linear
- * in their number: they are grouped by queue in two counting passes (no sort), each queue
- * takes its group in one pass (queue_requeue_many) and dispatches once, possibly to
+/* Requeues every delivery among the first `end` entries of the ring, then trims it, in time
+ * linear in their number: they are grouped by queue in two counting passes (no sort), each
+ * queue takes its group in one pass (queue_requeue_many) and dispatches once, possibly to
  * consumers of this channel (basic.recover redelivers), whose new deliveries go after the
- * trimmed ring. The only scratch memory is one entry per delivery: on a machine where
- * touching fresh memory is slow, copying more is what would cost. */
+ * trimmed ring. The scratch memory is one queue entry per delivery and no copy of the
+ * deliveries: fresh memory is much of what requeueing 100,000 of them costs. */
 static void requeue_range(struct channel *ch, size_t end)
 {
     struct queue **queues = NULL; /* the queues concerned, in order of first appearance */
@@ -170,8 +170,10 @@ static void requeue_range(struct channel *ch, size_t end)
         }
         total++;
     }
-    if (total == 0)
+    if (total == 0) {
+        unacked_trim(ch);
         return;
+    }
     /* Each queue's group starts where the one before ends; requeue_pos moves from the
      * group's count to its start, and the second pass moves it to the group's end. */
     group_end = xmalloc(nqueues * sizeof *group_end);
