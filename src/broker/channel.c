@@ -451,12 +451,18 @@ void channel_free(struct channel *ch)
         }
     }
     ch->consumer_unacked = 0;
-    /* Consumers go first, so requeued messages are not handed straight back to them. */
-    for (;;) {
-        i = 0;
-        if (!hmap_next(&ch->consumers, &i, &v))
-            break;
+    /* Consumers go first, so requeued messages are not handed straight back to them. A
+     * cancel can remove other consumers too (an auto-delete queue goes and cancels the rest)
+     * and move entries in the table: the walk goes on from the slot it was at, which a moved
+     * entry may now fill, and starts over until the table is empty. Starting over after
+     * each cancel cost consumers x table size. */
+    for (i = 0; ch->consumers.len > 0;) {
+        if (!hmap_next(&ch->consumers, &i, &v)) {
+            i = 0;
+            continue;
+        }
         consumer_cancel(v);
+        i--;
     }
     requeue_all(ch);
     message_unref(ch->pub_msg);
