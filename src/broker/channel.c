@@ -188,8 +188,8 @@ static void requeue_range(struct channel *ch, size_t end)
         if (unacked_at(ch, i)->msg == NULL)
             continue;
         d = unacked_take(ch, i);
-        entries[d.q->requeue_pos++] = (struct qentry){
-            .msg = d.msg, .seq = d.seq, .deliveries = d.deliveries + 1};
+        entries[d.q->requeue_pos++] =
+            (struct qentry){.msg = d.msg, .seq = d.seq, .deliveries = d.deliveries + 1};
     }
     for (size_t k = 0; k < nqueues; k++) {
         group_end[k] = queues[k]->requeue_pos;
