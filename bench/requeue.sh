@@ -11,13 +11,15 @@
 #   probe_max_ms  the longest round trip another connection made meanwhile: how long every
 #                 other client of the broker waited at worst
 #
-# Usage: bench/requeue.sh [-b BUILDDIR] [-n RUNS] [-c "COUNT ..."] [-m "MODE ..."] [-P]
+# Usage: bench/requeue.sh [-b BUILDDIR] [-n RUNS] [-c "COUNT ..."] [-m "MODE ..."] [-P] [-t]
 #   -b BUILDDIR  where src/warrend and bench/warren-requeue were built (build)
 #   -n RUNS      runs of each measurement (5)
 #   -c COUNTS    unacked deliveries to requeue ("80000 160000")
 #   -m MODES     close, nack, connection ("close nack connection")
 #   -P           a durable queue and persistent messages (each return is recorded in the store)
-# Output: "requeue mode=M count=N persistent=0|1 runs=R op_ms=... probe_max_ms=..." lines on
+#   -t           another consumer without a prefetch limit takes the messages as they come back
+#                (the figures then include that dispatch)
+# Output: "requeue mode=M count=N persistent=0|1 taker=0|1 runs=R op_ms=... probe_max_ms=..." lines on
 # stdout.
 set -euo pipefail
 
@@ -28,6 +30,7 @@ runs=5
 counts="80000 160000"
 modes="close nack connection"
 persistent=
+taker=
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -36,6 +39,7 @@ while [ $# -gt 0 ]; do
     -c) counts=$2; shift 2 ;;
     -m) modes=$2; shift 2 ;;
     -P) persistent=-P; shift ;;
+    -t) taker=-t; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "requeue: unknown argument '$1'" >&2; exit 2 ;;
     esac
@@ -68,11 +72,11 @@ for count in $counts; do
     for mode in $modes; do
         ops="" probes=""
         for run in $(seq 1 "$runs"); do
-            line=$("$WARREN_REQUEUE" -p "$warrend_port" -n "$count" -m "$mode" $persistent)
+            line=$("$WARREN_REQUEUE" -p "$warrend_port" -n "$count" -m "$mode" $persistent $taker)
             echo "  run $run: $line" >&2
             ops="$ops $(field "$line" op_ms)"
             probes="$probes $(field "$line" probe_max_ms)"
         done
-        echo "requeue mode=$mode count=$count persistent=$([ -n "$persistent" ] && echo 1 || echo 0) runs=$runs op_ms=$(median <<<"$ops") probe_max_ms=$(median <<<"$probes")"
+        echo "requeue mode=$mode count=$count persistent=$([ -n "$persistent" ] && echo 1 || echo 0) taker=$([ -n "$taker" ] && echo 1 || echo 0) runs=$runs op_ms=$(median <<<"$ops") probe_max_ms=$(median <<<"$probes")"
     done
 done

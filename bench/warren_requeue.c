@@ -14,10 +14,14 @@
  * the queue is seen holding COUNT ready messages again.
  *
  * With -P the queue is durable and the messages persistent, so each return is also recorded
- * in the message store.
+ * in the message store. With -t a taker, another consumer without a prefetch limit on a
+ * connection of its own that never reads, subscribes just before the operation: the broker
+ * then also redelivers the messages to it, until that connection's output backs up, and the
+ * probe measures the requeue and that dispatch together; the queue then holds fewer than
+ * COUNT ready messages (the taker's are unacked), which is not an error.
  *
- * Usage: warren-requeue [-h HOST] [-p PORT] [-n COUNT] [-m close|nack|connection] [-P]
- * Output: one line "requeue mode=... count=... persistent=... op_ms=... probe_max_ms=...
+ * Usage: warren-requeue [-h HOST] [-p PORT] [-n COUNT] [-m close|nack|connection] [-P] [-t]
+ * Output: one line "requeue mode=... count=... persistent=... taker=... op_ms=... probe_max_ms=...
  * probe_pings=... ready_after=..."; op_ms is the holder's own wait (from sending the operation to
  * its reply; for connection, to close-ok). Exit 0 only if the queue held COUNT ready messages
  * after. */
@@ -120,14 +124,15 @@ int main(int argc, char **argv)
     pthread_t probe_thread;
     const char *mode = "close";
     uint64_t count = 80000, last_tag = 0;
-    bool persistent = false;
+    bool persistent = false, taker = false;
+    amqp_connection_state_t taker_conn = NULL;
     amqp_basic_properties_t props = {._flags = AMQP_BASIC_DELIVERY_MODE_FLAG, .delivery_mode = 1};
     char queue[64];
     uint32_t ready = 0;
     double t0, op_ms;
     int opt;
 
-    while ((opt = getopt(argc, argv, "h:p:n:m:P")) != -1) {
+    while ((opt = getopt(argc, argv, "h:p:n:m:Pt")) != -1) {
         switch (opt) {
         case 'h':
             host = optarg;
@@ -145,9 +150,12 @@ int main(int argc, char **argv)
             persistent = true;
             props.delivery_mode = 2;
             break;
+        case 't':
+            taker = true;
+            break;
         default:
             fprintf(stderr, "usage: warren-requeue [-h HOST] [-p PORT] [-n COUNT] "
-                            "[-m close|nack|connection] [-P]\n");
+                            "[-m close|nack|connection] [-P] [-t]\n");
             return 2;
         }
     }
@@ -181,6 +189,12 @@ int main(int argc, char **argv)
 
     if (pthread_create(&probe_thread, NULL, probe_run, &probe) != 0)
         die("pthread_create");
+    if (taker) {
+        taker_conn = connect_broker();
+        amqp_basic_consume(taker_conn, 1, amqp_cstring_bytes(queue), amqp_cstring_bytes("taker"), 0,
+                           0, 0, amqp_empty_table);
+        expect_ok(taker_conn, "basic.consume (taker)");
+    }
     usleep(100000);
     if (strcmp(mode, "nack") == 0) {
         amqp_basic_cancel(holder, 1, amqp_cstring_bytes("holder"));
@@ -199,15 +213,15 @@ int main(int argc, char **argv)
             die("connection.close");
     }
     op_ms = now_ms() - t0;
-    for (int i = 0; i < 3000 && (ready = ready_count(setup, queue)) < count; i++)
+    for (int i = 0; i < (taker ? 50 : 3000) && (ready = ready_count(setup, queue)) < count; i++)
         usleep(10000);
     usleep(200000);
     atomic_store(&probe.stop, true);
     pthread_join(probe_thread, NULL);
 
-    printf("requeue mode=%s count=%" PRIu64 " persistent=%d op_ms=%.1f probe_max_ms=%.1f"
-           " probe_pings=%" PRIu64 " ready_after=%u\n",
-           mode, count, persistent, op_ms, probe.max_ms, probe.pings, ready);
+    printf("requeue mode=%s count=%" PRIu64 " persistent=%d taker=%d op_ms=%.1f"
+           " probe_max_ms=%.1f probe_pings=%" PRIu64 " ready_after=%u\n",
+           mode, count, persistent, taker, op_ms, probe.max_ms, probe.pings, ready);
     amqp_queue_delete(setup, 1, amqp_cstring_bytes(queue), 0, 0);
     expect_ok(setup, "queue.delete");
     if (strcmp(mode, "connection") != 0)
@@ -217,5 +231,7 @@ int main(int argc, char **argv)
     amqp_destroy_connection(probe.conn);
     amqp_connection_close(setup, AMQP_REPLY_SUCCESS);
     amqp_destroy_connection(setup);
-    return ready == count ? 0 : 1;
+    if (taker_conn != NULL)
+        amqp_destroy_connection(taker_conn); /* without a word: it never reads */
+    return ready == count || taker ? 0 : 1;
 }
