@@ -481,6 +481,18 @@ void channel_free(struct channel *ch)
 
 /* ---- Lookups shared by the handlers ---------------------------------------------------- */
 
+/* 405: the queue is another connection's exclusive queue, or (on a declare) its exclusive
+ * flag differs from the declaration. */
+static int fail_locked(struct channel *ch, struct wire_bytes name)
+{
+    return channel_fail(ch, WIRE_RESOURCE_LOCKED,
+                        "cannot obtain exclusive access to locked queue " NAME_FMT
+                        " in vhost " NAME_FMT ". It could be originally declared on another "
+                        "connection or the exclusive property value does not match that of the "
+                        "original declaration.",
+                        NAME_ARG(name), VHOST_ARG(ch));
+}
+
 /* The queue a method names; "" means the last queue declared on this channel, as the spec
  * allows. Fails with 404 (missing) or 405 (another connection's exclusive queue). */
 static struct queue *find_queue(struct channel *ch, struct wire_bytes name)
@@ -499,12 +511,7 @@ static struct queue *find_queue(struct channel *ch, struct wire_bytes name)
         return NULL;
     }
     if (q->exclusive && q->owner != ch->conn) {
-        channel_fail(ch, WIRE_RESOURCE_LOCKED,
-                     "cannot obtain exclusive access to locked queue " NAME_FMT
-                     " in vhost " NAME_FMT ". It could be originally declared on another "
-                     "connection or the exclusive property value does not match that of the "
-                     "original declaration.",
-                     NAME_ARG(name), VHOST_ARG(ch));
+        fail_locked(ch, name);
         return NULL;
     }
     return q;
@@ -701,6 +708,8 @@ static void send_declare_ok(struct channel *ch, const struct queue *q)
     conn_send_method(ch->conn, ch->id, WIRE_QUEUE_DECLARE_OK, &ok);
 }
 
+/* A redeclared queue: its durable and auto-delete flags and its arguments must be those of
+ * the declaration (406 with RabbitMQ's text). */
 static int check_queue_equivalent(struct channel *ch, const struct queue *q,
                                   const struct wire_queue_declare *a)
 {
@@ -711,8 +720,6 @@ static int check_queue_equivalent(struct channel *ch, const struct queue *q,
         what = "durable", got = a->durable, have = q->durable;
     else if (q->auto_delete != a->auto_delete)
         what = "auto_delete", got = a->auto_delete, have = q->auto_delete;
-    else if (q->exclusive != a->exclusive)
-        what = "exclusive", got = a->exclusive, have = q->exclusive;
     if (what != NULL)
         return channel_fail(ch, WIRE_PRECONDITION_FAILED,
                             "inequivalent arg '%s' for queue " NAME_FMT " in vhost " NAME_FMT
@@ -770,8 +777,12 @@ static int handle_queue_declare(struct channel *ch, const struct wire_method *m)
      * in RabbitMQ. */
     q = vhost_queue_find(vh, name);
     if (q != NULL) {
-        if (q->exclusive && q->owner != ch->conn)
-            return find_queue(ch, name) ? 0 : -1; /* 405 */
+        /* A declare claims the queue for this connection (exclusive) or for none, and the
+         * claim must match its owner exactly: a shared queue redeclared exclusive, or an
+         * exclusive one redeclared shared, is 405 like another connection's exclusive queue,
+         * checked before the other flags (rabbit_amqqueue:assert_equivalence, strict). */
+        if (q->exclusive != a->exclusive || (q->exclusive && q->owner != ch->conn))
+            return fail_locked(ch, name);
         if (check_queue_equivalent(ch, q, a) != 0)
             return -1;
         goto ok;

@@ -217,6 +217,44 @@ START_TEST(redeclare_with_other_auto_delete_closes_channel_with_406)
 }
 END_TEST
 
+static void locked_text(char *text, size_t size, const char *q)
+{
+    snprintf(text, size,
+             "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '%s' in vhost "
+             "'/'. It could be originally declared on another connection or the exclusive "
+             "property value does not match that of the original declaration.",
+             q);
+}
+
+START_TEST(redeclare_of_shared_queue_as_exclusive_closes_channel_with_405)
+{
+    amqp_connection_state_t c = it_connect();
+    char q[64], text[300];
+
+    it_queue(c, it_name(q, sizeof q, "reexclusive"));
+    locked_text(text, sizeof text, q);
+    it_expect_channel_close(c, 1, declare(c, 1, q, false, false, true, false), 405, text);
+    it_channel_open(c, 1);
+    /* Checked before the other flags, as RabbitMQ does: durable differs too here. */
+    it_expect_channel_close(c, 1, declare(c, 1, q, false, true, true, false), 405, text);
+    it_channel_open(c, 1);
+    it_queue_delete(c, q);
+    it_disconnect(c);
+}
+END_TEST
+
+START_TEST(redeclare_of_own_exclusive_queue_as_shared_closes_channel_with_405)
+{
+    amqp_connection_state_t c = it_connect();
+    char q[64], text[300];
+
+    it_temp_queue(c, it_name(q, sizeof q, "reshared"));
+    locked_text(text, sizeof text, q);
+    it_expect_channel_close(c, 1, declare(c, 1, q, false, false, false, false), 405, text);
+    it_disconnect(c);
+}
+END_TEST
+
 static amqp_table_t one_entry_table(amqp_table_entry_t *e, const char *key, int32_t value)
 {
     *e = (amqp_table_entry_t){.key = amqp_cstring_bytes(key),
@@ -404,6 +442,8 @@ static Suite *queue_suite(void)
     tcase_add_test(tc, auto_delete_queue_without_consumers_stays);
     tcase_add_test(tc, redeclare_with_other_durability_closes_channel_with_406);
     tcase_add_test(tc, redeclare_with_other_auto_delete_closes_channel_with_406);
+    tcase_add_test(tc, redeclare_of_shared_queue_as_exclusive_closes_channel_with_405);
+    tcase_add_test(tc, redeclare_of_own_exclusive_queue_as_shared_closes_channel_with_405);
 
     tc = it_tcase(s, "bind");
     tcase_add_test(tc, bind_and_unbind_with_arguments);
