@@ -848,24 +848,31 @@ static int handle_queue_bind(struct channel *ch, const struct wire_method *m)
 static int handle_queue_unbind(struct channel *ch, const struct wire_method *m)
 {
     const struct wire_queue_unbind *a = &m->u.queue_unbind;
+    struct vhost *vh = ch->conn->vhost;
     struct queue *q;
     struct exchange *x;
     struct xbinding *xb;
 
     if (permit(ch, AUTH_OP_QUEUE_UNBIND, a->queue, a->exchange) != 0)
         return -1;
-    if ((q = find_queue(ch, a->queue)) == NULL)
-        return -1;
     if (a->exchange.len == 0)
         return channel_fail(ch, WIRE_ACCESS_REFUSED,
                             "operation not permitted on the default exchange");
-    if ((x = find_exchange(ch, a->exchange)) == NULL ||
-        permit_topic(ch, x, AUTH_READ, a->routing_key) != 0)
+    x = vhost_exchange_find(vh, a->exchange);
+    if (x != NULL && permit_topic(ch, x, AUTH_READ, a->routing_key) != 0)
         return -1;
-    /* Unbinding what is not bound succeeds, as in RabbitMQ. */
-    xb = exchange_find_binding(x, q, a->routing_key, a->arguments.raw);
-    if (xb != NULL)
+    /* Unbinding what is not bound succeeds, and so does unbinding a queue or an exchange
+     * that does not exist, as in RabbitMQ 3.x (rabbit_binding:remove fails only for a queue
+     * on a node that is down). Another connection's exclusive queue is refused only when
+     * there is a binding to remove: RabbitMQ checks exclusive access after the lookup. */
+    q = vhost_queue_find(vh, a->queue);
+    xb = q != NULL && x != NULL ? exchange_find_binding(x, q, a->routing_key, a->arguments.raw)
+                                : NULL;
+    if (xb != NULL) {
+        if (q->exclusive && q->owner != ch->conn)
+            return fail_locked(ch, q->name);
         exchange_unbind(xb);
+    }
     conn_send_method(ch->conn, ch->id, WIRE_QUEUE_UNBIND_OK, &(struct wire_queue_unbind_ok){0});
     return 0;
 }
@@ -1479,6 +1486,7 @@ static int handle_exchange_bind(struct channel *ch, const struct wire_method *m)
 static int handle_exchange_unbind(struct channel *ch, const struct wire_method *m)
 {
     const struct wire_exchange_unbind *a = &m->u.exchange_unbind;
+    struct vhost *vh = ch->conn->vhost;
     struct exchange *src, *dst;
     struct xbinding *xb;
 
@@ -1487,11 +1495,14 @@ static int handle_exchange_unbind(struct channel *ch, const struct wire_method *
                             "operation not permitted on the default exchange");
     if (permit(ch, AUTH_OP_EXCHANGE_UNBIND, a->destination, a->source) != 0)
         return -1;
-    if ((dst = find_exchange(ch, a->destination)) == NULL ||
-        (src = find_exchange(ch, a->source)) == NULL ||
-        permit_topic(ch, src, AUTH_READ, a->routing_key) != 0)
+    src = vhost_exchange_find(vh, a->source);
+    if (src != NULL && permit_topic(ch, src, AUTH_READ, a->routing_key) != 0)
         return -1;
-    xb = exchange_find_binding(src, dst, a->routing_key, a->arguments.raw);
+    /* As queue.unbind: a missing binding, source or destination is not an error. */
+    dst = vhost_exchange_find(vh, a->destination);
+    xb = src != NULL && dst != NULL
+             ? exchange_find_binding(src, dst, a->routing_key, a->arguments.raw)
+             : NULL;
     if (xb != NULL)
         exchange_unbind(xb);
     if (!a->nowait)

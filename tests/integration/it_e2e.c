@@ -197,6 +197,22 @@ START_TEST(bind_to_missing_exchange_closes_channel_with_404)
 }
 END_TEST
 
+START_TEST(unbind_of_missing_exchanges_succeeds)
+{
+    amqp_connection_state_t c = it_connect();
+    char x[64], missing[64];
+
+    it_exchange(c, it_name(x, sizeof x, "e2e.unbind"), "direct");
+    it_name(missing, sizeof missing, "e2e.unbind.missing");
+    e2e_unbind(c, x, "amq.direct", "never-bound");
+    e2e_unbind(c, missing, x, "k");
+    e2e_unbind(c, x, missing, "k");
+    e2e_unbind(c, missing, missing, "k");
+    it_exchange_delete(c, x);
+    it_disconnect(c);
+}
+END_TEST
+
 START_TEST(default_exchange_cannot_take_part_in_exchange_bindings)
 {
     amqp_connection_state_t c = it_connect();
@@ -392,6 +408,7 @@ int main(void)
     tcase_add_test(tc, queue_reached_by_two_paths_gets_one_copy);
     tcase_add_test(tc, deleting_the_destination_removes_the_binding);
     tcase_add_test(tc, bind_to_missing_exchange_closes_channel_with_404);
+    tcase_add_test(tc, unbind_of_missing_exchanges_succeeds);
     tcase_add_test(tc, default_exchange_cannot_take_part_in_exchange_bindings);
     tcase_add_test(tc, auto_delete_exchange_goes_when_its_last_e2e_binding_goes);
     tcase_add_test(tc, auto_delete_exchange_stays_when_it_was_only_a_destination);

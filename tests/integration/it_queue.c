@@ -315,6 +315,50 @@ START_TEST(unbind_of_missing_binding_succeeds)
 }
 END_TEST
 
+static amqp_rpc_reply_t unbind(amqp_connection_state_t c, amqp_channel_t ch, const char *q,
+                               const char *x, const char *key)
+{
+    amqp_queue_unbind(c, ch, amqp_cstring_bytes(q), amqp_cstring_bytes(x), amqp_cstring_bytes(key),
+                      amqp_empty_table);
+    return amqp_get_rpc_reply(c);
+}
+
+START_TEST(unbind_of_missing_queue_or_exchange_succeeds)
+{
+    amqp_connection_state_t c = it_connect();
+    char q[64], missing_q[64], missing_x[64];
+
+    it_temp_queue(c, it_name(q, sizeof q, "unbind.q"));
+    it_name(missing_q, sizeof missing_q, "unbind.missing.q");
+    it_name(missing_x, sizeof missing_x, "unbind.missing.x");
+    it_assert_ok(unbind(c, 1, missing_q, "amq.direct", "k"), "queue.unbind of a missing queue");
+    it_assert_ok(unbind(c, 1, q, missing_x, "k"), "queue.unbind from a missing exchange");
+    it_assert_ok(unbind(c, 1, missing_q, missing_x, "k"), "queue.unbind of nothing at all");
+    /* The default exchange is refused before anything is looked up. */
+    it_expect_channel_close(c, 1, unbind(c, 1, missing_q, "", "k"), 403,
+                            "ACCESS_REFUSED - operation not permitted on the default exchange");
+    it_disconnect(c);
+}
+END_TEST
+
+START_TEST(unbind_of_another_connections_exclusive_queue_is_refused_only_when_bound)
+{
+    amqp_connection_state_t owner = it_connect(), other = it_connect();
+    char q[64], key[64], text[300];
+
+    it_temp_queue(owner, it_name(q, sizeof q, "unbind.locked"));
+    it_bind(owner, q, "amq.direct", it_name(key, sizeof key, "unbind.locked.key"),
+            amqp_empty_table);
+    /* RabbitMQ checks exclusive access only to remove a binding that exists. */
+    it_assert_ok(unbind(other, 1, q, "amq.direct", "never-bound"),
+                 "queue.unbind of a missing binding of a locked queue");
+    locked_text(text, sizeof text, q);
+    it_expect_channel_close(other, 1, unbind(other, 1, q, "amq.direct", key), 405, text);
+    it_disconnect(other);
+    it_disconnect(owner);
+}
+END_TEST
+
 START_TEST(bind_to_missing_queue_or_exchange_closes_channel_with_404)
 {
     amqp_connection_state_t c = it_connect();
@@ -448,6 +492,8 @@ static Suite *queue_suite(void)
     tc = it_tcase(s, "bind");
     tcase_add_test(tc, bind_and_unbind_with_arguments);
     tcase_add_test(tc, unbind_of_missing_binding_succeeds);
+    tcase_add_test(tc, unbind_of_missing_queue_or_exchange_succeeds);
+    tcase_add_test(tc, unbind_of_another_connections_exclusive_queue_is_refused_only_when_bound);
     tcase_add_test(tc, bind_to_missing_queue_or_exchange_closes_channel_with_404);
 
     tc = it_tcase(s, "purge_delete");
