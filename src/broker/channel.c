@@ -493,17 +493,26 @@ static int fail_locked(struct channel *ch, struct wire_bytes name)
                         NAME_ARG(name), VHOST_ARG(ch));
 }
 
-/* The queue a method names; "" means the last queue declared on this channel, as the spec
- * allows. Fails with 404 (missing) or 405 (another connection's exclusive queue). */
+/* The queue name a method means: "" is the queue last declared on this channel, as the
+ * spec allows, and 404 when none was. RabbitMQ expands it before anything else is checked
+ * (rabbit_channel:expand_shortcuts), permissions included. *name may then point into ch. */
+static int expand_queue_name(struct channel *ch, struct wire_bytes *name)
+{
+    if (name->len > 0)
+        return 0;
+    if (ch->last_queue_len == 0)
+        return channel_fail(ch, WIRE_NOT_FOUND, "no previously declared queue");
+    *name = (struct wire_bytes){.ptr = ch->last_queue, .len = ch->last_queue_len};
+    return 0;
+}
+
+/* The queue a method names (expanded by expand_queue_name() where the method allows "").
+ * Fails with 404 (missing) or 405 (another connection's exclusive queue). */
 static struct queue *find_queue(struct channel *ch, struct wire_bytes name)
 {
     struct vhost *vh = ch->conn->vhost;
     struct queue *q;
 
-    if (name.len == 0) {
-        channel_fail(ch, WIRE_NOT_FOUND, "no previously declared queue");
-        return NULL;
-    }
     q = vhost_queue_find(vh, name);
     if (q == NULL) {
         channel_fail(ch, WIRE_NOT_FOUND, "no queue " NAME_FMT " in vhost " NAME_FMT,
@@ -698,6 +707,15 @@ static int handle_exchange_delete(struct channel *ch, const struct wire_method *
 
 /* ---- queue class ----------------------------------------------------------------------- */
 
+/* Every successful queue.declare, passive or not, names the channel's last declared queue
+ * (a queue named "" would mean none, as in RabbitMQ). Its name came in a short string. */
+static void remember_declared(struct channel *ch, struct wire_bytes name)
+{
+    assert(name.len < sizeof ch->last_queue);
+    memcpy(ch->last_queue, name.ptr, name.len);
+    ch->last_queue_len = (uint8_t)name.len;
+}
+
 static void send_declare_ok(struct channel *ch, const struct queue *q)
 {
     struct wire_queue_declare_ok ok = {
@@ -749,6 +767,7 @@ static int handle_queue_declare(struct channel *ch, const struct wire_method *m)
          * a queue with one consumer while its channel consumes replies, as in RabbitMQ. */
         if (publish_is_reply_address(name) && server_reply_channel(ch->conn->srv, name) != NULL) {
             struct wire_queue_declare_ok ok = {.queue = name, .consumer_count = 1};
+            remember_declared(ch, name);
             if (!a->nowait)
                 conn_send_method(ch->conn, ch->id, WIRE_QUEUE_DECLARE_OK, &ok);
             return 0;
@@ -815,6 +834,7 @@ static int handle_queue_declare(struct channel *ch, const struct wire_method *m)
     }
 ok:
     queue_touch(q);
+    remember_declared(ch, q->name);
     if (!a->nowait)
         send_declare_ok(ch, q);
     return 0;
@@ -824,21 +844,27 @@ static int handle_queue_bind(struct channel *ch, const struct wire_method *m)
 {
     uint16_t code;
     const struct wire_queue_bind *a = &m->u.queue_bind;
+    struct wire_bytes queue = a->queue, key = a->routing_key;
     struct queue *q;
     struct exchange *x;
     char err[256];
 
-    if (permit(ch, AUTH_OP_QUEUE_BIND, a->queue, a->exchange) != 0)
+    if (expand_queue_name(ch, &queue) != 0)
         return -1;
-    if ((q = find_queue(ch, a->queue)) == NULL)
+    /* No queue and no key: bound by the last declared queue's name, as the spec says. */
+    if (a->queue.len == 0 && key.len == 0)
+        key = queue;
+    if (permit(ch, AUTH_OP_QUEUE_BIND, queue, a->exchange) != 0)
+        return -1;
+    if ((q = find_queue(ch, queue)) == NULL)
         return -1;
     if (a->exchange.len == 0)
         return channel_fail(ch, WIRE_ACCESS_REFUSED,
                             "operation not permitted on the default exchange");
     if ((x = find_exchange(ch, a->exchange)) == NULL ||
-        permit_topic(ch, x, AUTH_READ, a->routing_key) != 0)
+        permit_topic(ch, x, AUTH_READ, key) != 0)
         return -1;
-    if (exchange_bind(x, q, a->routing_key, a->arguments.raw, &code, err, sizeof err) == NULL)
+    if (exchange_bind(x, q, key, a->arguments.raw, &code, err, sizeof err) == NULL)
         return channel_fail(ch, code, "%s", err);
     if (!a->nowait)
         conn_send_method(ch->conn, ch->id, WIRE_QUEUE_BIND_OK, &(struct wire_queue_bind_ok){0});
@@ -849,25 +875,29 @@ static int handle_queue_unbind(struct channel *ch, const struct wire_method *m)
 {
     const struct wire_queue_unbind *a = &m->u.queue_unbind;
     struct vhost *vh = ch->conn->vhost;
+    struct wire_bytes queue = a->queue, key = a->routing_key;
     struct queue *q;
     struct exchange *x;
     struct xbinding *xb;
 
-    if (permit(ch, AUTH_OP_QUEUE_UNBIND, a->queue, a->exchange) != 0)
+    if (expand_queue_name(ch, &queue) != 0)
+        return -1;
+    if (a->queue.len == 0 && key.len == 0)
+        key = queue; /* as queue.bind */
+    if (permit(ch, AUTH_OP_QUEUE_UNBIND, queue, a->exchange) != 0)
         return -1;
     if (a->exchange.len == 0)
         return channel_fail(ch, WIRE_ACCESS_REFUSED,
                             "operation not permitted on the default exchange");
     x = vhost_exchange_find(vh, a->exchange);
-    if (x != NULL && permit_topic(ch, x, AUTH_READ, a->routing_key) != 0)
+    if (x != NULL && permit_topic(ch, x, AUTH_READ, key) != 0)
         return -1;
     /* Unbinding what is not bound succeeds, and so does unbinding a queue or an exchange
      * that does not exist, as in RabbitMQ 3.x (rabbit_binding:remove fails only for a queue
      * on a node that is down). Another connection's exclusive queue is refused only when
      * there is a binding to remove: RabbitMQ checks exclusive access after the lookup. */
-    q = vhost_queue_find(vh, a->queue);
-    xb = q != NULL && x != NULL ? exchange_find_binding(x, q, a->routing_key, a->arguments.raw)
-                                : NULL;
+    q = vhost_queue_find(vh, queue);
+    xb = q != NULL && x != NULL ? exchange_find_binding(x, q, key, a->arguments.raw) : NULL;
     if (xb != NULL) {
         if (q->exclusive && q->owner != ch->conn)
             return fail_locked(ch, q->name);
@@ -880,12 +910,14 @@ static int handle_queue_unbind(struct channel *ch, const struct wire_method *m)
 static int handle_queue_purge(struct channel *ch, const struct wire_method *m)
 {
     const struct wire_queue_purge *a = &m->u.queue_purge;
+    struct wire_bytes queue = a->queue;
     struct queue *q;
     struct wire_queue_purge_ok ok;
 
-    if (permit(ch, AUTH_OP_QUEUE_PURGE, a->queue, (struct wire_bytes){0}) != 0)
+    if (expand_queue_name(ch, &queue) != 0 ||
+        permit(ch, AUTH_OP_QUEUE_PURGE, queue, (struct wire_bytes){0}) != 0)
         return -1;
-    if ((q = find_queue(ch, a->queue)) == NULL)
+    if ((q = find_queue(ch, queue)) == NULL)
         return -1;
     ok.message_count = queue_purge(q);
     if (!a->nowait)
@@ -897,22 +929,25 @@ static int handle_queue_delete(struct channel *ch, const struct wire_method *m)
 {
     const struct wire_queue_delete *a = &m->u.queue_delete;
     struct wire_queue_delete_ok ok = {0};
-    struct queue *q = vhost_queue_find(ch->conn->vhost, a->queue);
+    struct wire_bytes queue = a->queue;
+    struct queue *q;
 
-    if (permit(ch, AUTH_OP_QUEUE_DELETE, a->queue, (struct wire_bytes){0}) != 0)
+    if (expand_queue_name(ch, &queue) != 0 ||
+        permit(ch, AUTH_OP_QUEUE_DELETE, queue, (struct wire_bytes){0}) != 0)
         return -1;
     /* Deleting a queue that does not exist succeeds with a count of 0, as in RabbitMQ 3.x. */
+    q = vhost_queue_find(ch->conn->vhost, queue);
     if (q != NULL) {
-        if (find_queue(ch, a->queue) == NULL)
+        if (find_queue(ch, queue) == NULL)
             return -1;
         if (a->if_unused && q->consumer_count > 0)
             return channel_fail(ch, WIRE_PRECONDITION_FAILED,
                                 "queue " NAME_FMT " in vhost " NAME_FMT " in use",
-                                NAME_ARG(a->queue), VHOST_ARG(ch));
+                                NAME_ARG(queue), VHOST_ARG(ch));
         if (a->if_empty && queue_ready_count(q) > 0)
             return channel_fail(ch, WIRE_PRECONDITION_FAILED,
                                 "queue " NAME_FMT " in vhost " NAME_FMT " not empty",
-                                NAME_ARG(a->queue), VHOST_ARG(ch));
+                                NAME_ARG(queue), VHOST_ARG(ch));
         ok.message_count = queue_delete(q);
     }
     if (!a->nowait)
@@ -985,12 +1020,15 @@ static int handle_basic_consume(struct channel *ch, const struct wire_method *m)
     struct consumer *c;
     struct queue *q;
     struct wire_field prio;
+    struct wire_bytes queue = a->queue;
 
-    if (wire_bytes_eq_cstr(a->queue, "amq.rabbitmq.reply-to"))
-        return consume_replies(ch, a);
-    if (permit(ch, AUTH_OP_BASIC_CONSUME, a->queue, (struct wire_bytes){0}) != 0)
+    if (expand_queue_name(ch, &queue) != 0)
         return -1;
-    if ((q = find_queue(ch, a->queue)) == NULL)
+    if (wire_bytes_eq_cstr(queue, "amq.rabbitmq.reply-to"))
+        return consume_replies(ch, a);
+    if (permit(ch, AUTH_OP_BASIC_CONSUME, queue, (struct wire_bytes){0}) != 0)
+        return -1;
+    if ((q = find_queue(ch, queue)) == NULL)
         return -1;
     if (tag.len == 0) {
         random_name(generated, sizeof generated, "amq.ctag-");
@@ -1352,13 +1390,15 @@ static int handle_content_body(struct channel *ch, const struct wire_frame *f)
 static int handle_basic_get(struct channel *ch, const struct wire_method *m)
 {
     const struct wire_basic_get *a = &m->u.basic_get;
+    struct wire_bytes queue = a->queue;
     struct queue *q;
     struct qentry e;
     struct wire_basic_get_ok ok;
 
-    if (permit(ch, AUTH_OP_BASIC_GET, a->queue, (struct wire_bytes){0}) != 0)
+    if (expand_queue_name(ch, &queue) != 0 ||
+        permit(ch, AUTH_OP_BASIC_GET, queue, (struct wire_bytes){0}) != 0)
         return -1;
-    if ((q = find_queue(ch, a->queue)) == NULL)
+    if ((q = find_queue(ch, queue)) == NULL)
         return -1;
     queue_touch(q);
     if (!queue_pop(q, &e)) {

@@ -106,6 +106,12 @@ struct channel {
     struct wire_bytes reply_tag; /* owned; empty if none */
     char reply_address[96];      /* amq.rabbitmq.reply-to.<token>, registered with the server */
 
+    /* The queue last declared on this channel (RabbitMQ's most_recently_declared_queue):
+     * what an empty queue name means in queue.bind, queue.unbind, queue.purge, queue.delete,
+     * basic.consume and basic.get. Empty until a queue.declare succeeds. */
+    uint8_t last_queue[256];
+    uint8_t last_queue_len;
+
     struct hmap consumers; /* tag -> struct consumer */
     uint16_t prefetch_consumer; /* basic.qos global=false: applies to consumers created after */
     uint16_t prefetch_channel;  /* basic.qos global=true: shared by the channel's consumers */

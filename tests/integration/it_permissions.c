@@ -549,6 +549,23 @@ START_TEST(queue_unbind_without_read_on_exchange_is_refused)
 }
 END_TEST
 
+/* An empty queue name means the queue last declared on the channel, and the permission
+ * checks see that queue: c may declare (configure) but not read, and the refusal of basic.get
+ * "" names the queue it declared. */
+START_TEST(empty_queue_name_is_checked_as_the_last_declared_queue)
+{
+    amqp_connection_state_t a = as(ADMIN), c = as(U_C);
+    char q[64];
+
+    it_queue(c, it_name(q, sizeof q, "q"));
+    amqp_basic_get(c, 1, amqp_empty_bytes, 1);
+    expect_refused(c, amqp_get_rpc_reply(c), "queue", q, U_C);
+    it_queue_delete(a, q);
+    it_disconnect(c);
+    it_disconnect(a);
+}
+END_TEST
+
 /* ---- exchange.bind, exchange.unbind ---------------------------------------------------- */
 
 /* Admin's source exchange s, destination d and a queue q bound to d with "k". */
@@ -1098,6 +1115,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, queue_unbind_needs_write_on_queue_and_read_on_exchange);
     tcase_add_test(tc, queue_unbind_without_write_on_queue_is_refused);
     tcase_add_test(tc, queue_unbind_without_read_on_exchange_is_refused);
+    tcase_add_test(tc, empty_queue_name_is_checked_as_the_last_declared_queue);
     tcase_add_test(tc, exchange_bind_needs_write_on_destination_and_read_on_source);
     tcase_add_test(tc, exchange_bind_without_write_on_destination_is_refused);
     tcase_add_test(tc, exchange_bind_without_read_on_source_is_refused);

@@ -472,6 +472,98 @@ START_TEST(delete_if_empty_with_messages_closes_channel_with_406)
 }
 END_TEST
 
+/* ---- the last declared queue ------------------------------------------------------------ */
+
+START_TEST(empty_queue_name_means_the_queue_last_declared_on_the_channel)
+{
+    amqp_connection_state_t c = it_connect();
+    char q[64], key[64];
+    amqp_queue_purge_ok_t *purged;
+    amqp_queue_delete_ok_t *deleted;
+    struct it_msg m;
+
+    it_temp_queue(c, it_name(q, sizeof q, "last"));
+    it_name(key, sizeof key, "last.key");
+    amqp_queue_bind(c, 1, amqp_empty_bytes, amqp_cstring_bytes("amq.direct"),
+                    amqp_cstring_bytes(key), amqp_empty_table);
+    it_assert_ok(amqp_get_rpc_reply(c), "queue.bind ''");
+    it_publish(c, "amq.direct", key, "m1");
+    it_publish(c, "amq.direct", key, "m2");
+    it_expect_get(c, 1, "", "m1", NULL);
+
+    purged = amqp_queue_purge(c, 1, amqp_empty_bytes);
+    it_assert_ok(amqp_get_rpc_reply(c), "queue.purge ''");
+    ck_assert_uint_eq(purged->message_count, 1);
+
+    it_assert_ok(unbind(c, 1, "", "amq.direct", key), "queue.unbind ''");
+    it_publish(c, "amq.direct", key, "unrouted");
+    it_expect_empty(c, 1, q);
+
+    it_consume(c, 1, "", NULL, true, false, NULL, 0);
+    it_publish(c, "", q, "consumed");
+    it_expect_delivery(c, 2000, "consumed", &m);
+    it_msg_free(&m);
+
+    deleted = amqp_queue_delete(c, 1, amqp_empty_bytes, 0, 0);
+    it_assert_ok(amqp_get_rpc_reply(c), "queue.delete ''");
+    ck_assert_uint_eq(deleted->message_count, 0);
+    assert_queue_missing(c, q);
+    it_disconnect(c);
+}
+END_TEST
+
+START_TEST(bind_with_empty_queue_and_key_binds_by_the_queue_name)
+{
+    amqp_connection_state_t c = it_connect();
+    amqp_queue_declare_ok_t *ok;
+    char q[256];
+
+    /* The pattern of old clients: a server-named queue, bound by its own name. */
+    ok = amqp_queue_declare(c, 1, amqp_empty_bytes, 0, 0, 1, 0, amqp_empty_table);
+    it_assert_ok(amqp_get_rpc_reply(c), "queue.declare ''");
+    snprintf(q, sizeof q, "%.*s", (int)ok->queue.len, (const char *)ok->queue.bytes);
+    amqp_queue_bind(c, 1, amqp_empty_bytes, amqp_cstring_bytes("amq.direct"), amqp_empty_bytes,
+                    amqp_empty_table);
+    it_assert_ok(amqp_get_rpc_reply(c), "queue.bind '' with key ''");
+    it_publish(c, "amq.direct", q, "by name");
+    it_expect_get(c, 1, q, "by name", NULL);
+    it_disconnect(c);
+}
+END_TEST
+
+START_TEST(empty_queue_name_before_any_declare_on_the_channel_closes_it_with_404)
+{
+    amqp_connection_state_t c = it_connect();
+    char q[64];
+    const char *text = "NOT_FOUND - no previously declared queue";
+
+    /* Declared on channel 1: channel 2 has declared nothing. */
+    it_temp_queue(c, it_name(q, sizeof q, "last.none"));
+    it_channel_open(c, 2);
+    amqp_basic_get(c, 2, amqp_empty_bytes, 1);
+    it_expect_channel_close(c, 2, amqp_get_rpc_reply(c), 404, text);
+    it_channel_open(c, 2);
+    amqp_queue_bind(c, 2, amqp_empty_bytes, amqp_cstring_bytes("amq.direct"), amqp_empty_bytes,
+                    amqp_empty_table);
+    it_expect_channel_close(c, 2, amqp_get_rpc_reply(c), 404, text);
+    it_disconnect(c);
+}
+END_TEST
+
+START_TEST(passive_declare_of_empty_name_is_not_the_last_declared_queue)
+{
+    amqp_connection_state_t c = it_connect();
+    char q[64];
+
+    /* queue.declare is not among the methods that expand "": RabbitMQ looks for a queue
+     * named '' and finds none. */
+    it_temp_queue(c, it_name(q, sizeof q, "last.passive"));
+    it_expect_channel_close(c, 1, declare(c, 1, "", true, false, false, false), 404,
+                            "NOT_FOUND - no queue '' in vhost '/'");
+    it_disconnect(c);
+}
+END_TEST
+
 static Suite *queue_suite(void)
 {
     Suite *s = suite_create("queue");
@@ -502,6 +594,12 @@ static Suite *queue_suite(void)
     tcase_add_test(tc, delete_of_missing_queue_succeeds_with_zero);
     tcase_add_test(tc, delete_if_unused_with_consumer_closes_channel_with_406);
     tcase_add_test(tc, delete_if_empty_with_messages_closes_channel_with_406);
+
+    tc = it_tcase(s, "last_declared");
+    tcase_add_test(tc, empty_queue_name_means_the_queue_last_declared_on_the_channel);
+    tcase_add_test(tc, bind_with_empty_queue_and_key_binds_by_the_queue_name);
+    tcase_add_test(tc, empty_queue_name_before_any_declare_on_the_channel_closes_it_with_404);
+    tcase_add_test(tc, passive_declare_of_empty_name_is_not_the_last_declared_queue);
     return s;
 }
 
