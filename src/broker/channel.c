@@ -536,6 +536,27 @@ static struct exchange *find_exchange(struct channel *ch, struct wire_bytes name
     return x;
 }
 
+/* A name without its CR and LF characters: RabbitMQ removes them from the exchange and queue
+ * names of exchange.declare, exchange.delete, exchange.bind, exchange.unbind, queue.declare,
+ * queue.bind, queue.unbind and queue.delete (rabbit_channel:strip_cr_lf), and not from those
+ * of queue.purge, basic.consume, basic.get or basic.publish. The result is name itself when
+ * it has none, else a copy in buf. */
+#define NAME_BUF_SIZE 256 /* a short string, the longest name a method carries */
+static struct wire_bytes strip_cr_lf(struct wire_bytes name, uint8_t buf[NAME_BUF_SIZE])
+{
+    size_t len = 0;
+
+    if (name.len == 0 ||
+        (memchr(name.ptr, '\r', name.len) == NULL && memchr(name.ptr, '\n', name.len) == NULL))
+        return name;
+    assert(name.len < NAME_BUF_SIZE);
+    for (size_t i = 0; i < name.len; i++) {
+        if (name.ptr[i] != '\r' && name.ptr[i] != '\n')
+            buf[len++] = name.ptr[i];
+    }
+    return (struct wire_bytes){.ptr = buf, .len = len};
+}
+
 /* Access control: the checks RabbitMQ makes for op, and its refusal text (403). */
 static int permit(struct channel *ch, enum auth_op op, struct wire_bytes primary,
                   struct wire_bytes secondary)
@@ -599,21 +620,23 @@ static int handle_exchange_declare(struct channel *ch, const struct wire_method 
     struct vhost *vh = ch->conn->vhost;
     const struct exchange_type *type;
     struct exchange *x;
+    uint8_t name_buf[NAME_BUF_SIZE];
+    struct wire_bytes name = strip_cr_lf(a->exchange, name_buf);
 
-    if (a->exchange.len == 0)
+    if (name.len == 0)
         return channel_fail(ch, WIRE_ACCESS_REFUSED,
                             "operation not permitted on the default exchange");
-    x = vhost_exchange_find(vh, a->exchange);
+    x = vhost_exchange_find(vh, name);
     if (a->passive) {
         if (x == NULL)
-            return find_exchange(ch, a->exchange) ? 0 : -1;
+            return find_exchange(ch, name) ? 0 : -1;
         goto ok;
     }
     {
         struct wire_field ae;
         bool has_ae = wire_table_find(a->arguments, "alternate-exchange", &ae) && ae.type == 'S';
         if (permit(ch, has_ae ? AUTH_OP_EXCHANGE_DECLARE_AE : AUTH_OP_EXCHANGE_DECLARE,
-                   a->exchange, has_ae ? ae.v.bytes : (struct wire_bytes){0}) != 0)
+                   name, has_ae ? ae.v.bytes : (struct wire_bytes){0}) != 0)
             return -1;
     }
     type = exchange_type_find(a->type);
@@ -628,14 +651,14 @@ static int handle_exchange_declare(struct channel *ch, const struct wire_method 
             return channel_fail(ch, WIRE_PRECONDITION_FAILED,
                                 "invalid type '%s' for arg 'alternate-exchange' in exchange " NAME_FMT
                                 " in vhost " NAME_FMT,
-                                erl_term_type_name(ae.type), NAME_ARG(a->exchange), VHOST_ARG(ch));
+                                erl_term_type_name(ae.type), NAME_ARG(name), VHOST_ARG(ch));
     }
     if (x == NULL) {
-        if (exchange_name_is_reserved(a->exchange))
+        if (exchange_name_is_reserved(name))
             return channel_fail(ch, WIRE_ACCESS_REFUSED,
                                 "exchange name " NAME_FMT " contains reserved prefix 'amq.*'",
-                                NAME_ARG(a->exchange));
-        x = exchange_new(vh, a->exchange, type, a->durable, a->auto_delete, a->internal,
+                                NAME_ARG(name));
+        x = exchange_new(vh, name, type, a->durable, a->auto_delete, a->internal,
                          a->arguments.raw);
         vhost_exchange_add(vh, x);
         if ((rc = persist_exchange_added(x)) != 0) {
@@ -643,7 +666,7 @@ static int handle_exchange_declare(struct channel *ch, const struct wire_method 
             vhost_exchange_delete(vh, x);
             return channel_fail(ch, WIRE_RESOURCE_ERROR,
                                 "cannot store exchange " NAME_FMT " in vhost " NAME_FMT ": %s",
-                                NAME_ARG(a->exchange), VHOST_ARG(ch), strerror(-rc));
+                                NAME_ARG(name), VHOST_ARG(ch), strerror(-rc));
         }
         goto ok;
     }
@@ -651,7 +674,7 @@ static int handle_exchange_declare(struct channel *ch, const struct wire_method 
         return channel_fail(ch, WIRE_PRECONDITION_FAILED,
                             "inequivalent arg 'type' for exchange " NAME_FMT " in vhost " NAME_FMT
                             ": received '%.*s' but current is '%s'",
-                            NAME_ARG(a->exchange), VHOST_ARG(ch), NAME_ARG(a->type),
+                            NAME_ARG(name), VHOST_ARG(ch), NAME_ARG(a->type),
                             x->type->name);
     {
         /* The flags RabbitMQ compares, in its order. */
@@ -668,7 +691,7 @@ static int handle_exchange_declare(struct channel *ch, const struct wire_method 
                 return channel_fail(ch, WIRE_PRECONDITION_FAILED,
                                     "inequivalent arg '%s' for exchange " NAME_FMT
                                     " in vhost " NAME_FMT ": received '%s' but current is '%s'",
-                                    flags[i].name, NAME_ARG(a->exchange), VHOST_ARG(ch),
+                                    flags[i].name, NAME_ARG(name), VHOST_ARG(ch),
                                     bool_text(flags[i].received), bool_text(flags[i].current));
         }
     }
@@ -684,18 +707,20 @@ static int handle_exchange_delete(struct channel *ch, const struct wire_method *
     const struct wire_exchange_delete *a = &m->u.exchange_delete;
     struct vhost *vh = ch->conn->vhost;
     struct exchange *x;
+    uint8_t name_buf[NAME_BUF_SIZE];
+    struct wire_bytes name = strip_cr_lf(a->exchange, name_buf);
 
-    if (a->exchange.len == 0 || exchange_name_is_reserved(a->exchange))
+    if (name.len == 0 || exchange_name_is_reserved(name))
         return channel_fail(ch, WIRE_ACCESS_REFUSED,
                             "operation not permitted on the default exchange");
-    if (permit(ch, AUTH_OP_EXCHANGE_DELETE, a->exchange, (struct wire_bytes){0}) != 0)
+    if (permit(ch, AUTH_OP_EXCHANGE_DELETE, name, (struct wire_bytes){0}) != 0)
         return -1;
-    x = vhost_exchange_find(vh, a->exchange);
+    x = vhost_exchange_find(vh, name);
     if (x != NULL) {
         if (a->if_unused && x->binding_count > 0)
             return channel_fail(ch, WIRE_PRECONDITION_FAILED,
                                 "exchange " NAME_FMT " in vhost " NAME_FMT " in use",
-                                NAME_ARG(a->exchange), VHOST_ARG(ch));
+                                NAME_ARG(name), VHOST_ARG(ch));
         vhost_exchange_delete(vh, x);
     }
     /* Deleting an exchange that does not exist succeeds, as in RabbitMQ 3.x. */
@@ -759,7 +784,8 @@ static int handle_queue_declare(struct channel *ch, const struct wire_method *m)
     const struct wire_queue_declare *a = &m->u.queue_declare;
     struct vhost *vh = ch->conn->vhost;
     char generated[64];
-    struct wire_bytes name = a->queue;
+    uint8_t name_buf[NAME_BUF_SIZE];
+    struct wire_bytes name = strip_cr_lf(a->queue, name_buf);
     struct queue *q;
 
     if (a->passive) {
@@ -844,24 +870,27 @@ static int handle_queue_bind(struct channel *ch, const struct wire_method *m)
 {
     uint16_t code;
     const struct wire_queue_bind *a = &m->u.queue_bind;
+    uint8_t queue_buf[NAME_BUF_SIZE], exchange_buf[NAME_BUF_SIZE];
     struct wire_bytes queue = a->queue, key = a->routing_key;
+    struct wire_bytes exchange = strip_cr_lf(a->exchange, exchange_buf);
     struct queue *q;
     struct exchange *x;
     char err[256];
 
     if (expand_queue_name(ch, &queue) != 0)
         return -1;
+    queue = strip_cr_lf(queue, queue_buf);
     /* No queue and no key: bound by the last declared queue's name, as the spec says. */
     if (a->queue.len == 0 && key.len == 0)
         key = queue;
-    if (permit(ch, AUTH_OP_QUEUE_BIND, queue, a->exchange) != 0)
+    if (permit(ch, AUTH_OP_QUEUE_BIND, queue, exchange) != 0)
         return -1;
     if ((q = find_queue(ch, queue)) == NULL)
         return -1;
-    if (a->exchange.len == 0)
+    if (exchange.len == 0)
         return channel_fail(ch, WIRE_ACCESS_REFUSED,
                             "operation not permitted on the default exchange");
-    if ((x = find_exchange(ch, a->exchange)) == NULL ||
+    if ((x = find_exchange(ch, exchange)) == NULL ||
         permit_topic(ch, x, AUTH_READ, key) != 0)
         return -1;
     if (exchange_bind(x, q, key, a->arguments.raw, &code, err, sizeof err) == NULL)
@@ -875,21 +904,24 @@ static int handle_queue_unbind(struct channel *ch, const struct wire_method *m)
 {
     const struct wire_queue_unbind *a = &m->u.queue_unbind;
     struct vhost *vh = ch->conn->vhost;
+    uint8_t queue_buf[NAME_BUF_SIZE], exchange_buf[NAME_BUF_SIZE];
     struct wire_bytes queue = a->queue, key = a->routing_key;
+    struct wire_bytes exchange = strip_cr_lf(a->exchange, exchange_buf);
     struct queue *q;
     struct exchange *x;
     struct xbinding *xb;
 
     if (expand_queue_name(ch, &queue) != 0)
         return -1;
+    queue = strip_cr_lf(queue, queue_buf);
     if (a->queue.len == 0 && key.len == 0)
         key = queue; /* as queue.bind */
-    if (permit(ch, AUTH_OP_QUEUE_UNBIND, queue, a->exchange) != 0)
+    if (permit(ch, AUTH_OP_QUEUE_UNBIND, queue, exchange) != 0)
         return -1;
-    if (a->exchange.len == 0)
+    if (exchange.len == 0)
         return channel_fail(ch, WIRE_ACCESS_REFUSED,
                             "operation not permitted on the default exchange");
-    x = vhost_exchange_find(vh, a->exchange);
+    x = vhost_exchange_find(vh, exchange);
     if (x != NULL && permit_topic(ch, x, AUTH_READ, key) != 0)
         return -1;
     /* Unbinding what is not bound succeeds, and so does unbinding a queue or an exchange
@@ -930,10 +962,13 @@ static int handle_queue_delete(struct channel *ch, const struct wire_method *m)
     const struct wire_queue_delete *a = &m->u.queue_delete;
     struct wire_queue_delete_ok ok = {0};
     struct wire_bytes queue = a->queue;
+    uint8_t queue_buf[NAME_BUF_SIZE];
     struct queue *q;
 
-    if (expand_queue_name(ch, &queue) != 0 ||
-        permit(ch, AUTH_OP_QUEUE_DELETE, queue, (struct wire_bytes){0}) != 0)
+    if (expand_queue_name(ch, &queue) != 0)
+        return -1;
+    queue = strip_cr_lf(queue, queue_buf);
+    if (permit(ch, AUTH_OP_QUEUE_DELETE, queue, (struct wire_bytes){0}) != 0)
         return -1;
     /* Deleting a queue that does not exist succeeds with a count of 0, as in RabbitMQ 3.x. */
     q = vhost_queue_find(ch->conn->vhost, queue);
@@ -1504,15 +1539,18 @@ static int handle_exchange_bind(struct channel *ch, const struct wire_method *m)
     uint16_t code;
     const struct wire_exchange_bind *a = &m->u.exchange_bind;
     struct exchange *src, *dst;
+    uint8_t source_buf[NAME_BUF_SIZE], destination_buf[NAME_BUF_SIZE];
+    struct wire_bytes source = strip_cr_lf(a->source, source_buf);
+    struct wire_bytes destination = strip_cr_lf(a->destination, destination_buf);
     char err[256];
 
-    if (a->source.len == 0 || a->destination.len == 0)
+    if (source.len == 0 || destination.len == 0)
         return channel_fail(ch, WIRE_ACCESS_REFUSED,
                             "operation not permitted on the default exchange");
-    if (permit(ch, AUTH_OP_EXCHANGE_BIND, a->destination, a->source) != 0)
+    if (permit(ch, AUTH_OP_EXCHANGE_BIND, destination, source) != 0)
         return -1;
-    if ((dst = find_exchange(ch, a->destination)) == NULL ||
-        (src = find_exchange(ch, a->source)) == NULL ||
+    if ((dst = find_exchange(ch, destination)) == NULL ||
+        (src = find_exchange(ch, source)) == NULL ||
         permit_topic(ch, src, AUTH_READ, a->routing_key) != 0)
         return -1;
     if (exchange_bind(src, dst, a->routing_key, a->arguments.raw, &code, err, sizeof err) == NULL)
@@ -1528,18 +1566,21 @@ static int handle_exchange_unbind(struct channel *ch, const struct wire_method *
     const struct wire_exchange_unbind *a = &m->u.exchange_unbind;
     struct vhost *vh = ch->conn->vhost;
     struct exchange *src, *dst;
+    uint8_t source_buf[NAME_BUF_SIZE], destination_buf[NAME_BUF_SIZE];
+    struct wire_bytes source = strip_cr_lf(a->source, source_buf);
+    struct wire_bytes destination = strip_cr_lf(a->destination, destination_buf);
     struct xbinding *xb;
 
-    if (a->source.len == 0 || a->destination.len == 0)
+    if (source.len == 0 || destination.len == 0)
         return channel_fail(ch, WIRE_ACCESS_REFUSED,
                             "operation not permitted on the default exchange");
-    if (permit(ch, AUTH_OP_EXCHANGE_UNBIND, a->destination, a->source) != 0)
+    if (permit(ch, AUTH_OP_EXCHANGE_UNBIND, destination, source) != 0)
         return -1;
-    src = vhost_exchange_find(vh, a->source);
+    src = vhost_exchange_find(vh, source);
     if (src != NULL && permit_topic(ch, src, AUTH_READ, a->routing_key) != 0)
         return -1;
     /* As queue.unbind: a missing binding, source or destination is not an error. */
-    dst = vhost_exchange_find(vh, a->destination);
+    dst = vhost_exchange_find(vh, destination);
     xb = src != NULL && dst != NULL
              ? exchange_find_binding(src, dst, a->routing_key, a->arguments.raw)
              : NULL;

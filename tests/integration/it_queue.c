@@ -564,6 +564,114 @@ START_TEST(passive_declare_of_empty_name_is_not_the_last_declared_queue)
 }
 END_TEST
 
+/* ---- CR and LF in names ------------------------------------------------------------------ */
+
+START_TEST(cr_and_lf_are_stripped_from_queue_names)
+{
+    amqp_connection_state_t c = it_connect();
+    char q[64], raw[80], key[64], text[200];
+    amqp_queue_declare_ok_t *ok;
+
+    it_name(q, sizeof q, "crlf.q");
+    snprintf(raw, sizeof raw, "\r%.4s\n%s\r\n", q, q + 4);
+    ok = amqp_queue_declare(c, 1, amqp_cstring_bytes(raw), 0, 0, 1, 0, amqp_empty_table);
+    it_assert_ok(amqp_get_rpc_reply(c), "queue.declare with CR and LF");
+    it_assert_bytes(ok->queue, q);
+    amqp_queue_declare(c, 1, amqp_cstring_bytes(raw), 1, 0, 0, 0, amqp_empty_table);
+    it_assert_ok(amqp_get_rpc_reply(c), "passive queue.declare with CR and LF");
+
+    amqp_queue_bind(c, 1, amqp_cstring_bytes(raw), amqp_cstring_bytes("amq.\r\ndirect"),
+                    amqp_cstring_bytes(it_name(key, sizeof key, "crlf.key")), amqp_empty_table);
+    it_assert_ok(amqp_get_rpc_reply(c), "queue.bind with CR and LF");
+    it_publish(c, "amq.direct", key, "routed");
+    it_expect_get(c, 1, q, "routed", NULL);
+    it_assert_ok(unbind(c, 1, raw, "amq.direct\n", key), "queue.unbind with CR and LF");
+    it_publish(c, "amq.direct", key, "unrouted");
+    it_expect_empty(c, 1, q);
+
+    /* queue.purge, basic.get and basic.consume take the name as it is. */
+    snprintf(raw, sizeof raw, "%s\n", q);
+    snprintf(text, sizeof text, "NOT_FOUND - no queue '%s' in vhost '/'", raw);
+    amqp_queue_purge(c, 1, amqp_cstring_bytes(raw));
+    it_expect_channel_close(c, 1, amqp_get_rpc_reply(c), 404, text);
+    it_channel_open(c, 1);
+    amqp_basic_get(c, 1, amqp_cstring_bytes(raw), 1);
+    it_expect_channel_close(c, 1, amqp_get_rpc_reply(c), 404, text);
+    it_channel_open(c, 1);
+
+    amqp_queue_delete(c, 1, amqp_cstring_bytes(raw), 0, 0);
+    it_assert_ok(amqp_get_rpc_reply(c), "queue.delete with LF");
+    assert_queue_missing(c, q);
+
+    /* Nothing left: the broker names the queue. */
+    ok = amqp_queue_declare(c, 1, amqp_cstring_bytes("\r\n"), 0, 0, 1, 0, amqp_empty_table);
+    it_assert_ok(amqp_get_rpc_reply(c), "queue.declare of CR LF");
+    ck_assert_msg(ok->queue.len > 8 && memcmp(ok->queue.bytes, "amq.gen-", 8) == 0,
+                  "declare-ok named '%.*s'", (int)ok->queue.len, (const char *)ok->queue.bytes);
+    it_disconnect(c);
+}
+END_TEST
+
+START_TEST(cr_and_lf_are_stripped_from_exchange_names)
+{
+    amqp_connection_state_t c = it_connect();
+    char x[64], x2[64], raw[80], raw2[80], q[64], text[200];
+
+    it_name(x, sizeof x, "crlf.x");
+    it_name(x2, sizeof x2, "crlf.x2");
+    snprintf(raw, sizeof raw, "%s\r\n", x);
+    snprintf(raw2, sizeof raw2, "\n%s", x2);
+    amqp_exchange_declare(c, 1, amqp_cstring_bytes(raw), amqp_cstring_bytes("fanout"), 0, 0, 0, 0,
+                          amqp_empty_table);
+    it_assert_ok(amqp_get_rpc_reply(c), "exchange.declare with CR and LF");
+    amqp_exchange_declare(c, 1, amqp_cstring_bytes(raw2), amqp_cstring_bytes("fanout"), 0, 0, 0, 0,
+                          amqp_empty_table);
+    it_assert_ok(amqp_get_rpc_reply(c), "exchange.declare with LF");
+    amqp_exchange_declare(c, 1, amqp_cstring_bytes(x), amqp_cstring_bytes("fanout"), 1, 0, 0, 0,
+                          amqp_empty_table);
+    it_assert_ok(amqp_get_rpc_reply(c), "passive exchange.declare without them");
+    amqp_exchange_declare(c, 1, amqp_cstring_bytes(raw), amqp_cstring_bytes("fanout"), 1, 0, 0, 0,
+                          amqp_empty_table);
+    it_assert_ok(amqp_get_rpc_reply(c), "passive exchange.declare with them");
+
+    amqp_exchange_bind(c, 1, amqp_cstring_bytes(raw2), amqp_cstring_bytes(raw),
+                       amqp_empty_bytes, amqp_empty_table);
+    it_assert_ok(amqp_get_rpc_reply(c), "exchange.bind with CR and LF");
+    it_temp_queue(c, it_name(q, sizeof q, "crlf.xq"));
+    it_bind(c, q, x2, "", amqp_empty_table);
+    it_publish(c, x, "", "through both");
+    it_expect_get(c, 1, q, "through both", NULL);
+    amqp_exchange_unbind(c, 1, amqp_cstring_bytes(raw2), amqp_cstring_bytes(raw),
+                         amqp_empty_bytes, amqp_empty_table);
+    it_assert_ok(amqp_get_rpc_reply(c), "exchange.unbind with CR and LF");
+    it_publish(c, x, "", "unrouted");
+    it_expect_empty(c, 1, q);
+
+    /* basic.publish takes the name as it is. */
+    it_publish(c, raw, "", "nowhere");
+    snprintf(text, sizeof text, "NOT_FOUND - no exchange '%s' in vhost '/'", raw);
+    it_expect_channel_close(c, 1, it_wait_method(c, 2000), 404, text);
+    it_channel_open(c, 1);
+
+    amqp_exchange_delete(c, 1, amqp_cstring_bytes(raw), 0);
+    it_assert_ok(amqp_get_rpc_reply(c), "exchange.delete with CR and LF");
+    amqp_exchange_delete(c, 1, amqp_cstring_bytes(raw2), 0);
+    it_assert_ok(amqp_get_rpc_reply(c), "exchange.delete with LF");
+    amqp_exchange_declare(c, 1, amqp_cstring_bytes(x), amqp_cstring_bytes("fanout"), 1, 0, 0, 0,
+                          amqp_empty_table);
+    snprintf(text, sizeof text, "NOT_FOUND - no exchange '%s' in vhost '/'", x);
+    it_expect_channel_close(c, 1, amqp_get_rpc_reply(c), 404, text);
+    it_channel_open(c, 1);
+
+    /* Nothing left: the default exchange, which cannot be declared. */
+    amqp_exchange_declare(c, 1, amqp_cstring_bytes("\n"), amqp_cstring_bytes("fanout"), 0, 0, 0,
+                          0, amqp_empty_table);
+    it_expect_channel_close(c, 1, amqp_get_rpc_reply(c), 403,
+                            "ACCESS_REFUSED - operation not permitted on the default exchange");
+    it_disconnect(c);
+}
+END_TEST
+
 static Suite *queue_suite(void)
 {
     Suite *s = suite_create("queue");
@@ -600,6 +708,10 @@ static Suite *queue_suite(void)
     tcase_add_test(tc, bind_with_empty_queue_and_key_binds_by_the_queue_name);
     tcase_add_test(tc, empty_queue_name_before_any_declare_on_the_channel_closes_it_with_404);
     tcase_add_test(tc, passive_declare_of_empty_name_is_not_the_last_declared_queue);
+
+    tc = it_tcase(s, "names");
+    tcase_add_test(tc, cr_and_lf_are_stripped_from_queue_names);
+    tcase_add_test(tc, cr_and_lf_are_stripped_from_exchange_names);
     return s;
 }
 
