@@ -1349,6 +1349,18 @@ static int publish_complete(struct channel *ch)
             return rc;
         }
     }
+    {
+        /* RabbitMQ's text is the Erlang term of its error (rabbit_basic:header_routes). */
+        uint8_t type;
+        const char *bad = publish_bad_routing_header(p, &type);
+        if (bad != NULL) {
+            rc = channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                              "invalid message: {unacceptable_type_in_header,\"%s\",%s}", bad,
+                              erl_term_type_name(type));
+            message_unref(msg);
+            return rc;
+        }
+    }
     if ((p->flags & WIRE_PROP_REPLY_TO) &&
         wire_bytes_eq_cstr(p->reply_to, "amq.rabbitmq.reply-to")) {
         struct wire_props props = *p;

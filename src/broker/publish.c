@@ -27,6 +27,22 @@ void publish_route_extra_keys(struct vhost *vh, struct exchange *x, const struct
     }
 }
 
+const char *publish_bad_routing_header(const struct wire_props *props, uint8_t *type)
+{
+    static const char *const headers[] = {"CC", "BCC"};
+    struct wire_field f;
+
+    if (!(props->flags & WIRE_PROP_HEADERS))
+        return NULL;
+    for (size_t i = 0; i < ARRAY_LEN(headers); i++) {
+        if (wire_table_find(props->headers, headers[i], &f) && f.type != 'A') {
+            *type = f.type;
+            return headers[i];
+        }
+    }
+    return NULL;
+}
+
 bool publish_is_reply_address(struct wire_bytes name)
 {
     static const char prefix[] = "amq.rabbitmq.reply-to.";

@@ -12,6 +12,7 @@
 struct vhost;
 struct exchange;
 struct message;
+struct wire_props;
 
 struct publish_result {
     size_t routed;      /* queues (or a direct reply-to channel) reached; 0: unroutable */
@@ -23,6 +24,11 @@ struct publish_result {
  * too, inside a routing begun with vhost_route_begin(). */
 void publish_route_extra_keys(struct vhost *vh, struct exchange *x, const struct message *msg,
                               const char *header);
+/* RabbitMQ refuses a message whose CC or BCC header is there but is not an array (entries
+ * of the array that are not strings are skipped, not refused). Returns NULL when the headers
+ * are acceptable, else the first bad header, "CC" before "BCC", with its field type in
+ * *type. */
+const char *publish_bad_routing_header(const struct wire_props *props, uint8_t *type);
 /* True for a direct reply-to address (amq.rabbitmq.reply-to.<token>). */
 bool publish_is_reply_address(struct wire_bytes name);
 

@@ -135,6 +135,80 @@ START_TEST(bcc_only_message_arrives_without_bcc_header)
 }
 END_TEST
 
+/* Publishes to q through the default exchange with one header of any value. */
+static void publish_with_header(amqp_connection_state_t c, const char *q, const char *header,
+                                amqp_field_value_t value)
+{
+    struct it_table t;
+
+    it_table_init(&t);
+    it_table_add(&t, header, value);
+    publish_with_headers(c, "", q, t.table, "bad");
+}
+
+START_TEST(cc_or_bcc_that_is_not_an_array_closes_channel_with_406)
+{
+    amqp_connection_state_t c = it_connect();
+    char q[64];
+    struct it_table t;
+
+    it_temp_queue(c, it_name(q, sizeof q, "pub.ccbad"));
+    publish_with_header(c, q, "CC",
+                        (amqp_field_value_t){.kind = AMQP_FIELD_KIND_UTF8,
+                                             .value.bytes = amqp_cstring_bytes(q)});
+    it_expect_channel_close(c, 1, it_wait_method(c, WAIT_MS), 406,
+                            "PRECONDITION_FAILED - invalid message: "
+                            "{unacceptable_type_in_header,\"CC\",longstr}");
+    it_channel_open(c, 1);
+    publish_with_header(c, q, "BCC",
+                        (amqp_field_value_t){.kind = AMQP_FIELD_KIND_I32, .value.i32 = 7});
+    it_expect_channel_close(c, 1, it_wait_method(c, WAIT_MS), 406,
+                            "PRECONDITION_FAILED - invalid message: "
+                            "{unacceptable_type_in_header,\"BCC\",signedint}");
+    it_channel_open(c, 1);
+    /* Both wrong: CC is named. */
+    it_table_init(&t);
+    it_table_add(&t, "BCC", (amqp_field_value_t){.kind = AMQP_FIELD_KIND_VOID});
+    it_table_add(&t, "CC", (amqp_field_value_t){.kind = AMQP_FIELD_KIND_TABLE,
+                                                .value.table = amqp_empty_table});
+    publish_with_headers(c, "", q, t.table, "bad");
+    it_expect_channel_close(c, 1, it_wait_method(c, WAIT_MS), 406,
+                            "PRECONDITION_FAILED - invalid message: "
+                            "{unacceptable_type_in_header,\"CC\",table}");
+    it_channel_open(c, 1);
+    publish_with_header(c, q, "BCC", (amqp_field_value_t){.kind = AMQP_FIELD_KIND_VOID});
+    it_expect_channel_close(c, 1, it_wait_method(c, WAIT_MS), 406,
+                            "PRECONDITION_FAILED - invalid message: "
+                            "{unacceptable_type_in_header,\"BCC\",void}");
+    it_channel_open(c, 1);
+    it_expect_counts(c, q, 0, 0);
+    it_disconnect(c);
+}
+END_TEST
+
+START_TEST(cc_entries_that_are_not_strings_are_skipped)
+{
+    amqp_connection_state_t c = it_connect();
+    char q[64], other[64];
+    amqp_field_value_t keys[3];
+    struct it_table t;
+
+    it_temp_queue(c, it_name(q, sizeof q, "pub.ccmixed"));
+    it_name(other, sizeof other, "pub.ccmixed.unbound");
+    keys[0] = (amqp_field_value_t){.kind = AMQP_FIELD_KIND_I32, .value.i32 = 1};
+    keys[1] = (amqp_field_value_t){.kind = AMQP_FIELD_KIND_UTF8,
+                                   .value.bytes = amqp_cstring_bytes(q)};
+    keys[2] = (amqp_field_value_t){.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1};
+    it_table_init(&t);
+    it_table_add(&t, "CC",
+                 (amqp_field_value_t){.kind = AMQP_FIELD_KIND_ARRAY, .value.array = {3, keys}});
+    publish_with_headers(c, "", other, t.table, "mixed");
+    it_expect_get(c, 1, q, "mixed", NULL);
+    it_expect_empty(c, 1, q);
+    it_disconnect(c);
+}
+END_TEST
+
 /* ---- validated user-id ------------------------------------------------------------------- */
 
 static void publish_as(amqp_connection_state_t c, const char *q, const char *user_id)
@@ -443,6 +517,8 @@ int main(void)
     tcase_add_test(tc, cc_and_bcc_add_routing_keys_and_bcc_is_removed);
     tcase_add_test(tc, cc_key_already_routed_gives_one_copy);
     tcase_add_test(tc, bcc_only_message_arrives_without_bcc_header);
+    tcase_add_test(tc, cc_or_bcc_that_is_not_an_array_closes_channel_with_406);
+    tcase_add_test(tc, cc_entries_that_are_not_strings_are_skipped);
     tc = it_tcase(s, "user_id");
     tcase_add_test(tc, user_id_of_the_connection_is_delivered);
     tcase_add_test(tc, user_id_of_another_user_closes_channel_with_406);
