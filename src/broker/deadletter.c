@@ -255,9 +255,9 @@ void vhost_flush_deadletters(struct vhost *vh)
             continue;
         }
         vhost_route_begin(vh);
-        vhost_route_key(vh, x, m->routing_key, m->props.headers);
-        publish_route_extra_keys(vh, x, m, "CC");
-        n = vhost_route_result(vh, &queues);
+        vhost_route_add_key(vh, m->routing_key);
+        publish_add_header_keys(vh, m, "CC");
+        n = vhost_route(vh, x, m->props.headers, &queues);
         /* queue_push may route again (reject-publish-dlx): copy the result first, leaving
          * out the queues that would close a cycle. */
         {

@@ -11,8 +11,7 @@
 #include "src/broker/queue.h"
 #include "src/broker/vhost.h"
 
-void publish_route_extra_keys(struct vhost *vh, struct exchange *x, const struct message *msg,
-                              const char *header)
+void publish_add_header_keys(struct vhost *vh, const struct message *msg, const char *header)
 {
     struct wire_field keys, key;
     struct wire_array_iter it;
@@ -23,7 +22,7 @@ void publish_route_extra_keys(struct vhost *vh, struct exchange *x, const struct
     wire_array_iter_init(&it, keys.v.array);
     while (wire_array_next(&it, &key)) {
         if (key.type == 'S')
-            vhost_route_key(vh, x, key.v.bytes, msg->props.headers);
+            vhost_route_add_key(vh, key.v.bytes);
     }
 }
 
@@ -75,10 +74,10 @@ void publish_deliver(struct vhost *vh, struct exchange *x, struct message **msg,
 
     *out = (struct publish_result){0};
     vhost_route_begin(vh);
-    vhost_route_key(vh, x, m->routing_key, m->props.headers);
-    publish_route_extra_keys(vh, x, m, "CC");
-    publish_route_extra_keys(vh, x, m, "BCC");
-    n = vhost_route_result(vh, &queues);
+    vhost_route_add_key(vh, m->routing_key);
+    publish_add_header_keys(vh, m, "CC");
+    publish_add_header_keys(vh, m, "BCC");
+    n = vhost_route(vh, x, m->props.headers, &queues);
     out->routed = n;
     if (n == 0)
         return;

@@ -20,10 +20,9 @@ struct publish_result {
     uint64_t store_seq; /* the store sequence a publisher confirm waits for; 0 none */
 };
 
-/* Sender-selected distribution: the keys in header (CC or BCC, arrays of strings) are routed
- * too, inside a routing begun with vhost_route_begin(). */
-void publish_route_extra_keys(struct vhost *vh, struct exchange *x, const struct message *msg,
-                              const char *header);
+/* Sender-selected distribution: the strings in header (CC or BCC, an array) join the key set
+ * of a routing begun with vhost_route_begin(); anything else in it is skipped. */
+void publish_add_header_keys(struct vhost *vh, const struct message *msg, const char *header);
 /* RabbitMQ refuses a message whose CC or BCC header is there but is not an array (entries
  * of the array that are not strings are skipped, not refused). Returns NULL when the headers
  * are acceptable, else the first bad header, "CC" before "BCC", with its field type in

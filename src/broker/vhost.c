@@ -25,7 +25,7 @@ struct vhost *vhost_new(struct wire_bytes name, struct ev_loop *loop)
     vh->memory_window = UINT32_MAX;
     hmap_init(&vh->exchanges);
     hmap_init(&vh->queues);
-    /* The default exchange routes by queue name itself (see vhost_route_key). */
+    /* The default exchange routes by queue name itself (see vhost_route). */
     vh->default_exchange = exchange_new(vh, wire_cstr(""), exchange_type_find(wire_cstr("direct")),
                                         true, false, false, (struct wire_bytes){0});
     vhost_exchange_add(vh, vh->default_exchange);
@@ -59,6 +59,7 @@ void vhost_free(struct vhost *vh)
     for (size_t k = 0; k < vh->dead_len; k++)
         message_unref(vh->dead[k]);
     free(vh->dead);
+    free(vh->route_keys);
     route_out_free(&vh->route_step);
     route_out_free(&vh->route_pending);
     route_out_free(&vh->route_queues);
@@ -99,10 +100,20 @@ void vhost_forget_queue(struct vhost *vh, struct queue *q)
 
 void vhost_route_begin(struct vhost *vh)
 {
-    vh->route_generation++;
-    route_out_clear(&vh->route_queues);
+    vh->route_key_count = 0;
 }
 
+void vhost_route_add_key(struct vhost *vh, struct wire_bytes key)
+{
+    if (vh->route_key_count == vh->route_key_cap) {
+        vh->route_key_cap = vh->route_key_cap != 0 ? vh->route_key_cap * 2 : 8;
+        vh->route_keys = xrealloc(vh->route_keys, vh->route_key_cap * sizeof *vh->route_keys);
+    }
+    vh->route_keys[vh->route_key_count++] = key;
+}
+
+/* A queue joins the result, an exchange the ones still to visit, unless this message has
+ * been there already. */
 static void add_destination(struct vhost *vh, void *dest)
 {
     if (destination_kind(dest) == DEST_QUEUE) {
@@ -113,34 +124,44 @@ static void add_destination(struct vhost *vh, void *dest)
         }
     } else {
         struct exchange *x = dest;
-        if (x->route_mark != vh->visit_generation) {
-            x->route_mark = vh->visit_generation;
+        if (x->route_mark != vh->route_generation) {
+            x->route_mark = vh->route_generation;
             route_out_add(&vh->route_pending, x);
         }
     }
 }
 
-void vhost_route_key(struct vhost *vh, struct exchange *x, struct wire_bytes routing_key,
-                     struct wire_table headers)
+/* Into vh->route_step: where exchange e sends the message by any key of its key set. A type
+ * that ignores the key (fanout, headers) answers the same for each; add_destination drops the
+ * repeats. */
+static void match_keys(struct vhost *vh, struct exchange *e, struct wire_table headers)
 {
-    struct route_msg rm = {.routing_key = routing_key, .headers = headers};
+    route_out_clear(&vh->route_step);
+    for (size_t k = 0; k < vh->route_key_count; k++) {
+        if (e == vh->default_exchange) {
+            /* The default exchange routes by queue name itself; it has no bindings. */
+            struct queue *q = vhost_queue_find(vh, vh->route_keys[k]);
+            if (q != NULL)
+                route_out_add(&vh->route_step, q);
+        } else {
+            struct route_msg rm = {.routing_key = vh->route_keys[k], .headers = headers};
+            e->type->route(e->state, &rm, &vh->route_step);
+        }
+    }
+}
 
-    vh->visit_generation++;
+size_t vhost_route(struct vhost *vh, struct exchange *x, struct wire_table headers,
+                   struct queue ***queues)
+{
+    vh->route_generation++;
+    route_out_clear(&vh->route_queues);
     route_out_clear(&vh->route_pending);
     add_destination(vh, x);
     while (vh->route_pending.len > 0) {
         struct exchange *e = vh->route_pending.dest[--vh->route_pending.len];
         size_t found;
 
-        route_out_clear(&vh->route_step);
-        if (e == vh->default_exchange) {
-            /* The default exchange routes by queue name itself; it has no bindings. */
-            struct queue *q = vhost_queue_find(vh, routing_key);
-            if (q != NULL)
-                route_out_add(&vh->route_step, q);
-        } else {
-            e->type->route(e->state, &rm, &vh->route_step);
-        }
+        match_keys(vh, e, headers);
         found = vh->route_step.len;
         for (size_t i = 0; i < found; i++)
             add_destination(vh, vh->route_step.dest[i]);
@@ -150,10 +171,6 @@ void vhost_route_key(struct vhost *vh, struct exchange *x, struct wire_bytes rou
                 add_destination(vh, ae);
         }
     }
-}
-
-size_t vhost_route_result(struct vhost *vh, struct queue ***queues)
-{
     *queues = (struct queue **)vh->route_queues.dest;
     return vh->route_queues.len;
 }

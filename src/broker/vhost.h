@@ -32,9 +32,10 @@ struct vhost {
     struct hmap exchanges;  /* name -> struct exchange */
     struct hmap queues;     /* name -> struct queue */
     struct exchange *default_exchange;
-    uint64_t route_generation; /* one per message: a queue is picked once */
-    uint64_t visit_generation; /* one per routing key: an exchange is visited once */
+    uint64_t route_generation; /* one per message: a queue is picked, an exchange visited once */
     /* Scratch space reused by every routing, never allocated per message. */
+    struct wire_bytes *route_keys;  /* the message's key set (borrowed from the message) */
+    size_t route_key_count, route_key_cap;
     struct route_out route_step;    /* what one exchange's type returned */
     struct route_out route_pending; /* exchanges still to visit */
     struct route_out route_queues;  /* the result */
@@ -55,14 +56,18 @@ void vhost_queue_add(struct vhost *vh, struct queue *q);
 /* Called by queue_delete: the vhost drops its reference. */
 void vhost_forget_queue(struct vhost *vh, struct queue *q);
 
-/* Routing one message: begin, then route_key once for its routing key and once for each
- * extra key (CC and BCC headers), then the result. Each queue is in the result once, however
- * many bindings, keys or exchange-to-exchange paths reach it; cycles of exchange bindings are
- * visited once; an exchange that routes a key nowhere passes it to its alternate exchange. */
+/* Routing one message: begin, add_key for its routing key and for each of its CC and BCC
+ * keys (the keys are borrowed until vhost_route returns), then vhost_route from the exchange
+ * it was published to. As in RabbitMQ (rabbit_exchange:route), every exchange on the way
+ * matches the whole key set, whichever key brought the message there through an
+ * exchange-to-exchange binding; an exchange where no key routes passes the message to its
+ * alternate exchange. Each exchange is visited once and each queue is in the result once,
+ * however many bindings, keys or paths reach it. */
 void vhost_route_begin(struct vhost *vh);
-void vhost_route_key(struct vhost *vh, struct exchange *x, struct wire_bytes routing_key,
-                     struct wire_table headers);
-/* The queues reached; the array belongs to the vhost and is valid until the next routing. */
-size_t vhost_route_result(struct vhost *vh, struct queue ***queues);
+void vhost_route_add_key(struct vhost *vh, struct wire_bytes key);
+/* Returns the number of queues reached and the queues in *queues: the array belongs to the
+ * vhost and is valid until the next routing. */
+size_t vhost_route(struct vhost *vh, struct exchange *x, struct wire_table headers,
+                   struct queue ***queues);
 
 #endif

@@ -135,6 +135,99 @@ START_TEST(bcc_only_message_arrives_without_bcc_header)
 }
 END_TEST
 
+/* Binds exchange destination to source with key, asserting bind-ok. */
+static void bind_exchange(amqp_connection_state_t c, const char *destination, const char *source,
+                          const char *key)
+{
+    char what[300];
+
+    amqp_exchange_bind(c, 1, amqp_cstring_bytes(destination), amqp_cstring_bytes(source),
+                       amqp_cstring_bytes(key), amqp_empty_table);
+    snprintf(what, sizeof what, "exchange.bind '%s' <- '%s'", destination, source);
+    it_assert_ok(amqp_get_rpc_reply(c), what);
+}
+
+START_TEST(every_key_is_matched_at_every_hop_of_an_exchange_chain)
+{
+    amqp_connection_state_t c = it_connect();
+    char x1[64], x2[64], x3[64], qa[64], qb[64];
+    struct cc_headers h;
+    struct it_msg m;
+    amqp_table_t got;
+
+    /* x1 -a-> x2 -b-> qb and x1 -b-> x3 -a-> qa. Published with key a and CC [b], the
+     * message reaches x2 by its routing key and x3 by its CC key; at each of them the whole
+     * key set is matched again, so both queues get it. */
+    it_exchange(c, it_name(x1, sizeof x1, "pub.hop.x1"), "direct");
+    it_exchange(c, it_name(x2, sizeof x2, "pub.hop.x2"), "direct");
+    it_exchange(c, it_name(x3, sizeof x3, "pub.hop.x3"), "direct");
+    it_temp_queue(c, it_name(qa, sizeof qa, "pub.hop.qa"));
+    it_temp_queue(c, it_name(qb, sizeof qb, "pub.hop.qb"));
+    bind_exchange(c, x2, x1, "a");
+    bind_exchange(c, x3, x1, "b");
+    it_bind(c, qb, x2, "b", amqp_empty_table);
+    it_bind(c, qa, x3, "a", amqp_empty_table);
+
+    cc_headers(&h, "b", NULL);
+    publish_with_headers(c, x1, "a", h.t.table, "carbon");
+    it_expect_get(c, 1, qa, "carbon", NULL);
+    it_expect_get(c, 1, qb, "carbon", NULL);
+    it_expect_empty(c, 1, qa);
+    it_expect_empty(c, 1, qb);
+
+    /* BCC keys are matched at every hop too, and still removed. */
+    cc_headers(&h, NULL, "b");
+    publish_with_headers(c, x1, "a", h.t.table, "blind");
+    it_expect_get(c, 1, qa, "blind", &m);
+    got = it_headers(&m);
+    ck_assert_ptr_null(it_table_get(&got, "BCC"));
+    it_msg_free(&m);
+    it_expect_get(c, 1, qb, "blind", NULL);
+    it_exchange_delete(c, x1);
+    it_exchange_delete(c, x2);
+    it_exchange_delete(c, x3);
+    it_disconnect(c);
+}
+END_TEST
+
+START_TEST(alternate_exchange_takes_a_message_only_when_none_of_its_keys_routes)
+{
+    amqp_connection_state_t c = it_connect();
+    char x[64], ae[64], q[64], qae[64];
+    struct it_table args;
+    struct cc_headers h;
+
+    it_exchange(c, it_name(ae, sizeof ae, "pub.ae"), "fanout");
+    it_table_init(&args);
+    it_table_add_str(&args, "alternate-exchange", ae);
+    amqp_exchange_declare(c, 1, amqp_cstring_bytes(it_name(x, sizeof x, "pub.ae.main")),
+                          amqp_cstring_bytes("direct"), 0, 0, 0, 0, args.table);
+    it_assert_ok(amqp_get_rpc_reply(c), "exchange.declare with alternate-exchange");
+    it_temp_queue(c, it_name(q, sizeof q, "pub.ae.q"));
+    it_temp_queue(c, it_name(qae, sizeof qae, "pub.ae.qae"));
+    it_bind(c, q, x, "known", amqp_empty_table);
+    it_bind(c, qae, ae, "", amqp_empty_table);
+
+    /* Its routing key routes: a CC key that goes nowhere does not reach the alternate. */
+    cc_headers(&h, "unknown", NULL);
+    publish_with_headers(c, x, "known", h.t.table, "routed");
+    /* Its CC key routes: the same for a routing key that goes nowhere. */
+    cc_headers(&h, "known", NULL);
+    publish_with_headers(c, x, "unknown", h.t.table, "routed by cc");
+    /* No key routes: one copy to the alternate exchange. */
+    cc_headers(&h, "unknown2", "unknown3");
+    publish_with_headers(c, x, "unknown", h.t.table, "diverted");
+    it_expect_get(c, 1, q, "routed", NULL);
+    it_expect_get(c, 1, q, "routed by cc", NULL);
+    it_expect_empty(c, 1, q);
+    it_expect_get(c, 1, qae, "diverted", NULL);
+    it_expect_empty(c, 1, qae);
+    it_exchange_delete(c, x);
+    it_exchange_delete(c, ae);
+    it_disconnect(c);
+}
+END_TEST
+
 /* Publishes to q through the default exchange with one header of any value. */
 static void publish_with_header(amqp_connection_state_t c, const char *q, const char *header,
                                 amqp_field_value_t value)
@@ -517,6 +610,8 @@ int main(void)
     tcase_add_test(tc, cc_and_bcc_add_routing_keys_and_bcc_is_removed);
     tcase_add_test(tc, cc_key_already_routed_gives_one_copy);
     tcase_add_test(tc, bcc_only_message_arrives_without_bcc_header);
+    tcase_add_test(tc, every_key_is_matched_at_every_hop_of_an_exchange_chain);
+    tcase_add_test(tc, alternate_exchange_takes_a_message_only_when_none_of_its_keys_routes);
     tcase_add_test(tc, cc_or_bcc_that_is_not_an_array_closes_channel_with_406);
     tcase_add_test(tc, cc_entries_that_are_not_strings_are_skipped);
     tc = it_tcase(s, "user_id");
