@@ -358,6 +358,35 @@ START_TEST(recover_redelivers_each_unacked_message_once)
 }
 END_TEST
 
+/* basic.recover with a prefetch of 1 and one message held: it comes back once, redelivered,
+ * within the prefetch (the next message waits), under a new tag that can be acked; then the
+ * next message comes under a tag of its own. */
+START_TEST(recover_redelivers_within_prefetch_under_tags_that_can_be_acked)
+{
+    amqp_connection_state_t c = it_connect();
+    char q[64];
+    uint64_t tag;
+
+    it_temp_queue(c, it_name(q, sizeof q, "requeue.recover.prefetch"));
+    publish_numbered(c, q, 1, 2);
+    it_qos(c, 1, 1, false);
+    it_consume(c, 1, q, "r", false, false, NULL, 0);
+    expect_numbered(c, 1, false);
+    it_expect_no_delivery(c, QUIET_MS);
+    ck_assert_ptr_nonnull(amqp_basic_recover(c, 1, 1));
+    it_assert_ok(amqp_get_rpc_reply(c), "basic.recover");
+    tag = expect_numbered(c, 1, true);
+    it_expect_no_delivery(c, QUIET_MS);
+    ck_assert_int_eq(amqp_basic_ack(c, 1, tag, 0), AMQP_STATUS_OK);
+    tag = expect_numbered(c, 2, false);
+    it_expect_no_delivery(c, QUIET_MS);
+    ck_assert_int_eq(amqp_basic_ack(c, 1, tag, 0), AMQP_STATUS_OK);
+    it_assert_channel_alive(c, 1);
+    it_expect_counts(c, q, 0, 1);
+    it_disconnect(c);
+}
+END_TEST
+
 /* x-delivery-limit 1 (Warren's, on a classic queue: RabbitMQ refuses it there): of the
  * messages a closed channel returns at once, only the one returned for the second time is
  * dead-lettered; the others go back in order. */
@@ -413,6 +442,7 @@ static Suite *requeue_suite(void)
     tcase_add_test(tc, nack_multiple_returns_each_queue_its_own_messages_in_order);
     tcase_add_test(tc, requeue_to_a_priority_queue_keeps_priority_then_publish_order);
     tcase_add_test(tc, recover_redelivers_each_unacked_message_once);
+    tcase_add_test(tc, recover_redelivers_within_prefetch_under_tags_that_can_be_acked);
     it_add_warrend_test(tc, closing_a_channel_dead_letters_only_messages_past_their_delivery_limit);
     return s;
 }
