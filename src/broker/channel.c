@@ -303,11 +303,11 @@ static bool consumer_can_take(const struct consumer *c)
 
     if (ch->state != CHANNEL_OPEN || !ch->flow_active || ch->conn->congested)
         return false;
-    if (c->no_ack)
-        return true;
-    if (c->prefetch != 0 && c->unacked >= c->prefetch)
+    /* The channel-wide limit holds back no-ack consumers too, as RabbitMQ's limiter does,
+     * though their deliveries do not count against it. */
+    if (ch->prefetch_channel != 0 && ch->consumer_unacked >= ch->prefetch_channel)
         return false;
-    return ch->prefetch_channel == 0 || ch->consumer_unacked < ch->prefetch_channel;
+    return c->no_ack || c->prefetch == 0 || c->unacked < c->prefetch;
 }
 
 /* Sends e to c (deliver + header + body) and records it unless no-ack; takes e's reference. */

@@ -717,6 +717,39 @@ START_TEST(global_prefetch_limits_the_whole_channel)
 }
 END_TEST
 
+/* RabbitMQ's channel limiter holds back every consumer of the channel once the channel-wide
+ * limit is reached, no-ack ones too (their deliveries do not count against it): the no-ack
+ * consumer waits for the ack that frees credit. */
+START_TEST(global_prefetch_at_its_limit_holds_back_a_no_ack_consumer)
+{
+    amqp_connection_state_t c = it_connect();
+    char q1[64], q2[64];
+    struct it_msg m;
+    uint64_t tag;
+
+    it_temp_queue(c, it_name(q1, sizeof q1, "prefetch.global.noack"));
+    it_temp_queue(c, it_name(q2, sizeof q2, "prefetch.global.noack"));
+    publish_n(c, q1, 1, 1);
+    publish_n(c, q2, 1, 3);
+    it_qos(c, 1, 1, true);
+    it_consume(c, 1, q1, "acks", false, false, NULL, 0);
+    ck_assert(it_next_delivery(c, QUIET_MS, &m));
+    ck_assert_str_eq(m.consumer_tag, "acks");
+    tag = m.delivery_tag;
+    it_msg_free(&m);
+    it_consume(c, 1, q2, "noack", true, false, NULL, 0);
+    it_expect_no_delivery(c, QUIET_MS);
+    it_ack(c, 1, tag, false);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_msg(it_next_delivery(c, QUIET_MS, &m), "no-ack delivery %d missing", i + 1);
+        ck_assert_str_eq(m.consumer_tag, "noack");
+        it_msg_free(&m);
+    }
+    it_expect_no_delivery(c, QUIET_MS);
+    it_disconnect(c);
+}
+END_TEST
+
 START_TEST(prefetch_size_is_not_implemented_and_closes_connection_with_540)
 {
     amqp_connection_state_t c = it_connect();
@@ -1139,6 +1172,7 @@ static Suite *basic_suite(void)
     tcase_add_test(tc, prefetch_limits_unacked_deliveries_per_consumer);
     tcase_add_test(tc, prefetch_applies_to_each_new_consumer_separately);
     tcase_add_test(tc, global_prefetch_limits_the_whole_channel);
+    tcase_add_test(tc, global_prefetch_at_its_limit_holds_back_a_no_ack_consumer);
     tcase_add_test(tc, prefetch_size_is_not_implemented_and_closes_connection_with_540);
 
     tc = it_tcase(s, "ack");
