@@ -271,11 +271,15 @@ static int settle_tags(struct channel *ch, uint64_t tag, bool multiple, enum set
         queue_unref(d.q);
     }
     unacked_trim(ch);
+    /* Under a channel-wide limit the freed credit goes round the channel's consumers first,
+     * not to the queues of the settled deliveries. */
+    if (ch->prefetch_channel != 0 && kind != SETTLE_REQUEUE)
+        channel_resume(ch);
     for (size_t k = 0; k < ntouched; k++) {
         queue_dispatch(touched[k]);
         queue_unref(touched[k]);
     }
-    if (overflow || kind != SETTLE_REQUEUE)
+    if (overflow || (kind != SETTLE_REQUEUE && ch->prefetch_channel == 0))
         channel_resume(ch);
     return 0;
 }
@@ -391,13 +395,35 @@ static const struct consumer_ops channel_consumer_ops = {
     .cancelled = consumer_cancelled_by_broker,
 };
 
+/* The walk starts one consumer past the one that took the first delivery last time, so the
+ * credit an ack frees under a channel-wide limit goes round the channel's queues instead of
+ * back to the queue that was just served. */
 void channel_resume(struct channel *ch)
 {
+    size_t start = ch->resume_slot, i = start, slot;
+    bool wrapped = false, served = false;
     void *v;
 
-    for (size_t i = 0; hmap_next(&ch->consumers, &i, &v);) {
-        struct consumer *c = v;
+    for (;;) {
+        struct consumer *c;
+        uint64_t tag_before = ch->next_tag;
+
+        if (!hmap_next(&ch->consumers, &i, &v)) {
+            if (wrapped || start == 0)
+                break;
+            wrapped = true;
+            i = 0;
+            continue;
+        }
+        slot = i - 1;
+        if (wrapped && slot >= start)
+            break;
+        c = v;
         queue_dispatch(c->q);
+        if (!served && ch->next_tag != tag_before) {
+            served = true;
+            ch->resume_slot = slot + 1;
+        }
     }
 }
 

@@ -115,6 +115,7 @@ struct channel {
     struct hmap consumers; /* tag -> struct consumer */
     uint16_t prefetch_consumer; /* basic.qos global=false: applies to consumers created after */
     uint16_t prefetch_channel;  /* basic.qos global=true: shared by the channel's consumers */
+    size_t resume_slot; /* consumers' slot where channel_resume() starts its walk */
 };
 
 struct channel *channel_new(struct conn *c, uint16_t id);

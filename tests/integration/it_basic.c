@@ -750,6 +750,37 @@ START_TEST(global_prefetch_at_its_limit_holds_back_a_no_ack_consumer)
 }
 END_TEST
 
+/* One channel with a channel-wide limit of 1 consuming from two queues: the credit an ack
+ * frees goes round the queues, so neither starves (RabbitMQ notifies the blocked queues in a
+ * random rotation; Warren in turn). */
+START_TEST(global_prefetch_credit_rotates_across_queues)
+{
+    amqp_connection_state_t c = it_connect();
+    char q1[64], q2[64];
+    struct it_msg m;
+    int from_q1 = 0, from_q2 = 0;
+
+    it_temp_queue(c, it_name(q1, sizeof q1, "prefetch.global.fair"));
+    it_temp_queue(c, it_name(q2, sizeof q2, "prefetch.global.fair"));
+    publish_n(c, q1, 1, 20);
+    publish_n(c, q2, 1, 20);
+    it_qos(c, 1, 1, true);
+    it_consume(c, 1, q1, "q1", false, false, NULL, 0);
+    it_consume(c, 1, q2, "q2", false, false, NULL, 0);
+    for (int i = 0; i < 12; i++) {
+        ck_assert_msg(it_next_delivery(c, QUIET_MS, &m), "delivery %d missing", i + 1);
+        if (strcmp(m.consumer_tag, "q1") == 0)
+            from_q1++;
+        else
+            from_q2++;
+        it_ack(c, 1, m.delivery_tag, false);
+        it_msg_free(&m);
+    }
+    ck_assert_msg(from_q1 >= 3 && from_q2 >= 3, "q1 got %d deliveries, q2 %d", from_q1, from_q2);
+    it_disconnect(c);
+}
+END_TEST
+
 START_TEST(prefetch_size_is_not_implemented_and_closes_connection_with_540)
 {
     amqp_connection_state_t c = it_connect();
@@ -1173,6 +1204,7 @@ static Suite *basic_suite(void)
     tcase_add_test(tc, prefetch_applies_to_each_new_consumer_separately);
     tcase_add_test(tc, global_prefetch_limits_the_whole_channel);
     tcase_add_test(tc, global_prefetch_at_its_limit_holds_back_a_no_ack_consumer);
+    tcase_add_test(tc, global_prefetch_credit_rotates_across_queues);
     tcase_add_test(tc, prefetch_size_is_not_implemented_and_closes_connection_with_540);
 
     tc = it_tcase(s, "ack");
