@@ -89,8 +89,22 @@ static void unacked_trim(struct channel *ch)
     }
 }
 
-/* Index of the entry with this tag, or -1. Tags only grow, so the ring is sorted. */
-static ptrdiff_t unacked_find(const struct channel *ch, uint64_t tag)
+/* Which deliveries an operation acts on: those outstanding (an ack, basic.recover), those
+ * settled in the open transaction (tx.commit), or all (the channel closes). */
+enum pick {
+    PICK_OUTSTANDING,
+    PICK_TX_SETTLED,
+    PICK_ALL,
+};
+
+static bool picked(const struct delivery *d, enum pick p)
+{
+    return d->msg != NULL && (p == PICK_ALL || d->tx_settled == (p == PICK_TX_SETTLED));
+}
+
+/* Index of the entry with this tag among those picked, or -1. Tags only grow, so the ring
+ * is sorted. */
+static ptrdiff_t unacked_find(const struct channel *ch, uint64_t tag, enum pick p)
 {
     size_t lo = 0, hi = ch->unacked_len;
 
@@ -98,7 +112,7 @@ static ptrdiff_t unacked_find(const struct channel *ch, uint64_t tag)
         size_t mid = lo + (hi - lo) / 2;
         uint64_t t = unacked_at(ch, mid)->tag;
         if (t == tag)
-            return unacked_at(ch, mid)->msg != NULL ? (ptrdiff_t)mid : -1;
+            return picked(unacked_at(ch, mid), p) ? (ptrdiff_t)mid : -1;
         if (t < tag)
             lo = mid + 1;
         else
@@ -151,7 +165,7 @@ static void settle(struct delivery *d, enum settle_kind kind)
  * consumers of this channel (basic.recover redelivers), whose new deliveries go after the
  * trimmed ring. The scratch memory is one queue entry per delivery and no copy of the
  * deliveries: fresh memory is much of what requeueing 100,000 of them costs. */
-static void requeue_range(struct channel *ch, size_t end)
+static void requeue_range(struct channel *ch, size_t end, enum pick p)
 {
     struct queue **queues = NULL; /* the queues concerned, in order of first appearance */
     size_t *group_end = NULL, nqueues = 0, cap = 0, total = 0;
@@ -159,7 +173,7 @@ static void requeue_range(struct channel *ch, size_t end)
 
     for (size_t i = 0; i < end; i++) {
         struct delivery *d = unacked_at(ch, i);
-        if (d->msg == NULL)
+        if (!picked(d, p))
             continue;
         if (d->q->requeue_pos++ == 0) {
             if (nqueues == cap) {
@@ -185,7 +199,7 @@ static void requeue_range(struct channel *ch, size_t end)
     entries = xmalloc(total * sizeof *entries);
     for (size_t i = 0; i < end; i++) {
         struct delivery d;
-        if (unacked_at(ch, i)->msg == NULL)
+        if (!picked(unacked_at(ch, i), p))
             continue;
         d = unacked_take(ch, i);
         entries[d.q->requeue_pos++] =
@@ -218,9 +232,11 @@ static void requeue_range(struct channel *ch, size_t end)
     free(queues);
 }
 
-/* Acks, rejects or requeues the delivery tag (and, with multiple, everything before it).
- * Queues that got messages back, or whose consumers got credit back, dispatch again. */
-static int settle_tags(struct channel *ch, uint64_t tag, bool multiple, enum settle_kind kind)
+/* Acks, rejects or requeues the delivery tag (and, with multiple, everything before it)
+ * among the deliveries picked. Queues that got messages back, or whose consumers got credit
+ * back, dispatch again. */
+static int settle_tags(struct channel *ch, uint64_t tag, bool multiple, enum settle_kind kind,
+                       enum pick p)
 {
     size_t end;
     struct queue *touched[16];
@@ -231,17 +247,17 @@ static int settle_tags(struct channel *ch, uint64_t tag, bool multiple, enum set
         /* Tag 0 with multiple means every outstanding delivery. Otherwise the tag itself
          * must be outstanding, as RabbitMQ requires, or nothing is settled. */
         ptrdiff_t last = -1;
-        if (tag != 0 && (last = unacked_find(ch, tag)) < 0)
+        if (tag != 0 && (last = unacked_find(ch, tag, p)) < 0)
             return channel_fail(ch, WIRE_PRECONDITION_FAILED, "unknown delivery tag %" PRIu64,
                                 tag);
         end = tag != 0 ? (size_t)last + 1 : ch->unacked_len;
         if (kind == SETTLE_REQUEUE) {
-            requeue_range(ch, end);
+            requeue_range(ch, end, p);
             return 0;
         }
         for (size_t i = 0; i < end; i++) {
             struct delivery d;
-            if (unacked_at(ch, i)->msg == NULL)
+            if (!picked(unacked_at(ch, i), p))
                 continue;
             d = unacked_take(ch, i);
             if (ntouched < ARRAY_LEN(touched)) {
@@ -259,7 +275,7 @@ static int settle_tags(struct channel *ch, uint64_t tag, bool multiple, enum set
             queue_unref(d.q);
         }
     } else {
-        ptrdiff_t i = unacked_find(ch, tag);
+        ptrdiff_t i = unacked_find(ch, tag, p);
         struct delivery d;
         if (i < 0)
             return channel_fail(ch, WIRE_PRECONDITION_FAILED, "unknown delivery tag %" PRIu64,
@@ -284,10 +300,11 @@ static int settle_tags(struct channel *ch, uint64_t tag, bool multiple, enum set
     return 0;
 }
 
-/* Every unacked delivery goes back to its queue (channel closed, basic.recover). */
-static void requeue_all(struct channel *ch)
+/* The picked unacked deliveries go back to their queues: all when the channel closes, the
+ * outstanding ones on basic.recover (those settled in the open transaction stay settled). */
+static void requeue_all(struct channel *ch, enum pick p)
 {
-    requeue_range(ch, ch->unacked_len);
+    requeue_range(ch, ch->unacked_len, p);
 }
 
 bool channel_ack_overdue(struct channel *ch, uint64_t now, uint32_t timeout_ms)
@@ -490,7 +507,7 @@ void channel_free(struct channel *ch)
         consumer_cancel(v);
         i--;
     }
-    requeue_all(ch);
+    requeue_all(ch, PICK_ALL);
     message_unref(ch->pub_msg);
     for (size_t k = 0; k < ch->tx_len; k++)
         message_unref(ch->tx_ops[k].msg);
@@ -1505,12 +1522,31 @@ static int handle_basic_get(struct channel *ch, const struct wire_method *m)
     return 0;
 }
 
-/* In a transaction, acks, nacks and rejects are checked now and applied at commit. */
+/* In a transaction, acks, nacks and rejects take their tags now, as RabbitMQ does (settling
+ * one again is an unknown tag, basic.recover leaves it alone), and apply at commit. */
 static int tx_settle(struct channel *ch, uint32_t method_id, uint64_t tag, bool multiple,
                      bool requeue)
 {
-    if ((tag != 0 || !multiple) && unacked_find(ch, tag) < 0)
+    ptrdiff_t found = -1;
+
+    if ((tag != 0 || !multiple) && (found = unacked_find(ch, tag, PICK_OUTSTANDING)) < 0)
         return channel_fail(ch, WIRE_PRECONDITION_FAILED, "unknown delivery tag %" PRIu64, tag);
+    if (!multiple) {
+        unacked_at(ch, (size_t)found)->tx_settled = true;
+    } else {
+        /* Tag 0 means every delivery outstanding now: the op names the last of them, so a
+         * later delivery settled otherwise in the same transaction is not swept along. */
+        size_t end = found >= 0 ? (size_t)found + 1 : ch->unacked_len;
+        for (size_t i = 0; i < end; i++) {
+            struct delivery *d = unacked_at(ch, i);
+            if (picked(d, PICK_OUTSTANDING)) {
+                d->tx_settled = true;
+                tag = d->tag;
+            }
+        }
+        if (tag == 0)
+            return 0; /* nothing outstanding: nothing to do at commit */
+    }
     if (ch->tx_len == ch->tx_cap) {
         ch->tx_cap = ch->tx_cap ? ch->tx_cap * 2 : 16;
         ch->tx_ops = xrealloc(ch->tx_ops, ch->tx_cap * sizeof *ch->tx_ops);
@@ -1532,7 +1568,7 @@ static int handle_basic_ack(struct channel *ch, const struct wire_method *m)
     const struct wire_basic_ack *a = &m->u.basic_ack;
     if (ch->tx_mode)
         return tx_settle(ch, m->id, a->delivery_tag, a->multiple, false);
-    return settle_tags(ch, a->delivery_tag, a->multiple, SETTLE_ACK);
+    return settle_tags(ch, a->delivery_tag, a->multiple, SETTLE_ACK, PICK_OUTSTANDING);
 }
 
 static int handle_basic_nack(struct channel *ch, const struct wire_method *m)
@@ -1540,7 +1576,8 @@ static int handle_basic_nack(struct channel *ch, const struct wire_method *m)
     const struct wire_basic_nack *a = &m->u.basic_nack;
     if (ch->tx_mode)
         return tx_settle(ch, m->id, a->delivery_tag, a->multiple, a->requeue);
-    return settle_tags(ch, a->delivery_tag, a->multiple, settle_kind_of(m->id, a->requeue));
+    return settle_tags(ch, a->delivery_tag, a->multiple, settle_kind_of(m->id, a->requeue),
+                       PICK_OUTSTANDING);
 }
 
 static int handle_basic_reject(struct channel *ch, const struct wire_method *m)
@@ -1548,7 +1585,8 @@ static int handle_basic_reject(struct channel *ch, const struct wire_method *m)
     const struct wire_basic_reject *a = &m->u.basic_reject;
     if (ch->tx_mode)
         return tx_settle(ch, m->id, a->delivery_tag, false, a->requeue);
-    return settle_tags(ch, a->delivery_tag, false, settle_kind_of(m->id, a->requeue));
+    return settle_tags(ch, a->delivery_tag, false, settle_kind_of(m->id, a->requeue),
+                       PICK_OUTSTANDING);
 }
 
 /* basic.recover requeues every unacked delivery. Like RabbitMQ, Warren does not redeliver
@@ -1557,7 +1595,7 @@ static int handle_basic_recover(struct channel *ch, const struct wire_method *m)
 {
     if (!m->u.basic_recover.requeue)
         return channel_fail(ch, WIRE_NOT_IMPLEMENTED, "requeue=false");
-    requeue_all(ch);
+    requeue_all(ch, PICK_OUTSTANDING);
     conn_send_method(ch->conn, ch->id, WIRE_BASIC_RECOVER_OK, &(struct wire_basic_recover_ok){0});
     return 0;
 }
@@ -1566,7 +1604,7 @@ static int handle_basic_recover_async(struct channel *ch, const struct wire_meth
 {
     if (!m->u.basic_recover_async.requeue)
         return channel_fail(ch, WIRE_NOT_IMPLEMENTED, "requeue=false");
-    requeue_all(ch);
+    requeue_all(ch, PICK_OUTSTANDING);
     return 0;
 }
 
@@ -1673,7 +1711,8 @@ static int handle_tx_commit(struct channel *ch, const struct wire_method *m)
         if (op->method_id == WIRE_BASIC_PUBLISH)
             rc = publish_route(ch, op->msg, op->mandatory, NULL, NULL);
         else
-            rc = settle_tags(ch, op->tag, op->multiple, settle_kind_of(op->method_id, op->requeue));
+            rc = settle_tags(ch, op->tag, op->multiple, settle_kind_of(op->method_id, op->requeue),
+                             PICK_TX_SETTLED);
     }
     if (rc == 0)
         conn_send_method(ch->conn, ch->id, WIRE_TX_COMMIT_OK, &(struct wire_tx_commit_ok){0});
@@ -1690,6 +1729,8 @@ static int handle_tx_rollback(struct channel *ch, const struct wire_method *m)
     for (size_t i = 0; i < ch->tx_len; i++)
         message_unref(ch->tx_ops[i].msg);
     ch->tx_len = 0;
+    for (size_t i = 0; i < ch->unacked_len; i++)
+        unacked_at(ch, i)->tx_settled = false;
     conn_send_method(ch->conn, ch->id, WIRE_TX_ROLLBACK_OK, &(struct wire_tx_rollback_ok){0});
     return 0;
 }

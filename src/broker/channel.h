@@ -28,6 +28,8 @@ struct delivery {
     uint64_t seq;
     uint32_t deliveries;
     uint64_t delivered_ms; /* for the consumer acknowledgement timeout */
+    bool tx_settled;       /* acked, nacked or rejected in the open transaction: its tag is
+                              taken, its credit held until tx.commit (tx.rollback frees it) */
 };
 
 enum confirm_state {

@@ -185,6 +185,57 @@ START_TEST(nack_with_requeue_waits_for_commit)
 }
 END_TEST
 
+/* An ack in a transaction takes its tag at once, as in RabbitMQ: acking it again is an
+ * unknown tag. */
+START_TEST(ack_in_a_transaction_takes_its_tag_at_once)
+{
+    amqp_connection_state_t c = it_connect();
+    uint64_t t1;
+    char q[64], text[64];
+
+    it_temp_queue(c, it_name(q, sizeof q, "tx.ack.twice"));
+    it_publish(c, "", q, "a");
+    it_channel_open(c, 2);
+    tx_select(c, 2);
+    t1 = get_unacked(c, 2, q, "a");
+    it_ack(c, 2, t1, false);
+    it_ack(c, 2, t1, false);
+    snprintf(text, sizeof text, "PRECONDITION_FAILED - unknown delivery tag %llu",
+             (unsigned long long)t1);
+    it_expect_channel_close(c, 2, it_wait_method(c, 2000), 406, text);
+    it_disconnect(c);
+}
+END_TEST
+
+/* basic.recover in a transaction gives back only the deliveries not settled in it: the one
+ * acked but not yet committed stays acked, and the commit then removes it. */
+START_TEST(recover_leaves_acks_of_the_open_transaction_alone)
+{
+    amqp_connection_state_t c = it_connect();
+    uint64_t t1;
+    char q[64];
+    struct it_msg m;
+
+    it_temp_queue(c, it_name(q, sizeof q, "tx.recover"));
+    it_publish(c, "", q, "a");
+    it_publish(c, "", q, "b");
+    it_channel_open(c, 2);
+    tx_select(c, 2);
+    t1 = get_unacked(c, 2, q, "a");
+    get_unacked(c, 2, q, "b");
+    it_ack(c, 2, t1, false);
+    ck_assert_ptr_nonnull(amqp_basic_recover(c, 2, 1));
+    it_assert_ok(amqp_get_rpc_reply(c), "basic.recover");
+    tx_commit(c, 2);
+    it_expect_counts(c, q, 1, 0);
+    it_expect_get(c, 1, q, "b", &m);
+    ck_assert(m.redelivered);
+    it_msg_free(&m);
+    it_expect_empty(c, 1, q);
+    it_disconnect(c);
+}
+END_TEST
+
 START_TEST(select_twice_is_allowed)
 {
     amqp_connection_state_t c = it_connect();
@@ -230,6 +281,8 @@ int main(void)
     tcase_add_test(tc, acks_wait_for_commit);
     tcase_add_test(tc, rolled_back_acks_leave_messages_unacked);
     tcase_add_test(tc, nack_with_requeue_waits_for_commit);
+    tcase_add_test(tc, ack_in_a_transaction_takes_its_tag_at_once);
+    tcase_add_test(tc, recover_leaves_acks_of_the_open_transaction_alone);
     tcase_add_test(tc, select_twice_is_allowed);
     tcase_add_test(tc, commit_without_select_closes_channel_with_406);
     tcase_add_test(tc, rollback_without_select_closes_channel_with_406);
