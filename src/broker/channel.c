@@ -154,7 +154,7 @@ static void settle(struct delivery *d, enum settle_kind kind)
         persist_left(d->q, d->msg);
         message_unref(d->msg);
     } else if (kind == SETTLE_REQUEUE)
-        queue_requeue(d->q, d->msg, d->seq, d->deliveries + 1);
+        queue_requeue(d->q, d->msg, d->seq, d->deliveries + 1, d->expires_at_ms);
     else
         queue_reject(d->q, d->msg);
 }
@@ -202,8 +202,10 @@ static void requeue_range(struct channel *ch, size_t end, enum pick p)
         if (!picked(unacked_at(ch, i), p))
             continue;
         d = unacked_take(ch, i);
-        entries[d.q->requeue_pos++] =
-            (struct qentry){.msg = d.msg, .seq = d.seq, .deliveries = d.deliveries + 1};
+        entries[d.q->requeue_pos++] = (struct qentry){.msg = d.msg,
+                                                      .seq = d.seq,
+                                                      .expires_at_ms = d.expires_at_ms,
+                                                      .deliveries = d.deliveries + 1};
     }
     for (size_t k = 0; k < nqueues; k++) {
         group_end[k] = queues[k]->requeue_pos;
@@ -360,7 +362,8 @@ static void consumer_deliver(struct consumer *c, struct qentry *e)
                                         .consumer = c,
                                         .seq = e->seq,
                                         .deliveries = e->deliveries,
-                                        .delivered_ms = loop_now_ms(ch)});
+                                        .delivered_ms = loop_now_ms(ch),
+                                        .expires_at_ms = e->expires_at_ms});
 }
 
 /* The consumer leaves its queue and the channel. Its unacked deliveries stay on the channel
@@ -1518,7 +1521,8 @@ static int handle_basic_get(struct channel *ch, const struct wire_method *m)
                                         .q = q,
                                         .seq = e.seq,
                                         .deliveries = e.deliveries,
-                                        .delivered_ms = loop_now_ms(ch)});
+                                        .delivered_ms = loop_now_ms(ch),
+                                        .expires_at_ms = e.expires_at_ms});
     return 0;
 }
 

@@ -28,6 +28,7 @@ struct delivery {
     uint64_t seq;
     uint32_t deliveries;
     uint64_t delivered_ms; /* for the consumer acknowledgement timeout */
+    uint64_t expires_at_ms; /* the queue entry's deadline, kept for a requeue; 0 none */
     bool tx_settled;       /* acked, nacked or rejected in the open transaction: its tag is
                               taken, its credit held until tx.commit (tx.rollback frees it) */
 };

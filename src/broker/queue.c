@@ -770,10 +770,12 @@ static size_t level_index(struct queue *q, const struct message *m)
     return (size_t)(level_of(q, m) - q->levels);
 }
 
+static void merge_levels(struct queue *q, struct qentry *e, size_t kept);
+
 void queue_requeue_many(struct queue *q, struct qentry *e, size_t n)
 {
-    size_t kept = 0, level;
-    bool one_level = true;
+    size_t kept = 0;
+    uint64_t now = 0, next_expiry = 0;
 
     if (q->deleted) {
         for (size_t i = 0; i < n; i++)
@@ -792,17 +794,42 @@ void queue_requeue_many(struct queue *q, struct qentry *e, size_t n)
             deadletter(q, e[i].msg, DEAD_DELIVERY_LIMIT);
             continue;
         }
+        /* It keeps its deadline: past it, it expires rather than come back (with a TTL of
+         * 0, at once). */
+        if (e[i].expires_at_ms != 0) {
+            if (now == 0)
+                now = now_ms();
+            if (entry_expired(&e[i], now)) {
+                q->stats.expired++;
+                deadletter(q, e[i].msg, DEAD_EXPIRED);
+                continue;
+            }
+            if (next_expiry == 0 || e[i].expires_at_ms < next_expiry)
+                next_expiry = e[i].expires_at_ms;
+        }
         persist_returned(q, e[i].msg, e[i].deliveries);
         charge_in(q, e[i].msg);
         q->stats.redelivered++;
         e[kept] = e[i];
-        e[kept].expires_at_ms = 0;
         e[kept].redelivered = true;
         kept++;
     }
     if (kept == 0)
         return;
     q->len += kept;
+    merge_levels(q, e, kept);
+    if (next_expiry != 0 && (q->next_expiry_ms == 0 || next_expiry < q->next_expiry_ms)) {
+        q->next_expiry_ms = next_expiry;
+        arm_ttl_timer(q, now);
+    }
+}
+
+/* Merges the kept entries of a requeue into their levels. */
+static void merge_levels(struct queue *q, struct qentry *e, size_t kept)
+{
+    size_t level;
+    bool one_level = true;
+
     level = level_index(q, e[0].msg);
     for (size_t i = 1; q->level_count > 1 && i < kept && one_level; i++)
         one_level = level_index(q, e[i].msg) == level;
@@ -830,9 +857,11 @@ void queue_requeue_many(struct queue *q, struct qentry *e, size_t n)
     }
 }
 
-void queue_requeue(struct queue *q, struct message *m, uint64_t seq, uint32_t deliveries)
+void queue_requeue(struct queue *q, struct message *m, uint64_t seq, uint32_t deliveries,
+                   uint64_t expires_at_ms)
 {
-    struct qentry e = {.msg = m, .seq = seq, .deliveries = deliveries};
+    struct qentry e = {
+        .msg = m, .seq = seq, .expires_at_ms = expires_at_ms, .deliveries = deliveries};
 
     queue_requeue_many(q, &e, 1);
 }

@@ -181,13 +181,15 @@ bool queue_push(struct queue *q, struct message *m);
 /* Puts unacked messages back at their original positions, redelivered, in one pass over
  * the queue: time linear in n plus the ready messages that must move (those interleaved
  * with the batch, on its shorter side), never their product; the entries are sorted only if
- * they are not in seq order already. Of each entry only msg, seq and deliveries are read;
- * deliveries counts this return: past the delivery limit the message is dead-lettered (or
- * dropped) instead. The entries' references move into the queue; the array stays the
+ * they are not in seq order already. Of each entry only msg, seq, expires_at_ms and
+ * deliveries are read; deliveries counts this return: past the delivery limit the message is
+ * dead-lettered (or dropped) instead, and past its deadline (it keeps the one it had) it
+ * expires instead. The entries' references move into the queue; the array stays the
  * caller's, its contents reordered. Call queue_dispatch() afterwards, once for the batch. */
 void queue_requeue_many(struct queue *q, struct qentry *e, size_t n);
 /* The same for one message. */
-void queue_requeue(struct queue *q, struct message *m, uint64_t seq, uint32_t deliveries);
+void queue_requeue(struct queue *q, struct message *m, uint64_t seq, uint32_t deliveries,
+                   uint64_t expires_at_ms);
 /* Appends a message recovered from the store at start (the caller's reference is shared:
  * the queue takes one of its own); deliveries and delivered come from the store. */
 void queue_restore(struct queue *q, struct message *m, uint32_t deliveries, bool delivered);

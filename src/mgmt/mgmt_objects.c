@@ -620,7 +620,7 @@ enum MHD_Result mgmt_api_get(struct mgmt_call *c)
         if (ackmode == REJECT_DROP)
             queue_reject(q, e->msg);
         else
-            queue_requeue(q, e->msg, e->seq, e->deliveries + 1);
+            queue_requeue(q, e->msg, e->seq, e->deliveries + 1, e->expires_at_ms);
     }
     if (ntaken > 0)
         queue_dispatch(q);

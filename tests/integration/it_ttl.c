@@ -187,6 +187,77 @@ START_TEST(expired_messages_are_dead_lettered_with_reason_expired)
 }
 END_TEST
 
+/* A requeued message keeps its deadline (queue TTL or expiration): returned after it passed,
+ * by a nack, a closed channel or basic.recover, it is dead-lettered as expired, never
+ * redelivered. */
+START_TEST(requeued_message_past_its_deadline_expires_instead_of_coming_back)
+{
+    amqp_connection_state_t c = it_connect();
+    char q[64], dlq[64];
+    struct it_msg m;
+    uint64_t tag;
+
+    it_temp_queue(c, it_name(dlq, sizeof dlq, "ttl.requeue.dlq"));
+    ttl_queue(c, it_name(q, sizeof q, "ttl.requeue"), 300, dlq);
+    it_publish(c, "", q, "by-queue-ttl");
+    publish_expiring(c, q, "by-expiration", "200");
+    it_publish(c, "", q, "recovered");
+    it_channel_open(c, 2);
+    ck_assert(it_get(c, 2, q, false, &m));
+    it_assert_body(&m, "by-queue-ttl");
+    tag = m.delivery_tag;
+    it_msg_free(&m);
+    ck_assert(it_get(c, 2, q, false, &m));
+    it_assert_body(&m, "by-expiration");
+    it_msg_free(&m);
+    it_channel_open(c, 3);
+    ck_assert(it_get(c, 3, q, false, &m));
+    it_assert_body(&m, "recovered");
+    it_msg_free(&m);
+    it_sleep_ms(500);
+    ck_assert_int_eq(amqp_basic_nack(c, 2, tag, false, true), AMQP_STATUS_OK);
+    it_assert_channel_alive(c, 2);
+    ck_assert_ptr_nonnull(amqp_basic_recover(c, 3, 1));
+    it_assert_ok(amqp_get_rpc_reply(c), "basic.recover");
+    it_assert_ok(amqp_channel_close(c, 2, AMQP_REPLY_SUCCESS), "channel.close");
+    for (int i = 0; i < 3; i++) {
+        long long deadline = it_now_ms() + WAIT_MS;
+
+        while (!it_get(c, 1, dlq, true, &m)) {
+            ck_assert_msg(it_now_ms() < deadline, "only %d dead letters", i);
+            it_sleep_ms(10);
+        }
+        it_assert_table_str(only_death(&m), "reason", "expired");
+        it_msg_free(&m);
+    }
+    it_expect_empty(c, 1, q);
+    it_disconnect(c);
+}
+END_TEST
+
+/* With a TTL of 0 a message reaches only a consumer waiting for it: rejected with requeue,
+ * it expires at once and is not delivered again. */
+START_TEST(ttl_zero_message_rejected_with_requeue_is_not_redelivered)
+{
+    amqp_connection_state_t c = it_connect();
+    char q[64], dlq[64];
+    struct it_msg m;
+
+    it_temp_queue(c, it_name(dlq, sizeof dlq, "ttl.zero.requeue.dlq"));
+    ttl_queue(c, it_name(q, sizeof q, "ttl.zero.requeue"), 0, dlq);
+    it_consume(c, 1, q, "waiting", false, false, NULL, 0);
+    it_publish(c, "", q, "once");
+    it_expect_delivery(c, WAIT_MS, "once", &m);
+    ck_assert_int_eq(amqp_basic_reject(c, 1, m.delivery_tag, 1), AMQP_STATUS_OK);
+    it_msg_free(&m);
+    it_expect_no_delivery(c, QUIET_MS);
+    it_await_get(c, 1, dlq, "once", &m, WAIT_MS);
+    it_assert_table_str(only_death(&m), "reason", "expired");
+    it_msg_free(&m);
+    it_disconnect(c);
+}
+END_TEST
+
 START_TEST(expiry_without_consumer_happens_on_time)
 {
     amqp_connection_state_t c = it_connect();
@@ -337,6 +408,8 @@ int main(void)
     tcase_add_test(tc, lower_of_queue_ttl_and_expiration_wins);
     tcase_add_test(tc, ttl_zero_without_consumer_expires_at_once);
     tcase_add_test(tc, ttl_zero_reaches_a_waiting_consumer);
+    tcase_add_test(tc, requeued_message_past_its_deadline_expires_instead_of_coming_back);
+    tcase_add_test(tc, ttl_zero_message_rejected_with_requeue_is_not_redelivered);
     tcase_add_test(tc, expired_messages_are_dead_lettered_with_reason_expired);
     tcase_add_test(tc, expiry_without_consumer_happens_on_time);
     it_add_warrend_test(tc, expired_message_behind_the_head_is_removed_on_time);
