@@ -818,6 +818,11 @@ void queue_requeue_many(struct queue *q, struct qentry *e, size_t n)
         return;
     q->len += kept;
     merge_levels(q, e, kept);
+    /* Back over x-max-length(-bytes): drop-head drops (dead-letters) from the head, where
+     * the returned messages now are, as RabbitMQ's requeue does (maybe_drop_head); the
+     * reject-publish modes only refuse new publishes. */
+    if (q->args.overflow == OVERFLOW_DROP_HEAD)
+        enforce_limits(q);
     if (next_expiry != 0 && (q->next_expiry_ms == 0 || next_expiry < q->next_expiry_ms)) {
         q->next_expiry_ms = next_expiry;
         arm_ttl_timer(q, now);

@@ -128,6 +128,35 @@ START_TEST(unacked_messages_do_not_count_towards_the_limit)
 }
 END_TEST
 
+/* A requeue that takes the queue over its limit drops (dead-letters) from the head as a
+ * publish would: the returned messages go back to their places at the head, so they go
+ * first. RabbitMQ's requeue runs maybe_drop_head for drop-head queues. */
+START_TEST(requeue_over_the_limit_drops_from_the_head)
+{
+    amqp_connection_state_t c = it_connect();
+    struct it_msg m1, m2;
+    char q[64], dlq[64];
+
+    it_temp_queue(c, it_name(dlq, sizeof dlq, "ql.requeue.dlq"));
+    limited_queue(c, it_name(q, sizeof q, "ql.requeue"), 2, -1, NULL, dlq);
+    publish_range(c, q, 1, 2);
+    ck_assert(it_get(c, 1, q, false, &m1));
+    ck_assert(it_get(c, 1, q, false, &m2));
+    publish_range(c, q, 3, 4); /* two ready, at the limit; m1 and m2 unacked */
+    it_expect_counts(c, q, 2, 0);
+    ck_assert_int_eq(amqp_basic_nack(c, 1, m2.delivery_tag, 1, 1), 0);
+    it_msg_free(&m1);
+    it_msg_free(&m2);
+    expect_maxlen_dead_letter(c, dlq, q, "m1");
+    expect_maxlen_dead_letter(c, dlq, q, "m2");
+    it_expect_counts(c, q, 2, 0);
+    it_expect_get(c, 1, q, "m3", NULL);
+    it_expect_get(c, 1, q, "m4", NULL);
+    it_expect_empty(c, 1, q);
+    it_disconnect(c);
+}
+END_TEST
+
 START_TEST(reject_publish_refuses_new_messages_and_does_not_dead_letter)
 {
     amqp_connection_state_t c = it_connect();
@@ -263,6 +292,7 @@ int main(void)
     tcase_add_test(tc, max_length_drops_and_dead_letters_the_head);
     tcase_add_test(tc, max_length_bytes_drops_the_head_until_the_bodies_fit);
     tcase_add_test(tc, unacked_messages_do_not_count_towards_the_limit);
+    tcase_add_test(tc, requeue_over_the_limit_drops_from_the_head);
     tcase_add_test(tc, reject_publish_refuses_new_messages_and_does_not_dead_letter);
     tcase_add_test(tc, reject_publish_dlx_nacks_and_dead_letters);
     tcase_add_test(tc, max_length_zero_keeps_nothing);
