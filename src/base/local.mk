@@ -5,4 +5,5 @@ src_libwarren_a_SOURCES += \
 	src/base/util.c src/base/util.h \
 	src/base/hmap.c src/base/hmap.h \
 	src/base/buf.c src/base/buf.h \
+	src/base/regex.c src/base/regex.h \
 	src/base/version.h

@@ -13,6 +13,13 @@ tests_unit_check_log_SOURCES = tests/unit/check_log.c
 tests_unit_check_log_CFLAGS = $(BROKER_UNIT_CFLAGS)
 tests_unit_check_log_LDADD = $(BROKER_UNIT_LDADD)
 
+# The bound on users' regular expressions (src/base/regex.c).
+check_PROGRAMS += tests/unit/check_regex
+TESTS += tests/unit/check_regex
+tests_unit_check_regex_SOURCES = tests/unit/check_regex.c
+tests_unit_check_regex_CFLAGS = $(BROKER_UNIT_CFLAGS)
+tests_unit_check_regex_LDADD = $(BROKER_UNIT_LDADD)
+
 # The message store and the definitions log (they use a thread: the sync thread of the
 # group commit; and libev for its completions).
 check_PROGRAMS += tests/unit/check_store tests/unit/check_defs_log
