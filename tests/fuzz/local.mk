@@ -2,3 +2,4 @@
 include $(srcdir)/tests/fuzz/wire.mk
 include $(srcdir)/tests/fuzz/config.mk
 include $(srcdir)/tests/fuzz/conn.mk
+include $(srcdir)/tests/fuzz/regex.mk
