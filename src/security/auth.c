@@ -14,6 +14,7 @@
 #include <openssl/rand.h>
 
 #include "src/base/log.h"
+#include "src/base/regex.h"
 #include "src/base/util.h"
 
 enum pattern_kind {
@@ -531,6 +532,15 @@ fail:
     return -1;
 }
 
+/* A pattern may be long (up to REGEX_MAX_BYTES): the reason must still fit in the message. */
+#define PATTERN_QUOTE_MAX 200
+
+static void set_invalid(char *err, size_t err_size, const char *source, const char *why)
+{
+    set_err(err, err_size, "regular expression '%.*s%s' is invalid: %s", PATTERN_QUOTE_MAX, source,
+            strlen(source) > PATTERN_QUOTE_MAX ? "..." : "", why);
+}
+
 static int pattern_compile_from(struct auth_pattern *p, const char *source, const char *expanded,
                                 char *err, size_t err_size)
 {
@@ -544,14 +554,13 @@ static int pattern_compile_from(struct auth_pattern *p, const char *source, cons
         p->kind = PATTERN_EMPTY_ONLY; /* RabbitMQ replaces "" with "^$" before matching */
     } else {
         if (pcre_to_ere(expanded, &ere, why, sizeof why) < 0) {
-            set_err(err, err_size, "regular expression '%s' is invalid: %s", source, why);
+            set_invalid(err, err_size, source, why);
             return -1;
         }
-        rc = regcomp(&p->re, ere, REG_EXTENDED | REG_NOSUB);
+        rc = regex_compile_bounded(&p->re, ere, why, sizeof why);
         free(ere);
         if (rc != 0) {
-            regerror(rc, &p->re, why, sizeof why);
-            set_err(err, err_size, "regular expression '%s' is invalid: %s", source, why);
+            set_invalid(err, err_size, source, why);
             return -1;
         }
         p->kind = PATTERN_REGEX;

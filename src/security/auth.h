@@ -16,7 +16,8 @@
  * translating the PCRE forms that people write in permissions (\d \w \s, \. inside [...],
  * (?:...), lazy quantifiers, a literal '{' as in "^{username}-"). A construct that cannot be
  * translated (look-around, back-references, possessive quantifiers, inline flags) is refused
- * when the permission is set, never silently given another meaning.
+ * when the permission is set, never silently given another meaning; so is a pattern whose
+ * compiled form would cost more memory or time than src/base/regex.h allows.
  *
  * Which AMQP 0-9-1 operation needs which permission on which resource, from RabbitMQ's
  * access-control guide ("Authorisation: How Permissions Work", rabbitmq.com/docs/access-control)

@@ -279,6 +279,15 @@ static const struct {
     {"(a)\\1", "regular expression '(a)\\1' is invalid: unsupported escape \\1"},
     {"a++", "regular expression 'a++' is invalid: possessive quantifiers are not supported"},
     {"[z-a]", "regular expression '[z-a]' is invalid: range out of order in character class"},
+    /* Bounded before regcomp (src/base/regex.h): unbounded, the first takes 31 MB for as long
+     * as the permission exists, and (.*){1,32000} took 24 GB. */
+    {"(.*){1,1000}", "regular expression '(.*){1,1000}' is invalid: pattern too complex: its "
+                     "repetitions and alternatives would take more than 1000000 steps to "
+                     "compile"},
+    {"(\\d{100}){1001}", "regular expression '(\\d{100}){1001}' is invalid: pattern too "
+                         "complex: repetition bounds expand it to more than 100000 nodes"},
+    {"(\\b|\\B|^|$)*", "regular expression '(\\b|\\B|^|$)*' is invalid: pattern too complex: "
+                       "* + or {n,} repeats a part that can match the empty string"},
 };
 
 START_TEST(patterns_posix_cannot_express_are_refused)

@@ -383,6 +383,21 @@ static const struct {
      "\"definition\": {\"max-length\": 1}}]}",
      "policies[0] 'p' in vhost '/': pattern: regular expression '(?<=a)' is invalid: "
      "unsupported group syntax (?<"},
+    /* Patterns whose compiled form would exhaust memory (src/base/regex.h). */
+    {"{" ROOT "\"policies\": [{\"vhost\": \"/\", \"name\": \"p\", \"pattern\": "
+     "\"(.*){1,1000}\", \"definition\": {\"max-length\": 1}}]}",
+     "policies[0] 'p' in vhost '/': pattern: regular expression '(.*){1,1000}' is invalid: "
+     "pattern too complex: its repetitions and alternatives would take more than 1000000 steps "
+     "to compile"},
+    {"{" USER_U ROOT "\"permissions\": [{\"user\": \"u\", \"vhost\": \"/\", \"configure\": "
+     "\".*\", \"write\": \"(a{1000}){101}\", \"read\": \".*\"}]}",
+     "permissions[0] (user 'u' in vhost '/'): write: regular expression '(a{1000}){101}' is "
+     "invalid: pattern too complex: repetition bounds expand it to more than 100000 nodes"},
+    {"{" USER_U ROOT "\"topic_permissions\": [{\"user\": \"u\", \"vhost\": \"/\", "
+     "\"exchange\": \"amq.topic\", \"write\": \".*\", \"read\": \"^(a?){1,100}\"}]}",
+     "topic_permissions[0] (user 'u' in vhost '/'): read: regular expression '^(a?){1,100}' is "
+     "invalid: pattern too complex: its repetitions and alternatives would take more than "
+     "1000000 steps to compile"},
 };
 
 START_TEST(refused_documents)

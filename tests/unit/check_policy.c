@@ -184,6 +184,26 @@ START_TEST(bad_definitions_and_patterns_are_refused)
 }
 END_TEST
 
+/* Issue 15: a policy's pattern held 1.5 GB ((.*){1,6000}) or took 24 GB ((.*){1,32000}). */
+START_TEST(a_pattern_too_complex_to_compile_is_refused_with_the_reason)
+{
+    uint8_t b[128];
+    char err[512];
+
+    for (int operator_policy = 0; operator_policy <= 1; operator_policy++) {
+        ck_assert_int_eq(policy_set(vh, "p", "^x\\.(.*){1,1000}$", "queues", 0,
+                                    def(b, sizeof b, "max-length", 1, NULL, NULL), operator_policy,
+                                    err, sizeof err),
+                         -1);
+        ck_assert_str_eq(err, "regular expression '^x\\.(.*){1,1000}$' is invalid: pattern too "
+                              "complex: its repetitions and alternatives would take more than "
+                              "1000000 steps to compile");
+    }
+    ck_assert_uint_eq(vh->policy_count, 0);
+    ck_assert_uint_eq(vh->operator_policy_count, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("policy");
@@ -198,6 +218,7 @@ int main(void)
     tcase_add_test(tc, changing_or_clearing_a_policy_applies_to_existing_queues_at_once);
     tcase_add_test(tc, exchange_policy_sets_alternate_exchange_unless_argument_does);
     tcase_add_test(tc, bad_definitions_and_patterns_are_refused);
+    tcase_add_test(tc, a_pattern_too_complex_to_compile_is_refused_with_the_reason);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
