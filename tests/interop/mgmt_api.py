@@ -906,6 +906,72 @@ def policies():
     call("DELETE", "/api/users/" + q(mgr))
 
 
+@check
+def patterns_too_complex_to_compile_are_refused():
+    """Warren: a pattern whose repetitions glibc would expand to gigabytes, or whose empty loop
+    it would take hours to compile, is refused with 400 and the bound it passes, wherever
+    patterns are set; warrend's memory stays where it was (issue 15: (.*){1,32000}[bc] took
+    24 GB, (.*){1,6000} held 1.5 GB for as long as the policy existed)."""
+    if not WARREN:
+        return
+    pol, u = name("complex"), name("pu")
+    CREATED.extend([("policies", pol), ("users", u)])
+    steps = ("pattern too complex: its repetitions and alternatives would take more than "
+             "1000000 steps to compile")
+    empty_loop = "pattern too complex: * + or {n,} repeats a part that can match the empty string"
+
+    def refused(r, pattern, why, what):
+        expect_error(r, 400, "bad_request",
+                     "regular expression '%s' is invalid: %s" % (pattern, why), what)
+
+    def resident():
+        return sample(scrape("/metrics"), "rabbitmq_process_resident_memory_bytes")
+
+    before = resident()
+    # First a pattern that a broker without the bound compiles into some 30 MB: such a
+    # broker fails here, before the patterns below are sent to it.
+    refused(call("PUT", "/api/policies/%2F/" + q(pol),
+                 body={"pattern": "(.*){1,1000}", "definition": {"max-length": 1}}),
+            "(.*){1,1000}", steps, "policy")
+    refused(call("PUT", "/api/policies/%2F/" + q(pol),
+                 body={"pattern": "(.*){1,32000}[bc]", "definition": {"max-length": 1}}),
+            "(.*){1,32000}[bc]", steps, "the policy of issue 15")
+    refused(call("PUT", "/api/operator-policies/%2F/" + q(pol),
+                 body={"pattern": "(.*){1,6000}", "definition": {"max-length": 1}}),
+            "(.*){1,6000}", steps, "operator policy")
+    call("PUT", "/api/users/" + q(u), body={"password": "pw", "tags": ""})
+    refused(call("PUT", "/api/permissions/%2F/" + q(u),
+                 body={"configure": "(a{1000}){1000}", "write": ".*", "read": ".*"}),
+            "(a{1000}){1000}",
+            "pattern too complex: repetition bounds expand it to more than 100000 nodes",
+            "permissions")
+    r = call("POST", "/api/definitions", body={"policies": [
+        {"vhost": "/", "name": pol, "pattern": "(.*){1,6000}", "apply-to": "queues",
+         "definition": {"max-length": 1}}]})
+    expect_error(r, 400, "bad_request",
+                 "policies[0] '%s' in vhost '/': pattern: regular expression '(.*){1,6000}' is "
+                 "invalid: %s" % (pol, steps), "definitions import: policy")
+    # Topic permissions are set through definitions only.
+    r = call("POST", "/api/definitions", body={"topic_permissions": [
+        {"user": u, "vhost": "/", "exchange": "amq.topic", "write": "(\\b|\\B|^|$)*",
+         "read": ".*"}]})
+    expect_error(r, 400, "bad_request",
+                 "topic_permissions[0] (user '%s' in vhost '/'): write: regular expression "
+                 "'(\\b|\\B|^|$)*' is invalid: %s" % (u, empty_loop),
+                 "definitions import: topic permission")
+    expect_error(call("GET", "/api/policies/%2F/" + q(pol)), 404, "Object Not Found",
+                 "Not Found", "no policy was set")
+    grown = resident() - before
+    expect(grown < 8 << 20, "resident memory grew by %d bytes" % grown)
+    # What people write still passes.
+    for pattern in ("^amq\\.", "^orders\\.(eu|us)\\..*$", ".*", "^[a-z0-9.]{1,255}$"):
+        expect_eq(call("PUT", "/api/policies/%2F/" + q(pol),
+                       body={"pattern": pattern, "definition": {"max-length": 1}}).status
+                  in (201, 204), True, "policy %s" % pattern)
+    call("DELETE", "/api/policies/%2F/" + q(pol))
+    call("DELETE", "/api/users/" + q(u))
+
+
 # ---- Definitions -----------------------------------------------------------------------
 
 

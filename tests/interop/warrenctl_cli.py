@@ -28,6 +28,7 @@ PORT = int(os.environ.get("AMQP_PORT", "5672"))
 USER = os.environ.get("MGMT_USER", "guest")
 PASS = os.environ.get("MGMT_PASS", "guest")
 PREFIX = "ctl.%d" % os.getpid()
+WARREN = os.environ.get("WARREN") == "1"
 CREATED = []
 
 
@@ -372,6 +373,33 @@ def policies_commands():
     fails(1, "policy '%s' in vhost '/' not found" % pol, "clear_policy", pol)
     expect(not any(p["name"] == pol for p in rows("list_policies")), "cleared")
     ok("delete", "queue", qn)
+
+
+@check
+def patterns_too_complex_to_compile_are_refused():
+    """Warren bounds what compiling a pattern costs (issue 15): the broker's 400 is exit 1 with
+    its reason."""
+    if not WARREN:
+        return
+    pol, v, u = name("complex"), name("cv"), name("cu")
+    CREATED.extend([("policy", pol), ("user", u), ("vhost", v)])
+    steps = ("pattern too complex: its repetitions and alternatives would take more than "
+             "1000000 steps to compile")
+    # First a pattern a broker without the bound accepts (into some 30 MB), so that such a
+    # broker fails here before the pattern of the issue (24 GB) is sent to it.
+    for pattern in ("(.*){1,1000}", "(.*){1,32000}[bc]"):
+        fails(1, "the broker refused: regular expression '%s' is invalid: %s" % (pattern, steps),
+              "set_policy", pol, pattern, '{"max-length": 1}')
+    fails(1, "is invalid: %s" % steps, "set_operator_policy", pol, "(.*){1,6000}",
+          '{"max-length": 1}')
+    ok("add_vhost", v)
+    ok("add_user", u, "pw")
+    fails(1, "is invalid: pattern too complex: * + or {n,} repeats a part that can match the "
+          "empty string", "set_permissions", "-p", v, u, ".*", "(\\b|\\B|^|$)*", ".*")
+    ok("set_permissions", "-p", v, u, "^orders\\.(eu|us)\\..*$", ".*", ".*")
+    ok("delete_user", u)
+    ok("delete_vhost", v)
+    expect(not any(p["name"] == pol for p in rows("list_policies")), "no policy was set")
 
 
 @check
