@@ -13,7 +13,8 @@
  * the vhost-limits runtime parameters to the vhosts; it returns exchanges, queues, bindings
  * and policies as struct definitions, which the broker applies in RabbitMQ's order:
  * exchanges, policies, queues, bindings. Like RabbitMQ it skips (with a warning) queues and
- * exchanges whose names begin with "amq." and the default exchange "".
+ * exchanges whose names begin with "amq." and the default exchange "", and entries of a
+ * section that are not objects (RabbitMQ 3.10 says nothing of those; Warren logs each).
  *
  * The refusals, with the documents RabbitMQ refuses in its own import tests:
  *   not JSON                          "not valid JSON (line 6, column 32): ..."
@@ -33,8 +34,11 @@
  * operator_policy) and global parameters (cluster_name) are logged and ignored, where
  * RabbitMQ refuses a component whose plugin is not enabled: a file exported from a broker
  * with plugins still loads. An unknown hashing_algorithm is refused, where RabbitMQ stores
- * it and then fails every login of that user. The keys of a policy's definition are not
- * checked here: that is the broker's, when it applies the policy.
+ * it and then fails every login of that user. A vhost named "" or longer than 255 bytes is
+ * refused ("vhosts[0]: name must not be empty"), where RabbitMQ creates one that its
+ * management API cannot name: Warren's PUT /api/vhosts/NAME takes 1 to 255 bytes. The keys of
+ * a policy's definition are not checked here: that is the broker's, when it applies the
+ * policy.
  *
  * Arguments (queue, exchange and binding arguments, policy definitions) are converted from
  * JSON to AMQP field tables as RabbitMQ converts them: string 'S', integer 'l', real 'd',

@@ -333,6 +333,17 @@ static int parse_vhost(struct import *im, size_t index, const json_t *obj, struc
     snprintf(where, sizeof where, "vhosts[%zu]", index);
     if (get_string(im, where, obj, "name", true, &v->name) < 0)
         return -1;
+    /* RabbitMQ 3.10 creates a vhost named "" from a file, one that no URL of its management
+     * API can name afterwards; Warren keeps to the rule of PUT /api/vhosts/NAME (and of
+     * AMQP's shortstr), 1 to 255 bytes. */
+    if (v->name[0] == '\0') {
+        definitions_set_err(im->err, im->err_size, "%s: name must not be empty", where);
+        return -1;
+    }
+    if (strlen(v->name) > 255) {
+        definitions_set_err(im->err, im->err_size, "%s: name is longer than 255 bytes", where);
+        return -1;
+    }
     snprintf(where, sizeof where, "vhosts[%zu] '%s'", index, v->name);
     metadata = json_object_get(obj, "metadata");
     if (metadata != NULL && !json_is_object(metadata)) {
@@ -673,6 +684,21 @@ static const json_t *section(const json_t *doc, const char *key)
     return json_object_get(doc, key);
 }
 
+/* Whether the index'th entry of a section is an object. RabbitMQ 3.10 skips any other entry
+ * without a word (rabbit_definitions' for_all functions take only "M <- List, is_map(M)") and
+ * so does Warren, but it says so in the log. */
+static bool is_entry(const char *key, size_t index, const json_t *item)
+{
+    char what[64];
+
+    if (json_is_object(item))
+        return true;
+    describe(item, what, sizeof what);
+    log_warn(NULL, "definitions: %s[%zu] is not an object but %s: skipped, as RabbitMQ skips it",
+             key, index, what);
+    return false;
+}
+
 /* Every section is checked (and exchanges, queues, bindings, policies collected) before any
  * change is made. */
 static int check_document(struct import *im, const json_t *doc)
@@ -698,12 +724,11 @@ static int check_document(struct import *im, const json_t *doc)
             return -1;
         }
     }
-    /* Non-objects in a section are skipped, as rabbit_definitions skips them (is_map). */
     json_array_foreach(section(doc, "users"), i, item)
     {
         struct user_def u;
         int rc;
-        if (!json_is_object(item))
+        if (!is_entry("users", i, item))
             continue;
         rc = parse_user(im, i, item, &u);
         if (rc == 0)
@@ -716,7 +741,7 @@ static int check_document(struct import *im, const json_t *doc)
     {
         struct vhost_def v;
         int rc;
-        if (!json_is_object(item))
+        if (!is_entry("vhosts", i, item))
             continue;
         rc = parse_vhost(im, i, item, &v);
         if (rc == 0)
@@ -728,19 +753,20 @@ static int check_document(struct import *im, const json_t *doc)
     json_array_foreach(section(doc, "permissions"), i, item)
     {
         struct perm_def p;
-        if (json_is_object(item) && parse_permission(im, "permissions", i, item, false, &p) < 0)
+        if (is_entry("permissions", i, item) &&
+            parse_permission(im, "permissions", i, item, false, &p) < 0)
             return -1;
     }
     json_array_foreach(section(doc, "topic_permissions"), i, item)
     {
         struct perm_def p;
-        if (json_is_object(item) &&
+        if (is_entry("topic_permissions", i, item) &&
             parse_permission(im, "topic_permissions", i, item, true, &p) < 0)
             return -1;
     }
     json_array_foreach(section(doc, "parameters"), i, item)
     {
-        if (json_is_object(item) && parse_parameter(im, i, item, false) < 0)
+        if (is_entry("parameters", i, item) && parse_parameter(im, i, item, false) < 0)
             return -1;
     }
     if (json_array_size(section(doc, "global_parameters")) > 0)
@@ -748,22 +774,22 @@ static int check_document(struct import *im, const json_t *doc)
                  json_array_size(section(doc, "global_parameters")));
     json_array_foreach(section(doc, "exchanges"), i, item)
     {
-        if (json_is_object(item) && parse_exchange(im, i, item) < 0)
+        if (is_entry("exchanges", i, item) && parse_exchange(im, i, item) < 0)
             return -1;
     }
     json_array_foreach(section(doc, "policies"), i, item)
     {
-        if (json_is_object(item) && parse_policy(im, i, item) < 0)
+        if (is_entry("policies", i, item) && parse_policy(im, i, item) < 0)
             return -1;
     }
     json_array_foreach(section(doc, "queues"), i, item)
     {
-        if (json_is_object(item) && parse_queue(im, i, item) < 0)
+        if (is_entry("queues", i, item) && parse_queue(im, i, item) < 0)
             return -1;
     }
     json_array_foreach(section(doc, "bindings"), i, item)
     {
-        if (json_is_object(item) && parse_binding(im, i, item) < 0)
+        if (is_entry("bindings", i, item) && parse_binding(im, i, item) < 0)
             return -1;
     }
     return 0;

@@ -230,15 +230,10 @@ START_TEST(full_fixture_bindings_and_policies)
 }
 END_TEST
 
-/* The unknown key, the plugin's runtime parameter, the global parameter and the skipped
- * amq.* entities are logged as warnings. */
-START_TEST(ignored_parts_are_logged)
+/* Warnings go to a temporary file (path, "/tmp/check_definitions.XXXXXX") until
+ * stop_logging() reads them back into text. */
+static void start_logging(char *path)
 {
-    char path[] = "/tmp/check_definitions.XXXXXX";
-    char text[8192];
-    struct auth_db *db;
-    FILE *f;
-    size_t n;
     int fd = mkstemp(path);
 
     ck_assert_int_ge(fd, 0);
@@ -246,14 +241,34 @@ START_TEST(ignored_parts_are_logged)
     log_set_level(LOG_LEVEL_WARNING);
     log_set_console(false);
     ck_assert_int_eq(log_open_file(path), 0);
-    db = import_fixture("full.json", NULL);
+}
+
+static void stop_logging(const char *path, char *text, size_t size)
+{
+    FILE *f;
+    size_t n;
+
     log_close_file();
     log_set_level(LOG_LEVEL_NONE);
     f = fopen(path, "r");
-    n = fread(text, 1, sizeof text - 1, f);
+    ck_assert_ptr_nonnull(f);
+    n = fread(text, 1, size - 1, f);
     text[n] = '\0';
     fclose(f);
     unlink(path);
+}
+
+/* The unknown key, the plugin's runtime parameter, the global parameter and the skipped
+ * amq.* entities are logged as warnings. */
+START_TEST(ignored_parts_are_logged)
+{
+    char path[] = "/tmp/check_definitions.XXXXXX";
+    char text[8192];
+    struct auth_db *db;
+
+    start_logging(path);
+    db = import_fixture("full.json", NULL);
+    stop_logging(path, text, sizeof text);
     /* RabbitMQ's exports carry product_name: it is not an unknown key. */
     ck_assert_ptr_null(strstr(text, "product_name"));
     ck_assert_ptr_nonnull(strstr(text, "parameters[1] federation-upstream 'up': runtime "
@@ -558,13 +573,57 @@ START_TEST(administrator_flag_of_old_files)
 }
 END_TEST
 
-START_TEST(entries_that_are_not_objects_are_skipped)
+/* As RabbitMQ 3.10 (rabbit_definitions takes "M <- List, is_map(M)"), but each is logged. */
+START_TEST(entries_that_are_not_objects_are_skipped_with_a_warning)
+{
+    char path[] = "/tmp/check_definitions.XXXXXX";
+    char text[8192];
+    struct auth_db *db = auth_db_new();
+    struct definitions *d = NULL;
+
+    start_logging(path);
+    ck_assert_int_eq(import_text(db,
+                                 "{\"vhosts\": [1, \"x\", {\"name\": \"v\"}], \"users\": null, "
+                                 "\"queues\": [{\"name\": \"q\", \"vhost\": \"v\"}, [], null, "
+                                 "{\"name\": \"q2\", \"vhost\": \"v\"}]}",
+                                 &d),
+                     0);
+    stop_logging(path, text, sizeof text);
+    ck_assert_uint_eq(db->vhosts.len, 1);
+    ck_assert_uint_eq(d->queues_len, 2);
+    ck_assert_ptr_nonnull(strstr(
+        text, "definitions: vhosts[0] is not an object but 1: skipped, as RabbitMQ skips it"));
+    ck_assert_ptr_nonnull(strstr(text, "definitions: vhosts[1] is not an object but \"x\": "
+                                       "skipped, as RabbitMQ skips it"));
+    ck_assert_ptr_nonnull(strstr(text, "definitions: queues[1] is not an object but []: skipped"));
+    ck_assert_ptr_nonnull(
+        strstr(text, "definitions: queues[2] is not an object but null: skipped"));
+    /* Once each: the document is checked, then applied. */
+    ck_assert_ptr_null(strstr(strstr(text, "queues[2]") + 1, "queues[2]"));
+    definitions_free(d);
+    auth_db_free(db);
+}
+END_TEST
+
+/* Warren's rule for vhost names everywhere (PUT /api/vhosts/NAME, AMQP's shortstr). */
+START_TEST(a_vhost_name_is_one_to_255_bytes)
 {
     struct auth_db *db = auth_db_new();
+    char doc[512], name[257];
 
-    ck_assert_int_eq(
-        import_text(db, "{\"vhosts\": [1, \"x\", {\"name\": \"v\"}], \"users\": null}", NULL), 0);
-    ck_assert_uint_eq(db->vhosts.len, 1);
+    ck_assert_int_eq(import_text(db, "{\"vhosts\": [{\"name\": \"/\"}, {\"name\": \"\"}]}", NULL),
+                     -1);
+    ck_assert_str_eq(err, "vhosts[1]: name must not be empty");
+    memset(name, 'v', sizeof name - 1);
+    name[256] = '\0';
+    snprintf(doc, sizeof doc, "{\"vhosts\": [{\"name\": \"%s\"}]}", name);
+    ck_assert_int_eq(import_text(db, doc, NULL), -1);
+    ck_assert_str_eq(err, "vhosts[0]: name is longer than 255 bytes");
+    ck_assert_uint_eq(db->vhosts.len, 0);
+    name[255] = '\0';
+    snprintf(doc, sizeof doc, "{\"vhosts\": [{\"name\": \"%s\"}]}", name);
+    ck_assert_int_eq(import_text(db, doc, NULL), 0);
+    ck_assert_ptr_nonnull(auth_vhost_find(db, B(name)));
     auth_db_free(db);
 }
 END_TEST
@@ -815,7 +874,8 @@ static Suite *definitions_suite(void)
     tcase_add_test(imp, a_refused_document_changes_nothing);
     tcase_add_test(imp, hashing_algorithm_is_guessed_from_the_version);
     tcase_add_test(imp, administrator_flag_of_old_files);
-    tcase_add_test(imp, entries_that_are_not_objects_are_skipped);
+    tcase_add_test(imp, entries_that_are_not_objects_are_skipped_with_a_warning);
+    tcase_add_test(imp, a_vhost_name_is_one_to_255_bytes);
     suite_add_tcase(s, imp);
 
     tcase_add_loop_test(ref, refused_fixture_files, 0,
