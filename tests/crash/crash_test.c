@@ -14,7 +14,8 @@
  *   - a message received twice must carry redelivered the second time (its ack may have
  *     been lost in the crash); a duplicate without it is a failure;
  *   - an id never published is a failure;
- *   - unconfirmed messages (in flight at the kill) may be there or not: counted, reported.
+ *   - unconfirmed messages (in flight at the kill) may be there or not: counted, reported;
+ *   - a cycle that published nothing is a failure (it would have tested nothing).
  *
  * The broker's log must hold no [error] line and no sanitizer report, and the last instance
  * must stop on SIGTERM with status 0.
@@ -748,6 +749,7 @@ int main(void)
         struct consumer con = {.seed = rnd(&main_rng)};
         bool with_consumer = rnd(&main_rng) % 4 != 0;
         uint32_t run_ms = rnd_range(&main_rng, MIN_RUN_MS, MAX_RUN_MS);
+        unsigned long published_before = atomic_load(&published);
         unsigned long confirmed_before = atomic_load(&confirmed);
         unsigned long received_before = atomic_load(&received);
         long long t0;
@@ -793,8 +795,12 @@ int main(void)
         fflush(stdout);
         if (t.confirmed_lost > 0)
             report_lost(&t, cycle);
-        if (t.confirmed_lost > 0 || atomic_load(&unflagged_duplicates) > 0 ||
-            atomic_load(&unknown_ids) > 0 || atomic_load(&publisher_errors) > 0) {
+        /* A cycle whose publishers got nothing out tests nothing: it must not pass. */
+        if (atomic_load(&published) == published_before)
+            fprintf(stderr, "crash_test: cycle %lu published nothing\n", cycle);
+        if (t.confirmed_lost > 0 || atomic_load(&published) == published_before ||
+            atomic_load(&unflagged_duplicates) > 0 || atomic_load(&unknown_ids) > 0 ||
+            atomic_load(&publisher_errors) > 0) {
             rc = 1;
             break;
         }
