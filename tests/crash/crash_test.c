@@ -15,14 +15,15 @@
  *     been lost in the crash); a duplicate without it is a failure;
  *   - an id never published is a failure;
  *   - unconfirmed messages (in flight at the kill) may be there or not: counted, reported;
- *   - a cycle that published nothing is a failure (it would have tested nothing).
+ *   - a cycle that published nothing is a failure (it would have tested nothing), and so is
+ *     a run whose ids ran out (IDS_PER_CYCLE of them for each cycle asked).
  *
  * The broker's log must hold no [error] line and no sanitizer report, and the last instance
  * must stop on SIGTERM with status 0.
  *
- * Environment: WARREND (the broker to test), CRASH_CYCLES (default 5), CRASH_SEED (default
- * from the clock; printed, so a failing run can be repeated), CRASH_PUBLISHERS, TMPDIR. Run
- * through crash_test.sh, which `make check` runs with 5 cycles; the full run is
+ * Environment: WARREND (the broker to test), CRASH_CYCLES (default 5, at most 4000), CRASH_SEED
+ * (default from the clock; printed, so a failing run can be repeated), CRASH_PUBLISHERS, TMPDIR.
+ * Run through crash_test.sh, which `make check` runs with 5 cycles; the full run is
  * `CRASH_CYCLES=25 tests/crash/crash_test.sh` from the build directory. */
 #define _GNU_SOURCE
 #include <amqp.h>
@@ -50,7 +51,8 @@
 #endif
 
 #define QUEUE              "crash.q"
-#define MAX_IDS            (1u << 23) /* ids handed out in one run */
+#define IDS_PER_CYCLE      (1u << 20) /* on average; a cycle takes some 100,000 on a quick machine */
+#define MAX_CYCLES         4000       /* so that every id fits in 32 bits */
 #define MAX_PUBLISHERS     16
 #define READY_TIMEOUT_MS   20000
 #define STOP_TIMEOUT_MS    10000
@@ -67,9 +69,11 @@
 /* What is known about each id (index), written by the thread that owns the event and read
  * by the main thread once the workers are joined. */
 enum { ID_UNUSED = 0, ID_PUBLISHED, ID_CONFIRMED, ID_NACKED };
-static _Atomic uint8_t id_state[MAX_IDS]; /* a publisher writes it while a consumer reads */
-static uint8_t id_received[MAX_IDS];      /* times received, saturating at 255 */
+static uint32_t id_space;         /* ids 1 to id_space - 1: IDS_PER_CYCLE for each cycle asked */
+static _Atomic uint8_t *id_state; /* [id_space]; a publisher writes it while a consumer reads */
+static uint8_t *id_received;      /* [id_space]: times received, saturating at 255 */
 static atomic_uint next_id = 1;
+static atomic_bool ids_ran_out;
 
 static atomic_bool stop_workers;
 static atomic_ulong published, confirmed, nacked, received, duplicates;
@@ -375,7 +379,7 @@ static void record_receipt(const amqp_envelope_t *env)
         }
     }
     atomic_fetch_add(&received, 1);
-    if (id <= 0 || id >= (int64_t)MAX_IDS || id_state[id] == ID_UNUSED) {
+    if (id <= 0 || id >= (int64_t)id_space || id_state[id] == ID_UNUSED) {
         atomic_fetch_add(&unknown_ids, 1);
         fprintf(stderr, "crash_test: received a message with unknown id %lld\n", (long long)id);
         return;
@@ -454,8 +458,10 @@ static void *publisher_main(void *arg)
             uint32_t id = atomic_fetch_add(&next_id, 1);
             size_t len = rnd_range(&pub->seed, 16, MAX_BODY_BYTES);
 
-            if (id >= MAX_IDS)
+            if (id >= id_space) {
+                atomic_store(&ids_ran_out, true);
                 goto out;
+            }
             if (tag + 1 >= pub->cap) {
                 pub->cap = pub->cap ? pub->cap * 2 : 4096;
                 pub->ids = realloc(pub->ids, pub->cap * sizeof *pub->ids);
@@ -645,8 +651,8 @@ static struct tally check_all(void)
     unsigned shown = 0;
     uint32_t end = atomic_load(&next_id);
 
-    if (end > MAX_IDS)
-        end = MAX_IDS;
+    if (end > id_space)
+        end = id_space;
     for (uint32_t id = 1; id < end; id++) {
         switch (atomic_load(&id_state[id])) {
         case ID_CONFIRMED:
@@ -673,7 +679,7 @@ static struct tally check_all(void)
 }
 
 /* next_id when each cycle started, to tell in which cycle lost messages were published. */
-static uint32_t cycle_first_id[10000];
+static uint32_t cycle_first_id[MAX_CYCLES + 2];
 
 static unsigned long cycle_of(uint32_t id, unsigned long cycles)
 {
@@ -735,12 +741,18 @@ int main(void)
     broker.path = getenv("WARREND");
     if (broker.path == NULL || access(broker.path, X_OK) != 0)
         die("WARREND must name the warrend to test");
-    if (cycles >= sizeof cycle_first_id / sizeof cycle_first_id[0])
-        die("CRASH_CYCLES must be below %zu", sizeof cycle_first_id / sizeof cycle_first_id[0]);
+    if (cycles < 1 || cycles > MAX_CYCLES)
+        die("CRASH_CYCLES must be 1 to %d", MAX_CYCLES);
     if (npub < 1 || npub > MAX_PUBLISHERS)
         die("CRASH_PUBLISHERS must be 1 to %d", MAX_PUBLISHERS);
     printf("crash_test: %lu cycles, %lu publishers, seed %llu\n", cycles, npub,
            (unsigned long long)seed);
+    /* Zeroed pages are only mapped when written: the ids never handed out cost nothing. */
+    id_space = (uint32_t)(cycles * IDS_PER_CYCLE + 1);
+    id_state = calloc(id_space, sizeof *id_state);
+    id_received = calloc(id_space, sizeof *id_received);
+    if (id_state == NULL || id_received == NULL)
+        die("cannot allocate the states of %u ids", id_space);
     setup_dir();
     start_broker();
     declare_queue();
@@ -785,10 +797,11 @@ int main(void)
                cycle, run_ms, with_consumer ? "with" : "no", now_ms() - t0, depth);
         rounds = drain(rnd(&main_rng), &max_gap_ms);
         t = check_all();
-        printf("drained in %d round%s (longest pause %lld ms); %lu confirmed this cycle, %lu "
-               "received; in all: %lu lost, %lu duplicates "
+        printf("drained in %d round%s (longest pause %lld ms); %lu published, %lu confirmed this "
+               "cycle, %lu received; in all: %lu lost, %lu duplicates "
                "(%lu without redelivered), unconfirmed %lu present / %lu missing\n",
                rounds, rounds > 1 ? "s" : "", max_gap_ms,
+               atomic_load(&published) - published_before,
                atomic_load(&confirmed) - confirmed_before, atomic_load(&received) - received_before,
                t.confirmed_lost, atomic_load(&duplicates), atomic_load(&unflagged_duplicates),
                t.unconfirmed_present, t.unconfirmed_missing);
@@ -798,9 +811,14 @@ int main(void)
         /* A cycle whose publishers got nothing out tests nothing: it must not pass. */
         if (atomic_load(&published) == published_before)
             fprintf(stderr, "crash_test: cycle %lu published nothing\n", cycle);
+        if (atomic_load(&ids_ran_out))
+            fprintf(stderr,
+                    "crash_test: the %u ids ran out in cycle %lu: the cycles took more than "
+                    "IDS_PER_CYCLE (%u) on average\n",
+                    id_space - 1, cycle, IDS_PER_CYCLE);
         if (t.confirmed_lost > 0 || atomic_load(&published) == published_before ||
-            atomic_load(&unflagged_duplicates) > 0 || atomic_load(&unknown_ids) > 0 ||
-            atomic_load(&publisher_errors) > 0) {
+            atomic_load(&ids_ran_out) || atomic_load(&unflagged_duplicates) > 0 ||
+            atomic_load(&unknown_ids) > 0 || atomic_load(&publisher_errors) > 0) {
             rc = 1;
             break;
         }
@@ -828,5 +846,7 @@ int main(void)
         free(pubs[i].ids);
         free(pubs[i].settled);
     }
+    free(id_state);
+    free(id_received);
     return rc;
 }
