@@ -531,8 +531,51 @@ static json_t *got_message(const struct qentry *e, uint32_t remaining, bool base
     return o;
 }
 
+/* A number as rabbit_misc:parse_int/1 reads one: a JSON integer, a JSON number (its integer
+ * part) or a string of decimal digits with an optional sign, as clients such as rabbitmqadmin
+ * send them. Larger magnitudes than GET_INT_LIMIT are kept at it, for range checks to refuse. */
+#define GET_INT_LIMIT 1000000000000000000LL
+
+static bool parse_int(const json_t *v, json_int_t *out)
+{
+    const char *s;
+    size_t len, i = 0;
+    bool negative;
+    json_int_t n = 0;
+
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return true;
+    }
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        *out = d >= (double)GET_INT_LIMIT    ? GET_INT_LIMIT
+               : d <= -(double)GET_INT_LIMIT ? -GET_INT_LIMIT
+                                             : (json_int_t)d; /* toward zero, as trunc/1 */
+        return true;
+    }
+    if (!json_is_string(v))
+        return false;
+    s = json_string_value(v);
+    len = json_string_length(v);
+    negative = len > 0 && s[0] == '-';
+    if (len > 0 && (s[0] == '-' || s[0] == '+'))
+        i++;
+    if (i == len)
+        return false;
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        n = n >= GET_INT_LIMIT / 10 ? GET_INT_LIMIT : n * 10 + (s[i] - '0');
+    }
+    *out = negative ? -n : n;
+    return true;
+}
+
 /* POST /api/queues/v/q/get: takes up to count messages, then acks, requeues or rejects them
- * all, as RabbitMQ does (so a requeueing get never shows one message twice). */
+ * all, as RabbitMQ does (so a requeueing get never shows one message twice). count and
+ * truncate may be strings, as RabbitMQ reads them; a body it refuses is refused with its 400
+ * reason (key_missing, not_integer), checked in its order. */
 enum MHD_Result mgmt_api_get(struct mgmt_call *c)
 {
     enum MHD_Result answered = MHD_NO;
@@ -552,41 +595,61 @@ enum MHD_Result mgmt_api_get(struct mgmt_call *c)
         return mgmt_not_found(c);
     if ((body = mgmt_body_object(c, &answered)) == NULL)
         return answered;
+    {
+        /* rabbit_mgmt_util:with_decode([ackmode, count, encoding], ...) */
+        static const char *const keys[] = {"ackmode", "count", "encoding"};
+        char missing[128] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+            if (json_object_get(body, keys[i]) == NULL)
+                used += (size_t)snprintf(missing + used, sizeof missing - used,
+                                         "%s{key_missing,%s}", used > 0 ? "," : "", keys[i]);
+        }
+        if (used > 0) {
+            answered = mgmt_bad_request(c, "[%s]", missing);
+            goto out;
+        }
+    }
     v = json_object_get(body, "count");
-    mode = json_string_value(json_object_get(body, "ackmode"));
+    if (!parse_int(v, &count)) {
+        answered = mgmt_bad_request_term(c, "not_integer", json_deep_copy(v));
+        goto out;
+    }
+    /* RabbitMQ takes any count (a negative one empties the queue); Warren keeps a bound. */
+    if (count < 0 || count > MGMT_GET_MAX) {
+        answered = mgmt_bad_request(c, "count must be an integer from 0 to %d", MGMT_GET_MAX);
+        goto out;
+    }
     enc = json_string_value(json_object_get(body, "encoding"));
-    if (v == NULL || mode == NULL || enc == NULL) {
-        answered = mgmt_bad_request(c, "count, ackmode and encoding are required");
+    if (enc == NULL || (strcmp(enc, "auto") != 0 && strcmp(enc, "base64") != 0)) {
+        answered = mgmt_bad_request(c, "Unsupported encoding. Please use auto or base64.");
         goto out;
     }
-    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > MGMT_GET_MAX) {
-        answered = mgmt_bad_request(c, "count must be an integer from 1 to %d", MGMT_GET_MAX);
-        goto out;
+    if ((v = json_object_get(body, "truncate")) != NULL) {
+        json_int_t n;
+        if (!parse_int(v, &n)) {
+            answered = mgmt_bad_request_term(c, "not_integer", json_deep_copy(v));
+            goto out;
+        }
+        if (n < 0) {
+            answered = mgmt_bad_request(c, "truncate must be a non-negative integer");
+            goto out;
+        }
+        truncate = n > 0x7fffffff ? 0x7fffffff : (long)n;
     }
-    count = json_integer_value(v);
-    if (strcmp(mode, "ack_requeue_true") == 0)
+    mode = json_string_value(json_object_get(body, "ackmode"));
+    if (mode != NULL && strcmp(mode, "ack_requeue_true") == 0)
         ackmode = ACK_REQUEUE;
-    else if (strcmp(mode, "ack_requeue_false") == 0)
+    else if (mode != NULL && strcmp(mode, "ack_requeue_false") == 0)
         ackmode = ACK_DROP;
-    else if (strcmp(mode, "reject_requeue_true") == 0)
+    else if (mode != NULL && strcmp(mode, "reject_requeue_true") == 0)
         ackmode = REJECT_REQUEUE;
-    else if (strcmp(mode, "reject_requeue_false") == 0)
+    else if (mode != NULL && strcmp(mode, "reject_requeue_false") == 0)
         ackmode = REJECT_DROP;
     else {
         answered = mgmt_bad_request(c, "ackmode must be ack_requeue_true, ack_requeue_false, "
                                        "reject_requeue_true or reject_requeue_false");
         goto out;
-    }
-    if (strcmp(enc, "auto") != 0 && strcmp(enc, "base64") != 0) {
-        answered = mgmt_bad_request(c, "Unsupported encoding. Please use auto or base64.");
-        goto out;
-    }
-    if ((v = json_object_get(body, "truncate")) != NULL) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0) {
-            answered = mgmt_bad_request(c, "truncate must be a non-negative integer");
-            goto out;
-        }
-        truncate = json_integer_value(v) > 0x7fffffff ? 0x7fffffff : (long)json_integer_value(v);
     }
     if (!mgmt_permitted(c, vh, AUTH_OP_BASIC_GET, c->seg[2], WIRE_BYTES_C(""), true, &answered))
         goto out;

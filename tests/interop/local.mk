@@ -34,6 +34,11 @@ EXTRA_DIST += tests/interop/mgmt_api.sh tests/interop/mgmt_lib.sh tests/interop/
 	tests/interop/warrenctl.sh tests/interop/warrenctl_cli.py \
 	tests/interop/prometheus_scrape.sh tests/interop/prometheus_scrape.py
 
+# Management API requests as RabbitMQ's clients send them: mgmt_compat.sh through plain HTTP
+# (numbers given as strings, ...). Against RabbitMQ: MGMT_URL=http://host:15672 as above.
+TESTS += tests/interop/mgmt_compat.sh
+EXTRA_DIST += tests/interop/mgmt_compat.sh tests/interop/mgmt_compat.py
+
 # AMQPS through pika: tls_pika.sh starts a warrend with a TLS listener and certificates made
 # by tests/unit/tls_certs.sh. Against another broker: AMQP_HOST, AMQPS_PORT, TLS_CERT_DIR.
 TESTS += tests/interop/tls_pika.sh
