@@ -484,6 +484,13 @@ static const struct route {
     {"permissions", M_GET, mgmt_api_permissions},
     {"permissions/*/*", M_GET | M_PUT | M_DELETE, mgmt_api_permissions},
     {"vm-memory-high-watermark", M_GET | M_PUT, mgmt_api_memory_watermark},
+    {"parameters", M_GET, mgmt_api_parameters},
+    {"parameters/*", M_GET, mgmt_api_parameters},
+    {"parameters/*/*", M_GET, mgmt_api_parameters},
+    {"parameters/*/*/*", M_GET | M_PUT | M_DELETE, mgmt_api_parameters},
+    {"vhost-limits", M_GET, mgmt_api_vhost_limits},
+    {"vhost-limits/*", M_GET, mgmt_api_vhost_limits},
+    {"vhost-limits/*/*", M_PUT | M_DELETE, mgmt_api_vhost_limits},
 };
 
 static unsigned method_bit(const char *method)

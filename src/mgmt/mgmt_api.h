@@ -1,8 +1,9 @@
 /* Inside the management API (src/mgmt/mgmt.h): what its files share. mgmt.c serves HTTP (the
  * daemons on the libev loop, authentication, the routes) and holds the helpers every handler
  * uses; the handlers of RabbitMQ's resources are in mgmt_users.c (overview, vhosts, users,
- * permissions, health), mgmt_objects.c (exchanges, queues, bindings, publish and get) and
- * mgmt_runtime.c (connections, channels, consumers, policies, definitions). */
+ * permissions, health), mgmt_objects.c (exchanges, queues, bindings, publish and get),
+ * mgmt_runtime.c (connections, channels, consumers, policies, definitions) and mgmt_params.c
+ * (runtime parameters, vhost limits). */
 #ifndef WARREN_SRC_MGMT_MGMT_API_H
 #define WARREN_SRC_MGMT_MGMT_API_H
 
@@ -145,5 +146,9 @@ enum MHD_Result mgmt_api_consumers(struct mgmt_call *c);
 enum MHD_Result mgmt_api_policies(struct mgmt_call *c);
 enum MHD_Result mgmt_api_definitions(struct mgmt_call *c);
 enum MHD_Result mgmt_api_memory_watermark(struct mgmt_call *c);
+
+/* mgmt_params.c */
+enum MHD_Result mgmt_api_parameters(struct mgmt_call *c);
+enum MHD_Result mgmt_api_vhost_limits(struct mgmt_call *c);
 
 #endif

@@ -3,7 +3,9 @@
 RabbitMQ 3.10's handlers accept (numbers given as strings, as rabbitmqadmin sends them) and
 what they refuse, with their 400 reasons. rabbitmqadmin itself is driven by rabbitmqadmin.sh.
 
-Environment: MGMT_URL (http://127.0.0.1:15672), optionally MGMT_USER/MGMT_PASS (guest/guest).
+Run with /usr/bin/python3 (Debian's pika). Environment: AMQP_HOST, AMQP_PORT (the broker),
+MGMT_URL (http://127.0.0.1:15672, its management API), optionally MGMT_USER/MGMT_PASS
+(guest/guest).
 WARREN=1 adds the checks of what Warren does on purpose differently; without it the same
 checks run against a RabbitMQ with its management plugin, to check the checks. Prints one
 line per check; exits 1 at the first failure.
@@ -17,12 +19,17 @@ import sys
 import traceback
 import urllib.parse
 
+import pika
+import pika.exceptions
+
+AMQP_HOST = os.environ.get("AMQP_HOST", "127.0.0.1")
+AMQP_PORT = int(os.environ.get("AMQP_PORT", "5672"))
 MGMT = urllib.parse.urlsplit(os.environ.get("MGMT_URL", "http://127.0.0.1:15672"))
 USER = os.environ.get("MGMT_USER", "guest")
 PASS = os.environ.get("MGMT_PASS", "guest")
 WARREN = os.environ.get("WARREN") == "1"
 PREFIX = "compat.%d" % os.getpid()
-CREATED = []  # (kind, name) in the vhost /, deleted at the end
+CREATED = []  # (kind, name): vhosts, or queues of the vhost /; deleted at the end
 
 
 class CheckFailed(Exception):
@@ -135,10 +142,86 @@ def warren_bounds_a_get():
                            "count must be an integer from 0 to 10000", "count %r" % bad)
 
 
+def expect_refused_login(vhost, what):
+    """An AMQP connection to vhost is refused (its max-connections is 0)."""
+    params = pika.ConnectionParameters(AMQP_HOST, AMQP_PORT, virtual_host=vhost,
+                                       credentials=pika.PlainCredentials(USER, PASS))
+    try:
+        pika.BlockingConnection(params).close()
+    except pika.exceptions.AMQPError:
+        return
+    raise CheckFailed("%s: the connection was accepted" % what)
+
+
+@check
+def vhost_limits_and_their_parameter():
+    """/api/vhost-limits sets one limit at a time, /api/parameters/vhost-limits/v/limits all
+    of them; both are the same limits, with rabbit_vhost_limit's validation texts."""
+    v = PREFIX + ".limits"
+    expect_ok("PUT", "/api/vhosts/" + q(v), {})
+    CREATED.append(("vhosts", v))
+    base = "/api/vhost-limits/" + q(v)
+    expect_eq(expect_ok("GET", base), [], "no limits yet")
+    expect_ok("PUT", base + "/max-connections", {"value": 10})
+    # What rabbitmqadmin sends for `declare vhost_limit vhost=v name=max-queues value=3`.
+    expect_ok("PUT", base + "/max-queues", {"vhost": v, "name": "max-queues", "value": 3})
+    both = {"max-connections": 10, "max-queues": 3}
+    expect_eq(expect_ok("GET", base), [{"vhost": v, "value": both}], "limits of the vhost")
+    expect_eq([e for e in expect_ok("GET", "/api/vhost-limits") if e["vhost"] == v],
+              [{"vhost": v, "value": both}], "listed")
+    param = {"vhost": v, "component": "vhost-limits", "name": "limits", "value": both}
+    ppath = "/api/parameters/vhost-limits/%s/limits" % q(v)
+    expect_eq(expect_ok("GET", ppath), param, "the vhost-limits parameter")
+    expect_eq(expect_ok("GET", "/api/parameters/vhost-limits/" + q(v)), [param],
+              "parameters of the component in the vhost")
+    expect_eq([p for p in expect_ok("GET", "/api/parameters") if p["vhost"] == v], [param],
+              "all parameters")
+    expect_eq(expect_ok("GET", "/api/parameters/federation-upstream"), [],
+              "a component without parameters")
+    if WARREN:  # RabbitMQ 3.10 repeats the limits in each vhost's export as [name, value]
+        exported = expect_ok("GET", "/api/definitions")["parameters"]
+        expect_eq([p for p in exported if p["vhost"] == v], [param], "exported")
+
+    expect_bad_request("PUT", base + "/max-foo", {"value": 3},
+                       "Validation failed\n\nUnrecognised terms [{<<\"max-foo\">>,3}] in "
+                       "limits\n", "an unknown limit")
+    expect_bad_request("PUT", base + "/max-queues", {"value": "x"},
+                       "Validation failed\n\nmax-queues should be a number, actually was "
+                       "<<\"x\">>\n", "a limit that is not a number")
+    expect_bad_request("PUT", base + "/max-queues", {}, "[{key_missing,value}]",
+                       "no value")
+    expect_bad_request("PUT", ppath, {"value": 5}, "Validation failed\n\nlimits not a list 5\n",
+                       "a parameter value that is not an object")
+    expect_bad_request("PUT", "/api/parameters/federation-upstream/%s/up" % q(v),
+                       {"value": {"uri": "amqp://"}},
+                       "Validation failed\n\ncomponent federation-upstream not found\n",
+                       "a plugin's component")
+    expect_eq(call("PUT", "/api/vhost-limits/%s.none/max-queues" % q(v), {"value": 1}),
+              (404, {"error": "not_found", "reason": "vhost_not_found"}), "a missing vhost")
+
+    expect_ok("DELETE", base + "/max-connections")
+    expect_eq(expect_ok("GET", base), [{"vhost": v, "value": {"max-queues": 3}}],
+              "one limit deleted, the other kept")
+    expect_ok("PUT", ppath, {"value": {"max-connections": 0}})
+    expect_eq(expect_ok("GET", base), [{"vhost": v, "value": {"max-connections": 0}}],
+              "the parameter sets all limits at once")
+    expect_refused_login(v, "max-connections 0")
+    expect_ok("DELETE", ppath)
+    expect_eq(expect_ok("GET", base), [], "no limits after the parameter is deleted")
+    expect_eq(call("GET", ppath)[0], 404, "no parameter left")
+    expect_eq(call("DELETE", ppath)[0], 404, "deleting it again")
+    params = pika.ConnectionParameters(AMQP_HOST, AMQP_PORT, virtual_host=v,
+                                       credentials=pika.PlainCredentials(USER, PASS))
+    pika.BlockingConnection(params).close()
+
+
 def cleanup():
     for kind, n in reversed(CREATED):
         try:
-            call("DELETE", "/api/%s/%%2F/%s" % (kind, q(n)))
+            if kind == "vhosts":
+                call("DELETE", "/api/vhosts/" + q(n))
+            else:
+                call("DELETE", "/api/%s/%%2F/%s" % (kind, q(n)))
         except OSError:
             pass
 
