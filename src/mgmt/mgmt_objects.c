@@ -420,6 +420,19 @@ static enum MHD_Result put_queue(struct mgmt_call *c, struct vhost *vh, struct w
         if (!ok)
             goto out;
     }
+    {
+        /* The vhost's max-queues holds for a new queue over HTTP too: RabbitMQ's API declares
+         * through rabbit_channel, which checks it. */
+        const struct auth_vhost *av = auth_vhost_find(c->m->srv->auth, vh->name);
+        if (av != NULL && av->max_queues >= 0 && vhost_queue_find(vh, name) == NULL &&
+            vh->queues.len >= (uint64_t)av->max_queues) {
+            answered = mgmt_bad_request(
+                c, "cannot declare queue '%.*s': queue limit in vhost '%.*s' (%lld) is reached",
+                (int)name.len, (const char *)name.ptr, (int)vh->name.len,
+                (const char *)vh->name.ptr, (long long)av->max_queues);
+            goto out;
+        }
+    }
     if (ops_queue_declare(vh, &actor, name, false, durable, false, auto_delete,
                           (struct wire_bytes){args, args_len}, &q, &created, &err) != 0) {
         answered = mgmt_respond_ops_error(c, &err);

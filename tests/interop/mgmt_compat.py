@@ -215,6 +215,22 @@ def vhost_limits_and_their_parameter():
     pika.BlockingConnection(params).close()
 
 
+@check
+def max_queues_holds_over_http():
+    """RabbitMQ declares an HTTP PUT of a queue through rabbit_channel, which checks the
+    vhost's max-queues for a new queue (not for one that exists)."""
+    v = PREFIX + ".maxq"
+    expect_ok("PUT", "/api/vhosts/" + q(v), {})
+    CREATED.append(("vhosts", v))
+    expect_ok("PUT", "/api/vhost-limits/%s/max-queues" % q(v), {"value": 1})
+    expect_eq(call("PUT", "/api/queues/%s/a" % q(v), {"durable": "false"})[0], 201, "first queue")
+    expect_bad_request("PUT", "/api/queues/%s/b" % q(v), {"durable": "false"},
+                       "cannot declare queue 'b': queue limit in vhost '%s' (1) is reached" % v,
+                       "second queue")
+    expect_eq(call("PUT", "/api/queues/%s/a" % q(v), {"durable": "false"})[0], 204,
+              "the first queue again")
+
+
 def cleanup():
     for kind, n in reversed(CREATED):
         try:
