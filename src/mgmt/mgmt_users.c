@@ -150,10 +150,18 @@ static enum MHD_Result put_vhost(struct mgmt_call *c, struct wire_bytes name)
     char **tags = NULL, *vname = NULL;
     size_t ntags = 0, dlen = 0, qlen = 0;
     const char *description, *queue_type;
-    bool existed;
+    bool existed, tracing;
 
     if (body == NULL)
         return answered;
+    if (mgmt_body_bool(c, body, "tracing", false, &tracing, &answered) != 0)
+        goto out;
+    /* RabbitMQ would start its firehose; Warren has none, and says so rather than ignore it. */
+    if (tracing) {
+        answered = mgmt_bad_request(c, "tracing is not supported: Warren has no firehose "
+                                       "(amq.rabbitmq.trace)");
+        goto out;
+    }
     if ((description = mgmt_body_string(c, body, "description", "", &dlen, &answered)) == NULL ||
         (queue_type = mgmt_body_string(c, body, "default_queue_type", "", &qlen, &answered)) ==
             NULL ||

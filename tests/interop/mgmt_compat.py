@@ -231,6 +231,24 @@ def max_queues_holds_over_http():
               "the first queue again")
 
 
+@check
+def vhost_tracing_is_a_boolean():
+    """rabbit_mgmt_wm_vhost reads tracing with parse_bool ("true"/"false" as strings too, as
+    rabbitmqadmin sends it). Warren has no firehose: tracing true is refused, not ignored."""
+    v = PREFIX + ".tracing"
+    expect_eq(call("PUT", "/api/vhosts/" + q(v), {"tracing": "false"})[0], 201, "tracing \"false\"")
+    CREATED.append(("vhosts", v))
+    expect_eq(call("PUT", "/api/vhosts/" + q(v), {"tracing": False})[0], 204, "tracing false")
+    expect_bad_request("PUT", "/api/vhosts/" + q(v), {"tracing": "yes"}, ["not_boolean", "yes"],
+                       "tracing \"yes\"")
+    if WARREN:
+        for on in (True, "true"):
+            expect_bad_request("PUT", "/api/vhosts/" + q(v + ".on"), {"tracing": on},
+                               "tracing is not supported: Warren has no firehose "
+                               "(amq.rabbitmq.trace)", "tracing %r" % on)
+        expect_eq(call("GET", "/api/vhosts/" + q(v + ".on"))[0], 404, "no vhost made")
+
+
 def cleanup():
     for kind, n in reversed(CREATED):
         try:
