@@ -142,6 +142,37 @@ static void export_vhost(json_t *doc, struct vhost *vh, bool with_vhost)
     free(qs);
 }
 
+/* A vhost's policies and its vhost-limits parameter, without "vhost" fields, as RabbitMQ's
+ * per-vhost export has them. */
+static void export_vhost_settings(json_t *doc, struct server *s, struct vhost *vh)
+{
+    const struct auth_vhost *av = auth_vhost_find(s->auth, vh->name);
+    size_t np;
+    struct policy *const *policies = policy_list(vh, &np, false);
+
+    for (size_t i = 0; i < np; i++) {
+        const struct policy *p = policies[i];
+        json_array_append_new(json_object_get(doc, "policies"),
+                              json_pack("{s:s, s:s, s:s, s:o, s:I}", "name", p->name, "pattern",
+                                        p->pattern_source, "apply-to",
+                                        p->apply_to == POLICY_QUEUES      ? "queues"
+                                        : p->apply_to == POLICY_EXCHANGES ? "exchanges"
+                                                                          : "all",
+                                        "definition", table_json(p->definition), "priority",
+                                        (json_int_t)p->priority));
+    }
+    if (av != NULL && (av->max_connections >= 0 || av->max_queues >= 0)) {
+        json_t *limits = json_object();
+        if (av->max_connections >= 0)
+            json_object_set_new(limits, "max-connections", json_integer(av->max_connections));
+        if (av->max_queues >= 0)
+            json_object_set_new(limits, "max-queues", json_integer(av->max_queues));
+        json_array_append_new(json_object_get(doc, "parameters"),
+                              json_pack("{s:o, s:s, s:s}", "value", limits, "component",
+                                        "vhost-limits", "name", "limits"));
+    }
+}
+
 /* The broker's exchanges, queues and bindings, for definitions_export_json(). */
 static struct definitions *collect(struct server *s)
 {
@@ -238,6 +269,7 @@ json_t *mgmt_defs_export(struct server *s, struct vhost *only)
     json_object_set_new(doc, "exchanges", json_array());
     json_object_set_new(doc, "bindings", json_array());
     export_vhost(doc, only, false);
+    export_vhost_settings(doc, s, only);
     return doc;
 }
 
@@ -314,7 +346,7 @@ int mgmt_defs_apply(struct server *s, const struct definitions *d, char *err, si
  * not per vhost (RabbitMQ ignores them there). */
 static json_t *scoped_document(const json_t *doc, const struct vhost *only)
 {
-    static const char *const keys[] = {"exchanges", "queues", "bindings", "policies"};
+    static const char *const keys[] = {"exchanges", "queues", "bindings", "policies", "parameters"};
     json_t *copy = json_object(), *vname = mgmt_json_bytes(only->name);
 
     for (size_t k = 0; k < ARRAY_LEN(keys); k++) {

@@ -249,6 +249,28 @@ def vhost_tracing_is_a_boolean():
         expect_eq(call("GET", "/api/vhosts/" + q(v + ".on"))[0], 404, "no vhost made")
 
 
+@check
+def vhost_definitions_carry_policies_and_limits():
+    """GET /api/definitions/v (rabbitmqadmin -V v export) has the vhost's policies and its
+    vhost-limits parameter, and POSTing it back (rabbitmqadmin -V v import) restores them."""
+    v = PREFIX + ".defs"
+    expect_ok("PUT", "/api/vhosts/" + q(v), {})
+    CREATED.append(("vhosts", v))
+    policy = {"name": "ttl", "pattern": "^t\\.", "apply-to": "queues",
+              "definition": {"message-ttl": 1000}, "priority": 2}
+    expect_ok("PUT", "/api/policies/%s/ttl" % q(v),
+              {k: policy[k] for k in ("pattern", "apply-to", "definition", "priority")})
+    expect_ok("PUT", "/api/vhost-limits/%s/max-queues" % q(v), {"value": 7})
+    limits = {"value": {"max-queues": 7}, "component": "vhost-limits", "name": "limits"}
+    defs = expect_ok("GET", "/api/definitions/" + q(v))
+    expect_eq((defs["policies"], defs["parameters"]), ([policy], [limits]), "exported")
+    expect_ok("DELETE", "/api/policies/%s/ttl" % q(v))
+    expect_ok("DELETE", "/api/vhost-limits/%s/max-queues" % q(v))
+    expect_ok("POST", "/api/definitions/" + q(v), defs)
+    got = expect_ok("GET", "/api/definitions/" + q(v))
+    expect_eq((got["policies"], got["parameters"]), ([policy], [limits]), "imported back")
+
+
 def cleanup():
     for kind, n in reversed(CREATED):
         try:
