@@ -269,7 +269,7 @@ static uint64_t resident_bytes(void)
     return (uint64_t)resident * (uint64_t)(page > 0 ? page : 4096);
 }
 
-static uint64_t open_fds(void)
+uint64_t metrics_open_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
     struct dirent *e;
@@ -332,7 +332,7 @@ void metrics_render(struct metrics_buf *b, struct server *s, struct mgmt_stats *
     family(b, "rabbitmq_process_resident_memory_bytes", "gauge", "Memory used in bytes");
     sample(b, "rabbitmq_process_resident_memory_bytes", "", resident_bytes());
     family(b, "rabbitmq_process_open_fds", "gauge", "Open file descriptors");
-    sample(b, "rabbitmq_process_open_fds", "", open_fds());
+    sample(b, "rabbitmq_process_open_fds", "", metrics_open_fds());
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
         family(b, "rabbitmq_process_max_fds", "gauge", "Open file descriptors limit");
         sample(b, "rabbitmq_process_max_fds", "", (uint64_t)rl.rlim_cur);

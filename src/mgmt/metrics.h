@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct mgmt_stats;
 struct server;
@@ -28,5 +29,9 @@ void metrics_render(struct metrics_buf *out, struct server *s, struct mgmt_stats
                     bool per_object, const char *node);
 
 void metrics_buf_free(struct metrics_buf *b);
+
+/* The file descriptors this process has open (rabbitmq_process_open_fds; the management
+ * API's fd_used). */
+uint64_t metrics_open_fds(void);
 
 #endif

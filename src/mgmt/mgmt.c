@@ -491,6 +491,8 @@ static const struct route {
     {"vhost-limits", M_GET, mgmt_api_vhost_limits},
     {"vhost-limits/*", M_GET, mgmt_api_vhost_limits},
     {"vhost-limits/*/*", M_PUT | M_DELETE, mgmt_api_vhost_limits},
+    {"nodes", M_GET, mgmt_api_nodes},
+    {"nodes/*", M_GET, mgmt_api_nodes},
 };
 
 static unsigned method_bit(const char *method)

@@ -2,8 +2,8 @@
  * daemons on the libev loop, authentication, the routes) and holds the helpers every handler
  * uses; the handlers of RabbitMQ's resources are in mgmt_users.c (overview, vhosts, users,
  * permissions, health), mgmt_objects.c (exchanges, queues, bindings, publish and get),
- * mgmt_runtime.c (connections, channels, consumers, policies, definitions) and mgmt_params.c
- * (runtime parameters, vhost limits). */
+ * mgmt_runtime.c (connections, channels, consumers, policies, definitions), mgmt_params.c
+ * (runtime parameters, vhost limits) and mgmt_node.c (the node). */
 #ifndef WARREN_SRC_MGMT_MGMT_API_H
 #define WARREN_SRC_MGMT_MGMT_API_H
 
@@ -150,5 +150,8 @@ enum MHD_Result mgmt_api_memory_watermark(struct mgmt_call *c);
 /* mgmt_params.c */
 enum MHD_Result mgmt_api_parameters(struct mgmt_call *c);
 enum MHD_Result mgmt_api_vhost_limits(struct mgmt_call *c);
+
+/* mgmt_node.c */
+enum MHD_Result mgmt_api_nodes(struct mgmt_call *c);
 
 #endif

@@ -29,7 +29,7 @@ USER = os.environ.get("MGMT_USER", "guest")
 PASS = os.environ.get("MGMT_PASS", "guest")
 WARREN = os.environ.get("WARREN") == "1"
 PREFIX = "compat.%d" % os.getpid()
-CREATED = []  # (kind, name): vhosts, or queues of the vhost /; deleted at the end
+CREATED = []  # (kind, name): vhosts, users, or queues of the vhost /; deleted at the end
 
 
 class CheckFailed(Exception):
@@ -45,10 +45,10 @@ def q(s):
     return urllib.parse.quote(s, safe="")
 
 
-def call(method, path, body=None):
+def call(method, path, body=None, auth=(USER, PASS)):
     """(status, decoded JSON or None) of one request."""
     conn = http.client.HTTPConnection(MGMT.hostname, MGMT.port, timeout=10)
-    token = base64.b64encode(("%s:%s" % (USER, PASS)).encode()).decode()
+    token = base64.b64encode(("%s:%s" % auth).encode()).decode()
     headers = {"Authorization": "Basic " + token}
     data = None
     if body is not None:
@@ -271,11 +271,36 @@ def vhost_definitions_carry_policies_and_limits():
     expect_eq((got["policies"], got["parameters"]), ([policy], [limits]), "imported back")
 
 
+@check
+def nodes_list_this_node():
+    """rabbitmqadmin list nodes: GET /api/nodes, for administrators and monitoring users."""
+    node = expect_ok("GET", "/api/overview")["node"]
+    nodes = expect_ok("GET", "/api/nodes")
+    expect_eq([(n["name"], n["type"], n["running"]) for n in nodes], [(node, "disc", True)],
+              "the nodes")
+    n = nodes[0]
+    for key in ("mem_used", "mem_limit", "disk_free_limit", "fd_used", "sockets_used"):
+        if not isinstance(n.get(key), int) or isinstance(n.get(key), bool):
+            raise CheckFailed("%s: %r is not a number" % (key, n.get(key)))
+    expect_eq((n["mem_alarm"], n["disk_free_alarm"], n["partitions"]), (False, False, []),
+              "no alarm, no partition")
+    one = expect_ok("GET", "/api/nodes/" + q(node))
+    expect_eq((one["name"], one["type"], one["running"]), (node, "disc", True), "the node")
+    if WARREN:  # RabbitMQ 3.10 answers 500 for a node it does not know
+        expect_eq(call("GET", "/api/nodes/other%40host")[0], 404, "another node")
+    user = PREFIX + ".manager"
+    expect_ok("PUT", "/api/users/" + q(user), {"password": "secret", "tags": "management"})
+    CREATED.append(("users", user))
+    got = call("GET", "/api/nodes", auth=(user, "secret"))
+    expect_eq(got, (401, {"error": "not_authorised", "reason": "Not monitor user"}),
+              "a management user")
+
+
 def cleanup():
     for kind, n in reversed(CREATED):
         try:
-            if kind == "vhosts":
-                call("DELETE", "/api/vhosts/" + q(n))
+            if kind in ("vhosts", "users"):
+                call("DELETE", "/api/%s/%s" % (kind, q(n)))
             else:
                 call("DELETE", "/api/%s/%%2F/%s" % (kind, q(n)))
         except OSError:
