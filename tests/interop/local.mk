@@ -35,9 +35,13 @@ EXTRA_DIST += tests/interop/mgmt_api.sh tests/interop/mgmt_lib.sh tests/interop/
 	tests/interop/prometheus_scrape.sh tests/interop/prometheus_scrape.py
 
 # Management API requests as RabbitMQ's clients send them: mgmt_compat.sh through plain HTTP
-# (numbers given as strings, ...). Against RabbitMQ: MGMT_URL=http://host:15672 as above.
-TESTS += tests/interop/mgmt_compat.sh
-EXTRA_DIST += tests/interop/mgmt_compat.sh tests/interop/mgmt_compat.py
+# (numbers given as strings, vhost limits and parameters, nodes), rabbitmqadmin.sh through
+# rabbitmqadmin itself (/usr/bin/rabbitmqadmin, or the copy setup.sh takes from Debian's
+# rabbitmq-server package; skipped without either). Against RabbitMQ: AMQP_HOST, AMQP_PORT and
+# MGMT_URL as above.
+TESTS += tests/interop/mgmt_compat.sh tests/interop/rabbitmqadmin.sh
+EXTRA_DIST += tests/interop/mgmt_compat.sh tests/interop/mgmt_compat.py \
+	tests/interop/rabbitmqadmin.sh tests/interop/rabbitmqadmin.py
 
 # AMQPS through pika: tls_pika.sh starts a warrend with a TLS listener and certificates made
 # by tests/unit/tls_certs.sh. Against another broker: AMQP_HOST, AMQPS_PORT, TLS_CERT_DIR.
