@@ -31,7 +31,7 @@ EXTRA_DIST += bench/check_perf_sink.sh bench/check_perf_broker.sh
 # bench/compare and the helper it shares with check_perf_broker.sh; the README and the
 # recorded results.
 EXTRA_DIST += bench/compare bench/perf_warrend.sh bench/durability.sh bench/instructions.sh \
-	bench/README.md bench/RESULTS.md
+	bench/mgmt_stall.py bench/README.md bench/RESULTS.md
 
 # Hostile HTTP clients against the management API and the metrics endpoint, in figures.
 EXTRA_DIST += bench/mgmt_abuse.py

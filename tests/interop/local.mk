@@ -43,6 +43,10 @@ TESTS += tests/interop/mgmt_compat.sh tests/interop/rabbitmqadmin.sh
 EXTRA_DIST += tests/interop/mgmt_compat.sh tests/interop/mgmt_compat.py \
 	tests/interop/rabbitmqadmin.sh tests/interop/rabbitmqadmin.py
 
+# rtt_probe.py times an AMQP client's round trips while something else keeps the broker busy
+# (bench/mgmt_stall.py).
+EXTRA_DIST += tests/interop/rtt_probe.py
+
 # AMQPS through pika: tls_pika.sh starts a warrend with a TLS listener and certificates made
 # by tests/unit/tls_certs.sh. Against another broker: AMQP_HOST, AMQPS_PORT, TLS_CERT_DIR.
 TESTS += tests/interop/tls_pika.sh
