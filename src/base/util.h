@@ -25,8 +25,9 @@ char *xstrndup_bytes(struct wire_bytes b);
 struct wire_bytes bytes_dup(struct wire_bytes b);
 void bytes_free(struct wire_bytes *b);
 
-/* Milliseconds of the monotonic clock. */
+/* Milliseconds, and microseconds, of the monotonic clock. */
 uint64_t now_ms(void);
+uint64_t now_us(void);
 /* Seconds since the epoch (AMQP timestamps). */
 uint64_t now_epoch_s(void);
 

@@ -888,6 +888,16 @@ static void http_run(struct mgmt_http *h)
     http_rearm(h);
 }
 
+/* Connections were resumed (src/mgmt/mgmt_slice.h): without a thread of its own MHD only
+ * sees them when it runs. Only the API suspends connections, never the metrics. */
+static void run_api(void *ctx)
+{
+    struct mgmt *m = ctx;
+
+    if (m->api.daemon != NULL)
+        http_run(&m->api);
+}
+
 static void on_http_io(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
@@ -946,6 +956,9 @@ static int http_start(struct mgmt *m, struct mgmt_http *h, const char *what, con
 {
     char bound[96];
     const union MHD_DaemonInfo *info;
+    /* Long answers suspend their connection between slices (mgmt_slice.h). */
+    const unsigned suspendable_daemon_flags =
+        MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     int fd;
 
     h->m = m;
@@ -957,10 +970,10 @@ static int http_start(struct mgmt *m, struct mgmt_http *h, const char *what, con
     http_limits_init(&h->limits, m->srv->loop, what, request_timeout_ms, MGMT_BODIES_MAX);
     /* No thread of MHD's own: the loop runs it (see mgmt.h). */
     h->daemon = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_USE_ERROR_LOG, port, NULL, NULL, on_request, h,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_NOTIFY_COMPLETED, on_request_done, h, MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes,
-        NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_NOTIFY_CONNECTION,
+        suspendable_daemon_flags, port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
+        on_request_done, h, MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes, NULL,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_NOTIFY_CONNECTION,
         http_limits_on_connection, &h->limits, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)(HTTP_LIMITS_CONNS + HTTP_LIMITS_SPARE), MHD_OPTION_END);
     if (h->daemon == NULL) {
@@ -1012,6 +1025,7 @@ int mgmt_start(struct server *s, struct mgmt **out)
         }
     }
     mgmt_stats_init(&m->stats, s, MGMT_STATS_INTERVAL_S);
+    mgmt_slices_init(&m->slices, s->loop, run_api, m);
     ev_timer_init(&m->reap_timer, mgmt_on_reap_vhosts, 0.1, 0.1);
     if (cfg->management_port != 0) {
         snprintf(m->ctx.http_ip, sizeof m->ctx.http_ip, "%s", cfg->management_ip);
@@ -1036,6 +1050,7 @@ void mgmt_stop(struct mgmt *m)
 {
     if (m == NULL)
         return;
+    mgmt_slices_stop(&m->slices); /* MHD may not stop with connections suspended */
     http_stop(m, &m->api);
     http_stop(m, &m->prometheus);
     mgmt_stats_free(&m->stats);

@@ -3,7 +3,8 @@
  * uses; the handlers of RabbitMQ's resources are in mgmt_users.c (overview, vhosts, users,
  * permissions, health), mgmt_objects.c (exchanges, queues, bindings, publish and get),
  * mgmt_runtime.c (connections, channels, consumers, policies, definitions), mgmt_params.c
- * (runtime parameters, vhost limits) and mgmt_node.c (the node). */
+ * (runtime parameters, vhost limits) and mgmt_node.c (the node); mgmt_slice.c writes long
+ * answers a slice per loop turn. */
 #ifndef WARREN_SRC_MGMT_MGMT_API_H
 #define WARREN_SRC_MGMT_MGMT_API_H
 
@@ -17,6 +18,7 @@
 #include "amqp/wire.h"
 #include "src/mgmt/http_limits.h"
 #include "src/mgmt/mgmt_json.h"
+#include "src/mgmt/mgmt_slice.h"
 #include "src/mgmt/mgmt_stats.h"
 #include "src/security/auth.h"
 
@@ -58,6 +60,7 @@ struct mgmt {
     struct vhost **dying;
     size_t ndying, dying_cap;
     ev_timer reap_timer;
+    struct mgmt_slices slices; /* long answers in progress (mgmt_slice.h) */
 };
 
 /* A request being answered. */

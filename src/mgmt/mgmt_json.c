@@ -730,9 +730,9 @@ json_t *mgmt_json_queue(const struct mgmt_ctx *ctx, const struct queue *q, bool 
     return o;
 }
 
-static json_t *binding_json(struct wire_bytes vhost, struct wire_bytes source,
-                            struct wire_bytes destination, const char *destination_type,
-                            struct wire_bytes routing_key, struct wire_bytes arguments)
+json_t *mgmt_json_binding_of(struct wire_bytes vhost, struct wire_bytes source,
+                             struct wire_bytes destination, const char *destination_type,
+                             struct wire_bytes routing_key, struct wire_bytes arguments)
 {
     json_t *o = json_object();
     char key[1024];
@@ -756,14 +756,15 @@ json_t *mgmt_json_binding(const struct xbinding *xb)
     struct wire_bytes dest_name =
         to_queue ? ((const struct queue *)dest)->name : ((const struct exchange *)dest)->name;
 
-    return binding_json(xb->source->vhost->name, xb->source->name, dest_name,
-                        to_queue ? "queue" : "exchange", xb->b.routing_key, xb->b.arguments.raw);
+    return mgmt_json_binding_of(xb->source->vhost->name, xb->source->name, dest_name,
+                                to_queue ? "queue" : "exchange", xb->b.routing_key,
+                                xb->b.arguments.raw);
 }
 
 json_t *mgmt_json_default_binding(const struct queue *q)
 {
-    return binding_json(q->vhost->name, WIRE_BYTES_C(""), q->name, "queue", q->name,
-                        WIRE_BYTES_C(""));
+    return mgmt_json_binding_of(q->vhost->name, WIRE_BYTES_C(""), q->name, "queue", q->name,
+                                WIRE_BYTES_C(""));
 }
 
 static const char *conn_state_name(enum conn_state s)

@@ -95,6 +95,11 @@ json_t *mgmt_json_queue(const struct mgmt_ctx *ctx, const struct queue *q, bool 
  * the queue's name), which RabbitMQ lists too. */
 json_t *mgmt_json_binding(const struct xbinding *xb);
 json_t *mgmt_json_default_binding(const struct queue *q);
+/* A binding from its parts (destination_type "queue" or "exchange"), for a list that copied
+ * them rather than keep pointers to the objects. */
+json_t *mgmt_json_binding_of(struct wire_bytes vhost, struct wire_bytes source,
+                             struct wire_bytes destination, const char *destination_type,
+                             struct wire_bytes routing_key, struct wire_bytes arguments);
 json_t *mgmt_json_connection(const struct mgmt_ctx *ctx, const struct conn *c);
 json_t *mgmt_json_channel(const struct mgmt_ctx *ctx, const struct channel *ch);
 json_t *mgmt_json_consumer(const struct mgmt_ctx *ctx, const struct consumer *c);

@@ -36,35 +36,6 @@
 #include "src/mgmt/ops.h"
 #include "src/security/auth.h"
 
-/* ---- Exchanges ------------------------------------------------------------------------- */
-
-/* The exchanges (or queues) of the vhosts the user sees, by vhost then name, in one array
- * the caller frees. */
-static void **collect_objects(struct mgmt_call *c, struct vhost *only, bool queues, size_t *n)
-{
-    size_t nv, cap = 0;
-    struct vhost **vhs = mgmt_vhosts_sorted(c->m->srv, only, &nv);
-    void **all;
-
-    for (size_t i = 0; i < nv; i++)
-        cap += queues ? vhs[i]->queues.len : vhs[i]->exchanges.len;
-    all = xmalloc((cap + 1) * sizeof *all);
-    *n = 0;
-    for (size_t i = 0; i < nv; i++) {
-        size_t k;
-        void **objs;
-        if (!mgmt_sees_objects_of(c, vhs[i]))
-            continue;
-        objs = queues ? mgmt_map_sorted(&vhs[i]->queues, mgmt_cmp_queue, &k)
-                      : mgmt_map_sorted(&vhs[i]->exchanges, mgmt_cmp_exchange, &k);
-        memcpy(all + *n, objs, k * sizeof *objs);
-        *n += k;
-        free(objs);
-    }
-    free(vhs);
-    return all;
-}
-
 /* Case-insensitive search for needle in name, as RabbitMQ's name filter matches. */
 static bool name_contains(struct wire_bytes name, const char *needle)
 {
@@ -82,69 +53,267 @@ static bool name_contains(struct wire_bytes name, const char *needle)
     return false;
 }
 
+/* ---- Lists of exchanges, queues and bindings, written a slice at a time ---------------- */
+
+/* A list of exchanges or queues (mgmt_slice.h): their vhosts and names, and for a page the
+ * figures around its items. */
+struct object_list {
+    struct mgmt_ctx *ctx;
+    bool queues;
+    bool paged;
+    bool begun;
+    long page, page_size;
+    size_t filtered, total;
+    struct mgmt_names names; /* vhost, name */
+};
+
+static int cmp_vhost_name(const struct mgmt_names *names, size_t a, size_t b)
+{
+    return mgmt_names_cmp_fields(names, a, b, 2);
+}
+
+static bool fill_objects(struct mgmt_stream *st, void *state, size_t max)
+{
+    struct object_list *l = state;
+    char text[200];
+    size_t r;
+
+    if (!mgmt_names_sort(&l->names, cmp_vhost_name, MGMT_SORT_STEPS))
+        return false;
+    if (!l->begun) {
+        l->begun = true;
+        if (!l->paged) {
+            mgmt_stream_text(st, "[");
+        } else {
+            snprintf(text, sizeof text, "{\"filtered_count\":%zu,\"items\":[", l->filtered);
+            mgmt_stream_text(st, text);
+        }
+    }
+    for (size_t k = 0; k < max && mgmt_names_next(&l->names, &r); k++) {
+        struct vhost *vh = server_vhost_find(l->ctx->srv, mgmt_names_field(&l->names, r, 0));
+        struct wire_bytes name = mgmt_names_field(&l->names, r, 1);
+        struct queue *q;
+        struct exchange *x;
+
+        /* Found again by name: one deleted since the list began is left out. */
+        if (vh == NULL)
+            continue;
+        if (l->queues && (q = vhost_queue_find(vh, name)) != NULL)
+            mgmt_stream_item(st, mgmt_json_queue(l->ctx, q, false));
+        else if (!l->queues && (x = vhost_exchange_find(vh, name)) != NULL)
+            mgmt_stream_item(st, mgmt_json_exchange(l->ctx, x));
+    }
+    if (!mgmt_names_done(&l->names))
+        return false;
+    if (!l->paged) {
+        mgmt_stream_text(st, "]");
+        return true;
+    }
+    /* The items as written: one deleted meanwhile is not counted. */
+    snprintf(text, sizeof text,
+             "],\"item_count\":%zu,\"page\":%ld,\"page_count\":%zu,\"page_size\":%ld,"
+             "\"total_count\":%zu}",
+             mgmt_stream_items(st), l->page,
+             (l->filtered + (size_t)l->page_size - 1) / (size_t)l->page_size, l->page_size,
+             l->total);
+    mgmt_stream_text(st, text);
+    return true;
+}
+
+static void free_objects(void *state)
+{
+    struct object_list *l = state;
+
+    mgmt_names_free(&l->names);
+    free(l);
+}
+
+static const struct mgmt_stream_ops object_list_ops = {fill_objects, free_objects};
+
 /* Lists objects, whole, or (with ?page=) one page of those whose name contains ?name=, in
- * RabbitMQ's paged shape. Only the objects of the page are rendered: a page of 100 out of
+ * RabbitMQ's paged shape. The names are copied now; each object is rendered when the
+ * stream reaches it, so only the objects of the page are rendered: a page of 100 out of
  * 10,000 queues costs a hundred queues' JSON. */
 static enum MHD_Result list_objects(struct mgmt_call *c, struct vhost *only, bool queues)
 {
     const char *page_arg = mgmt_query(c, "page"), *size_arg = mgmt_query(c, "page_size");
     const char *filter = mgmt_query(c, "name");
-    size_t n, kept = 0;
-    void **objs = collect_objects(c, only, queues, &n);
+    size_t nv, total = 0, first;
+    struct vhost **vhs;
     long page = 1, size = 100;
     char *end;
-    json_t *items = json_array(), *paged;
+    struct object_list *l;
 
-    if (page_arg == NULL) {
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(items, queues ? mgmt_json_queue(&c->m->ctx, objs[i], false)
-                                                : mgmt_json_exchange(&c->m->ctx, objs[i]));
-        free(objs);
-        return mgmt_respond_json(c, MHD_HTTP_OK, items);
+    if (page_arg != NULL) {
+        page = strtol(page_arg, &end, 10);
+        if (*page_arg == '\0' || *end != '\0' ||
+            (size_arg != NULL &&
+             ((size = strtol(size_arg, &end, 10)), *size_arg == '\0' || *end != '\0')))
+            return mgmt_bad_request(c, "Pagination parameters are invalid");
+        if (page < 1 || size < 1 || size > 500)
+            return mgmt_respond_error(
+                c, MHD_HTTP_BAD_REQUEST, "invalid_pagination_parameters",
+                "Invalid pagination parameters: page number %ld, page size %s", page,
+                size_arg != NULL ? size_arg : "undefined");
+    } else {
+        filter = NULL; /* without a page, ?name= is ignored and everything listed */
     }
-    page = strtol(page_arg, &end, 10);
-    if (*page_arg == '\0' || *end != '\0' ||
-        (size_arg != NULL &&
-         ((size = strtol(size_arg, &end, 10)), *size_arg == '\0' || *end != '\0'))) {
-        free(objs);
-        json_decref(items);
-        return mgmt_bad_request(c, "Pagination parameters are invalid");
+    l = xcalloc(1, sizeof *l);
+    *l = (struct object_list){.ctx = &c->m->ctx,
+                              .queues = queues,
+                              .paged = page_arg != NULL,
+                              .page = page,
+                              .page_size = size};
+    vhs = mgmt_vhosts_sorted(c->m->srv, only, &nv);
+    for (size_t i = 0; i < nv; i++) {
+        const struct hmap *map = queues ? &vhs[i]->queues : &vhs[i]->exchanges;
+        void *v;
+        if (!mgmt_sees_objects_of(c, vhs[i]))
+            continue;
+        /* The name is the map's key: read there, not through the object, it costs one
+         * cache miss per object rather than two. */
+        for (size_t k = 0; hmap_next(map, &k, &v);) {
+            struct wire_bytes fields[2] = {vhs[i]->name, map->slots[k - 1].key};
+            total++;
+            if (filter == NULL || name_contains(fields[1], filter))
+                mgmt_names_add(&l->names, 0, 2, fields);
+        }
     }
-    if (page < 1 || size < 1 || size > 500) {
-        free(objs);
-        json_decref(items);
-        return mgmt_respond_error(c, MHD_HTTP_BAD_REQUEST, "invalid_pagination_parameters",
-                                  "Invalid pagination parameters: page number %ld, page size %s",
-                                  page, size_arg != NULL ? size_arg : "undefined");
+    free(vhs);
+    l->total = total;
+    l->filtered = l->names.count;
+    if (l->paged) {
+        /* Compared in pages, so that no page number can overflow. */
+        if (l->filtered > 0 &&
+            (size_t)(page - 1) >= (l->filtered + (size_t)size - 1) / (size_t)size) {
+            size_t filtered = l->filtered;
+            free_objects(l);
+            return mgmt_respond_error(c, MHD_HTTP_BAD_REQUEST, "page_out_of_range",
+                                      "Page out of range, page: %ld page size: %ld, len: %zu", page,
+                                      size, filtered);
+        }
+        first = l->filtered > 0 ? (size_t)(page - 1) * (size_t)size : 0;
+        mgmt_names_range(&l->names, first,
+                         l->filtered - first < (size_t)size ? l->filtered : first + (size_t)size);
     }
-    for (size_t i = 0; i < n; i++) {
-        struct wire_bytes name =
-            queues ? ((struct queue *)objs[i])->name : ((struct exchange *)objs[i])->name;
-        if (filter == NULL || name_contains(name, filter))
-            objs[kept++] = objs[i];
-    }
-    if (kept > 0 && (size_t)(page - 1) * (size_t)size >= kept) {
-        free(objs);
-        json_decref(items);
-        return mgmt_respond_error(c, MHD_HTTP_BAD_REQUEST, "page_out_of_range",
-                                  "Page out of range, page: %ld page size: %ld, len: %zu", page,
-                                  size, kept);
-    }
-    for (size_t i = (size_t)(page - 1) * (size_t)size; i < kept && i < (size_t)(page * size); i++)
-        json_array_append_new(items, queues ? mgmt_json_queue(&c->m->ctx, objs[i], false)
-                                            : mgmt_json_exchange(&c->m->ctx, objs[i]));
-    paged = json_object();
-    json_object_set_new(paged, "filtered_count", json_integer((json_int_t)kept));
-    json_object_set_new(paged, "item_count", json_integer((json_int_t)json_array_size(items)));
-    json_object_set_new(paged, "items", items);
-    json_object_set_new(paged, "page", json_integer(page));
-    json_object_set_new(paged, "page_count",
-                        json_integer((json_int_t)((kept + (size_t)size - 1) / (size_t)size)));
-    json_object_set_new(paged, "page_size", json_integer(size));
-    json_object_set_new(paged, "total_count", json_integer((json_int_t)n));
-    free(objs);
-    return mgmt_respond_json(c, MHD_HTTP_OK, paged);
+    return mgmt_respond_stream(c, &object_list_ops, l);
 }
+
+/* Bindings being listed (mgmt_slice.h): copies of what each shows, taken when the list
+ * began, so that no binding is touched after it. */
+enum { BINDING_DEFAULT, BINDING_TO_QUEUE, BINDING_TO_EXCHANGE };
+
+struct binding_list {
+    bool begun;
+    bool as_added; /* listed in the order added, not sorted */
+    /* DEFAULT: vhost, queue; the others: vhost, source, destination, routing key,
+     * arguments */
+    struct mgmt_names names;
+};
+
+static void add_binding_name(struct mgmt_names *names, const struct xbinding *xb)
+{
+    const void *dest = xb->b.destination;
+    bool to_queue = destination_kind(dest) == DEST_QUEUE;
+    struct wire_bytes fields[5] = {
+        xb->source->vhost->name,
+        xb->source->name,
+        to_queue ? ((const struct queue *)dest)->name : ((const struct exchange *)dest)->name,
+        xb->b.routing_key,
+        xb->b.arguments.raw,
+    };
+
+    mgmt_names_add(names, to_queue ? BINDING_TO_QUEUE : BINDING_TO_EXCHANGE, 5, fields);
+}
+
+/* The implicit binding of the default exchange to every queue of vh. */
+static void add_default_binding_names(struct mgmt_names *names, struct vhost *vh)
+{
+    void *q;
+
+    for (size_t i = 0; hmap_next(&vh->queues, &i, &q);) {
+        struct wire_bytes fields[2] = {vh->name, vh->queues.slots[i - 1].key};
+        mgmt_names_add(names, BINDING_DEFAULT, 2, fields);
+    }
+}
+
+static void add_binding_names_of(struct mgmt_names *names, struct vhost *vh)
+{
+    void *v;
+
+    add_default_binding_names(names, vh);
+    for (size_t i = 0; hmap_next(&vh->exchanges, &i, &v);) {
+        const struct exchange *x = v;
+        for (const struct xbinding *xb = x->bindings; xb != NULL; xb = xb->next_in_source)
+            add_binding_name(names, xb);
+    }
+}
+
+/* By vhost; the default exchange's first, by queue; then by source exchange, and in the
+ * exchange's own order (the sort is stable). */
+static int cmp_bindings(const struct mgmt_names *names, size_t a, size_t b)
+{
+    int r = mgmt_names_cmp_fields(names, a, b, 1);
+    bool a_default = mgmt_names_tag(names, a) == BINDING_DEFAULT;
+    bool b_default = mgmt_names_tag(names, b) == BINDING_DEFAULT;
+    struct wire_bytes x, y;
+    size_t n;
+
+    if (r != 0)
+        return r;
+    if (a_default != b_default)
+        return a_default ? -1 : 1;
+    x = mgmt_names_field(names, a, 1);
+    y = mgmt_names_field(names, b, 1);
+    n = x.len < y.len ? x.len : y.len;
+    if ((r = memcmp(x.ptr, y.ptr, n)) != 0)
+        return r;
+    return (x.len > y.len) - (x.len < y.len);
+}
+
+static bool fill_bindings(struct mgmt_stream *st, void *state, size_t max)
+{
+    struct binding_list *l = state;
+    const struct mgmt_names *names = &l->names;
+    size_t r;
+
+    if (!l->as_added && !mgmt_names_sort(&l->names, cmp_bindings, MGMT_SORT_STEPS))
+        return false;
+    if (!l->begun) {
+        l->begun = true;
+        mgmt_stream_text(st, "[");
+    }
+    for (size_t k = 0; k < max && mgmt_names_next(&l->names, &r); k++) {
+        struct wire_bytes vhost = mgmt_names_field(names, r, 0);
+        if (mgmt_names_tag(names, r) == BINDING_DEFAULT) {
+            struct wire_bytes queue = mgmt_names_field(names, r, 1);
+            mgmt_stream_item(st, mgmt_json_binding_of(vhost, WIRE_BYTES_C(""), queue, "queue",
+                                                      queue, WIRE_BYTES_C("")));
+            continue;
+        }
+        mgmt_stream_item(st,
+                         mgmt_json_binding_of(
+                             vhost, mgmt_names_field(names, r, 1), mgmt_names_field(names, r, 2),
+                             mgmt_names_tag(names, r) == BINDING_TO_QUEUE ? "queue" : "exchange",
+                             mgmt_names_field(names, r, 3), mgmt_names_field(names, r, 4)));
+    }
+    if (!mgmt_names_done(&l->names))
+        return false;
+    mgmt_stream_text(st, "]");
+    return true;
+}
+
+static void free_bindings(void *state)
+{
+    struct binding_list *l = state;
+
+    mgmt_names_free(&l->names);
+    free(l);
+}
+
+static const struct mgmt_stream_ops binding_list_ops = {fill_bindings, free_bindings};
+
+/* ---- Exchanges ------------------------------------------------------------------------- */
 
 static enum MHD_Result list_exchanges(struct mgmt_call *c, struct vhost *only)
 {
@@ -245,28 +414,25 @@ enum MHD_Result mgmt_api_exchange_bindings(struct mgmt_call *c)
     struct vhost *vh = mgmt_find_vhost(c, c->seg[1]);
     struct exchange *x = vh != NULL ? vhost_exchange_find(vh, mgmt_exchange_name(c->seg[2])) : NULL;
     enum MHD_Result answered;
-    json_t *arr;
+    struct binding_list *l;
 
     if (x == NULL)
         return mgmt_not_found(c);
     if (!mgmt_may_see(c, vh, &answered))
         return answered;
-    arr = json_array();
+    l = xcalloc(1, sizeof *l);
     if (wire_bytes_eq_cstr(c->seg[4], "source")) {
-        if (x == vh->default_exchange) {
-            size_t n;
-            void **qs = mgmt_map_sorted(&vh->queues, mgmt_cmp_queue, &n);
-            for (size_t i = 0; i < n; i++)
-                json_array_append_new(arr, mgmt_json_default_binding(qs[i]));
-            free(qs);
-        }
+        if (x == vh->default_exchange)
+            add_default_binding_names(&l->names, vh);
         for (const struct xbinding *xb = x->bindings; xb != NULL; xb = xb->next_in_source)
-            json_array_append_new(arr, mgmt_json_binding(xb));
+            add_binding_name(&l->names, xb);
     } else {
+        /* In the order the exchange keeps them, not by source: no sort. */
         for (const struct xbinding *xb = x->incoming; xb != NULL; xb = xb->next_in_dest)
-            json_array_append_new(arr, mgmt_json_binding(xb));
+            add_binding_name(&l->names, xb);
+        l->as_added = true;
     }
-    return mgmt_respond_json(c, MHD_HTTP_OK, arr);
+    return mgmt_respond_stream(c, &binding_list_ops, l);
 }
 
 /* Decodes "payload" with "payload_encoding" into *body (malloc'd). -1 after answering. */
@@ -710,23 +876,6 @@ out:
 
 /* ---- Bindings -------------------------------------------------------------------------- */
 
-static void add_bindings_of(json_t *arr, struct vhost *vh)
-{
-    size_t nq, nx;
-    void **qs = mgmt_map_sorted(&vh->queues, mgmt_cmp_queue, &nq);
-    void **xs = mgmt_map_sorted(&vh->exchanges, mgmt_cmp_exchange, &nx);
-
-    for (size_t i = 0; i < nq; i++)
-        json_array_append_new(arr, mgmt_json_default_binding(qs[i]));
-    for (size_t i = 0; i < nx; i++) {
-        const struct exchange *x = xs[i];
-        for (const struct xbinding *xb = x->bindings; xb != NULL; xb = xb->next_in_source)
-            json_array_append_new(arr, mgmt_json_binding(xb));
-    }
-    free(qs);
-    free(xs);
-}
-
 /* The bindings from source to the queue or exchange dest, with their properties keys. */
 static json_t *bindings_between(struct vhost *vh, struct exchange *src, void *dest)
 {
@@ -760,13 +909,13 @@ enum MHD_Result mgmt_api_bindings(struct mgmt_call *c)
     if (c->nseg <= 2) {
         size_t n;
         struct vhost **vhs = mgmt_vhosts_sorted(c->m->srv, vh, &n);
-        arr = json_array();
+        struct binding_list *l = xcalloc(1, sizeof *l);
         for (size_t i = 0; i < n; i++) {
             if (mgmt_sees_objects_of(c, vhs[i]))
-                add_bindings_of(arr, vhs[i]);
+                add_binding_names_of(&l->names, vhs[i]);
         }
         free(vhs);
-        return mgmt_respond_json(c, MHD_HTTP_OK, arr);
+        return mgmt_respond_stream(c, &binding_list_ops, l);
     }
     to_exchange = wire_bytes_eq_cstr(c->seg[4], "e");
     if (!wire_bytes_eq_cstr(c->seg[2], "e") ||

@@ -43,9 +43,11 @@ TESTS += tests/interop/mgmt_compat.sh tests/interop/rabbitmqadmin.sh
 EXTRA_DIST += tests/interop/mgmt_compat.sh tests/interop/mgmt_compat.py \
 	tests/interop/rabbitmqadmin.sh tests/interop/rabbitmqadmin.py
 
-# rtt_probe.py times an AMQP client's round trips while something else keeps the broker busy
-# (bench/mgmt_stall.py).
-EXTRA_DIST += tests/interop/rtt_probe.py
+# Large management work done in slices while AMQP clients are timed (rtt_probe.py pings from
+# a process of its own): mgmt_slices.sh starts a warrend as mgmt_api.sh does, and brokers of
+# its own (WARREND) to stop and restart.
+TESTS += tests/interop/mgmt_slices.sh
+EXTRA_DIST += tests/interop/mgmt_slices.sh tests/interop/mgmt_slices.py tests/interop/rtt_probe.py
 
 # AMQPS through pika: tls_pika.sh starts a warrend with a TLS listener and certificates made
 # by tests/unit/tls_certs.sh. Against another broker: AMQP_HOST, AMQPS_PORT, TLS_CERT_DIR.

@@ -1,0 +1,121 @@
+/* Management work in slices: the loop that runs the management API also serves every AMQP
+ * client (src/mgmt/mgmt.h), so a large answer is written a slice at a time,
+ * at most MGMT_SLICE_US of it in one loop turn, and AMQP traffic is served in between.
+ *
+ * Streams. A list (GET /api/queues, /api/definitions, ...) is answered 200 at once; its
+ * JSON is written as MHD asks for the next part of the body, by the list's fill callback. A
+ * list never keeps a pointer to a broker object from one slice to the next: it remembers
+ * names (struct mgmt_names) and finds each object again when its turn comes, and an object
+ * gone by then is left out. When the turn's budget is spent, the HTTP connection is
+ * suspended and resumed at the next turn. */
+#ifndef WARREN_SRC_MGMT_MGMT_SLICE_H
+#define WARREN_SRC_MGMT_MGMT_SLICE_H
+
+#include <ev.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "amqp/wire.h"
+
+struct mgmt;
+struct mgmt_call;
+struct mgmt_stream;
+
+/* Management work one loop turn may do: an AMQP client waits at most about this long (plus
+ * one object) for the API. */
+#define MGMT_SLICE_US 1000
+
+/* What struct mgmt keeps for the slices in progress. */
+struct mgmt_slices {
+    struct ev_loop *loop;
+    void (*run_http)(void *ctx); /* runs MHD, which sees resumed connections only then */
+    void *run_http_ctx;
+    unsigned turn;     /* ev_iteration() of the turn spent_us belongs to */
+    uint64_t spent_us; /* management work done in that turn */
+    ev_timer resume;   /* the next turn: resume paused streams */
+    struct mgmt_stream *paused;
+};
+
+/* run_http(ctx) runs the daemon whose connections are suspended (MHD has no thread to
+ * notice a resumed connection by itself). */
+void mgmt_slices_init(struct mgmt_slices *sl, struct ev_loop *loop, void (*run_http)(void *ctx),
+                      void *ctx);
+/* Resumes every suspended HTTP connection (MHD_stop_daemon() then closes them). Call before
+ * stopping the daemons. */
+void mgmt_slices_stop(struct mgmt_slices *sl);
+
+/* ---- Streams --------------------------------------------------------------------------- */
+
+struct mgmt_stream_ops {
+    /* Writes the next part of the answer with mgmt_stream_text() and mgmt_stream_item(), at
+     * most about max items of it (or a bounded step of preparation, such as sorting, that
+     * writes nothing). Returns true once the answer is complete. */
+    bool (*fill)(struct mgmt_stream *st, void *state, size_t max);
+    /* Frees state: after the last part, or when the client went away before it. */
+    void (*free)(void *state);
+};
+
+/* Answers 200 application/json with what ops->fill() writes from state, a slice at a time.
+ * Takes state (freed through ops->free even if the answer cannot be queued). */
+enum MHD_Result mgmt_respond_stream(struct mgmt_call *c, const struct mgmt_stream_ops *ops,
+                                    void *state);
+/* Appends JSON text as it is; the next item follows it without a comma. */
+void mgmt_stream_text(struct mgmt_stream *st, const char *text);
+/* Appends an item's JSON, after a comma when it follows another item; takes the reference
+ * (NULL: nothing is written). */
+void mgmt_stream_item(struct mgmt_stream *st, json_t *item);
+/* Items written so far. */
+size_t mgmt_stream_items(const struct mgmt_stream *st);
+
+/* ---- Names of the objects a stream lists --------------------------------------------- */
+
+#define MGMT_NAMES_FIELDS 5    /* a binding: vhost, source, destination, key, arguments */
+#define MGMT_SORT_STEPS   2048 /* comparisons a fill spends sorting before it returns */
+
+/* Records of up to MGMT_NAMES_FIELDS byte strings, copied into one arena when a list begins
+ * (cheap: no JSON), then sorted a bounded number of steps at a time, then listed in order.
+ * Sorting 20,000 names takes milliseconds, so it is sliced too. */
+struct mgmt_names {
+    uint8_t *arena; /* each record: u32 tag, u32 field count, then each field: u32 length,
+                     * its bytes, a NUL */
+    size_t arena_len, arena_cap;
+    size_t *recs; /* where each record starts in the arena */
+    size_t count, cap;
+    uint32_t *order, *spare; /* record numbers, sorted; spare: the merge's other half */
+    struct {
+        size_t width, lo, mid, hi, i, j, k;
+        bool merging, done;
+    } sort;           /* a bottom-up merge sort, in progress */
+    size_t next, end; /* the records still to list: order[next..end) */
+    bool limited;     /* end was set by mgmt_names_range() */
+};
+
+typedef int (*mgmt_names_cmp_fn)(const struct mgmt_names *names, size_t a, size_t b);
+
+/* Appends a record of n (at most MGMT_NAMES_FIELDS) fields, copied; each copy is followed by
+ * a NUL (not counted), so that a name can be used as a C string. */
+void mgmt_names_add(struct mgmt_names *names, unsigned tag, size_t n,
+                    const struct wire_bytes *fields);
+/* Field i of record r (empty past its last field), valid until the next mgmt_names_add()
+ * or mgmt_names_free(); and its tag. */
+struct wire_bytes mgmt_names_field(const struct mgmt_names *names, size_t r, size_t i);
+unsigned mgmt_names_tag(const struct mgmt_names *names, size_t r);
+/* Compares records a and b by their first nfields fields, byte by byte. */
+int mgmt_names_cmp_fields(const struct mgmt_names *names, size_t a, size_t b, size_t nfields);
+/* Advances the sort of the records by cmp (stable: equal records keep the order they were
+ * added in) by at most about max_steps comparisons; true once they are sorted. Call it
+ * with the same cmp until then. */
+bool mgmt_names_sort(struct mgmt_names *names, mgmt_names_cmp_fn cmp, size_t max_steps);
+/* List only positions [first, end) of the order (a page); the default is all of them. */
+void mgmt_names_range(struct mgmt_names *names, size_t first, size_t end);
+/* Whether every record of the range has been listed. */
+bool mgmt_names_done(const struct mgmt_names *names);
+/* The next record to list (by number, for mgmt_names_field()), in sorted order if sorted,
+ * else in the order added; false when there is none left. */
+bool mgmt_names_next(struct mgmt_names *names, size_t *r);
+void mgmt_names_free(struct mgmt_names *names);
+
+#endif

@@ -1,0 +1,272 @@
+#!/usr/bin/python3
+"""The management API does large work in slices (src/mgmt/mgmt_slice.h): while it lists
+thousands of queues, AMQP clients keep their answers within a few milliseconds, the answers
+are whole, and objects deleted while a list is being written are left out of it, without
+harm.
+
+An AMQP client pings the broker (rtt_probe.py: queue.declare passive, over and over, from a
+process of its own) while the API works; the longest round trip must stay under
+MAX_RTT_MS. That bound is generous (the broker aims at a few milliseconds); a machine shared
+with other work stops any process now and then, so a timing check passes if one of three
+attempts stays under it: a broker that stalls on the work stalls every time.
+
+Environment: AMQP_HOST, AMQP_PORT and MGMT_URL (mgmt_lib.sh starts a warrend, and sets
+WARREN=1). Prints one line per check; exits 1 at the first failure.
+"""
+
+import base64
+import http.client
+import json
+import os
+import socket
+import sys
+import time
+import traceback
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rtt_probe  # noqa: E402
+
+HOST = os.environ.get("AMQP_HOST", "127.0.0.1")
+PORT = int(os.environ.get("AMQP_PORT", "5672"))
+MGMT = urllib.parse.urlsplit(os.environ.get("MGMT_URL", "http://127.0.0.1:15672"))
+AUTH = "Basic " + base64.b64encode(b"guest:guest").decode()
+QUEUES = 5000
+MAX_RTT_MS = 100.0
+ATTEMPTS = 3
+PREFIX = "slices.%d" % os.getpid()
+CHECKS = []
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def check(fn):
+    CHECKS.append(fn)
+    return fn
+
+
+def expect(cond, what):
+    if not cond:
+        raise CheckFailed(what)
+
+
+def expect_eq(got, want, what):
+    if got != want:
+        raise CheckFailed("%s: got %r, expected %r" % (what, got, want))
+
+
+def call(method, path, body=None, url=MGMT, timeout=120):
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
+    headers = {"Authorization": AUTH}
+    if body is not None:
+        body = body if isinstance(body, (str, bytes)) else json.dumps(body)
+        headers["Content-Type"] = "application/json"
+    conn.request(method, path, body=body, headers=headers)
+    r = conn.getresponse()
+    data = r.read()
+    conn.close()
+    return r.status, data
+
+
+def get_json(path, url=MGMT):
+    status, data = call("GET", path, url=url)
+    expect_eq(status, 200, "GET %s (%r)" % (path, data[:200]))
+    return json.loads(data)
+
+
+def queue_docs(names, durable):
+    return {"queues": [{"name": n, "vhost": "/", "durable": durable, "auto_delete": False,
+                        "arguments": {}} for n in names]}
+
+
+def import_definitions(doc, url=MGMT):
+    status, data = call("POST", "/api/definitions", doc, url=url)
+    expect_eq(status, 204, "POST /api/definitions (%r)" % data[:300])
+
+
+def within_bound(what, attempt_fn):
+    """attempt_fn(attempt) runs the work with a probe and returns its figures; passes when
+    one attempt keeps the longest round trip under MAX_RTT_MS."""
+    seen = []
+    for attempt in range(ATTEMPTS):
+        figures = attempt_fn(attempt)
+        seen.append(figures["max_ms"])
+        if figures["max_ms"] < MAX_RTT_MS:
+            print("  %s: %d pings, p50 %.2f ms, p99 %.2f ms, max %.2f ms" % (
+                what, figures["count"], figures["p50_ms"], figures["p99_ms"], figures["max_ms"]))
+            return
+    raise CheckFailed("%s: the longest AMQP round trip was %s ms in %d attempts (bound %d ms)" %
+                      (what, seen, ATTEMPTS, MAX_RTT_MS))
+
+
+def names_in(listing, prefix):
+    return [o["name"] for o in listing if o["name"].startswith(prefix)]
+
+
+# ---- A list read a little at a time --------------------------------------------------------
+
+
+class SlowGet:
+    """GET over a socket with a small receive buffer, read only when asked: the broker can
+    write little of the answer ahead of the reader."""
+
+    def __init__(self, path, url=MGMT):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.settimeout(60)
+        self.sock.connect((url.hostname, url.port))
+        self.sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n" %
+                           (path, AUTH)).encode())
+        self.raw = b""
+
+    def read(self, at_least):
+        while len(self.raw) < at_least:
+            data = self.sock.recv(4096)
+            if not data:
+                break
+            self.raw += data
+
+    def body(self):
+        """Reads to the end; the body (its chunks joined, if it came in chunks)."""
+        while b"\r\n\r\n" not in self.raw:
+            self.read(len(self.raw) + 1)
+        head, rest = self.raw.split(b"\r\n\r\n", 1)
+        expect(head.startswith(b"HTTP/1.1 200"), "status line %r" % head[:40])
+        if b"transfer-encoding: chunked" not in head.lower():
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            self.read(len(head) + 4 + length)
+            self.sock.close()
+            return self.raw[len(head) + 4:]
+        while not self.raw.endswith(b"\r\n0\r\n\r\n"):
+            data = self.sock.recv(65536)
+            expect(data, "the connection closed before the end of the answer")
+            self.raw += data
+        self.sock.close()
+        rest = self.raw.split(b"\r\n\r\n", 1)[1]
+        body = b""
+        while True:
+            size_line, rest = rest.split(b"\r\n", 1)
+            size = int(size_line, 16)
+            if size == 0:
+                return body
+            body += rest[:size]
+            rest = rest[size + 2:]
+
+
+class Amqp(rtt_probe.Client):
+    """Queues deleted in a burst (no-wait), then a round trip to know they are gone."""
+
+    def delete_queues(self, names):
+        frames = b"".join(rtt_probe._method(1, 50, 40, b"\0\0" + rtt_probe._shortstr(n) +
+                                            bytes([4])) for n in names)
+        self.sock.sendall(frames)
+        self.sock.sendall(self.declare(PREFIX + ".sync", passive=False))
+        self.expect(50, 11)
+
+
+# ---- The checks ------------------------------------------------------------------------------
+
+
+@check
+def list_of_5000_queues_is_whole_while_amqp_keeps_answering():
+    names = ["%s.q.%05d" % (PREFIX, i) for i in range(QUEUES)]
+    import_definitions(queue_docs(names, False))
+
+    def attempt(n):
+        probe = rtt_probe.start(HOST, PORT, "%s.probe" % PREFIX)
+        try:
+            status, data = call("GET", "/api/queues")
+        finally:
+            figures = probe.stop()
+        expect_eq(status, 200, "GET /api/queues")
+        listed = names_in(json.loads(data), PREFIX + ".q.")
+        expect_eq(listed, names, "every queue, once, in name order")
+        return figures
+
+    within_bound("GET /api/queues of %d queues" % QUEUES, attempt)
+    # The other lists written in slices: whole too.
+    listed = names_in(get_json("/api/queues/%2F"), PREFIX + ".q.")
+    expect_eq(len(listed), QUEUES, "GET /api/queues/%2F")
+    page = get_json("/api/queues?page=2&page_size=500&name=%s.q." % PREFIX)
+    expect_eq((page["filtered_count"], page["item_count"], page["page_count"]),
+              (QUEUES, 500, QUEUES // 500), "a page of the filtered queues")
+    expect_eq([o["name"] for o in page["items"]], names[500:1000], "the second page")
+    default = [b for b in get_json("/api/bindings/%2F") if b["source"] == ""]
+    expect_eq(len(names_in([{"name": b["destination"]} for b in default], PREFIX + ".q.")),
+              QUEUES, "a default binding per queue")
+
+
+@check
+def queues_deleted_while_their_list_is_written_are_left_out():
+    names = ["%s.q.%05d" % (PREFIX, i) for i in range(QUEUES)]
+    expect_eq(get_json("/api/queues?page=1&page_size=1&name=%s.q." % PREFIX)["filtered_count"],
+              QUEUES, "the queues of the first check")
+    slow = SlowGet("/api/queues")
+    slow.read(32 * 1024)
+    amqp = Amqp(HOST, PORT)
+    amqp.delete_queues(names)
+    listing = json.loads(slow.body())
+    listed = names_in(listing, PREFIX + ".q.")
+    expect_eq(len(set(listed)), len(listed), "no queue listed twice")
+    expect(set(listed) <= set(names), "only queues that existed")
+    expect(len(listed) < QUEUES,
+           "the queues deleted before the list reached them are left out (%d listed)" %
+           len(listed))
+    expect_eq(names_in(get_json("/api/queues"), PREFIX + ".q."), [], "all deleted")
+
+
+@check
+def vhost_deleted_while_its_queues_are_listed():
+    vhost = PREFIX + ".v"
+    expect_eq(call("PUT", "/api/vhosts/" + urllib.parse.quote(vhost, safe=""))[0], 201,
+              "the vhost")
+    doc = {"queues": [{"name": "vq.%05d" % i, "vhost": vhost, "durable": False,
+                       "auto_delete": False, "arguments": {}} for i in range(1000)],
+           "permissions": [{"user": "guest", "vhost": vhost, "configure": ".*", "write": ".*",
+                            "read": ".*"}]}
+    import_definitions(doc)
+    slow = SlowGet("/api/queues")
+    slow.read(32 * 1024)
+    status, _ = call("DELETE", "/api/vhosts/" + urllib.parse.quote(vhost, safe=""))
+    expect_eq(status, 204, "DELETE the vhost")
+    listing = json.loads(slow.body())
+    expect(len([o for o in listing if o["vhost"] == vhost]) < 1000,
+           "the queues of the deleted vhost are left out")
+    expect_eq([o for o in get_json("/api/queues") if o["vhost"] == vhost], [], "all gone")
+
+
+def cleanup():
+    """What the checks left on a broker that outlives them (the one mgmt_lib.sh started,
+    WARREN=1, goes with them)."""
+    if os.environ.get("WARREN") == "1":
+        return
+    try:
+        names = names_in(get_json("/api/queues/%2F"), PREFIX)
+        Amqp(HOST, PORT).delete_queues(names + [PREFIX + ".sync"])
+    except (OSError, ConnectionError, CheckFailed, ValueError):
+        pass
+
+
+def main():
+    failed = False
+    try:
+        for fn in CHECKS:
+            start = time.time()
+            fn()
+            print("ok: %s (%.1f s)" % (fn.__name__, time.time() - start))
+    except CheckFailed as e:
+        print("FAIL: %s: %s" % (fn.__name__, e))
+        failed = True
+    except Exception:
+        print("FAIL: %s:" % fn.__name__)
+        traceback.print_exc(file=sys.stdout)
+        failed = True
+    finally:
+        cleanup()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
