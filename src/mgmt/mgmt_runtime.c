@@ -57,19 +57,90 @@ static bool conn_listed(const struct mgmt_call *c, const struct conn *k)
     return k->state != CONN_CLOSED && k->fd >= 0 && mgmt_sees_conn(c, k);
 }
 
+/* Connections or channels being listed (mgmt_slice.h). No pointer is kept between slices:
+ * the server's list runs from the newest connection to the oldest (a new one is put first,
+ * with the next id), so a list resumes after the last id it listed, and a connection closed
+ * meanwhile is simply no longer there. */
+struct conn_list {
+    struct mgmt_ctx *ctx;
+    bool channels; /* their channels rather than the connections */
+    bool begun;
+    bool monitor;     /* the user sees every connection, not only their own */
+    char user[512];   /* the user asking */
+    uint64_t upto;    /* connections with a greater id are done (or newer than the list) */
+    uint64_t in_conn; /* channels: the connection listed in part (0: none) ... */
+    uint32_t slot;    /* ... and its next channel slot */
+};
+
+static bool conn_list_shows(const struct conn_list *l, const struct conn *k)
+{
+    return k->state != CONN_CLOSED && k->fd >= 0 &&
+           (l->monitor || strcmp(k->log.user, l->user) == 0);
+}
+
+static bool fill_conns(struct mgmt_stream *st, void *state, size_t max)
+{
+    struct conn_list *l = state;
+    struct conn *k = l->ctx->srv->conns;
+    size_t written = 0;
+
+    if (!l->begun) {
+        l->begun = true;
+        mgmt_stream_text(st, "[");
+    }
+    while (k != NULL && k->log.conn_id > l->upto)
+        k = k->next;
+    for (; k != NULL && written < max; k = k->next) {
+        uint32_t slot = k->log.conn_id == l->in_conn ? l->slot : 0;
+        if (conn_list_shows(l, k) && !l->channels) {
+            mgmt_stream_item(st, mgmt_json_connection(l->ctx, k));
+            written++;
+        } else if (conn_list_shows(l, k)) {
+            for (; slot < k->channels_cap && written < max; slot++) {
+                if (k->channels[slot] == NULL)
+                    continue;
+                mgmt_stream_item(st, mgmt_json_channel(l->ctx, k->channels[slot]));
+                written++;
+            }
+            if (slot < k->channels_cap) {
+                l->in_conn = k->log.conn_id;
+                l->slot = slot;
+                return false;
+            }
+        }
+        l->upto = k->log.conn_id - 1;
+        l->in_conn = 0;
+    }
+    if (k != NULL)
+        return false;
+    mgmt_stream_text(st, "]");
+    return true;
+}
+
+static void free_conns(void *state)
+{
+    free(state);
+}
+
+static const struct mgmt_stream_ops conn_list_ops = {fill_conns, free_conns};
+
+static enum MHD_Result list_conns(struct mgmt_call *c, bool channels)
+{
+    struct conn_list *l = xcalloc(1, sizeof *l);
+
+    *l = (struct conn_list){
+        .ctx = &c->m->ctx, .channels = channels, .monitor = c->monitor, .upto = UINT64_MAX};
+    snprintf(l->user, sizeof l->user, "%s", c->user);
+    return mgmt_respond_stream(c, &conn_list_ops, l);
+}
+
 enum MHD_Result mgmt_api_connections(struct mgmt_call *c)
 {
     json_t *arr;
     struct conn *k;
 
-    if (c->nseg == 1) {
-        arr = json_array();
-        for (k = c->m->srv->conns; k != NULL; k = k->next) {
-            if (conn_listed(c, k))
-                json_array_append_new(arr, mgmt_json_connection(&c->m->ctx, k));
-        }
-        return mgmt_respond_json(c, MHD_HTTP_OK, arr);
-    }
+    if (c->nseg == 1)
+        return list_conns(c, false);
     if ((k = find_conn(c, c->seg[1])) == NULL || !conn_listed(c, k))
         return mgmt_not_found(c);
     if (c->nseg == 3) { /* .../channels */
@@ -100,9 +171,10 @@ enum MHD_Result mgmt_api_connections(struct mgmt_call *c)
 
 enum MHD_Result mgmt_api_channels(struct mgmt_call *c)
 {
-    json_t *arr = json_array();
     char name[220];
 
+    if (c->nseg == 1)
+        return list_conns(c, true);
     for (struct conn *k = c->m->srv->conns; k != NULL; k = k->next) {
         if (!conn_listed(c, k))
             continue;
@@ -110,52 +182,92 @@ enum MHD_Result mgmt_api_channels(struct mgmt_call *c)
             struct channel *ch = k->channels[i];
             if (ch == NULL)
                 continue;
-            if (c->nseg == 2) {
-                mgmt_conn_name(k, name, sizeof name);
-                snprintf(name + strlen(name), sizeof name - strlen(name), " (%u)", ch->id);
-                if (!wire_bytes_eq_cstr(c->seg[1], name))
-                    continue;
-                json_decref(arr);
+            mgmt_conn_name(k, name, sizeof name);
+            snprintf(name + strlen(name), sizeof name - strlen(name), " (%u)", ch->id);
+            if (wire_bytes_eq_cstr(c->seg[1], name))
                 return mgmt_respond_json(c, MHD_HTTP_OK, mgmt_json_channel(&c->m->ctx, ch));
-            }
-            json_array_append_new(arr, mgmt_json_channel(&c->m->ctx, ch));
         }
     }
-    if (c->nseg == 2) {
-        json_decref(arr);
-        return mgmt_not_found(c);
-    }
-    return mgmt_respond_json(c, MHD_HTTP_OK, arr);
+    return mgmt_not_found(c);
 }
+
+/* Consumers being listed (mgmt_slice.h): the queues that had consumers when the list
+ * began, by name, each found again when its turn comes. */
+struct consumer_list {
+    struct mgmt_ctx *ctx;
+    bool begun;
+    struct mgmt_names queues; /* vhost, queue */
+};
+
+static int cmp_vhost_queue(const struct mgmt_names *names, size_t a, size_t b)
+{
+    return mgmt_names_cmp_fields(names, a, b, 2);
+}
+
+static bool fill_consumers(struct mgmt_stream *st, void *state, size_t max)
+{
+    struct consumer_list *l = state;
+    size_t r;
+
+    if (!mgmt_names_sort(&l->queues, cmp_vhost_queue, MGMT_SORT_STEPS))
+        return false;
+    if (!l->begun) {
+        l->begun = true;
+        mgmt_stream_text(st, "[");
+    }
+    /* A queue's consumers go together, however many it has. */
+    for (size_t k = 0; k < max && mgmt_names_next(&l->queues, &r); k++) {
+        struct vhost *vh = server_vhost_find(l->ctx->srv, mgmt_names_field(&l->queues, r, 0));
+        const struct queue *q =
+            vh != NULL ? vhost_queue_find(vh, mgmt_names_field(&l->queues, r, 1)) : NULL;
+        for (size_t n = 0; q != NULL && n < q->consumer_count; n++)
+            mgmt_stream_item(st, mgmt_json_consumer(l->ctx, q->consumers[n]));
+    }
+    if (!mgmt_names_done(&l->queues))
+        return false;
+    mgmt_stream_text(st, "]");
+    return true;
+}
+
+static void free_consumers(void *state)
+{
+    struct consumer_list *l = state;
+
+    mgmt_names_free(&l->queues);
+    free(l);
+}
+
+static const struct mgmt_stream_ops consumer_list_ops = {fill_consumers, free_consumers};
 
 enum MHD_Result mgmt_api_consumers(struct mgmt_call *c)
 {
     struct vhost *only = NULL;
-    size_t nv, nq;
+    size_t nv;
     struct vhost **vhs;
-    json_t *arr;
+    struct consumer_list *l;
     enum MHD_Result answered;
 
     if (c->nseg == 2 && (only = mgmt_find_vhost(c, c->seg[1])) == NULL)
         return mgmt_not_found(c);
     if (only != NULL && !mgmt_may_see(c, only, &answered))
         return answered;
-    arr = json_array();
+    l = xcalloc(1, sizeof *l);
+    l->ctx = &c->m->ctx;
     vhs = mgmt_vhosts_sorted(c->m->srv, only, &nv);
     for (size_t i = 0; i < nv; i++) {
-        void **qs;
+        void *v;
         if (!mgmt_sees_objects_of(c, vhs[i]))
             continue;
-        qs = mgmt_map_sorted(&vhs[i]->queues, mgmt_cmp_queue, &nq);
-        for (size_t k = 0; k < nq; k++) {
-            const struct queue *q = qs[k];
-            for (size_t n = 0; n < q->consumer_count; n++)
-                json_array_append_new(arr, mgmt_json_consumer(&c->m->ctx, q->consumers[n]));
+        for (size_t k = 0; hmap_next(&vhs[i]->queues, &k, &v);) {
+            const struct queue *q = v;
+            if (q->consumer_count > 0) {
+                struct wire_bytes fields[2] = {vhs[i]->name, q->name};
+                mgmt_names_add(&l->queues, 0, 2, fields);
+            }
         }
-        free(qs);
     }
     free(vhs);
-    return mgmt_respond_json(c, MHD_HTTP_OK, arr);
+    return mgmt_respond_stream(c, &consumer_list_ops, l);
 }
 
 /* ---- Policies -------------------------------------------------------------------------- */

@@ -199,6 +199,44 @@ def list_of_5000_queues_is_whole_while_amqp_keeps_answering():
 
 
 @check
+def consumers_and_channels_are_listed_while_amqp_keeps_answering():
+    names = ["%s.q.%05d" % (PREFIX, i) for i in range(QUEUES)]
+    amqp = Amqp(HOST, PORT)
+    channels = range(2, 1002)
+    amqp.sock.sendall(b"".join(rtt_probe._method(ch, 20, 10, rtt_probe._shortstr(""))
+                               for ch in channels))
+    for _ in channels:
+        amqp.expect(20, 11)
+    # basic.consume, no-wait: a consumer on every queue, five to a channel.
+    amqp.sock.sendall(b"".join(
+        rtt_probe._method(channels[i % len(channels)], 60, 20,
+                          b"\0\0" + rtt_probe._shortstr(n) + rtt_probe._shortstr("c.%s" % n) +
+                          bytes([2 | 8]) + b"\0\0\0\0") for i, n in enumerate(names)))
+    amqp.sock.sendall(amqp.declare(PREFIX + ".sync", passive=False))
+    amqp.expect(50, 11)
+
+    def attempt(n):
+        probe = rtt_probe.start(HOST, PORT, "%s.probe" % PREFIX)
+        try:
+            consumers = get_json("/api/consumers")
+            listed_channels = get_json("/api/channels")
+            connections = get_json("/api/connections")
+        finally:
+            figures = probe.stop()
+        tags = sorted(c["consumer_tag"] for c in consumers if c["consumer_tag"].startswith("c."))
+        expect_eq(tags, sorted("c." + n for n in names), "every consumer, once")
+        numbers = [c["number"] for c in listed_channels if c["consumer_count"] == 5]
+        expect_eq(sorted(numbers), list(channels), "every channel with its consumers, once")
+        expect(len(connections) >= 2, "the connections")
+        return figures
+
+    try:
+        within_bound("GET /api/consumers, /api/channels, /api/connections", attempt)
+    finally:
+        amqp.sock.close()
+
+
+@check
 def queues_deleted_while_their_list_is_written_are_left_out():
     names = ["%s.q.%05d" % (PREFIX, i) for i in range(QUEUES)]
     expect_eq(get_json("/api/queues?page=1&page_size=1&name=%s.q." % PREFIX)["filtered_count"],
