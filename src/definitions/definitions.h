@@ -138,6 +138,17 @@ char *definitions_export(const struct auth_db *db, const struct definitions *ext
 /* The same document as a new jansson object, for a caller that adds to it. */
 json_t *definitions_export_json(const struct auth_db *db, const struct definitions *extra);
 
+/* One exchange, queue or binding as an export lists it (every string copied), for a writer
+ * that sends the document a part at a time. */
+json_t *definitions_exchange_json(const char *vhost, const char *name, const char *type,
+                                  bool durable, bool auto_delete, bool internal,
+                                  struct wire_table arguments);
+json_t *definitions_queue_json(const char *vhost, const char *name, bool durable, bool auto_delete,
+                               struct wire_table arguments);
+json_t *definitions_binding_json(const char *vhost, const char *source, const char *destination,
+                                 bool destination_is_exchange, const char *routing_key,
+                                 struct wire_table arguments);
+
 /* JSON <-> AMQP tables as RabbitMQ converts them; exposed for the management API. json is
  * an object (NULL, null and [] give the empty table). The encoded table (its entries,
  * without the length prefix) is malloc'd into out->raw; -1 with err for null inside (which

@@ -220,6 +220,33 @@ static const char *queue_type(struct wire_table args)
     return "classic";
 }
 
+json_t *definitions_exchange_json(const char *vhost, const char *name, const char *type,
+                                  bool durable, bool auto_delete, bool internal,
+                                  struct wire_table arguments)
+{
+    return json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:o}", "name", name, "vhost", vhost, "type",
+                     type, "durable", durable, "auto_delete", auto_delete, "internal", internal,
+                     "arguments", table_json(arguments, "exchange", name));
+}
+
+json_t *definitions_queue_json(const char *vhost, const char *name, bool durable, bool auto_delete,
+                               struct wire_table arguments)
+{
+    return json_pack("{s:s, s:s, s:s, s:b, s:b, s:o}", "name", name, "vhost", vhost, "type",
+                     queue_type(arguments), "durable", durable, "auto_delete", auto_delete,
+                     "arguments", table_json(arguments, "queue", name));
+}
+
+json_t *definitions_binding_json(const char *vhost, const char *source, const char *destination,
+                                 bool destination_is_exchange, const char *routing_key,
+                                 struct wire_table arguments)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "source", source, "vhost", vhost,
+                     "destination", destination, "destination_type",
+                     destination_is_exchange ? "exchange" : "queue", "routing_key", routing_key,
+                     "arguments", table_json(arguments, "binding from", source));
+}
+
 static void export_entities(const struct definitions *d, json_t *doc)
 {
     json_t *exchanges = json_array(), *queues = json_array(), *bindings = json_array(),
@@ -231,32 +258,25 @@ static void export_entities(const struct definitions *d, json_t *doc)
     refs = sorted_refs(d->exchanges, d->exchanges_len, sizeof *d->exchanges, compare_exchanges);
     for (size_t i = 0; i < d->exchanges_len; i++) {
         const struct def_exchange *x = refs[i];
-        json_array_append_new(
-            exchanges, json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:o}", "name", x->name, "vhost",
-                                 x->vhost, "type", x->type, "durable", x->durable, "auto_delete",
-                                 x->auto_delete, "internal", x->internal, "arguments",
-                                 table_json(x->arguments, "exchange", x->name)));
+        json_array_append_new(exchanges,
+                              definitions_exchange_json(x->vhost, x->name, x->type, x->durable,
+                                                        x->auto_delete, x->internal, x->arguments));
     }
     free(refs);
     refs = sorted_refs(d->queues, d->queues_len, sizeof *d->queues, compare_queues);
     for (size_t i = 0; i < d->queues_len; i++) {
         const struct def_queue *q = refs[i];
-        json_array_append_new(queues,
-                              json_pack("{s:s, s:s, s:s, s:b, s:b, s:o}", "name", q->name, "vhost",
-                                        q->vhost, "type", queue_type(q->arguments), "durable",
-                                        q->durable, "auto_delete", q->auto_delete, "arguments",
-                                        table_json(q->arguments, "queue", q->name)));
+        json_array_append_new(queues, definitions_queue_json(q->vhost, q->name, q->durable,
+                                                             q->auto_delete, q->arguments));
     }
     free(refs);
     refs = sorted_refs(d->bindings, d->bindings_len, sizeof *d->bindings, compare_bindings);
     for (size_t i = 0; i < d->bindings_len; i++) {
         const struct def_binding *b = refs[i];
-        json_array_append_new(
-            bindings, json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "source", b->source, "vhost",
-                                b->vhost, "destination", b->destination, "destination_type",
-                                b->destination_is_exchange ? "exchange" : "queue", "routing_key",
-                                b->routing_key, "arguments",
-                                table_json(b->arguments, "binding from", b->source)));
+        json_array_append_new(bindings,
+                              definitions_binding_json(b->vhost, b->source, b->destination,
+                                                       b->destination_is_exchange, b->routing_key,
+                                                       b->arguments));
     }
     free(refs);
     refs = sorted_refs(d->policies, d->policies_len, sizeof *d->policies, compare_policies);

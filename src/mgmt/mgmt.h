@@ -6,9 +6,9 @@
  * MHD's timeout expires, so request handlers run on the loop thread, between two AMQP
  * events, and read or change broker state without locks. Nothing here blocks, and the
  * lists that grow with the broker (queues, exchanges, bindings, connections, channels,
- * consumers) are written in slices of at most a millisecond a loop turn, as MHD sends
- * them (src/mgmt/mgmt_slice.h); other answers are built in memory and written by MHD as
- * the socket takes them.
+ * consumers, definitions) are written in slices of at most a millisecond a loop turn, as
+ * MHD sends them (src/mgmt/mgmt_slice.h); other answers are built in memory and written
+ * by MHD as the socket takes them.
  *
  * Authentication: HTTP basic against the user database (src/security/auth.h), as RabbitMQ's
  * management plugin: no credentials or a wrong password answer 401, and so does a user

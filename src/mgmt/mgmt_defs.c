@@ -19,44 +19,43 @@
 #include "src/broker/vhost.h"
 #include "src/definitions/definitions.h"
 #include "src/mgmt/mgmt_json.h"
+#include "src/mgmt/mgmt_slice.h"
 #include "src/mgmt/ops.h"
 #include "src/security/auth.h"
 
 /* ---- Export ---------------------------------------------------------------------------- */
 
-static int cmp_bytes(struct wire_bytes a, struct wire_bytes b)
+/* An export being written (src/mgmt/mgmt_slice.h): the exchanges, queues and bindings are
+ * copied as records when it begins, sorted in slices, and written as the document lists
+ * them; the rest of the document (users, vhosts, permissions, policies) is small and
+ * written as text at once. */
+struct export
 {
-    size_t n = a.len < b.len ? a.len : b.len;
-    int r = n ? memcmp(a.ptr, b.ptr, n) : 0;
+    bool per_vhost; /* RabbitMQ's per-vhost shape: no users, no "vhost" fields */
+    bool begun;
+    unsigned section;       /* of the document, being written */
+    char *head;             /* up to the first section's opening bracket */
+    const char *open[3];    /* what opens each next section */
+    char *tail;             /* after the last section */
+    struct mgmt_names defs; /* see export_tag() */
+};
 
-    return r != 0 ? r : (a.len > b.len) - (a.len < b.len);
-}
+enum { KIND_EXCHANGE, KIND_QUEUE, KIND_BINDING };
+enum {
+    FLAG_DURABLE = 1,
+    FLAG_AUTO_DELETE = 2,
+    FLAG_INTERNAL = 4,
+    FLAG_TO_EXCHANGE = 8,
+};
 
-static int cmp_vhost(const void *a, const void *b)
+/* A record's tag: its section of the document (the order sections are written in), its
+ * kind and its flags. Fields: exchange vhost, name, type, arguments; queue vhost, name,
+ * arguments; binding vhost, source, destination, routing key, arguments. */
+static unsigned export_tag(const struct export *e, unsigned kind, unsigned flags)
 {
-    return cmp_bytes((*(struct vhost *const *)a)->name, (*(struct vhost *const *)b)->name);
-}
+    unsigned section = kind == KIND_BINDING ? 2 : (kind == KIND_QUEUE) != e->per_vhost ? 1 : 0;
 
-static int cmp_queue(const void *a, const void *b)
-{
-    return cmp_bytes((*(struct queue *const *)a)->name, (*(struct queue *const *)b)->name);
-}
-
-static int cmp_exchange(const void *a, const void *b)
-{
-    return cmp_bytes((*(struct exchange *const *)a)->name, (*(struct exchange *const *)b)->name);
-}
-
-static void **sorted(const struct hmap *map, int (*cmp)(const void *, const void *), size_t *n)
-{
-    void **out = xmalloc((map->len + 1) * sizeof *out);
-    void *v;
-
-    *n = 0;
-    for (size_t i = 0; hmap_next(map, &i, &v);)
-        out[(*n)++] = v;
-    qsort(out, *n, sizeof *out, cmp);
-    return out;
+    return section | kind << 4 | flags << 8;
 }
 
 static bool exchange_exported(const struct vhost *vh, const struct exchange *x)
@@ -69,77 +68,46 @@ static bool queue_exported(const struct queue *q)
     return !q->exclusive;
 }
 
-static json_t *table_json(struct wire_bytes raw)
+static void collect_vhost(struct export *e, struct vhost *vh)
 {
-    return mgmt_json_from_table((struct wire_table){.raw = raw});
-}
+    void *v;
 
-static void export_vhost(json_t *doc, struct vhost *vh, bool with_vhost)
-{
-    json_t *queues = json_object_get(doc, "queues");
-    json_t *exchanges = json_object_get(doc, "exchanges");
-    json_t *bindings = json_object_get(doc, "bindings");
-    size_t nx, nq;
-    void **xs = sorted(&vh->exchanges, cmp_exchange, &nx);
-    void **qs = sorted(&vh->queues, cmp_queue, &nq);
-
-    for (size_t i = 0; i < nq; i++) {
-        struct queue *q = qs[i];
-        json_t *o = json_object();
-        if (!queue_exported(q)) {
-            json_decref(o);
-            continue;
-        }
-        json_object_set_new(o, "name", mgmt_json_bytes(q->name));
-        if (with_vhost)
-            json_object_set_new(o, "vhost", mgmt_json_bytes(vh->name));
-        json_object_set_new(o, "durable", json_boolean(q->durable));
-        json_object_set_new(o, "auto_delete", json_boolean(q->auto_delete));
-        json_object_set_new(o, "arguments", table_json(q->arguments));
-        json_array_append_new(queues, o);
-    }
-    for (size_t i = 0; i < nx; i++) {
-        struct exchange *x = xs[i];
-        json_t *o;
-        if (!exchange_exported(vh, x))
-            continue;
-        o = json_object();
-        json_object_set_new(o, "name", mgmt_json_bytes(x->name));
-        if (with_vhost)
-            json_object_set_new(o, "vhost", mgmt_json_bytes(vh->name));
-        json_object_set_new(o, "type", json_string(x->type->name));
-        json_object_set_new(o, "durable", json_boolean(x->durable));
-        json_object_set_new(o, "auto_delete", json_boolean(x->auto_delete));
-        json_object_set_new(o, "internal", json_boolean(x->internal));
-        json_object_set_new(o, "arguments", table_json(x->arguments));
-        json_array_append_new(exchanges, o);
-    }
-    for (size_t i = 0; i < nx; i++) {
-        struct exchange *x = xs[i];
+    for (size_t i = 0; hmap_next(&vh->exchanges, &i, &v);) {
+        const struct exchange *x = v;
+        struct wire_bytes f[4] = {vh->name, x->name, wire_cstr(x->type->name), x->arguments};
+        if (exchange_exported(vh, x))
+            mgmt_names_add(&e->defs,
+                           export_tag(e, KIND_EXCHANGE,
+                                      (x->durable ? FLAG_DURABLE : 0) |
+                                          (x->auto_delete ? FLAG_AUTO_DELETE : 0) |
+                                          (x->internal ? FLAG_INTERNAL : 0)),
+                           4, f);
+        /* The amq.* exchanges are not exported, but their bindings are. */
         if (x == vh->default_exchange)
             continue;
         for (const struct xbinding *xb = x->bindings; xb != NULL; xb = xb->next_in_source) {
             const void *dest = xb->b.destination;
             bool to_queue = destination_kind(dest) == DEST_QUEUE;
-            json_t *o;
+            struct wire_bytes b[5] = {vh->name, x->name,
+                                      to_queue ? ((const struct queue *)dest)->name
+                                               : ((const struct exchange *)dest)->name,
+                                      xb->b.routing_key, xb->b.arguments.raw};
             if (to_queue && !queue_exported(dest))
                 continue;
-            o = json_object();
-            json_object_set_new(o, "source", mgmt_json_bytes(x->name));
-            if (with_vhost)
-                json_object_set_new(o, "vhost", mgmt_json_bytes(vh->name));
-            json_object_set_new(o, "destination",
-                                mgmt_json_bytes(to_queue ? ((const struct queue *)dest)->name
-                                                         : ((const struct exchange *)dest)->name));
-            json_object_set_new(o, "destination_type",
-                                json_string(to_queue ? "queue" : "exchange"));
-            json_object_set_new(o, "routing_key", mgmt_json_bytes(xb->b.routing_key));
-            json_object_set_new(o, "arguments", table_json(xb->b.arguments.raw));
-            json_array_append_new(bindings, o);
+            mgmt_names_add(&e->defs, export_tag(e, KIND_BINDING, to_queue ? 0 : FLAG_TO_EXCHANGE),
+                           5, b);
         }
     }
-    free(xs);
-    free(qs);
+    for (size_t i = 0; hmap_next(&vh->queues, &i, &v);) {
+        const struct queue *q = v;
+        struct wire_bytes f[3] = {vh->name, q->name, q->arguments};
+        if (queue_exported(q))
+            mgmt_names_add(&e->defs,
+                           export_tag(e, KIND_QUEUE,
+                                      (q->durable ? FLAG_DURABLE : 0) |
+                                          (q->auto_delete ? FLAG_AUTO_DELETE : 0)),
+                           3, f);
+    }
 }
 
 /* A vhost's policies and its vhost-limits parameter, without "vhost" fields, as RabbitMQ's
@@ -158,7 +126,9 @@ static void export_vhost_settings(json_t *doc, struct server *s, struct vhost *v
                                         p->apply_to == POLICY_QUEUES      ? "queues"
                                         : p->apply_to == POLICY_EXCHANGES ? "exchanges"
                                                                           : "all",
-                                        "definition", table_json(p->definition), "priority",
+                                        "definition",
+                                        mgmt_json_from_table((struct wire_table){.raw = p->definition}),
+                                        "priority",
                                         (json_int_t)p->priority));
     }
     if (av != NULL && (av->max_connections >= 0 || av->max_queues >= 0)) {
@@ -173,104 +143,226 @@ static void export_vhost_settings(json_t *doc, struct server *s, struct vhost *v
     }
 }
 
-/* The broker's exchanges, queues and bindings, for definitions_export_json(). */
-static struct definitions *collect(struct server *s)
+/* By section, then as each export sorts: the whole broker's by vhost and name, bindings by
+ * vhost, source, destination and routing key; one vhost's by name, bindings by source
+ * exchange and then in the exchange's order (the sort is stable). */
+static int cmp_export(const struct mgmt_names *names, size_t a, size_t b, bool per_vhost)
 {
-    struct definitions *d = definitions_new();
-    size_t n;
-    void **vhs = sorted(&s->vhosts, cmp_vhost, &n);
+    unsigned ta = mgmt_names_tag(names, a), tb = mgmt_names_tag(names, b);
 
-    for (size_t i = 0; i < n; i++) {
-        struct vhost *vh = vhs[i];
-        char *vname = xstrndup_bytes(vh->name);
-        size_t nx, nq;
-        void **xs = sorted(&vh->exchanges, cmp_exchange, &nx);
-        void **qs = sorted(&vh->queues, cmp_queue, &nq);
-
-        for (size_t k = 0; k < nx; k++) {
-            struct exchange *x = xs[k];
-            char *xname;
-            if (!exchange_exported(vh, x))
-                continue;
-            xname = xstrndup_bytes(x->name);
-            definitions_add_exchange(d, vname, xname, x->type->name, x->durable, x->auto_delete,
-                                     x->internal, (struct wire_table){.raw = x->arguments});
-            free(xname);
-        }
-        for (size_t k = 0; k < nq; k++) {
-            struct queue *q = qs[k];
-            char *qname;
-            if (!queue_exported(q))
-                continue;
-            qname = xstrndup_bytes(q->name);
-            definitions_add_queue(d, vname, qname, q->durable, q->auto_delete,
-                                  (struct wire_table){.raw = q->arguments});
-            free(qname);
-        }
-        for (size_t k = 0; k < nx; k++) {
-            struct exchange *x = xs[k];
-            char *src;
-            if (x == vh->default_exchange)
-                continue;
-            src = xstrndup_bytes(x->name);
-            for (const struct xbinding *xb = x->bindings; xb != NULL; xb = xb->next_in_source) {
-                const void *dest = xb->b.destination;
-                bool to_queue = destination_kind(dest) == DEST_QUEUE;
-                char *dname, *rk;
-                if (to_queue && !queue_exported(dest))
-                    continue;
-                dname = xstrndup_bytes(to_queue ? ((const struct queue *)dest)->name
-                                                : ((const struct exchange *)dest)->name);
-                rk = xstrndup_bytes(xb->b.routing_key);
-                definitions_add_binding(d, vname, src, dname, !to_queue, rk, xb->b.arguments);
-                free(dname);
-                free(rk);
-            }
-            free(src);
-        }
-        {
-            size_t np;
-            struct policy *const *policies = policy_list(vh, &np, false);
-            for (size_t k = 0; k < np; k++) {
-                const struct policy *p = policies[k];
-                definitions_add_policy(d, vname, p->name, p->pattern_source,
-                                       p->apply_to == POLICY_QUEUES      ? "queues"
-                                       : p->apply_to == POLICY_EXCHANGES ? "exchanges"
-                                                                         : "all",
-                                       p->priority, (struct wire_table){.raw = p->definition});
-            }
-        }
-        free(xs);
-        free(qs);
-        free(vname);
-    }
-    free(vhs);
-    return d;
+    if ((ta & 15) != (tb & 15))
+        return (ta & 15) < (tb & 15) ? -1 : 1;
+    if ((ta >> 4 & 15) == KIND_BINDING)
+        return mgmt_names_cmp_fields(names, a, b, per_vhost ? 2 : 4);
+    return mgmt_names_cmp_fields(names, a, b, 2);
 }
 
-json_t *mgmt_defs_export(struct server *s, struct vhost *only)
+static int cmp_export_broker(const struct mgmt_names *names, size_t a, size_t b)
 {
-    json_t *doc;
+    return cmp_export(names, a, b, false);
+}
 
-    if (only == NULL) {
-        struct definitions *d = collect(s);
-        doc = definitions_export_json(s->auth, d);
-        definitions_free(d);
-        json_object_set_new(doc, "product_name", json_string("Warren"));
-        json_object_set_new(doc, "product_version", json_string(PACKAGE_VERSION));
-        return doc;
+static int cmp_export_vhost(const struct mgmt_names *names, size_t a, size_t b)
+{
+    return cmp_export(names, a, b, true);
+}
+
+static const char *field(const struct export *e, size_t r, size_t i)
+{
+    /* Each field is followed by a NUL in the records (mgmt_names_add). */
+    return (const char *)mgmt_names_field(&e->defs, r, i).ptr;
+}
+
+static struct wire_table table_field(const struct export *e, size_t r, size_t i)
+{
+    return (struct wire_table){.raw = mgmt_names_field(&e->defs, r, i)};
+}
+
+static json_t *table_json(struct wire_bytes raw)
+{
+    return mgmt_json_from_table((struct wire_table){.raw = raw});
+}
+
+/* One record as the per-vhost document shows it. */
+static json_t *vhost_item(const struct export *e, size_t r, unsigned kind, unsigned flags)
+{
+    json_t *o = json_object();
+
+    if (kind == KIND_BINDING) {
+        json_object_set_new(o, "source", mgmt_json_bytes(mgmt_names_field(&e->defs, r, 1)));
+        json_object_set_new(o, "destination", mgmt_json_bytes(mgmt_names_field(&e->defs, r, 2)));
+        json_object_set_new(o, "destination_type",
+                            json_string(flags & FLAG_TO_EXCHANGE ? "exchange" : "queue"));
+        json_object_set_new(o, "routing_key", mgmt_json_bytes(mgmt_names_field(&e->defs, r, 3)));
+        json_object_set_new(o, "arguments", table_json(mgmt_names_field(&e->defs, r, 4)));
+        return o;
     }
-    /* One vhost: RabbitMQ's per-vhost shape, without users and without "vhost" fields. */
-    doc = json_object();
-    json_object_set_new(doc, "rabbit_version", json_string(DEFINITIONS_RABBIT_VERSION));
-    json_object_set_new(doc, "parameters", json_array());
-    json_object_set_new(doc, "policies", json_array());
-    json_object_set_new(doc, "queues", json_array());
-    json_object_set_new(doc, "exchanges", json_array());
-    json_object_set_new(doc, "bindings", json_array());
-    export_vhost(doc, only, false);
-    export_vhost_settings(doc, s, only);
-    return doc;
+    json_object_set_new(o, "name", mgmt_json_bytes(mgmt_names_field(&e->defs, r, 1)));
+    if (kind == KIND_EXCHANGE)
+        json_object_set_new(o, "type", json_string(field(e, r, 2)));
+    json_object_set_new(o, "durable", json_boolean(flags & FLAG_DURABLE));
+    json_object_set_new(o, "auto_delete", json_boolean(flags & FLAG_AUTO_DELETE));
+    if (kind == KIND_EXCHANGE)
+        json_object_set_new(o, "internal", json_boolean(flags & FLAG_INTERNAL));
+    json_object_set_new(o, "arguments",
+                        table_json(mgmt_names_field(&e->defs, r, kind == KIND_QUEUE ? 2 : 3)));
+    return o;
+}
+
+/* One record as the whole broker's document shows it. */
+static json_t *broker_item(const struct export *e, size_t r, unsigned kind, unsigned flags)
+{
+    switch (kind) {
+    case KIND_EXCHANGE:
+        return definitions_exchange_json(field(e, r, 0), field(e, r, 1), field(e, r, 2),
+                                         flags & FLAG_DURABLE, flags & FLAG_AUTO_DELETE,
+                                         flags & FLAG_INTERNAL, table_field(e, r, 3));
+    case KIND_QUEUE:
+        return definitions_queue_json(field(e, r, 0), field(e, r, 1), flags & FLAG_DURABLE,
+                                      flags & FLAG_AUTO_DELETE, table_field(e, r, 2));
+    default:
+        return definitions_binding_json(field(e, r, 0), field(e, r, 1), field(e, r, 2),
+                                        flags & FLAG_TO_EXCHANGE, field(e, r, 3),
+                                        table_field(e, r, 4));
+    }
+}
+
+static bool fill_export(struct mgmt_stream *st, void *state, size_t max)
+{
+    struct export *e = state;
+    size_t r;
+
+    if (!mgmt_names_sort(&e->defs, e->per_vhost ? cmp_export_vhost : cmp_export_broker,
+                         MGMT_SORT_STEPS))
+        return false;
+    if (!e->begun) {
+        e->begun = true;
+        mgmt_stream_text(st, e->head);
+    }
+    for (size_t k = 0; k < max && mgmt_names_next(&e->defs, &r); k++) {
+        unsigned tag = mgmt_names_tag(&e->defs, r), kind = tag >> 4 & 15, flags = tag >> 8;
+        while (e->section < (tag & 15))
+            mgmt_stream_text(st, e->open[++e->section]);
+        mgmt_stream_item(st, e->per_vhost ? vhost_item(e, r, kind, flags)
+                                          : broker_item(e, r, kind, flags));
+    }
+    if (!mgmt_names_done(&e->defs))
+        return false;
+    while (e->section < 2)
+        mgmt_stream_text(st, e->open[++e->section]);
+    mgmt_stream_text(st, e->tail);
+    return true;
+}
+
+static void free_export(void *state)
+{
+    struct export *e = state;
+
+    free(e->head);
+    free(e->tail);
+    mgmt_names_free(&e->defs);
+    free(e);
+}
+
+const struct mgmt_stream_ops mgmt_defs_export_ops = {fill_export, free_export};
+
+/* JSON text of j without its last character (the closing brace of an object). */
+static char *dump_open(json_t *j)
+{
+    char *text = json_dumps(j, JSON_COMPACT);
+
+    text[strlen(text) - 1] = '\0';
+    return text;
+}
+
+/* The whole broker's document around its exchanges, queues and bindings: the users,
+ * vhosts, permissions and parameters before, the policies and the product after. */
+static void broker_frame(struct server *s, struct export *e)
+{
+    struct definitions *d = definitions_new();
+    json_t *doc, *policies, *product = json_object();
+    char *policies_text, *product_text;
+    size_t len;
+    void *v;
+
+    /* The export sorts the policies. */
+    for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);) {
+        struct vhost *vh = v;
+        size_t np;
+        struct policy *const *list = policy_list(vh, &np, false);
+        char *vname = xstrndup_bytes(vh->name);
+        for (size_t k = 0; k < np; k++) {
+            const struct policy *p = list[k];
+            definitions_add_policy(d, vname, p->name, p->pattern_source,
+                                   p->apply_to == POLICY_QUEUES      ? "queues"
+                                   : p->apply_to == POLICY_EXCHANGES ? "exchanges"
+                                                                     : "all",
+                                   p->priority, (struct wire_table){.raw = p->definition});
+        }
+        free(vname);
+    }
+    doc = definitions_export_json(s->auth, d);
+    definitions_free(d);
+    policies = json_incref(json_object_get(doc, "policies"));
+    json_object_del(doc, "exchanges");
+    json_object_del(doc, "queues");
+    json_object_del(doc, "bindings");
+    json_object_del(doc, "policies");
+    json_object_set_new(product, "product_name", json_string("Warren"));
+    json_object_set_new(product, "product_version", json_string(PACKAGE_VERSION));
+    e->head = dump_open(doc);
+    len = strlen(e->head);
+    e->head = xrealloc(e->head, len + sizeof ",\"exchanges\":[");
+    memcpy(e->head + len, ",\"exchanges\":[", sizeof ",\"exchanges\":[");
+    e->open[1] = "],\"queues\":[";
+    e->open[2] = "],\"bindings\":[";
+    policies_text = json_dumps(policies, JSON_COMPACT);
+    product_text = json_dumps(product, JSON_COMPACT);
+    /* "],"policies":[...],"product_name":...}" */
+    len = strlen("],\"policies\":") + strlen(policies_text) + 1 + strlen(product_text);
+    e->tail = xmalloc(len + 1);
+    snprintf(e->tail, len + 1, "],\"policies\":%s,%s", policies_text, product_text + 1);
+    free(policies_text);
+    free(product_text);
+    json_decref(policies);
+    json_decref(product);
+    json_decref(doc);
+}
+
+void *mgmt_defs_export_begin(struct server *s, struct vhost *only)
+{
+    struct export *e = xcalloc(1, sizeof *e);
+    void *v;
+
+    e->per_vhost = only != NULL;
+    if (only != NULL) {
+        /* RabbitMQ's per-vhost shape, without users and without "vhost" fields; its few
+         * policies and its limits are written with the head. */
+        json_t *settings = json_pack("{s:[], s:[]}", "parameters", "policies");
+        char *params, *policies;
+        size_t len;
+
+        export_vhost_settings(settings, s, only);
+        params = json_dumps(json_object_get(settings, "parameters"), JSON_COMPACT);
+        policies = json_dumps(json_object_get(settings, "policies"), JSON_COMPACT);
+        len = strlen(params) + strlen(policies) + 100;
+        e->head = xmalloc(len);
+        snprintf(e->head, len,
+                 "{\"rabbit_version\":\"%s\",\"parameters\":%s,\"policies\":%s,\"queues\":[",
+                 DEFINITIONS_RABBIT_VERSION, params, policies);
+        free(params);
+        free(policies);
+        json_decref(settings);
+        e->open[1] = "],\"exchanges\":[";
+        e->open[2] = "],\"bindings\":[";
+        e->tail = xstrdup("]}");
+        collect_vhost(e, only);
+        return e;
+    }
+    broker_frame(s, e);
+    for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);)
+        collect_vhost(e, v);
+    return e;
 }
 
 /* ---- Import ---------------------------------------------------------------------------- */

@@ -16,12 +16,17 @@
 #include <stddef.h>
 
 struct definitions;
+struct mgmt_stream_ops;
 struct server;
 struct vhost;
 
 /* The definitions of the whole broker, or (only != NULL) of one vhost in RabbitMQ's
- * per-vhost shape: no users, vhosts or permissions, and no "vhost" field in the objects. */
-json_t *mgmt_defs_export(struct server *s, struct vhost *only);
+ * per-vhost shape: no users, vhosts or permissions, and no "vhost" field in the objects, as
+ * a state for mgmt_respond_stream() with mgmt_defs_export_ops (src/mgmt/mgmt_slice.h),
+ * which writes the document a slice at a time. What the document lists is copied now: it
+ * shows the broker as it was when the export began. */
+void *mgmt_defs_export_begin(struct server *s, struct vhost *only);
+extern const struct mgmt_stream_ops mgmt_defs_export_ops;
 
 /* Imports doc: definitions_import_json() checks all of it and applies its users, vhosts
  * and permissions (written to the data directory), then its exchanges, policies, queues and

@@ -425,7 +425,7 @@ enum MHD_Result mgmt_api_definitions(struct mgmt_call *c)
             return mgmt_bad_request(c, "%s", err);
         return mgmt_respond_empty(c, MHD_HTTP_NO_CONTENT);
     }
-    return mgmt_respond_json(c, MHD_HTTP_OK, mgmt_defs_export(c->m->srv, only));
+    return mgmt_respond_stream(c, &mgmt_defs_export_ops, mgmt_defs_export_begin(c->m->srv, only));
 }
 
 /* ---- The memory high watermark ----------------------------------------------------------

@@ -237,6 +237,38 @@ def consumers_and_channels_are_listed_while_amqp_keeps_answering():
 
 
 @check
+def export_of_5000_queues_and_their_bindings_keeps_amqp_answering():
+    names = ["%s.q.%05d" % (PREFIX, i) for i in range(QUEUES)]
+    # Fifty exchanges: a binding looks for its twin among its exchange's bindings.
+    exchanges = ["%s.x.%02d" % (PREFIX, i) for i in range(50)]
+    import_definitions({
+        "exchanges": [{"name": x, "vhost": "/", "type": "direct", "durable": False,
+                       "auto_delete": False, "internal": False, "arguments": {}}
+                      for x in exchanges],
+        "bindings": [{"source": exchanges[i % 50], "vhost": "/", "destination": n,
+                      "destination_type": "queue", "routing_key": "%s.%d" % (n, k),
+                      "arguments": {}} for i, n in enumerate(names) for k in range(2)]})
+
+    def attempt(n):
+        probe = rtt_probe.start(HOST, PORT, "%s.probe" % PREFIX)
+        try:
+            exported = get_json("/api/definitions")
+        finally:
+            figures = probe.stop()
+        expect_eq(names_in(exported["queues"], PREFIX + ".q."), names, "every queue exported")
+        keys = [b["routing_key"] for b in exported["bindings"]
+                if b["destination"].startswith(PREFIX + ".q.")]
+        expect_eq(len(keys), 2 * QUEUES, "every binding exported")
+        expect_eq(exported["product_name"], "Warren", "the end of the export")
+        return figures
+
+    within_bound("GET /api/definitions of %d queues and %d bindings" % (QUEUES, 2 * QUEUES),
+                 attempt)
+    per_vhost = get_json("/api/definitions/%2F")
+    expect_eq(names_in(per_vhost["queues"], PREFIX + ".q."), names, "the vhost's export")
+
+
+@check
 def queues_deleted_while_their_list_is_written_are_left_out():
     names = ["%s.q.%05d" % (PREFIX, i) for i in range(QUEUES)]
     expect_eq(get_json("/api/queues?page=1&page_size=1&name=%s.q." % PREFIX)["filtered_count"],
