@@ -70,6 +70,20 @@ static void write_failed(const char *what, int rc)
     log_error(NULL, "cannot write the definitions log (%s): %s", what, strerror(-rc));
 }
 
+void persist_batch_begin(struct persist *p)
+{
+    if (p != NULL)
+        defs_log_begin(p->defs);
+}
+
+void persist_batch_end(struct persist *p)
+{
+    int rc;
+
+    if (p != NULL && (rc = defs_log_commit(p->defs)) != 0)
+        write_failed("batch", rc);
+}
+
 int persist_exchange_added(struct exchange *x)
 {
     struct persist *p = persist_of(x->vhost);

@@ -104,6 +104,13 @@ void persist_queue_removed(struct queue *q);
 int persist_binding_added(struct xbinding *xb);
 void persist_binding_removed(struct xbinding *xb);
 
+/* Groups the definition changes made until persist_batch_end() into one record of the
+ * definitions log, written and synced once: a definitions import declares thousands of
+ * objects, a slice of them per loop turn. Both calls must come in the same loop turn, so
+ * that no client sees a change before it is durable. Batches do not nest; NULL p is fine. */
+void persist_batch_begin(struct persist *p);
+void persist_batch_end(struct persist *p);
+
 /* Policies (src/broker/policy.h). */
 struct policy;
 void persist_policy_put(struct vhost *vh, const struct policy *p);

@@ -123,9 +123,26 @@ void definitions_add_policy(struct definitions *d, const char *vhost, const char
  * and returns 0. On failure returns -1 with a reason in err, and db is unchanged. */
 int definitions_import(struct auth_db *db, const char *text, size_t len, struct definitions **out,
                        char *err, size_t err_size);
-/* The same from a parsed document (the management API's POST /api/definitions). */
+/* The same from a parsed document. */
 int definitions_import_json(struct auth_db *db, const json_t *doc, struct definitions **out,
                             char *err, size_t err_size);
+
+/* The same in steps, for a caller that must not stop for long (the management API checks
+ * 30,000 queues in slices): begin checks the top level and the sections of the auth database
+ * (users, vhosts, permissions, parameters); each step checks and collects up to max_items
+ * more exchanges, policies, queues and bindings (1 while some are left, 0 when all are, -1
+ * at an error); finish checks the auth sections again (the database may have changed
+ * between steps), applies them and sets *out as definitions_import_json() does. Nothing
+ * changes in db before finish, and nothing if it fails. doc is borrowed until
+ * definitions_import_free(); begin returns NULL, and the others -1, with a reason in err. */
+struct definitions_import;
+struct definitions_import *definitions_import_begin(struct auth_db *db, const json_t *doc,
+                                                    char *err, size_t err_size);
+int definitions_import_step(struct definitions_import *im, size_t max_items, char *err,
+                            size_t err_size);
+int definitions_import_finish(struct definitions_import *im, struct definitions **out, char *err,
+                              size_t err_size);
+void definitions_import_free(struct definitions_import *im);
 /* The same from a file (at most 64 MiB); the reason names the file. */
 int definitions_import_file(struct auth_db *db, const char *path, struct definitions **out,
                             char *err, size_t err_size);

@@ -6,6 +6,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,13 +20,17 @@
 
 /* What is being imported, with the names the document itself defines (keys borrowed from
  * the document's strings): a permission may name a user defined earlier in the same file. */
-struct import {
+struct definitions_import {
     struct auth_db *db;
+    const json_t *doc;   /* borrowed until definitions_import_free() */
     const char *version; /* rabbitmq_version, else rabbit_version; may be NULL */
     struct hmap doc_users, doc_vhosts;
     struct definitions *defs;
     char *err;
     size_t err_size;
+    unsigned section; /* the entity section being checked (entity_sections) ... */
+    size_t index;     /* ... and its next item */
+    bool rechecking;  /* the auth sections again, before they are applied: warned already */
 };
 
 static const char *const known_keys[] = {
@@ -33,21 +38,21 @@ static const char *const known_keys[] = {
     "parameters",     "global_parameters", "policies", "queues", "exchanges",   "bindings",
 };
 
-static bool user_known(const struct import *im, const char *name)
+static bool user_known(const struct definitions_import *im, const char *name)
 {
     struct wire_bytes key = wire_cstr(name);
     return hmap_get(&im->doc_users, key) != NULL || auth_user_find(im->db, key) != NULL;
 }
 
-static bool vhost_known(const struct import *im, const char *name)
+static bool vhost_known(const struct definitions_import *im, const char *name)
 {
     struct wire_bytes key = wire_cstr(name);
     return hmap_get(&im->doc_vhosts, key) != NULL || auth_vhost_find(im->db, key) != NULL;
 }
 
 /* A string member, or NULL when absent. A member of another type is an error. */
-static int get_string(struct import *im, const char *where, const json_t *obj, const char *key,
-                      bool required, const char **out)
+static int get_string(struct definitions_import *im, const char *where, const json_t *obj,
+                      const char *key, bool required, const char **out)
 {
     json_t *v = json_object_get(obj, key);
 
@@ -67,8 +72,8 @@ static int get_string(struct import *im, const char *where, const json_t *obj, c
     return 0;
 }
 
-static int get_bool(struct import *im, const char *where, const json_t *obj, const char *key,
-                    bool *out)
+static int get_bool(struct definitions_import *im, const char *where, const json_t *obj,
+                    const char *key, bool *out)
 {
     json_t *v = json_object_get(obj, key);
 
@@ -83,8 +88,8 @@ static int get_bool(struct import *im, const char *where, const json_t *obj, con
     return 0;
 }
 
-static int get_table(struct import *im, const char *where, const json_t *obj, const char *key,
-                     struct wire_table *out)
+static int get_table(struct definitions_import *im, const char *where, const json_t *obj,
+                     const char *key, struct wire_table *out)
 {
     char why[AUTH_ERR_MAX];
 
@@ -96,7 +101,7 @@ static int get_table(struct import *im, const char *where, const json_t *obj, co
 }
 
 /* RabbitMQ's vhost check, with its wording; a missing vhost is its 'undefined'. */
-static int check_vhost(struct import *im, const char *where, const char *vhost)
+static int check_vhost(struct definitions_import *im, const char *where, const char *vhost)
 {
     if (vhost == NULL || !vhost_known(im, vhost)) {
         definitions_set_err(im->err, im->err_size, "%s: virtual host '%s' does not exist", where,
@@ -146,7 +151,8 @@ static char *strip(char *s)
 
 /* tags: "a,b" (as exported before 3.9) or ["a","b"]; an empty piece is dropped, like
  * string:tokens. */
-static int parse_tags(struct import *im, const char *where, const json_t *v, struct user_def *u)
+static int parse_tags(struct definitions_import *im, const char *where, const json_t *v,
+                      struct user_def *u)
 {
     size_t i;
     json_t *item;
@@ -181,7 +187,7 @@ static int parse_tags(struct import *im, const char *where, const json_t *v, str
 }
 
 /* User limits, validated as rabbit_auth_backend_internal:validate_user_limits does. */
-static int parse_user_limits(struct import *im, const char *where, const json_t *v,
+static int parse_user_limits(struct definitions_import *im, const char *where, const json_t *v,
                              struct user_def *u)
 {
     const char *key;
@@ -229,7 +235,8 @@ static enum auth_hash_algorithm algorithm_for_version(const char *version)
     return AUTH_HASH_SHA256;
 }
 
-static int parse_user(struct import *im, size_t index, const json_t *obj, struct user_def *u)
+static int parse_user(struct definitions_import *im, size_t index, const json_t *obj,
+                      struct user_def *u)
 {
     char where[AUTH_ERR_MAX];
     const char *algorithm = NULL;
@@ -295,7 +302,7 @@ static int parse_user(struct import *im, size_t index, const json_t *obj, struct
     return parse_user_limits(im, where, json_object_get(obj, "limits"), u);
 }
 
-static int apply_user(struct import *im, const struct user_def *u)
+static int apply_user(struct definitions_import *im, const struct user_def *u)
 {
     struct auth_db *db = im->db;
 
@@ -323,7 +330,8 @@ struct vhost_def {
     size_t tags_len;
 };
 
-static int parse_vhost(struct import *im, size_t index, const json_t *obj, struct vhost_def *v)
+static int parse_vhost(struct definitions_import *im, size_t index, const json_t *obj,
+                       struct vhost_def *v)
 {
     char where[AUTH_ERR_MAX];
     json_t *metadata, *tags, *item;
@@ -402,7 +410,7 @@ struct perm_def {
     const char *configure, *write, *read;
 };
 
-static int compile_check(struct import *im, const char *where, const char *what,
+static int compile_check(struct definitions_import *im, const char *where, const char *what,
                          const char *pattern, const char *user, const char *vhost, bool topic)
 {
     struct auth_pattern p;
@@ -431,8 +439,8 @@ static int compile_check(struct import *im, const char *where, const char *what,
     return 0;
 }
 
-static int parse_permission(struct import *im, const char *kind, size_t index, const json_t *obj,
-                            bool topic, struct perm_def *p)
+static int parse_permission(struct definitions_import *im, const char *kind, size_t index,
+                            const json_t *obj, bool topic, struct perm_def *p)
 {
     char where[AUTH_ERR_MAX];
 
@@ -466,7 +474,8 @@ static int parse_permission(struct import *im, const char *kind, size_t index, c
 
 /* vhost-limits is the one runtime parameter component that belongs to the auth database
  * (the vhost's limits); other components belong to plugins Warren does not have. */
-static int parse_parameter(struct import *im, size_t index, const json_t *obj, bool apply)
+static int parse_parameter(struct definitions_import *im, size_t index, const json_t *obj,
+                           bool apply)
 {
     char where[AUTH_ERR_MAX], shown[128];
     const char *component, *name, *vhost, *key;
@@ -480,7 +489,7 @@ static int parse_parameter(struct import *im, size_t index, const json_t *obj, b
         return -1;
     snprintf(where, sizeof where, "parameters[%zu] %s '%s'", index, component, name);
     if (strcmp(component, "vhost-limits") != 0) {
-        if (!apply)
+        if (!apply && !im->rechecking)
             log_warn(NULL,
                      "definitions: %s: runtime parameter component '%s' is not supported, "
                      "ignored",
@@ -526,7 +535,7 @@ static bool amq_prefixed(const char *name)
     return strncmp(name, "amq.", 4) == 0;
 }
 
-static int parse_exchange(struct import *im, size_t index, const json_t *obj)
+static int parse_exchange(struct definitions_import *im, size_t index, const json_t *obj)
 {
     char where[AUTH_ERR_MAX];
     const char *name, *vhost, *type;
@@ -564,7 +573,7 @@ static int parse_exchange(struct import *im, size_t index, const json_t *obj)
     return 0;
 }
 
-static int parse_queue(struct import *im, size_t index, const json_t *obj)
+static int parse_queue(struct definitions_import *im, size_t index, const json_t *obj)
 {
     char where[AUTH_ERR_MAX];
     const char *name, *vhost;
@@ -592,7 +601,7 @@ static int parse_queue(struct import *im, size_t index, const json_t *obj)
     return 0;
 }
 
-static int parse_binding(struct import *im, size_t index, const json_t *obj)
+static int parse_binding(struct definitions_import *im, size_t index, const json_t *obj)
 {
     char where[AUTH_ERR_MAX];
     const char *vhost, *source, *destination, *dest_type, *routing_key;
@@ -621,7 +630,7 @@ static int parse_binding(struct import *im, size_t index, const json_t *obj)
     return 0;
 }
 
-static int parse_policy(struct import *im, size_t index, const json_t *obj)
+static int parse_policy(struct definitions_import *im, size_t index, const json_t *obj)
 {
     static const char *const apply_to_values[] = {
         "all", "queues", "exchanges", "classic_queues", "quorum_queues", "streams"};
@@ -699,13 +708,12 @@ static bool is_entry(const char *key, size_t index, const json_t *item)
     return false;
 }
 
-/* Every section is checked (and exchanges, queues, bindings, policies collected) before any
- * change is made. */
-static int check_document(struct import *im, const json_t *doc)
+/* The top level: unknown keys are warned about and skipped, every known section but the
+ * versions must be an array (or null). */
+static int check_keys(struct definitions_import *im, const json_t *doc)
 {
     const char *key;
-    json_t *value, *item;
-    size_t i;
+    json_t *value;
 
     json_object_foreach((json_t *)doc, key, value)
     {
@@ -724,6 +732,20 @@ static int check_document(struct import *im, const json_t *doc)
             return -1;
         }
     }
+    if (json_array_size(section(doc, "global_parameters")) > 0)
+        log_warn(NULL, "definitions: %zu global parameters ignored (Warren has none)",
+                 json_array_size(section(doc, "global_parameters")));
+    return 0;
+}
+
+/* The sections that go to the auth database: users, vhosts, permissions, topic permissions
+ * and parameters. */
+static int check_auth_sections(struct definitions_import *im, const json_t *doc)
+{
+    json_t *item;
+    size_t i;
+
+    /* Non-objects in a section are skipped, as rabbit_definitions skips them (is_map). */
     json_array_foreach(section(doc, "users"), i, item)
     {
         struct user_def u;
@@ -769,35 +791,39 @@ static int check_document(struct import *im, const json_t *doc)
         if (is_entry("parameters", i, item) && parse_parameter(im, i, item, false) < 0)
             return -1;
     }
-    if (json_array_size(section(doc, "global_parameters")) > 0)
-        log_warn(NULL, "definitions: %zu global parameters ignored (Warren has none)",
-                 json_array_size(section(doc, "global_parameters")));
-    json_array_foreach(section(doc, "exchanges"), i, item)
-    {
-        if (is_entry("exchanges", i, item) && parse_exchange(im, i, item) < 0)
-            return -1;
-    }
-    json_array_foreach(section(doc, "policies"), i, item)
-    {
-        if (is_entry("policies", i, item) && parse_policy(im, i, item) < 0)
-            return -1;
-    }
-    json_array_foreach(section(doc, "queues"), i, item)
-    {
-        if (is_entry("queues", i, item) && parse_queue(im, i, item) < 0)
-            return -1;
-    }
-    json_array_foreach(section(doc, "bindings"), i, item)
-    {
-        if (is_entry("bindings", i, item) && parse_binding(im, i, item) < 0)
-            return -1;
-    }
     return 0;
+}
+
+/* The sections collected into struct definitions, checked in this order. */
+static const char *const entity_sections[] = {"exchanges", "policies", "queues", "bindings"};
+static int (*const entity_parsers[])(struct definitions_import *, size_t, const json_t *) = {
+    parse_exchange, parse_policy, parse_queue, parse_binding};
+
+/* Up to max more items of the entity sections: 1 while some are left, 0 when all are
+ * checked, -1 at the first error. */
+static int check_entities(struct definitions_import *im, size_t max)
+{
+    while (im->section < ARRAY_LEN(entity_sections) && max > 0) {
+        const json_t *list = section(im->doc, entity_sections[im->section]);
+        const json_t *item;
+        if (im->index >= json_array_size(list)) {
+            im->section++;
+            im->index = 0;
+            continue;
+        }
+        item = json_array_get(list, im->index);
+        if (is_entry(entity_sections[im->section], im->index, item) &&
+            entity_parsers[im->section](im, im->index, item) < 0)
+            return -1;
+        im->index++;
+        max--;
+    }
+    return im->section < ARRAY_LEN(entity_sections) ? 1 : 0;
 }
 
 /* The checked document's users, vhosts, permissions and limits into the database, in
  * RabbitMQ's order. Nothing here fails but the random generator for a plaintext password. */
-static int apply_document(struct import *im, const json_t *doc)
+static int apply_document(struct definitions_import *im, const json_t *doc)
 {
     json_t *item;
     size_t i;
@@ -855,37 +881,81 @@ static int apply_document(struct import *im, const json_t *doc)
     return 0;
 }
 
-int definitions_import_json(struct auth_db *db, const json_t *doc, struct definitions **out,
-                            char *err, size_t err_size)
+void definitions_import_free(struct definitions_import *im)
 {
-    struct import im = {.db = db, .defs = definitions_new(), .err = err, .err_size = err_size};
-    json_t *version;
-    int rc = -1;
+    if (im == NULL)
+        return;
+    definitions_free(im->defs);
+    hmap_free(&im->doc_users);
+    hmap_free(&im->doc_vhosts);
+    free(im);
+}
 
-    hmap_init(&im.doc_users);
-    hmap_init(&im.doc_vhosts);
-    if (out != NULL)
-        *out = NULL;
+struct definitions_import *definitions_import_begin(struct auth_db *db, const json_t *doc,
+                                                    char *err, size_t err_size)
+{
+    struct definitions_import *im = xcalloc(1, sizeof *im);
+    json_t *version;
+
+    *im = (struct definitions_import){
+        .db = db, .doc = doc, .defs = definitions_new(), .err = err, .err_size = err_size};
+    hmap_init(&im->doc_users);
+    hmap_init(&im->doc_vhosts);
     if (!json_is_object(doc)) {
         definitions_set_err(err, err_size,
                             "not a definitions document: the top level is not an object");
-        goto out;
+        goto fail;
     }
     version = json_object_get(doc, "rabbitmq_version");
     if (!json_is_string(version))
         version = json_object_get(doc, "rabbit_version");
-    im.version = json_is_string(version) ? json_string_value(version) : NULL;
-    if (check_document(&im, doc) < 0 || apply_document(&im, doc) < 0)
-        goto out;
+    im->version = json_is_string(version) ? json_string_value(version) : NULL;
+    if (check_keys(im, doc) < 0 || check_auth_sections(im, doc) < 0)
+        goto fail;
+    return im;
+fail:
+    definitions_import_free(im);
+    return NULL;
+}
+
+int definitions_import_step(struct definitions_import *im, size_t max_items, char *err,
+                            size_t err_size)
+{
+    im->err = err;
+    im->err_size = err_size;
+    return check_entities(im, max_items);
+}
+
+int definitions_import_finish(struct definitions_import *im, struct definitions **out, char *err,
+                              size_t err_size)
+{
+    im->err = err;
+    im->err_size = err_size;
+    assert(im->section == ARRAY_LEN(entity_sections));
+    /* Checked again: between steps the database may have lost a user or vhost that a
+     * permission names. In the same loop turn as the changes, so nothing comes between. */
+    im->rechecking = true;
+    if (check_auth_sections(im, im->doc) < 0 || apply_document(im, im->doc) < 0)
+        return -1;
     if (out != NULL) {
-        *out = im.defs;
-        im.defs = NULL;
+        *out = im->defs;
+        im->defs = NULL;
     }
-    rc = 0;
-out:
-    definitions_free(im.defs);
-    hmap_free(&im.doc_users);
-    hmap_free(&im.doc_vhosts);
+    return 0;
+}
+
+int definitions_import_json(struct auth_db *db, const json_t *doc, struct definitions **out,
+                            char *err, size_t err_size)
+{
+    struct definitions_import *im = definitions_import_begin(db, doc, err, err_size);
+    int rc = -1;
+
+    if (out != NULL)
+        *out = NULL;
+    if (im != NULL && definitions_import_step(im, SIZE_MAX, err, err_size) == 0 &&
+        definitions_import_finish(im, out, err, err_size) == 0)
+        rc = 0;
+    definitions_import_free(im);
     return rc;
 }
 

@@ -44,6 +44,7 @@
 struct request {
     struct mgmt_call call; /* its user and rights once authenticated */
     struct http_body body;
+    struct mgmt_work *work; /* its answer waits for this (mgmt_slice.h) */
 };
 
 /* ---- Responses ------------------------------------------------------------------------- */
@@ -811,13 +812,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                  h->limits.what);
         return MHD_NO;
     }
+    c = req->call;
+    if (req->work != NULL) /* called back once its work is done */
+        return mgmt_work_answer(req->work, &c);
     if (req->body.refused != 0)
         return refuse_body(h, req);
     if (h->metrics)
         return serve_metrics(h->m, conn, url, method);
-    c = req->call;
     c.body = req->body.data;
     c.body_len = req->body.len;
+    c.work = &req->work;
     storage = xmalloc(strlen(url) + 1);
     if (!split_path(&c, url[4] == '/' ? url + 5 : url + 4, storage))
         answered = mgmt_not_found(&c);
@@ -835,6 +839,7 @@ static void on_request_done(void *cls, struct MHD_Connection *conn, void **con_c
 
     (void)toe;
     if (req != NULL) {
+        mgmt_work_free(req->work);
         http_body_free(&h->limits, &req->body);
         free(req);
         *con_cls = NULL;
@@ -956,7 +961,7 @@ static int http_start(struct mgmt *m, struct mgmt_http *h, const char *what, con
 {
     char bound[96];
     const union MHD_DaemonInfo *info;
-    /* Long answers suspend their connection between slices (mgmt_slice.h). */
+    /* Long answers and imports suspend their connection between slices (mgmt_slice.h). */
     const unsigned suspendable_daemon_flags =
         MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     int fd;

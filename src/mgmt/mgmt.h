@@ -4,11 +4,11 @@
  * Both are libmicrohttpd daemons without threads of their own: the broker's libev loop
  * watches each daemon's epoll descriptor and calls MHD_run() when it is readable or when
  * MHD's timeout expires, so request handlers run on the loop thread, between two AMQP
- * events, and read or change broker state without locks. Nothing here blocks, and the
- * lists that grow with the broker (queues, exchanges, bindings, connections, channels,
- * consumers, definitions) are written in slices of at most a millisecond a loop turn, as
- * MHD sends them (src/mgmt/mgmt_slice.h); other answers are built in memory and written
- * by MHD as the socket takes them.
+ * events, and read or change broker state without locks. Nothing here blocks, and work
+ * that grows with the broker is done in slices of at most a millisecond a loop turn
+ * (src/mgmt/mgmt_slice.h): the lists (queues, exchanges, bindings, connections, channels,
+ * consumers, definitions) are written as MHD sends them, and a definitions import is
+ * parsed on a thread of its own and declared a slice at a time before it is answered.
  *
  * Authentication: HTTP basic against the user database (src/security/auth.h), as RabbitMQ's
  * management plugin: no credentials or a wrong password answer 401, and so does a user

@@ -4,7 +4,7 @@
  * permissions, health), mgmt_objects.c (exchanges, queues, bindings, publish and get),
  * mgmt_runtime.c (connections, channels, consumers, policies, definitions), mgmt_params.c
  * (runtime parameters, vhost limits) and mgmt_node.c (the node); mgmt_slice.c writes long
- * answers a slice per loop turn. */
+ * answers and runs imports a slice per loop turn. */
 #ifndef WARREN_SRC_MGMT_MGMT_API_H
 #define WARREN_SRC_MGMT_MGMT_API_H
 
@@ -60,7 +60,7 @@ struct mgmt {
     struct vhost **dying;
     size_t ndying, dying_cap;
     ev_timer reap_timer;
-    struct mgmt_slices slices; /* long answers in progress (mgmt_slice.h) */
+    struct mgmt_slices slices; /* long answers and imports in progress (mgmt_slice.h) */
 };
 
 /* A request being answered. */
@@ -72,6 +72,7 @@ struct mgmt_call {
     size_t nseg;
     const char *body;
     size_t body_len;
+    struct mgmt_work **work; /* where the request keeps a deferred answer (mgmt_defer) */
     char user[512];
     bool admin;       /* tagged administrator: everything */
     bool policymaker; /* administrator or policymaker: sets policies */

@@ -3,6 +3,8 @@
 
 #include "src/mgmt/mgmt_defs.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include "src/base/log.h"
 #include "src/base/util.h"
 #include "src/broker/exchange.h"
+#include "src/broker/persist.h"
 #include "src/broker/policy.h"
 #include "src/broker/queue.h"
 #include "src/broker/server.h"
@@ -380,12 +383,14 @@ static int fail(char *err, size_t err_size, const char *fmt, ...)
     return -1;
 }
 
-int mgmt_defs_apply(struct server *s, const struct definitions *d, char *err, size_t err_size)
+/* Declares object i of part (0 exchanges, 1 policies, 2 queues, 3 bindings) of d. */
+static int apply_one(struct server *s, const struct definitions *d, unsigned part, size_t i,
+                     char *err, size_t err_size)
 {
     struct ops_actor actor = {0};
     struct ops_error e;
 
-    for (size_t i = 0; i < d->exchanges_len; i++) {
+    if (part == 0) {
         const struct def_exchange *x = &d->exchanges[i];
         struct vhost *vh = server_vhost_find(s, wire_cstr(x->vhost));
         if (vh == NULL)
@@ -395,9 +400,7 @@ int mgmt_defs_apply(struct server *s, const struct definitions *d, char *err, si
                                  x->auto_delete, x->internal, x->arguments.raw, NULL, &e) != 0)
             return fail(err, err_size, "exchange '%s' in vhost '%s': %s", x->name, x->vhost,
                         e.text);
-    }
-    /* Policies before queues, as RabbitMQ imports them, so a queue starts under its policy. */
-    for (size_t i = 0; i < d->policies_len; i++) {
+    } else if (part == 1) {
         const struct def_policy *p = &d->policies[i];
         struct vhost *vh = server_vhost_find(s, wire_cstr(p->vhost));
         char why[600];
@@ -406,8 +409,7 @@ int mgmt_defs_apply(struct server *s, const struct definitions *d, char *err, si
         if (policy_set(vh, p->name, p->pattern, p->apply_to, p->priority, p->definition, false, why,
                        sizeof why) != 0)
             return fail(err, err_size, "policy '%s' in vhost '%s': %s", p->name, p->vhost, why);
-    }
-    for (size_t i = 0; i < d->queues_len; i++) {
+    } else if (part == 2) {
         const struct def_queue *q = &d->queues[i];
         struct vhost *vh = server_vhost_find(s, wire_cstr(q->vhost));
         struct queue *out;
@@ -416,8 +418,7 @@ int mgmt_defs_apply(struct server *s, const struct definitions *d, char *err, si
         if (ops_queue_declare(vh, &actor, wire_cstr(q->name), false, q->durable, false,
                               q->auto_delete, q->arguments.raw, &out, NULL, &e) != 0)
             return fail(err, err_size, "queue '%s' in vhost '%s': %s", q->name, q->vhost, e.text);
-    }
-    for (size_t i = 0; i < d->bindings_len; i++) {
+    } else {
         const struct def_binding *b = &d->bindings[i];
         struct vhost *vh = server_vhost_find(s, wire_cstr(b->vhost));
         if (vh == NULL)
@@ -429,17 +430,15 @@ int mgmt_defs_apply(struct server *s, const struct definitions *d, char *err, si
                         b->destination_is_exchange ? "exchange" : "queue", b->destination,
                         b->source, b->vhost, e.text);
     }
-    log_info(NULL, "definitions: applied %zu exchanges, %zu policies, %zu queues, %zu bindings",
-             d->exchanges_len, d->policies_len, d->queues_len, d->bindings_len);
     return 0;
 }
 
 /* A per-vhost document with "vhost" added to its objects, and without the parts that are
  * not per vhost (RabbitMQ ignores them there). */
-static json_t *scoped_document(const json_t *doc, const struct vhost *only)
+static json_t *scoped_document(const json_t *doc, struct wire_bytes vhost)
 {
     static const char *const keys[] = {"exchanges", "queues", "bindings", "policies", "parameters"};
-    json_t *copy = json_object(), *vname = mgmt_json_bytes(only->name);
+    json_t *copy = json_object(), *vname = mgmt_json_bytes(vhost);
 
     for (size_t k = 0; k < ARRAY_LEN(keys); k++) {
         const json_t *list = json_object_get(doc, keys[k]), *item;
@@ -476,36 +475,202 @@ static void auth_applied(struct server *s)
     server_auth_changed(s);
 }
 
-int mgmt_defs_load_file(struct server *s, const char *path, char *err, size_t err_size)
-{
-    struct definitions *d = NULL;
-    int rc;
+enum import_phase {
+    IMPORT_PARSING,   /* on the parser thread */
+    IMPORT_PARSED,    /* the thread is done; doc, or the reason in parse_err */
+    IMPORT_CHECKING,  /* definitions_import_step() */
+    IMPORT_DECLARING, /* apply_one() */
+};
 
-    if (definitions_import_file(s->auth, path, &d, err, err_size) != 0)
-        return -1;
-    auth_applied(s);
-    rc = mgmt_defs_apply(s, d, err, err_size);
-    definitions_free(d);
-    if (rc == 0)
-        log_info(NULL, "definitions: loaded %s", path);
+struct mgmt_defs_import {
+    struct server *srv;
+    enum import_phase phase;
+    /* Parsing, off the loop: a few megabytes of JSON take a tenth of a second. */
+    const char *text; /* borrowed */
+    size_t len;
+    struct wire_bytes only; /* the vhost of a per-vhost document (a copy), or empty */
+    bool per_vhost;
+    pthread_t parser;
+    bool parser_started;
+    ev_async parsed;
+    void (*wake)(void *ctx);
+    void *wake_ctx;
+    json_t *doc; /* the document (per vhost: with the vhost in each object) */
+    /* Checking, then declaring. */
+    struct definitions_import *check;
+    struct definitions *d;
+    unsigned part; /* the part being declared: exchanges, policies, queues, bindings */
+    size_t next;   /* its next object */
+};
+
+/* Touches nothing but imp->text and the document it makes, so it may run on a thread. */
+static void parse(struct mgmt_defs_import *imp)
+{
+    json_t *doc = json_loadb(imp->text, imp->len, 0, NULL);
+
+    if (doc != NULL && json_is_object(doc) && imp->per_vhost) {
+        json_t *scoped = scoped_document(doc, imp->only);
+        json_decref(doc);
+        doc = scoped;
+    }
+    imp->doc = doc;
+}
+
+static void *parse_main(void *arg)
+{
+    struct mgmt_defs_import *imp = arg;
+
+    parse(imp);
+    ev_async_send(imp->srv->loop, &imp->parsed);
+    return NULL;
+}
+
+static void on_parsed(struct ev_loop *loop, ev_async *w, int revents)
+{
+    struct mgmt_defs_import *imp = container_of(w, struct mgmt_defs_import, parsed);
+
+    (void)revents;
+    if (imp->phase != IMPORT_PARSING)
+        return;
+    pthread_join(imp->parser, NULL);
+    imp->parser_started = false;
+    ev_async_stop(loop, &imp->parsed);
+    imp->phase = IMPORT_PARSED;
+    imp->wake(imp->wake_ctx);
+}
+
+struct mgmt_defs_import *mgmt_defs_import_start(struct server *s, const char *text, size_t len,
+                                                const struct vhost *only, void (*wake)(void *ctx),
+                                                void *ctx)
+{
+    struct mgmt_defs_import *imp = xcalloc(1, sizeof *imp);
+
+    *imp = (struct mgmt_defs_import){.srv = s,
+                                     .text = text,
+                                     .len = len,
+                                     .per_vhost = only != NULL,
+                                     .wake = wake,
+                                     .wake_ctx = ctx};
+    if (only != NULL)
+        imp->only = bytes_dup(only->name);
+    ev_async_init(&imp->parsed, on_parsed);
+    ev_async_start(s->loop, &imp->parsed);
+    if (pthread_create(&imp->parser, NULL, parse_main, imp) == 0) {
+        imp->parser_started = true;
+    } else {
+        log_warn(NULL, "definitions: no thread to parse an import (%s): parsed on the loop",
+                 strerror(errno));
+        ev_async_stop(s->loop, &imp->parsed);
+        parse(imp);
+        imp->phase = IMPORT_PARSED;
+    }
+    return imp;
+}
+
+/* Declares objects for the rest of the budget; their changes are written and synced to the
+ * definitions log together, once. */
+static int declare(struct mgmt_defs_import *imp, uint64_t start, uint64_t budget_us, char *err,
+                   size_t err_size)
+{
+    const struct definitions *d = imp->d;
+    const size_t lens[4] = {d->exchanges_len, d->policies_len, d->queues_len, d->bindings_len};
+    int rc = MGMT_DEFS_MORE;
+
+    /* Policies before queues, as RabbitMQ imports them, so a queue starts under its policy. */
+    persist_batch_begin(imp->srv->persist);
+    do {
+        while (imp->part < 4 && imp->next == lens[imp->part]) {
+            imp->part++;
+            imp->next = 0;
+        }
+        if (imp->part == 4) {
+            rc = MGMT_DEFS_DONE;
+            break;
+        }
+        if (apply_one(imp->srv, d, imp->part, imp->next++, err, err_size) != 0) {
+            rc = MGMT_DEFS_FAILED;
+            break;
+        }
+    } while (now_us() - start < budget_us);
+    persist_batch_end(imp->srv->persist);
+    if (rc == MGMT_DEFS_DONE)
+        log_info(NULL, "definitions: applied %zu exchanges, %zu policies, %zu queues, %zu bindings",
+                 d->exchanges_len, d->policies_len, d->queues_len, d->bindings_len);
     return rc;
 }
 
-int mgmt_defs_import(struct server *s, const json_t *doc, struct vhost *only, char *err,
-                     size_t err_size)
+int mgmt_defs_import_step(struct mgmt_defs_import *imp, uint64_t budget_us, char *err,
+                          size_t err_size)
 {
-    struct definitions *d = NULL;
-    json_t *scoped = only != NULL ? scoped_document(doc, only) : NULL;
+    uint64_t start = now_us();
     int rc;
 
-    /* Users, vhosts and permissions go to the user database, the whole document checked
-     * first; the rest comes back to be declared here. */
-    rc = definitions_import_json(s->auth, scoped != NULL ? scoped : doc, &d, err, err_size);
-    json_decref(scoped);
-    if (rc != 0)
+    switch (imp->phase) {
+    case IMPORT_PARSING:
+        return MGMT_DEFS_WAITING;
+    case IMPORT_PARSED:
+        if (imp->doc == NULL || !json_is_object(imp->doc)) {
+            snprintf(err, err_size, "not_json");
+            return MGMT_DEFS_FAILED;
+        }
+        if ((imp->check = definitions_import_begin(imp->srv->auth, imp->doc, err, err_size)) ==
+            NULL)
+            return MGMT_DEFS_FAILED;
+        imp->phase = IMPORT_CHECKING;
+        /* fall through */
+    case IMPORT_CHECKING:
+        do {
+            rc = definitions_import_step(imp->check, 16, err, err_size);
+        } while (rc == 1 && now_us() - start < budget_us);
+        if (rc < 0)
+            return MGMT_DEFS_FAILED;
+        if (rc == 1)
+            return MGMT_DEFS_MORE;
+        /* Users, vhosts and permissions change here, in one turn with their final check. */
+        if (definitions_import_finish(imp->check, &imp->d, err, err_size) != 0)
+            return MGMT_DEFS_FAILED;
+        auth_applied(imp->srv);
+        imp->phase = IMPORT_DECLARING;
+        if (now_us() - start >= budget_us)
+            return MGMT_DEFS_MORE;
+        /* fall through */
+    case IMPORT_DECLARING:
+        return declare(imp, start, budget_us, err, err_size);
+    }
+    return MGMT_DEFS_FAILED;
+}
+
+void mgmt_defs_import_free(struct mgmt_defs_import *imp)
+{
+    if (imp == NULL)
+        return;
+    if (imp->parser_started) {
+        /* Shutting down while it parses: it will not be long. */
+        pthread_join(imp->parser, NULL);
+    }
+    ev_async_stop(imp->srv->loop, &imp->parsed);
+    definitions_import_free(imp->check);
+    json_decref(imp->doc);
+    definitions_free(imp->d);
+    bytes_free(&imp->only);
+    free(imp);
+}
+
+int mgmt_defs_load_file(struct server *s, const char *path, char *err, size_t err_size)
+{
+    struct mgmt_defs_import imp = {.srv = s, .phase = IMPORT_DECLARING};
+    int rc;
+
+    if (definitions_import_file(s->auth, path, &imp.d, err, err_size) != 0)
         return -1;
     auth_applied(s);
-    rc = mgmt_defs_apply(s, d, err, err_size);
-    definitions_free(d);
-    return rc;
+    /* Before any client, so at once; in batches of a few milliseconds all the same, so that
+     * no record of the definitions log grows with the file. */
+    while ((rc = declare(&imp, now_us(), 10000, err, err_size)) == MGMT_DEFS_MORE)
+        ;
+    definitions_free(imp.d);
+    if (rc != MGMT_DEFS_DONE)
+        return -1;
+    log_info(NULL, "definitions: loaded %s", path);
+    return 0;
 }

@@ -14,8 +14,8 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
-struct definitions;
 struct mgmt_stream_ops;
 struct server;
 struct vhost;
@@ -28,22 +28,35 @@ struct vhost;
 void *mgmt_defs_export_begin(struct server *s, struct vhost *only);
 extern const struct mgmt_stream_ops mgmt_defs_export_ops;
 
-/* Imports doc: definitions_import_json() checks all of it and applies its users, vhosts
- * and permissions (written to the data directory), then its exchanges, policies, queues and
- * bindings are declared in that order. With only != NULL the document is a per-vhost one: its
- * objects carry no vhost and go to that one. Objects that exist already must be equivalent
- * (as a declare requires). Stops at the first error: 0, or -1 with a reason in err naming
- * the object; what was declared before it stays, as in RabbitMQ. */
-int mgmt_defs_import(struct server *s, const json_t *doc, struct vhost *only, char *err,
-                     size_t err_size);
+/* An import of a document from the management API, a slice at a time: the JSON is parsed on
+ * a thread of its own, then the document is checked (definitions_import_begin() and its
+ * steps), its users, vhosts and permissions applied (and written to the data directory),
+ * and its exchanges, policies, queues and bindings declared, in that order, each slice's
+ * changes written to the definitions log together. With only != NULL the document is a
+ * per-vhost one: its objects carry no vhost and go to that one. Objects that exist already
+ * must be equivalent (as a declare requires). What was declared before an error stays, as
+ * in RabbitMQ. */
+struct mgmt_defs_import;
 
-/* load_definitions: imports the file at path as mgmt_defs_import() imports a document.
- * 0, or -1 with the reason (naming the file) in err. */
+enum {
+    MGMT_DEFS_FAILED = -1, /* the reason, naming the object, is in err ("not_json") */
+    MGMT_DEFS_DONE = 0,
+    MGMT_DEFS_MORE = 1,    /* step again */
+    MGMT_DEFS_WAITING = 2, /* wake(ctx) will be called, on the loop, when it can go on */
+};
+
+/* Starts parsing text[0..len), which must stay until mgmt_defs_import_free(). */
+struct mgmt_defs_import *mgmt_defs_import_start(struct server *s, const char *text, size_t len,
+                                                const struct vhost *only, void (*wake)(void *ctx),
+                                                void *ctx);
+/* Does the next part of the import, for about budget_us (at least one object). */
+int mgmt_defs_import_step(struct mgmt_defs_import *imp, uint64_t budget_us, char *err,
+                          size_t err_size);
+/* Frees imp, waiting for its parser thread if it still runs. NULL is fine. */
+void mgmt_defs_import_free(struct mgmt_defs_import *imp);
+
+/* load_definitions: imports the file at path as an import does, all at once (before any
+ * client connects). 0, or -1 with the reason (naming the file) in err. */
 int mgmt_defs_load_file(struct server *s, const char *path, char *err, size_t err_size);
-
-/* Declares d's exchanges, policies, queues and bindings, in that order (their vhosts must
- * exist): the second half of an import, also for load_definitions at start. 0, or -1 with
- * the reason in err. */
-int mgmt_defs_apply(struct server *s, const struct definitions *d, char *err, size_t err_size);
 
 #endif

@@ -402,6 +402,50 @@ enum MHD_Result mgmt_api_policies(struct mgmt_call *c)
 
 /* ---- Definitions ----------------------------------------------------------------------- */
 
+/* An import in progress (mgmt_defer): answered once done. */
+struct import_work {
+    struct mgmt_defs_import *imp;
+    struct mgmt_work *work;
+    int rc; /* of the last step: MGMT_DEFS_* */
+    char err[1024];
+};
+
+static void import_wake(void *ctx)
+{
+    struct import_work *w = ctx;
+
+    mgmt_work_wake(w->work);
+}
+
+static enum mgmt_work_state import_step(void *state, uint64_t budget_us)
+{
+    struct import_work *w = state;
+
+    w->rc = mgmt_defs_import_step(w->imp, budget_us, w->err, sizeof w->err);
+    return w->rc == MGMT_DEFS_MORE      ? MGMT_WORK_MORE
+           : w->rc == MGMT_DEFS_WAITING ? MGMT_WORK_WAIT
+                                        : MGMT_WORK_DONE;
+}
+
+static enum MHD_Result import_answer(struct mgmt_call *c, void *state)
+{
+    struct import_work *w = state;
+
+    if (w->rc != MGMT_DEFS_DONE)
+        return mgmt_bad_request(c, "%s", w->err);
+    return mgmt_respond_empty(c, MHD_HTTP_NO_CONTENT);
+}
+
+static void import_free(void *state)
+{
+    struct import_work *w = state;
+
+    mgmt_defs_import_free(w->imp);
+    free(w);
+}
+
+static const struct mgmt_work_ops import_ops = {import_step, import_answer, import_free};
+
 enum MHD_Result mgmt_api_definitions(struct mgmt_call *c)
 {
     struct vhost *only = NULL;
@@ -411,19 +455,13 @@ enum MHD_Result mgmt_api_definitions(struct mgmt_call *c)
     if (c->nseg == 2 && (only = mgmt_find_vhost(c, c->seg[1])) == NULL)
         return mgmt_not_found(c);
     if (mgmt_method_is(c, MHD_HTTP_METHOD_POST)) {
-        char err[1024];
-        json_t *doc = json_loadb(c->body, c->body_len, 0, NULL);
-        int rc;
-
-        if (doc == NULL || !json_is_object(doc)) {
-            json_decref(doc);
-            return mgmt_bad_request(c, "not_json");
-        }
-        rc = mgmt_defs_import(c->m->srv, doc, only, err, sizeof err);
-        json_decref(doc);
-        if (rc != 0)
-            return mgmt_bad_request(c, "%s", err);
-        return mgmt_respond_empty(c, MHD_HTTP_NO_CONTENT);
+        struct import_work *w = xcalloc(1, sizeof *w);
+        /* Parsing a large document, and the thousands of declares (and writes to the
+         * definitions log) it asks for, would stop every AMQP client: the request is
+         * answered once the import is done, which happens a slice per loop turn. The body
+         * stays with the request until then. */
+        w->imp = mgmt_defs_import_start(c->m->srv, c->body, c->body_len, only, import_wake, w);
+        return mgmt_defer(c, &import_ops, w, &w->work);
     }
     return mgmt_respond_stream(c, &mgmt_defs_export_ops, mgmt_defs_export_begin(c->m->srv, only));
 }

@@ -1,5 +1,5 @@
 /* Management work in slices (src/mgmt/mgmt_slice.h): streamed answers, the names they list,
- * and the budget of one loop turn they share. */
+ * deferred answers, and the budget of one loop turn they share. */
 #include "build_config.h"
 
 #include "src/mgmt/mgmt_slice.h"
@@ -351,7 +351,105 @@ void mgmt_names_free(struct mgmt_names *names)
     *names = (struct mgmt_names){0};
 }
 
+/* ---- Deferred answers ------------------------------------------------------------------ */
+
+struct mgmt_work {
+    struct mgmt_slices *sl;
+    struct MHD_Connection *conn;
+    const struct mgmt_work_ops *ops;
+    void *state;
+    bool running; /* in sl->works, its connection suspended */
+    bool waiting; /* not stepped until mgmt_work_wake() */
+    bool done;
+    struct mgmt_work *next;
+};
+
+static void work_unlink(struct mgmt_work *w)
+{
+    struct mgmt_work **p = &w->sl->works;
+
+    while (*p != NULL && *p != w)
+        p = &(*p)->next;
+    if (*p == w)
+        *p = w->next;
+    w->next = NULL;
+    w->running = false;
+}
+
+enum MHD_Result mgmt_defer(struct mgmt_call *c, const struct mgmt_work_ops *ops, void *state,
+                           struct mgmt_work **out)
+{
+    struct mgmt_work *w = xcalloc(1, sizeof *w);
+
+    *w = (struct mgmt_work){.sl = &c->m->slices, .conn = c->conn, .ops = ops, .state = state};
+    assert(*c->work == NULL);
+    *c->work = w;
+    if (out != NULL)
+        *out = w;
+    w->running = true;
+    w->next = w->sl->works;
+    w->sl->works = w;
+    MHD_suspend_connection(c->conn);
+    resume_next_turn(w->sl);
+    return MHD_YES;
+}
+
+void mgmt_work_wake(struct mgmt_work *w)
+{
+    if (w->running && w->waiting) {
+        w->waiting = false;
+        resume_next_turn(w->sl);
+    }
+}
+
+enum MHD_Result mgmt_work_answer(struct mgmt_work *w, struct mgmt_call *c)
+{
+    /* Only mgmt_slices_stop() resumes a request before its work is done. */
+    if (!w->done)
+        return mgmt_respond_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "service_unavailable",
+                                  "the broker is stopping");
+    return w->ops->answer(c, w->state);
+}
+
+void mgmt_work_free(struct mgmt_work *w)
+{
+    if (w == NULL)
+        return;
+    if (w->running)
+        work_unlink(w);
+    w->ops->free(w->state);
+    free(w);
+}
+
 /* ---- The next turn --------------------------------------------------------------------- */
+
+/* Steps every work that is not waiting; true if one wants the next turn too. */
+static bool run_works(struct mgmt_slices *sl)
+{
+    struct mgmt_work *w = sl->works, *next;
+    bool more = false;
+
+    for (; w != NULL; w = next) {
+        uint64_t budget = budget_left(sl), start = now_us();
+        enum mgmt_work_state state;
+        next = w->next;
+        if (w->waiting)
+            continue;
+        /* Each work advances every turn, however much the others took. */
+        state = w->ops->step(w->state, budget > 0 ? budget : 1);
+        sl->spent_us += now_us() - start;
+        if (state == MGMT_WORK_DONE) {
+            w->done = true;
+            work_unlink(w);
+            MHD_resume_connection(w->conn);
+        } else if (state == MGMT_WORK_WAIT) {
+            w->waiting = true;
+        } else {
+            more = true;
+        }
+    }
+    return more;
+}
 
 static void on_resume(struct ev_loop *loop, ev_timer *t, int revents)
 {
@@ -369,6 +467,8 @@ static void on_resume(struct ev_loop *loop, ev_timer *t, int revents)
         MHD_resume_connection(st->conn);
         st = next;
     }
+    if (run_works(sl))
+        resume_next_turn(sl);
     sl->run_http(sl->run_http_ctx);
 }
 
@@ -381,5 +481,10 @@ void mgmt_slices_stop(struct mgmt_slices *sl)
         struct mgmt_stream *st = sl->paused;
         stream_unpause(st);
         MHD_resume_connection(st->conn);
+    }
+    while (sl->works != NULL) {
+        struct mgmt_work *w = sl->works;
+        work_unlink(w);
+        MHD_resume_connection(w->conn);
     }
 }

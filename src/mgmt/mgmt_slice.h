@@ -1,5 +1,5 @@
 /* Management work in slices: the loop that runs the management API also serves every AMQP
- * client (src/mgmt/mgmt.h), so a large answer is written a slice at a time,
+ * client (src/mgmt/mgmt.h), so a large answer or a large import is done a slice at a time,
  * at most MGMT_SLICE_US of it in one loop turn, and AMQP traffic is served in between.
  *
  * Streams. A list (GET /api/queues, /api/definitions, ...) is answered 200 at once; its
@@ -7,7 +7,12 @@
  * list never keeps a pointer to a broker object from one slice to the next: it remembers
  * names (struct mgmt_names) and finds each object again when its turn comes, and an object
  * gone by then is left out. When the turn's budget is spent, the HTTP connection is
- * suspended and resumed at the next turn. */
+ * suspended and resumed at the next turn.
+ *
+ * Deferred answers. A request whose work is long (POST /api/definitions) suspends its HTTP
+ * connection, does the work a slice per loop turn, and answers when it is done; until then
+ * the client waits as it would for any slow request. The work continues if the client goes
+ * away (as it would have), and mgmt_slices_stop() ends it at shutdown. */
 #ifndef WARREN_SRC_MGMT_MGMT_SLICE_H
 #define WARREN_SRC_MGMT_MGMT_SLICE_H
 
@@ -23,9 +28,10 @@
 struct mgmt;
 struct mgmt_call;
 struct mgmt_stream;
+struct mgmt_work;
 
 /* Management work one loop turn may do: an AMQP client waits at most about this long (plus
- * one object) for the API. */
+ * one object, or one fsync of an import's slice) for the API. */
 #define MGMT_SLICE_US 1000
 
 /* What struct mgmt keeps for the slices in progress. */
@@ -35,16 +41,17 @@ struct mgmt_slices {
     void *run_http_ctx;
     unsigned turn;     /* ev_iteration() of the turn spent_us belongs to */
     uint64_t spent_us; /* management work done in that turn */
-    ev_timer resume;   /* the next turn: resume paused streams */
+    ev_timer resume;   /* the next turn: resume paused streams, run works */
     struct mgmt_stream *paused;
+    struct mgmt_work *works;
 };
 
 /* run_http(ctx) runs the daemon whose connections are suspended (MHD has no thread to
  * notice a resumed connection by itself). */
 void mgmt_slices_init(struct mgmt_slices *sl, struct ev_loop *loop, void (*run_http)(void *ctx),
                       void *ctx);
-/* Resumes every suspended HTTP connection (MHD_stop_daemon() then closes them). Call before
- * stopping the daemons. */
+/* Resumes every suspended HTTP connection and stops the work in progress (its requests are
+ * then closed without an answer by MHD_stop_daemon()). Call before stopping the daemons. */
 void mgmt_slices_stop(struct mgmt_slices *sl);
 
 /* ---- Streams --------------------------------------------------------------------------- */
@@ -117,5 +124,35 @@ bool mgmt_names_done(const struct mgmt_names *names);
  * else in the order added; false when there is none left. */
 bool mgmt_names_next(struct mgmt_names *names, size_t *r);
 void mgmt_names_free(struct mgmt_names *names);
+
+/* ---- Deferred answers ------------------------------------------------------------------ */
+
+enum mgmt_work_state {
+    MGMT_WORK_MORE, /* step again next turn */
+    MGMT_WORK_WAIT, /* waiting for something off the loop, until mgmt_work_wake() */
+    MGMT_WORK_DONE, /* answer now */
+};
+
+struct mgmt_work_ops {
+    /* Does the next part of the work, for about budget_us (at least one step of it). */
+    enum mgmt_work_state (*step)(void *state, uint64_t budget_us);
+    /* Answers the request once the work is done (c is the request, called back). */
+    enum MHD_Result (*answer)(struct mgmt_call *c, void *state);
+    void (*free)(void *state);
+};
+
+/* Suspends the request and does ops->step() from state a slice per loop turn until it is
+ * done, then answers with ops->answer(). Takes state; *out (if out is not NULL) gets the
+ * work, for mgmt_work_wake(). Returns what the request callback returns. */
+enum MHD_Result mgmt_defer(struct mgmt_call *c, const struct mgmt_work_ops *ops, void *state,
+                           struct mgmt_work **out);
+/* A waiting work can go on: it steps again from the next turn. On the loop thread only. */
+void mgmt_work_wake(struct mgmt_work *w);
+/* The request of w was called back by MHD: the answer once the work is done (otherwise it
+ * waits again). */
+enum MHD_Result mgmt_work_answer(struct mgmt_work *w, struct mgmt_call *c);
+/* The request of w is over (answered, or its connection closed): frees w, ending its work if
+ * it is still running. NULL is fine. */
+void mgmt_work_free(struct mgmt_work *w);
 
 #endif

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """The management API does large work in slices (src/mgmt/mgmt_slice.h): while it lists
-thousands of queues, AMQP clients keep their answers within a few milliseconds, the answers
-are whole, and objects deleted while a list is being written are left out of it, without
-harm.
+thousands of queues or imports thousands of definitions, AMQP clients keep their answers
+within a few milliseconds, the answers are whole, and objects deleted while a list is being
+written are left out of it, without harm.
 
 An AMQP client pings the broker (rtt_probe.py: queue.declare passive, over and over, from a
 process of its own) while the API works; the longest round trip must stay under
@@ -11,15 +11,20 @@ with other work stops any process now and then, so a timing check passes if one 
 attempts stays under it: a broker that stalls on the work stalls every time.
 
 Environment: AMQP_HOST, AMQP_PORT and MGMT_URL (mgmt_lib.sh starts a warrend, and sets
-WARREN=1). Prints one line per check; exits 1 at the first failure.
+WARREN=1); WARREND for the checks that start and stop brokers of their own (shutdown,
+restart). Prints one line per check; exits 1 at the first failure.
 """
 
 import base64
 import http.client
 import json
 import os
+import shutil
+import signal
 import socket
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 import urllib.parse
@@ -166,6 +171,70 @@ class Amqp(rtt_probe.Client):
         self.expect(50, 11)
 
 
+# ---- Brokers of the checks' own ------------------------------------------------------------
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class OwnBroker:
+    """A warrend in a directory of its own, for the checks that stop or restart it."""
+
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="warren-slices-")
+        self.proc = None
+
+    def start(self):
+        mgmt_port = free_port()
+        conf = os.path.join(self.tmp, "warren.conf")
+        with open(conf, "w") as f:
+            f.write("management.tcp.port = %d\nmanagement.tcp.ip = 127.0.0.1\n"
+                    "prometheus.tcp.port = 0\nlog.level = info\n" % mgmt_port)
+        self.log_path = os.path.join(self.tmp, "warrend.log")
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen([os.environ["WARREND"], "-c", conf, "--port", "0",
+                                      "--data-dir", os.path.join(self.tmp, "data")],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = urllib.parse.urlsplit("http://127.0.0.1:%d" % mgmt_port)
+        deadline = time.time() + 20
+        while True:
+            expect(self.proc.poll() is None, "warrend exited with %r" % self.proc.returncode)
+            expect(time.time() < deadline, "warrend did not start")
+            try:
+                if call("GET", "/api/overview", url=self.url, timeout=5)[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.05)
+
+    def stop(self, within_s=5):
+        """SIGTERM: warrend must exit 0 within within_s, with a clean log."""
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            status = self.proc.wait(timeout=within_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            status = "still running after %d s" % within_s
+        self.proc = None
+        self.log.close()
+        text = open(self.log_path).read()
+        if status != 0 or "[error]" in text or "Sanitizer" in text or "runtime error" in text:
+            raise CheckFailed("warrend: exit %r, log:\n%s" % (status, text[-3000:]))
+
+    def remove(self):
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 # ---- The checks ------------------------------------------------------------------------------
 
 
@@ -269,6 +338,24 @@ def export_of_5000_queues_and_their_bindings_keeps_amqp_answering():
 
 
 @check
+def import_of_5000_durable_queues_keeps_amqp_answering():
+    def attempt(n):
+        names = ["%s.d%d.%05d" % (PREFIX, n, i) for i in range(QUEUES)]
+        doc = json.dumps(queue_docs(names, True))
+        probe = rtt_probe.start(HOST, PORT, "%s.probe" % PREFIX)
+        try:
+            status, data = call("POST", "/api/definitions", doc)
+        finally:
+            figures = probe.stop()
+        expect_eq(status, 204, "POST /api/definitions (%r)" % data[:300])
+        page = get_json("/api/queues?page=1&page_size=1&name=%s.d%d." % (PREFIX, n))
+        expect_eq(page["filtered_count"], QUEUES, "every queue imported")
+        return figures
+
+    within_bound("POST /api/definitions of %d durable queues" % QUEUES, attempt)
+
+
+@check
 def queues_deleted_while_their_list_is_written_are_left_out():
     names = ["%s.q.%05d" % (PREFIX, i) for i in range(QUEUES)]
     expect_eq(get_json("/api/queues?page=1&page_size=1&name=%s.q." % PREFIX)["filtered_count"],
@@ -305,6 +392,79 @@ def vhost_deleted_while_its_queues_are_listed():
     expect(len([o for o in listing if o["vhost"] == vhost]) < 1000,
            "the queues of the deleted vhost are left out")
     expect_eq([o for o in get_json("/api/queues") if o["vhost"] == vhost], [], "all gone")
+
+
+@check
+def two_imports_at_once():
+    docs = [json.dumps(queue_docs(["%s.t%d.%04d" % (PREFIX, k, i) for i in range(1000)], True))
+            for k in range(2)]
+    conns = []
+    for doc in docs:
+        conn = http.client.HTTPConnection(MGMT.hostname, MGMT.port, timeout=120)
+        conn.request("POST", "/api/definitions", body=doc,
+                     headers={"Authorization": AUTH, "Content-Type": "application/json"})
+        conns.append(conn)
+    for k, conn in enumerate(conns):
+        r = conn.getresponse()
+        expect_eq(r.status, 204, "import %d (%r)" % (k, r.read()[:300]))
+        conn.close()
+        page = get_json("/api/queues?page=1&page_size=1&name=%s.t%d." % (PREFIX, k))
+        expect_eq(page["filtered_count"], 1000, "every queue of import %d" % k)
+    status, data = call("POST", "/api/definitions", "{\"queues\": [")
+    expect_eq((status, json.loads(data)), (400, {"error": "bad_request", "reason": "not_json"}),
+              "a document that is not JSON")
+
+
+@check
+def imported_durable_definitions_survive_a_restart():
+    """Each slice of an import is written to the definitions log at once."""
+    if not os.environ.get("WARREND"):
+        print("skip: needs WARREND")
+        return
+    b = OwnBroker()
+    try:
+        b.start()
+        doc = queue_docs(["dq.%05d" % i for i in range(3000)], True)
+        doc["exchanges"] = [{"name": "dx", "vhost": "/", "type": "topic", "durable": True,
+                             "auto_delete": False, "internal": False, "arguments": {}}]
+        doc["bindings"] = [{"source": "dx", "vhost": "/", "destination": "dq.%05d" % i,
+                            "destination_type": "queue", "routing_key": "k.%d" % i,
+                            "arguments": {}} for i in range(0, 3000, 7)]
+        import_definitions(doc, url=b.url)
+        b.stop()
+        b.start()
+        queues = get_json("/api/queues?page=1&page_size=1&name=dq.", url=b.url)
+        expect_eq(queues["filtered_count"], 3000, "the queues after a restart")
+        bindings = get_json("/api/exchanges/%2F/dx/bindings/source", url=b.url)
+        expect_eq(len(bindings), len(range(0, 3000, 7)), "the bindings after a restart")
+        b.stop()
+    finally:
+        b.remove()
+
+
+@check
+def stopping_while_an_import_and_a_list_are_in_progress():
+    """MHD may not stop with a connection suspended: every suspended request is resumed
+    first, and warrend exits 0 at once."""
+    if not os.environ.get("WARREND"):
+        print("skip: needs WARREND")
+        return
+    b = OwnBroker()
+    try:
+        b.start()
+        import_definitions(queue_docs(["sq.%05d" % i for i in range(2000)], False), url=b.url)
+        slow = SlowGet("/api/queues", url=b.url)
+        slow.read(16 * 1024)
+        conn = http.client.HTTPConnection(b.url.hostname, b.url.port, timeout=60)
+        conn.request("POST", "/api/definitions",
+                     body=json.dumps(queue_docs(["iq.%05d" % i for i in range(20000)], True)),
+                     headers={"Authorization": AUTH, "Content-Type": "application/json"})
+        time.sleep(0.3)
+        b.stop()
+        conn.close()
+        slow.sock.close()
+    finally:
+        b.remove()
 
 
 def cleanup():
