@@ -315,20 +315,6 @@ static int cmp_vhost(const void *a, const void *b)
     return bytes_cmp((*(struct vhost *const *)a)->name, (*(struct vhost *const *)b)->name);
 }
 
-int mgmt_cmp_queue(const void *a, const void *b)
-{
-    const struct queue *x = *(struct queue *const *)a, *y = *(struct queue *const *)b;
-    int r = bytes_cmp(x->vhost->name, y->vhost->name);
-    return r != 0 ? r : bytes_cmp(x->name, y->name);
-}
-
-int mgmt_cmp_exchange(const void *a, const void *b)
-{
-    const struct exchange *x = *(struct exchange *const *)a, *y = *(struct exchange *const *)b;
-    int r = bytes_cmp(x->vhost->name, y->vhost->name);
-    return r != 0 ? r : bytes_cmp(x->name, y->name);
-}
-
 /* The vhosts in name order, or just one. The array is the caller's to free. */
 struct vhost **mgmt_vhosts_sorted(struct server *s, struct vhost *only, size_t *n)
 {

@@ -109,8 +109,6 @@ struct vhost *mgmt_find_vhost(struct mgmt_call *c, struct wire_bytes name);
 struct wire_bytes mgmt_exchange_name(struct wire_bytes seg);
 size_t mgmt_url_encode(struct wire_bytes b, char *out, size_t size);
 struct wire_bytes mgmt_url_decode(const char *s, uint8_t *out, size_t size);
-int mgmt_cmp_queue(const void *a, const void *b);
-int mgmt_cmp_exchange(const void *a, const void *b);
 struct vhost **mgmt_vhosts_sorted(struct server *s, struct vhost *only, size_t *n);
 void **mgmt_map_sorted(const struct hmap *map, int (*cmp)(const void *, const void *), size_t *n);
 enum MHD_Result mgmt_not_admin(struct mgmt_call *c);
