@@ -124,7 +124,7 @@ class SlowGet:
         self.sock.connect((url.hostname, url.port))
         self.sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n" %
                            (path, AUTH)).encode())
-        self.raw = b""
+        self.raw = bytearray()
 
     def read(self, at_least):
         while len(self.raw) < at_least:
@@ -135,6 +135,9 @@ class SlowGet:
 
     def body(self):
         """Reads to the end; the body (its chunks joined, if it came in chunks)."""
+        # A window this small would now only slow the rest down (TCP sends it a little per
+        # timer tick).
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         while b"\r\n\r\n" not in self.raw:
             self.read(len(self.raw) + 1)
         head, rest = self.raw.split(b"\r\n\r\n", 1)
@@ -143,13 +146,13 @@ class SlowGet:
             length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
             self.read(len(head) + 4 + length)
             self.sock.close()
-            return self.raw[len(head) + 4:]
+            return bytes(self.raw[len(head) + 4:])
         while not self.raw.endswith(b"\r\n0\r\n\r\n"):
             data = self.sock.recv(65536)
             expect(data, "the connection closed before the end of the answer")
             self.raw += data
         self.sock.close()
-        rest = self.raw.split(b"\r\n\r\n", 1)[1]
+        rest = bytes(self.raw).split(b"\r\n\r\n", 1)[1]
         body = b""
         while True:
             size_line, rest = rest.split(b"\r\n", 1)
