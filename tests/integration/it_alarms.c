@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define BIG_BYTES      (1024 * 1024)
 #define MARGIN_BYTES   (24L * 1024 * 1024) /* the watermark above idle memory */
@@ -126,6 +127,15 @@ static void *publisher_run(void *arg)
 
     /* A stalled round trip must wait for the alarm to clear, not time out first. */
     amqp_set_rpc_timeout(c, &patient);
+    /* Room in the socket for every big message: the alarm may stop the broker reading before
+     * all are sent (a slow broker: sanitizers, a loaded machine), and a write that waited for
+     * it would keep this thread from reading connection.blocked. SO_SNDBUFFORCE needs root;
+     * SO_SNDBUF is the best a user gets. */
+    {
+        int bytes = (BIG_COUNT + 2) * BIG_BYTES;
+        if (setsockopt(amqp_get_sockfd(c), SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof bytes) != 0)
+            setsockopt(amqp_get_sockfd(c), SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+    }
     for (; seq < BIG_COUNT; seq++) {
         if (!publish_seq(c, p->queue, seq, BIG_BYTES)) {
             snprintf(p->error, sizeof p->error, "publishing message %d failed", seq);

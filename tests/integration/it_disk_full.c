@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,17 +250,18 @@ START_TEST(fast_publisher_is_blocked_before_the_disk_fills)
     c = sec_connect_blockable();
     it_name(q, sizeof q, "diskalarm");
     it_queue_declare(c, 1, q, true, false, false, amqp_empty_table, NULL, NULL);
-    /* Small batches, each looked at: once blocked, the broker reads no more, and a batch
-     * larger than the socket buffers would never finish. */
+    /* One message at a time, and only into a socket with room: once blocked, the broker
+     * reads no more, and a publish into full socket buffers would wait for ever. */
     while (!blocked && sent < MAX_PUBLISH) {
-        for (int i = 0; i < 16; i++)
-            publish_persistent(c, q, (uint32_t)sent++);
-        for (;;) {
+        struct pollfd pfd = {.fd = amqp_get_sockfd(c), .events = POLLIN | POLLOUT};
+
+        ck_assert_int_ge(poll(&pfd, 1, 1000), 0);
+        if (pfd.revents & POLLIN) {
             amqp_rpc_reply_t r = it_wait_method_on(c, 0, &ch);
-            if (r.reply_type != AMQP_RESPONSE_NORMAL)
-                break;
-            if (r.reply.id == AMQP_CONNECTION_BLOCKED_METHOD)
-                blocked = true;
+            blocked = r.reply_type == AMQP_RESPONSE_NORMAL &&
+                      r.reply.id == AMQP_CONNECTION_BLOCKED_METHOD;
+        } else if (pfd.revents & POLLOUT) {
+            publish_persistent(c, q, (uint32_t)sent++);
         }
     }
     if (!blocked) {
