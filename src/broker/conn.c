@@ -1209,6 +1209,11 @@ static void process_input(struct conn *c)
 {
     size_t off = 0;
 
+    if (c->discarding) {
+        c->in_len = 0;
+        return;
+    }
+
     if (c->body_in.msg != NULL) {
         if (c->body_in.got < c->body_in.len || c->in_len == 0)
             return;
@@ -1240,8 +1245,9 @@ static void process_input(struct conn *c)
         }
         if (rc != WIRE_OK) {
             if (c->state == CONN_CLOSING) {
-                conn_abort(c);
-                return;
+                c->discarding = true;
+                off = c->in_len;
+                break;
             }
             frame_error(c, c->in + off, c->in_len - off);
             conn_report_error(c, 0, 0);

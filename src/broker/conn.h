@@ -75,6 +75,10 @@ struct conn {
     bool cap_auth_failure_close;
     bool cap_connection_blocked;
     uint8_t sasl_mechanism; /* enum config_auth_mechanism of the login under way */
+    /* Closing after a frame that could not be parsed (the rest of an oversized frame, say):
+     * what the peer still sends is dropped unread until it closes or close-ok's time is up,
+     * so that the socket is not reset while the peer reads our connection.close. */
+    bool discarding;
     /* The client properties table of connection.start-ok (its entries, owned), shown by the
      * management API as RabbitMQ shows them (connection_name among them). */
     struct wire_bytes client_properties;

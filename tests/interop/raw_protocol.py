@@ -564,6 +564,22 @@ def frame_over_frame_max_gets_501():
 
 
 @check()
+def rest_of_a_frame_over_frame_max_is_dropped_without_a_reset():
+    # A client that goes on sending its oversized frame after the 501: the broker drops the
+    # rest unread rather than resetting the socket under the client's writes (which then fail
+    # with a broken pipe), and closes once the client has closed its side.
+    with connect() as p:
+        p.send(struct.pack(">BHI", FRAME_METHOD, 0, 1000000))
+        args = p.expect_method(0, CONNECTION_CLOSE, "connection.close 501")
+        expect(args.u16() == 501, "a 501")
+        for _ in range(16):
+            p.send(b"\x00" * 65536)
+            time.sleep(0.02)
+        p.sock.shutdown(socket.SHUT_WR)
+        p.expect_closed()
+
+
+@check()
 def body_frame_over_small_frame_max_gets_501():
     with opened_channel_1(frame_max=4096) as p:
         p.send(basic_publish(1, "interop.raw.nowhere") + content_header(1, 5000))
