@@ -458,7 +458,7 @@ int persist_auth_load(struct persist *p, struct auth_db *db, char *err, size_t e
 
     if (p == NULL || !defs_log_get(p->defs, DEFS_KIND_USER, auth_key, &value))
         return 0;
-    return definitions_import(db, (const char *)value.ptr, value.len, NULL, err, err_size);
+    return definitions_recover(db, (const char *)value.ptr, value.len, err, err_size);
 }
 
 void persist_auth_save(struct persist *p, const struct auth_db *db)

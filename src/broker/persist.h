@@ -71,8 +71,9 @@ enum { DEF_DURABLE = 1, DEF_AUTO_DELETE = 2, DEF_INTERNAL = 4 };
 
 /* Start-up, in this order: persist_open takes the data directory (its lock, the store, the
  * definitions log) and returns the persistence, or NULL with the reason in err;
- * persist_auth_load brings back the users, vhosts and permissions into db; the server creates
- * its vhosts (persist_attach each: with persistence a queue spills its backlog beyond
+ * persist_auth_load brings back the users, vhosts and permissions into db (an entry this
+ * version refuses is dropped with an error: definitions_recover); the server creates its
+ * vhosts (persist_attach each: with persistence a queue spills its backlog beyond
  * memory_window, within budget); recovery_run (src/broker/recovery.h) creates the durable
  * exchanges, queues, bindings and policies again and gives the queues their messages.
  * persist_auth_load and recovery_run return 0, or -1 with the reason in err. The functions

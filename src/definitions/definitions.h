@@ -123,6 +123,14 @@ void definitions_add_policy(struct definitions *d, const char *vhost, const char
  * and returns 0. On failure returns -1 with a reason in err, and db is unchanged. */
 int definitions_import(struct auth_db *db, const char *text, size_t len, struct definitions **out,
                        char *err, size_t err_size);
+/* The users, vhosts, permissions, topic permissions and vhost limits this broker stored
+ * itself (persist_auth_load): as definitions_import, but an entry of those sections that this
+ * version refuses, stored by an earlier one (a pattern past src/base/regex.h's bounds, a vhost
+ * named ""), is dropped with an [error] line naming it instead of refusing the document, so
+ * that the broker still starts with everything else. -1 only for a document that is not
+ * one. */
+int definitions_recover(struct auth_db *db, const char *text, size_t len, char *err,
+                        size_t err_size);
 /* The same from a parsed document. */
 int definitions_import_json(struct auth_db *db, const json_t *doc, struct definitions **out,
                             char *err, size_t err_size);

@@ -31,6 +31,11 @@ struct definitions_import {
     unsigned section; /* the entity section being checked (entity_sections) ... */
     size_t index;     /* ... and its next item */
     bool rechecking;  /* the auth sections again, before they are applied: warned already */
+    /* Recovering what this broker stored (definitions_recover): an entry the rules refuse
+     * now is dropped, and remembered here so that it is neither checked again nor applied. */
+    bool recovering;
+    const json_t **dropped;
+    size_t dropped_len;
 };
 
 static const char *const known_keys[] = {
@@ -738,6 +743,27 @@ static int check_keys(struct definitions_import *im, const json_t *doc)
     return 0;
 }
 
+/* After an entry of the auth sections failed its check (reason in im->err): -1 to refuse the
+ * document, or 0 when recovering, the entry dropped. */
+static int refuse_entry(struct definitions_import *im, const json_t *item)
+{
+    if (!im->recovering)
+        return -1;
+    log_error(NULL, "definitions: %s: dropped from the stored users and permissions", im->err);
+    im->dropped = xrealloc(im->dropped, (im->dropped_len + 1) * sizeof *im->dropped);
+    im->dropped[im->dropped_len++] = item;
+    return 0;
+}
+
+static bool was_dropped(const struct definitions_import *im, const json_t *item)
+{
+    for (size_t i = 0; i < im->dropped_len; i++) {
+        if (im->dropped[i] == item)
+            return true;
+    }
+    return false;
+}
+
 /* The sections that go to the auth database: users, vhosts, permissions, topic permissions
  * and parameters. */
 static int check_auth_sections(struct definitions_import *im, const json_t *doc)
@@ -750,45 +776,48 @@ static int check_auth_sections(struct definitions_import *im, const json_t *doc)
     {
         struct user_def u;
         int rc;
-        if (!is_entry("users", i, item))
+        if (!is_entry("users", i, item) || was_dropped(im, item))
             continue;
         rc = parse_user(im, i, item, &u);
         if (rc == 0)
             hmap_put(&im->doc_users, wire_cstr(u.name), (void *)u.name);
         user_def_free(&u);
-        if (rc < 0)
+        if (rc < 0 && refuse_entry(im, item) < 0)
             return -1;
     }
     json_array_foreach(section(doc, "vhosts"), i, item)
     {
         struct vhost_def v;
         int rc;
-        if (!is_entry("vhosts", i, item))
+        if (!is_entry("vhosts", i, item) || was_dropped(im, item))
             continue;
         rc = parse_vhost(im, i, item, &v);
         if (rc == 0)
             hmap_put(&im->doc_vhosts, wire_cstr(v.name), (void *)v.name);
         free(v.tags);
-        if (rc < 0)
+        if (rc < 0 && refuse_entry(im, item) < 0)
             return -1;
     }
     json_array_foreach(section(doc, "permissions"), i, item)
     {
         struct perm_def p;
-        if (is_entry("permissions", i, item) &&
-            parse_permission(im, "permissions", i, item, false, &p) < 0)
+        if (is_entry("permissions", i, item) && !was_dropped(im, item) &&
+            parse_permission(im, "permissions", i, item, false, &p) < 0 &&
+            refuse_entry(im, item) < 0)
             return -1;
     }
     json_array_foreach(section(doc, "topic_permissions"), i, item)
     {
         struct perm_def p;
-        if (is_entry("topic_permissions", i, item) &&
-            parse_permission(im, "topic_permissions", i, item, true, &p) < 0)
+        if (is_entry("topic_permissions", i, item) && !was_dropped(im, item) &&
+            parse_permission(im, "topic_permissions", i, item, true, &p) < 0 &&
+            refuse_entry(im, item) < 0)
             return -1;
     }
     json_array_foreach(section(doc, "parameters"), i, item)
     {
-        if (is_entry("parameters", i, item) && parse_parameter(im, i, item, false) < 0)
+        if (is_entry("parameters", i, item) && !was_dropped(im, item) &&
+            parse_parameter(im, i, item, false) < 0 && refuse_entry(im, item) < 0)
             return -1;
     }
     return 0;
@@ -832,7 +861,7 @@ static int apply_document(struct definitions_import *im, const json_t *doc)
     {
         struct user_def u;
         int rc;
-        if (!json_is_object(item))
+        if (!json_is_object(item) || was_dropped(im, item))
             continue;
         rc = parse_user(im, i, item, &u);
         assert(rc == 0);
@@ -845,7 +874,7 @@ static int apply_document(struct definitions_import *im, const json_t *doc)
     {
         struct vhost_def v;
         int rc;
-        if (!json_is_object(item))
+        if (!json_is_object(item) || was_dropped(im, item))
             continue;
         rc = parse_vhost(im, i, item, &v);
         assert(rc == 0);
@@ -856,7 +885,7 @@ static int apply_document(struct definitions_import *im, const json_t *doc)
     json_array_foreach(section(doc, "permissions"), i, item)
     {
         struct perm_def p;
-        if (!json_is_object(item))
+        if (!json_is_object(item) || was_dropped(im, item))
             continue;
         if (parse_permission(im, "permissions", i, item, false, &p) < 0 ||
             auth_permission_set(im->db, p.user, p.vhost, p.configure, p.write, p.read, im->err,
@@ -866,7 +895,7 @@ static int apply_document(struct definitions_import *im, const json_t *doc)
     json_array_foreach(section(doc, "topic_permissions"), i, item)
     {
         struct perm_def p;
-        if (!json_is_object(item))
+        if (!json_is_object(item) || was_dropped(im, item))
             continue;
         if (parse_permission(im, "topic_permissions", i, item, true, &p) < 0 ||
             auth_topic_permission_set(im->db, p.user, p.vhost, p.exchange, p.write, p.read, im->err,
@@ -875,7 +904,7 @@ static int apply_document(struct definitions_import *im, const json_t *doc)
     }
     json_array_foreach(section(doc, "parameters"), i, item)
     {
-        if (json_is_object(item))
+        if (json_is_object(item) && !was_dropped(im, item))
             parse_parameter(im, i, item, true);
     }
     return 0;
@@ -888,17 +917,22 @@ void definitions_import_free(struct definitions_import *im)
     definitions_free(im->defs);
     hmap_free(&im->doc_users);
     hmap_free(&im->doc_vhosts);
+    free(im->dropped);
     free(im);
 }
 
-struct definitions_import *definitions_import_begin(struct auth_db *db, const json_t *doc,
-                                                    char *err, size_t err_size)
+static struct definitions_import *import_begin(struct auth_db *db, const json_t *doc,
+                                               bool recovering, char *err, size_t err_size)
 {
     struct definitions_import *im = xcalloc(1, sizeof *im);
     json_t *version;
 
-    *im = (struct definitions_import){
-        .db = db, .doc = doc, .defs = definitions_new(), .err = err, .err_size = err_size};
+    *im = (struct definitions_import){.db = db,
+                                      .doc = doc,
+                                      .defs = definitions_new(),
+                                      .err = err,
+                                      .err_size = err_size,
+                                      .recovering = recovering};
     hmap_init(&im->doc_users);
     hmap_init(&im->doc_vhosts);
     if (!json_is_object(doc)) {
@@ -916,6 +950,12 @@ struct definitions_import *definitions_import_begin(struct auth_db *db, const js
 fail:
     definitions_import_free(im);
     return NULL;
+}
+
+struct definitions_import *definitions_import_begin(struct auth_db *db, const json_t *doc,
+                                                    char *err, size_t err_size)
+{
+    return import_begin(db, doc, false, err, err_size);
 }
 
 int definitions_import_step(struct definitions_import *im, size_t max_items, char *err,
@@ -944,10 +984,10 @@ int definitions_import_finish(struct definitions_import *im, struct definitions 
     return 0;
 }
 
-int definitions_import_json(struct auth_db *db, const json_t *doc, struct definitions **out,
-                            char *err, size_t err_size)
+static int import_json(struct auth_db *db, const json_t *doc, bool recovering,
+                       struct definitions **out, char *err, size_t err_size)
 {
-    struct definitions_import *im = definitions_import_begin(db, doc, err, err_size);
+    struct definitions_import *im = import_begin(db, doc, recovering, err, err_size);
     int rc = -1;
 
     if (out != NULL)
@@ -959,8 +999,14 @@ int definitions_import_json(struct auth_db *db, const json_t *doc, struct defini
     return rc;
 }
 
-int definitions_import(struct auth_db *db, const char *text, size_t len, struct definitions **out,
-                       char *err, size_t err_size)
+int definitions_import_json(struct auth_db *db, const json_t *doc, struct definitions **out,
+                            char *err, size_t err_size)
+{
+    return import_json(db, doc, false, out, err, err_size);
+}
+
+static int import_text(struct auth_db *db, const char *text, size_t len, bool recovering,
+                       struct definitions **out, char *err, size_t err_size)
 {
     json_error_t jerr;
     json_t *doc;
@@ -974,9 +1020,21 @@ int definitions_import(struct auth_db *db, const char *text, size_t len, struct 
                             jerr.column, jerr.text);
         return -1;
     }
-    rc = definitions_import_json(db, doc, out, err, err_size);
+    rc = import_json(db, doc, recovering, out, err, err_size);
     json_decref(doc);
     return rc;
+}
+
+int definitions_import(struct auth_db *db, const char *text, size_t len, struct definitions **out,
+                       char *err, size_t err_size)
+{
+    return import_text(db, text, len, false, out, err, err_size);
+}
+
+int definitions_recover(struct auth_db *db, const char *text, size_t len, char *err,
+                        size_t err_size)
+{
+    return import_text(db, text, len, true, NULL, err, err_size);
 }
 
 int definitions_import_file(struct auth_db *db, const char *path, struct definitions **out,
