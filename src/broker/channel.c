@@ -1,4 +1,5 @@
 #include "src/broker/channel.h"
+#include "src/broker/channel_internal.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -21,10 +22,6 @@
 #include "src/broker/vhost.h"
 #include "src/security/auth.h"
 
-/* Names in reply texts are shortstr: print them with this. */
-#define NAME_FMT    "'%.*s'"
-#define NAME_ARG(b) (int)(b).len, (const char *)(b).ptr
-#define VHOST_ARG(ch) NAME_ARG((ch)->conn->vhost->name)
 
 struct channel *channel_new(struct conn *c, uint16_t id)
 {
@@ -529,7 +526,7 @@ void channel_free(struct channel *ch)
 
 /* 405: the queue is another connection's exclusive queue, or (on a declare) its exclusive
  * flag differs from the declaration. */
-static int fail_locked(struct channel *ch, struct wire_bytes name)
+int channel_fail_locked(struct channel *ch, struct wire_bytes name)
 {
     return channel_fail(ch, WIRE_RESOURCE_LOCKED,
                         "cannot obtain exclusive access to locked queue " NAME_FMT
@@ -542,7 +539,7 @@ static int fail_locked(struct channel *ch, struct wire_bytes name)
 /* The queue name a method means: "" is the queue last declared on this channel, as the
  * spec allows, and 404 when none was. RabbitMQ expands it before anything else is checked
  * (rabbit_channel:expand_shortcuts), permissions included. *name may then point into ch. */
-static int expand_queue_name(struct channel *ch, struct wire_bytes *name)
+int channel_expand_queue_name(struct channel *ch, struct wire_bytes *name)
 {
     if (name->len > 0)
         return 0;
@@ -552,9 +549,9 @@ static int expand_queue_name(struct channel *ch, struct wire_bytes *name)
     return 0;
 }
 
-/* The queue a method names (expanded by expand_queue_name() where the method allows "").
+/* The queue a method names (expanded by channel_expand_queue_name() where the method allows "").
  * Fails with 404 (missing) or 405 (another connection's exclusive queue). */
-static struct queue *find_queue(struct channel *ch, struct wire_bytes name)
+struct queue *channel_find_queue(struct channel *ch, struct wire_bytes name)
 {
     struct vhost *vh = ch->conn->vhost;
     struct queue *q;
@@ -566,13 +563,13 @@ static struct queue *find_queue(struct channel *ch, struct wire_bytes name)
         return NULL;
     }
     if (q->exclusive && q->owner != ch->conn) {
-        fail_locked(ch, name);
+        channel_fail_locked(ch, name);
         return NULL;
     }
     return q;
 }
 
-static struct exchange *find_exchange(struct channel *ch, struct wire_bytes name)
+struct exchange *channel_find_exchange(struct channel *ch, struct wire_bytes name)
 {
     struct exchange *x = vhost_exchange_find(ch->conn->vhost, name);
 
@@ -587,8 +584,7 @@ static struct exchange *find_exchange(struct channel *ch, struct wire_bytes name
  * queue.bind, queue.unbind and queue.delete (rabbit_channel:strip_cr_lf), and not from those
  * of queue.purge, basic.consume, basic.get or basic.publish. The result is name itself when
  * it has none, else a copy in buf. */
-#define NAME_BUF_SIZE 256 /* a short string, the longest name a method carries */
-static struct wire_bytes strip_cr_lf(struct wire_bytes name, uint8_t buf[NAME_BUF_SIZE])
+struct wire_bytes channel_strip_cr_lf(struct wire_bytes name, uint8_t buf[NAME_BUF_SIZE])
 {
     size_t len = 0;
 
@@ -604,7 +600,7 @@ static struct wire_bytes strip_cr_lf(struct wire_bytes name, uint8_t buf[NAME_BU
 }
 
 /* Access control: the checks RabbitMQ makes for op, and its refusal text (403). */
-static int permit(struct channel *ch, enum auth_op op, struct wire_bytes primary,
+int channel_permit(struct channel *ch, enum auth_op op, struct wire_bytes primary,
                   struct wire_bytes secondary)
 {
     struct conn *c = ch->conn;
@@ -618,7 +614,7 @@ static int permit(struct channel *ch, enum auth_op op, struct wire_bytes primary
 
 /* Topic permissions: on a topic exchange the routing key (publish, access AUTH_WRITE) or the
  * binding key (bind and unbind, AUTH_READ) must match the user's pattern, if it has one. */
-static int permit_topic(struct channel *ch, const struct exchange *x, unsigned access,
+int channel_permit_topic(struct channel *ch, const struct exchange *x, unsigned access,
                         struct wire_bytes key)
 {
     struct conn *c = ch->conn;
@@ -632,7 +628,7 @@ static int permit_topic(struct channel *ch, const struct exchange *x, unsigned a
     return channel_fail(ch, WIRE_ACCESS_REFUSED, "%s", why);
 }
 
-static const char *bool_text(bool b)
+const char *channel_bool_text(bool b)
 {
     return b ? "true" : "false";
 }
@@ -655,385 +651,6 @@ static int handle_channel_flow_ok(struct channel *ch, const struct wire_method *
     (void)ch;
     (void)m;
     return 0; /* we never send channel.flow */
-}
-
-/* ---- exchange class -------------------------------------------------------------------- */
-
-static int handle_exchange_declare(struct channel *ch, const struct wire_method *m)
-{
-    int rc;
-    const struct wire_exchange_declare *a = &m->u.exchange_declare;
-    struct vhost *vh = ch->conn->vhost;
-    const struct exchange_type *type;
-    struct exchange *x;
-    uint8_t name_buf[NAME_BUF_SIZE];
-    struct wire_bytes name = strip_cr_lf(a->exchange, name_buf);
-
-    if (name.len == 0)
-        return channel_fail(ch, WIRE_ACCESS_REFUSED,
-                            "operation not permitted on the default exchange");
-    x = vhost_exchange_find(vh, name);
-    if (a->passive) {
-        if (x == NULL)
-            return find_exchange(ch, name) ? 0 : -1;
-        goto ok;
-    }
-    {
-        struct wire_field ae;
-        bool has_ae = wire_table_find(a->arguments, "alternate-exchange", &ae) && ae.type == 'S';
-        if (permit(ch, has_ae ? AUTH_OP_EXCHANGE_DECLARE_AE : AUTH_OP_EXCHANGE_DECLARE,
-                   name, has_ae ? ae.v.bytes : (struct wire_bytes){0}) != 0)
-            return -1;
-    }
-    type = exchange_type_find(a->type);
-    if (type == NULL)
-        /* RabbitMQ says "invalid" for names its runtime knows as atoms, the empty one among
-         * them, and "unknown" for the rest. */
-        return channel_fail(ch, WIRE_COMMAND_INVALID, "%s exchange type " NAME_FMT,
-                            a->type.len == 0 ? "invalid" : "unknown", NAME_ARG(a->type));
-    {
-        struct wire_field ae;
-        if (wire_table_find(a->arguments, "alternate-exchange", &ae) && ae.type != 'S')
-            return channel_fail(ch, WIRE_PRECONDITION_FAILED,
-                                "invalid type '%s' for arg 'alternate-exchange' in exchange " NAME_FMT
-                                " in vhost " NAME_FMT,
-                                erl_term_type_name(ae.type), NAME_ARG(name), VHOST_ARG(ch));
-    }
-    if (x == NULL) {
-        if (exchange_name_is_reserved(name))
-            return channel_fail(ch, WIRE_ACCESS_REFUSED,
-                                "exchange name " NAME_FMT " contains reserved prefix 'amq.*'",
-                                NAME_ARG(name));
-        x = exchange_new(vh, name, type, a->durable, a->auto_delete, a->internal,
-                         a->arguments.raw);
-        vhost_exchange_add(vh, x);
-        if ((rc = persist_exchange_added(x)) != 0) {
-            /* It would not survive a restart: not declared (the log never had it). */
-            vhost_exchange_delete(vh, x);
-            return channel_fail(ch, WIRE_RESOURCE_ERROR,
-                                "cannot store exchange " NAME_FMT " in vhost " NAME_FMT ": %s",
-                                NAME_ARG(name), VHOST_ARG(ch), strerror(-rc));
-        }
-        goto ok;
-    }
-    if (x->type != type)
-        return channel_fail(ch, WIRE_PRECONDITION_FAILED,
-                            "inequivalent arg 'type' for exchange " NAME_FMT " in vhost " NAME_FMT
-                            ": received '%.*s' but current is '%s'",
-                            NAME_ARG(name), VHOST_ARG(ch), NAME_ARG(a->type),
-                            x->type->name);
-    {
-        /* The flags RabbitMQ compares, in its order. */
-        const struct {
-            const char *name;
-            bool received, current;
-        } flags[] = {
-            {"durable", a->durable, x->durable},
-            {"auto_delete", a->auto_delete, x->auto_delete},
-            {"internal", a->internal, x->internal},
-        };
-        for (size_t i = 0; i < ARRAY_LEN(flags); i++) {
-            if (flags[i].received != flags[i].current)
-                return channel_fail(ch, WIRE_PRECONDITION_FAILED,
-                                    "inequivalent arg '%s' for exchange " NAME_FMT
-                                    " in vhost " NAME_FMT ": received '%s' but current is '%s'",
-                                    flags[i].name, NAME_ARG(name), VHOST_ARG(ch),
-                                    bool_text(flags[i].received), bool_text(flags[i].current));
-        }
-    }
-ok:
-    if (!a->nowait)
-        conn_send_method(ch->conn, ch->id, WIRE_EXCHANGE_DECLARE_OK,
-                         &(struct wire_exchange_declare_ok){0});
-    return 0;
-}
-
-static int handle_exchange_delete(struct channel *ch, const struct wire_method *m)
-{
-    const struct wire_exchange_delete *a = &m->u.exchange_delete;
-    struct vhost *vh = ch->conn->vhost;
-    struct exchange *x;
-    uint8_t name_buf[NAME_BUF_SIZE];
-    struct wire_bytes name = strip_cr_lf(a->exchange, name_buf);
-
-    if (name.len == 0 || exchange_name_is_reserved(name))
-        return channel_fail(ch, WIRE_ACCESS_REFUSED,
-                            "operation not permitted on the default exchange");
-    if (permit(ch, AUTH_OP_EXCHANGE_DELETE, name, (struct wire_bytes){0}) != 0)
-        return -1;
-    x = vhost_exchange_find(vh, name);
-    if (x != NULL) {
-        if (a->if_unused && x->binding_count > 0)
-            return channel_fail(ch, WIRE_PRECONDITION_FAILED,
-                                "exchange " NAME_FMT " in vhost " NAME_FMT " in use",
-                                NAME_ARG(name), VHOST_ARG(ch));
-        vhost_exchange_delete(vh, x);
-    }
-    /* Deleting an exchange that does not exist succeeds, as in RabbitMQ 3.x. */
-    if (!a->nowait)
-        conn_send_method(ch->conn, ch->id, WIRE_EXCHANGE_DELETE_OK,
-                         &(struct wire_exchange_delete_ok){0});
-    return 0;
-}
-
-/* ---- queue class ----------------------------------------------------------------------- */
-
-/* Every successful queue.declare, passive or not, names the channel's last declared queue
- * (a queue named "" would mean none, as in RabbitMQ). Its name came in a short string. */
-static void remember_declared(struct channel *ch, struct wire_bytes name)
-{
-    assert(name.len < sizeof ch->last_queue);
-    memcpy(ch->last_queue, name.ptr, name.len);
-    ch->last_queue_len = (uint8_t)name.len;
-}
-
-static void send_declare_ok(struct channel *ch, const struct queue *q)
-{
-    struct wire_queue_declare_ok ok = {
-        .queue = q->name,
-        .message_count = queue_ready_count(q),
-        .consumer_count = (uint32_t)q->consumer_count,
-    };
-    conn_send_method(ch->conn, ch->id, WIRE_QUEUE_DECLARE_OK, &ok);
-}
-
-/* A redeclared queue: its durable and auto-delete flags and its arguments must be those of
- * the declaration (406 with RabbitMQ's text). */
-static int check_queue_equivalent(struct channel *ch, const struct queue *q,
-                                  const struct wire_queue_declare *a)
-{
-    const char *what = NULL;
-    bool got = false, have = false;
-
-    if (q->durable != a->durable)
-        what = "durable", got = a->durable, have = q->durable;
-    else if (q->auto_delete != a->auto_delete)
-        what = "auto_delete", got = a->auto_delete, have = q->auto_delete;
-    if (what != NULL)
-        return channel_fail(ch, WIRE_PRECONDITION_FAILED,
-                            "inequivalent arg '%s' for queue " NAME_FMT " in vhost " NAME_FMT
-                            ": received '%s' but current is '%s'",
-                            what, NAME_ARG(q->name), VHOST_ARG(ch), bool_text(got),
-                            bool_text(have));
-    {
-        char err[512];
-        if (queue_args_equivalent(q->arguments, a->arguments.raw, q->name, ch->conn->vhost->name,
-                                  err, sizeof err) != 0)
-            return channel_fail(ch, WIRE_PRECONDITION_FAILED, "%s", err);
-    }
-    return 0;
-}
-
-static int handle_queue_declare(struct channel *ch, const struct wire_method *m)
-{
-    int rc;
-    const struct wire_queue_declare *a = &m->u.queue_declare;
-    struct vhost *vh = ch->conn->vhost;
-    char generated[64];
-    uint8_t name_buf[NAME_BUF_SIZE];
-    struct wire_bytes name = strip_cr_lf(a->queue, name_buf);
-    struct queue *q;
-
-    if (a->passive) {
-        /* An RPC server may check that the requester is still there: a reply address is
-         * a queue with one consumer while its channel consumes replies, as in RabbitMQ. */
-        if (publish_is_reply_address(name) && server_reply_channel(ch->conn->srv, name) != NULL) {
-            struct wire_queue_declare_ok ok = {.queue = name, .consumer_count = 1};
-            remember_declared(ch, name);
-            if (!a->nowait)
-                conn_send_method(ch->conn, ch->id, WIRE_QUEUE_DECLARE_OK, &ok);
-            return 0;
-        }
-        if ((q = find_queue(ch, name)) == NULL)
-            return -1;
-        goto ok;
-    }
-    if (name.len == 0) {
-        random_name(generated, sizeof generated, "amq.gen-");
-        name = wire_cstr(generated);
-    } else if (exchange_name_is_reserved(name)) {
-        return channel_fail(ch, WIRE_ACCESS_REFUSED,
-                            "queue name " NAME_FMT " contains reserved prefix 'amq.*'",
-                            NAME_ARG(name));
-    }
-    {
-        struct wire_field dlx;
-        bool has_dlx =
-            wire_table_find(a->arguments, "x-dead-letter-exchange", &dlx) && dlx.type == 'S';
-        if (permit(ch, has_dlx ? AUTH_OP_QUEUE_DECLARE_DLX : AUTH_OP_QUEUE_DECLARE, name,
-                   has_dlx ? dlx.v.bytes : (struct wire_bytes){0}) != 0)
-            return -1;
-    }
-    /* An existing queue is compared with the declaration; only a new one is validated, as
-     * in RabbitMQ. */
-    q = vhost_queue_find(vh, name);
-    if (q != NULL) {
-        /* A declare claims the queue for this connection (exclusive) or for none, and the
-         * claim must match its owner exactly: a shared queue redeclared exclusive, or an
-         * exclusive one redeclared shared, is 405 like another connection's exclusive queue,
-         * checked before the other flags (rabbit_amqqueue:assert_equivalence, strict). */
-        if (q->exclusive != a->exclusive || (q->exclusive && q->owner != ch->conn))
-            return fail_locked(ch, name);
-        if (check_queue_equivalent(ch, q, a) != 0)
-            return -1;
-        goto ok;
-    }
-    {
-        struct queue_args args;
-        char err[400];
-        if (queue_args_parse(a->arguments.raw, name, vh->name, vh->default_delivery_limit, &args,
-                             err, sizeof err) != 0)
-            return channel_fail(ch, WIRE_PRECONDITION_FAILED, "%s", err);
-    }
-    {
-        const struct auth_vhost *av = auth_vhost_find(ch->conn->srv->auth, vh->name);
-        if (av != NULL && av->max_queues >= 0 && vh->queues.len >= (uint64_t)av->max_queues)
-            return channel_fail(ch, WIRE_PRECONDITION_FAILED,
-                                "cannot declare queue " NAME_FMT ": queue limit in vhost " NAME_FMT
-                                " (%lld) is reached",
-                                NAME_ARG(name), VHOST_ARG(ch), (long long)av->max_queues);
-    }
-    q = queue_new(vh, name, a->durable, a->exclusive, a->auto_delete, a->arguments.raw);
-    if (a->exclusive)
-        q->owner = ch->conn;
-    vhost_queue_add(vh, q);
-    if ((rc = persist_queue_added(q)) != 0) {
-        /* It would not survive a restart: not declared (the log never had it). */
-        queue_delete(q);
-        return channel_fail(ch, WIRE_RESOURCE_ERROR,
-                            "cannot store queue " NAME_FMT " in vhost " NAME_FMT ": %s",
-                            NAME_ARG(name), VHOST_ARG(ch), strerror(-rc));
-    }
-ok:
-    queue_touch(q);
-    remember_declared(ch, q->name);
-    if (!a->nowait)
-        send_declare_ok(ch, q);
-    return 0;
-}
-
-static int handle_queue_bind(struct channel *ch, const struct wire_method *m)
-{
-    uint16_t code;
-    const struct wire_queue_bind *a = &m->u.queue_bind;
-    uint8_t queue_buf[NAME_BUF_SIZE], exchange_buf[NAME_BUF_SIZE];
-    struct wire_bytes queue = a->queue, key = a->routing_key;
-    struct wire_bytes exchange = strip_cr_lf(a->exchange, exchange_buf);
-    struct queue *q;
-    struct exchange *x;
-    char err[256];
-
-    if (expand_queue_name(ch, &queue) != 0)
-        return -1;
-    queue = strip_cr_lf(queue, queue_buf);
-    /* No queue and no key: bound by the last declared queue's name, as the spec says. */
-    if (a->queue.len == 0 && key.len == 0)
-        key = queue;
-    if (permit(ch, AUTH_OP_QUEUE_BIND, queue, exchange) != 0)
-        return -1;
-    if ((q = find_queue(ch, queue)) == NULL)
-        return -1;
-    if (exchange.len == 0)
-        return channel_fail(ch, WIRE_ACCESS_REFUSED,
-                            "operation not permitted on the default exchange");
-    if ((x = find_exchange(ch, exchange)) == NULL ||
-        permit_topic(ch, x, AUTH_READ, key) != 0)
-        return -1;
-    if (exchange_bind(x, q, key, a->arguments.raw, &code, err, sizeof err) == NULL)
-        return channel_fail(ch, code, "%s", err);
-    if (!a->nowait)
-        conn_send_method(ch->conn, ch->id, WIRE_QUEUE_BIND_OK, &(struct wire_queue_bind_ok){0});
-    return 0;
-}
-
-static int handle_queue_unbind(struct channel *ch, const struct wire_method *m)
-{
-    const struct wire_queue_unbind *a = &m->u.queue_unbind;
-    struct vhost *vh = ch->conn->vhost;
-    uint8_t queue_buf[NAME_BUF_SIZE], exchange_buf[NAME_BUF_SIZE];
-    struct wire_bytes queue = a->queue, key = a->routing_key;
-    struct wire_bytes exchange = strip_cr_lf(a->exchange, exchange_buf);
-    struct queue *q;
-    struct exchange *x;
-    struct xbinding *xb;
-
-    if (expand_queue_name(ch, &queue) != 0)
-        return -1;
-    queue = strip_cr_lf(queue, queue_buf);
-    if (a->queue.len == 0 && key.len == 0)
-        key = queue; /* as queue.bind */
-    if (permit(ch, AUTH_OP_QUEUE_UNBIND, queue, exchange) != 0)
-        return -1;
-    if (exchange.len == 0)
-        return channel_fail(ch, WIRE_ACCESS_REFUSED,
-                            "operation not permitted on the default exchange");
-    x = vhost_exchange_find(vh, exchange);
-    if (x != NULL && permit_topic(ch, x, AUTH_READ, key) != 0)
-        return -1;
-    /* Unbinding what is not bound succeeds, and so does unbinding a queue or an exchange
-     * that does not exist, as in RabbitMQ 3.x (rabbit_binding:remove fails only for a queue
-     * on a node that is down). Another connection's exclusive queue is refused only when
-     * there is a binding to remove: RabbitMQ checks exclusive access after the lookup. */
-    q = vhost_queue_find(vh, queue);
-    xb = q != NULL && x != NULL ? exchange_find_binding(x, q, key, a->arguments.raw) : NULL;
-    if (xb != NULL) {
-        if (q->exclusive && q->owner != ch->conn)
-            return fail_locked(ch, q->name);
-        exchange_unbind(xb);
-    }
-    conn_send_method(ch->conn, ch->id, WIRE_QUEUE_UNBIND_OK, &(struct wire_queue_unbind_ok){0});
-    return 0;
-}
-
-static int handle_queue_purge(struct channel *ch, const struct wire_method *m)
-{
-    const struct wire_queue_purge *a = &m->u.queue_purge;
-    struct wire_bytes queue = a->queue;
-    struct queue *q;
-    struct wire_queue_purge_ok ok;
-
-    if (expand_queue_name(ch, &queue) != 0 ||
-        permit(ch, AUTH_OP_QUEUE_PURGE, queue, (struct wire_bytes){0}) != 0)
-        return -1;
-    if ((q = find_queue(ch, queue)) == NULL)
-        return -1;
-    ok.message_count = queue_purge(q);
-    if (!a->nowait)
-        conn_send_method(ch->conn, ch->id, WIRE_QUEUE_PURGE_OK, &ok);
-    return 0;
-}
-
-static int handle_queue_delete(struct channel *ch, const struct wire_method *m)
-{
-    const struct wire_queue_delete *a = &m->u.queue_delete;
-    struct wire_queue_delete_ok ok = {0};
-    struct wire_bytes queue = a->queue;
-    uint8_t queue_buf[NAME_BUF_SIZE];
-    struct queue *q;
-
-    if (expand_queue_name(ch, &queue) != 0)
-        return -1;
-    queue = strip_cr_lf(queue, queue_buf);
-    if (permit(ch, AUTH_OP_QUEUE_DELETE, queue, (struct wire_bytes){0}) != 0)
-        return -1;
-    /* Deleting a queue that does not exist succeeds with a count of 0, as in RabbitMQ 3.x. */
-    q = vhost_queue_find(ch->conn->vhost, queue);
-    if (q != NULL) {
-        if (find_queue(ch, queue) == NULL)
-            return -1;
-        if (a->if_unused && q->consumer_count > 0)
-            return channel_fail(ch, WIRE_PRECONDITION_FAILED,
-                                "queue " NAME_FMT " in vhost " NAME_FMT " in use",
-                                NAME_ARG(queue), VHOST_ARG(ch));
-        if (a->if_empty && queue_ready_count(q) > 0)
-            return channel_fail(ch, WIRE_PRECONDITION_FAILED,
-                                "queue " NAME_FMT " in vhost " NAME_FMT " not empty",
-                                NAME_ARG(queue), VHOST_ARG(ch));
-        ok.message_count = queue_delete(q);
-    }
-    if (!a->nowait)
-        conn_send_method(ch->conn, ch->id, WIRE_QUEUE_DELETE_OK, &ok);
-    return 0;
 }
 
 /* ---- basic class ----------------------------------------------------------------------- */
@@ -1103,13 +720,13 @@ static int handle_basic_consume(struct channel *ch, const struct wire_method *m)
     struct wire_field prio;
     struct wire_bytes queue = a->queue;
 
-    if (expand_queue_name(ch, &queue) != 0)
+    if (channel_expand_queue_name(ch, &queue) != 0)
         return -1;
     if (wire_bytes_eq_cstr(queue, "amq.rabbitmq.reply-to"))
         return consume_replies(ch, a);
-    if (permit(ch, AUTH_OP_BASIC_CONSUME, queue, (struct wire_bytes){0}) != 0)
+    if (channel_permit(ch, AUTH_OP_BASIC_CONSUME, queue, (struct wire_bytes){0}) != 0)
         return -1;
-    if ((q = find_queue(ch, queue)) == NULL)
+    if ((q = channel_find_queue(ch, queue)) == NULL)
         return -1;
     if (tag.len == 0) {
         random_name(generated, sizeof generated, "amq.ctag-");
@@ -1193,7 +810,7 @@ static int handle_basic_publish(struct channel *ch, const struct wire_method *m)
         !wire_bytes_eq(a->exchange, (struct wire_bytes){ch->pub_exchange, ch->pub_exchange_len}) ||
         !ch->pub_permitted) {
         ch->pub_permitted = false;
-        if (permit(ch, AUTH_OP_BASIC_PUBLISH, a->exchange, (struct wire_bytes){0}) != 0)
+        if (channel_permit(ch, AUTH_OP_BASIC_PUBLISH, a->exchange, (struct wire_bytes){0}) != 0)
             return -1;
         ch->pub_permitted = true;
         ch->auth_generation = ch->conn->srv->auth->generation;
@@ -1339,7 +956,7 @@ static int publish_route(struct channel *ch, struct message *msg, bool mandatory
                           NAME_ARG(msg->exchange), VHOST_ARG(ch));
         goto out;
     }
-    if ((rc = permit_topic(ch, x, AUTH_WRITE, msg->routing_key)) != 0)
+    if ((rc = channel_permit_topic(ch, x, AUTH_WRITE, msg->routing_key)) != 0)
         goto out;
     {
         struct publish_result res;
@@ -1488,10 +1105,10 @@ static int handle_basic_get(struct channel *ch, const struct wire_method *m)
     struct qentry e;
     struct wire_basic_get_ok ok;
 
-    if (expand_queue_name(ch, &queue) != 0 ||
-        permit(ch, AUTH_OP_BASIC_GET, queue, (struct wire_bytes){0}) != 0)
+    if (channel_expand_queue_name(ch, &queue) != 0 ||
+        channel_permit(ch, AUTH_OP_BASIC_GET, queue, (struct wire_bytes){0}) != 0)
         return -1;
-    if ((q = find_queue(ch, queue)) == NULL)
+    if ((q = channel_find_queue(ch, queue)) == NULL)
         return -1;
     queue_touch(q);
     if (!queue_pop(q, &e)) {
@@ -1612,66 +1229,6 @@ static int handle_basic_recover_async(struct channel *ch, const struct wire_meth
     return 0;
 }
 
-/* ---- exchange-to-exchange bindings ---------------------------------------------------- */
-
-static int handle_exchange_bind(struct channel *ch, const struct wire_method *m)
-{
-    uint16_t code;
-    const struct wire_exchange_bind *a = &m->u.exchange_bind;
-    struct exchange *src, *dst;
-    uint8_t source_buf[NAME_BUF_SIZE], destination_buf[NAME_BUF_SIZE];
-    struct wire_bytes source = strip_cr_lf(a->source, source_buf);
-    struct wire_bytes destination = strip_cr_lf(a->destination, destination_buf);
-    char err[256];
-
-    if (source.len == 0 || destination.len == 0)
-        return channel_fail(ch, WIRE_ACCESS_REFUSED,
-                            "operation not permitted on the default exchange");
-    if (permit(ch, AUTH_OP_EXCHANGE_BIND, destination, source) != 0)
-        return -1;
-    if ((dst = find_exchange(ch, destination)) == NULL ||
-        (src = find_exchange(ch, source)) == NULL ||
-        permit_topic(ch, src, AUTH_READ, a->routing_key) != 0)
-        return -1;
-    if (exchange_bind(src, dst, a->routing_key, a->arguments.raw, &code, err, sizeof err) == NULL)
-        return channel_fail(ch, code, "%s", err);
-    if (!a->nowait)
-        conn_send_method(ch->conn, ch->id, WIRE_EXCHANGE_BIND_OK,
-                         &(struct wire_exchange_bind_ok){0});
-    return 0;
-}
-
-static int handle_exchange_unbind(struct channel *ch, const struct wire_method *m)
-{
-    const struct wire_exchange_unbind *a = &m->u.exchange_unbind;
-    struct vhost *vh = ch->conn->vhost;
-    struct exchange *src, *dst;
-    uint8_t source_buf[NAME_BUF_SIZE], destination_buf[NAME_BUF_SIZE];
-    struct wire_bytes source = strip_cr_lf(a->source, source_buf);
-    struct wire_bytes destination = strip_cr_lf(a->destination, destination_buf);
-    struct xbinding *xb;
-
-    if (source.len == 0 || destination.len == 0)
-        return channel_fail(ch, WIRE_ACCESS_REFUSED,
-                            "operation not permitted on the default exchange");
-    if (permit(ch, AUTH_OP_EXCHANGE_UNBIND, destination, source) != 0)
-        return -1;
-    src = vhost_exchange_find(vh, source);
-    if (src != NULL && permit_topic(ch, src, AUTH_READ, a->routing_key) != 0)
-        return -1;
-    /* As queue.unbind: a missing binding, source or destination is not an error. */
-    dst = vhost_exchange_find(vh, destination);
-    xb = src != NULL && dst != NULL
-             ? exchange_find_binding(src, dst, a->routing_key, a->arguments.raw)
-             : NULL;
-    if (xb != NULL)
-        exchange_unbind(xb);
-    if (!a->nowait)
-        conn_send_method(ch->conn, ch->id, WIRE_EXCHANGE_UNBIND_OK,
-                         &(struct wire_exchange_unbind_ok){0});
-    return 0;
-}
-
 /* ---- confirm and tx -------------------------------------------------------------------- */
 
 static int handle_confirm_select(struct channel *ch, const struct wire_method *m)
@@ -1770,15 +1327,15 @@ static const struct {
     {WIRE_BASIC_RECOVER_ASYNC, handle_basic_recover_async},
     {WIRE_CHANNEL_FLOW, handle_channel_flow},
     {WIRE_CHANNEL_FLOW_OK, handle_channel_flow_ok},
-    {WIRE_EXCHANGE_DECLARE, handle_exchange_declare},
-    {WIRE_EXCHANGE_DELETE, handle_exchange_delete},
-    {WIRE_QUEUE_DECLARE, handle_queue_declare},
-    {WIRE_QUEUE_BIND, handle_queue_bind},
-    {WIRE_QUEUE_UNBIND, handle_queue_unbind},
-    {WIRE_QUEUE_PURGE, handle_queue_purge},
-    {WIRE_QUEUE_DELETE, handle_queue_delete},
-    {WIRE_EXCHANGE_BIND, handle_exchange_bind},
-    {WIRE_EXCHANGE_UNBIND, handle_exchange_unbind},
+    {WIRE_EXCHANGE_DECLARE, channel_handle_exchange_declare},
+    {WIRE_EXCHANGE_DELETE, channel_handle_exchange_delete},
+    {WIRE_QUEUE_DECLARE, channel_handle_queue_declare},
+    {WIRE_QUEUE_BIND, channel_handle_queue_bind},
+    {WIRE_QUEUE_UNBIND, channel_handle_queue_unbind},
+    {WIRE_QUEUE_PURGE, channel_handle_queue_purge},
+    {WIRE_QUEUE_DELETE, channel_handle_queue_delete},
+    {WIRE_EXCHANGE_BIND, channel_handle_exchange_bind},
+    {WIRE_EXCHANGE_UNBIND, channel_handle_exchange_unbind},
     {WIRE_CONFIRM_SELECT, handle_confirm_select},
     {WIRE_TX_SELECT, handle_tx_select},
     {WIRE_TX_COMMIT, handle_tx_commit},
