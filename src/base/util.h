@@ -28,6 +28,9 @@ void bytes_free(struct wire_bytes *b);
 /* Milliseconds, and microseconds, of the monotonic clock. */
 uint64_t now_ms(void);
 uint64_t now_us(void);
+/* Milliseconds of the wall clock since the epoch: only for what must outlive the process
+ * (stored expiry deadlines); durations use now_ms(). */
+uint64_t now_wall_ms(void);
 /* Seconds since the epoch (AMQP timestamps). */
 uint64_t now_epoch_s(void);
 

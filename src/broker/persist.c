@@ -337,7 +337,13 @@ uint64_t persist_publish(struct vhost *vh, struct message *m, struct queue *cons
             ids[count++] = queues[i]->store_id;
     seq = 0;
     if (count > 0) {
+        int64_t msg_ttl;
+        uint64_t wall = now_wall_ms();
         sm = (struct store_msg){.queue_ids = ids,
+                                .published_ms = wall,
+                                .expires_ms = message_expiration_ms(m, &msg_ttl)
+                                                  ? wall + (uint64_t)msg_ttl
+                                                  : 0,
                                 .queue_count = (uint32_t)count,
                                 .exchange = m->exchange,
                                 .routing_key = m->routing_key,

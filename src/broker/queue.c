@@ -588,8 +588,17 @@ static void on_ttl_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct queue *q = container_of(w, struct queue, ttl_timer);
 
+    uint64_t now = now_ms();
+
     (void)loop;
     (void)revents;
+    /* libev times from the loop's cached clock, which may lag now_ms() (a timer armed before
+     * the loop first ran, during recovery, say): a wake-up before the deadline sets the timer
+     * again rather than leave the message to wait for the next event on this queue. */
+    if (q->next_expiry_ms > now) {
+        arm_ttl_timer(q, now);
+        return;
+    }
     expire_due(q);
 }
 
@@ -871,34 +880,64 @@ void queue_requeue(struct queue *q, struct message *m, uint64_t seq, uint32_t de
     queue_requeue_many(q, &e, 1);
 }
 
-void queue_restore_loc(struct queue *q, struct store_loc loc, uint32_t deliveries, bool delivered)
+/* The monotonic deadline of a recovered message, 0 for none. RabbitMQ keeps a message's
+ * expiry as an absolute time in its queue index, so both the queue's x-message-ttl (counted
+ * from publication) and the message's own expiration keep their schedule across a restart;
+ * the store keeps the wall-clock publish time and deadline for that. A message stored without
+ * them (a data directory of an older Warren) counts its TTL from the restart. m is NULL when
+ * the message was not read (beyond the memory window): only the queue's TTL is known then. */
+static uint64_t restored_deadline(const struct queue *q, const struct message *m,
+                                  const struct store_recovered *r)
+{
+    int64_t ttl = q->args.message_ttl_ms, msg_ttl;
+    uint64_t now = now_ms(), wall_now, deadline = 0;
+
+    if (r->published_ms == 0) {
+        if (m != NULL && message_expiration_ms(m, &msg_ttl) && (ttl < 0 || msg_ttl < ttl))
+            ttl = msg_ttl;
+        return ttl < 0 ? 0 : now + (uint64_t)ttl;
+    }
+    if (ttl >= 0)
+        deadline = r->published_ms + (uint64_t)ttl;
+    if (r->expires_ms != 0 && (deadline == 0 || r->expires_ms < deadline))
+        deadline = r->expires_ms;
+    if (deadline == 0)
+        return 0;
+    wall_now = now_wall_ms();
+    /* Past its deadline (or the clock went back less than the TTL): expire at once. */
+    return deadline <= wall_now ? (now != 0 ? now : 1) : now + (deadline - wall_now);
+}
+
+static void note_deadline(struct queue *q, uint64_t expires_at_ms)
+{
+    if (expires_at_ms != 0 && (q->next_expiry_ms == 0 || expires_at_ms < q->next_expiry_ms)) {
+        q->next_expiry_ms = expires_at_ms;
+        arm_ttl_timer(q, now_ms());
+    }
+}
+
+void queue_restore_loc(struct queue *q, const struct store_recovered *r)
 {
     struct qentry e = {.seq = q->next_seq++,
-                       .deliveries = deliveries,
-                       .redelivered = delivered || deliveries > 0};
+                       .deliveries = r->deliveries,
+                       .redelivered = r->delivered || r->deliveries > 0,
+                       .expires_at_ms = restored_deadline(q, NULL, r)};
 
-    if (q->args.message_ttl_ms >= 0)
-        e.expires_at_ms = now_ms() + (uint64_t)q->args.message_ttl_ms;
-    if (!spill_out(q, &e, true, loc))
+    /* Its deadline is looked at when it comes back into memory (refill). */
+    if (!spill_out(q, &e, true, r->loc))
         log_error(NULL, "queue '%.*s': a recovered message could not be spilled and is lost",
                   (int)q->name.len, (const char *)q->name.ptr);
 }
 
-void queue_restore(struct queue *q, struct message *m, uint32_t deliveries, bool delivered)
+void queue_restore(struct queue *q, struct message *m, const struct store_recovered *r)
 {
     struct qentry e = {.msg = message_ref(m),
                        .seq = q->next_seq++,
-                       .deliveries = deliveries,
-                       .redelivered = delivered || deliveries > 0};
+                       .deliveries = r->deliveries,
+                       .redelivered = r->delivered || r->deliveries > 0,
+                       .expires_at_ms = restored_deadline(q, m, r)};
 
-    if (q->args.message_ttl_ms >= 0) {
-        /* The publish time is not stored: the TTL runs again from the restart. */
-        e.expires_at_ms = now_ms() + (uint64_t)q->args.message_ttl_ms;
-        if (q->next_expiry_ms == 0 || e.expires_at_ms < q->next_expiry_ms) {
-            q->next_expiry_ms = e.expires_at_ms;
-            arm_ttl_timer(q, now_ms());
-        }
-    }
+    note_deadline(q, e.expires_at_ms);
     ring_push_back(level_of(q, m), &e);
     q->len++;
     charge_in(q, m);

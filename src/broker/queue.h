@@ -18,6 +18,8 @@
 #include "amqp/wire.h"
 #include "src/broker/spill.h"
 
+struct store_recovered;
+
 struct message;
 struct channel;
 struct conn;
@@ -191,8 +193,10 @@ void queue_requeue_many(struct queue *q, struct qentry *e, size_t n);
 void queue_requeue(struct queue *q, struct message *m, uint64_t seq, uint32_t deliveries,
                    uint64_t expires_at_ms);
 /* Appends a message recovered from the store at start (the caller's reference is shared:
- * the queue takes one of its own); deliveries and delivered come from the store. */
-void queue_restore(struct queue *q, struct message *m, uint32_t deliveries, bool delivered);
+ * the queue takes one of its own); r is what the store recovered: delivery count, delivered
+ * flag, and the wall-clock publish time and deadline its expiry is rebuilt from (a message
+ * past its deadline expires at once, dead-lettered "expired" where the queue says so). */
+void queue_restore(struct queue *q, struct message *m, const struct store_recovered *r);
 /* The message was rejected without requeue: dead-letter it (reason "rejected") or drop it.
  * Takes the caller's reference. */
 void queue_reject(struct queue *q, struct message *m);
@@ -215,7 +219,7 @@ static inline uint32_t queue_ready_count(const struct queue *q)
 bool queue_spills(const struct queue *q);
 /* Appends a recovered persistent message by its store location only (it is beyond the
  * memory window, so it is not read now). */
-void queue_restore_loc(struct queue *q, struct store_loc loc, uint32_t deliveries, bool delivered);
+void queue_restore_loc(struct queue *q, const struct store_recovered *r);
 
 void queue_add_consumer(struct queue *q, struct consumer *c);
 /* Removes c; the queue may be deleted as a result (auto-delete), which the return says. */

@@ -243,11 +243,11 @@ static void recover_ref(void *ctx, const struct store_recovered *r)
     rc->refs++;
     if (queue_spills(q)) {
         /* Beyond the memory window: keep the location only, read it when its turn comes. */
-        queue_restore_loc(q, r->loc, r->deliveries, r->delivered);
+        queue_restore_loc(q, r);
         return;
     }
     if (rc->last != NULL && memcmp(&rc->last_loc, &r->loc, sizeof r->loc) == 0) {
-        queue_restore(q, rc->last, r->deliveries, r->delivered);
+        queue_restore(q, rc->last, r);
         return;
     }
     if (r->loc.size > rc->buf_size) {
@@ -266,7 +266,7 @@ static void recover_ref(void *ctx, const struct store_recovered *r)
     rc->last = m;
     rc->last_loc = r->loc;
     rc->messages++;
-    queue_restore(q, m, r->deliveries, r->delivered);
+    queue_restore(q, m, r);
 }
 
 /* ---- Start ----------------------------------------------------------------------------- */

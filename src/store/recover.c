@@ -32,6 +32,7 @@ enum {
 };
 
 struct rmsg {
+    uint64_t published_ms, expires_ms;
     uint32_t offset, size;
     size_t first_ref;
     uint32_t ref_count;
@@ -102,7 +103,7 @@ static bool recovery_apply(struct recovery *rv, struct segment *s, uint64_t offs
 
     if (!wire_u8(&r, &type))
         return false;
-    if (type == REC_MESSAGE) {
+    if (rec_is_message(type)) {
         struct store_msg m;
         struct wire_reader ids;
         if (!store_message_decode(body, &m, &ids))
@@ -117,6 +118,8 @@ static bool recovery_apply(struct recovery *rv, struct segment *s, uint64_t offs
             rv->refs = xrealloc(rv->refs, rv->ref_cap * sizeof(*rv->refs));
         }
         rv->msgs[rv->msg_count++] = (struct rmsg){
+            .published_ms = m.published_ms,
+            .expires_ms = m.expires_ms,
             .offset = (uint32_t)offset,
             .size = (uint32_t)(RECFILE_FRAME_BYTES + body.len),
             .first_ref = rv->ref_count,
@@ -340,6 +343,8 @@ int store_recover(struct store *st, store_recover_fn cb, void *ctx)
                     .deliveries = ref->deliveries,
                     .delivered = (ref->flags & REF_DELIVERED) != 0,
                     .loc = {.segment = s->number, .offset = m->offset, .size = m->size},
+                    .published_ms = m->published_ms,
+                    .expires_ms = m->expires_ms,
                 };
                 if (cb != NULL)
                     cb(ctx, &out);

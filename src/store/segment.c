@@ -395,7 +395,7 @@ static int64_t carry_forward(struct store *st, struct segment *s)
                 break;
             continue;
         }
-        if (body.ptr[0] == REC_MESSAGE || body.len < 13)
+        if (rec_is_message(body.ptr[0]) || body.len < 13)
             continue;
         uint32_t target = (uint32_t)body.ptr[5] << 24 | (uint32_t)body.ptr[6] << 16 |
                           (uint32_t)body.ptr[7] << 8 | body.ptr[8];

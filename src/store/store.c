@@ -39,6 +39,12 @@ static void put_u32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    put_u32(p, (uint32_t)(v >> 32));
+    put_u32(p + 4, (uint32_t)v);
+}
+
 static char *path_join(const char *dir, const char *name)
 {
     size_t n = strlen(dir) + strlen(name) + 2;
@@ -91,7 +97,7 @@ static int mkdir_p(const char *path)
 
 bool store_rec_type_ok(uint8_t type)
 {
-    return type >= REC_MESSAGE && type <= REC_QUEUE_DELETE;
+    return type >= REC_MESSAGE && type <= REC_MESSAGE_TIMED;
 }
 
 /* ---- Appending -------------------------------------------------------------------------- */
@@ -100,13 +106,20 @@ static size_t message_body_len(const struct store_msg *m)
 {
     assert(m->exchange.len <= 255 && m->routing_key.len <= 255);
     assert(m->queue_count <= STORE_MAX_QUEUES_PER_MESSAGE);
-    return 1 + 2 + 4 * (size_t)m->queue_count + 1 + m->exchange.len + 1 + m->routing_key.len + 4 +
+    return 1 + (m->published_ms != 0 ? 16 : 0) + 2 + 4 * (size_t)m->queue_count + 1 + m->exchange.len + 1 + m->routing_key.len + 4 +
            m->header.len + m->body.len;
 }
 
 static void message_encode(uint8_t *p, const struct store_msg *m)
 {
-    *p++ = REC_MESSAGE;
+    if (m->published_ms != 0) {
+        *p++ = REC_MESSAGE_TIMED;
+        put_u64(p, m->published_ms);
+        put_u64(p + 8, m->expires_ms);
+        p += 16;
+    } else {
+        *p++ = REC_MESSAGE;
+    }
     *p++ = (uint8_t)(m->queue_count >> 8);
     *p++ = (uint8_t)m->queue_count;
     for (uint32_t i = 0; i < m->queue_count; i++, p += 4)
@@ -249,10 +262,16 @@ bool store_message_decode(struct wire_bytes rec, struct store_msg *out, struct w
     uint8_t type;
     uint16_t count;
 
-    if (!wire_u8(&r, &type) || type != REC_MESSAGE || !wire_u16(&r, &count) ||
-        !wire_sub(&r, 4 * (size_t)count, ids))
+    uint64_t published_ms = 0, expires_ms = 0;
+
+    if (!wire_u8(&r, &type) || !rec_is_message(type))
         return false;
-    *out = (struct store_msg){.queue_count = count};
+    if (type == REC_MESSAGE_TIMED && (!wire_u64(&r, &published_ms) || !wire_u64(&r, &expires_ms)))
+        return false;
+    if (!wire_u16(&r, &count) || !wire_sub(&r, 4 * (size_t)count, ids))
+        return false;
+    *out = (struct store_msg){
+        .queue_count = count, .published_ms = published_ms, .expires_ms = expires_ms};
     if (!wire_shortstr(&r, &out->exchange) || !wire_shortstr(&r, &out->routing_key) ||
         !wire_longstr(&r, &out->header))
         return false;

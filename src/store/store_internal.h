@@ -32,7 +32,13 @@ enum rec_type {
     REC_RETURN = 3,
     REC_DELIVERED = 4,
     REC_QUEUE_DELETE = 5,
+    REC_MESSAGE_TIMED = 6, /* a MESSAGE with its publish time and deadline (store.h) */
 };
+
+static inline bool rec_is_message(uint8_t type)
+{
+    return type == REC_MESSAGE || type == REC_MESSAGE_TIMED;
+}
 
 enum seg_state {
     SEG_LIVE,

@@ -40,7 +40,7 @@
 
 #define SEG_FILE_HEADER  16
 #define REC_FRAME        8
-#define REC_TYPE_MESSAGE 1
+#define REC_TYPE_MESSAGE 6 /* MESSAGE_TIMED: what the broker writes (src/store/store.h) */
 
 static const amqp_basic_properties_t persistent = {._flags = AMQP_BASIC_DELIVERY_MODE_FLAG,
                                                    .delivery_mode = 2};
@@ -632,6 +632,96 @@ START_TEST(unacked_delivery_comes_back_redelivered_and_acked_one_does_not)
     expect_get(c, q, "d", false);
     it_expect_empty(c, 1, q);
     it_queue_delete(c, q);
+    it_disconnect(c);
+}
+END_TEST
+
+/* Expiry keeps its schedule across a restart (issue 16, item 7), as RabbitMQ's queue index
+ * keeps absolute expiry times: a persistent message with its own expiration, and one in a
+ * queue with x-message-ttl, both published TTL_MS before they are due, are dead-lettered
+ * "expired" at TTL_MS after their publication even though the broker was killed and
+ * restarted RESTART_AFTER_MS in; before, the first never expired after a restart and the
+ * second counted its TTL again from the restart (due at RESTART_AFTER_MS + TTL_MS at the
+ * earliest). One already past its deadline at the restart is never delivered, and one with a
+ * long expiration stays. */
+START_TEST(expiry_keeps_its_schedule_across_a_restart)
+{
+    enum { TTL_MS = 5000, RESTART_AFTER_MS = 2000, SLACK_MS = 1500 };
+    struct pub p = pub_open();
+    amqp_basic_properties_t own = persistent, past = persistent, later = persistent;
+    amqp_connection_state_t c;
+    struct it_table args, ttl_args;
+    char q[64], tq[64], dlq[64], ttl_text[16];
+    long long t0, done;
+    struct it_msg m;
+    amqp_table_t h;
+
+    it_name(q, sizeof q, "dur.exp");
+    it_name(tq, sizeof tq, "dur.exp.ttl");
+    it_name(dlq, sizeof dlq, "dur.exp.dead");
+    durable_queue(p.c, dlq);
+    it_table_init(&args);
+    it_table_add_str(&args, "x-dead-letter-exchange", "");
+    it_table_add_str(&args, "x-dead-letter-routing-key", dlq);
+    it_queue_declare(p.c, 1, q, true, false, false, args.table, NULL, NULL);
+    it_table_init(&ttl_args);
+    it_table_add_str(&ttl_args, "x-dead-letter-exchange", "");
+    it_table_add_str(&ttl_args, "x-dead-letter-routing-key", dlq);
+    it_table_add_long(&ttl_args, "x-message-ttl", TTL_MS);
+    it_queue_declare(p.c, 1, tq, true, false, false, ttl_args.table, NULL, NULL);
+
+    snprintf(ttl_text, sizeof ttl_text, "%d", TTL_MS);
+    own._flags |= AMQP_BASIC_EXPIRATION_FLAG;
+    own.expiration = amqp_cstring_bytes(ttl_text);
+    past._flags |= AMQP_BASIC_EXPIRATION_FLAG;
+    past.expiration = amqp_cstring_bytes("1000");
+    later._flags |= AMQP_BASIC_EXPIRATION_FLAG;
+    later.expiration = amqp_cstring_bytes("600000");
+    t0 = it_now_ms();
+    pub_send(&p, "", q, &past, "past-its-deadline");
+    pub_send(&p, "", q, &own, "own-expiration");
+    pub_send(&p, "", q, &later, "long-expiration");
+    pub_send(&p, "", tq, &persistent, "queue-ttl");
+    pub_wait(&p);
+    it_sleep_ms(RESTART_AFTER_MS - (long)(it_now_ms() - t0));
+
+    restart_closing(true, p.c, NULL);
+    c = it_connect();
+
+    /* Poll until both timed messages have left their queues. */
+    for (;;) {
+        amqp_queue_declare_ok_t *a, *b;
+        a = amqp_queue_declare(c, 1, amqp_cstring_bytes(q), 1, 0, 0, 0, amqp_empty_table);
+        it_assert_ok(amqp_get_rpc_reply(c), "passive declare");
+        uint32_t in_q = a->message_count;
+        b = amqp_queue_declare(c, 1, amqp_cstring_bytes(tq), 1, 0, 0, 0, amqp_empty_table);
+        it_assert_ok(amqp_get_rpc_reply(c), "passive declare");
+        done = it_now_ms() - t0;
+        if (in_q == 1 && b->message_count == 0)
+            break;
+        ck_assert_msg(done < TTL_MS + SLACK_MS,
+                      "%lld ms after publication %s still holds %u messages (1 expected) and "
+                      "%s %u (0 expected): expiry did not keep its schedule",
+                      done, q, in_q, tq, b->message_count);
+        it_sleep_ms(50);
+    }
+    /* All three timed ones were dead-lettered "expired"; the long one stays. */
+    for (int i = 0; i < 3; i++) {
+        char body[64];
+        ck_assert_msg(it_get(c, 1, dlq, true, &m), "%d dead letters in %s, 3 expected", i, dlq);
+        h = it_headers(&m);
+        it_assert_table_str(&h, "x-first-death-reason", "expired");
+        it_body(&m, body, sizeof body);
+        ck_assert_msg(strcmp(body, "past-its-deadline") == 0 ||
+                          strcmp(body, "own-expiration") == 0 || strcmp(body, "queue-ttl") == 0,
+                      "unexpected dead letter '%s'", body);
+        it_msg_free(&m);
+    }
+    it_expect_empty(c, 1, dlq);
+    expect_get(c, q, "long-expiration", false);
+    it_queue_delete(c, q);
+    it_queue_delete(c, tq);
+    it_queue_delete(c, dlq);
     it_disconnect(c);
 }
 END_TEST
@@ -1235,6 +1325,7 @@ int main(void)
     tcase_add_test(tc, backlog_beyond_the_memory_window_survives_a_kill_in_order);
     tcase_add_loop_test(tc, unacked_delivery_comes_back_redelivered_and_acked_one_does_not, 0, 2);
     tcase_add_test(tc, delivery_count_survives_a_kill_and_the_limit_still_applies);
+    tcase_add_test(tc, expiry_keeps_its_schedule_across_a_restart);
     tcase_add_test(tc, message_acked_after_a_counted_redelivery_does_not_come_back);
     tcase_add_test(tc, message_routed_to_three_queues_is_stored_once);
     tcase_add_test(tc, purge_and_delete_stay_done);

@@ -599,6 +599,45 @@ START_TEST(recovery_after_clean_close_keeps_order_per_queue)
 }
 END_TEST
 
+/* A message stored with its publish time and deadline (MESSAGE_TIMED) gives both back to
+ * recovery and reads back unchanged; one stored without (a MESSAGE record, as older data
+ * directories hold) recovers with zeros, side by side in the same segment. */
+START_TEST(publish_time_and_deadline_survive_and_untimed_records_still_read)
+{
+    uint32_t q = 9;
+    char body[16];
+    struct store_loc l[3];
+    struct found f = {0};
+    struct store *st = open_recover(0, &f);
+
+    for (unsigned i = 0; i < 3; i++) {
+        struct store_msg m = make_msg(&q, 1, i, body, sizeof(body));
+        if (i != 1) {
+            m.published_ms = 1796538644705ull + i;
+            m.expires_ms = i == 2 ? 0 : 1796538649705ull;
+        }
+        store_append_message(st, &m, &l[i]);
+        /* frame, type, [times], count, queue id, exchange, key, header, body */
+        ck_assert_uint_eq(l[i].size, 8 + 1 + (i != 1 ? 16 : 0) + 2 + 4 + 11 + 3 + 4 + 15 + 16);
+    }
+    wait_durable(st);
+    store_close(st);
+
+    st = open_recover(0, &f);
+    ck_assert_uint_eq(f.n, 3);
+    ck_assert_uint_eq(f.v[0].published_ms, 1796538644705ull);
+    ck_assert_uint_eq(f.v[0].expires_ms, 1796538649705ull);
+    ck_assert_uint_eq(f.v[1].published_ms, 0);
+    ck_assert_uint_eq(f.v[1].expires_ms, 0);
+    ck_assert_uint_eq(f.v[2].published_ms, 1796538644707ull);
+    ck_assert_uint_eq(f.v[2].expires_ms, 0);
+    for (unsigned i = 0; i < 3; i++)
+        ck_assert_uint_eq(body_number(st, f.v[i].loc), i);
+    store_close(st);
+    free(f.v);
+}
+END_TEST
+
 START_TEST(delivery_counts_and_delivered_flags_survive)
 {
     uint32_t q = 5;
@@ -1461,6 +1500,7 @@ static Suite *store_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, recovery_after_clean_close_keeps_order_per_queue);
     tcase_add_test(tc, delivery_counts_and_delivered_flags_survive);
+    tcase_add_test(tc, publish_time_and_deadline_survive_and_untimed_records_still_read);
     tcase_add_test(tc, message_for_three_queues_is_written_once_and_recovered_into_each);
     tcase_add_test(tc, torn_last_record_is_cut_at_every_offset);
     tcase_add_test(tc, corrupt_byte_in_last_record_cuts_it);
