@@ -174,6 +174,42 @@ static const struct option options[] = {
      "true", "true: /metrics has one series per queue; false: broker totals only"},
     {"load_definitions", OPT_PATH, FIELD(load_definitions), 0, 0, NULL, "false",
      "definitions file (RabbitMQ's JSON format) imported at every start, or false for none"},
+    /* The cluster (../README.md, "Running a cluster"; the design: src/cluster/cluster.h). */
+    {"cluster.enabled", OPT_BOOL, FIELD(cluster.enabled), 0, 0, NULL, "false",
+     "true: this node is one of a cluster coordinated by etcd (one leader serves, followers "
+     "replicate and take over)"},
+    {"cluster.name", OPT_STRING, FIELD(cluster.name), 0, 0, NULL, "warren",
+     "name of the cluster: its keys in etcd are under /warren/<name>/"},
+    {"cluster.node_id", OPT_STRING, FIELD(cluster.node_id), 0, 0, NULL, NULL,
+     "this node's name in the cluster, unique and stable; unset: the host name"},
+    {"cluster.etcd.endpoints", OPT_STRING, FIELD(cluster.etcd_endpoints), 0, 0, NULL,
+     "http://127.0.0.1:2379", "etcd client URLs, comma-separated"},
+    {"cluster.etcd.request_timeout", OPT_UINT, FIELD(cluster.etcd_request_timeout_ms), 100,
+     60000, NULL, "1000", "milliseconds an etcd request may take before the next endpoint is tried"},
+    {"cluster.lease_ttl", OPT_UINT, FIELD(cluster.lease_ttl_s), 2, 60, NULL, "3",
+     "seconds a node's etcd lease lives without renewal: how long a silent leader keeps its role"},
+    {"cluster.listen", OPT_STRING, FIELD(cluster.listen), 0, 0, NULL, "0.0.0.0:5679",
+     "IP:port of the replication port followers connect to"},
+    {"cluster.advertise", OPT_STRING, FIELD(cluster.advertise), 0, 0, NULL, NULL,
+     "host:port the other nodes use for this node's replication port; unset: cluster.listen "
+     "(or the host name with its port when it listens on 0.0.0.0)"},
+    {"cluster.ack_timeout", OPT_UINT, FIELD(cluster.ack_timeout_ms), 100, 600000, NULL, "3000",
+     "milliseconds a follower may hold back confirms before the leader drops it from the "
+     "in-sync set"},
+    {"cluster.follower_backlog_max", OPT_BYTES, FIELD(cluster.follower_backlog_max), 1 << 20,
+     UINT64_MAX / 2, NULL, "64MB",
+     "bytes of stream kept in memory for a follower; past it, it catches up from the files"},
+    {"cluster.min_insync_replicas", OPT_UINT, FIELD(cluster.min_insync_replicas), 1, 16, NULL, "1",
+     "confirms wait while fewer members (leader included) are in sync"},
+    {"cluster.confirm_timeout", OPT_UINT, FIELD(cluster.confirm_timeout_ms), 100, 3600000, NULL,
+     "30000", "milliseconds a confirm waits for min_insync_replicas before it is a nack"},
+    {"cluster.stall_timeout", OPT_UINT, FIELD(cluster.stall_timeout_ms), 100, 600000, NULL, "5000",
+     "milliseconds of a stalled event loop or disk after which the leader stops renewing its lease"},
+    {"cluster.crash_fastpath", OPT_BOOL, FIELD(cluster.crash_fastpath), 0, 0, NULL, "true",
+     "true: followers that find the leader's replication port refused revoke its lease at once"},
+    {"cluster.follower_listeners", OPT_STRING, FIELD(cluster.follower_listeners), 0, 0, NULL,
+     "proxy", "what a follower does with clients: proxy (relay them to the leader) or refuse "
+     "(connection.open answered 530 naming the leader)"},
 };
 
 #define OPTION_COUNT (sizeof(options) / sizeof(options[0]))

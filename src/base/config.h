@@ -110,6 +110,26 @@ struct config {
      * milliseconds a client has to send a request head (src/mgmt/http_limits.h). */
     uint32_t management_request_timeout_ms;
     uint32_t prometheus_request_timeout_ms;
+
+    /* A cluster of warrend nodes coordinated by etcd (src/cluster/cluster.h); off by default:
+     * one node needs no etcd. */
+    struct config_cluster {
+        bool enabled;                    /* cluster.enabled: false */
+        char name[64];                   /* cluster.name: warren (etcd prefix /warren/NAME/) */
+        char node_id[64];                /* cluster.node_id: "" = the host name */
+        char etcd_endpoints[1024];       /* cluster.etcd.endpoints: http://127.0.0.1:2379 */
+        uint32_t etcd_request_timeout_ms; /* cluster.etcd.request_timeout: 1000 */
+        uint32_t lease_ttl_s;            /* cluster.lease_ttl: 3 */
+        char listen[128];                /* cluster.listen: 0.0.0.0:5679 (replication) */
+        char advertise[128];             /* cluster.advertise: "" = listen, or host name:port */
+        uint32_t ack_timeout_ms;         /* cluster.ack_timeout: 3000 */
+        uint64_t follower_backlog_max;   /* cluster.follower_backlog_max: 64 MiB */
+        uint32_t min_insync_replicas;    /* cluster.min_insync_replicas: 1 */
+        uint32_t confirm_timeout_ms;     /* cluster.confirm_timeout: 30000 */
+        uint32_t stall_timeout_ms;       /* cluster.stall_timeout: 5000 */
+        bool crash_fastpath;             /* cluster.crash_fastpath: true */
+        char follower_listeners[16];     /* cluster.follower_listeners: proxy | refuse */
+    } cluster;
 };
 
 /* Fills c with every default. */
