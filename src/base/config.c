@@ -162,6 +162,11 @@ static const struct option options[] = {
      NULL, "5000",
      "milliseconds an HTTP client has to send a whole request head (from connecting, or from "
      "its previous answer) before its connection is closed"},
+    /* Unset: where `make install` put the files (src/mgmt/ui.h), so the example file is the
+     * same whatever the install prefix. */
+    {"management.ui_dir", OPT_PATH, FIELD(management_ui_dir), 0, 0, NULL, NULL,
+     "directory of the management web UI's files, served at / on the management port; unset: "
+     "PREFIX/share/warren/www as installed (a build tree falls back to its source's www/)"},
     {"prometheus.tcp.port", OPT_UINT, FIELD(prometheus_port), 0, 65535, NULL, "15692",
      "port of the Prometheus metrics endpoint (/metrics); 0 disables it"},
     {"prometheus.tcp.ip", OPT_IP, FIELD(prometheus_ip), 0, 0, NULL,

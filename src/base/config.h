@@ -130,6 +130,8 @@ struct config {
         bool crash_fastpath;             /* cluster.crash_fastpath: true */
         char follower_listeners[16];     /* cluster.follower_listeners: proxy | refuse */
     } cluster;
+    /* management.ui_dir: the web UI's files; "" = where they were installed (src/mgmt/ui.h) */
+    char management_ui_dir[512];
 };
 
 /* Fills c with every default. */

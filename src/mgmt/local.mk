@@ -10,4 +10,10 @@ src_libwarren_a_SOURCES += \
 	src/mgmt/mgmt_slice.c src/mgmt/mgmt_slice.h \
 	src/mgmt/mgmt_stats.c src/mgmt/mgmt_stats.h \
 	src/mgmt/mgmt_defs.c src/mgmt/mgmt_defs.h \
-	src/mgmt/metrics.c src/mgmt/metrics.h
+	src/mgmt/metrics.c src/mgmt/metrics.h \
+	src/mgmt/ui.c src/mgmt/ui.h
+
+# Where src/mgmt/ui.c finds the web UI's files (www/local.mk installs them): as installed,
+# or else in the source tree this warrend was built from.
+src_libwarren_a_CPPFLAGS += -DWARREN_UI_DIR='"$(pkgdatadir)/www"' \
+	-DWARREN_SOURCE_UI_DIR='"$(abs_top_srcdir)/www"'

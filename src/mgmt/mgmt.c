@@ -38,6 +38,7 @@
 #include "src/mgmt/mgmt_json.h"
 #include "src/mgmt/mgmt_stats.h"
 #include "src/mgmt/ops.h"
+#include "src/mgmt/ui.h"
 #include "src/security/auth.h"
 
 /* A request between MHD's calls: who asked, as its head said, and its body as it arrives. */
@@ -45,6 +46,7 @@ struct request {
     struct mgmt_call call; /* its user and rights once authenticated */
     struct http_body body;
     struct mgmt_work *work; /* its answer waits for this (mgmt_slice.h) */
+    bool ui;                /* a file of the web UI: any path outside /api/ (ui.h) */
 };
 
 /* ---- Responses ------------------------------------------------------------------------- */
@@ -733,17 +735,18 @@ static enum MHD_Result serve_metrics(struct mgmt *m, struct MHD_Connection *conn
     return mgmt_respond(&c, MHD_HTTP_OK, b.data, b.len, "text/plain; version=0.0.4");
 }
 
-/* The largest body a request to h may have: the metrics endpoint takes none. */
-static uint64_t body_max(const struct mgmt_http *h)
+/* The largest body a request to h may have: the metrics endpoint and the UI's files take
+ * none. */
+static uint64_t body_max(const struct mgmt_http *h, const struct request *req)
 {
-    return h->metrics ? 0 : MGMT_BODY_MAX;
+    return h->metrics || req->ui ? 0 : MGMT_BODY_MAX;
 }
 
 static enum MHD_Result refuse_body(struct mgmt_http *h, struct request *req)
 {
     char reason[256];
 
-    http_body_reason(&h->limits, &req->body, body_max(h), reason, sizeof reason);
+    http_body_reason(&h->limits, &req->body, body_max(h, req), reason, sizeof reason);
     if (req->body.refused == MHD_HTTP_CONTENT_TOO_LARGE)
         return mgmt_respond_error(&req->call, MHD_HTTP_CONTENT_TOO_LARGE, "bad_request", "%s",
                                   reason);
@@ -767,11 +770,12 @@ static enum MHD_Result on_request_head(struct mgmt_http *h, struct MHD_Connectio
     http_limits_head_received(conn);
     if (!h->metrics) {
         if (strncmp(url, "/api/", 5) != 0 && strcmp(url, "/api") != 0)
-            return mgmt_not_found(&req->call);
-        if (!authenticate(&req->call, &answered))
+            req->ui = true;
+        if (req->ui ? !mgmt_ui_accepts(conn, method, &answered)
+                    : !authenticate(&req->call, &answered))
             return answered;
     }
-    if (http_body_begin(&h->limits, &req->body, conn, body_max(h)) != 0)
+    if (http_body_begin(&h->limits, &req->body, conn, body_max(h, req)) != 0)
         return refuse_body(h, req);
     return MHD_YES;
 }
@@ -792,7 +796,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (http_body_append(&h->limits, &req->body, upload_data, n, body_max(h)))
+        if (http_body_append(&h->limits, &req->body, upload_data, n, body_max(h, req)))
             return MHD_YES;
         log_warn(NULL, "%s: closing a connection whose refused request body goes on",
                  h->limits.what);
@@ -805,6 +809,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return refuse_body(h, req);
     if (h->metrics)
         return serve_metrics(h->m, conn, url, method);
+    if (req->ui)
+        return mgmt_ui_serve(h->m->srv->cfg, conn, url, method);
     c.body = req->body.data;
     c.body_len = req->body.len;
     c.work = &req->work;
@@ -1025,6 +1031,7 @@ int mgmt_start(struct server *s, struct mgmt **out)
                        (uint16_t)cfg->management_port, false,
                        cfg->management_request_timeout_ms) != 0)
             return -1;
+        mgmt_ui_announce(cfg);
     }
     if (cfg->prometheus_port != 0) {
         snprintf(m->ctx.prometheus_ip, sizeof m->ctx.prometheus_ip, "%s", cfg->prometheus_ip);
