@@ -54,6 +54,9 @@ struct defs_log {
     uint8_t *batch; /* encoded ops of the open batch */
     size_t batch_len, batch_cap;
     uint32_t batch_count;
+
+    const struct defs_log_tap *tap; /* defs_log_set_tap(), or NULL */
+    void *tap_ctx;
 };
 
 /* ---- The live set ----------------------------------------------------------------------- */
@@ -269,6 +272,8 @@ static int append_sync(struct defs_log *log, const uint8_t *rec, size_t len)
             log_error(NULL, "definitions: truncating %s failed: %s", log->path, strerror(errno));
         return rc;
     }
+    if (log->tap != NULL)
+        log->tap->appended(log->tap_ctx, log->file_bytes, rec, len);
     log->file_bytes += len;
     return 0;
 }
@@ -383,7 +388,8 @@ int defs_log_compact(struct defs_log *log)
     size_t used = 0;
     uint64_t off = 0;
     int rc = 0;
-    int fd = open(log->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    /* Read-write: a tap reads the new file back (defs_log_set_tap). */
+    int fd = open(log->tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 
     if (fd < 0) {
         free(buf);
@@ -433,7 +439,16 @@ int defs_log_compact(struct defs_log *log)
     log->fd = fd;
     log->file_bytes = off;
     log->compactions++;
+    if (log->tap != NULL)
+        log->tap->replaced(log->tap_ctx, fd, off);
     return rc;
+}
+
+void defs_log_set_tap(struct defs_log *log, const struct defs_log_tap *tap, void *ctx)
+{
+    assert(tap == NULL || (tap->appended != NULL && tap->replaced != NULL));
+    log->tap = tap;
+    log->tap_ctx = ctx;
 }
 
 /* ---- Opening ---------------------------------------------------------------------------- */

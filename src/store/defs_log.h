@@ -113,6 +113,21 @@ struct defs_log_stats {
 
 void defs_log_stats(const struct defs_log *log, struct defs_log_stats *out);
 
+/* A tap (replication): told, on the calling thread, of every change to the file once it is
+ * durable, in order. appended: len bytes (whole records) now follow offset. replaced: a
+ * compaction put a new file of size bytes in place of the old one; read its content from fd
+ * (pread, borrowed for the call; the log keeps appending to it). Byte strings are borrowed
+ * for the call. Replaying the events on a copy of the file as it was when the tap was set
+ * gives the file byte for byte. The callbacks must not change the log. */
+struct defs_log_tap {
+    void (*appended)(void *ctx, uint64_t offset, const uint8_t *data, size_t len);
+    void (*replaced)(void *ctx, int fd, uint64_t size);
+};
+
+/* Sets (or with tap NULL removes) the tap; both members must be set. The log keeps the
+ * pointers. */
+void defs_log_set_tap(struct defs_log *log, const struct defs_log_tap *tap, void *ctx);
+
 /* Closes the log (every change is already durable). NULL is accepted. */
 void defs_log_close(struct defs_log *log);
 

@@ -187,6 +187,7 @@ static void recovery_drop_segment(struct store *st, struct segment *s, bool last
         if (rename(path, aside) < 0)
             log_error(NULL, "message store: renaming %s failed: %s", path, strerror(errno));
     }
+    seg_tap_unlinked(st, s->number);
     seg_area_remove(st, &st->msgs, s);
 }
 
@@ -254,6 +255,7 @@ static int recovery_scan(struct recovery *rv, struct segment *s, bool last)
                 log_error(NULL, "message store: truncating %s failed: %s", path, strerror(errno));
             }
             s->size = bad;
+            seg_tap_truncated(st, s->number, bad);
         } else {
             log_error(NULL,
                       "message store: %s: corrupt data from offset %" PRIu64 " to the end (%" PRIu64

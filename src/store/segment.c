@@ -110,6 +110,49 @@ int seg_read_fd(struct store *st, struct area *a, struct segment *s)
     return fd;
 }
 
+/* ---- The tap ------------------------------------------------------------------------------ */
+
+void store_set_tap(struct store *st, const struct store_tap *tap, void *ctx)
+{
+    assert(tap == NULL || (tap->segment_created && tap->segment_appended &&
+                           tap->segment_truncated && tap->segment_unlinked));
+    st->tap = tap;
+    st->tap_ctx = ctx;
+}
+
+/* The write buffer of a durable area has just reached its file: a new segment's header is
+ * reported as its creation, the rest as an append. */
+static void tap_written(struct store *st, struct area *a)
+{
+    const uint8_t *p = a->wbuf;
+    size_t n = a->wlen;
+    uint64_t off = a->flushed;
+
+    if (st->tap == NULL || !a->durable)
+        return;
+    if (off == 0) {
+        assert(n >= SEG_HEADER);
+        st->tap->segment_created(st->tap_ctx, a->active->number, p, SEG_HEADER);
+        p += SEG_HEADER;
+        n -= SEG_HEADER;
+        off = SEG_HEADER;
+    }
+    if (n > 0)
+        st->tap->segment_appended(st->tap_ctx, a->active->number, off, p, n, st->appended_seq);
+}
+
+void seg_tap_truncated(struct store *st, uint32_t number, uint64_t size)
+{
+    if (st->tap != NULL)
+        st->tap->segment_truncated(st->tap_ctx, number, size);
+}
+
+void seg_tap_unlinked(struct store *st, uint32_t number)
+{
+    if (st->tap != NULL)
+        st->tap->segment_unlinked(st->tap_ctx, number);
+}
+
 /* ---- Writing ---------------------------------------------------------------------------- */
 
 /* The buffered records are in the active segment's file now. */
@@ -151,6 +194,8 @@ void seg_area_flush(struct store *st, struct area *a)
             log_error(NULL, "message store: writing %s failed: %s; paged messages are lost",
                       path, strerror(-rc));
         }
+    } else {
+        tap_written(st, a);
     }
     area_written(st, a);
 }
@@ -164,6 +209,7 @@ int seg_area_retry(struct store *st, struct area *a)
     rc = recfile_pwrite_all(a->active->fd, a->wbuf, a->wlen, a->flushed);
     if (rc < 0)
         return rc;
+    tap_written(st, a);
     area_written(st, a);
     return 0;
 }
@@ -255,6 +301,27 @@ static int area_new_segment(struct store *st, struct area *a)
     return 0;
 }
 
+int store_roll_segment(struct store *st, uint32_t min_number, uint32_t *number)
+{
+    struct area *a = &st->msgs;
+    int rc;
+
+    assert(st->recovered);
+    if (st->failed != 0)
+        return -st->failed;
+    if (a->active != NULL && seg_area_seal(st, a) != 0)
+        return -(st->failed != 0 ? st->failed : EIO);
+    if (a->next_number < min_number)
+        a->next_number = min_number;
+    if ((rc = area_new_segment(st, a)) < 0)
+        return rc;
+    seg_area_flush(st, a);
+    if (st->failed != 0)
+        return -st->failed;
+    *number = a->active->number;
+    return 0;
+}
+
 /* Room for a record with a body of body_len bytes at the head of area a, in a new segment if
  * the active one is full. Returns where to encode the body (the frame goes before it), or
  * NULL if no segment could be created. */
@@ -332,6 +399,7 @@ void seg_unlink(struct store *st, struct segment *s)
         log_error(NULL, "message store: removing %s failed: %s", path, strerror(errno));
         return;
     }
+    seg_tap_unlinked(st, s->number);
     reader_forget(st, s);
     if (s->fd >= 0) {
         close(s->fd);

@@ -295,6 +295,45 @@ void store_stats(const struct store *st, struct store_stats *out);
 /* stats.bytes_written alone, cheap enough to ask every loop turn. */
 uint64_t store_bytes_written(const struct store *st);
 
+/* ---- Tap (replication) -------------------------------------------------------------------
+ *
+ * An observer of every change to the durable segment files (msgs/), told on the loop thread
+ * right after the change reached the file, in the order the changes reached the disk:
+ * replaying the events into an empty directory (create the file and write the header,
+ * write the bytes at the offset, truncate, unlink) gives the same msgs/ byte for byte.
+ * Nothing is copied for the tap: the byte strings borrow the store's write buffer for the
+ * duration of the call. The paging area is not tapped.
+ *
+ *   segment_created    the segment file now starts with its header (len bytes, the
+ *                      16-byte recfile header); its first records follow as appends
+ *   segment_appended   len bytes were written at offset; every record with an append
+ *                      sequence number <= seq (the numbers store_on_durable() reports) is
+ *                      in these bytes or in earlier ones
+ *   segment_truncated  the file was cut to size bytes (store_recover() cutting a torn tail)
+ *   segment_unlinked   the file was removed (a segment with nothing live; or, at recovery,
+ *                      one set aside as corrupt)
+ *
+ * A callback must not call back into the store. Set the tap before store_recover() to see
+ * what recovery cuts or removes. */
+struct store_tap {
+    void (*segment_created)(void *ctx, uint32_t segment, const uint8_t *header, size_t len);
+    void (*segment_appended)(void *ctx, uint32_t segment, uint64_t offset, const uint8_t *data,
+                             size_t len, uint64_t seq);
+    void (*segment_truncated)(void *ctx, uint32_t segment, uint64_t size);
+    void (*segment_unlinked)(void *ctx, uint32_t segment);
+};
+
+/* Sets (or with tap NULL removes) the tap; every member of *tap must be set. The store keeps
+ * the pointers. */
+void store_set_tap(struct store *st, const struct store_tap *tap, void *ctx);
+
+/* Seals the active segment (if any) and starts a new one now, numbered at least min_number
+ * (and above every segment there was), with its header written: what a new leader does so
+ * that its epoch starts in a segment of its own. *number receives the new segment's number.
+ * Call after store_recover(). 0, or -errno if the store has failed or the file could not be
+ * created or written. */
+int store_roll_segment(struct store *st, uint32_t min_number, uint32_t *number);
+
 /* Flushes and fsyncs what is pending, stops the thread, deletes the paging area, releases
  * the lock and frees the store. NULL is accepted. The durable callback is not called. */
 void store_close(struct store *st);

@@ -122,6 +122,8 @@ struct store {
     void *durable_ctx;
     void (*failure_cb)(void *ctx, int err);
     void *failure_ctx;
+    const struct store_tap *tap; /* store_set_tap(), or NULL */
+    void *tap_ctx;
 };
 
 /* ---- Shared between the files (each is described where it is defined) ------------------ */
@@ -145,6 +147,9 @@ uint64_t seg_area_commit(struct store *st, struct area *a, uint8_t *body, size_t
 void seg_maybe_delete(struct store *st, struct segment *s);
 void seg_unlink(struct store *st, struct segment *s);
 void seg_process_doomed(struct store *st);
+/* The tap's truncate and unlink events, for recovery (no-ops without a tap). */
+void seg_tap_truncated(struct store *st, uint32_t number, uint64_t size);
+void seg_tap_unlinked(struct store *st, uint32_t number);
 
 /* sync.c */
 void store_update_hold(struct store *st);
