@@ -16,6 +16,7 @@ allowed() {
     src/base) echo "amqp src/base" ;;
     src/security) echo "amqp src/base src/security" ;;
     src/store) echo "amqp src/base src/store" ;;
+    src/cluster) echo "amqp src/base src/security src/store src/cluster" ;;
     src/definitions) echo "amqp exchanges src/base src/security src/definitions" ;;
     src/broker) echo "amqp exchanges src/base src/security src/store src/definitions src/broker build_config.h" ;;
     src/mgmt) echo "amqp exchanges src/base src/security src/store src/definitions src/broker src/mgmt build_config.h" ;;

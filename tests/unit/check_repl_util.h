@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int repl_test_rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+static __attribute__((unused)) int repl_test_rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
     (void)flag;
@@ -24,13 +24,13 @@ static int repl_test_rm_one(const char *path, const struct stat *sb, int flag, s
     return remove(path);
 }
 
-static void repl_test_rm_rf(const char *path)
+static __attribute__((unused)) void repl_test_rm_rf(const char *path)
 {
     nftw(path, repl_test_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* A fresh directory under $TMPDIR (or /tmp) named after prefix. */
-static void repl_test_mkdtemp(char *out, size_t out_size, const char *prefix)
+static __attribute__((unused)) void repl_test_mkdtemp(char *out, size_t out_size, const char *prefix)
 {
     const char *tmp = getenv("TMPDIR");
 
@@ -39,7 +39,7 @@ static void repl_test_mkdtemp(char *out, size_t out_size, const char *prefix)
 }
 
 /* The whole file (NULL if it does not exist); *len receives its size. */
-static uint8_t *repl_test_read_file(const char *path, size_t *len)
+static __attribute__((unused)) uint8_t *repl_test_read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     uint8_t *data;
@@ -60,7 +60,7 @@ static uint8_t *repl_test_read_file(const char *path, size_t *len)
     return data;
 }
 
-static void repl_test_write_file(const char *path, const void *data, size_t len)
+static __attribute__((unused)) void repl_test_write_file(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");
 
@@ -69,7 +69,7 @@ static void repl_test_write_file(const char *path, const void *data, size_t len)
     ck_assert_int_eq(fclose(f), 0);
 }
 
-static void repl_test_copy_file(const char *from, const char *to)
+static __attribute__((unused)) void repl_test_copy_file(const char *from, const char *to)
 {
     size_t len;
     uint8_t *data = repl_test_read_file(from, &len);
@@ -80,7 +80,7 @@ static void repl_test_copy_file(const char *from, const char *to)
 }
 
 /* Sorted names of the NNNNNNNN.seg files in dir/msgs; returns how many (at most max). */
-static size_t repl_test_list_segs(const char *dir, char names[][16], size_t max)
+static __attribute__((unused)) size_t repl_test_list_segs(const char *dir, char names[][16], size_t max)
 {
     char path[600];
     DIR *d;
@@ -109,7 +109,7 @@ static size_t repl_test_list_segs(const char *dir, char names[][16], size_t max)
     return n;
 }
 
-static void repl_test_assert_same_file(const char *a, const char *b)
+static __attribute__((unused)) void repl_test_assert_same_file(const char *a, const char *b)
 {
     size_t la, lb;
     uint8_t *da = repl_test_read_file(a, &la);
@@ -127,7 +127,7 @@ static void repl_test_assert_same_file(const char *a, const char *b)
 
 /* dir_a and dir_b hold the same segments and definitions log, byte for byte. Returns the
  * number of segments. */
-static size_t repl_test_assert_same_dirs(const char *dir_a, const char *dir_b)
+static __attribute__((unused)) size_t repl_test_assert_same_dirs(const char *dir_a, const char *dir_b)
 {
     static char na[4096][16], nb[4096][16];
     size_t ca = repl_test_list_segs(dir_a, na, 4096);

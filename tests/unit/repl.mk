@@ -8,3 +8,9 @@ TESTS += tests/unit/check_repl_tap
 tests_unit_check_repl_tap_SOURCES = tests/unit/check_repl_tap.c tests/unit/check_repl_util.h
 tests_unit_check_repl_tap_CFLAGS = $(REPL_UNIT_CFLAGS)
 tests_unit_check_repl_tap_LDADD = $(REPL_UNIT_LDADD)
+
+check_PROGRAMS += tests/unit/check_repl_proto
+TESTS += tests/unit/check_repl_proto
+tests_unit_check_repl_proto_SOURCES = tests/unit/check_repl_proto.c tests/unit/check_repl_util.h
+tests_unit_check_repl_proto_CFLAGS = $(REPL_UNIT_CFLAGS)
+tests_unit_check_repl_proto_LDADD = $(REPL_UNIT_LDADD)
