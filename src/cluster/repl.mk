@@ -4,4 +4,6 @@
 # acks, commit); repl_follower: the follower's side (applies frames to its data directory,
 # fsyncs, acks). They use base, security (none yet) and store.
 src_libwarren_a_SOURCES += \
-	src/cluster/repl_proto.c src/cluster/repl_proto.h
+	src/cluster/repl_proto.c src/cluster/repl_proto.h \
+	src/cluster/repl_leader.c src/cluster/repl_leader.h \
+	src/cluster/repl_follower.c src/cluster/repl_follower.h

@@ -117,9 +117,11 @@ static __attribute__((unused)) void repl_test_assert_same_file(const char *a, co
 
     ck_assert_msg((da == NULL) == (db == NULL), "%s and %s: only one exists", a, b);
     ck_assert_msg(la == lb, "%s has %zu bytes, %s has %zu", a, la, b, lb);
-    if (la > 0) {
-        for (size_t i = 0; i < la; i++)
-            ck_assert_msg(da[i] == db[i], "%s and %s differ at offset %zu", a, b, i);
+    if (la > 0 && memcmp(da, db, la) != 0) {
+        size_t i = 0;
+        while (da[i] == db[i])
+            i++;
+        ck_abort_msg("%s and %s differ at offset %zu", a, b, i);
     }
     free(da);
     free(db);

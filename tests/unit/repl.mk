@@ -14,3 +14,9 @@ TESTS += tests/unit/check_repl_proto
 tests_unit_check_repl_proto_SOURCES = tests/unit/check_repl_proto.c tests/unit/check_repl_util.h
 tests_unit_check_repl_proto_CFLAGS = $(REPL_UNIT_CFLAGS)
 tests_unit_check_repl_proto_LDADD = $(REPL_UNIT_LDADD)
+
+check_PROGRAMS += tests/unit/check_repl
+TESTS += tests/unit/check_repl
+tests_unit_check_repl_SOURCES = tests/unit/check_repl.c tests/unit/check_repl_util.h
+tests_unit_check_repl_CFLAGS = $(REPL_UNIT_CFLAGS)
+tests_unit_check_repl_LDADD = $(REPL_UNIT_LDADD)
