@@ -258,11 +258,17 @@ static void replace_abort(struct repl_follower *f)
     unlink(path);
 }
 
-/* Everything written so far, fsynced now, on the loop thread (rare: see the header). */
+/* Everything written so far, fsynced now, on the loop thread (rare: see the header). A pass
+ * under way on the thread may hold some of it: it is waited for (its result is still
+ * reported the usual way). */
 static int sync_now(struct repl_follower *f)
 {
     int rc = 0;
 
+    pthread_mutex_lock(&f->mu);
+    while (f->in_flight && f->done == NULL)
+        pthread_cond_wait(&f->cond, &f->mu);
+    pthread_mutex_unlock(&f->mu);
     for (size_t i = 0; i < f->dirty_count; i++) {
         if (fdatasync(f->dirty_fds[i]) < 0 && rc == 0)
             rc = -errno;
@@ -573,6 +579,7 @@ static void *sync_main(void *arg)
             job->err = errno;
         pthread_mutex_lock(&f->mu);
         f->done = job;
+        pthread_cond_broadcast(&f->cond); /* sync_now() may be waiting */
         ev_async_send(f->loop, &f->async);
     }
     pthread_mutex_unlock(&f->mu);

@@ -34,7 +34,7 @@
 #define READ_BYTES        (64u << 10) /* read(2) from a follower at most this much at once */
 #define CATCHUP_TURN      (1u << 20)  /* file bytes a catch-up reads per loop turn */
 #define CATCHUP_LOW_WATER (512u << 10) /* read more once the unsent stream is below this */
-#define MAX_HANDSHAKES    64          /* connections not yet authenticated */
+#define MAX_HANDSHAKES    16          /* connections not yet authenticated */
 
 enum conn_state {
     C_HELLO,   /* waiting for HELLO */
@@ -67,6 +67,7 @@ struct conn {
     enum conn_state state;
     struct member *m; /* once authenticated */
     char peer[64];
+    uint64_t accepted_ms;
     uint64_t last_rx_ms;
 
     /* From the HELLO, until the catch-up is planned. */
@@ -1017,7 +1018,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
     c->fd = fd;
     c->task_fd = -1;
     c->state = C_HELLO;
-    c->last_rx_ms = now_ms();
+    c->last_rx_ms = c->accepted_ms = now_ms();
     if (sa.ss_family == AF_INET) {
         struct sockaddr_in *in = (struct sockaddr_in *)&sa;
         char a[INET_ADDRSTRLEN];
@@ -1052,7 +1053,10 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     for (struct conn *c = l->conns, *next; c != NULL; c = next) {
         next = c->next;
-        if (now - c->last_rx_ms > l->timeout_ms) {
+        /* A handshake has timeout_ms in all, however it trickles in. */
+        bool handshaking = c->state == C_HELLO || c->state == C_AUTH;
+        if (now - c->last_rx_ms > l->timeout_ms ||
+            (handshaking && now - c->accepted_ms > l->timeout_ms)) {
             log_warn(NULL, "replication: follower %s silent for %" PRIu64 " ms: dropped",
                      c->m ? c->m->id : c->peer, now - c->last_rx_ms);
             conn_close(c, REPL_FOLLOWER_DISCONNECTED);
