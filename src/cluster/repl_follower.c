@@ -323,8 +323,8 @@ static bool apply_create(struct repl_follower *f, uint32_t segment, struct wire_
     return true;
 }
 
-static bool apply_append(struct repl_follower *f, uint8_t file, uint32_t segment,
-                         uint64_t offset, struct wire_bytes data, struct apply_error *e)
+static bool apply_append(struct repl_follower *f, uint8_t file, uint32_t segment, uint64_t offset,
+                         struct wire_bytes data, struct apply_error *e)
 {
     int rc;
 
@@ -342,8 +342,8 @@ static bool apply_append(struct repl_follower *f, uint8_t file, uint32_t segment
     }
     struct cached *c = segment_open(f, segment);
     if (c == NULL)
-        return apply_fail(e, errno == ENOENT ? EPROTO : errno,
-                          "append to segment %" PRIu32 ": %s", segment, strerror(errno));
+        return apply_fail(e, errno == ENOENT ? EPROTO : errno, "append to segment %" PRIu32 ": %s",
+                          segment, strerror(errno));
     /* Appends are exactly appends: a gap or an overlap means the stream lost its way. */
     if (offset != c->size)
         return apply_fail(e, EPROTO,
@@ -379,8 +379,8 @@ static bool apply_truncate(struct repl_follower *f, uint8_t file, uint32_t segme
         dirty = &c->dirty;
     }
     if (size > *have)
-        return apply_fail(e, EPROTO, "truncate to %" PRIu64 " of a file of %" PRIu64 " bytes",
-                          size, *have);
+        return apply_fail(e, EPROTO, "truncate to %" PRIu64 " of a file of %" PRIu64 " bytes", size,
+                          *have);
     if (ftruncate(fd, (off_t)size) < 0)
         return apply_fail(e, errno, "truncating segment %" PRIu32, segment);
     *have = size;
@@ -601,8 +601,10 @@ static void on_synced(struct ev_loop *loop, ev_async *w, int revents)
         return;
     f->in_flight = false;
     if (job->err != 0) {
-        log_error(NULL, "replication: fsync in %s failed: %s; nothing more is acked until "
-                  "the leader sends it again", f->data_dir, strerror(job->err));
+        log_error(NULL,
+                  "replication: fsync in %s failed: %s; nothing more is acked until "
+                  "the leader sends it again",
+                  f->data_dir, strerror(job->err));
         if (f->state == F_STREAM && job->gen == f->gen) {
             repl_put_error(&f->out, REPL_ERROR_IO, "fsync failed");
             send_out(f);
@@ -740,8 +742,8 @@ static int build_hello(struct repl_follower *f)
     }
     if (rc == 0) {
         random_bytes(f->nonce_f, sizeof(f->nonce_f));
-        repl_put_hello(&f->out, wire_cstr(f->node_id), f->epoch_seen, f->nonce_f, &f->history,
-                       segs, n, defs_size, defs_crc);
+        repl_put_hello(&f->out, wire_cstr(f->node_id), f->epoch_seen, f->nonce_f, &f->history, segs,
+                       n, defs_size, defs_crc);
     }
     free(segs);
     return rc;

@@ -31,10 +31,10 @@
 #include "src/store/recfile.h"
 #include "src/store/store.h"
 
-#define READ_BYTES        (64u << 10) /* read(2) from a follower at most this much at once */
-#define CATCHUP_TURN      (1u << 20)  /* file bytes a catch-up reads per loop turn */
+#define READ_BYTES        (64u << 10)  /* read(2) from a follower at most this much at once */
+#define CATCHUP_TURN      (1u << 20)   /* file bytes a catch-up reads per loop turn */
 #define CATCHUP_LOW_WATER (512u << 10) /* read more once the unsent stream is below this */
-#define MAX_HANDSHAKES    16          /* connections not yet authenticated */
+#define MAX_HANDSHAKES    16           /* connections not yet authenticated */
 
 enum conn_state {
     C_HELLO,   /* waiting for HELLO */
@@ -88,7 +88,7 @@ struct conn {
     size_t task_count, task_next;
     int task_fd;
     uint64_t h0;
-    uint64_t sent_total; /* bytes written to the socket */
+    uint64_t sent_total;  /* bytes written to the socket */
     uint64_t catchup_end; /* sent_total at which the catch-up's last byte is written */
 };
 
@@ -683,8 +683,8 @@ static int catchup_plan(struct conn *c)
             l->stats.catchup_bytes += defs_size;
         } else {
             for (uint64_t off = c->defs_size; off < defs_size;) {
-                size_t n = defs_size - off < REPL_CHUNK_MAX ? (size_t)(defs_size - off)
-                                                             : REPL_CHUNK_MAX;
+                size_t n =
+                    defs_size - off < REPL_CHUNK_MAX ? (size_t)(defs_size - off) : REPL_CHUNK_MAX;
                 repl_put_append(&c->out, 0, REPL_FILE_DEFS, 0, off,
                                 (struct wire_bytes){defs + off, n});
                 l->stats.catchup_bytes += n;
@@ -843,8 +843,10 @@ static bool on_auth(struct conn *c, const uint8_t *mac)
     repl_mac(want, (struct wire_bytes){l->secret, l->secret_len}, REPL_ROLE_FOLLOWER, c->nonce_f,
              c->nonce_l, wire_cstr(c->node_id), wire_cstr(l->node_id), c->epoch_seen);
     if (!repl_mac_equal(want, mac)) {
-        log_warn(NULL, "replication: %s (calling itself %s) does not know the cluster secret: "
-                 "refused", c->peer, c->node_id);
+        log_warn(NULL,
+                 "replication: %s (calling itself %s) does not know the cluster secret: "
+                 "refused",
+                 c->peer, c->node_id);
         l->stats.auth_failures++;
         conn_refuse(c, REPL_ERROR_AUTH, "authentication failed");
         return false;
@@ -870,8 +872,7 @@ static bool on_auth(struct conn *c, const uint8_t *mac)
     }
     m = member_get(l, c->node_id);
     if (m->conn != NULL) {
-        log_info(NULL, "replication: follower %s reconnected; closing its old connection",
-                 m->id);
+        log_info(NULL, "replication: follower %s reconnected; closing its old connection", m->id);
         conn_close(m->conn, REPL_FOLLOWER_DISCONNECTED);
     }
     l->handshakes--;
@@ -893,8 +894,8 @@ static bool on_ack(struct conn *c, uint64_t pos)
     struct member *m = c->m;
 
     if (pos > l->head) {
-        log_warn(NULL, "replication: follower %s acked position %" PRIu64 " beyond %" PRIu64,
-                 m->id, pos, l->head);
+        log_warn(NULL, "replication: follower %s acked position %" PRIu64 " beyond %" PRIu64, m->id,
+                 pos, l->head);
         conn_refuse(c, REPL_ERROR_PROTOCOL, "ack beyond the stream");
         return false;
     }
@@ -1007,8 +1008,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
         return;
     }
     if (l->handshakes >= MAX_HANDSHAKES) {
-        log_warn(NULL, "replication: %d handshakes under way: connection refused",
-                 MAX_HANDSHAKES);
+        log_warn(NULL, "replication: %d handshakes under way: connection refused", MAX_HANDSHAKES);
         close(fd);
         return;
     }

@@ -157,10 +157,10 @@ size_t repl_leader_followers(const struct repl_leader *l, struct repl_follower_i
                              size_t max);
 
 struct repl_leader_stats {
-    uint64_t catchups;       /* catch-ups started */
-    uint64_t catchup_bytes;  /* segment and defs.log bytes sent by catch-ups */
-    uint64_t live_bytes;     /* data bytes tapped (each sent to every follower) */
-    uint64_t auth_failures;  /* handshakes refused for a wrong mac */
+    uint64_t catchups;      /* catch-ups started */
+    uint64_t catchup_bytes; /* segment and defs.log bytes sent by catch-ups */
+    uint64_t live_bytes;    /* data bytes tapped (each sent to every follower) */
+    uint64_t auth_failures; /* handshakes refused for a wrong mac */
 };
 
 void repl_leader_stats(const struct repl_leader *l, struct repl_leader_stats *out);

@@ -46,10 +46,12 @@ const char *repl_status_text(int status)
 const char *repl_type_name(uint8_t type)
 {
     static const char *const names[] = {
-        [REPL_HELLO] = "HELLO",         [REPL_CHALLENGE] = "CHALLENGE", [REPL_AUTH] = "AUTH",
-        [REPL_CREATE] = "CREATE",       [REPL_APPEND] = "APPEND",       [REPL_TRUNCATE] = "TRUNCATE",
-        [REPL_UNLINK] = "UNLINK",       [REPL_REPLACE] = "REPLACE",     [REPL_EPOCH] = "EPOCH",
-        [REPL_HEARTBEAT] = "HEARTBEAT", [REPL_ACK] = "ACK",             [REPL_ERROR] = "ERROR",
+        [REPL_HELLO] = "HELLO",   [REPL_CHALLENGE] = "CHALLENGE",
+        [REPL_AUTH] = "AUTH",     [REPL_CREATE] = "CREATE",
+        [REPL_APPEND] = "APPEND", [REPL_TRUNCATE] = "TRUNCATE",
+        [REPL_UNLINK] = "UNLINK", [REPL_REPLACE] = "REPLACE",
+        [REPL_EPOCH] = "EPOCH",   [REPL_HEARTBEAT] = "HEARTBEAT",
+        [REPL_ACK] = "ACK",       [REPL_ERROR] = "ERROR",
     };
     return type < ARRAY_LEN(names) && names[type] != NULL ? names[type] : "unknown";
 }
@@ -88,8 +90,7 @@ bool repl_history_push(struct repl_history *h, uint64_t epoch, uint32_t segment)
 {
     if (h->count >= REPL_HISTORY_MAX)
         return false;
-    if (h->count > 0 &&
-        (epoch <= h->v[h->count - 1].epoch || segment < h->v[h->count - 1].segment))
+    if (h->count > 0 && (epoch <= h->v[h->count - 1].epoch || segment < h->v[h->count - 1].segment))
         return false;
     h->v = xrealloc(h->v, (h->count + 1) * sizeof(*h->v));
     h->v[h->count++] = (struct repl_epoch_start){epoch, segment};
@@ -774,8 +775,7 @@ bool repl_mac_equal(const uint8_t a[REPL_MAC_BYTES], const uint8_t b[REPL_MAC_BY
 
 /* ---- Sockets ------------------------------------------------------------------------------ */
 
-int repl_socket(const char *address, bool listening, bool *in_progress, char *err,
-                size_t err_size)
+int repl_socket(const char *address, bool listening, bool *in_progress, char *err, size_t err_size)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
     const char *whole = address, *colon = strrchr(address, ':');

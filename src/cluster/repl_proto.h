@@ -83,16 +83,16 @@
 
 #define REPL_MAGIC           "WRNREPL\n"
 #define REPL_VERSION         1
-#define REPL_FRAME_HEADER    9           /* u8 type, u32 length, u32 crc */
-#define REPL_CHUNK_MAX       (1u << 20)  /* data bytes in one APPEND or REPLACE */
-#define REPL_FRAME_MAX       (2u << 20)  /* payload limit of any frame (a HELLO's manifest) */
-#define REPL_SMALL_FRAME_MAX 512         /* payload limit after the HELLO (leader side) */
+#define REPL_FRAME_HEADER    9          /* u8 type, u32 length, u32 crc */
+#define REPL_CHUNK_MAX       (1u << 20) /* data bytes in one APPEND or REPLACE */
+#define REPL_FRAME_MAX       (2u << 20) /* payload limit of any frame (a HELLO's manifest) */
+#define REPL_SMALL_FRAME_MAX 512        /* payload limit after the HELLO (leader side) */
 #define REPL_NONCE_BYTES     32
 #define REPL_MAC_BYTES       32
 #define REPL_NODE_ID_MAX     255
-#define REPL_HISTORY_MAX     4096        /* epochs in a history */
-#define REPL_SEGMENT_MAX     99999999u   /* segment numbers have 8 digits */
-#define REPL_HEADER_MAX      64          /* bytes in a CREATE's header */
+#define REPL_HISTORY_MAX     4096         /* epochs in a history */
+#define REPL_SEGMENT_MAX     99999999u    /* segment numbers have 8 digits */
+#define REPL_HEADER_MAX      64           /* bytes in a CREATE's header */
 #define REPL_DEFS_MAX        (1ull << 32) /* a defs.log bigger than this is not replicated */
 /* Segments a HELLO can list: what fits in REPL_FRAME_MAX besides the rest. */
 #define REPL_MANIFEST_MAX ((REPL_FRAME_MAX - 1024 - 12 * REPL_HISTORY_MAX) / 12)
@@ -126,18 +126,18 @@ enum repl_error {
     REPL_ERROR_STALE_EPOCH = 3, /* sent by a follower: the leader's epoch is below one seen */
     REPL_ERROR_DEPOSED = 4,     /* sent by a leader: the follower has seen a higher epoch */
     REPL_ERROR_VERSION = 5,
-    REPL_ERROR_LAGGING = 6,     /* the follower's backlog passed its bound: reconnect */
-    REPL_ERROR_IO = 7,          /* the follower could not write its files */
+    REPL_ERROR_LAGGING = 6, /* the follower's backlog passed its bound: reconnect */
+    REPL_ERROR_IO = 7,      /* the follower could not write its files */
 };
 
 /* Results of the decoders. */
 enum repl_status {
     REPL_OK = 0,
-    REPL_NEED_MORE = 1,       /* a frame is not complete yet */
-    REPL_ERR_TOO_BIG = -1,    /* the length is over the receiver's limit */
-    REPL_ERR_CRC = -2,        /* the crc does not match */
-    REPL_ERR_TYPE = -3,       /* unknown frame type */
-    REPL_ERR_SYNTAX = -4,     /* the payload does not decode */
+    REPL_NEED_MORE = 1,    /* a frame is not complete yet */
+    REPL_ERR_TOO_BIG = -1, /* the length is over the receiver's limit */
+    REPL_ERR_CRC = -2,     /* the crc does not match */
+    REPL_ERR_TYPE = -3,    /* unknown frame type */
+    REPL_ERR_SYNTAX = -4,  /* the payload does not decode */
 };
 
 const char *repl_status_text(int status);

@@ -84,8 +84,7 @@ static void reencode(const struct repl_frame *f, const struct repl_msg *m)
         break;
     case REPL_HEARTBEAT:
         check(m->u.heartbeat.commit <= m->u.heartbeat.head);
-        repl_put_heartbeat(&b, m->u.heartbeat.head, m->u.heartbeat.commit,
-                           m->u.heartbeat.flags);
+        repl_put_heartbeat(&b, m->u.heartbeat.head, m->u.heartbeat.commit, m->u.heartbeat.flags);
         break;
     case REPL_ACK:
         repl_put_ack(&b, m->pos);
@@ -106,8 +105,8 @@ static void reencode(const struct repl_frame *f, const struct repl_msg *m)
     }
     check(b.len == REPL_FRAME_HEADER + f->payload.len);
     check(b.data[0] == f->type);
-    check(f->payload.len == 0 || memcmp(b.data + REPL_FRAME_HEADER, f->payload.ptr,
-                                        f->payload.len) == 0);
+    check(f->payload.len == 0 ||
+          memcmp(b.data + REPL_FRAME_HEADER, f->payload.ptr, f->payload.len) == 0);
     buf_free(&b);
     repl_history_free(&h);
 }

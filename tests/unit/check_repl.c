@@ -30,9 +30,9 @@
 #include "src/store/store.h"
 #include "tests/unit/check_repl_util.h"
 
-#define SECRET      "correct horse battery staple"
-#define SEG_BYTES   16384
-#define WAIT_MS     10000
+#define SECRET    "correct horse battery staple"
+#define SEG_BYTES 16384
+#define WAIT_MS   10000
 
 static char root[512], ldir[600], fdir[600], f2dir[600];
 static struct ev_loop *loop;

@@ -93,7 +93,8 @@ static void encode_all(struct buf *b)
     repl_put_hello(b, wire_cstr("node-b"), 12, nonce_a, &h, segs, 3, 1234, 0xDEADBEEF);
     repl_put_challenge(b, 13, nonce_b, mac, wire_cstr("node-a"));
     repl_put_auth(b, mac);
-    repl_put_create(b, 100, 7, (struct wire_bytes){(const uint8_t *)"WRNSEG\r\n\0\0\0\1\0\0\0\7", 16});
+    repl_put_create(b, 100, 7,
+                    (struct wire_bytes){(const uint8_t *)"WRNSEG\r\n\0\0\0\1\0\0\0\7", 16});
     repl_put_append(b, 200, REPL_FILE_SEGMENT, 7, 16, wire_cstr("record bytes"));
     repl_put_append(b, 201, REPL_FILE_DEFS, 0, 4096, wire_cstr("d"));
     repl_put_truncate(b, 300, REPL_FILE_SEGMENT, 6, 12345);
@@ -165,8 +166,7 @@ START_TEST(every_frame_type_round_trips)
             ck_assert(wire_bytes_eq_cstr(m.u.append.data, "record bytes"));
             /* The second APPEND: the definitions log. */
             at += f.size;
-            ck_assert_int_eq(repl_frame_next(b.data + at, b.len - at, REPL_FRAME_MAX, &f),
-                             REPL_OK);
+            ck_assert_int_eq(repl_frame_next(b.data + at, b.len - at, REPL_FRAME_MAX, &f), REPL_OK);
             ck_assert_int_eq(repl_decode(&f, &m), REPL_OK);
             ck_assert_uint_eq(m.u.append.file, REPL_FILE_DEFS);
             ck_assert_uint_eq(m.u.append.offset, 4096);
@@ -279,8 +279,7 @@ START_TEST(oversized_length_is_refused_before_the_payload_arrives)
     hdr[0] = REPL_ACK;
     hdr[2] = 0;
     hdr[3] = 2; /* 513 */
-    ck_assert_int_eq(repl_frame_next(hdr, sizeof(hdr), REPL_SMALL_FRAME_MAX, &f),
-                     REPL_ERR_TOO_BIG);
+    ck_assert_int_eq(repl_frame_next(hdr, sizeof(hdr), REPL_SMALL_FRAME_MAX, &f), REPL_ERR_TOO_BIG);
     hdr[0] = 0xFF;
     ck_assert_int_eq(repl_frame_next(hdr, sizeof(hdr), REPL_FRAME_MAX, &f), REPL_ERR_TYPE);
     hdr[0] = 0;
@@ -393,34 +392,34 @@ START_TEST(fields_out_of_range_are_refused)
                      REPL_ERR_SYNTAX);
     b.len = 0;
     repl_put_hello(&b, wire_cstr("n"), 0, nonce_a, &bad, zero, 1, 0, 0);
-    ck_assert_int_eq(decode_payload(REPL_HELLO, b.data + REPL_FRAME_HEADER,
-                                    b.len - REPL_FRAME_HEADER),
-                     REPL_ERR_SYNTAX);
+    ck_assert_int_eq(
+        decode_payload(REPL_HELLO, b.data + REPL_FRAME_HEADER, b.len - REPL_FRAME_HEADER),
+        REPL_ERR_SYNTAX);
     b.len = 0;
     bad.v = (struct repl_epoch_start[]){{5, 3}, {4, 4}};
     bad.count = 2;
     repl_put_hello(&b, wire_cstr("n"), 0, nonce_a, &bad, NULL, 0, 0, 0);
-    ck_assert_int_eq(decode_payload(REPL_HELLO, b.data + REPL_FRAME_HEADER,
-                                    b.len - REPL_FRAME_HEADER),
-                     REPL_ERR_SYNTAX);
+    ck_assert_int_eq(
+        decode_payload(REPL_HELLO, b.data + REPL_FRAME_HEADER, b.len - REPL_FRAME_HEADER),
+        REPL_ERR_SYNTAX);
     b.len = 0;
     bad.v = (struct repl_epoch_start[]){{5, 3}, {6, 2}}; /* segments going back */
     repl_put_epoch(&b, 6, &bad);
-    ck_assert_int_eq(decode_payload(REPL_EPOCH, b.data + REPL_FRAME_HEADER,
-                                    b.len - REPL_FRAME_HEADER),
-                     REPL_ERR_SYNTAX);
+    ck_assert_int_eq(
+        decode_payload(REPL_EPOCH, b.data + REPL_FRAME_HEADER, b.len - REPL_FRAME_HEADER),
+        REPL_ERR_SYNTAX);
     b.len = 0;
     bad.count = 0;
     repl_put_hello(&b, wire_cstr("n"), 0, nonce_a, &bad, NULL, 0, 0, 0);
     b.data[REPL_FRAME_HEADER] = 'X';
-    ck_assert_int_eq(decode_payload(REPL_HELLO, b.data + REPL_FRAME_HEADER,
-                                    b.len - REPL_FRAME_HEADER),
-                     REPL_ERR_SYNTAX);
+    ck_assert_int_eq(
+        decode_payload(REPL_HELLO, b.data + REPL_FRAME_HEADER, b.len - REPL_FRAME_HEADER),
+        REPL_ERR_SYNTAX);
     b.data[REPL_FRAME_HEADER] = 'W';
     b.data[REPL_FRAME_HEADER + 10] = 0; /* node id length */
-    ck_assert_int_eq(decode_payload(REPL_HELLO, b.data + REPL_FRAME_HEADER,
-                                    b.len - REPL_FRAME_HEADER),
-                     REPL_ERR_SYNTAX);
+    ck_assert_int_eq(
+        decode_payload(REPL_HELLO, b.data + REPL_FRAME_HEADER, b.len - REPL_FRAME_HEADER),
+        REPL_ERR_SYNTAX);
     buf_free(&b);
 }
 END_TEST

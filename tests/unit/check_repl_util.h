@@ -16,7 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static __attribute__((unused)) int repl_test_rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+static __attribute__((unused)) int repl_test_rm_one(const char *path, const struct stat *sb,
+                                                    int flag, struct FTW *ftw)
 {
     (void)sb;
     (void)flag;
@@ -30,7 +31,8 @@ static __attribute__((unused)) void repl_test_rm_rf(const char *path)
 }
 
 /* A fresh directory under $TMPDIR (or /tmp) named after prefix. */
-static __attribute__((unused)) void repl_test_mkdtemp(char *out, size_t out_size, const char *prefix)
+static __attribute__((unused)) void repl_test_mkdtemp(char *out, size_t out_size,
+                                                      const char *prefix)
 {
     const char *tmp = getenv("TMPDIR");
 
@@ -60,7 +62,8 @@ static __attribute__((unused)) uint8_t *repl_test_read_file(const char *path, si
     return data;
 }
 
-static __attribute__((unused)) void repl_test_write_file(const char *path, const void *data, size_t len)
+static __attribute__((unused)) void repl_test_write_file(const char *path, const void *data,
+                                                         size_t len)
 {
     FILE *f = fopen(path, "wb");
 
@@ -80,7 +83,8 @@ static __attribute__((unused)) void repl_test_copy_file(const char *from, const 
 }
 
 /* Sorted names of the NNNNNNNN.seg files in dir/msgs; returns how many (at most max). */
-static __attribute__((unused)) size_t repl_test_list_segs(const char *dir, char names[][16], size_t max)
+static __attribute__((unused)) size_t repl_test_list_segs(const char *dir, char names[][16],
+                                                          size_t max)
 {
     char path[600];
     DIR *d;
@@ -129,7 +133,8 @@ static __attribute__((unused)) void repl_test_assert_same_file(const char *a, co
 
 /* dir_a and dir_b hold the same segments and definitions log, byte for byte. Returns the
  * number of segments. */
-static __attribute__((unused)) size_t repl_test_assert_same_dirs(const char *dir_a, const char *dir_b)
+static __attribute__((unused)) size_t repl_test_assert_same_dirs(const char *dir_a,
+                                                                 const char *dir_b)
 {
     static char na[4096][16], nb[4096][16];
     size_t ca = repl_test_list_segs(dir_a, na, 4096);
