@@ -11,6 +11,8 @@
 #                (what is stored) and recovery (bringing it back at start)
 #   mgmt         the management HTTP API, Prometheus metrics, the operations they share
 #   cli          warrenctl, a client of the management API (links nothing above)
+#   cluster      cluster mode: the etcd client and the coordinator (uses base, security and
+#                store only; the broker and main call it through its headers)
 noinst_LIBRARIES += src/libwarren.a
 src_libwarren_a_SOURCES =
 src_libwarren_a_CPPFLAGS = $(AM_CPPFLAGS) $(MHD_CFLAGS) $(JANSSON_CFLAGS) $(OPENSSL_CFLAGS)
@@ -22,6 +24,7 @@ include $(srcdir)/src/definitions/local.mk
 include $(srcdir)/src/broker/local.mk
 include $(srcdir)/src/mgmt/local.mk
 include $(srcdir)/src/cli/local.mk
+include $(srcdir)/src/cluster/local.mk
 
 WARREN_LIBS = src/libwarren.a exchanges/libexchanges.a amqp/libwire.a $(EV_LIBS)
 WARREN_LIBS += $(MHD_LIBS) $(JANSSON_LIBS) $(OPENSSL_LIBS)

@@ -3,6 +3,7 @@ include $(srcdir)/tests/unit/wire.mk
 include $(srcdir)/tests/unit/exchanges.mk
 include $(srcdir)/tests/unit/broker.mk
 include $(srcdir)/tests/unit/repl.mk
+include $(srcdir)/tests/unit/cluster.mk
 
 # The layering of src/ (src/local.mk): every include points down.
 TESTS += tests/unit/check_layers.sh
