@@ -557,8 +557,14 @@ int etcd_parse_answer(enum etcd_call call, long http_status, const char *text, s
         if (parse_error(body, r))
             goto out;
     }
-    if (!parse_result(call, body, r))
+    if (!parse_result(call, body, r)) {
+        /* Nothing half-parsed survives: an error carries no data. */
+        int http = r->http_status;
+
+        etcd_response_clear(r);
+        r->http_status = http;
         set_parse_error(r, etcd_call_path(call));
+    }
 out:
     json_decref(root);
     return r->err;

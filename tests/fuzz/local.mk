@@ -5,3 +5,4 @@ include $(srcdir)/tests/fuzz/conn.mk
 include $(srcdir)/tests/fuzz/regex.mk
 include $(srcdir)/tests/fuzz/ui_path.mk
 include $(srcdir)/tests/fuzz/repl.mk
+include $(srcdir)/tests/fuzz/etcd_json.mk
