@@ -139,6 +139,7 @@ struct coord {
     struct etcd_req *leader_range, *leader_watch;
     ev_timer leader_retry;
     struct key_watch isr_watch, transfer_watch;
+    struct pending *pendings;
 };
 
 /* ---- Messages ------------------------------------------------------------------------------ */
@@ -397,19 +398,40 @@ static void on_main_async(struct ev_loop *loop, ev_async *w, int revents)
         coord_free(c);
 }
 
-/* The context of an etcd call made for a request message. */
+/* The context of an etcd call made for a request message. Listed in c->pendings so that
+ * what is in flight when the coordinator stops (its callbacks then never run) is freed. */
 struct pending {
     struct coord *c;
     struct msg *m;
+    struct pending *prev, *next;
 };
 
 static struct pending *pending_new(struct coord *c, struct msg *m)
 {
-    struct pending *p = xmalloc(sizeof(*p));
+    struct pending *p = xcalloc(1, sizeof(*p));
 
     p->c = c;
     p->m = m;
+    p->next = c->pendings;
+    if (c->pendings != NULL)
+        c->pendings->prev = p;
+    c->pendings = p;
     return p;
+}
+
+/* Answers p's request with status and frees p. */
+static void pending_answer(struct pending *p, int status)
+{
+    struct coord *c = p->c;
+
+    if (p->prev != NULL)
+        p->prev->next = p->next;
+    else
+        c->pendings = p->next;
+    if (p->next != NULL)
+        p->next->prev = p->prev;
+    answer(c, p->m, status);
+    free(p);
 }
 
 /* ---- Coordinator thread: lease -------------------------------------------------------------- */
@@ -682,9 +704,8 @@ static void on_resigned(const struct etcd_response *r, void *arg)
 
     if (r->err != ETCD_OK && r->err != ETCD_E_LEASE_NOT_FOUND)
         log_warn(NULL, "cluster: resign failed: %s", r->message);
-    answer(p->c, p->m,
-           r->err == ETCD_OK || r->err == ETCD_E_LEASE_NOT_FOUND ? COORD_OK : COORD_ERROR);
-    free(p);
+    pending_answer(p,
+                   r->err == ETCD_OK || r->err == ETCD_E_LEASE_NOT_FOUND ? COORD_OK : COORD_ERROR);
 }
 
 static void do_resign(struct coord *c, struct msg *m)
@@ -973,6 +994,8 @@ static void on_secret(const struct etcd_response *r, void *arg)
     int status = status_of(r, "reading the cluster secret");
 
     if (status == COORD_OK && !r->succeeded) {
+        free(p->m->s1); /* another node's secret came first */
+        p->m->s1 = NULL;
         if (r->n_kvs == 1)
             p->m->s1 = xstrdup((const char *)r->kvs[0].value);
         else
@@ -982,8 +1005,7 @@ static void on_secret(const struct etcd_response *r, void *arg)
         free(p->m->s1);
         p->m->s1 = NULL;
     }
-    answer(p->c, p->m, status);
-    free(p);
+    pending_answer(p, status);
 }
 
 static void do_secret(struct coord *c, struct msg *m)
@@ -1037,8 +1059,7 @@ static void on_nodes(const struct etcd_response *r, void *arg)
         }
         m->n = r->n_kvs;
     }
-    answer(p->c, m, status);
-    free(p);
+    pending_answer(p, status);
 }
 
 static void do_list_nodes(struct coord *c, struct msg *m)
@@ -1065,8 +1086,7 @@ static void on_isr_read(const struct etcd_response *r, void *arg)
             status = COORD_ERROR;
         }
     }
-    answer(p->c, p->m, status);
-    free(p);
+    pending_answer(p, status);
 }
 
 static void on_fenced_write(const struct etcd_response *r, void *arg)
@@ -1082,8 +1102,7 @@ static void on_fenced_write(const struct etcd_response *r, void *arg)
     }
     if (status == COORD_OK)
         p->m->n3 = r->revision;
-    answer(p->c, p->m, status);
-    free(p);
+    pending_answer(p, status);
 }
 
 /* Puts (or deletes, value NULL) key if this node's leader key was created at epoch. */
@@ -1145,8 +1164,7 @@ static void on_revoked(const struct etcd_response *r, void *arg)
                      ? COORD_OK
                      : status_of(r, "revoking a lease");
 
-    answer(p->c, p->m, status);
-    free(p);
+    pending_answer(p, status);
 }
 
 /* ---- Coordinator thread: loop -------------------------------------------------------------- */
@@ -1270,6 +1288,13 @@ static void *coord_thread(void *arg)
     /* Stopped: requests in flight end without answers (coord_stop drops undelivered ones). */
     etcd_free(c->etcd);
     c->etcd = NULL;
+    while (c->pendings != NULL) {
+        struct pending *p = c->pendings;
+
+        c->pendings = p->next;
+        msg_free(p->m);
+        free(p);
+    }
     return NULL;
 }
 
