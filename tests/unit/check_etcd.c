@@ -5,6 +5,7 @@
 #include "src/cluster/etcd.h"
 
 #include <check.h>
+#include <curl/curl.h>
 #include <ev.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -624,6 +625,89 @@ START_TEST(member_without_quorum_fails_fast)
 }
 END_TEST
 
+/* ---- Authentication ------------------------------------------------------------------------- */
+
+static size_t ignore_body(char *p, size_t size, size_t n, void *arg)
+{
+    (void)p;
+    (void)arg;
+    return size * n;
+}
+
+/* A blocking POST to the gateway, for setting etcd up. */
+static long post(const char *base, const char *path, const char *body)
+{
+    CURL *e = curl_easy_init();
+    char url[256];
+    long status = 0;
+
+    snprintf(url, sizeof(url), "%s%s", base, path);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 2000L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, ignore_body);
+    if (curl_easy_perform(e) == CURLE_OK)
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(e);
+    return status;
+}
+
+static struct etcd_client *auth_client(const char *user, const char *password)
+{
+    struct etcd_options o = {.endpoints = cl.endpoints, .username = user, .password = password};
+    char err[256];
+    struct etcd_client *c = etcd_new(loop, &o, err, sizeof(err));
+
+    ck_assert_msg(c != NULL, "etcd_new: %s", err);
+    return c;
+}
+
+START_TEST(auth_token_is_fetched_and_refreshed)
+{
+    /* Simple tokens unused for 1 s expire: the client must authenticate again. */
+    static const char *const args[] = {"--auth-token-ttl", "1", NULL};
+    struct etcd_client *c, *anon, *bad;
+    struct res put = {0}, get = {0}, later = {0}, r1 = {0}, r2 = {0};
+
+    etcd_cluster_start_args(&cl, 1, args);
+    ck_assert_int_eq(
+        post(cl.m[0].url, "/v3/auth/user/add", "{\"name\":\"root\",\"password\":\"pw\"}"), 200);
+    ck_assert_int_eq(post(cl.m[0].url, "/v3/auth/role/add", "{\"name\":\"root\"}"), 200);
+    ck_assert_int_eq(
+        post(cl.m[0].url, "/v3/auth/user/grant", "{\"user\":\"root\",\"role\":\"root\"}"), 200);
+    ck_assert_int_eq(post(cl.m[0].url, "/v3/auth/enable", "{}"), 200);
+
+    c = auth_client("root", "pw");
+    etcd_put(c, "auth/k", 6, "v", 1, 0, on_res, &put);
+    wait_res(&put, 3);
+    ck_assert_msg(put.err == ETCD_OK, "put with a token: %s", put.message);
+    etcd_range(c, "auth/k", 6, NULL, 0, 0, 0, on_res, &get);
+    wait_res(&get, 3);
+    ck_assert_uint_eq(get.n_kvs, 1);
+    run_for(loop, 2.5); /* the token expires */
+    etcd_range(c, "auth/k", 6, NULL, 0, 0, 0, on_res, &later);
+    wait_res(&later, 3);
+    ck_assert_msg(later.err == ETCD_OK, "after the token expired: %s", later.message);
+    ck_assert_uint_eq(later.n_kvs, 1);
+
+    anon = client(cl.endpoints, 1000);
+    etcd_range(anon, "auth/k", 6, NULL, 0, 0, 0, on_res, &r1);
+    wait_res(&r1, 3);
+    ck_assert_int_eq(r1.err, ETCD_E_AUTH);
+    ck_assert_str_eq(r1.message, "etcdserver: user name is empty");
+    bad = auth_client("root", "wrong");
+    etcd_range(bad, "auth/k", 6, NULL, 0, 0, 0, on_res, &r2);
+    wait_res(&r2, 3);
+    ck_assert_int_eq(r2.err, ETCD_E_AUTH);
+    res_free(&get);
+    res_free(&later);
+    etcd_free(c);
+    etcd_free(anon);
+    etcd_free(bad);
+    etcd_cluster_stop(&cl);
+}
+END_TEST
+
 static Suite *etcd_suite(void)
 {
     Suite *s = suite_create("etcd");
@@ -649,6 +733,12 @@ static Suite *etcd_suite(void)
     tcase_set_timeout(tc, 40);
     tcase_add_test(tc, watch_survives_its_member_being_killed);
     tcase_add_test(tc, member_without_quorum_fails_fast);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("auth");
+    tcase_add_checked_fixture(tc, loop_up, loop_down);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, auth_token_is_fetched_and_refreshed);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -143,6 +143,11 @@ static void dump_log(const struct etcd_member *m)
 
 void etcd_cluster_start(struct etcd_cluster *cl, int n)
 {
+    etcd_cluster_start_args(cl, n, NULL);
+}
+
+void etcd_cluster_start_args(struct etcd_cluster *cl, int n, const char *const *extra)
+{
     const char *tmp = getenv("TMPDIR");
     char initial[1024] = "";
     double deadline;
@@ -194,12 +199,37 @@ void etcd_cluster_start(struct etcd_cluster *cl, int n)
                 close(fd);
             }
             /* --unsafe-no-fsync: tests need no durability, and it keeps the disk quiet. */
-            execlp(etcd_binary(), etcd_binary(), "--name", name, "--data-dir", m->dir,
-                   "--listen-client-urls", m->url, "--advertise-client-urls", m->url,
-                   "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                   "--initial-cluster", initial, "--initial-cluster-state", "new",
-                   "--initial-cluster-token", cl->base, "--unsafe-no-fsync", "--logger", "zap",
-                   "--log-outputs", "stderr", (char *)NULL);
+            const char *argv[40] = {etcd_binary(),
+                                    "--name",
+                                    name,
+                                    "--data-dir",
+                                    m->dir,
+                                    "--listen-client-urls",
+                                    m->url,
+                                    "--advertise-client-urls",
+                                    m->url,
+                                    "--listen-peer-urls",
+                                    peer,
+                                    "--initial-advertise-peer-urls",
+                                    peer,
+                                    "--initial-cluster",
+                                    initial,
+                                    "--initial-cluster-state",
+                                    "new",
+                                    "--initial-cluster-token",
+                                    cl->base,
+                                    "--unsafe-no-fsync",
+                                    "--logger",
+                                    "zap",
+                                    "--log-outputs",
+                                    "stderr"};
+            size_t k = 0, at = 0;
+
+            while (argv[at] != NULL)
+                at++;
+            while (extra != NULL && extra[k] != NULL && k < 4)
+                argv[at++] = extra[k++];
+            execvp(argv[0], (char *const *)argv);
             _exit(127);
         }
         m->pid = pid;

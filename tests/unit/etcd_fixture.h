@@ -29,6 +29,8 @@ struct etcd_cluster {
 /* Starts n members (1 to 3) forming one cluster and waits until each answers a
  * linearizable read (so a leader exists). Aborts the test with etcd's log on failure. */
 void etcd_cluster_start(struct etcd_cluster *cl, int n);
+/* The same, with up to 4 more arguments for every member (NULL-terminated). */
+void etcd_cluster_start_args(struct etcd_cluster *cl, int n, const char *const *extra);
 /* Kills every member still running and removes the data directories. */
 void etcd_cluster_stop(struct etcd_cluster *cl);
 /* SIGKILL (and reaps, when this process started it) member i. */
