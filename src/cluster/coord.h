@@ -99,7 +99,8 @@ struct coord_callbacks {
     /* coord_campaign() won: this node leads from epoch on. */
     void (*on_elected)(void *ctx, int64_t epoch);
     /* While leading, the leader key was deleted by someone else (not by coord_resign, not
-     * by a lost lease, which is on_lease_lost): this node no longer leads. */
+     * by a lost lease, which is on_lease_lost): this node no longer leads. It does not
+     * stand again by itself: coord_campaign() does that. */
     void (*on_deposed)(void *ctx, int64_t epoch);
     /* After coord_observe(): the current leader at once (NULL = nobody leads), then each
      * change, the absence of a leader included. */
