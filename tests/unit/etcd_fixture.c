@@ -146,6 +146,33 @@ void etcd_cluster_start(struct etcd_cluster *cl, int n)
     etcd_cluster_start_args(cl, n, NULL);
 }
 
+/* A process that waits for the end of its parent (EOF on a pipe only the parent holds) and
+ * then removes the cluster's directory; the members die with the parent on their own. */
+static void start_reaper(struct etcd_cluster *cl)
+{
+    int fds[2];
+    char byte;
+    pid_t pid;
+
+    ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        /* Out of the test's process group, which Check kills when a forked test ends. */
+        setpgid(0, 0);
+        close(fds[1]);
+        while (read(fds[0], &byte, 1) < 0 && errno == EINTR)
+            ;
+        usleep(300 * 1000); /* the members are dying: let them stop writing */
+        nftw(cl->base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        nftw(cl->base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        _exit(0);
+    }
+    close(fds[0]);
+    cl->reaper_fd = fds[1];
+    cl->reaper = pid;
+}
+
 void etcd_cluster_start_args(struct etcd_cluster *cl, int n, const char *const *extra)
 {
     const char *tmp = getenv("TMPDIR");
@@ -159,6 +186,7 @@ void etcd_cluster_start_args(struct etcd_cluster *cl, int n, const char *const *
     cl->n = n;
     snprintf(cl->base, sizeof(cl->base), "%s/etcd-test.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     ck_assert_ptr_nonnull(mkdtemp(cl->base));
+    start_reaper(cl);
     for (i = 0; i < n; i++) {
         struct etcd_member *m = &cl->m[i];
         size_t len = strlen(initial);
@@ -297,6 +325,12 @@ void etcd_cluster_stop(struct etcd_cluster *cl)
     if (cl->base[0] != '\0')
         nftw(cl->base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     cl->base[0] = '\0';
+    if (cl->reaper > 0) {
+        close(cl->reaper_fd);
+        while (waitpid(cl->reaper, NULL, 0) < 0 && errno == EINTR)
+            ;
+        cl->reaper = 0;
+    }
 }
 
 /* ---- Loop helpers ---------------------------------------------------------------------------- */

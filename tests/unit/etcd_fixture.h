@@ -1,7 +1,9 @@
 /* Real etcd members for the cluster tests: each on free loopback ports with its own data
  * directory under $TMPDIR, started from $ETCD or `etcd` on PATH (scripts/deps installs
  * etcd-server). A missing etcd fails the test, it does not skip it. Members die with the
- * process that started them (PR_SET_PDEATHSIG) and at its exit, test failed or not. */
+ * process that started them (PR_SET_PDEATHSIG), and a reaper process removes their
+ * directory when that process ends, however it ends (Check's fork mode ends a failed test
+ * with _exit, so no exit handler would run). */
 #ifndef WARREN_TESTS_UNIT_ETCD_FIXTURE_H
 #define WARREN_TESTS_UNIT_ETCD_FIXTURE_H
 
@@ -24,6 +26,8 @@ struct etcd_cluster {
     struct etcd_member m[ETCD_FIXTURE_MAX];
     char endpoints[256]; /* every member's url, comma-separated */
     char base[512];      /* the temporary directory holding the data directories */
+    int reaper_fd;       /* closed when the starter ends: its reaper removes base */
+    pid_t reaper;
 };
 
 /* Starts n members (1 to 3) forming one cluster and waits until each answers a
