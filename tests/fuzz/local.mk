@@ -6,3 +6,4 @@ include $(srcdir)/tests/fuzz/regex.mk
 include $(srcdir)/tests/fuzz/ui_path.mk
 include $(srcdir)/tests/fuzz/repl.mk
 include $(srcdir)/tests/fuzz/etcd_json.mk
+include $(srcdir)/tests/fuzz/proxy_header.mk

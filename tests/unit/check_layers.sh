@@ -18,12 +18,11 @@ allowed() {
     src/store) echo "amqp src/base src/store" ;;
     src/cluster) echo "amqp src/base src/security src/store src/cluster" ;;
     src/definitions) echo "amqp exchanges src/base src/security src/definitions" ;;
-    src/broker) echo "amqp exchanges src/base src/security src/store src/definitions src/cluster src/broker build_config.h" ;;
-    src/mgmt) echo "amqp exchanges src/base src/security src/store src/definitions src/cluster src/broker src/mgmt build_config.h" ;;
+    src/cluster) echo "amqp src/base src/security src/store src/cluster build_config.h" ;;
+    src/broker) echo "amqp exchanges src/base src/security src/store src/cluster src/definitions src/broker build_config.h" ;;
+    src/mgmt) echo "amqp exchanges src/base src/security src/store src/cluster src/definitions src/broker src/mgmt build_config.h" ;;
     src/cli) echo "src/cli build_config.h" ;;
-    # cluster mode: the etcd client and the coordinator; the broker calls it, not the reverse
-    src/cluster) echo "src/base src/security src/store src/cluster" ;;
-    src) echo "amqp exchanges src/base src/security src/store src/definitions src/cluster src/broker src/mgmt build_config.h" ;;
+    src) echo "amqp exchanges src/base src/security src/store src/cluster src/definitions src/broker src/mgmt build_config.h" ;;
     *) echo "" ;;
     esac
 }
