@@ -34,6 +34,7 @@ enum option_type {
     OPT_CERT_LOGIN,    /* distinguished_name | common_name */
     OPT_IP,            /* an IPv4 or IPv6 address */
     OPT_FRACTION,      /* a decimal fraction such as 0.4, kept in thousandths within [min, max] */
+    OPT_IP_LIST,       /* IPv4 or IPv6 addresses separated by commas */
 };
 
 struct option {
@@ -215,6 +216,12 @@ static const struct option options[] = {
     {"cluster.follower_listeners", OPT_STRING, FIELD(cluster.follower_listeners), 0, 0, NULL,
      "proxy", "what a follower does with clients: proxy (relay them to the leader) or refuse "
      "(connection.open answered 530 naming the leader)"},
+    /* The cluster's nodes are allowed without being listed (src/broker/server.h); this key is
+     * for the proxies in front of a broker, and for tests. */
+    {"cluster.proxy_peers", OPT_IP_LIST, FIELD(proxy_peers), 0, 0, NULL, NULL,
+     "addresses (comma-separated) whose connections may start with a PROXY protocol v1 header "
+     "naming the real client, e.g. HAProxy with send-proxy; a cluster's nodes need not be "
+     "listed"},
 };
 
 #define OPTION_COUNT (sizeof(options) / sizeof(options[0]))
@@ -794,6 +801,27 @@ static int set_loopback_user(struct parse *p, struct span key, struct span v)
     return 0;
 }
 
+/* "a, b, c": each an IP literal; kept as written, spaces and all (config_ip_list_next()
+ * reads it back). */
+static int set_ip_list(struct parse *p, const struct option *o, struct span key, struct span v)
+{
+    const char *list = field(p->c, o);
+    char ip[64];
+    size_t at = 0;
+
+    if (!span_copy(v, field(p->c, o), o->size))
+        return fail(p, "value for key '%.*s' is longer than %zu bytes", (int)key.len, key.ptr,
+                    o->size - 1);
+    for (int rc; (rc = config_ip_list_next(list, &at, ip, sizeof(ip))) != 0;) {
+        if (rc < 0 || !host_is_ip(ip))
+            return fail(p,
+                        "bad value '%.*s' for key '%.*s': expected IPv4 or IPv6 addresses "
+                        "separated by commas",
+                        (int)v.len, v.ptr, (int)key.len, key.ptr);
+    }
+    return 0;
+}
+
 static int set_option(struct parse *p, const struct option *o, struct span key, struct span v)
 {
     bool on;
@@ -852,6 +880,8 @@ static int set_option(struct parse *p, const struct option *o, struct span key, 
             return fail(p, "bad value '%.*s' for key '%.*s': expected an IPv4 or IPv6 address",
                         (int)v.len, v.ptr, (int)key.len, key.ptr);
         return 0;
+    case OPT_IP_LIST:
+        return set_ip_list(p, o, key, v);
     case OPT_CERT_LOGIN:
         value = parse_word(p, key, v, cert_login_words,
                            sizeof(cert_login_words) / sizeof(cert_login_words[0]));
@@ -1056,6 +1086,24 @@ void config_defaults(struct config *c)
         assert(rc == 0);
         (void)rc;
     }
+}
+
+int config_ip_list_next(const char *list, size_t *at, char *out, size_t out_size)
+{
+    struct span item;
+    const char *comma;
+
+    if (list[*at] == '\0')
+        return 0;
+    comma = strchr(list + *at, ',');
+    item.ptr = list + *at;
+    item.len = comma != NULL ? (size_t)(comma - item.ptr) : strlen(item.ptr);
+    *at += item.len + (comma != NULL);
+    item = trim(item);
+    /* "a,,b" and a trailing comma are mistakes, not empty entries. */
+    if (item.len == 0 || (comma != NULL && list[*at] == '\0'))
+        return -1;
+    return span_copy(item, out, out_size) ? 1 : -1;
 }
 
 bool config_is_loopback_user(const struct config *c, const char *user)

@@ -132,6 +132,10 @@ struct config {
     } cluster;
     /* management.ui_dir: the web UI's files; "" = where they were installed (src/mgmt/ui.h) */
     char management_ui_dir[512];
+    /* cluster.proxy_peers: IP addresses, comma-separated, whose connections may start with a
+     * PROXY protocol v1 header (src/broker/server.h); "" none. Read with
+     * config_ip_list_next(). */
+    char proxy_peers[1024];
 };
 
 /* Fills c with every default. */
@@ -145,6 +149,11 @@ int config_parse(struct config *c, const char *name, const char *text, char *err
 
 /* Reads and parses the file at path (same errors, plus one for a file that cannot be read). */
 int config_load(struct config *c, const char *path, char *err, size_t err_size);
+
+/* The next address of a comma-separated list (cluster.proxy_peers) from *at (0 to start),
+ * spaces around it trimmed, into out. Returns 1, 0 at the end of the list, -1 for an empty
+ * entry or one longer than out. */
+int config_ip_list_next(const char *list, size_t *at, char *out, size_t out_size);
 
 /* True if user may connect only from loopback addresses. */
 bool config_is_loopback_user(const struct config *c, const char *user);

@@ -81,6 +81,7 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *peer, s
     c->state = CONN_AWAIT_HEADER;
     c->log.conn_id = ++srv->next_conn_id;
     format_peer(peer, c->log.peer, sizeof c->log.peer, &c->is_loopback);
+    c->proxy_header_pending = fd >= 0 && server_is_proxy_peer(srv, peer);
     /* Until tune-ok the spec only promises frames of FRAME-MIN-SIZE (4096) octets, so a client
      * that has not finished the handshake never gets a bigger buffer. */
     c->frame_max = WIRE_FRAME_MIN_SIZE;
@@ -735,6 +736,12 @@ static void send_tune(struct conn *c)
 /* The user (in c->log.user) said pass: tune, or refuse the login. */
 static int login_with_password(struct conn *c, struct wire_bytes mech, struct wire_bytes pass)
 {
+    /* A follower that refuses clients takes any login, so that every client hears where the
+     * leader is at connection.open: its user database may lag the leader's. */
+    if (server_refuses_clients(c->srv, false, NULL, 0)) {
+        send_tune(c);
+        return 0;
+    }
     if (!auth_check_password(c->srv->auth, wire_cstr(c->log.user), pass))
         return refuse_login(c, mech, "invalid credentials");
     if (!c->is_loopback && config_is_loopback_user(c->srv->cfg, c->log.user))
@@ -840,8 +847,14 @@ static int handle_tune_ok(struct conn *c, const struct wire_connection_tune_ok *
 
 static int handle_open(struct conn *c, const struct wire_connection_open *m)
 {
-    struct vhost *vh = server_vhost_find(c->srv, m->virtual_host);
+    struct vhost *vh;
+    char refusal[SERVER_URL_MAX + 64];
 
+    /* A follower in refuse mode serves nothing: no vhost is looked at, no channel can open
+     * (src/broker/server.h). */
+    if (server_refuses_clients(c->srv, false, refusal, sizeof refusal))
+        return fail(c, WIRE_NOT_ALLOWED, "%s", refusal);
+    vh = server_vhost_find(c->srv, m->virtual_host);
     if (vh == NULL)
         return fail(c, WIRE_NOT_ALLOWED, "vhost %.*s not found", (int)m->virtual_host.len,
                     (const char *)m->virtual_host.ptr);
@@ -1328,12 +1341,78 @@ static ssize_t read_input(struct conn *c)
     return n;
 }
 
+/* A peer of server_is_proxy_peer() may start with a PROXY v1 header naming the client it
+ * relays; a client on that host may also connect directly, without one (its first byte is
+ * then an AMQP protocol header's 'A', or a TLS record's 0x16, never a 'P'). The header comes
+ * off the socket before anything else reads it, TLS included (a follower relays AMQPS bytes
+ * untouched, after the header), and not a byte past its CRLF is taken: the bytes are peeked
+ * first, and only those up to the line's end are read. Returns 1 when the socket holds the
+ * client's own bytes from here, 0 to wait for more, -1 if the connection was closed. */
+static int read_proxy_header(struct conn *c)
+{
+    uint8_t peek[PROXY_HEADER_MAX];
+    struct proxy_header h;
+    const uint8_t *lf;
+    const char *why;
+    size_t take;
+    ssize_t n;
+    int rc;
+
+    do
+        n = recv(c->fd, peek, sizeof peek - c->proxy_header_len, MSG_PEEK);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    if (n <= 0) {
+        log_debug(&c->log, "socket closed before the PROXY header: %s",
+                  n == 0 ? "end of stream" : strerror(errno));
+        conn_abort(c);
+        return -1;
+    }
+    if (c->proxy_header_len == 0 && peek[0] != 'P') {
+        c->proxy_header_pending = false;
+        return 1;
+    }
+    lf = memchr(peek, '\n', (size_t)n);
+    take = lf != NULL ? (size_t)(lf - peek) + 1 : (size_t)n;
+    if (recv(c->fd, c->proxy_header + c->proxy_header_len, take, 0) != (ssize_t)take) {
+        log_warn(&c->log, "reading the PROXY header failed: %s; closing connection",
+                 strerror(errno));
+        conn_abort(c);
+        return -1;
+    }
+    c->proxy_header_len = (uint8_t)(c->proxy_header_len + take);
+    rc = proxy_header_parse(c->proxy_header, c->proxy_header_len, &h, &why);
+    if (rc == 0)
+        return 0;
+    if (rc < 0) {
+        log_warn(&c->log, "malformed PROXY protocol header: %s; closing connection", why);
+        conn_abort(c);
+        return -1;
+    }
+    c->proxy_header_pending = false;
+    c->last_read_ms = now_ms();
+    if (h.known) {
+        /* From here the client is who the header says: in log lines, the management API
+         * and loopback_users alike. UNKNOWN keeps the connection's own address. */
+        char via[sizeof c->log.peer];
+        memcpy(via, c->log.peer, sizeof via);
+        format_peer((const struct sockaddr *)&h.src, c->log.peer, sizeof c->log.peer,
+                    &c->is_loopback);
+        log_debug(&c->log, "client relayed by %s (PROXY header)", via);
+    }
+    return 1;
+}
+
 /* Reads what the socket has and handles it; the connection may be closed afterwards. */
 static void read_socket(struct conn *c)
 {
     struct ev_loop *loop = c->srv->loop;
     ssize_t n;
     int err;
+
+    if (c->proxy_header_pending && read_proxy_header(c) <= 0)
+        return;
 
     /* Room for at least one chunk, and for the whole frame being assembled. */
     if (c->in_cap - c->in_len < READ_CHUNK) {

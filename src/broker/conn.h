@@ -15,6 +15,7 @@
 #include "amqp/frame.h"
 #include "src/base/log.h"
 #include "src/broker/outbuf.h"
+#include "src/cluster/proxy_header.h"
 
 struct server;
 struct channel;
@@ -42,6 +43,12 @@ struct conn {
     struct log_ctx log;
     enum conn_state state;
     bool is_loopback;
+    /* The peer is one whose connections may start with a PROXY v1 header naming the client
+     * it relays (server_is_proxy_peer): until its first byte shows whether it does, and while
+     * the header is incomplete, the socket is read here only. */
+    bool proxy_header_pending;
+    uint8_t proxy_header_len;
+    uint8_t proxy_header[PROXY_HEADER_MAX];
     struct tls_conn *tls; /* AMQPS: the TLS session the socket carries; NULL for plain TCP */
     bool tls_established; /* its handshake is over: the timer switched to handshake_timeout */
 

@@ -3,6 +3,7 @@
 #include "src/broker/server.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -27,6 +28,7 @@
 #include "src/broker/recovery.h"
 #include "src/broker/spill.h"
 #include "src/broker/vhost.h"
+#include "src/cluster/proxy.h"
 #include "src/security/auth.h"
 #include "src/security/tls.h"
 #include "src/store/store.h"
@@ -152,6 +154,12 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
         }
         if (s->accept_pause_s != 0)
             accept_works_again(s);
+        if (s->clients == SERVER_CLIENTS_PROXY) {
+            /* A follower: the proxy relays the client, TLS and all, to the leader. */
+            proxy_accept(s->proxy, fd, (struct sockaddr *)&peer, peer_len,
+                         l->tls ? PROXY_AMQPS : PROXY_AMQP);
+            continue;
+        }
         if (s->cfg->connection_max != 0 && s->conn_count >= s->cfg->connection_max) {
             log_warn(NULL, "connection refused: connection_max (%u) is reached",
                      s->cfg->connection_max);
@@ -593,6 +601,135 @@ static void on_store_failed(void *ctx)
     channel_confirms_failed(ctx);
 }
 
+/* ---- Cluster roles --------------------------------------------------------------------- */
+
+void server_serve_clients(struct server *s)
+{
+    if (s->clients != SERVER_CLIENTS_SERVE)
+        log_info(NULL, "serving clients");
+    s->clients = SERVER_CLIENTS_SERVE;
+    s->proxy = NULL;
+    s->leader_amqp_url[0] = s->leader_http_url[0] = '\0';
+}
+
+void server_proxy_clients(struct server *s, struct proxy *p)
+{
+    assert(p != NULL);
+    if (s->clients != SERVER_CLIENTS_PROXY)
+        log_info(NULL, "follower: client connections are relayed to the leader");
+    s->clients = SERVER_CLIENTS_PROXY;
+    s->proxy = p;
+    s->leader_amqp_url[0] = s->leader_http_url[0] = '\0';
+}
+
+void server_refuse_clients(struct server *s, const char *leader_amqp_url,
+                           const char *leader_http_url)
+{
+    s->clients = SERVER_CLIENTS_REFUSE;
+    s->proxy = NULL;
+    snprintf(s->leader_amqp_url, sizeof s->leader_amqp_url, "%s",
+             leader_amqp_url != NULL ? leader_amqp_url : "");
+    snprintf(s->leader_http_url, sizeof s->leader_http_url, "%s",
+             leader_http_url != NULL ? leader_http_url : "");
+    log_info(NULL, "follower: clients are refused and sent to the leader, %s",
+             leader_amqp_url != NULL ? leader_amqp_url : "not known yet");
+}
+
+bool server_refuses_clients(const struct server *s, bool http, char *reason, size_t reason_size)
+{
+    const char *url = http ? s->leader_http_url : s->leader_amqp_url;
+
+    if (s->clients != SERVER_CLIENTS_REFUSE)
+        return false;
+    if (url[0] == '\0')
+        snprintf(reason, reason_size, "node is a follower; no leader is known");
+    else
+        snprintf(reason, reason_size, "node is a follower; leader is %s", url);
+    return true;
+}
+
+/* An IP literal as an IPv6 address, IPv4 ones mapped (::ffff:a.b.c.d); an IPv6 zone
+ * ("%eth0") is dropped, as peers are compared by address. */
+static bool parse_peer(const char *ip, struct in6_addr *out)
+{
+    char bare[64];
+    struct in_addr v4;
+
+    snprintf(bare, sizeof bare, "%.*s", (int)strcspn(ip, "%"), ip);
+    if (inet_pton(AF_INET, bare, &v4) == 1) {
+        memset(out, 0, sizeof *out);
+        out->s6_addr[10] = out->s6_addr[11] = 0xff;
+        memcpy(&out->s6_addr[12], &v4, sizeof v4);
+        return true;
+    }
+    return inet_pton(AF_INET6, bare, out) == 1;
+}
+
+/* cluster.proxy_peers (checked by the configuration parser already). */
+static int load_proxy_peers(struct server *s)
+{
+    char ip[64];
+    size_t at = 0;
+    int rc;
+
+    while ((rc = config_ip_list_next(s->cfg->proxy_peers, &at, ip, sizeof ip)) > 0) {
+        struct in6_addr a;
+        if (!parse_peer(ip, &a))
+            break;
+        s->proxy_peers = xrealloc(s->proxy_peers, (s->proxy_peer_count + 1) * sizeof a);
+        s->proxy_peers[s->proxy_peer_count++] = a;
+    }
+    if (rc != 0) {
+        log_error(NULL, "cluster.proxy_peers: '%s' is not a list of IP addresses",
+                  s->cfg->proxy_peers);
+        return -1;
+    }
+    s->proxy_peers_configured = s->proxy_peer_count;
+    return 0;
+}
+
+int server_set_proxy_peers(struct server *s, const char *const *ips, size_t count)
+{
+    size_t kept = s->proxy_peers_configured;
+    struct in6_addr *list = xmalloc((kept + count + 1) * sizeof *list);
+
+    if (kept > 0)
+        memcpy(list, s->proxy_peers, kept * sizeof *list);
+    for (size_t i = 0; i < count; i++) {
+        if (!parse_peer(ips[i], &list[kept + i])) {
+            log_error(NULL, "proxy peer '%s' is not an IP address; the list is unchanged", ips[i]);
+            free(list);
+            return -1;
+        }
+    }
+    free(s->proxy_peers);
+    s->proxy_peers = list;
+    s->proxy_peer_count = kept + count;
+    return 0;
+}
+
+bool server_is_proxy_peer(const struct server *s, const struct sockaddr *peer)
+{
+    struct in6_addr a;
+
+    if (peer == NULL || s->proxy_peer_count == 0)
+        return false;
+    if (peer->sa_family == AF_INET) {
+        memset(&a, 0, sizeof a);
+        a.s6_addr[10] = a.s6_addr[11] = 0xff;
+        memcpy(&a.s6_addr[12], &((const struct sockaddr_in *)peer)->sin_addr, 4);
+    } else if (peer->sa_family == AF_INET6) {
+        a = ((const struct sockaddr_in6 *)peer)->sin6_addr;
+    } else {
+        return false;
+    }
+    for (size_t i = 0; i < s->proxy_peer_count; i++) {
+        if (memcmp(&s->proxy_peers[i], &a, sizeof a) == 0)
+            return true;
+    }
+    return false;
+}
+
 int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg,
                 int port_override)
 {
@@ -615,6 +752,8 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
     ev_signal_init(&s->sighup_watcher, on_sighup, SIGHUP);
     s->sighup_watcher.data = s;
     ev_signal_start(loop, &s->sighup_watcher);
+    if (load_proxy_peers(s) != 0)
+        return -1;
     /* Set before recovery, which fills the queues. */
     set_memory_limit(s, cfg->memory_watermark_absolute != 0 ? 0 : cfg->memory_watermark_relative,
                      cfg->memory_watermark_absolute);
@@ -730,6 +869,9 @@ void server_free(struct server *s)
     if (s->spare_fd >= 0)
         close(s->spare_fd);
     s->spare_fd = -1;
+    free(s->proxy_peers);
+    s->proxy_peers = NULL;
+    s->proxy_peer_count = s->proxy_peers_configured = 0;
 }
 
 void server_publish(struct server *s, struct vhost *vh, struct exchange *x, struct message **msg,

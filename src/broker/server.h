@@ -5,8 +5,10 @@
 #define WARREN_SRC_BROKER_SERVER_H
 
 #include <ev.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "src/base/config.h"
 #include "src/base/hmap.h"
@@ -16,6 +18,7 @@ struct channel;
 struct conn;
 struct exchange;
 struct message;
+struct proxy;
 struct publish_result;
 struct vhost;
 
@@ -39,6 +42,17 @@ struct listener {
     char address[96]; /* "0.0.0.0:5672", "[::]:5672" */
     struct server *srv;
 };
+
+/* What the broker does with its clients. A single node, and a cluster's leader, serve them;
+ * a follower relays them to the leader or refuses them (cluster.follower_listeners, set by
+ * the cluster code through server_proxy_clients() and server_refuse_clients()). */
+enum server_clients {
+    SERVER_CLIENTS_SERVE,
+    SERVER_CLIENTS_PROXY,  /* accepted sockets go to proxy_accept() (src/cluster/proxy.h) */
+    SERVER_CLIENTS_REFUSE, /* connection.open and the HTTP API answer "not the leader" */
+};
+
+#define SERVER_URL_MAX 128
 
 /* The disk is checked again after at least this much was written (and every second). */
 #define DISK_CHECK_MIN_BYTES (256u * 1024)
@@ -86,6 +100,18 @@ struct server {
     uint64_t disk_free;         /* bytes free at the last check; UINT64_MAX if unknown */
     uint64_t disk_check_at;     /* check the disk again once bytes_written reaches this; 0 never */
     bool stopping;
+    enum server_clients clients;
+    struct proxy *proxy; /* SERVER_CLIENTS_PROXY: the follower's relay to the leader */
+    /* SERVER_CLIENTS_REFUSE: where clients should go ("amqp://host:port", "http://host:port"),
+     * "" while no leader is known. */
+    char leader_amqp_url[SERVER_URL_MAX];
+    char leader_http_url[SERVER_URL_MAX];
+    /* Peers whose connections may start with a PROXY v1 header: cluster.proxy_peers first
+     * (proxy_peers_configured of them), then those of server_set_proxy_peers(). IPv4
+     * addresses are kept IPv4-mapped. */
+    struct in6_addr *proxy_peers;
+    size_t proxy_peer_count;
+    size_t proxy_peers_configured;
 };
 
 /* Sets up the broker of cfg: the TLS context, the data directory (users, vhosts, then
@@ -129,6 +155,35 @@ void server_reply_forget(struct server *s, struct channel *ch);
  * (src/broker/publish.h) to the queues it reaches. */
 void server_publish(struct server *s, struct vhost *vh, struct exchange *x, struct message **msg,
                     struct publish_result *out);
+
+/* ---- Cluster roles (CLUSTERING.md §2.8) ------------------------------------------------
+ *
+ * Set by the cluster code; a broker that is never told otherwise serves its clients. */
+
+/* Serves clients (the default; a node that became the leader). */
+void server_serve_clients(struct server *s);
+/* A follower in proxy mode: each client socket its AMQP and AMQPS listeners accept goes to
+ * proxy_accept(p) (kept, not owned) instead of becoming a connection. */
+void server_proxy_clients(struct server *s, struct proxy *p);
+/* A follower in refuse mode: the AMQP handshake completes (any credentials: the follower's
+ * user database may lag the leader's, and nothing is served) and connection.open is
+ * answered with connection.close 530 "NOT_ALLOWED - node is a follower; leader is
+ * amqp://host:port"; the management API answers 503 not_leader on its paths but the health
+ * checks. The URLs name the leader ("amqp://host:port", "http://host:port"); NULL while no
+ * leader is known ("...; no leader is known"). Called again when the leader changes. */
+void server_refuse_clients(struct server *s, const char *leader_amqp_url,
+                           const char *leader_http_url);
+/* In refuse mode: true, with the reason a client is told ("node is a follower; leader is
+ * <the AMQP or HTTP URL>") in reason (which may be NULL). False otherwise. */
+bool server_refuses_clients(const struct server *s, bool http, char *reason, size_t reason_size);
+
+/* The cluster's nodes (IP literals): their connections may start with a PROXY v1 header
+ * naming the client they relay (src/cluster/proxy_header.h). Replaces the list set before;
+ * cluster.proxy_peers from the configuration always stay allowed. Returns 0, or -1 after
+ * logging which entry is not an IP address (the list is then unchanged). */
+int server_set_proxy_peers(struct server *s, const char *const *ips, size_t count);
+/* Whether a connection from peer may start with a PROXY header. */
+bool server_is_proxy_peer(const struct server *s, const struct sockaddr *peer);
 
 /* Links a new connection into the server's list (accept, or an in-memory one). */
 void server_adopt(struct server *s, struct conn *c);

@@ -764,6 +764,7 @@ static enum MHD_Result on_request_head(struct mgmt_http *h, struct MHD_Connectio
 {
     struct request *req = xcalloc(1, sizeof *req);
     enum MHD_Result answered = MHD_NO;
+    char reason[SERVER_URL_MAX + 64];
 
     *con_cls = req;
     req->call = (struct mgmt_call){.m = h->m, .conn = conn, .method = method};
@@ -771,6 +772,12 @@ static enum MHD_Result on_request_head(struct mgmt_http *h, struct MHD_Connectio
     if (!h->metrics) {
         if (strncmp(url, "/api/", 5) != 0 && strcmp(url, "/api") != 0)
             req->ui = true;
+        /* A follower that refuses clients answers its health checks only, before any login:
+         * its user database may lag the leader's (src/broker/server.h). */
+        if (!req->ui && strncmp(url, "/api/health/", 12) != 0 &&
+            server_refuses_clients(h->m->srv, true, reason, sizeof reason))
+            return mgmt_respond_error(&req->call, MHD_HTTP_SERVICE_UNAVAILABLE, "not_leader", "%s",
+                                      reason);
         if (req->ui ? !mgmt_ui_accepts(conn, method, &answered)
                     : !authenticate(&req->call, &answered))
             return answered;

@@ -216,6 +216,35 @@ START_TEST(management_and_prometheus_listeners)
 }
 END_TEST
 
+START_TEST(proxy_peers_are_a_list_of_ip_addresses)
+{
+    struct config c;
+    char ip[64];
+    size_t at = 0;
+
+    config_defaults(&c);
+    ck_assert_str_eq(c.proxy_peers, ""); /* a single node takes no PROXY header */
+    ck_assert_int_eq(config_ip_list_next(c.proxy_peers, &at, ip, sizeof(ip)), 0);
+    c = parsed("cluster.proxy_peers = 10.0.0.5,  2001:db8::7 ,127.0.0.1\n");
+    ck_assert_int_eq(config_ip_list_next(c.proxy_peers, &at, ip, sizeof(ip)), 1);
+    ck_assert_str_eq(ip, "10.0.0.5");
+    ck_assert_int_eq(config_ip_list_next(c.proxy_peers, &at, ip, sizeof(ip)), 1);
+    ck_assert_str_eq(ip, "2001:db8::7");
+    ck_assert_int_eq(config_ip_list_next(c.proxy_peers, &at, ip, sizeof(ip)), 1);
+    ck_assert_str_eq(ip, "127.0.0.1");
+    ck_assert_int_eq(config_ip_list_next(c.proxy_peers, &at, ip, sizeof(ip)), 0);
+    ck_assert_str_eq(parse_error("cluster.proxy_peers = 10.0.0.5, node-2"),
+                     "t.conf:1: bad value '10.0.0.5, node-2' for key 'cluster.proxy_peers': "
+                     "expected IPv4 or IPv6 addresses separated by commas");
+    ck_assert_str_eq(parse_error("cluster.proxy_peers = 10.0.0.5,,10.0.0.6"),
+                     "t.conf:1: bad value '10.0.0.5,,10.0.0.6' for key 'cluster.proxy_peers': "
+                     "expected IPv4 or IPv6 addresses separated by commas");
+    ck_assert_str_eq(parse_error("cluster.proxy_peers = 10.0.0.5,"),
+                     "t.conf:1: bad value '10.0.0.5,' for key 'cluster.proxy_peers': "
+                     "expected IPv4 or IPv6 addresses separated by commas");
+}
+END_TEST
+
 START_TEST(tls_listener_without_files_is_an_error_at_its_line)
 {
     struct config c;
@@ -840,6 +869,7 @@ START_TEST(example_lists_every_key_as_a_live_line)
         "\nssl_options.honor_cipher_order = false\n",
         "\nssl_cert_login_from = distinguished_name\n",
         "\nssl_handshake_timeout = 5000\n",
+        "\n# cluster.proxy_peers =\n",
     };
 
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
@@ -888,6 +918,7 @@ static Suite *config_suite(void)
     tcase_add_test(t, at_most_sixty_four_ciphers);
     tcase_add_test(t, tls_listener_without_files_is_an_error_at_its_line);
     tcase_add_test(t, management_and_prometheus_listeners);
+    tcase_add_test(t, proxy_peers_are_a_list_of_ip_addresses);
     suite_add_tcase(s, t);
 
     t = tcase_create("files");

@@ -5,7 +5,11 @@
  *           IPv4 and IPv6 are the spec's, and the reader is as strict as the spec;
  *   relay   the follower's proxy (src/cluster/proxy.c): a large stream both ways with slow
  *           readers stays within the buffer bound, half-closes pass through, a refusing or
- *           unknown leader closes the client at once, leader changes drop relays. */
+ *           unknown leader closes the client at once, leader changes drop relays;
+ *   leader  a real server (src/broker/server.c) in this process: it takes a PROXY header from
+ *           its allow-list only, names the client by it, closes on a malformed one, sees
+ *           the real client through the proxy; and refuse mode answers connection.open
+ *           with 530 naming the leader, and the management API with 503. */
 #include "build_config.h" /* _GNU_SOURCE for accept4 */
 
 #include <arpa/inet.h>
@@ -21,8 +25,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "amqp/frame.h"
+#include "amqp/method.h"
+#include "src/base/config.h"
+#include "src/base/log.h"
+#include "src/broker/conn.h"
+#include "src/broker/server.h"
 #include "src/cluster/proxy.h"
 #include "src/cluster/proxy_header.h"
+#include "src/mgmt/mgmt.h"
 
 #define WAIT_MS 10000 /* a bound on every wait: a bug fails the test instead of hanging it */
 
@@ -720,12 +731,459 @@ START_TEST(http_relays_send_no_header)
 }
 END_TEST
 
+/* ---- The leader's side: a real server in this process ---------------------------------- */
+
+static struct config cfg;
+static struct server srv;
+static uint16_t srv_port;
+
+static void server_start(const char *extra_config)
+{
+    char text[512], err[700];
+
+    loop_start();
+    log_set_level(LOG_LEVEL_WARNING);
+    config_defaults(&cfg);
+    snprintf(text, sizeof text, "data_dir = false\n%s", extra_config);
+    ck_assert_msg(config_parse(&cfg, "test", text, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(server_init(&srv, loop, &cfg, 0), 0);
+    srv_port = local_port(srv.listeners[0].fd);
+}
+
+static void leader_setup(void)
+{
+    server_start("");
+}
+
+static void leader_teardown(void)
+{
+    server_free(&srv);
+    loop_stop();
+}
+
+/* A minimal AMQP client on a raw socket. */
+struct client {
+    int fd;
+    uint8_t in[64 * 1024];
+    size_t len;
+    uint8_t frame[64 * 1024]; /* the payload of the last method frame read */
+};
+
+static void client_send(struct client *c, uint32_t method_id, const void *args)
+{
+    uint8_t buf[1024];
+    struct wire_writer w = wire_writer_init(buf, sizeof buf);
+
+    wire_frame_put_method(&w, 0, method_id, args);
+    ck_assert(!wire_writer_overflowed(&w));
+    write_all(c->fd, buf, wire_writer_used(&w));
+}
+
+/* The next method frame, decoded into *m (borrowing c->frame). Fails the test if the socket
+ * closes first. */
+static void client_read_method(struct client *c, struct wire_method *m)
+{
+    long long until = mono_ms() + WAIT_MS;
+
+    for (;;) {
+        struct wire_frame f;
+        size_t used = 0;
+        int rc = wire_frame_parse(c->in, c->len, 0, &f, &used);
+        ssize_t n;
+
+        if (rc == WIRE_OK) {
+            ck_assert_uint_eq(f.type, WIRE_FRAME_METHOD);
+            memcpy(c->frame, f.payload.ptr, f.payload.len);
+            ck_assert_int_eq(wire_method_decode((struct wire_bytes){c->frame, f.payload.len}, m),
+                             WIRE_OK);
+            memmove(c->in, c->in + used, c->len - used);
+            c->len -= used;
+            return;
+        }
+        ck_assert_int_eq(rc, WIRE_NEED_MORE);
+        n = recv(c->fd, c->in + c->len, sizeof c->in - c->len, 0);
+        ck_assert_msg(n != 0, "the server closed the connection");
+        if (n > 0) {
+            c->len += (size_t)n;
+            continue;
+        }
+        ck_assert_msg(errno == EAGAIN, "read: %s", strerror(errno));
+        ck_assert_msg(mono_ms() < until, "no method frame from the server");
+        turn();
+    }
+}
+
+static void client_expect(struct client *c, uint32_t method_id, struct wire_method *m)
+{
+    client_read_method(c, m);
+    ck_assert_msg(m->id == method_id, "got method %08x, expected %08x", m->id, method_id);
+}
+
+/* Protocol header (after whatever prefix the caller wrote), start-ok with PLAIN, tune-ok. */
+static void client_login(struct client *c, const char *user, const char *pass)
+{
+    char response[128];
+    int n = snprintf(response, sizeof response, "%c%s%c%s", 0, user, 0, pass);
+    struct wire_connection_start_ok start_ok = {
+        .mechanism = WIRE_BYTES_C("PLAIN"),
+        .response = {.ptr = (const uint8_t *)response, .len = (size_t)n},
+        .locale = WIRE_BYTES_C("en_US"),
+    };
+    struct wire_connection_tune_ok tune_ok = {.frame_max = 131072};
+    struct wire_method m;
+
+    client_expect(c, WIRE_CONNECTION_START, &m);
+    client_send(c, WIRE_CONNECTION_START_OK, &start_ok);
+    client_expect(c, WIRE_CONNECTION_TUNE, &m);
+    client_send(c, WIRE_CONNECTION_TUNE_OK, &tune_ok);
+}
+
+static void client_open(struct client *c, struct wire_method *reply)
+{
+    struct wire_connection_open open = {.virtual_host = WIRE_BYTES_C("/")};
+
+    client_send(c, WIRE_CONNECTION_OPEN, &open);
+    client_read_method(c, reply);
+}
+
+static struct client *client_connect(const void *prefix, size_t prefix_len)
+{
+    struct client *c = calloc(1, sizeof *c);
+
+    c->fd = connect_to(AF_INET, "127.0.0.1", srv_port);
+    if (prefix_len > 0)
+        write_all(c->fd, prefix, prefix_len);
+    write_all(c->fd, "AMQP\x00\x00\x09\x01", 8);
+    return c;
+}
+
+static void client_free(struct client *c)
+{
+    close(c->fd);
+    free(c);
+}
+
+/* The server's newest connection (the list is newest first). */
+static struct conn *newest_conn(void)
+{
+    PUMP_UNTIL(srv.conns != NULL);
+    return srv.conns;
+}
+
+static const char proxy_line[] = "PROXY TCP4 10.1.2.3 127.0.0.1 5555 5672\r\n";
+
+START_TEST(a_header_from_a_stranger_is_a_bad_protocol_header)
+{
+    struct client *c = calloc(1, sizeof *c);
+    uint8_t got[8];
+
+    /* No peers allowed (a single node): the same answer as before any of this existed. */
+    c->fd = connect_to(AF_INET, "127.0.0.1", srv_port);
+    write_all(c->fd, proxy_line, sizeof proxy_line - 1);
+    read_exactly(c->fd, got, 8);
+    ck_assert_mem_eq(got, "AMQP\x00\x00\x09\x01", 8);
+    PUMP_UNTIL(peer_closed(c->fd));
+    client_free(c);
+}
+END_TEST
+
+START_TEST(a_proxy_peers_header_names_the_client)
+{
+    const char *const peers[] = {"192.0.2.99", "127.0.0.1"};
+    struct client *c;
+    struct wire_method m;
+    char want[64];
+
+    ck_assert_int_eq(server_set_proxy_peers(&srv, peers, 2), 0);
+    c = client_connect(proxy_line, sizeof proxy_line - 1);
+    client_expect(c, WIRE_CONNECTION_START, &m);
+    ck_assert_str_eq(newest_conn()->log.peer, "10.1.2.3:5555");
+    ck_assert(!newest_conn()->is_loopback);
+    client_free(c);
+
+    /* guest may log in from loopback only, and the client is 10.1.2.3 now: refused, as a
+     * direct client from there would be (the socket closes without tune). */
+    c = client_connect(proxy_line, sizeof proxy_line - 1);
+    client_expect(c, WIRE_CONNECTION_START, &m);
+    client_send(c, WIRE_CONNECTION_START_OK,
+                &(struct wire_connection_start_ok){.mechanism = WIRE_BYTES_C("PLAIN"),
+                                                   .response = WIRE_BYTES_C("\0guest\0guest"),
+                                                   .locale = WIRE_BYTES_C("en_US")});
+    PUMP_UNTIL(peer_closed(c->fd));
+    client_free(c);
+
+    /* A client on a peer's host may still connect without a header. */
+    c = client_connect(NULL, 0);
+    client_login(c, "guest", "guest");
+    client_open(c, &m);
+    ck_assert_uint_eq(m.id, WIRE_CONNECTION_OPEN_OK);
+    snprintf(want, sizeof want, "127.0.0.1:%u", local_port(c->fd));
+    ck_assert_str_eq(newest_conn()->log.peer, want);
+    client_free(c);
+}
+END_TEST
+
+START_TEST(a_header_split_into_bytes_is_read_whole)
+{
+    const char *const peers[] = {"127.0.0.1"};
+    struct client *c = calloc(1, sizeof *c);
+    struct wire_method m;
+
+    ck_assert_int_eq(server_set_proxy_peers(&srv, peers, 1), 0);
+    c->fd = connect_to(AF_INET, "127.0.0.1", srv_port);
+    for (size_t i = 0; i < sizeof proxy_line - 1; i++) {
+        write_all(c->fd, proxy_line + i, 1);
+        turn();
+    }
+    /* The protocol header follows in the same write as the header's last byte would: not a
+     * byte after the CRLF is lost. */
+    write_all(c->fd, "AMQP\x00\x00\x09\x01", 8);
+    client_expect(c, WIRE_CONNECTION_START, &m);
+    ck_assert_str_eq(newest_conn()->log.peer, "10.1.2.3:5555");
+    client_free(c);
+
+    c = client_connect(NULL, 0);
+    client_free(c);
+}
+END_TEST
+
+START_TEST(a_malformed_header_from_a_peer_closes_the_connection)
+{
+    const char *const peers[] = {"127.0.0.1"};
+    static const char *const bad[] = {
+        "PROXY TCP4 10.1.2.3 127.0.0.1 5555\r\n",
+        "PROXY TCP4 10.1.2.3 127.0.0.1 5555 5672\n",
+        "PROXY TCP9 10.1.2.3 127.0.0.1 5555 5672\r\n",
+        "PRO\r\n",
+    };
+
+    ck_assert_int_eq(server_set_proxy_peers(&srv, peers, 1), 0);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int fd = connect_to(AF_INET, "127.0.0.1", srv_port);
+        uint8_t buf[16];
+        ssize_t n;
+
+        write_all(fd, bad[i], strlen(bad[i]));
+        write_all(fd, "AMQP\x00\x00\x09\x01", 8);
+        PUMP_UNTIL((n = recv(fd, buf, sizeof buf, 0)) == 0 || (n < 0 && errno == ECONNRESET) ||
+                   n > 0);
+        ck_assert_msg(n <= 0, "the server answered %zd bytes to %s", n, bad[i]);
+        close(fd);
+    }
+    PUMP_UNTIL(srv.conns == NULL);
+}
+END_TEST
+
+START_TEST(the_configured_peers_are_allowed)
+{
+    struct sockaddr_storage a;
+
+    leader_teardown();
+    server_start("cluster.proxy_peers = 127.0.0.2, 2001:db8::7\n");
+    make_addr(AF_INET, "127.0.0.2", 1, &a);
+    ck_assert(server_is_proxy_peer(&srv, (struct sockaddr *)&a));
+    make_addr(AF_INET6, "::ffff:127.0.0.2", 1, &a);
+    ck_assert(server_is_proxy_peer(&srv, (struct sockaddr *)&a));
+    make_addr(AF_INET6, "2001:db8::7", 1, &a);
+    ck_assert(server_is_proxy_peer(&srv, (struct sockaddr *)&a));
+    make_addr(AF_INET, "127.0.0.1", 1, &a);
+    ck_assert(!server_is_proxy_peer(&srv, (struct sockaddr *)&a));
+    /* The cluster's list adds to the configured one, and replacing it keeps that. */
+    ck_assert_int_eq(server_set_proxy_peers(&srv, (const char *const[]){"127.0.0.1"}, 1), 0);
+    ck_assert(server_is_proxy_peer(&srv, (struct sockaddr *)&a));
+    ck_assert_int_eq(server_set_proxy_peers(&srv, NULL, 0), 0);
+    ck_assert(!server_is_proxy_peer(&srv, (struct sockaddr *)&a));
+    make_addr(AF_INET, "127.0.0.2", 1, &a);
+    ck_assert(server_is_proxy_peer(&srv, (struct sockaddr *)&a));
+    ck_assert_int_eq(server_set_proxy_peers(&srv, (const char *const[]){"node-2"}, 1), -1);
+}
+END_TEST
+
+START_TEST(the_leader_sees_the_client_through_the_proxy)
+{
+    const char *const peers[] = {"127.0.0.1"};
+    char leader_addr[32], want[64];
+    struct proxy_leader l = {.amqp = leader_addr};
+    struct client *c = calloc(1, sizeof *c);
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    struct wire_method m;
+    int fd;
+
+    ck_assert_int_eq(server_set_proxy_peers(&srv, peers, 1), 0);
+    follower_lfd = listen_on(AF_INET, "127.0.0.1", &follower_port);
+    proxy = proxy_new(loop, NULL);
+    snprintf(leader_addr, sizeof leader_addr, "127.0.0.1:%u", srv_port);
+    ck_assert_int_eq(proxy_set_leader(proxy, &l), 0);
+
+    c->fd = connect_to(AF_INET, "127.0.0.1", follower_port);
+    fd = accept_one(follower_lfd, &peer, &peer_len);
+    proxy_accept(proxy, fd, (struct sockaddr *)&peer, peer_len, PROXY_AMQP);
+    write_all(c->fd, "AMQP\x00\x00\x09\x01", 8);
+    client_login(c, "guest", "guest");
+    client_open(c, &m);
+    ck_assert_uint_eq(m.id, WIRE_CONNECTION_OPEN_OK);
+    /* The client's own port, not the one the proxy connected from. */
+    snprintf(want, sizeof want, "127.0.0.1:%u", local_port(c->fd));
+    ck_assert_str_eq(newest_conn()->log.peer, want);
+
+    proxy_drop_all(proxy);
+    PUMP_UNTIL(peer_closed(c->fd));
+    PUMP_UNTIL(srv.conns == NULL);
+    client_free(c);
+    proxy_free(proxy);
+    proxy = NULL;
+    close(follower_lfd);
+}
+END_TEST
+
+START_TEST(a_follower_that_proxies_hands_its_clients_to_the_proxy)
+{
+    char leader_addr[32];
+    struct proxy_leader l = {.amqp = leader_addr};
+    uint8_t got[8];
+    int leader, client;
+
+    leader_lfd = listen_on(AF_INET, "127.0.0.1", &leader_port);
+    proxy = proxy_new(loop, &(struct proxy_options){.no_proxy_header = true});
+    snprintf(leader_addr, sizeof leader_addr, "127.0.0.1:%u", leader_port);
+    ck_assert_int_eq(proxy_set_leader(proxy, &l), 0);
+    server_proxy_clients(&srv, proxy);
+
+    client = connect_to(AF_INET, "127.0.0.1", srv_port);
+    write_all(client, "AMQP\x00\x00\x09\x01", 8);
+    leader = accept_one(leader_lfd, NULL, NULL);
+    read_exactly(leader, got, 8);
+    ck_assert_mem_eq(got, "AMQP\x00\x00\x09\x01", 8);
+    ck_assert_ptr_null(srv.conns); /* the broker itself never saw the client */
+
+    server_serve_clients(&srv);
+    proxy_free(proxy);
+    proxy = NULL;
+    close(client);
+    close(leader);
+    close(leader_lfd);
+}
+END_TEST
+
+/* Logs in (any credentials) and sends connection.open; returns the close's code and text. */
+static void expect_open_refused(const char *user, const char *pass, const char *text)
+{
+    struct client *c = client_connect(NULL, 0);
+    struct wire_method m;
+
+    client_login(c, user, pass);
+    client_open(c, &m);
+    ck_assert_uint_eq(m.id, WIRE_CONNECTION_CLOSE);
+    ck_assert_uint_eq(m.u.connection_close.reply_code, 530);
+    ck_assert_msg(wire_bytes_eq_cstr(m.u.connection_close.reply_text, text), "got '%.*s'",
+                  (int)m.u.connection_close.reply_text.len,
+                  (const char *)m.u.connection_close.reply_text.ptr);
+    ck_assert_uint_eq(m.u.connection_close.class_id, 10);
+    ck_assert_uint_eq(m.u.connection_close.method_id, 40);
+    client_send(c, WIRE_CONNECTION_CLOSE_OK, &(struct wire_connection_close_ok){0});
+    PUMP_UNTIL(peer_closed(c->fd));
+    client_free(c);
+}
+
+START_TEST(refuse_mode_answers_open_with_530_naming_the_leader)
+{
+    struct client *c;
+    struct wire_method m;
+
+    server_refuse_clients(&srv, "amqp://192.0.2.7:5672", "http://192.0.2.7:15672");
+    expect_open_refused("guest", "guest",
+                        "NOT_ALLOWED - node is a follower; leader is amqp://192.0.2.7:5672");
+    /* Any login gets that far: the follower's users may lag the leader's. */
+    expect_open_refused("someone", "not-a-password",
+                        "NOT_ALLOWED - node is a follower; leader is amqp://192.0.2.7:5672");
+
+    server_refuse_clients(&srv, NULL, NULL);
+    expect_open_refused("guest", "guest", "NOT_ALLOWED - node is a follower; no leader is known");
+
+    /* A follower that becomes the leader serves again. */
+    server_serve_clients(&srv);
+    c = client_connect(NULL, 0);
+    client_login(c, "guest", "guest");
+    client_open(c, &m);
+    ck_assert_uint_eq(m.id, WIRE_CONNECTION_OPEN_OK);
+    client_free(c);
+}
+END_TEST
+
+/* An HTTP request to the management API on addr:port; returns the whole answer in out. */
+static void http_get(uint16_t port, const char *path, char *out, size_t size)
+{
+    char req[512];
+    size_t got = 0;
+    int fd = connect_to(AF_INET, "127.0.0.1", port);
+    long long until = mono_ms() + WAIT_MS;
+
+    snprintf(req, sizeof req,
+             "GET %s HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\n"
+             "Connection: close\r\n\r\n",
+             path);
+    write_all(fd, req, strlen(req));
+    for (;;) {
+        ssize_t n = recv(fd, out + got, size - 1 - got, 0);
+        if (n > 0) {
+            got += (size_t)n;
+            continue;
+        }
+        if (n == 0)
+            break;
+        ck_assert_msg(errno == EAGAIN, "read: %s", strerror(errno));
+        ck_assert_msg(mono_ms() < until, "no answer to %s", path);
+        turn();
+    }
+    out[got] = '\0';
+    close(fd);
+}
+
+START_TEST(refuse_mode_answers_the_http_api_with_503_but_its_health_checks)
+{
+    char extra[128], answer[8192];
+    struct mgmt *m = NULL;
+    uint16_t port;
+    int probe = listen_on(AF_INET, "127.0.0.1", &port);
+
+    close(probe);
+    leader_teardown();
+    snprintf(extra, sizeof extra,
+             "management.tcp.port = %u\nmanagement.tcp.ip = 127.0.0.1\nprometheus.tcp.port = 0\n",
+             port);
+    server_start(extra);
+    ck_assert_int_eq(mgmt_start(&srv, &m), 0);
+
+    server_refuse_clients(&srv, "amqp://192.0.2.7:5672", "http://192.0.2.7:15672");
+    http_get(port, "/api/overview", answer, sizeof answer);
+    ck_assert_msg(strncmp(answer, "HTTP/1.1 503", 12) == 0, "%s", answer);
+    ck_assert_ptr_nonnull(strstr(answer, "\"error\":\"not_leader\""));
+    ck_assert_ptr_nonnull(
+        strstr(answer, "\"reason\":\"node is a follower; leader is http://192.0.2.7:15672\""));
+    http_get(port, "/api/queues/%2F/q", answer, sizeof answer);
+    ck_assert_msg(strncmp(answer, "HTTP/1.1 503", 12) == 0, "%s", answer);
+    http_get(port, "/api/health/checks/alarms", answer, sizeof answer);
+    ck_assert_msg(strncmp(answer, "HTTP/1.1 200", 12) == 0, "%s", answer);
+
+    server_refuse_clients(&srv, NULL, NULL);
+    http_get(port, "/api/overview", answer, sizeof answer);
+    ck_assert_ptr_nonnull(strstr(answer, "\"reason\":\"node is a follower; no leader is known\""));
+
+    server_serve_clients(&srv);
+    http_get(port, "/api/overview", answer, sizeof answer);
+    ck_assert_msg(strncmp(answer, "HTTP/1.1 200", 12) == 0, "%s", answer);
+    mgmt_stop(m);
+}
+END_TEST
+
 static Suite *proxy_suite(void)
 {
     Suite *s = suite_create("proxy");
     TCase *header = tcase_create("header");
     TCase *relay = tcase_create("relay");
     TCase *relay_header = tcase_create("relay_header");
+    TCase *leader = tcase_create("leader");
 
     tcase_add_test(header, header_for_ipv4_is_the_spec_line);
     tcase_add_test(header, header_for_ipv6_is_the_spec_line);
@@ -751,6 +1209,18 @@ static Suite *proxy_suite(void)
     tcase_add_test(relay_header, amqp_relays_start_with_the_clients_address_ipv6);
     suite_add_tcase(s, relay_header);
 
+    tcase_add_checked_fixture(leader, leader_setup, leader_teardown);
+    tcase_set_timeout(leader, 30);
+    tcase_add_test(leader, a_header_from_a_stranger_is_a_bad_protocol_header);
+    tcase_add_test(leader, a_proxy_peers_header_names_the_client);
+    tcase_add_test(leader, a_header_split_into_bytes_is_read_whole);
+    tcase_add_test(leader, a_malformed_header_from_a_peer_closes_the_connection);
+    tcase_add_test(leader, the_configured_peers_are_allowed);
+    tcase_add_test(leader, the_leader_sees_the_client_through_the_proxy);
+    tcase_add_test(leader, a_follower_that_proxies_hands_its_clients_to_the_proxy);
+    tcase_add_test(leader, refuse_mode_answers_open_with_530_naming_the_leader);
+    tcase_add_test(leader, refuse_mode_answers_the_http_api_with_503_but_its_health_checks);
+    suite_add_tcase(s, leader);
     return s;
 }
 
