@@ -236,6 +236,36 @@ static bool normalize(const struct sockaddr *addr, struct sockaddr_storage *out)
     }
 }
 
+/* An IPv6 address as RFC 5952 writes it (lowercase hex groups, the longest run of two or more
+ * zero groups as "::"), never with the dotted IPv4 tail inet_ntop() uses for some addresses
+ * (::ffff:0:0/96, ::/96), which the spec's form does not have. out: 40 bytes. */
+static void format_ipv6(const struct in6_addr *a, char *out)
+{
+    unsigned groups[8];
+    int best = -1, best_len = 1, len = 0;
+    size_t n = 0;
+
+    for (int i = 0; i < 8; i++)
+        groups[i] = (unsigned)a->s6_addr[2 * i] << 8 | a->s6_addr[2 * i + 1];
+    for (int i = 0; i < 8; i++) {
+        len = groups[i] == 0 ? len + 1 : 0;
+        if (len > best_len) {
+            best_len = len;
+            best = i - len + 1;
+        }
+    }
+    for (int i = 0; i < 8; i++) {
+        if (i == best) {
+            n += (size_t)snprintf(out + n, 40 - n, "::");
+            i += best_len - 1;
+            continue;
+        }
+        n += (size_t)snprintf(out + n, 40 - n, "%s%x", n > 0 && out[n - 1] != ':' ? ":" : "",
+                              groups[i]);
+    }
+    out[n] = '\0';
+}
+
 static unsigned port_of(const struct sockaddr_storage *a)
 {
     return a->ss_family == AF_INET ? ntohs(((const struct sockaddr_in *)a)->sin_port)
@@ -255,11 +285,25 @@ size_t proxy_header_format(const struct sockaddr *src, const struct sockaddr *ds
     char src_text[INET6_ADDRSTRLEN], dst_text[INET6_ADDRSTRLEN], line[PROXY_HEADER_MAX + 1];
     int n;
 
-    if (!normalize(src, &s) || !normalize(dst, &d) || s.ss_family != d.ss_family ||
-        inet_ntop(s.ss_family, addr_of(&s), src_text, sizeof src_text) == NULL ||
-        inet_ntop(d.ss_family, addr_of(&d), dst_text, sizeof dst_text) == NULL) {
+    if (!normalize(src, &s) || !normalize(dst, &d)) {
         memcpy(out, unknown, sizeof unknown - 1);
         return sizeof unknown - 1;
+    }
+    /* A mapped address beside a true IPv6 one stays IPv6: TCP6 can say both. */
+    if (src->sa_family == AF_INET6 && dst->sa_family == AF_INET6 && s.ss_family != d.ss_family) {
+        memcpy(&s, src, sizeof(struct sockaddr_in6));
+        memcpy(&d, dst, sizeof(struct sockaddr_in6));
+    }
+    if (s.ss_family != d.ss_family) {
+        memcpy(out, unknown, sizeof unknown - 1);
+        return sizeof unknown - 1;
+    }
+    if (s.ss_family == AF_INET) {
+        inet_ntop(AF_INET, addr_of(&s), src_text, sizeof src_text);
+        inet_ntop(AF_INET, addr_of(&d), dst_text, sizeof dst_text);
+    } else {
+        format_ipv6(addr_of(&s), src_text);
+        format_ipv6(addr_of(&d), dst_text);
     }
     /* At most 104 bytes: two 39-character IPv6 addresses and two 5-digit ports. */
     n = snprintf(line, sizeof line, "PROXY %s %s %s %u %u\r\n",

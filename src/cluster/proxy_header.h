@@ -40,8 +40,9 @@ int proxy_header_parse(const uint8_t *buf, size_t len, struct proxy_header *out,
 
 /* Writes the header for a client at src that connected to dst into out (room for
  * PROXY_HEADER_MAX bytes; no NUL is added) and returns its length. TCP4 when both addresses
- * are IPv4 (an IPv4-mapped IPv6 address counts as IPv4), TCP6 when both are IPv6, UNKNOWN
- * otherwise (src or dst NULL, another family, or the families differ). */
+ * are IPv4 (an IPv4-mapped IPv6 address counts as IPv4), TCP6 when both are IPv6 (then a
+ * mapped one beside a true IPv6 one is written as IPv6, in hexadecimal groups), UNKNOWN
+ * otherwise (src or dst NULL, another family, or IPv4 beside true IPv6). */
 size_t proxy_header_format(const struct sockaddr *src, const struct sockaddr *dst, uint8_t *out);
 
 #endif

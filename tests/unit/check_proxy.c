@@ -271,6 +271,16 @@ START_TEST(header_for_ipv6_is_the_spec_line)
     make_addr(AF_INET6, "::1", 5672, &dst);
     format_str(&src, &dst, line);
     ck_assert_str_eq(line, "PROXY TCP6 2001:db8::1 ::1 5555 5672\r\n");
+    /* Hexadecimal groups only, where inet_ntop() would write a dotted IPv4 tail (the spec's
+     * form has none, and the reader refuses it). */
+    make_addr(AF_INET6, "::ffff:103", 1, &src);
+    make_addr(AF_INET6, "::1.2.3.4", 2, &dst);
+    format_str(&src, &dst, line);
+    ck_assert_str_eq(line, "PROXY TCP6 ::ffff:103 ::102:304 1 2\r\n");
+    make_addr(AF_INET6, "1:0:2:0:0:3:0:0", 1, &src);
+    make_addr(AF_INET6, "::", 2, &dst);
+    format_str(&src, &dst, line);
+    ck_assert_str_eq(line, "PROXY TCP6 1:0:2::3:0:0 :: 1 2\r\n");
     /* The longest TCP6 line is the spec's 104 bytes. */
     make_addr(AF_INET6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 65535, &src);
     make_addr(AF_INET6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 65535, &dst);
@@ -289,6 +299,12 @@ START_TEST(header_for_mapped_or_mixed_addresses)
     make_addr(AF_INET, "192.0.2.1", 5672, &dst);
     format_str(&src, &dst, line);
     ck_assert_str_eq(line, "PROXY TCP4 192.0.2.10 192.0.2.1 40000 5672\r\n");
+    /* Beside a true IPv6 address a mapped one stays IPv6, as the reader would take it. */
+    make_addr(AF_INET6, "::ffff:192.0.2.10", 40000, &src);
+    make_addr(AF_INET6, "2001:db8::1", 5672, &dst);
+    format_str(&src, &dst, line);
+    ck_assert_str_eq(line, "PROXY TCP6 ::ffff:c000:20a 2001:db8::1 40000 5672\r\n");
+    make_addr(AF_INET, "192.0.2.1", 5672, &dst);
     /* Two families cannot share a line: UNKNOWN, and the receiver uses what it sees. */
     make_addr(AF_INET6, "2001:db8::1", 40000, &src);
     format_str(&src, &dst, line);
