@@ -9,8 +9,9 @@
  *
  * Import checks the whole document first and changes nothing when any part is wrong (RabbitMQ
  * applies it piece by piece and stops at the first error, leaving the first pieces applied).
- * Then it applies users, vhosts, permissions and topic permissions to the auth database, and
- * the vhost-limits runtime parameters to the vhosts; it returns exchanges, queues, bindings
+ * Then it applies users, vhosts, permissions, topic permissions and global parameters
+ * (cluster_name, ...; any name, any JSON value) to the auth database, and the vhost-limits
+ * runtime parameters to the vhosts; it returns exchanges, queues, bindings
  * and policies as struct definitions, which the broker applies in RabbitMQ's order:
  * exchanges, policies, queues, bindings. Like RabbitMQ it skips (with a warning) queues and
  * exchanges whose names begin with "amq." and the default exchange "", and entries of a
@@ -31,7 +32,7 @@
  * invalid regular expression, a binding's destination_type other than queue or exchange.
  *
  * Deliberate differences: runtime parameters of other components (federation, shovel,
- * operator_policy) and global parameters (cluster_name) are logged and ignored, where
+ * operator_policy) are logged and ignored, where
  * RabbitMQ refuses a component whose plugin is not enabled: a file exported from a broker
  * with plugins still loads. An unknown hashing_algorithm is refused, where RabbitMQ stores
  * it and then fails every login of that user. A vhost named "" or longer than 255 bytes is

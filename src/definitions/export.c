@@ -296,6 +296,24 @@ out:
     json_object_set_new(doc, "policies", policies);
 }
 
+/* Each value as it was given; one whose text no longer parses (it cannot happen: every
+ * setter checks it) is left out rather than exported wrong. */
+static void export_global_parameters(const struct auth_db *db, json_t *doc)
+{
+    json_t *arr = json_array();
+    size_t n;
+    const struct auth_global_parameter **params = auth_global_parameters_sorted(db, &n);
+
+    for (size_t i = 0; i < n; i++) {
+        json_t *value = json_loads(params[i]->value_json, JSON_DECODE_ANY, NULL);
+        if (value == NULL)
+            continue;
+        json_array_append_new(arr, json_pack("{s:s,s:o}", "name", params[i]->name, "value", value));
+    }
+    free(params);
+    json_object_set_new(doc, "global_parameters", arr);
+}
+
 json_t *definitions_export_json(const struct auth_db *db, const struct definitions *extra)
 {
     json_t *doc = json_object();
@@ -304,7 +322,7 @@ json_t *definitions_export_json(const struct auth_db *db, const struct definitio
     json_object_set_new(doc, "rabbitmq_version", json_string(DEFINITIONS_RABBIT_VERSION));
     export_users(db, doc);
     export_vhosts(db, doc);
-    json_object_set_new(doc, "global_parameters", json_array());
+    export_global_parameters(db, doc);
     export_entities(extra, doc);
     return doc;
 }

@@ -737,9 +737,31 @@ static int check_keys(struct definitions_import *im, const json_t *doc)
             return -1;
         }
     }
-    if (json_array_size(section(doc, "global_parameters")) > 0)
-        log_warn(NULL, "definitions: %zu global parameters ignored (Warren has none)",
-                 json_array_size(section(doc, "global_parameters")));
+    return 0;
+}
+
+/* A global parameter: a name (a non-empty string) and a value (any JSON), as
+ * rabbit_runtime_parameters:set_global takes them. Its value as JSON text in *value_json
+ * (free it) when value_json is not NULL. */
+static int parse_global_parameter(struct definitions_import *im, size_t index, const json_t *item,
+                                  const char **name, char **value_json)
+{
+    char where[64];
+    const json_t *value = json_object_get(item, "value");
+
+    snprintf(where, sizeof where, "global_parameters[%zu]", index);
+    if (get_string(im, where, item, "name", true, name) < 0)
+        return -1;
+    if ((*name)[0] == '\0') {
+        definitions_set_err(im->err, im->err_size, "%s: name must not be empty", where);
+        return -1;
+    }
+    if (value == NULL) {
+        definitions_set_err(im->err, im->err_size, "%s '%s': missing \"value\"", where, *name);
+        return -1;
+    }
+    if (value_json != NULL)
+        *value_json = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
     return 0;
 }
 
@@ -818,6 +840,13 @@ static int check_auth_sections(struct definitions_import *im, const json_t *doc)
     {
         if (is_entry("parameters", i, item) && !was_dropped(im, item) &&
             parse_parameter(im, i, item, false) < 0 && refuse_entry(im, item) < 0)
+            return -1;
+    }
+    json_array_foreach(section(doc, "global_parameters"), i, item)
+    {
+        const char *name;
+        if (is_entry("global_parameters", i, item) && !was_dropped(im, item) &&
+            parse_global_parameter(im, i, item, &name, NULL) < 0 && refuse_entry(im, item) < 0)
             return -1;
     }
     return 0;
@@ -906,6 +935,18 @@ static int apply_document(struct definitions_import *im, const json_t *doc)
     {
         if (json_is_object(item) && !was_dropped(im, item))
             parse_parameter(im, i, item, true);
+    }
+    json_array_foreach(section(doc, "global_parameters"), i, item)
+    {
+        const char *name;
+        char *value_json = NULL;
+        if (!json_is_object(item) || was_dropped(im, item))
+            continue;
+        if (parse_global_parameter(im, i, item, &name, &value_json) == 0 && value_json != NULL)
+            auth_global_parameter_set(im->db, name, value_json);
+        else
+            assert(false); /* checked above */
+        free(value_json);
     }
     return 0;
 }

@@ -658,12 +658,20 @@ static void vhost_free_entry(struct auth_vhost *vh)
     free(vh);
 }
 
+static void global_parameter_free(struct auth_global_parameter *g)
+{
+    free(g->name);
+    free(g->value_json);
+    free(g);
+}
+
 struct auth_db *auth_db_new(void)
 {
     struct auth_db *db = xcalloc(1, sizeof *db);
 
     hmap_init(&db->users);
     hmap_init(&db->vhosts);
+    hmap_init(&db->global_parameters);
     return db;
 }
 
@@ -679,6 +687,9 @@ void auth_db_free(struct auth_db *db)
     for (size_t i = 0; hmap_next(&db->vhosts, &i, &v);)
         vhost_free_entry(v);
     hmap_free(&db->vhosts);
+    for (size_t i = 0; hmap_next(&db->global_parameters, &i, &v);)
+        global_parameter_free(v);
+    hmap_free(&db->global_parameters);
     free(db);
 }
 
@@ -1275,6 +1286,54 @@ void auth_vhost_refusal_text(char *out, size_t size, struct wire_bytes vhost,
 {
     snprintf(out, size, "access to vhost '%.*s' refused for user '%.*s'", (int)vhost.len,
              (const char *)vhost.ptr, (int)user.len, (const char *)user.ptr);
+}
+
+/* ---- Global parameters ---------------------------------------------------------------- */
+
+int auth_global_parameter_set(struct auth_db *db, const char *name, const char *value_json)
+{
+    struct auth_global_parameter *g = hmap_get(&db->global_parameters, name_bytes(name));
+
+    db->generation++;
+    if (g != NULL) {
+        free(g->value_json);
+        g->value_json = xstrdup(value_json);
+        return 0;
+    }
+    g = xcalloc(1, sizeof *g);
+    g->name = xstrdup(name);
+    g->value_json = xstrdup(value_json);
+    hmap_put(&db->global_parameters, name_bytes(g->name), g);
+    return 1;
+}
+
+int auth_global_parameter_clear(struct auth_db *db, const char *name)
+{
+    struct auth_global_parameter *g = hmap_remove(&db->global_parameters, name_bytes(name));
+
+    if (g == NULL)
+        return -1;
+    db->generation++;
+    global_parameter_free(g);
+    return 0;
+}
+
+const struct auth_global_parameter *auth_global_parameter_find(const struct auth_db *db,
+                                                               struct wire_bytes name)
+{
+    return hmap_get(&db->global_parameters, name);
+}
+
+static int compare_global_parameter_names(const void *a, const void *b)
+{
+    return strcmp((*(const struct auth_global_parameter *const *)a)->name,
+                  (*(const struct auth_global_parameter *const *)b)->name);
+}
+
+const struct auth_global_parameter **auth_global_parameters_sorted(const struct auth_db *db,
+                                                                   size_t *len)
+{
+    return sorted_values(&db->global_parameters, len, compare_global_parameter_names);
 }
 
 /* ---- Defaults -------------------------------------------------------------------------- */

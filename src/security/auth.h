@@ -160,9 +160,18 @@ struct auth_topic_vhost {
     struct hmap exchanges; /* exchange name -> struct auth_topic_permission */
 };
 
+/* A global runtime parameter (RabbitMQ's cluster_name, ...): a name and a JSON value. It
+ * rides in this database because the database is what is stored and exported as the
+ * definitions document, where global parameters have their section. */
+struct auth_global_parameter {
+    char *name;
+    char *value_json; /* the value as JSON text, kept as it was given */
+};
+
 struct auth_db {
-    struct hmap users;  /* name -> struct auth_user */
-    struct hmap vhosts; /* name -> struct auth_vhost */
+    struct hmap users;             /* name -> struct auth_user */
+    struct hmap vhosts;            /* name -> struct auth_vhost */
+    struct hmap global_parameters; /* name -> struct auth_global_parameter */
     /* Bumped by every change. A connection may keep what auth_permission_find returned
      * while this is unchanged, the way RabbitMQ caches checks per channel. */
     uint64_t generation;
@@ -314,6 +323,19 @@ bool auth_topic_permitted(const struct auth_db *db, struct wire_bytes user, stru
  * the caller frees. */
 char *auth_expand_topic_pattern(const char *pattern, const char *username, const char *vhost,
                                 const char *client_id);
+
+/* ---- Global parameters ---------------------------------------------------------------- */
+
+/* Sets (replaces) the global parameter name to value_json (JSON text; not checked here).
+ * Returns 1 when it was created, 0 when replaced. */
+int auth_global_parameter_set(struct auth_db *db, const char *name, const char *value_json);
+/* -1 if there is none. */
+int auth_global_parameter_clear(struct auth_db *db, const char *name);
+const struct auth_global_parameter *auth_global_parameter_find(const struct auth_db *db,
+                                                               struct wire_bytes name);
+/* In name order; the array is the caller's to free(), the entries the database's. */
+const struct auth_global_parameter **auth_global_parameters_sorted(const struct auth_db *db,
+                                                                   size_t *len);
 
 /* ---- Refusal texts --------------------------------------------------------------------- */
 

@@ -258,8 +258,8 @@ static void stop_logging(const char *path, char *text, size_t size)
     unlink(path);
 }
 
-/* The unknown key, the plugin's runtime parameter, the global parameter and the skipped
- * amq.* entities are logged as warnings. */
+/* The unknown key, the plugin's runtime parameter and the skipped amq.* entities are logged
+ * as warnings. */
 START_TEST(ignored_parts_are_logged)
 {
     char path[] = "/tmp/check_definitions.XXXXXX";
@@ -274,7 +274,6 @@ START_TEST(ignored_parts_are_logged)
     ck_assert_ptr_nonnull(strstr(text, "parameters[1] federation-upstream 'up': runtime "
                                        "parameter component 'federation-upstream' is not "
                                        "supported, ignored"));
-    ck_assert_ptr_nonnull(strstr(text, "1 global parameters ignored"));
     ck_assert_ptr_nonnull(strstr(text, "queues[2] 'amq.reserved' in vhost '/': not importing a "
                                        "queue named amq.*"));
     ck_assert_ptr_nonnull(strstr(text, "exchanges[3] '' in vhost 'shop': not importing the "
@@ -832,6 +831,39 @@ START_TEST(export_is_sorted)
 END_TEST
 
 /* Types that JSON cannot produce (a broker's queue declared by a client) still export. */
+/* Global parameters (cluster_name and any other name, any JSON value) are kept and exported
+ * as they came; one without a name or a value is refused. */
+START_TEST(global_parameters_are_kept_and_exported)
+{
+    struct auth_db *db = import_fixture("full.json", NULL);
+    const struct auth_global_parameter *g = auth_global_parameter_find(db, B("cluster_name"));
+    char *text;
+    json_t *doc;
+
+    ck_assert_ptr_nonnull(g);
+    ck_assert_str_eq(g->value_json, "\"rabbit@fixture\"");
+    auth_global_parameter_set(db, "feature", "{\"a\":[1,true]}");
+    text = definitions_export(db, NULL);
+    doc = parse(text);
+    expect_json(json_object_get(doc, "global_parameters"),
+                "[{\"name\":\"cluster_name\",\"value\":\"rabbit@fixture\"},"
+                "{\"name\":\"feature\",\"value\":{\"a\":[1,true]}}]");
+    json_decref(doc);
+    free(text);
+    ck_assert_int_eq(auth_global_parameter_clear(db, "feature"), 0);
+    ck_assert_int_eq(auth_global_parameter_clear(db, "feature"), -1);
+    auth_db_free(db);
+
+    db = auth_db_new();
+    ck_assert_int_eq(import_text(db, "{\"global_parameters\": [{\"name\": \"n\"}]}", NULL), -1);
+    ck_assert_str_eq(err, "global_parameters[0] 'n': missing \"value\"");
+    ck_assert_int_eq(import_text(db, "{\"global_parameters\": [{\"value\": 1}]}", NULL), -1);
+    ck_assert_str_eq(err, "global_parameters[0]: missing \"name\"");
+    ck_assert_uint_eq(db->global_parameters.len, 0);
+    auth_db_free(db);
+}
+END_TEST
+
 START_TEST(tables_of_every_type_export_to_json)
 {
     uint8_t buf[512];
@@ -930,6 +962,7 @@ static Suite *definitions_suite(void)
     tcase_add_test(exp, export_writes_rabbitmqs_format);
     tcase_add_test(exp, export_import_round_trip);
     tcase_add_test(exp, export_is_sorted);
+    tcase_add_test(exp, global_parameters_are_kept_and_exported);
     tcase_add_test(exp, tables_of_every_type_export_to_json);
     tcase_add_test(exp, json_nesting_is_bounded);
     suite_add_tcase(s, exp);
