@@ -17,3 +17,6 @@ src_libwarren_a_SOURCES += \
 # or else in the source tree this warrend was built from.
 src_libwarren_a_CPPFLAGS += -DWARREN_UI_DIR='"$(pkgdatadir)/www"' \
 	-DWARREN_SOURCE_UI_DIR='"$(abs_top_srcdir)/www"'
+	src/mgmt/metrics.c src/mgmt/metrics.h
+# Topic permissions and user limits; the health checks but alarms.
+src_libwarren_a_SOURCES += src/mgmt/mgmt_access.c src/mgmt/mgmt_health.c

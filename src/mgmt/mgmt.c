@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "src/base/config.h"
@@ -433,6 +434,9 @@ static const struct route {
     {"vhosts", M_GET, mgmt_api_vhosts},
     {"vhosts/*", M_GET | M_PUT | M_DELETE, mgmt_api_vhosts},
     {"vhosts/*/permissions", M_GET, mgmt_api_vhost_permissions},
+    {"vhosts/*/topic-permissions", M_GET, mgmt_api_vhost_topic_permissions},
+    {"vhosts/*/connections", M_GET, mgmt_api_vhost_connections},
+    {"vhosts/*/channels", M_GET, mgmt_api_vhost_connections},
     {"exchanges", M_GET, mgmt_api_exchanges},
     {"exchanges/*", M_GET, mgmt_api_exchanges},
     {"exchanges/*/*", M_GET | M_PUT | M_DELETE, mgmt_api_exchanges},
@@ -450,6 +454,7 @@ static const struct route {
     {"bindings/*/*/*/*/*", M_GET | M_POST, mgmt_api_bindings},
     {"bindings/*/*/*/*/*/*", M_GET | M_DELETE, mgmt_api_bindings},
     {"connections", M_GET, mgmt_api_connections},
+    {"connections/username/*", M_GET | M_DELETE, mgmt_api_user_connections},
     {"connections/*", M_GET | M_DELETE, mgmt_api_connections},
     {"connections/*/channels", M_GET, mgmt_api_connections},
     {"channels", M_GET, mgmt_api_channels},
@@ -467,9 +472,25 @@ static const struct route {
     {"aliveness-test/*", M_GET, mgmt_api_aliveness},
     {"health/checks/alarms", M_GET, mgmt_api_alarms},
     {"health/checks/local-alarms", M_GET, mgmt_api_alarms},
+    {"health/checks/certificate-expiration/*/*", M_GET, mgmt_api_health_certificates},
+    {"health/checks/port-listener/*", M_GET, mgmt_api_health_port},
+    {"health/checks/protocol-listener/*", M_GET, mgmt_api_health_protocol},
+    {"health/checks/virtual-hosts", M_GET, mgmt_api_health_virtual_hosts},
+    {"health/checks/node-is-quorum-critical", M_GET, mgmt_api_health_single_node},
+    {"health/checks/node-is-mirror-sync-critical", M_GET, mgmt_api_health_single_node},
     {"users", M_GET, mgmt_api_users},
+    {"users/without-permissions", M_GET, mgmt_api_users_without_permissions},
+    {"users/bulk-delete", M_POST, mgmt_api_users_bulk_delete},
     {"users/*", M_GET | M_PUT | M_DELETE, mgmt_api_users},
     {"users/*/permissions", M_GET, mgmt_api_users},
+    {"users/*/topic-permissions", M_GET, mgmt_api_user_topic_permissions},
+    {"topic-permissions", M_GET, mgmt_api_topic_permissions},
+    {"topic-permissions/*/*", M_GET | M_PUT | M_DELETE, mgmt_api_topic_permissions},
+    {"user-limits", M_GET, mgmt_api_user_limits},
+    {"user-limits/*", M_GET, mgmt_api_user_limits},
+    {"user-limits/*/*", M_PUT | M_DELETE, mgmt_api_user_limits},
+    {"global-parameters", M_GET, mgmt_api_global_parameters},
+    {"global-parameters/*", M_GET | M_PUT | M_DELETE, mgmt_api_global_parameters},
     {"permissions", M_GET, mgmt_api_permissions},
     {"permissions/*/*", M_GET | M_PUT | M_DELETE, mgmt_api_permissions},
     {"vm-memory-high-watermark", M_GET | M_PUT, mgmt_api_memory_watermark},
@@ -482,6 +503,9 @@ static const struct route {
     {"vhost-limits/*/*", M_PUT | M_DELETE, mgmt_api_vhost_limits},
     {"nodes", M_GET, mgmt_api_nodes},
     {"nodes/*", M_GET, mgmt_api_nodes},
+    {"cluster-name", M_GET | M_PUT, mgmt_api_cluster_name},
+    {"extensions", M_GET, mgmt_api_extensions},
+    {"auth", M_GET, mgmt_api_auth},
 };
 
 static unsigned method_bit(const char *method)
@@ -778,8 +802,9 @@ static enum MHD_Result on_request_head(struct mgmt_http *h, struct MHD_Connectio
             server_refuses_clients(h->m->srv, true, reason, sizeof reason))
             return mgmt_respond_error(&req->call, MHD_HTTP_SERVICE_UNAVAILABLE, "not_leader", "%s",
                                       reason);
+        /* How to log in is asked before logging in (RabbitMQ's is open too). */
         if (req->ui ? !mgmt_ui_accepts(conn, method, &answered)
-                    : !authenticate(&req->call, &answered))
+                    : strcmp(url, "/api/auth") != 0 && !authenticate(&req->call, &answered))
             return answered;
     }
     if (http_body_begin(&h->limits, &req->body, conn, body_max(h, req)) != 0)
@@ -1015,6 +1040,11 @@ int mgmt_start(struct server *s, struct mgmt **out)
     m->srv = s;
     m->ctx.srv = s;
     m->ctx.stats = &m->stats;
+    {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        m->started_ms = (double)now.tv_sec * 1000.0 + (double)now.tv_nsec / 1e6;
+    }
     if (gethostname(host, sizeof host) != 0)
         snprintf(host, sizeof host, "localhost");
     host[sizeof host - 1] = '\0';

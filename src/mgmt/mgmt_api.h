@@ -3,7 +3,9 @@
  * uses; the handlers of RabbitMQ's resources are in mgmt_users.c (overview, vhosts, users,
  * permissions, health), mgmt_objects.c (exchanges, queues, bindings, publish and get),
  * mgmt_runtime.c (connections, channels, consumers, policies, definitions), mgmt_params.c
- * (runtime parameters, vhost limits) and mgmt_node.c (the node); mgmt_slice.c writes long
+ * (runtime and global parameters, vhost limits), mgmt_access.c (topic permissions, user
+ * limits), mgmt_health.c (health checks but alarms) and mgmt_node.c (the node, the cluster's
+ * name); mgmt_slice.c writes long
  * answers and runs imports a slice per loop turn. */
 #ifndef WARREN_SRC_MGMT_MGMT_API_H
 #define WARREN_SRC_MGMT_MGMT_API_H
@@ -61,6 +63,7 @@ struct mgmt {
     size_t ndying, dying_cap;
     ev_timer reap_timer;
     struct mgmt_slices slices; /* long answers and imports in progress (mgmt_slice.h) */
+    double started_ms;         /* CLOCK_MONOTONIC at mgmt_start: a node's uptime */
 };
 
 /* A request being answered. */
@@ -131,6 +134,21 @@ enum MHD_Result mgmt_api_alarms(struct mgmt_call *c);
 enum MHD_Result mgmt_api_users(struct mgmt_call *c);
 enum MHD_Result mgmt_api_vhost_permissions(struct mgmt_call *c);
 enum MHD_Result mgmt_api_permissions(struct mgmt_call *c);
+enum MHD_Result mgmt_api_users_without_permissions(struct mgmt_call *c);
+enum MHD_Result mgmt_api_users_bulk_delete(struct mgmt_call *c);
+
+/* mgmt_access.c */
+enum MHD_Result mgmt_api_topic_permissions(struct mgmt_call *c);
+enum MHD_Result mgmt_api_user_topic_permissions(struct mgmt_call *c);
+enum MHD_Result mgmt_api_vhost_topic_permissions(struct mgmt_call *c);
+enum MHD_Result mgmt_api_user_limits(struct mgmt_call *c);
+
+/* mgmt_health.c */
+enum MHD_Result mgmt_api_health_certificates(struct mgmt_call *c);
+enum MHD_Result mgmt_api_health_port(struct mgmt_call *c);
+enum MHD_Result mgmt_api_health_protocol(struct mgmt_call *c);
+enum MHD_Result mgmt_api_health_virtual_hosts(struct mgmt_call *c);
+enum MHD_Result mgmt_api_health_single_node(struct mgmt_call *c);
 
 /* mgmt_objects.c */
 enum MHD_Result mgmt_api_exchanges(struct mgmt_call *c);
@@ -143,6 +161,8 @@ enum MHD_Result mgmt_api_bindings(struct mgmt_call *c);
 
 /* mgmt_runtime.c */
 enum MHD_Result mgmt_api_connections(struct mgmt_call *c);
+enum MHD_Result mgmt_api_vhost_connections(struct mgmt_call *c);
+enum MHD_Result mgmt_api_user_connections(struct mgmt_call *c);
 enum MHD_Result mgmt_api_channels(struct mgmt_call *c);
 enum MHD_Result mgmt_api_consumers(struct mgmt_call *c);
 enum MHD_Result mgmt_api_policies(struct mgmt_call *c);
@@ -152,8 +172,12 @@ enum MHD_Result mgmt_api_memory_watermark(struct mgmt_call *c);
 /* mgmt_params.c */
 enum MHD_Result mgmt_api_parameters(struct mgmt_call *c);
 enum MHD_Result mgmt_api_vhost_limits(struct mgmt_call *c);
+enum MHD_Result mgmt_api_global_parameters(struct mgmt_call *c);
 
 /* mgmt_node.c */
 enum MHD_Result mgmt_api_nodes(struct mgmt_call *c);
+enum MHD_Result mgmt_api_cluster_name(struct mgmt_call *c);
+enum MHD_Result mgmt_api_extensions(struct mgmt_call *c);
+enum MHD_Result mgmt_api_auth(struct mgmt_call *c);
 
 #endif

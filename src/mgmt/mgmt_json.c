@@ -906,7 +906,27 @@ static json_t *listener_json(const struct mgmt_ctx *ctx, const char *protocol, c
     return o;
 }
 
-json_t *mgmt_json_overview(const struct mgmt_ctx *ctx)
+json_t *mgmt_json_listeners(const struct mgmt_ctx *ctx)
+{
+    const struct server *s = ctx->srv;
+    json_t *listeners = json_array();
+
+    for (size_t i = 0; i < s->listener_count; i++) {
+        char host[64];
+        int port;
+        split_address(s->listeners[i].address, host, sizeof host, &port);
+        json_array_append_new(listeners, listener_json(ctx, s->listeners[i].tls ? "amqp/ssl" : "amqp",
+                                                       host, port));
+    }
+    if (ctx->http_port != 0)
+        json_array_append_new(listeners, listener_json(ctx, "http", ctx->http_ip, ctx->http_port));
+    if (ctx->prometheus_port != 0)
+        json_array_append_new(listeners, listener_json(ctx, "http/prometheus", ctx->prometheus_ip,
+                                                       ctx->prometheus_port));
+    return listeners;
+}
+
+json_t *mgmt_json_exchange_types(void)
 {
     static const struct {
         const struct exchange_type *type;
@@ -917,9 +937,34 @@ json_t *mgmt_json_overview(const struct mgmt_ctx *ctx)
         {&exchange_type_headers, "AMQP headers exchange, as per the AMQP specification"},
         {&exchange_type_topic, "AMQP topic exchange, as per the AMQP specification"},
     };
+    json_t *xt = json_array();
+
+    for (size_t i = 0; i < ARRAY_LEN(types); i++) {
+        json_t *t = json_object();
+        json_object_set_new(t, "name", json_string(types[i].type->name));
+        json_object_set_new(t, "description", json_string(types[i].description));
+        json_object_set_new(t, "enabled", json_true());
+        json_array_append_new(xt, t);
+    }
+    return xt;
+}
+
+json_t *mgmt_json_cluster_name(const struct mgmt_ctx *ctx)
+{
+    const struct auth_global_parameter *g =
+        auth_global_parameter_find(ctx->srv->auth, wire_cstr(MGMT_CLUSTER_NAME_PARAMETER));
+    json_t *name = g != NULL ? json_loads(g->value_json, JSON_DECODE_ANY, NULL) : NULL;
+
+    if (json_is_string(name))
+        return name;
+    json_decref(name);
+    return json_string(ctx->node);
+}
+
+json_t *mgmt_json_overview(const struct mgmt_ctx *ctx)
+{
     const struct server *s = ctx->srv;
     json_t *o = json_object(), *ms = json_object(), *qt = json_object(), *ot = json_object();
-    json_t *xt = json_array(), *listeners = json_array();
     uint64_t totals[MGMT_COUNTERS], ready = 0, unacked = 0, consumers = 0, channels = 0;
     size_t exchanges = 0, queues = 0;
     void *v, *qv;
@@ -944,17 +989,10 @@ json_t *mgmt_json_overview(const struct mgmt_ctx *ctx)
     json_object_set_new(o, "product_name", json_string("Warren"));
     json_object_set_new(o, "product_version", json_string(PACKAGE_VERSION));
     json_object_set_new(o, "rates_mode", json_string("basic"));
-    json_object_set_new(o, "cluster_name", json_string(ctx->node));
+    json_object_set_new(o, "cluster_name", mgmt_json_cluster_name(ctx));
     json_object_set_new(o, "node", json_string(ctx->node));
     json_object_set_new(o, "disable_stats", json_false());
-    for (size_t i = 0; i < ARRAY_LEN(types); i++) {
-        json_t *t = json_object();
-        json_object_set_new(t, "name", json_string(types[i].type->name));
-        json_object_set_new(t, "description", json_string(types[i].description));
-        json_object_set_new(t, "enabled", json_true());
-        json_array_append_new(xt, t);
-    }
-    json_object_set_new(o, "exchange_types", xt);
+    json_object_set_new(o, "exchange_types", mgmt_json_exchange_types());
 
     add_stat(ms, "publish", totals[MGMT_PUBLISHED],
              mgmt_stats_global_rate(ctx->stats, MGMT_PUBLISHED));
@@ -985,17 +1023,6 @@ json_t *mgmt_json_overview(const struct mgmt_ctx *ctx)
                                   "connection_max",
                                   (json_int_t)s->refused[REFUSED_CONNECTION_MAX]));
 
-    for (size_t i = 0; i < s->listener_count; i++) {
-        char host[64];
-        int port;
-        split_address(s->listeners[i].address, host, sizeof host, &port);
-        json_array_append_new(listeners, listener_json(ctx, "amqp", host, port));
-    }
-    if (ctx->http_port != 0)
-        json_array_append_new(listeners, listener_json(ctx, "http", ctx->http_ip, ctx->http_port));
-    if (ctx->prometheus_port != 0)
-        json_array_append_new(listeners, listener_json(ctx, "http/prometheus", ctx->prometheus_ip,
-                                                       ctx->prometheus_port));
-    json_object_set_new(o, "listeners", listeners);
+    json_object_set_new(o, "listeners", mgmt_json_listeners(ctx));
     return o;
 }

@@ -106,4 +106,15 @@ json_t *mgmt_json_consumer(const struct mgmt_ctx *ctx, const struct consumer *c)
 json_t *mgmt_json_vhost(const struct mgmt_ctx *ctx, const struct vhost *vh);
 json_t *mgmt_json_overview(const struct mgmt_ctx *ctx);
 
+/* The global parameter that names the cluster, as in RabbitMQ. */
+#define MGMT_CLUSTER_NAME_PARAMETER "cluster_name"
+
+/* The listeners as the overview and a node list them: {node, protocol, ip_address, port}, the
+ * protocol "amqp", "amqp/ssl", "http" or "http/prometheus". */
+json_t *mgmt_json_listeners(const struct mgmt_ctx *ctx);
+/* The exchange types, {name, description, enabled}. */
+json_t *mgmt_json_exchange_types(void);
+/* The cluster_name global parameter when it is a string, else the node's name. */
+json_t *mgmt_json_cluster_name(const struct mgmt_ctx *ctx);
+
 #endif

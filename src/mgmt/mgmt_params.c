@@ -1,4 +1,4 @@
-/* The management API: runtime parameters and vhost limits.
+/* The management API: runtime parameters, global parameters and vhost limits.
  *
  * Warren has one runtime parameter component, vhost-limits, whose one parameter, "limits",
  * holds a vhost's max-connections and max-queues (struct auth_vhost keeps them; definitions
@@ -14,6 +14,9 @@
  *   GET    /api/vhost-limits[/vhost]               [{"vhost": v, "value": {...}}]
  *   PUT    /api/vhost-limits/v/name                {"value": 10}: one limit
  *   DELETE /api/vhost-limits/v/name                one limit
+ *   GET    /api/global-parameters[/name]           [{"name", "value"}], or one
+ *   PUT    /api/global-parameters/name             {"value": any JSON}: 201 new, 204 replaced
+ *   DELETE /api/global-parameters/name             204, or 404
  *
  * As in RabbitMQ, parameters are for administrators and the policymakers of the vhost,
  * setting a limit for administrators, and anyone sees the limits of the vhosts they see. A
@@ -37,6 +40,8 @@
 #include "src/broker/vhost.h"
 #include "src/security/auth.h"
 
+/* Global parameters are kept in the auth database (src/security/auth.h), which is stored and
+ * exported as the definitions document: cluster_name is one (mgmt_node.c). */
 #define LIMITS_COMPONENT "vhost-limits"
 #define LIMITS_NAME      "limits" /* the one parameter of the component */
 
@@ -360,4 +365,88 @@ enum MHD_Result mgmt_api_vhost_limits(struct mgmt_call *c)
         free(avs);
     }
     return mgmt_respond_json(c, MHD_HTTP_OK, arr);
+}
+
+/* ---- /api/global-parameters ------------------------------------------------------------ */
+
+/* {"name": ..., "value": ...}; NULL for a value whose text does not parse (never stored). */
+static json_t *global_parameter_json(const struct auth_global_parameter *g)
+{
+    json_t *value = json_loads(g->value_json, JSON_DECODE_ANY, NULL);
+
+    return value != NULL ? json_pack("{s:s,s:o}", "name", g->name, "value", value) : NULL;
+}
+
+static enum MHD_Result put_global_parameter(struct mgmt_call *c)
+{
+    enum MHD_Result answered = MHD_NO;
+    json_t *body = mgmt_body_object(c, &answered);
+    char *name = NULL, *text = NULL;
+
+    if (body == NULL)
+        return answered;
+    if (json_object_get(body, "value") == NULL) {
+        answered = mgmt_bad_request(c, "[{key_missing,value}]");
+        goto out;
+    }
+    if (c->seg[1].len == 0 || memchr(c->seg[1].ptr, '\0', c->seg[1].len) != NULL ||
+        c->seg[1].len > 255) {
+        answered = mgmt_bad_request(c, "a global parameter's name is 1 to 255 bytes, without NUL");
+        goto out;
+    }
+    name = xstrndup_bytes(c->seg[1]);
+    text = json_dumps(json_object_get(body, "value"), JSON_ENCODE_ANY | JSON_COMPACT);
+    if (text == NULL) {
+        answered = mgmt_bad_request(c, "value: not JSON");
+        goto out;
+    }
+    answered = mgmt_respond_empty(c, auth_global_parameter_set(c->m->srv->auth, name, text) == 1
+                                         ? MHD_HTTP_CREATED
+                                         : MHD_HTTP_NO_CONTENT);
+    server_auth_changed(c->m->srv);
+    log_info(NULL, "management API: user '%s' set the global parameter '%s'", c->user, name);
+out:
+    free(text);
+    free(name);
+    json_decref(body);
+    return answered;
+}
+
+/* As in RabbitMQ, administrators and policymakers. */
+enum MHD_Result mgmt_api_global_parameters(struct mgmt_call *c)
+{
+    struct auth_db *db = c->m->srv->auth;
+    const struct auth_global_parameter *g;
+    json_t *arr, *one;
+
+    if (!c->policymaker)
+        return mgmt_respond_error(c, MHD_HTTP_UNAUTHORIZED, "not_authorised",
+                                  "User not authorised to access object");
+    if (c->nseg == 1) {
+        size_t n;
+        const struct auth_global_parameter **params = auth_global_parameters_sorted(db, &n);
+        arr = json_array();
+        for (size_t i = 0; i < n; i++) {
+            if ((one = global_parameter_json(params[i])) != NULL)
+                json_array_append_new(arr, one);
+        }
+        free(params);
+        return mgmt_respond_json(c, MHD_HTTP_OK, arr);
+    }
+    if (mgmt_method_is(c, MHD_HTTP_METHOD_PUT))
+        return put_global_parameter(c);
+    if ((g = auth_global_parameter_find(db, c->seg[1])) == NULL)
+        return mgmt_not_found(c);
+    if (mgmt_method_is(c, MHD_HTTP_METHOD_DELETE)) {
+        char *name = xstrdup(g->name);
+        auth_global_parameter_clear(db, name);
+        server_auth_changed(c->m->srv);
+        log_info(NULL, "management API: user '%s' cleared the global parameter '%s'", c->user,
+                 name);
+        free(name);
+        return mgmt_respond_empty(c, MHD_HTTP_NO_CONTENT);
+    }
+    if ((one = global_parameter_json(g)) == NULL)
+        return mgmt_not_found(c);
+    return mgmt_respond_json(c, MHD_HTTP_OK, one);
 }

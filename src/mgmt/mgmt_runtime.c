@@ -70,12 +70,21 @@ struct conn_list {
     uint64_t upto;    /* connections with a greater id are done (or newer than the list) */
     uint64_t in_conn; /* channels: the connection listed in part (0: none) ... */
     uint32_t slot;    /* ... and its next channel slot */
+    /* Only the connections of this vhost (/api/vhosts/v/connections), of this user
+     * (/api/connections/username/u); NULL: any. */
+    char *vhost;
+    size_t vhost_len;
+    char *only_user;
 };
 
 static bool conn_list_shows(const struct conn_list *l, const struct conn *k)
 {
     return k->state != CONN_CLOSED && k->fd >= 0 &&
-           (l->monitor || strcmp(k->log.user, l->user) == 0);
+           (l->monitor || strcmp(k->log.user, l->user) == 0) &&
+           (l->vhost == NULL ||
+            (k->vhost != NULL && k->vhost->name.len == l->vhost_len &&
+             memcmp(k->vhost->name.ptr, l->vhost, l->vhost_len) == 0)) &&
+           (l->only_user == NULL || strcmp(k->log.user, l->only_user) == 0);
 }
 
 static bool fill_conns(struct mgmt_stream *st, void *state, size_t max)
@@ -119,19 +128,100 @@ static bool fill_conns(struct mgmt_stream *st, void *state, size_t max)
 
 static void free_conns(void *state)
 {
-    free(state);
+    struct conn_list *l = state;
+
+    free(l->vhost);
+    free(l->only_user);
+    free(l);
 }
 
 static const struct mgmt_stream_ops conn_list_ops = {fill_conns, free_conns};
 
-static enum MHD_Result list_conns(struct mgmt_call *c, bool channels)
+/* The connections (or their channels) the user sees, of vh only when it is not NULL, of the
+ * user only_user only when that is not NULL. */
+static enum MHD_Result list_conns_of(struct mgmt_call *c, bool channels, const struct vhost *vh,
+                                    const char *only_user)
 {
     struct conn_list *l = xcalloc(1, sizeof *l);
 
     *l = (struct conn_list){
         .ctx = &c->m->ctx, .channels = channels, .monitor = c->monitor, .upto = UINT64_MAX};
     snprintf(l->user, sizeof l->user, "%s", c->user);
+    if (vh != NULL) {
+        l->vhost = xmalloc(vh->name.len + 1);
+        memcpy(l->vhost, vh->name.ptr, vh->name.len);
+        l->vhost_len = vh->name.len;
+    }
+    if (only_user != NULL)
+        l->only_user = xstrdup(only_user);
     return mgmt_respond_stream(c, &conn_list_ops, l);
+}
+
+static enum MHD_Result list_conns(struct mgmt_call *c, bool channels)
+{
+    return list_conns_of(c, channels, NULL, NULL);
+}
+
+/* GET /api/vhosts/v/connections and /api/vhosts/v/channels: for administrators and the users
+ * with access to v, as in RabbitMQ; each sees there what /api/connections shows them. */
+enum MHD_Result mgmt_api_vhost_connections(struct mgmt_call *c)
+{
+    struct vhost *vh = mgmt_find_vhost(c, c->seg[1]);
+    enum MHD_Result answered;
+
+    if (vh == NULL)
+        return mgmt_not_found(c);
+    if (!mgmt_may_see(c, vh, &answered))
+        return answered;
+    return list_conns_of(c, wire_bytes_eq_cstr(c->seg[2], "channels"), vh, NULL);
+}
+
+/* Closes k at the request of the API's user, with RabbitMQ's CONNECTION_FORCED text. */
+static void force_close(struct mgmt_call *c, struct conn *k)
+{
+    const char *reason = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "X-Reason");
+    char text[300];
+
+    snprintf(text, sizeof text, "CONNECTION_FORCED - %s",
+             reason != NULL ? reason : "Closed via management plugin");
+    log_info(&k->log, "closing connection at the request of '%s' (management API): %s", c->user,
+             text);
+    if (k->state == CONN_OPEN || k->state == CONN_AWAIT_OPEN)
+        conn_close_with(k, WIRE_CONNECTION_FORCED, text, 0);
+    else if (k->state != CONN_CLOSING)
+        conn_abort(k);
+}
+
+/* GET and DELETE /api/connections/username/u: the user's connections, listed or closed.
+ * Monitoring users see anyone's, administrators close anyone's; the others see and close
+ * their own (RabbitMQ 3.10 fails with 500 for them). */
+enum MHD_Result mgmt_api_user_connections(struct mgmt_call *c)
+{
+    char *user = xstrndup_bytes(c->seg[2]);
+    bool own = strlen(user) == c->seg[2].len && strcmp(user, c->user) == 0;
+    enum MHD_Result answered;
+
+    if (mgmt_method_is(c, MHD_HTTP_METHOD_DELETE)) {
+        if (!c->admin && !own) {
+            answered = mgmt_not_admin(c);
+        } else {
+            struct conn *k, *next;
+            /* Closing may move k to the list of dead connections: its next is read first. */
+            for (k = c->m->srv->conns; k != NULL; k = next) {
+                next = k->next;
+                if (conn_listed(c, k) && strcmp(k->log.user, user) == 0)
+                    force_close(c, k);
+            }
+            answered = mgmt_respond_empty(c, MHD_HTTP_NO_CONTENT);
+        }
+    } else if (!c->monitor && !own) {
+        answered = mgmt_respond_error(c, MHD_HTTP_UNAUTHORIZED, "not_authorised",
+                                      "Not monitor user");
+    } else {
+        answered = list_conns_of(c, false, NULL, user);
+    }
+    free(user);
+    return answered;
 }
 
 enum MHD_Result mgmt_api_connections(struct mgmt_call *c)
@@ -152,18 +242,9 @@ enum MHD_Result mgmt_api_connections(struct mgmt_call *c)
         return mgmt_respond_json(c, MHD_HTTP_OK, arr);
     }
     if (mgmt_method_is(c, MHD_HTTP_METHOD_DELETE)) {
-        const char *reason = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "X-Reason");
         if (!c->admin && strcmp(k->log.user, c->user) != 0)
             return mgmt_access_refused(c);
-        char text[300];
-        snprintf(text, sizeof text, "CONNECTION_FORCED - %s",
-                 reason != NULL ? reason : "Closed via management plugin");
-        log_info(&k->log, "closing connection at the request of '%s' (management API): %s", c->user,
-                 text);
-        if (k->state == CONN_OPEN || k->state == CONN_AWAIT_OPEN)
-            conn_close_with(k, WIRE_CONNECTION_FORCED, text, 0);
-        else if (k->state != CONN_CLOSING)
-            conn_abort(k);
+        force_close(c, k);
         return mgmt_respond_empty(c, MHD_HTTP_NO_CONTENT);
     }
     return mgmt_respond_json(c, MHD_HTTP_OK, mgmt_json_connection(&c->m->ctx, k));

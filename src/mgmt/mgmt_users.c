@@ -588,3 +588,69 @@ enum MHD_Result mgmt_api_permissions(struct mgmt_call *c)
         return mgmt_respond_json(c, MHD_HTTP_OK, one);
     }
 }
+
+/* /api/users/without-permissions: the users with no permissions in any vhost (topic
+ * permissions do not count), as RabbitMQ lists them. */
+enum MHD_Result mgmt_api_users_without_permissions(struct mgmt_call *c)
+{
+    json_t *arr;
+    size_t n;
+    const struct auth_user **users;
+
+    if (!c->admin)
+        return mgmt_not_admin(c);
+    arr = json_array();
+    users = auth_users_sorted(c->m->srv->auth, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (users[i]->permissions.len == 0)
+            json_array_append_new(arr, user_json(users[i]));
+    }
+    free(users);
+    return mgmt_respond_json(c, MHD_HTTP_OK, arr);
+}
+
+/* POST /api/users/bulk-delete {"users": ["a", "b"]}: deleted in order, as RabbitMQ deletes
+ * them; the first name that is no user stops it with 400 ["no_such_user", name], those
+ * before it deleted. */
+enum MHD_Result mgmt_api_users_bulk_delete(struct mgmt_call *c)
+{
+    struct auth_db *db = c->m->srv->auth;
+    enum MHD_Result answered = MHD_NO;
+    json_t *body, *users, *name;
+    size_t i, deleted = 0;
+
+    if (!c->admin)
+        return mgmt_not_admin(c);
+    if ((body = mgmt_body_object(c, &answered)) == NULL)
+        return answered;
+    users = json_object_get(body, "users");
+    if (users == NULL) {
+        answered = mgmt_bad_request(c, "[{key_missing,users}]");
+        goto out;
+    }
+    if (!json_is_array(users)) {
+        answered = mgmt_bad_request(c, "users must be a list of user names");
+        goto out;
+    }
+    json_array_foreach(users, i, name)
+    {
+        const struct auth_user *u =
+            json_is_string(name) ? auth_user_find(db, mgmt_json_bytes_of(name)) : NULL;
+        char *uname;
+        if (u == NULL) {
+            answered = mgmt_bad_request_term(c, "no_such_user", json_deep_copy(name));
+            goto out;
+        }
+        uname = xstrdup(u->name);
+        auth_user_delete(db, uname);
+        log_info(NULL, "management API: user '%s' deleted user '%s'", c->user, uname);
+        free(uname);
+        deleted++;
+    }
+    answered = mgmt_respond_empty(c, MHD_HTTP_NO_CONTENT);
+out:
+    if (deleted > 0)
+        server_auth_changed(c->m->srv);
+    json_decref(body);
+    return answered;
+}
