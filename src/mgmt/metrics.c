@@ -12,11 +12,15 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "src/base/config.h"
 #include "src/base/util.h"
+#include "src/broker/channel.h"
 #include "src/broker/conn.h"
+#include "src/broker/exchange.h"
 #include "src/broker/queue.h"
 #include "src/broker/server.h"
 #include "src/broker/vhost.h"
+#include "src/mgmt/mgmt_json.h"
 #include "src/mgmt/mgmt_stats.h"
 
 void metrics_buf_free(struct metrics_buf *b)
@@ -367,4 +371,259 @@ void metrics_render(struct metrics_buf *b, struct server *s, struct mgmt_stats *
         per_queue(b, s);
     else
         queue_sums(b, s);
+}
+
+/* ---- /metrics/detailed ----------------------------------------------------------------- */
+
+static const char *const family_names[] = {
+    [METRICS_QUEUE_COARSE] = "queue_coarse_metrics",
+    [METRICS_QUEUE_CONSUMER_COUNT] = "queue_consumer_count",
+    [METRICS_QUEUE] = "queue_metrics",
+    [METRICS_CONNECTION_CHURN] = "connection_churn_metrics",
+    [METRICS_CONNECTION] = "connection_metrics",
+    [METRICS_CHANNEL] = "channel_metrics",
+    [METRICS_NODE_COARSE] = "node_coarse_metrics",
+    [METRICS_NODE] = "node_metrics",
+    [METRICS_VHOST_STATUS] = "vhost_status",
+    [METRICS_EXCHANGE_NAMES] = "exchange_names",
+    [METRICS_EXCHANGE_BINDINGS] = "exchange_bindings",
+};
+
+unsigned metrics_family_bit(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_LEN(family_names); i++) {
+        if (family_names[i] != NULL && strcmp(name, family_names[i]) == 0)
+            return 1u << i;
+    }
+    return 0;
+}
+
+static bool vhost_selected(const struct vhost *vh, const char *const *vhosts, size_t nvhosts)
+{
+    if (nvhosts == 0)
+        return true;
+    for (size_t i = 0; i < nvhosts; i++) {
+        if (wire_bytes_eq_cstr(vh->name, vhosts[i]))
+            return true;
+    }
+    return false;
+}
+
+/* One family of per-queue samples, {vhost, queue} labelled, of the selected vhosts. */
+static void detailed_queue_family(struct metrics_buf *b, struct server *s, const char *name,
+                                  const char *type, const char *help, enum queue_metric m,
+                                  const char *const *vhosts, size_t nvhosts)
+{
+    void *v, *qv;
+
+    family(b, name, type, help);
+    for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);) {
+        struct vhost *vh = v;
+        if (!vhost_selected(vh, vhosts, nvhosts))
+            continue;
+        for (size_t k = 0; hmap_next(&vh->queues, &k, &qv);) {
+            printf_(b, "%s{vhost=\"", name);
+            put_label(b, vh->name);
+            puts_(b, "\",queue=\"");
+            put_label(b, ((struct queue *)qv)->name);
+            puts_(b, "\"} ");
+            put_u64(b, queue_metric(qv, m));
+            puts_(b, "\n");
+        }
+    }
+}
+
+/* A sample labelled with one name (RabbitMQ labels connections and channels "channel", with
+ * the Erlang process; Warren with the connection's or channel's name, as the API shows it). */
+static void named_sample(struct metrics_buf *b, const char *name, const char *label,
+                         const char *value, uint64_t v)
+{
+    printf_(b, "%s{%s=\"", name, label);
+    put_label(b, wire_cstr(value));
+    puts_(b, "\"} ");
+    put_u64(b, v);
+    puts_(b, "\n");
+}
+
+enum conn_metric { CM_CHANNELS, CM_CONSUMERS, CM_UNACKED, CM_UNCONFIRMED, CM_CONSUMER_PREFETCH,
+                   CM_CHANNEL_PREFETCH };
+
+static void detailed_conn_family(struct metrics_buf *b, struct server *s, const char *name,
+                                 const char *type, const char *help, enum conn_metric m)
+{
+    char label[240];
+
+    family(b, name, type, help);
+    for (const struct conn *c = s->conns; c != NULL; c = c->next) {
+        if (c->state == CONN_CLOSED || c->fd < 0)
+            continue;
+        mgmt_conn_name(c, label, sizeof label);
+        if (m == CM_CHANNELS) {
+            named_sample(b, name, "channel", label, c->channel_count);
+            continue;
+        }
+        for (uint32_t i = 0; i < c->channels_cap; i++) {
+            const struct channel *ch = c->channels[i];
+            size_t n = strlen(label);
+            uint64_t v = 0;
+            if (ch == NULL)
+                continue;
+            snprintf(label + n, sizeof label - n, " (%u)", ch->id);
+            switch (m) {
+            case CM_CONSUMERS:
+                v = ch->consumers.len;
+                break;
+            case CM_UNACKED:
+                v = ch->unacked_live;
+                break;
+            case CM_UNCONFIRMED:
+                v = ch->confirm_len;
+                break;
+            case CM_CONSUMER_PREFETCH:
+                v = ch->prefetch_consumer;
+                break;
+            case CM_CHANNEL_PREFETCH:
+                v = ch->prefetch_channel;
+                break;
+            case CM_CHANNELS:
+                break;
+            }
+            named_sample(b, name, "channel", label, v);
+            label[n] = '\0';
+        }
+    }
+}
+
+/* Exchanges, the default one left out as RabbitMQ leaves it out, labelled {vhost, exchange,
+ * type}: 1 each (exchange_names) or its bindings (exchange_bindings). */
+static void detailed_exchange_family(struct metrics_buf *b, struct server *s, bool bindings)
+{
+    const char *name = bindings ? "rabbitmq_cluster_exchange_bindings"
+                                : "rabbitmq_cluster_exchange_name";
+    void *v, *xv;
+
+    family(b, name, "gauge",
+           bindings ? "Number of bindings for an exchange. This value is cluster-wide."
+                    : "Enumerates exchanges without any additional info. This value is "
+                      "cluster-wide. A cheaper alternative to `exchange_bindings`");
+    for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);) {
+        struct vhost *vh = v;
+        for (size_t k = 0; hmap_next(&vh->exchanges, &k, &xv);) {
+            const struct exchange *x = xv;
+            if (x->name.len == 0)
+                continue;
+            printf_(b, "%s{vhost=\"", name);
+            put_label(b, vh->name);
+            puts_(b, "\",exchange=\"");
+            put_label(b, x->name);
+            printf_(b, "\",type=\"%s\"} ", x->type->name);
+            put_u64(b, bindings ? x->binding_count : 1);
+            puts_(b, "\n");
+        }
+    }
+}
+
+void metrics_render_detailed(struct metrics_buf *b, struct server *s, unsigned families,
+                             const char *const *vhosts, size_t nvhosts, const char *node,
+                             const char *cluster, double uptime_s)
+{
+    struct rlimit rl;
+    void *v;
+    bool have_rl = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
+
+    family(b, "rabbitmq_identity_info", "untyped", "RabbitMQ node & cluster identity info");
+    puts_(b, "rabbitmq_identity_info{rabbitmq_node=\"");
+    put_label(b, wire_cstr(node));
+    puts_(b, "\",rabbitmq_cluster=\"");
+    put_label(b, wire_cstr(cluster));
+    puts_(b, "\"} 1\n");
+    family(b, "rabbitmq_build_info", "untyped", "RabbitMQ & Erlang/OTP version info");
+    puts_(b, "rabbitmq_build_info{product=\"Warren\",product_version=\"" PACKAGE_VERSION "\"} 1\n");
+
+    if (families & (1u << METRICS_CONNECTION_CHURN)) {
+        /* Every connection gets the next id: those opened are the ids given. */
+        family(b, "rabbitmq_detailed_connections_opened_total", "counter",
+               "Total number of connections opened");
+        sample(b, "rabbitmq_detailed_connections_opened_total", "", s->next_conn_id);
+        family(b, "rabbitmq_detailed_connections_closed_total", "counter",
+               "Total number of connections closed or terminated");
+        sample(b, "rabbitmq_detailed_connections_closed_total", "",
+               s->next_conn_id - s->conn_count);
+    }
+    if (families & (1u << METRICS_QUEUE_COARSE)) {
+        detailed_queue_family(b, s, "rabbitmq_detailed_queue_messages_ready", "gauge",
+                              "Messages ready to be delivered to consumers", QM_READY, vhosts,
+                              nvhosts);
+        detailed_queue_family(b, s, "rabbitmq_detailed_queue_messages_unacked", "gauge",
+                              "Messages delivered to consumers but not yet acknowledged",
+                              QM_UNACKED, vhosts, nvhosts);
+        detailed_queue_family(b, s, "rabbitmq_detailed_queue_messages", "gauge",
+                              "Sum of ready and unacknowledged messages - total queue depth",
+                              QM_MESSAGES, vhosts, nvhosts);
+    }
+    if (families & ((1u << METRICS_QUEUE_CONSUMER_COUNT) | (1u << METRICS_QUEUE)))
+        detailed_queue_family(b, s, "rabbitmq_detailed_queue_consumers", "gauge",
+                              "Consumers on a queue", QM_CONSUMERS, vhosts, nvhosts);
+    if (families & (1u << METRICS_QUEUE))
+        detailed_queue_family(b, s, "rabbitmq_detailed_queue_messages_ready_bytes", "gauge",
+                              "Size in bytes of ready messages", QM_READY_BYTES, vhosts, nvhosts);
+    if (families & (1u << METRICS_CONNECTION))
+        detailed_conn_family(b, s, "rabbitmq_detailed_connection_channels", "gauge",
+                             "Channels on a connection", CM_CHANNELS);
+    if (families & (1u << METRICS_CHANNEL)) {
+        detailed_conn_family(b, s, "rabbitmq_detailed_channel_consumers", "gauge",
+                             "Consumers on a channel", CM_CONSUMERS);
+        detailed_conn_family(b, s, "rabbitmq_detailed_channel_messages_unacked", "gauge",
+                             "Delivered but not yet acknowledged messages", CM_UNACKED);
+        detailed_conn_family(b, s, "rabbitmq_detailed_channel_messages_unconfirmed", "gauge",
+                             "Published but not yet confirmed messages", CM_UNCONFIRMED);
+        detailed_conn_family(b, s, "rabbitmq_detailed_consumer_prefetch", "gauge",
+                             "Limit of unacknowledged messages for each consumer",
+                             CM_CONSUMER_PREFETCH);
+        detailed_conn_family(b, s, "rabbitmq_detailed_channel_prefetch", "gauge",
+                             "Total limit of unacknowledged messages for all consumers on a "
+                             "channel",
+                             CM_CHANNEL_PREFETCH);
+    }
+    if (families & (1u << METRICS_NODE_COARSE)) {
+        family(b, "rabbitmq_detailed_process_open_fds", "gauge", "Open file descriptors");
+        sample(b, "rabbitmq_detailed_process_open_fds", "", metrics_open_fds());
+        family(b, "rabbitmq_detailed_process_open_tcp_sockets", "gauge", "Open TCP sockets");
+        sample(b, "rabbitmq_detailed_process_open_tcp_sockets", "", s->conn_count);
+        family(b, "rabbitmq_detailed_process_resident_memory_bytes", "gauge",
+               "Memory used in bytes");
+        sample(b, "rabbitmq_detailed_process_resident_memory_bytes", "", resident_bytes());
+        if (s->disk_free != UINT64_MAX) {
+            family(b, "rabbitmq_detailed_disk_space_available_bytes", "gauge",
+                   "Disk space available in bytes");
+            sample(b, "rabbitmq_detailed_disk_space_available_bytes", "", s->disk_free);
+        }
+    }
+    if (families & (1u << METRICS_NODE)) {
+        if (have_rl) {
+            family(b, "rabbitmq_detailed_process_max_fds", "gauge", "Open file descriptors limit");
+            sample(b, "rabbitmq_detailed_process_max_fds", "", (uint64_t)rl.rlim_cur);
+        }
+        family(b, "rabbitmq_detailed_resident_memory_limit_bytes", "gauge",
+               "Memory high watermark in bytes");
+        sample(b, "rabbitmq_detailed_resident_memory_limit_bytes", "", s->memory_limit);
+        family(b, "rabbitmq_detailed_disk_space_available_limit_bytes", "gauge",
+               "Free disk space low watermark in bytes");
+        sample(b, "rabbitmq_detailed_disk_space_available_limit_bytes", "",
+               s->cfg->disk_free_limit);
+        family(b, "rabbitmq_detailed_erlang_uptime_seconds", "gauge", "Node uptime");
+        printf_(b, "rabbitmq_detailed_erlang_uptime_seconds %.3f\n", uptime_s);
+    }
+    if (families & (1u << METRICS_VHOST_STATUS)) {
+        family(b, "rabbitmq_cluster_vhost_status", "gauge", "Whether a given vhost is running");
+        for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);) {
+            puts_(b, "rabbitmq_cluster_vhost_status{vhost=\"");
+            put_label(b, ((struct vhost *)v)->name);
+            puts_(b, "\"} 1\n");
+        }
+    }
+    if (families & (1u << METRICS_EXCHANGE_NAMES))
+        detailed_exchange_family(b, s, false);
+    if (families & (1u << METRICS_EXCHANGE_BINDINGS))
+        detailed_exchange_family(b, s, true);
 }

@@ -28,6 +28,34 @@ struct metrics_buf {
 void metrics_render(struct metrics_buf *out, struct server *s, struct mgmt_stats *st,
                     bool per_object, const char *node);
 
+/* The families of RabbitMQ's /metrics/detailed that Warren has figures for, by the names its
+ * family= parameter takes. */
+enum metrics_family {
+    METRICS_QUEUE_COARSE,         /* queue_coarse_metrics: ready, unacked, messages */
+    METRICS_QUEUE_CONSUMER_COUNT, /* queue_consumer_count: consumers */
+    METRICS_QUEUE,                /* queue_metrics: consumers, ready bytes */
+    METRICS_CONNECTION_CHURN,     /* connection_churn_metrics: connections opened, closed */
+    METRICS_CONNECTION,           /* connection_metrics: channels of each connection */
+    METRICS_CHANNEL,              /* channel_metrics: consumers, unacked, unconfirmed, prefetch */
+    METRICS_NODE_COARSE,          /* node_coarse_metrics: fds, sockets, memory, disk free */
+    METRICS_NODE,                 /* node_metrics: their limits, uptime */
+    METRICS_VHOST_STATUS,         /* vhost_status: 1 for each vhost */
+    METRICS_EXCHANGE_NAMES,       /* exchange_names: 1 for each exchange */
+    METRICS_EXCHANGE_BINDINGS,    /* exchange_bindings: the bindings of each exchange */
+};
+
+/* 1 << the family named so; 0 for a name Warren has no figures for (RabbitMQ's
+ * Erlang-specific ones, or a typo): it adds nothing, as RabbitMQ's unknown names add nothing. */
+unsigned metrics_family_bit(const char *name);
+
+/* /metrics/detailed: the identity and build lines, then the families of the bit set, as
+ * RabbitMQ 3.10 names them (rabbitmq_detailed_*, rabbitmq_cluster_*). Per-queue families are
+ * of the vhosts named (every vhost when nvhosts is 0); the others are not filtered, as in
+ * RabbitMQ. cluster is the cluster's name, uptime_s the node's uptime. */
+void metrics_render_detailed(struct metrics_buf *out, struct server *s, unsigned families,
+                             const char *const *vhosts, size_t nvhosts, const char *node,
+                             const char *cluster, double uptime_s);
+
 void metrics_buf_free(struct metrics_buf *b);
 
 /* The file descriptors this process has open (rabbitmq_process_open_fds; the management

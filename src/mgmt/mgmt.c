@@ -739,12 +739,14 @@ static enum MHD_Result serve_metrics(struct mgmt *m, struct MHD_Connection *conn
 {
     struct metrics_buf b = {0};
     struct mgmt_call c = {.m = m, .conn = conn, .method = method};
-    bool per_object;
+    bool per_object = false, detailed = false;
 
     if (strcmp(url, "/metrics") == 0)
         per_object = m->srv->cfg->prometheus_per_object;
     else if (strcmp(url, "/metrics/per-object") == 0)
         per_object = true;
+    else if (strcmp(url, "/metrics/detailed") == 0)
+        detailed = true;
     else
         return mgmt_respond(&c, MHD_HTTP_NOT_FOUND, xstrdup("Not Found\n"), 10, "text/plain");
     if (method_bit(method) != M_GET)
@@ -753,8 +755,12 @@ static enum MHD_Result serve_metrics(struct mgmt *m, struct MHD_Connection *conn
         b.cap = m->metrics_size_hint + m->metrics_size_hint / 8;
         b.data = xmalloc(b.cap);
     }
-    metrics_render(&b, m->srv, &m->stats, per_object, m->ctx.node);
-    m->metrics_size_hint = b.len;
+    if (detailed) {
+        mgmt_render_detailed(m, conn, &b);
+    } else {
+        metrics_render(&b, m->srv, &m->stats, per_object, m->ctx.node);
+        m->metrics_size_hint = b.len;
+    }
     /* The buffer goes to MHD, which frees it once sent. */
     return mgmt_respond(&c, MHD_HTTP_OK, b.data, b.len, "text/plain; version=0.0.4");
 }

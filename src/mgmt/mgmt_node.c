@@ -211,3 +211,52 @@ enum MHD_Result mgmt_api_auth(struct mgmt_call *c)
                              json_pack("{s:b,s:s,s:s}", "enable_uaa", 0, "uaa_client_id", "",
                                        "uaa_location", ""));
 }
+
+/* ---- /metrics/detailed ----------------------------------------------------------------- */
+
+#define DETAILED_VHOSTS_MAX 64 /* vhost= parameters taken; more are ignored */
+
+struct detailed_query {
+    unsigned families;
+    char *vhosts[DETAILED_VHOSTS_MAX];
+    size_t nvhosts;
+};
+
+/* Each family= and vhost= of the query string, as RabbitMQ reads them (both may repeat). The
+ * daemon keeps values escaped (mgmt.c), so "%2F" is decoded here. */
+static enum MHD_Result on_detailed_argument(void *cls, enum MHD_ValueKind kind, const char *key,
+                                            const char *value)
+{
+    struct detailed_query *q = cls;
+    uint8_t *decoded;
+    struct wire_bytes text;
+
+    (void)kind;
+    if (value == NULL)
+        return MHD_YES;
+    decoded = xmalloc(strlen(value) + 1);
+    text = mgmt_url_decode(value, decoded, strlen(value));
+    decoded[text.len] = '\0';
+    if (strcmp(key, "family") == 0) {
+        q->families |= metrics_family_bit((const char *)decoded);
+    } else if (strcmp(key, "vhost") == 0 && q->nvhosts < DETAILED_VHOSTS_MAX) {
+        q->vhosts[q->nvhosts++] = (char *)decoded;
+        return MHD_YES;
+    }
+    free(decoded);
+    return MHD_YES;
+}
+
+void mgmt_render_detailed(struct mgmt *m, struct MHD_Connection *conn, struct metrics_buf *b)
+{
+    struct detailed_query q = {0};
+    json_t *cluster = mgmt_json_cluster_name(&m->ctx);
+
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, on_detailed_argument, &q);
+    metrics_render_detailed(b, m->srv, q.families, (const char *const *)q.vhosts, q.nvhosts,
+                            m->ctx.node, json_string_value(cluster),
+                            (double)uptime_ms(m) / 1000.0);
+    json_decref(cluster);
+    for (size_t i = 0; i < q.nvhosts; i++)
+        free(q.vhosts[i]);
+}
