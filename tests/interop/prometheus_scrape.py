@@ -1,7 +1,9 @@
 #!/usr/bin/python3
-"""A real Prometheus server (Debian's prometheus) scrapes the broker's /metrics, and its query
-API returns a queue's depth: the exposition is valid for Prometheus itself, not just for our
-own parser.
+"""A real Prometheus server (Debian's prometheus) scrapes the broker's /metrics,
+/metrics/per-object and /metrics/detailed (family=queue_coarse_metrics, vhost=/, as a
+Prometheus job passes parameters), and its query API returns a queue's depth from each: the
+expositions are valid for Prometheus itself, not just for our own parser. A fourth job asks
+/metrics/detailed for another vhost only, and gets no series of the queue.
 
 Environment: PROMETHEUS (the program), MGMT_URL (to make the queue), METRICS_URL (the scrape
 target), optionally MGMT_USER/MGMT_PASS. Exits 0 on success, 1 on failure.
@@ -25,6 +27,11 @@ PROMETHEUS = os.environ.get("PROMETHEUS", "prometheus")
 USER = os.environ.get("MGMT_USER", "guest")
 PASS = os.environ.get("MGMT_PASS", "guest")
 QUEUE = "prom.%d" % os.getpid()
+JOBS = [("warren", "/metrics", None),
+        ("warren-per-object", "/metrics/per-object", None),
+        ("warren-detailed", "/metrics/detailed", {"family": "queue_coarse_metrics", "vhost": "/"}),
+        ("warren-other-vhost", "/metrics/detailed",
+         {"family": "queue_coarse_metrics", "vhost": "no-such-vhost"})]
 
 
 def call(url, method, path, body=None, auth=True):
@@ -69,10 +76,15 @@ def main():
     port = free_port()
     config = os.path.join(tmp, "prometheus.yml")
     with open(config, "w") as f:
-        f.write("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-                "scrape_configs:\n  - job_name: warren\n    metrics_path: /metrics\n"
-                "    static_configs:\n      - targets: ['%s:%d']\n"
-                % (METRICS.hostname, METRICS.port))
+        f.write("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n")
+        for job, path, params in JOBS:
+            f.write("  - job_name: %s\n    metrics_path: %s\n" % (job, path))
+            if params:
+                f.write("    params:\n")
+                for k, v in params.items():
+                    f.write("      %s: [%s]\n" % (k, json.dumps(v)))
+            f.write("    static_configs:\n      - targets: ['%s:%d']\n"
+                    % (METRICS.hostname, METRICS.port))
     log = open(os.path.join(tmp, "prometheus.log"), "w")
     proc = subprocess.Popen([PROMETHEUS, "--config.file=" + config,
                              "--storage.tsdb.path=" + os.path.join(tmp, "data"),
@@ -81,32 +93,42 @@ def main():
     api = urllib.parse.urlsplit("http://127.0.0.1:%d" % port)
     rc = 1
     try:
-        query = 'rabbitmq_queue_messages_ready{job="warren",queue="%s",vhost="/"}' % QUEUE
+        # (job, query, the value it must reach; None: no series at all)
+        wanted = [(job, '%s{job="%s",queue="%s",vhost="/"}' % (metric, job, QUEUE), value)
+                  for job, metric, value in
+                  [("warren", "rabbitmq_queue_messages_ready", "3"),
+                   ("warren-per-object", "rabbitmq_queue_messages_ready", "3"),
+                   ("warren-detailed", "rabbitmq_detailed_queue_messages_ready", "3"),
+                   ("warren-other-vhost", "rabbitmq_detailed_queue_messages_ready", None)]]
         deadline = time.time() + 60
         last = None
-        while time.time() < deadline:
+        pending = list(wanted)
+        while time.time() < deadline and pending:
             if proc.poll() is not None:
                 break
+            job, query, value = pending[0]
             try:
                 status, data = call(api, "GET", "/api/v1/query?query=" +
+                                    urllib.parse.quote('up{job="%s"}' % job), auth=False)
+                up = json.loads(data)["data"]["result"] if status == 200 else []
+                status, data = call(api, "GET", "/api/v1/query?query=" +
                                     urllib.parse.quote(query), auth=False)
-                last = data
+                last = (query, data)
                 result = json.loads(data)["data"]["result"] if status == 200 else []
-                if result and result[0]["value"][1] == "3":
-                    status, data = call(api, "GET", "/api/v1/query?query=" +
-                                        urllib.parse.quote('up{job="warren"}'), auth=False)
-                    up = json.loads(data)["data"]["result"][0]["value"][1]
-                    if up != "1":
-                        print("FAIL: up{job=\"warren\"} is %s" % up)
-                        break
-                    print("ok: Prometheus scraped the queue's depth: %s = 3" % query)
-                    rc = 0
-                    break
+                if up and up[0]["value"][1] == "1" and (
+                        (value is None and result == []) or
+                        (result and result[0]["value"][1] == value)):
+                    print("ok: Prometheus scraped job %s: %s = %s" % (job, query, value))
+                    pending.pop(0)
+                    continue
             except (OSError, ValueError, KeyError, IndexError):
                 pass
             time.sleep(0.5)
-        if rc != 0:
-            print("FAIL: Prometheus never answered 3 for %s (last answer: %r)" % (query, last))
+        if not pending:
+            rc = 0
+        else:
+            print("FAIL: Prometheus never answered as expected for %s (last answer: %r)"
+                  % (pending[0][1], last))
             log.flush()
             print(open(os.path.join(tmp, "prometheus.log")).read()[-3000:])
     finally:
