@@ -231,8 +231,12 @@ enum MHD_Result mgmt_api_connections(struct mgmt_call *c)
 
     if (c->nseg == 1)
         return list_conns(c, false);
-    if ((k = find_conn(c, c->seg[1])) == NULL || !conn_listed(c, k))
+    if ((k = find_conn(c, c->seg[1])) == NULL || k->state == CONN_CLOSED || k->fd < 0)
         return mgmt_not_found(c);
+    /* Another user's connection, to a user who sees only their own: refused, as in RabbitMQ. */
+    if (!conn_listed(c, k))
+        return mgmt_respond_error(c, MHD_HTTP_UNAUTHORIZED, "not_authorised",
+                                  "User not authorised to access object");
     if (c->nseg == 3) { /* .../channels */
         arr = json_array();
         for (uint32_t i = 0; i < k->channels_cap; i++) {
@@ -326,12 +330,10 @@ enum MHD_Result mgmt_api_consumers(struct mgmt_call *c)
     size_t nv;
     struct vhost **vhs;
     struct consumer_list *l;
-    enum MHD_Result answered;
 
+    /* A vhost the user has no access to lists no consumers, as in RabbitMQ (no 401). */
     if (c->nseg == 2 && (only = mgmt_find_vhost(c, c->seg[1])) == NULL)
         return mgmt_not_found(c);
-    if (only != NULL && !mgmt_may_see(c, only, &answered))
-        return answered;
     l = xcalloc(1, sizeof *l);
     l->ctx = &c->m->ctx;
     vhs = mgmt_vhosts_sorted(c->m->srv, only, &nv);
@@ -427,8 +429,9 @@ out:
 }
 
 /* /api/policies[/v[/name]] and /api/operator-policies[/v[/name]]. Operator policies are
- * the operator's: administrators only, as in RabbitMQ; policies need the policymaker tag to
- * change and access to the vhost to see. */
+ * the operator's: administrators change and read them one by one, administrators and
+ * monitoring users see them in the lists (which are empty for the others), as in RabbitMQ
+ * 3.10; policies need the policymaker tag to change and access to the vhost to see. */
 enum MHD_Result mgmt_api_policies(struct mgmt_call *c)
 {
     bool op = wire_bytes_eq_cstr(c->seg[0], "operator-policies");
@@ -437,7 +440,7 @@ enum MHD_Result mgmt_api_policies(struct mgmt_call *c)
     const struct policy *p;
     char *pname;
 
-    if (op && !c->admin)
+    if (op && !c->admin && c->nseg == 3)
         return mgmt_not_admin(c);
     if (c->nseg >= 2 && (vh = mgmt_find_vhost(c, c->seg[1])) == NULL)
         return mgmt_not_found(c);
@@ -450,7 +453,7 @@ enum MHD_Result mgmt_api_policies(struct mgmt_call *c)
         for (size_t i = 0; i < nv; i++) {
             size_t n;
             struct policy *const *list;
-            if (!mgmt_sees_objects_of(c, vhs[i]))
+            if (op ? !c->monitor : !mgmt_sees_objects_of(c, vhs[i]))
                 continue;
             list = policy_list(vhs[i], &n, op);
             for (size_t k = 0; k < n; k++)

@@ -270,7 +270,6 @@ enum MHD_Result mgmt_api_vhosts(struct mgmt_call *c)
 
     if (c->nseg == 2) {
         struct vhost *vh = mgmt_find_vhost(c, c->seg[1]);
-        enum MHD_Result answered;
         if (mgmt_method_is(c, MHD_HTTP_METHOD_PUT))
             return c->admin ? put_vhost(c, c->seg[1]) : mgmt_not_admin(c);
         if (mgmt_method_is(c, MHD_HTTP_METHOD_DELETE)) {
@@ -278,10 +277,11 @@ enum MHD_Result mgmt_api_vhosts(struct mgmt_call *c)
                 return mgmt_not_admin(c);
             return vh != NULL ? delete_vhost(c, vh) : mgmt_not_found(c);
         }
+        /* One vhost is for administrators, as in RabbitMQ 3.10 (the list is for anyone). */
+        if (!c->admin)
+            return mgmt_not_admin(c);
         if (vh == NULL)
             return mgmt_not_found(c);
-        if (!c->monitor && !mgmt_may_see(c, vh, &answered))
-            return answered;
         return mgmt_respond_json(c, MHD_HTTP_OK, vhost_json(c, vh));
     }
     arr = json_array();

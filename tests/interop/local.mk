@@ -43,6 +43,12 @@ TESTS += tests/interop/mgmt_compat.sh tests/interop/rabbitmqadmin.sh
 EXTRA_DIST += tests/interop/mgmt_compat.sh tests/interop/mgmt_compat.py \
 	tests/interop/rabbitmqadmin.sh tests/interop/rabbitmqadmin.py
 
+# Every endpoint of RabbitMQ 3.10's reference that Warren serves, a table of statuses by kind
+# of user and JSON keys (mgmt_endpoints.sh); it runs against RabbitMQ too when
+# RABBITMQ_MGMT_URL and RABBITMQ_AMQP_PORT name one.
+TESTS += tests/interop/mgmt_endpoints.sh
+EXTRA_DIST += tests/interop/mgmt_endpoints.sh tests/interop/mgmt_endpoints.py
+
 # Large management work done in slices while AMQP clients are timed (rtt_probe.py pings from
 # a process of its own): mgmt_slices.sh starts a warrend as mgmt_api.sh does, and brokers of
 # its own (WARREND) to stop and restart.
