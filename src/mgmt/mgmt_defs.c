@@ -113,8 +113,8 @@ static void collect_vhost(struct export *e, struct vhost *vh)
     }
 }
 
-/* A vhost's policies and its vhost-limits parameter, without "vhost" fields, as RabbitMQ's
- * per-vhost export has them. */
+/* A vhost's policies and its vhost-limits parameter, with their "vhost" fields (unlike its
+ * queues, exchanges and bindings), as RabbitMQ 3.10.8's per-vhost export has them. */
 static void export_vhost_settings(json_t *doc, struct server *s, struct vhost *vh)
 {
     const struct auth_vhost *av = auth_vhost_find(s->auth, vh->name);
@@ -124,7 +124,8 @@ static void export_vhost_settings(json_t *doc, struct server *s, struct vhost *v
     for (size_t i = 0; i < np; i++) {
         const struct policy *p = policies[i];
         json_array_append_new(json_object_get(doc, "policies"),
-                              json_pack("{s:s, s:s, s:s, s:o, s:I}", "name", p->name, "pattern",
+                              json_pack("{s:o, s:s, s:s, s:s, s:o, s:I}", "vhost",
+                                        mgmt_json_bytes(vh->name), "name", p->name, "pattern",
                                         p->pattern_source, "apply-to",
                                         p->apply_to == POLICY_QUEUES      ? "queues"
                                         : p->apply_to == POLICY_EXCHANGES ? "exchanges"
@@ -141,8 +142,9 @@ static void export_vhost_settings(json_t *doc, struct server *s, struct vhost *v
         if (av->max_queues >= 0)
             json_object_set_new(limits, "max-queues", json_integer(av->max_queues));
         json_array_append_new(json_object_get(doc, "parameters"),
-                              json_pack("{s:o, s:s, s:s}", "value", limits, "component",
-                                        "vhost-limits", "name", "limits"));
+                              json_pack("{s:o, s:o, s:s, s:s}", "value", limits, "vhost",
+                                        mgmt_json_bytes(vh->name), "component", "vhost-limits",
+                                        "name", "limits"));
     }
 }
 

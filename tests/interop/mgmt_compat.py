@@ -256,12 +256,14 @@ def vhost_definitions_carry_policies_and_limits():
     v = PREFIX + ".defs"
     expect_ok("PUT", "/api/vhosts/" + q(v), {})
     CREATED.append(("vhosts", v))
-    policy = {"name": "ttl", "pattern": "^t\\.", "apply-to": "queues",
+    # RabbitMQ 3.10.8 writes the vhost in these two sections only.
+    policy = {"vhost": v, "name": "ttl", "pattern": "^t\\.", "apply-to": "queues",
               "definition": {"message-ttl": 1000}, "priority": 2}
     expect_ok("PUT", "/api/policies/%s/ttl" % q(v),
               {k: policy[k] for k in ("pattern", "apply-to", "definition", "priority")})
     expect_ok("PUT", "/api/vhost-limits/%s/max-queues" % q(v), {"value": 7})
-    limits = {"value": {"max-queues": 7}, "component": "vhost-limits", "name": "limits"}
+    limits = {"value": {"max-queues": 7}, "vhost": v, "component": "vhost-limits",
+              "name": "limits"}
     defs = expect_ok("GET", "/api/definitions/" + q(v))
     expect_eq((defs["policies"], defs["parameters"]), ([policy], [limits]), "exported")
     expect_ok("DELETE", "/api/policies/%s/ttl" % q(v))
@@ -294,6 +296,237 @@ def nodes_list_this_node():
     got = call("GET", "/api/nodes", auth=(user, "secret"))
     expect_eq(got, (401, {"error": "not_authorised", "reason": "Not monitor user"}),
               "a management user")
+
+
+def connect(vhost, user, password):
+    return pika.BlockingConnection(pika.ConnectionParameters(
+        AMQP_HOST, AMQP_PORT, virtual_host=vhost,
+        credentials=pika.PlainCredentials(user, password)))
+
+
+def new_user_in(v, name, tags=""):
+    """A user with every permission in vhost v; its name."""
+    user = PREFIX + "." + name
+    expect_ok("PUT", "/api/users/" + q(user), {"password": "secret", "tags": tags})
+    CREATED.append(("users", user))
+    expect_ok("PUT", "/api/permissions/%s/%s" % (q(v), q(user)),
+              {"configure": ".*", "write": ".*", "read": ".*"})
+    return user
+
+
+def expect_closed(fn, code, text, what):
+    """fn() must fail with the broker closing the channel or connection with code and text."""
+    try:
+        fn()
+    except (pika.exceptions.ChannelClosedByBroker,
+            pika.exceptions.ConnectionClosedByBroker) as e:
+        expect_eq((e.reply_code, e.reply_text), (code, text), what)
+        return
+    except pika.exceptions.ProbableAccessDeniedError as e:
+        cause = e.args[0] if e.args else ""
+        want = "(%d) %s" % (code, json.dumps(text))
+        if want not in str(cause):
+            raise CheckFailed("%s: %r, expected %s" % (what, cause, want))
+        return
+    raise CheckFailed("%s: not refused" % what)
+
+
+@check
+def user_limits_are_enforced():
+    """PUT /api/user-limits/u/max-connections and max-channels: the broker refuses the
+    connection and the channel past them with RabbitMQ's 530 texts; DELETE lifts them."""
+    v = PREFIX + ".ulimits"
+    expect_ok("PUT", "/api/vhosts/" + q(v), {})
+    CREATED.append(("vhosts", v))
+    user = new_user_in(v, "limited")
+    base = "/api/user-limits/" + q(user)
+    expect_ok("PUT", base + "/max-connections", {"value": 1})
+    expect_ok("PUT", base + "/max-channels", {"value": 1})
+    expect_eq(expect_ok("GET", base), [{"user": user, "value": {"max-connections": 1,
+                                                               "max-channels": 1}}],
+              "the limits")
+    expect_eq(expect_ok("GET", "/api/users/" + q(user))["limits"],
+              {"max-connections": 1, "max-channels": 1}, "the user's limits")
+    first = connect(v, user, "secret")
+    try:
+        expect_closed(lambda: connect(v, user, "secret"), 530,
+                      "NOT_ALLOWED - connection refused for user '%s': user connection limit "
+                      "(1) is reached" % user, "a second connection")
+        first.channel()
+        expect_closed(first.channel, 530,
+                      "NOT_ALLOWED - number of channels opened for user '%s' has reached the "
+                      "maximum allowed user limit of (1)" % user, "a second channel")
+    finally:
+        if first.is_open:
+            first.close()
+    expect_bad_request("PUT", base + "/max-channels", {"value": "3"},
+                       "max-channels should be a number, actually was <<\"3\">>",
+                       "a numeric string")
+    expect_bad_request("PUT", base + "/max-foo", {"value": 3},
+                       "Unrecognised terms [{<<\"max-foo\">>,3}] in user-limits",
+                       "an unknown limit")
+    expect_bad_request("PUT", "/api/user-limits/%s.none/max-channels" % q(user), {"value": 3},
+                       ["no_such_user", user + ".none"], "no such user")
+    expect_ok("DELETE", base + "/max-connections")
+    expect_ok("DELETE", base + "/max-channels")
+    expect_eq(expect_ok("GET", base), [], "no limits left")
+    connect(v, user, "secret").close()
+    connect(v, user, "secret").close()
+
+
+@check
+def topic_permissions_set_over_http_are_enforced():
+    """PUT /api/topic-permissions/v/u: a publish to the topic exchange with a routing key its
+    write pattern refuses closes the channel with 403; the lists show the permission; DELETE
+    lifts it."""
+    v = PREFIX + ".topic"
+    expect_ok("PUT", "/api/vhosts/" + q(v), {})
+    CREATED.append(("vhosts", v))
+    user = new_user_in(v, "topical")
+    path = "/api/topic-permissions/%s/%s" % (q(v), q(user))
+    expect_eq(call("PUT", path, {"exchange": "amq.topic", "write": "^allowed\\.",
+                                 "read": ".*"})[0], 201, "set")
+    perm = {"user": user, "vhost": v, "exchange": "amq.topic", "write": "^allowed\\.",
+            "read": ".*"}
+    expect_eq(expect_ok("GET", path), [perm], "the user's in the vhost")
+    expect_eq(expect_ok("GET", "/api/users/%s/topic-permissions" % q(user)), [perm],
+              "the user's")
+    expect_eq(expect_ok("GET", "/api/vhosts/%s/topic-permissions" % q(v)), [perm],
+              "the vhost's")
+    expect_eq([p for p in expect_ok("GET", "/api/topic-permissions") if p["vhost"] == v],
+              [perm], "all")
+    expect_bad_request("PUT", path, {"write": "x", "read": "y"}, "[{key_missing,exchange}]",
+                       "no exchange")
+    expect_bad_request("PUT", "/api/topic-permissions/%s/%s.none" % (q(v), q(user)),
+                       {"exchange": "amq.topic", "write": "x", "read": "y"},
+                       "vhost_or_user_not_found", "no such user")
+    conn = connect(v, user, "secret")
+    try:
+        ch = conn.channel()
+        ch.basic_publish("amq.topic", "allowed.key", b"m")
+        ch.basic_publish("amq.topic", "other.key", b"m")
+        expect_closed(lambda: ch.queue_declare("", exclusive=True), 403,
+                      "ACCESS_REFUSED - access to topic 'other.key' in exchange 'amq.topic' in "
+                      "vhost '%s' refused for user '%s'" % (v, user), "a refused routing key")
+    finally:
+        if conn.is_open:
+            conn.close()
+    expect_ok("DELETE", path)
+    expect_eq(call("GET", path)[0], 404, "none left")
+    conn = connect(v, user, "secret")
+    ch = conn.channel()
+    ch.basic_publish("amq.topic", "other.key", b"m")
+    ch.queue_declare("", exclusive=True)
+    conn.close()
+
+
+@check
+def connections_of_a_vhost_and_of_a_user():
+    """/api/vhosts/v/connections and /channels list v's only; /api/connections/username/u
+    lists the user's, and DELETE closes them all with CONNECTION_FORCED."""
+    v = PREFIX + ".conns"
+    expect_ok("PUT", "/api/vhosts/" + q(v), {})
+    CREATED.append(("vhosts", v))
+    user = new_user_in(v, "closed")
+    conns = [connect(v, user, "secret") for _ in range(2)]
+    for c in conns:
+        c.channel()
+    other = connect("/", USER, PASS)
+    try:
+        listed = []
+        for _ in range(60):  # RabbitMQ lists a connection once its statistics are in
+            listed = expect_ok("GET", "/api/vhosts/%s/connections" % q(v))
+            channels = expect_ok("GET", "/api/vhosts/%s/channels" % q(v))
+            if len(listed) == 2 and len(channels) == 2:
+                break
+            conns[0].process_data_events(time_limit=0.5)
+        expect_eq(sorted((c["vhost"], c["user"]) for c in listed), [(v, user), (v, user)],
+                  "the vhost's connections")
+        expect_eq(sorted((c["vhost"], c["user"]) for c in channels), [(v, user), (v, user)],
+                  "the vhost's channels")
+        expect_eq(sorted(c["vhost"] for c in
+                         expect_ok("GET", "/api/connections/username/" + q(user))),
+                  [v, v], "the user's connections")
+        expect_eq(expect_ok("GET", "/api/connections/username/%s.none" % q(user)), [],
+                  "a user without connections")
+        expect_ok("DELETE", "/api/connections/username/" + q(user))
+        for c in conns:
+            try:
+                for _ in range(50):
+                    c.process_data_events(time_limit=0.1)
+                raise CheckFailed("a connection of the user was not closed")
+            except pika.exceptions.ConnectionClosedByBroker as e:
+                expect_eq((e.reply_code, e.reply_text),
+                          (320, "CONNECTION_FORCED - Closed via management plugin"),
+                          "the user's connection")
+        other.channel()  # another user's connection is still open
+    finally:
+        for c in conns + [other]:
+            if c.is_open:
+                c.close()
+
+
+@check
+def users_bulk_delete_and_without_permissions():
+    """/api/users/without-permissions lists users with no permissions (topic ones do not
+    count); POST /api/users/bulk-delete deletes in order and stops at the first name that is
+    no user, with those before it deleted, as RabbitMQ does."""
+    a, b = PREFIX + ".bulk-a", PREFIX + ".bulk-b"
+    for u in (a, b):
+        expect_ok("PUT", "/api/users/" + q(u), {"password": "x", "tags": ""})
+        CREATED.append(("users", u))
+    expect_ok("PUT", "/api/permissions/%%2F/%s" % q(b),
+              {"configure": "", "write": "", "read": ""})
+    names = [u["name"] for u in expect_ok("GET", "/api/users/without-permissions")]
+    if a not in names or b in names:
+        raise CheckFailed("without-permissions: %r" % names)
+    expect_bad_request("POST", "/api/users/bulk-delete", {"users": [a, a + ".none", b]},
+                       ["no_such_user", a + ".none"], "a name that is no user")
+    expect_eq((call("GET", "/api/users/" + q(a))[0], call("GET", "/api/users/" + q(b))[0]),
+              (404, 200), "the first deleted, the last kept")
+    expect_bad_request("POST", "/api/users/bulk-delete", {"user": [b]},
+                       "[{key_missing,users}]", "no users key")
+    expect_eq(call("POST", "/api/users/bulk-delete", {"users": [b]})[0], 204, "deleted")
+    expect_eq(call("GET", "/api/users/" + q(b))[0], 404, "gone")
+
+
+@check
+def cluster_name_and_global_parameters():
+    """PUT /api/cluster-name names the cluster in the overview and is the global parameter
+    cluster_name, which the definitions export; other global parameters too."""
+    old = expect_ok("GET", "/api/cluster-name")["name"]
+    name = PREFIX + ".cluster"
+    gp = PREFIX + ".gp"
+    try:
+        expect_eq(call("PUT", "/api/cluster-name", {"name": name})[0], 204, "renamed")
+        expect_eq(expect_ok("GET", "/api/cluster-name"), {"name": name}, "the name")
+        expect_eq(expect_ok("GET", "/api/overview")["cluster_name"], name, "in the overview")
+        expect_eq(expect_ok("GET", "/api/global-parameters/cluster_name")["value"], name,
+                  "the global parameter")
+        expect_bad_request("PUT", "/api/cluster-name", {"nam": "x"}, "[{key_missing,name}]",
+                           "no name")
+        expect_eq(call("PUT", "/api/global-parameters/" + q(gp), {"value": {"a": [1, 2]}})[0],
+                  201, "a new global parameter")
+        expect_eq(call("PUT", "/api/global-parameters/" + q(gp), {"value": {"a": [3]}})[0],
+                  204, "replaced")
+        got = expect_ok("GET", "/api/global-parameters/" + q(gp))
+        expect_eq((got["name"], got["value"]), (gp, {"a": [3]}), "the parameter")
+        exported = expect_ok("GET", "/api/definitions")["global_parameters"]
+        for want in ({"name": "cluster_name", "value": name}, {"name": gp, "value": {"a": [3]}}):
+            if want not in exported:
+                raise CheckFailed("%r is not in the export: %r" % (want, exported))
+        expect_bad_request("PUT", "/api/global-parameters/" + q(gp), {"valu": 1},
+                           "[{key_missing,value}]", "no value")
+        expect_eq(call("DELETE", "/api/global-parameters/" + q(gp))[0], 204, "deleted")
+        expect_eq(call("DELETE", "/api/global-parameters/" + q(gp))[0], 404, "deleted again")
+        # An import sets them, as rabbitmqctl import_definitions does.
+        expect_ok("POST", "/api/definitions",
+                  {"global_parameters": [{"name": gp, "value": "imported"}]})
+        expect_eq(expect_ok("GET", "/api/global-parameters/" + q(gp))["value"], "imported",
+                  "imported")
+    finally:
+        call("DELETE", "/api/global-parameters/" + q(gp))
+        call("PUT", "/api/cluster-name", {"name": old})
 
 
 def cleanup():
