@@ -381,7 +381,9 @@ def connections_channels_consumers_and_close():
         return [r for r in rows("list", "connections", "name", "user", "channels", "vhost",
                                 "user_provided_name")
                 if r["user_provided_name"] == PREFIX + ".conn"]
-    conns = wait_for("the connection listed", mine)
+    # RabbitMQ counts the channel once its statistics are in.
+    conns = wait_for("the connection listed with its channel",
+                     lambda: [r for r in mine() if r["channels"] == "1"])
     expect_eq([(r["user"], r["channels"], r["vhost"]) for r in conns], [(USER, "1", VHOST)],
               "the connection")
     chans = [r for r in rows("list", "channels", "name", "user")
@@ -405,6 +407,41 @@ def nodes():
     node = api("/api/overview")["node"]
     expect_eq([(r["name"], r["type"]) for r in rows("list", "nodes")], [(node, "disc")],
               "the node")
+    # The figures monitoring scripts read, with rabbitmqadmin's columns.
+    cols = ("running", "uptime", "mem_used", "mem_limit", "fd_used", "fd_total",
+            "sockets_used", "sockets_total", "disk_free", "disk_free_limit", "processors")
+    got = rows("list", "nodes", "name", *cols)
+    expect_eq(len(got), 1, "one node")
+    expect_eq(got[0]["running"], "True", "running")
+    for col in cols[1:]:
+        expect(got[0][col].isdigit(), "%s is a number: %r" % (col, got[0][col]))
+    expect(int(got[0]["mem_used"]) < int(got[0]["mem_limit"]), "memory under its limit")
+    expect(int(got[0]["fd_used"]) <= int(got[0]["fd_total"]), "descriptors under their limit")
+
+
+@check
+def cluster_name_in_the_overview():
+    """PUT /api/cluster-name (rabbitmqadmin 3.10 has no command for it): `show overview`
+    shows the new name."""
+    old = api("/api/cluster-name")["name"]
+    name = PREFIX + ".cluster"
+    conn = http.client.HTTPConnection(MGMT.hostname, MGMT.port, timeout=10)
+
+    def put(n):
+        token = base64.b64encode(("%s:%s" % (USER, PASS)).encode()).decode()
+        conn.request("PUT", "/api/cluster-name", body=json.dumps({"name": n}),
+                     headers={"Authorization": "Basic " + token,
+                              "Content-Type": "application/json"})
+        r = conn.getresponse()
+        r.read()
+        expect_eq(r.status, 204, "PUT /api/cluster-name")
+    put(name)
+    try:
+        lines = ok("show", "overview").splitlines()
+        expect(name in lines[3], "the cluster's name in %r" % lines[3])
+    finally:
+        put(old)
+        conn.close()
 
 
 @check
