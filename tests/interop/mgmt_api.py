@@ -15,6 +15,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -1170,6 +1171,59 @@ def definitions_round_trip_into_a_fresh_broker():
             shutil.rmtree(tmp, ignore_errors=True)
     for kind, n in (("queues", qn), ("exchanges", x), ("exchanges", x2), ("policies", pol)):
         call("DELETE", "/api/%s/%%2F/%s" % (kind, q(n)))
+
+
+@check
+def access_settings_survive_a_restart():
+    """What the new endpoints set is stored with the users: the cluster's name, a global
+    parameter, a topic permission and a user limit are there after a restart, and the limit
+    still refuses a connection."""
+    if not WARREN or not os.environ.get("WARREND"):
+        print("skip: access settings after a restart (needs WARREN=1 and WARREND)")
+        return
+    tmp = tempfile.mkdtemp(prefix="warren-mgmt-")
+    other = SecondBroker(tmp)
+    u = name("restarted")
+    try:
+        other.start()
+        for method, path, body in (
+                ("PUT", "/api/cluster-name", {"name": "kept-name"}),
+                ("PUT", "/api/global-parameters/kept", {"value": {"n": [1, 2]}}),
+                ("PUT", "/api/users/" + q(u), {"password": "pw", "tags": ""}),
+                ("PUT", "/api/permissions/%2F/" + q(u),
+                 {"configure": ".*", "write": ".*", "read": ".*"}),
+                ("PUT", "/api/topic-permissions/%2F/" + q(u),
+                 {"exchange": "amq.topic", "write": "^k", "read": ".*"}),
+                ("PUT", "/api/user-limits/%s/max-connections" % q(u), {"value": 0})):
+            r = call(method, path, body=body, url=other.url)
+            expect(r.status in (201, 204), "%s %s: %d %r" % (method, path, r.status, r.body))
+        other.stop()
+        other.start()
+        expect_eq(get("/api/cluster-name", url=other.url), {"name": "kept-name"},
+                  "the cluster's name")
+        expect_eq(get("/api/global-parameters/kept", url=other.url),
+                  {"name": "kept", "value": {"n": [1, 2]}}, "the global parameter")
+        expect_eq(get("/api/topic-permissions/%2F/" + q(u), url=other.url),
+                  [{"user": u, "vhost": "/", "exchange": "amq.topic", "write": "^k",
+                    "read": ".*"}], "the topic permission")
+        expect_eq(get("/api/user-limits/" + q(u), url=other.url),
+                  [{"user": u, "value": {"max-connections": 0}}], "the user limit")
+        # The AMQP port of the restarted broker: its last ready line's first address.
+        ready = re.findall(r"ready: listening on \S*:(\d+)",
+                           open(os.path.join(tmp, "warrend.log")).read())
+        port = int(ready[-1])
+        try:
+            pika.BlockingConnection(pika.ConnectionParameters(
+                "127.0.0.1", port, credentials=pika.PlainCredentials(u, "pw"))).close()
+            raise CheckFailed("max-connections 0 let a connection in after the restart")
+        except pika.exceptions.AMQPConnectionError as e:
+            expect("user connection limit (0) is reached" in repr(e),
+                   "refused for its limit: %r" % e)
+    finally:
+        try:
+            other.stop()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @check
