@@ -506,6 +506,9 @@ static const struct route {
     {"cluster-name", M_GET | M_PUT, mgmt_api_cluster_name},
     {"extensions", M_GET, mgmt_api_extensions},
     {"auth", M_GET, mgmt_api_auth},
+    {"rebalance/queues", M_POST, mgmt_api_rebalance},
+    {"vhosts/*/start/*", M_POST, mgmt_api_vhost_start},
+    {"queues/*/*/actions", M_POST, mgmt_api_queue_actions},
 };
 
 static unsigned method_bit(const char *method)

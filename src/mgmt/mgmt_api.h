@@ -179,6 +179,9 @@ enum MHD_Result mgmt_api_nodes(struct mgmt_call *c);
 enum MHD_Result mgmt_api_cluster_name(struct mgmt_call *c);
 enum MHD_Result mgmt_api_extensions(struct mgmt_call *c);
 enum MHD_Result mgmt_api_auth(struct mgmt_call *c);
+enum MHD_Result mgmt_api_rebalance(struct mgmt_call *c);
+enum MHD_Result mgmt_api_vhost_start(struct mgmt_call *c);
+enum MHD_Result mgmt_api_queue_actions(struct mgmt_call *c);
 /* GET /metrics/detailed on the Prometheus listener: its family= and vhost= parameters. */
 struct metrics_buf;
 void mgmt_render_detailed(struct mgmt *m, struct MHD_Connection *conn, struct metrics_buf *b);

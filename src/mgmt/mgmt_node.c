@@ -11,7 +11,13 @@
  *                                                global parameter cluster_name, as in RabbitMQ
  *   GET /api/extensions     []                   Warren's UI has no plugins' extensions
  *   GET /api/auth           {"enable_uaa": false, ...}  no credentials needed (the UI's login
- *                                                page reads it before anyone logged in) */
+ *                                                page reads it before anyone logged in)
+ * and the cluster operations, which on one node have nothing to do but answer as RabbitMQ's
+ * single node does (administrators only):
+ *   POST /api/rebalance/queues             204
+ *   POST /api/vhosts/v/start/node          204 (the vhost runs); another node: 400 nodedown
+ *   POST /api/queues/v/q/actions           {"action": "sync" | "cancel_sync"}: 204, a
+ *                                          classic queue is never mirrored */
 #include "build_config.h"
 
 #include "src/mgmt/mgmt_api.h"
@@ -29,6 +35,7 @@
 #include "src/base/log.h"
 #include "src/base/util.h"
 #include "src/broker/server.h"
+#include "src/broker/vhost.h"
 #include "src/mgmt/metrics.h"
 #include "src/security/auth.h"
 
@@ -210,6 +217,55 @@ enum MHD_Result mgmt_api_auth(struct mgmt_call *c)
     return mgmt_respond_json(c, MHD_HTTP_OK,
                              json_pack("{s:b,s:s,s:s}", "enable_uaa", 0, "uaa_client_id", "",
                                        "uaa_location", ""));
+}
+
+/* ---- Cluster operations --------------------------------------------------------------- */
+
+enum MHD_Result mgmt_api_rebalance(struct mgmt_call *c)
+{
+    if (!c->admin)
+        return mgmt_not_admin(c);
+    return mgmt_respond_empty(c, MHD_HTTP_NO_CONTENT);
+}
+
+enum MHD_Result mgmt_api_vhost_start(struct mgmt_call *c)
+{
+    char node[300];
+
+    if (!c->admin)
+        return mgmt_not_admin(c);
+    snprintf(node, sizeof node, "%.*s", (int)c->seg[3].len, (const char *)c->seg[3].ptr);
+    if (!wire_bytes_eq_cstr(c->seg[3], c->m->ctx.node))
+        return mgmt_bad_request(c, "Request to node %s failed with nodedown", node);
+    if (mgmt_find_vhost(c, c->seg[1]) == NULL)
+        return mgmt_bad_request(c, "Request to node %s failed with {no_such_vhost,<<\"%.*s\">>}",
+                                node, (int)c->seg[1].len, (const char *)c->seg[1].ptr);
+    return mgmt_respond_empty(c, MHD_HTTP_NO_CONTENT);
+}
+
+enum MHD_Result mgmt_api_queue_actions(struct mgmt_call *c)
+{
+    enum MHD_Result answered = MHD_NO;
+    struct vhost *vh;
+    json_t *body;
+    const json_t *action;
+
+    if (!c->admin)
+        return mgmt_not_admin(c);
+    if ((vh = mgmt_find_vhost(c, c->seg[1])) == NULL || vhost_queue_find(vh, c->seg[2]) == NULL)
+        return mgmt_not_found(c); /* RabbitMQ 3.10 fails with 500 */
+    if ((body = mgmt_body_object(c, &answered)) == NULL)
+        return answered;
+    action = json_object_get(body, "action");
+    if (action == NULL)
+        answered = mgmt_bad_request(c, "[{key_missing,action}]");
+    else if (json_is_string(action) && (strcmp(json_string_value(action), "sync") == 0 ||
+                                        strcmp(json_string_value(action), "cancel_sync") == 0))
+        answered = mgmt_respond_empty(c, MHD_HTTP_NO_CONTENT);
+    else
+        answered = mgmt_bad_request_term(c, "unknown", json_deep_copy(action));
+    json_decref(body);
+    return answered;
 }
 
 /* ---- /metrics/detailed ----------------------------------------------------------------- */

@@ -241,6 +241,16 @@ ROWS = [
      set()),
     ("POST", "/api/users/bulk-delete", {"admin": 400, "others": 401}, {"error", "reason"},
      {"body": {"users": ["{TAG}.no-such-user"]}}),
+    # Cluster operations: nothing to do on one node, answered as RabbitMQ's single node does.
+    ("POST", "/api/rebalance/queues", {"admin": 204, "others": 401}, set(), {"body": {}}),
+    ("POST", "/api/vhosts/{V}/start/{node}", {"admin": 204, "others": 401}, set(),
+     {"body": {}}),
+    ("POST", "/api/vhosts/{V}/start/other%40nowhere", {"admin": 400, "others": 401},
+     {"error", "reason"}, {"body": {}}),
+    ("POST", "/api/queues/{V}/{q}/actions", {"admin": 204, "others": 401}, set(),
+     {"body": {"action": "sync"}}),
+    ("POST", "/api/queues/{V}/{q}/actions", {"admin": 400, "others": 401}, {"error", "reason"},
+     {"body": {"action": "resync"}}),
 ]
 
 
