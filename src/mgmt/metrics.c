@@ -445,8 +445,14 @@ static void named_sample(struct metrics_buf *b, const char *name, const char *la
     puts_(b, "\n");
 }
 
-enum conn_metric { CM_CHANNELS, CM_CONSUMERS, CM_UNACKED, CM_UNCONFIRMED, CM_CONSUMER_PREFETCH,
-                   CM_CHANNEL_PREFETCH };
+enum conn_metric {
+    CM_CHANNELS,
+    CM_CONSUMERS,
+    CM_UNACKED,
+    CM_UNCONFIRMED,
+    CM_CONSUMER_PREFETCH,
+    CM_CHANNEL_PREFETCH
+};
 
 static void detailed_conn_family(struct metrics_buf *b, struct server *s, const char *name,
                                  const char *type, const char *help, enum conn_metric m)
@@ -498,8 +504,8 @@ static void detailed_conn_family(struct metrics_buf *b, struct server *s, const 
  * type}: 1 each (exchange_names) or its bindings (exchange_bindings). */
 static void detailed_exchange_family(struct metrics_buf *b, struct server *s, bool bindings)
 {
-    const char *name = bindings ? "rabbitmq_cluster_exchange_bindings"
-                                : "rabbitmq_cluster_exchange_name";
+    const char *name =
+        bindings ? "rabbitmq_cluster_exchange_bindings" : "rabbitmq_cluster_exchange_name";
     void *v, *xv;
 
     family(b, name, "gauge",

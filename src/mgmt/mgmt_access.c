@@ -79,9 +79,9 @@ static json_t *topic_permissions_json(const struct auth_db *db, const char *only
                 const struct auth_topic_permission *tp =
                     hmap_get(&tv->exchanges, wire_cstr(exchanges[e]));
                 json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s}", "user",
-                                                     users[i]->name, "vhost", tv->vhost,
-                                                     "exchange", tp->exchange, "write",
-                                                     tp->write.source, "read", tp->read.source));
+                                                     users[i]->name, "vhost", tv->vhost, "exchange",
+                                                     tp->exchange, "write", tp->write.source,
+                                                     "read", tp->read.source));
             }
             free(exchanges);
         }
@@ -153,8 +153,8 @@ static enum MHD_Result delete_topic_permissions(struct mgmt_call *c, const struc
         json_decref(body);
         return mgmt_bad_request(c, "exchange must be a string");
     }
-    if (auth_topic_permission_clear(c->m->srv->auth, u->name, vhost,
-                                    json_string_value(exchange)) != 0) {
+    if (auth_topic_permission_clear(c->m->srv->auth, u->name, vhost, json_string_value(exchange)) !=
+        0) {
         json_decref(body);
         return mgmt_not_found(c);
     }
@@ -206,7 +206,8 @@ enum MHD_Result mgmt_api_user_topic_permissions(struct mgmt_call *c)
         return mgmt_not_admin(c);
     if ((u = auth_user_find(c->m->srv->auth, c->seg[1])) == NULL)
         return mgmt_not_found(c);
-    return mgmt_respond_json(c, MHD_HTTP_OK, topic_permissions_json(c->m->srv->auth, u->name, NULL));
+    return mgmt_respond_json(c, MHD_HTTP_OK,
+                             topic_permissions_json(c->m->srv->auth, u->name, NULL));
 }
 
 /* /api/vhosts/v/topic-permissions */
@@ -283,8 +284,8 @@ static enum MHD_Result change_user_limit(struct mgmt_call *c, const struct auth_
         if (!json_is_integer(value)) {
             char *shown = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
             answered = json_is_string(value)
-                           ? mgmt_bad_request(c, "%s should be a number, actually was <<%s>>",
-                                              name, shown != NULL ? shown : "?")
+                           ? mgmt_bad_request(c, "%s should be a number, actually was <<%s>>", name,
+                                              shown != NULL ? shown : "?")
                            : mgmt_bad_request(c, "%s should be a number, actually was %s", name,
                                               shown != NULL ? shown : "?");
             free(shown);

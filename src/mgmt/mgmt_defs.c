@@ -123,17 +123,15 @@ static void export_vhost_settings(json_t *doc, struct server *s, struct vhost *v
 
     for (size_t i = 0; i < np; i++) {
         const struct policy *p = policies[i];
-        json_array_append_new(json_object_get(doc, "policies"),
-                              json_pack("{s:o, s:s, s:s, s:s, s:o, s:I}", "vhost",
-                                        mgmt_json_bytes(vh->name), "name", p->name, "pattern",
-                                        p->pattern_source, "apply-to",
-                                        p->apply_to == POLICY_QUEUES      ? "queues"
-                                        : p->apply_to == POLICY_EXCHANGES ? "exchanges"
-                                                                          : "all",
-                                        "definition",
-                                        mgmt_json_from_table((struct wire_table){.raw = p->definition}),
-                                        "priority",
-                                        (json_int_t)p->priority));
+        json_array_append_new(
+            json_object_get(doc, "policies"),
+            json_pack("{s:o, s:s, s:s, s:s, s:o, s:I}", "vhost", mgmt_json_bytes(vh->name), "name",
+                      p->name, "pattern", p->pattern_source, "apply-to",
+                      p->apply_to == POLICY_QUEUES      ? "queues"
+                      : p->apply_to == POLICY_EXCHANGES ? "exchanges"
+                                                        : "all",
+                      "definition", mgmt_json_from_table((struct wire_table){.raw = p->definition}),
+                      "priority", (json_int_t)p->priority));
     }
     if (av != NULL && (av->max_connections >= 0 || av->max_queues >= 0)) {
         json_t *limits = json_object();

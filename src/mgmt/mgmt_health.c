@@ -142,10 +142,18 @@ static void normalize_protocol(struct wire_bytes seg, char *out, size_t size)
     static const struct {
         const char *alias, *protocol;
     } aliases[] = {
-        {"amqp091", "amqp"},   {"amqp0.9.1", "amqp"},  {"amqp0-9-1", "amqp"},
-        {"amqp0_9_1", "amqp"}, {"amqps", "amqp/ssl"},  {"http1", "http"},
-        {"http1.1", "http"},   {"http_api", "http"},   {"management", "http"},
-        {"management_ui", "http"}, {"ui", "http"},     {"cli", "clustering"},
+        {"amqp091", "amqp"},
+        {"amqp0.9.1", "amqp"},
+        {"amqp0-9-1", "amqp"},
+        {"amqp0_9_1", "amqp"},
+        {"amqps", "amqp/ssl"},
+        {"http1", "http"},
+        {"http1.1", "http"},
+        {"http_api", "http"},
+        {"management", "http"},
+        {"management_ui", "http"},
+        {"ui", "http"},
+        {"cli", "clustering"},
         {"distribution", "clustering"},
     };
     size_t n = seg.len < size - 1 ? seg.len : size - 1;
@@ -223,7 +231,8 @@ static json_t *expiring_in_file(const char *path, time_t now, time_t deadline)
     BIO_free(bio);
     if (certs == 0)
         json_array_append_new(
-            out, json_string("error: The certificate file provided does not contain any PEM entry."));
+            out,
+            json_string("error: The certificate file provided does not contain any PEM entry."));
     return out;
 }
 
@@ -285,12 +294,12 @@ enum MHD_Result mgmt_api_health_certificates(struct mgmt_call *c)
             memmove(host, host + 1, strlen(host));
             host[strcspn(host, "]")] = '\0';
         }
-        json_array_append_new(
-            expired, json_pack("{s:s,s:s,s:s,s:i,s:s,s:s,s:o,s:o}", "node", c->m->ctx.node,
-                               "protocol", "amqp/ssl", "interface", host, "port",
-                               colon != NULL ? atoi(colon + 1) : 0, "certfile", cfg->ssl_certfile,
-                               "cacertfile", cfg->ssl_cacertfile, "certfile_expires_on", cert,
-                               "cacertfile_expires_on", ca));
+        json_array_append_new(expired,
+                              json_pack("{s:s,s:s,s:s,s:i,s:s,s:s,s:o,s:o}", "node", c->m->ctx.node,
+                                        "protocol", "amqp/ssl", "interface", host, "port",
+                                        colon != NULL ? atoi(colon + 1) : 0, "certfile",
+                                        cfg->ssl_certfile, "cacertfile", cfg->ssl_cacertfile,
+                                        "certfile_expires_on", cert, "cacertfile_expires_on", ca));
     }
     if (json_array_size(expired) == 0) {
         json_decref(expired);
@@ -310,5 +319,6 @@ enum MHD_Result mgmt_api_health_virtual_hosts(struct mgmt_call *c)
  * critical by going down. */
 enum MHD_Result mgmt_api_health_single_node(struct mgmt_call *c)
 {
-    return mgmt_respond_json(c, MHD_HTTP_OK, with_status("ok", "single node cluster", json_object()));
+    return mgmt_respond_json(c, MHD_HTTP_OK,
+                             with_status("ok", "single node cluster", json_object()));
 }

@@ -915,8 +915,8 @@ json_t *mgmt_json_listeners(const struct mgmt_ctx *ctx)
         char host[64];
         int port;
         split_address(s->listeners[i].address, host, sizeof host, &port);
-        json_array_append_new(listeners, listener_json(ctx, s->listeners[i].tls ? "amqp/ssl" : "amqp",
-                                                       host, port));
+        json_array_append_new(
+            listeners, listener_json(ctx, s->listeners[i].tls ? "amqp/ssl" : "amqp", host, port));
     }
     if (ctx->http_port != 0)
         json_array_append_new(listeners, listener_json(ctx, "http", ctx->http_ip, ctx->http_port));

@@ -59,9 +59,8 @@ static json_t *auth_mechanisms_json(const struct config *cfg)
         bool enabled = false;
         for (size_t k = 0; k < cfg->auth_mechanism_count; k++)
             enabled = enabled || cfg->auth_mechanisms[k] == known[i].id;
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:b}", "name", known[i].name,
-                                             "description", known[i].description, "enabled",
-                                             enabled));
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:b}", "name", known[i].name, "description",
+                                             known[i].description, "enabled", enabled));
     }
     return arr;
 }
@@ -74,9 +73,9 @@ static json_t *contexts_json(const struct mgmt_ctx *ctx)
 
     if (ctx->http_port != 0) {
         snprintf(port, sizeof port, "%u", ctx->http_port);
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s}", "description",
-                                             "RabbitMQ Management", "path", "/", "ip",
-                                             ctx->http_ip, "port", port));
+        json_array_append_new(arr,
+                              json_pack("{s:s,s:s,s:s,s:s}", "description", "RabbitMQ Management",
+                                        "path", "/", "ip", ctx->http_ip, "port", port));
     }
     if (ctx->prometheus_port != 0) {
         snprintf(port, sizeof port, "%u", ctx->prometheus_port);
@@ -214,9 +213,9 @@ enum MHD_Result mgmt_api_extensions(struct mgmt_call *c)
 /* How the UI logs in: with a user and password, never through OAuth (UAA). */
 enum MHD_Result mgmt_api_auth(struct mgmt_call *c)
 {
-    return mgmt_respond_json(c, MHD_HTTP_OK,
-                             json_pack("{s:b,s:s,s:s}", "enable_uaa", 0, "uaa_client_id", "",
-                                       "uaa_location", ""));
+    return mgmt_respond_json(
+        c, MHD_HTTP_OK,
+        json_pack("{s:b,s:s,s:s}", "enable_uaa", 0, "uaa_client_id", "", "uaa_location", ""));
 }
 
 /* ---- Cluster operations --------------------------------------------------------------- */
@@ -310,8 +309,7 @@ void mgmt_render_detailed(struct mgmt *m, struct MHD_Connection *conn, struct me
 
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, on_detailed_argument, &q);
     metrics_render_detailed(b, m->srv, q.families, (const char *const *)q.vhosts, q.nvhosts,
-                            m->ctx.node, json_string_value(cluster),
-                            (double)uptime_ms(m) / 1000.0);
+                            m->ctx.node, json_string_value(cluster), (double)uptime_ms(m) / 1000.0);
     json_decref(cluster);
     for (size_t i = 0; i < q.nvhosts; i++)
         free(q.vhosts[i]);

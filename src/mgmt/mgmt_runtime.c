@@ -81,9 +81,8 @@ static bool conn_list_shows(const struct conn_list *l, const struct conn *k)
 {
     return k->state != CONN_CLOSED && k->fd >= 0 &&
            (l->monitor || strcmp(k->log.user, l->user) == 0) &&
-           (l->vhost == NULL ||
-            (k->vhost != NULL && k->vhost->name.len == l->vhost_len &&
-             memcmp(k->vhost->name.ptr, l->vhost, l->vhost_len) == 0)) &&
+           (l->vhost == NULL || (k->vhost != NULL && k->vhost->name.len == l->vhost_len &&
+                                 memcmp(k->vhost->name.ptr, l->vhost, l->vhost_len) == 0)) &&
            (l->only_user == NULL || strcmp(k->log.user, l->only_user) == 0);
 }
 
@@ -140,7 +139,7 @@ static const struct mgmt_stream_ops conn_list_ops = {fill_conns, free_conns};
 /* The connections (or their channels) the user sees, of vh only when it is not NULL, of the
  * user only_user only when that is not NULL. */
 static enum MHD_Result list_conns_of(struct mgmt_call *c, bool channels, const struct vhost *vh,
-                                    const char *only_user)
+                                     const char *only_user)
 {
     struct conn_list *l = xcalloc(1, sizeof *l);
 
@@ -215,8 +214,8 @@ enum MHD_Result mgmt_api_user_connections(struct mgmt_call *c)
             answered = mgmt_respond_empty(c, MHD_HTTP_NO_CONTENT);
         }
     } else if (!c->monitor && !own) {
-        answered = mgmt_respond_error(c, MHD_HTTP_UNAUTHORIZED, "not_authorised",
-                                      "Not monitor user");
+        answered =
+            mgmt_respond_error(c, MHD_HTTP_UNAUTHORIZED, "not_authorised", "Not monitor user");
     } else {
         answered = list_conns_of(c, false, NULL, user);
     }
