@@ -1,5 +1,6 @@
 /* list_queues, list_exchanges, list_bindings, list_connections, list_channels, list_consumers,
- * list_vhosts, list_users and list_permissions: one lister, which takes the columns from the
+ * list_vhosts, list_users, list_permissions, list_topic_permissions and
+ * list_global_parameters: one lister, which takes the columns from the
  * command's entry in the command table and the API path from the table below. (The policy
  * listers and list_user_permissions are beside the other commands of their objects.) */
 #include "src/cli/warrenctl.h"
@@ -27,6 +28,8 @@ static const struct listing listings[] = {
     {"list_vhosts", "vhosts", "/api/vhosts", false, false},
     {"list_users", "users", "/api/users", false, false},
     {"list_permissions", "permissions", "/api/permissions", false, true},
+    {"list_topic_permissions", "topic permissions", "/api/topic-permissions", false, true},
+    {"list_global_parameters", "global parameters", "/api/global-parameters", false, false},
 };
 
 int cmd_list(struct ctl *c, int argc, char **argv)

@@ -240,6 +240,18 @@ static const struct ctl_column policy_columns[] = {
 static const char *const policy_defaults[] = {"vhost",      "name",     "pattern", "apply_to",
                                               "definition", "priority", NULL};
 
+static const struct ctl_column topic_permission_columns[] = {
+    {"user", "user"},   {"vhost", "vhost"}, {"exchange", "exchange"},
+    {"write", "write"}, {"read", "read"},
+};
+static const char *const topic_permission_defaults[] = {"user", "exchange", "write", "read", NULL};
+
+static const struct ctl_column global_parameter_columns[] = {
+    {"name", "name"},
+    {"value", "value"},
+};
+static const char *const global_parameter_defaults[] = {"name", "value", NULL};
+
 #define COLUMNS(cols, defaults) cols, sizeof cols / sizeof cols[0], defaults
 
 static const struct command commands[] = {
@@ -292,7 +304,8 @@ static const struct command commands[] = {
      "delete a queue, an exchange or a binding", "", cmd_delete, NULL, 0, NULL},
     {"purge_queue", "[-p VHOST] QUEUE", "drop the ready messages of a queue", "", cmd_purge_queue,
      NULL, 0, NULL},
-    {"set_vm_memory_high_watermark", "FRACTION\n       warrenctl set_vm_memory_high_watermark absolute MEMORY",
+    {"set_vm_memory_high_watermark",
+     "FRACTION\n       warrenctl set_vm_memory_high_watermark absolute MEMORY",
      "set the memory high watermark without a restart",
      "FRACTION is of the machine's memory (0 to 1, e.g. 0.6); MEMORY is bytes, or a number "
      "with one of the units kB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024), as "
@@ -348,6 +361,36 @@ static const struct command commands[] = {
      0, NULL},
     {"clear_permissions", "[-p VHOST] USER", "remove a user's permissions in a vhost", "",
      cmd_clear_permissions, NULL, 0, NULL},
+    {"set_topic_permissions", "[-p VHOST] USER EXCHANGE WRITE READ",
+     "set a user's topic permissions on a topic exchange (regular expressions on routing keys)",
+     "WRITE is matched against the routing keys of publishes, READ against the binding keys of "
+     "bindings from the exchange; {username} and {vhost} are replaced.\n"
+     "Example: warrenctl set_topic_permissions -p / app amq.topic '^app\\.' '.*'",
+     cmd_set_topic_permissions, NULL, 0, NULL},
+    {"clear_topic_permissions", "[-p VHOST] USER [EXCHANGE]",
+     "remove a user's topic permissions in a vhost (or on one exchange)", "",
+     cmd_clear_topic_permissions, NULL, 0, NULL},
+    {"list_topic_permissions", "[-p VHOST] [COLUMN ...]", "topic permissions in a vhost",
+     "Default columns: user exchange write read.", cmd_list,
+     COLUMNS(topic_permission_columns, topic_permission_defaults)},
+    {"set_user_limits", "USER LIMITS", "set a user's limits: max-connections and max-channels",
+     "LIMITS is a JSON object; a negative value means no limit. The broker refuses the "
+     "connections and channels past them (530 NOT_ALLOWED).\n"
+     "Example: warrenctl set_user_limits app '{\"max-connections\": 10, \"max-channels\": 50}'",
+     cmd_set_user_limits, NULL, 0, NULL},
+    {"clear_user_limits", "USER max-connections|max-channels|all", "remove a user's limit", "",
+     cmd_clear_user_limits, NULL, 0, NULL},
+    {"list_user_limits", "[USER]", "the limits of every user (or one)", "", cmd_list_user_limits,
+     NULL, 0, NULL},
+    {"set_cluster_name", "NAME", "name the cluster (the overview's cluster_name)",
+     "The name is the global parameter cluster_name.", cmd_set_cluster_name, NULL, 0, NULL},
+    {"set_global_parameter", "NAME VALUE", "set a global runtime parameter (VALUE is JSON)", "",
+     cmd_set_global_parameter, NULL, 0, NULL},
+    {"clear_global_parameter", "NAME", "remove a global runtime parameter", "",
+     cmd_clear_global_parameter, NULL, 0, NULL},
+    {"list_global_parameters", "[COLUMN ...]", "global runtime parameters",
+     "Default columns: name value.", cmd_list,
+     COLUMNS(global_parameter_columns, global_parameter_defaults)},
     {"set_policy",
      "[-p VHOST] NAME PATTERN DEFINITION [priority=0] [apply_to=all|queues|exchanges]",
      "set a policy: queues and exchanges whose name PATTERN matches get DEFINITION",

@@ -3,7 +3,8 @@
  * the output formats (warrenctl_format.c), and the command table's entries with the argument
  * checks every command uses (warrenctl.c, which also holds main, the options and the help).
  * The commands are in cmd_list.c (the generic list_*), cmd_users.c (users, vhosts,
- * permissions), cmd_objects.c (queues, exchanges, bindings, publish, get) and cmd_runtime.c
+ * permissions), cmd_access.c (topic permissions, user limits, cluster name, global
+ * parameters), cmd_objects.c (queues, exchanges, bindings, publish, get) and cmd_runtime.c
  * (status, connections, definitions, policies). */
 #ifndef WARREN_SRC_CLI_WARRENCTL_H
 #define WARREN_SRC_CLI_WARRENCTL_H
@@ -149,6 +150,16 @@ int cmd_delete_vhost(struct ctl *c, int argc, char **argv);
 int cmd_set_permissions(struct ctl *c, int argc, char **argv);
 int cmd_clear_permissions(struct ctl *c, int argc, char **argv);
 int cmd_list_user_permissions(struct ctl *c, int argc, char **argv);
+
+/* cmd_access.c: topic permissions, user limits, the cluster's name, global parameters */
+int cmd_set_topic_permissions(struct ctl *c, int argc, char **argv);
+int cmd_clear_topic_permissions(struct ctl *c, int argc, char **argv);
+int cmd_set_user_limits(struct ctl *c, int argc, char **argv);
+int cmd_clear_user_limits(struct ctl *c, int argc, char **argv);
+int cmd_list_user_limits(struct ctl *c, int argc, char **argv);
+int cmd_set_cluster_name(struct ctl *c, int argc, char **argv);
+int cmd_set_global_parameter(struct ctl *c, int argc, char **argv);
+int cmd_clear_global_parameter(struct ctl *c, int argc, char **argv);
 
 /* cmd_objects.c: queues, exchanges, bindings, publish and get */
 int cmd_declare(struct ctl *c, int argc, char **argv);

@@ -347,6 +347,69 @@ def users_vhosts_permissions_commands():
 
 
 @check
+def topic_permissions_user_limits_and_global_parameters():
+    """rabbitmqctl's set/clear/list_topic_permissions, set/clear/list_user_limits,
+    set_cluster_name and set/clear/list_global_parameters, checked through their listings,
+    and a user limit through a refused AMQP connection."""
+    u = name("limited")
+    CREATED.append(("user", u))
+    ok("add_user", u, "secret")
+    ok("set_permissions", u, ".*", ".*", ".*")
+    expect_eq(ok("set_topic_permissions", u, "amq.topic", "^a", ".*").out.strip(),
+              "topic permissions of user '%s' on exchange 'amq.topic' in vhost '/' set" % u,
+              "set_topic_permissions")
+    ok("set_topic_permissions", u, "amq.direct", "^b", "^c")
+    mine = [x for x in rows("list_topic_permissions") if x["user"] == u]
+    expect_eq(sorted((x["exchange"], x["write"], x["read"]) for x in mine),
+              [("amq.direct", "^b", "^c"), ("amq.topic", "^a", ".*")], "listed")
+    ok("clear_topic_permissions", u, "amq.direct")
+    expect_eq([x["exchange"] for x in rows("list_topic_permissions") if x["user"] == u],
+              ["amq.topic"], "one exchange's cleared")
+    ok("clear_topic_permissions", u)
+    expect_eq([x for x in rows("list_topic_permissions") if x["user"] == u], [], "all cleared")
+    fails(1, "not found", "clear_topic_permissions", u)
+
+    ok("set_user_limits", u, '{"max-connections": 1, "max-channels": 7}')
+    expect_eq(rows("list_user_limits", u),
+              [{"user": u, "limits": {"max-connections": 1, "max-channels": 7}}],
+              "list_user_limits")
+    first = pika.BlockingConnection(pika.ConnectionParameters(
+        HOST, PORT, credentials=pika.PlainCredentials(u, "secret")))
+    try:
+        try:
+            pika.BlockingConnection(pika.ConnectionParameters(
+                HOST, PORT, credentials=pika.PlainCredentials(u, "secret"))).close()
+            raise CheckFailed("a second connection past max-connections 1 was accepted")
+        except pika.exceptions.AMQPConnectionError as e:
+            expect("user connection limit (1) is reached" in repr(e), "refused: %r" % e)
+    finally:
+        first.close()
+    fails(2, "JSON object", "set_user_limits", u, "10")
+    fails(1, "max-foo", "set_user_limits", u, '{"max-foo": 1}')
+    ok("clear_user_limits", u, "max-channels")
+    expect_eq(rows("list_user_limits", u), [{"user": u, "limits": {"max-connections": 1}}],
+              "one limit cleared")
+    ok("clear_user_limits", u, "all")
+    expect_eq(rows("list_user_limits", u), [], "all cleared")
+
+    old = json.loads(ok("--format", "json", "status").out)["cluster_name"]
+    try:
+        ok("set_cluster_name", name("cluster"))
+        expect_eq(json.loads(ok("--format", "json", "status").out)["cluster_name"],
+                  name("cluster"), "set_cluster_name")
+    finally:
+        ok("set_cluster_name", old)
+    gp = name("gp")
+    ok("set_global_parameter", gp, '{"a": [1, 2]}')
+    expect({"name": gp, "value": {"a": [1, 2]}} in rows("list_global_parameters"),
+           "list_global_parameters")
+    fails(2, "JSON", "set_global_parameter", gp, "{not json")
+    ok("clear_global_parameter", gp)
+    expect(gp not in [x["name"] for x in rows("list_global_parameters")], "cleared")
+    fails(1, "global parameter '%s' not found" % gp, "clear_global_parameter", gp)
+
+
+@check
 def policies_commands():
     pol, op, qn = name("pol"), name("opol"), name("pq")
     CREATED.extend([("policy", pol), ("operator_policy", op), ("queue", qn)])
