@@ -17,7 +17,6 @@
 #include "src/mgmt/mgmt_api.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <openssl/asn1.h>
@@ -61,7 +60,7 @@ static enum MHD_Result respond_failed(struct mgmt_call *c, const char *reason, j
 /* A decimal integer filling the segment, as Erlang's binary_to_integer reads one. */
 static bool segment_integer(struct wire_bytes seg, long long *out)
 {
-    char text[24], *end;
+    char text[64], *end;
 
     if (seg.len == 0 || seg.len >= sizeof text)
         return false;
@@ -69,9 +68,10 @@ static bool segment_integer(struct wire_bytes seg, long long *out)
     text[seg.len] = '\0';
     if (!isdigit((unsigned char)text[0]) && !(text[0] == '-' || text[0] == '+'))
         return false;
-    errno = 0;
+    /* Erlang's integers have no bound: one past long long's is taken as its largest (or
+     * smallest), which strtoll returns then; no certificate or port tells them apart. */
     *out = strtoll(text, &end, 10);
-    return errno == 0 && *end == '\0';
+    return *end == '\0';
 }
 
 /* ---- Listeners ------------------------------------------------------------------------- */
@@ -254,7 +254,7 @@ enum MHD_Result mgmt_api_health_certificates(struct mgmt_call *c)
     bool known_unit = false;
     long long within;
     time_t now = time(NULL), deadline;
-    json_t *expired = json_array();
+    json_t *expired;
 
     if (!segment_integer(c->seg[3], &within))
         return mgmt_bad_request(c, "Invalid expiration value.");
@@ -266,12 +266,16 @@ enum MHD_Result mgmt_api_health_certificates(struct mgmt_call *c)
             known_unit = true;
         }
     }
-    if (!known_unit) {
-        json_decref(expired);
+    if (!known_unit)
         return mgmt_bad_request(
             c, "Time unit not recognised. Supported units: days, weeks, months, years.");
-    }
+    /* Centuries either way cover every certificate, and keep the sum in time_t's range. */
+    if (seconds > 1e12)
+        seconds = 1e12;
+    else if (seconds < -1e12)
+        seconds = -1e12;
     deadline = now + (time_t)seconds;
+    expired = json_array();
     for (size_t i = 0; i < s->listener_count; i++) {
         json_t *cert, *ca;
         const char *colon;

@@ -202,6 +202,8 @@ ROWS = [
     ("GET", "/api/health/checks/certificate-expiration/1/days", ALL_OK, {"status"}),
     ("GET", "/api/health/checks/certificate-expiration/x/days",
      {"others": 400, "anon": 401}, {"error", "reason"}),
+    ("GET", "/api/health/checks/certificate-expiration/-99999999999999999999999/years", ALL_OK,
+     {"status"}),
     ("GET", "/api/health/checks/certificate-expiration/1/fortnights",
      {"others": 400, "anon": 401}, {"error", "reason"}),
     ("GET", "/api/health/checks/port-listener/{port}", ALL_OK, {"status", "port"}),
