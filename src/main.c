@@ -9,8 +9,11 @@
 #include "build_config.h"
 #include "src/base/config.h"
 #include "src/base/log.h"
+#include "src/broker/persist.h"
 #include "src/broker/server.h"
+#include "src/cluster/cluster.h"
 #include "src/mgmt/mgmt.h"
+#include <unistd.h>
 
 static void usage(FILE *out)
 {
@@ -22,6 +25,117 @@ static void usage(FILE *out)
                  "                     the configuration, /var/lib/warren)\n"
                  "  -h, --help         this text\n"
                  "  -V, --version      print the version\n");
+}
+
+/* ---- Cluster mode ------------------------------------------------------------------------
+ *
+ * A cluster node runs, while it follows, a broker that keeps nothing (no data directory: the
+ * replication writes there) and relays or refuses its clients; elected, it replaces that
+ * broker by the real one, opened on the data directory by the ordinary crash recovery. The
+ * cluster code (src/cluster/cluster.h) decides when; these hooks do it. */
+
+static struct {
+    struct ev_loop *loop;
+    const struct config *cfg;
+    struct config follower_cfg;
+    struct server *srv;
+    struct mgmt **mgmt;
+    struct cluster *cluster;
+    int port;
+} node;
+
+static void node_clients(const char *amqp, const char *http)
+{
+    char amqp_url[300], http_url[300];
+
+    if (strcmp(node.cfg->cluster.follower_listeners, "refuse") != 0) {
+        server_proxy_clients(node.srv, cluster_proxy(node.cluster));
+        return;
+    }
+    snprintf(amqp_url, sizeof amqp_url, "amqp://%s", amqp != NULL ? amqp : "");
+    snprintf(http_url, sizeof http_url, "http://%s", http != NULL ? http : "");
+    server_refuse_clients(node.srv, amqp != NULL ? amqp_url : NULL,
+                          http != NULL ? http_url : NULL);
+}
+
+static void node_leader_changed(void *ctx, const char *amqp, const char *http)
+{
+    (void)ctx;
+    if (cluster_role(node.cluster) != CLUSTER_LEADER)
+        node_clients(amqp, http);
+}
+
+static int node_promote(void *ctx, struct store **store, struct defs_log **defs)
+{
+    (void)ctx;
+    mgmt_stop(*node.mgmt);
+    *node.mgmt = NULL;
+    server_free(node.srv);
+    if (server_init(node.srv, node.loop, node.cfg, node.port) != 0)
+        return -1;
+    node.srv->cluster = node.cluster;
+    if (mgmt_start(node.srv, node.mgmt) != 0)
+        return -1;
+    *store = node.srv->persist != NULL ? node.srv->persist->store : NULL;
+    *defs = node.srv->persist != NULL ? node.srv->persist->defs : NULL;
+    return 0;
+}
+
+static void node_proxy_peers(void *ctx, const char *const *ips, size_t n)
+{
+    (void)ctx;
+    server_set_proxy_peers(node.srv, ips, n);
+}
+
+static void node_replicated(void *ctx, uint64_t seq)
+{
+    (void)ctx;
+    server_replicated(node.srv, seq);
+}
+
+static void node_fence(void *ctx, const char *why)
+{
+    (void)ctx;
+    /* Nothing more may be confirmed or delivered: no orderly shutdown, which would flush
+     * replies. What is on disk is the store's, recovered at the next start. */
+    log_error(NULL, "exiting (status 3) for the supervisor to start this node again: %s", why);
+    log_close_file();
+    _exit(3);
+}
+
+/* Runs until SIGTERM/SIGINT; the exit status of warrend. */
+static int run_cluster_node(struct ev_loop *loop, const struct config *cfg, struct server *srv,
+                            struct mgmt **mgmt, int port)
+{
+    static const struct cluster_hooks hooks = {.promote = node_promote,
+                                               .replicated = node_replicated,
+                                               .fence = node_fence,
+                                               .leader_changed = node_leader_changed,
+                                               .proxy_peers = node_proxy_peers};
+    char err[512];
+
+    node.loop = loop;
+    node.cfg = cfg;
+    node.srv = srv;
+    node.mgmt = mgmt;
+    node.port = port;
+    node.follower_cfg = *cfg;
+    node.follower_cfg.data_dir[0] = '\0';
+    node.follower_cfg.load_definitions[0] = '\0';
+    if (server_init(srv, loop, &node.follower_cfg, port) != 0)
+        return 1;
+    node.cluster = cluster_start(loop, cfg, &hooks, NULL, err, sizeof err);
+    if (node.cluster == NULL) {
+        log_error(NULL, "cluster: %s", err);
+        return 1;
+    }
+    srv->cluster = node.cluster;
+    node_clients(NULL, NULL);
+    if (mgmt_start(srv, mgmt) != 0)
+        return 1;
+    server_run(srv);
+    cluster_stop(node.cluster);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -103,6 +217,15 @@ int main(int argc, char **argv)
     if (loop == NULL) {
         fprintf(stderr, "warrend: cannot initialise libev\n");
         return 1;
+    }
+    if (cfg.cluster.enabled) {
+        int status = run_cluster_node(loop, &cfg, &srv, &mgmt, port);
+        mgmt_stop(mgmt);
+        server_free(&srv);
+        log_info(NULL, status == 0 ? "stopped" : "could not start");
+        ev_loop_destroy(loop);
+        log_close_file();
+        return status;
     }
     if (server_init(&srv, loop, &cfg, port) != 0) {
         server_free(&srv);

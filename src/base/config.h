@@ -118,7 +118,7 @@ struct config {
         char name[64];                   /* cluster.name: warren (etcd prefix /warren/NAME/) */
         char node_id[64];                /* cluster.node_id: "" = the host name */
         char etcd_endpoints[1024];       /* cluster.etcd.endpoints: http://127.0.0.1:2379 */
-        uint32_t etcd_request_timeout_ms; /* cluster.etcd.request_timeout: 1000 */
+        uint32_t etcd_request_timeout_ms; /* cluster.etcd.request_timeout: 500 */
         uint32_t lease_ttl_s;            /* cluster.lease_ttl: 3 */
         char listen[128];                /* cluster.listen: 0.0.0.0:5679 (replication) */
         char advertise[128];             /* cluster.advertise: "" = listen, or host name:port */

@@ -19,6 +19,7 @@
 #include "src/broker/message.h"
 #include "src/broker/queue.h"
 #include "src/broker/server.h"
+#include "src/cluster/cluster.h"
 #include "src/broker/vhost.h"
 #include "src/security/auth.h"
 #include "src/security/tls.h"
@@ -1455,9 +1456,19 @@ static void read_socket(struct conn *c)
 
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
+    struct conn *c = container_of(w, struct conn, read_watcher);
+    struct server *s = c->srv;
+    uint64_t before = cluster_position(s->cluster), after;
+
     (void)loop;
     (void)revents;
-    read_socket(container_of(w, struct conn, read_watcher));
+    read_socket(c);
+    /* A cluster leader: what the client sent changed the definitions log (a durable declare,
+     * bind, delete ...; messages are written at the end of the turn): the replies wait until
+     * every in-sync follower has the change, so that a declare-ok outlives a failover. */
+    if (s->cluster != NULL && (after = cluster_position(s->cluster)) != before &&
+        c->state != CONN_CLOSED)
+        c->hold_position = after;
 }
 
 /* The timer found a deadline passed. After a stall of the loop (a slow disk, swapping, a

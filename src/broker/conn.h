@@ -42,6 +42,9 @@ struct conn {
     ev_timer timer; /* handshake timeout, heartbeats, close-ok timeout */
     struct log_ctx log;
     enum conn_state state;
+    /* Cluster leader: output waits until the replication commit reaches this position (a
+     * change to the definitions log this connection made); 0 for none. */
+    uint64_t hold_position;
     bool is_loopback;
     /* The peer is one whose connections may start with a PROXY v1 header naming the client
      * it relays (server_is_proxy_peer): until its first byte shows whether it does, and while

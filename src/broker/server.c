@@ -29,6 +29,7 @@
 #include "src/broker/spill.h"
 #include "src/broker/vhost.h"
 #include "src/cluster/proxy.h"
+#include "src/cluster/cluster.h"
 #include "src/security/auth.h"
 #include "src/security/tls.h"
 #include "src/store/store.h"
@@ -310,6 +311,9 @@ void server_flush_pending(struct server *s)
     while ((c = s->flush_list) != NULL) {
         s->flush_list = c->next_flush;
         c->flush_queued = false;
+        if (c->hold_position != 0 && c->hold_position > cluster_committed(s->cluster))
+            continue; /* server_replicated() queues it again */
+        c->hold_position = 0;
         conn_flush(c);
     }
     while ((c = s->dead) != NULL) {
@@ -592,7 +596,24 @@ uint64_t server_user_channels(const struct server *s, const char *user)
 /* The store made publishes durable: their channels send the confirms that waited. */
 static void on_store_durable(void *ctx, uint64_t durable_seq)
 {
-    channel_confirms_durable(ctx, durable_seq);
+    struct server *s = ctx;
+
+    s->durable_seq = durable_seq;
+    channel_confirms_durable(s, cluster_confirmable(s->cluster, durable_seq));
+}
+
+void server_replicated(struct server *s, uint64_t seq)
+{
+    uint64_t committed = cluster_committed(s->cluster);
+
+    (void)seq; /* the cluster keeps it: cluster_confirmable() */
+    channel_confirms_durable(s, cluster_confirmable(s->cluster, s->durable_seq));
+    for (struct conn *c = s->conns; c != NULL; c = c->next) {
+        if (c->hold_position != 0 && c->hold_position <= committed) {
+            c->hold_position = 0;
+            server_want_flush(s, c);
+        }
+    }
 }
 
 /* The store failed: what waited for it is nacked. */

@@ -15,6 +15,7 @@
 #include "src/broker/queue.h"
 
 struct channel;
+struct cluster;
 struct conn;
 struct exchange;
 struct message;
@@ -60,6 +61,10 @@ enum server_clients {
 struct server {
     struct ev_loop *loop;
     const struct config *cfg;
+    /* Cluster mode (src/cluster/cluster.h), set by main: confirms wait for replication too;
+     * NULL on a single node. */
+    struct cluster *cluster;
+    uint64_t durable_seq; /* the store's, as last reported */
     struct listener listeners[CONFIG_MAX_LISTENERS * 4];
     struct tls_server *tls;     /* the TLS context, when a TLS listener is configured */
     size_t listener_count;
@@ -184,6 +189,9 @@ bool server_refuses_clients(const struct server *s, bool http, char *reason, siz
 int server_set_proxy_peers(struct server *s, const char *const *ips, size_t count);
 /* Whether a connection from peer may start with a PROXY header. */
 bool server_is_proxy_peer(const struct server *s, const struct sockaddr *peer);
+/* Cluster leader: every store append up to seq is on every in-sync follower; the confirms
+ * that waited for it go out (those the local fsync covers too). */
+void server_replicated(struct server *s, uint64_t seq);
 
 /* Links a new connection into the server's list (accept, or an in-memory one). */
 void server_adopt(struct server *s, struct conn *c);

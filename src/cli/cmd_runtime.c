@@ -26,6 +26,74 @@ static long long int_of(const json_t *o, const char *path)
     return json_is_integer(v) ? (long long)json_integer_value(v) : 0;
 }
 
+int cmd_cluster_status(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = ctl_find_command("cluster_status");
+    char *pos[1];
+    int npos, rc;
+    json_t *o, *f;
+    size_t i;
+
+    if ((rc = ctl_split_args(cmd, argc, argv, NULL, 0, 0, pos, &npos)) != CTL_OK)
+        return rc;
+    if ((o = ctl_get_json(c, "/api/cluster/status", NULL, &rc)) == NULL)
+        return rc;
+    if (c->format == CTL_FORMAT_JSON) {
+        json_dumpf(o, stdout, JSON_INDENT(2));
+        putchar('\n');
+        json_decref(o);
+        return CTL_OK;
+    }
+    if (!json_is_true(json_object_get(o, "enabled"))) {
+        printf("Single node: cluster.enabled is false\n");
+        json_decref(o);
+        return CTL_OK;
+    }
+    printf("Cluster %s\n", json_string_value(json_object_get(o, "name")));
+    printf("Node %s: %s, epoch %lld\n", json_string_value(json_object_get(o, "node")),
+           json_string_value(json_object_get(o, "role")),
+           (long long)json_integer_value(json_object_get(o, "epoch")));
+    printf("Leader: %s\n", json_is_string(json_object_get(o, "leader"))
+                               ? json_string_value(json_object_get(o, "leader"))
+                               : "(none known)");
+    printf("In-sync set:");
+    json_array_foreach(json_object_get(o, "isr"), i, f)
+    {
+        printf(" %s", json_string_value(f));
+    }
+    putchar('\n');
+    if (json_array_size(json_object_get(o, "followers")) > 0) {
+        printf("%-20s %-10s %-8s %-8s %s\n", "follower", "connected", "live", "in_sync",
+               "lag_bytes");
+        json_array_foreach(json_object_get(o, "followers"), i, f)
+        {
+            printf("%-20s %-10s %-8s %-8s %lld\n", json_string_value(json_object_get(f, "name")),
+                   json_is_true(json_object_get(f, "connected")) ? "yes" : "no",
+                   json_is_true(json_object_get(f, "live")) ? "yes" : "no",
+                   json_is_true(json_object_get(f, "in_sync")) ? "yes" : "no",
+                   (long long)json_integer_value(json_object_get(f, "lag_bytes")));
+        }
+    }
+    json_decref(o);
+    return CTL_OK;
+}
+
+int cmd_transfer_leadership(struct ctl *c, int argc, char **argv)
+{
+    const struct command *cmd = ctl_find_command("transfer_leadership");
+    char *pos[1];
+    int npos, rc;
+
+    if ((rc = ctl_split_args(cmd, argc, argv, NULL, 0, 0, pos, &npos)) != CTL_OK)
+        return rc;
+    rc = ctl_send_request(c, "POST", "/api/cluster/transfer-leadership", NULL, NULL, "this node",
+                          NULL);
+    if (rc == CTL_OK)
+        ctl_say(c, "Leadership is given up once the followers have everything; the next "
+                   "in-sync node takes over");
+    return rc;
+}
+
 int cmd_status(struct ctl *c, int argc, char **argv)
 {
     const struct command *cmd = ctl_find_command("status");

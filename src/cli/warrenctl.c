@@ -257,6 +257,17 @@ static const char *const global_parameter_defaults[] = {"name", "value", NULL};
 static const struct command commands[] = {
     {"status", "", "the broker's version, listeners, totals and message rates",
      "Reads /api/overview. With --format json, prints it whole.", cmd_status, NULL, 0, NULL},
+    {"cluster_status", "", "the cluster: this node's role, the leader, the in-sync set, lag",
+     "Reads /api/cluster/status (Warren's own). On the leader it lists every follower with\n"
+     "its in-sync state and lag in bytes; on a follower, whom it follows. A single node\n"
+     "says so. With --format json, prints it whole.",
+     cmd_cluster_status, NULL, 0, NULL},
+    {"transfer_leadership", "", "a planned switchover: the leader steps down for an in-sync node",
+     "Run against the leader (--host/--port of its management API). It waits until every\n"
+     "in-sync follower has everything, gives its leadership up and restarts as a follower\n"
+     "(under its supervisor); clients reconnect to the new leader. Fails on a follower or\n"
+     "when no in-sync follower is live.",
+     cmd_transfer_leadership, NULL, 0, NULL},
     {"list_queues", "[-p VHOST] [COLUMN ...]", "queues of a vhost, with the columns asked for",
      "Default columns: name messages (as rabbitmqctl list_queues).\n"
      "Example: warrenctl list_queues -p / name messages consumers",

@@ -170,6 +170,8 @@ int cmd_get(struct ctl *c, int argc, char **argv);
 
 /* cmd_runtime.c: status, connections, definitions, policies, the memory watermark */
 int cmd_status(struct ctl *c, int argc, char **argv);
+int cmd_cluster_status(struct ctl *c, int argc, char **argv);
+int cmd_transfer_leadership(struct ctl *c, int argc, char **argv);
 int cmd_close_connection(struct ctl *c, int argc, char **argv);
 int cmd_export_definitions(struct ctl *c, int argc, char **argv);
 int cmd_import_definitions(struct ctl *c, int argc, char **argv);

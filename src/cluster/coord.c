@@ -22,6 +22,7 @@
 #include "src/base/util.h"
 #include "src/cluster/etcd.h"
 
+#define RENEW_RETRY_S 0.05 /* a failed renewal is tried again after this long */
 #define RETRY_MS      250  /* after a failed grant, registration, campaign or range */
 #define LEASE_BUSY_MS 1000 /* lease id taken by an older process: wait for its expiry */
 
@@ -515,7 +516,14 @@ static void on_keepalive(const struct etcd_response *r, void *arg)
     } else if (r->err == ETCD_E_LEASE_NOT_FOUND) {
         lose_lease(c, "etcd says the lease is gone");
     } else {
+        double every = (double)c->ttl_granted_s / 3.0;
         log_warn(NULL, "cluster: lease renewal failed: %s", r->message);
+        /* Again soon (the client moved on to the next endpoint), not a third of the TTL
+         * later: when the etcd leader dies, its members answer again within about an
+         * election timeout, and the lease deadline may come before the next tick. */
+        ev_timer_stop(c->loop, &c->renew_timer);
+        ev_timer_set(&c->renew_timer, RENEW_RETRY_S, every);
+        ev_timer_start(c->loop, &c->renew_timer);
     }
 }
 

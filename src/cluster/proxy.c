@@ -495,6 +495,21 @@ void proxy_accept(struct proxy *p, int fd, const struct sockaddr *peer, socklen_
     log_debug(NULL, "proxy: %s client %s relayed to the leader at %s", kind_names[kind], r->peer,
               p->leader_text[kind]);
 
+    /* From the address the client reached this node at (its advertised one), so that the
+     * leader, which accepts PROXY headers only from the nodes' addresses, knows it (on one
+     * host with several loopback addresses the kernel would pick 127.0.0.1). Best effort. */
+    {
+        struct sockaddr_storage local;
+        socklen_t local_len = sizeof local;
+        if (getsockname(fd, (struct sockaddr *)&local, &local_len) == 0 &&
+            local.ss_family == p->leader[kind].ss_family) {
+            if (local.ss_family == AF_INET)
+                ((struct sockaddr_in *)&local)->sin_port = 0;
+            else if (local.ss_family == AF_INET6)
+                ((struct sockaddr_in6 *)&local)->sin6_port = 0;
+            (void)bind(leader_fd, (struct sockaddr *)&local, local_len);
+        }
+    }
     if (connect(leader_fd, (struct sockaddr *)&p->leader[kind], p->leader_len[kind]) == 0) {
         r->connected = true;
         relay_move(r);

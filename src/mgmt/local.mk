@@ -5,7 +5,7 @@ src_libwarren_a_SOURCES += \
 	src/mgmt/mgmt.c src/mgmt/mgmt.h src/mgmt/mgmt_api.h \
 	src/mgmt/http_limits.c src/mgmt/http_limits.h \
 	src/mgmt/mgmt_users.c src/mgmt/mgmt_objects.c src/mgmt/mgmt_runtime.c \
-	src/mgmt/mgmt_params.c src/mgmt/mgmt_node.c \
+	src/mgmt/mgmt_params.c src/mgmt/mgmt_node.c src/mgmt/mgmt_cluster.c \
 	src/mgmt/mgmt_json.c src/mgmt/mgmt_json.h \
 	src/mgmt/mgmt_slice.c src/mgmt/mgmt_slice.h \
 	src/mgmt/mgmt_stats.c src/mgmt/mgmt_stats.h \

@@ -478,6 +478,9 @@ static const struct route {
     {"health/checks/virtual-hosts", M_GET, mgmt_api_health_virtual_hosts},
     {"health/checks/node-is-quorum-critical", M_GET, mgmt_api_health_single_node},
     {"health/checks/node-is-mirror-sync-critical", M_GET, mgmt_api_health_single_node},
+    {"health/checks/leader", M_GET, mgmt_api_health_leader},
+    {"cluster/status", M_GET, mgmt_api_cluster_status},
+    {"cluster/transfer-leadership", M_POST, mgmt_api_cluster_transfer},
     {"users", M_GET, mgmt_api_users},
     {"users/without-permissions", M_GET, mgmt_api_users_without_permissions},
     {"users/bulk-delete", M_POST, mgmt_api_users_bulk_delete},
@@ -809,6 +812,13 @@ static enum MHD_Result on_request_head(struct mgmt_http *h, struct MHD_Connectio
          * its user database may lag the leader's (src/broker/server.h). */
         if (!req->ui && strncmp(url, "/api/health/", 12) != 0 &&
             server_refuses_clients(h->m->srv, true, reason, sizeof reason))
+            return mgmt_respond_error(&req->call, MHD_HTTP_SERVICE_UNAVAILABLE, "not_leader", "%s",
+                                      reason);
+        /* A follower that relays AMQP clients holds no data of its own to show: everything
+         * but its health checks and the cluster's status is the leader's to answer. */
+        if (!req->ui && strncmp(url, "/api/health/", 12) != 0 &&
+            strncmp(url, "/api/cluster/", 13) != 0 &&
+            mgmt_follower_refuses(h->m->srv, reason, sizeof reason))
             return mgmt_respond_error(&req->call, MHD_HTTP_SERVICE_UNAVAILABLE, "not_leader", "%s",
                                       reason);
         /* How to log in is asked before logging in (RabbitMQ's is open too). */
