@@ -1,0 +1,367 @@
+"""Cluster fault tests: three etcd members and three warrend nodes on loopback
+(tests/cluster/rig.py), confirmed publishing and acking consumption through the nodes'
+addresses, faults injected, and Jepsen's total-queue check at the end: every confirmed
+message is read at least once (lost = 0).
+
+  cluster_faults.py [--kill-cycles N] [--stop-cycles N] [--json]
+
+make check runs a short version (tests/cluster/cluster_faults.sh); scripts/cluster-faults runs
+the long one and prints the figures. Exit status 0 when every check held.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rig as R  # noqa: E402
+
+import pika  # noqa: E402
+
+failures = []
+
+
+def check(cond, what):
+    print(("ok: " if cond else "FAIL: ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+    return cond
+
+
+def api(node, path, timeout=2):
+    req = urllib.request.Request("http://%s:%d%s" % (node.host, node.http, path))
+    req.add_header("Authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def wait_isr(rig, size, timeout=30.0):
+    """The leader's in-sync set once it has size members, each of them running and live
+    on the leader (None after timeout)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        leader = rig.leader(timeout=2)
+        if leader is not None:
+            try:
+                st = api(leader, "/api/cluster/status")
+                live = {f["name"] for f in st.get("followers", []) if f.get("live")}
+                live.add(leader.name)
+                running = {n.name for n in rig.nodes if n.alive()}
+                isr = set(st.get("isr", []))
+                if len(isr) >= size and isr <= live and isr <= running:
+                    return st
+            except Exception:
+                pass
+        time.sleep(0.2)
+    return None
+
+
+def basics(rig):
+    leader = rig.leader()
+    if not check(leader is not None, "a leader is elected"):
+        return None
+    st = wait_isr(rig, 3)
+    check(st is not None, "all three nodes join the in-sync set")
+    followers = [n for n in rig.nodes if n is not leader]
+    # A follower relays clients to the leader: declare, publish with confirms, read back.
+    f = followers[0]
+    c = pika.BlockingConnection(pika.ConnectionParameters(f.host, f.amqp, heartbeat=0))
+    ch = c.channel()
+    ch.confirm_delivery()
+    ch.queue_declare("rig.basic", durable=True)
+    for i in range(100):
+        ch.basic_publish("", "rig.basic", b"m%d" % i, pika.BasicProperties(delivery_mode=2))
+    got = []
+    for _ in range(100):
+        m, _p, body = ch.basic_get("rig.basic", auto_ack=True)
+        if m is None:
+            break
+        got.append(body)
+    check(got == [b"m%d" % i for i in range(100)],
+          "100 confirmed messages through follower %s come back in order (%d read)"
+          % (f.name, len(got)))
+    # The leader sees the client's own address, not the follower's (PROXY header).
+    conns = api(leader, "/api/connections")
+    hosts = sorted({x.get("peer_host") for x in conns})
+    check("127.0.0.1" in hosts and f.host not in hosts,
+          "the leader shows the relayed client's address (peer hosts %s)" % hosts)
+    c.close()
+    # Followers answer the leader health check with 503, the leader with 200.
+    for n in followers:
+        try:
+            api(n, "/api/health/checks/leader")
+            check(False, "follower %s answers the leader health check with 503" % n.name)
+        except urllib.error.HTTPError as e:
+            check(e.code == 503, "follower %s answers the leader health check with %d"
+                  % (n.name, e.code))
+    return leader
+
+
+def kill_cycles(rig, cycles, figures):
+    checker = R.Checker(rig.nodes, queue="rig.kill")
+    checker.start(publishers=1, consumers=1)
+    time.sleep(2)
+    for k in range(cycles):
+        leader = rig.leader()
+        if leader is None:
+            check(False, "cycle %d: a leader" % k)
+            break
+        wait_isr(rig, 3, timeout=20)
+        before = len(checker.confirmed)
+        t0 = time.monotonic()
+        leader.kill9()
+        new = None
+        while time.monotonic() - t0 < 15:
+            n = rig.leader(timeout=0.3)
+            if n is not None and n is not leader:
+                new = n
+                break
+        elected = time.monotonic() - t0
+        # The first confirm after the kill, from the publisher retrying every 100 ms.
+        while time.monotonic() - t0 < 20 and len(checker.confirmed) <= before:
+            time.sleep(0.02)
+        served = time.monotonic() - t0
+        figures.setdefault("kill_elected_s", []).append(round(elected, 3))
+        figures.setdefault("kill_first_confirm_s", []).append(round(served, 3))
+        check(new is not None, "cycle %d: %s killed, %s leads after %.2f s (first confirm "
+              "after %.2f s)" % (k, leader.name, new.name if new else "nobody", elected, served))
+        time.sleep(1)
+    res = checker.finish()
+    figures["kill_checker"] = res
+    check(res["lost"] == 0, "kill cycles: confirmed %d, read %d, lost %d %s, duplicates %d "
+          "redelivered / %d not" % (res["confirmed"], res["received"], res["lost"],
+                                    res["lost_ids"], res["duplicates_redelivered"],
+                                    res["duplicates_plain"]))
+    check(res["confirmed"] > 0, "messages were confirmed during the kill cycles")
+
+
+def stop_cycles(rig, cycles, figures):
+    """SIGSTOP the leader past its lease, then SIGCONT: it must fence itself (exit) and come
+    back as a follower; nothing confirmed is lost."""
+    checker = R.Checker(rig.nodes, queue="rig.stop")
+    checker.start(publishers=1, consumers=1)
+    time.sleep(2)
+    for k in range(cycles):
+        leader = rig.leader()
+        if leader is None:
+            check(False, "stop cycle %d: a leader" % k)
+            break
+        wait_isr(rig, 3, timeout=20)
+        t0 = time.monotonic()
+        starts = leader.starts
+        leader.pause()
+        new = None
+        while time.monotonic() - t0 < 20:
+            n = rig.leader(timeout=0.3)
+            if n is not None and n is not leader:
+                new = n
+                break
+        elected = time.monotonic() - t0
+        leader.resume()
+        figures.setdefault("stop_elected_s", []).append(round(elected, 3))
+        check(new is not None, "stop cycle %d: %s stopped, %s leads after %.2f s"
+              % (k, leader.name, new.name if new else "nobody", elected))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and leader.starts == starts:
+            time.sleep(0.1)
+        check(leader.starts > starts, "stop cycle %d: the resumed old leader fenced itself and "
+              "was started again" % k)
+        time.sleep(1)
+    res = checker.finish()
+    figures["stop_checker"] = res
+    check(res["lost"] == 0, "stop cycles: confirmed %d, read %d, lost %d %s"
+          % (res["confirmed"], res["received"], res["lost"], res["lost_ids"]))
+
+
+def post(node, path, timeout=5):
+    req = urllib.request.Request("http://%s:%d%s" % (node.host, node.http, path), data=b"",
+                                 method="POST")
+    req.add_header("Authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return r.status
+
+
+def other_leader(rig, old, timeout=15.0):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        n = rig.leader(timeout=0.3)
+        if n is not None and n is not old:
+            return n, time.monotonic() - t0
+    return None, time.monotonic() - t0
+
+
+def more_confirms(checker, seconds):
+    """How many confirms arrive within seconds."""
+    before = len(checker.confirmed)
+    time.sleep(seconds)
+    return len(checker.confirmed) - before
+
+
+def mixed_faults(rig, figures):
+    """Planned switchover (T12), a follower stopped past ack_timeout (T5), an etcd member
+    lost (T6), a double failover (T10), a wiped follower rejoining under load (T11), all
+    under one load; then every in-sync member must hold the same files."""
+    checker = R.Checker(rig.nodes, queue="rig.mixed")
+    checker.start(publishers=1, consumers=1)
+    time.sleep(2)
+
+    # T12: a planned switchover.
+    leader = rig.leader()
+    wait_isr(rig, 3, timeout=20)
+    t0 = time.monotonic()
+    check(post(leader, "/api/cluster/transfer-leadership") == 204,
+          "transfer-leadership is accepted by the leader")
+    new, took = other_leader(rig, leader)
+    figures.setdefault("transfer_s", []).append(round(took, 3))
+    check(new is not None, "switchover: %s hands over to %s in %.2f s"
+          % (leader.name, new.name if new else "nobody", took))
+    wait_isr(rig, 3, timeout=20)
+
+    # T5: a follower stopped past ack_timeout is dropped; confirms go on without it.
+    leader = rig.leader()
+    follower = [n for n in rig.nodes if n is not leader][0]
+    follower.pause()
+    time.sleep(3.5)  # cluster.ack_timeout is 3 s
+    got = more_confirms(checker, 2)
+    st = api(leader, "/api/cluster/status")
+    follower.resume()
+    check(got > 0, "with follower %s stopped, %d confirms in 2 s after ack_timeout"
+          % (follower.name, got))
+    check(follower.name not in st["isr"], "the stopped follower left the in-sync set (%s)"
+          % st["isr"])
+    check(wait_isr(rig, 3, timeout=30) is not None, "it rejoins the in-sync set after SIGCONT")
+
+    # T6: an etcd follower member lost, then the etcd leader: no failover, confirms go on.
+    for which in ("follower", "leader"):
+        wait_isr(rig, 3, timeout=20)
+        leader = rig.leader()
+        epoch = api(leader, "/api/cluster/status")["epoch"]
+        etcd_leader = rig.etcd.leader_name()
+        victim = etcd_leader if which == "leader" else \
+            [n for n in rig.etcd.names if n != etcd_leader][0]
+        rig.etcd.kill(victim)
+        got = more_confirms(checker, 5)
+        after = rig.leader()
+        same = after is leader and api(leader, "/api/cluster/status")["epoch"] == epoch
+        check(same, "etcd %s member %s lost: %s still leads epoch %d"
+              % (which, victim, leader.name, epoch))
+        check(got > 0, "etcd %s member lost: %d confirms in 5 s" % (which, got))
+        rig.etcd.start(victim)
+
+    # T10: a double failover: the new leader is killed right after its promotion.
+    wait_isr(rig, 3, timeout=20)
+    first = rig.leader()
+    first.kill9()
+    second, _ = other_leader(rig, first)
+    if check(second is not None, "double failover: %s took over" % (second.name if second
+                                                                     else "nobody")):
+        second.kill9()
+        t0 = time.monotonic()
+        third = None
+        while time.monotonic() - t0 < 20:
+            n = rig.leader(timeout=0.3)
+            if n is not None and n is not second and n.alive():
+                third = n
+                break
+        check(third is not None, "double failover: %s leads after the second kill"
+              % (third.name if third else "nobody"))
+
+    # T11: a wiped follower rejoins under load with a full copy.
+    wait_isr(rig, 3, timeout=30)
+    leader = rig.leader()
+    victim = [n for n in rig.nodes if n is not leader][0]
+    victim.stop()
+    victim.wipe()
+    t0 = time.monotonic()
+    victim.start()
+    ok = wait_isr(rig, 3, timeout=30) is not None
+    figures.setdefault("wiped_rejoin_s", []).append(round(time.monotonic() - t0, 3))
+    check(ok, "wiped follower %s caught up and rejoined the in-sync set" % victim.name)
+
+    res = checker.finish()
+    figures["mixed_checker"] = res
+    check(res["lost"] == 0, "mixed faults: confirmed %d, read %d, lost %d %s"
+          % (res["confirmed"], res["received"], res["lost"], res["lost_ids"]))
+    converged(rig)
+
+
+def converged(rig):
+    """At quiescence every in-sync member holds the leader's segments and definitions log
+    byte for byte."""
+    import hashlib
+    st = wait_isr(rig, 3, timeout=30)
+    leader = rig.leader()
+    if not check(st is not None and leader is not None, "in-sync set of 3 at the end"):
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        st = api(leader, "/api/cluster/status")
+        if st.get("commit") == st.get("position"):
+            break
+        time.sleep(0.2)
+
+    def files(node):
+        out = {}
+        d = os.path.join(node.dir, "data")
+        for sub in ["msgs", ""]:
+            p = os.path.join(d, sub)
+            for f in sorted(os.listdir(p)):
+                fp = os.path.join(p, f)
+                if os.path.isfile(fp) and (f.endswith(".seg") or f == "defs.log"):
+                    with open(fp, "rb") as fh:
+                        out[os.path.join(sub, f)] = hashlib.sha256(fh.read()).hexdigest()
+        return out
+    want = files(leader)
+    for n in rig.nodes:
+        if n is leader or n.name not in st["isr"]:
+            continue
+        got = files(n)
+        check(got == want, "follower %s holds the leader's %d files byte for byte%s"
+              % (n.name, len(want), "" if got == want else
+                 " (differ: %s)" % sorted(k for k in set(got) | set(want)
+                                         if got.get(k) != want.get(k))))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kill-cycles", type=int, default=3)
+    ap.add_argument("--stop-cycles", type=int, default=1)
+    ap.add_argument("--no-mixed", action="store_true", help="skip the mixed fault run")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the rig's directory")
+    a = ap.parse_args()
+    rig = R.Rig(R.warrend_path())
+    figures = {}
+    try:
+        rig.start()
+        if basics(rig) is not None:
+            if a.kill_cycles:
+                kill_cycles(rig, a.kill_cycles, figures)
+            if a.stop_cycles:
+                stop_cycles(rig, a.stop_cycles, figures)
+            if not a.no_mixed:
+                mixed_faults(rig, figures)
+    finally:
+        rig.stop(keep=a.keep or bool(failures))
+        if failures:
+            print("rig kept in %s" % rig.root)
+            for n in rig.nodes:
+                print("--- last lines of %s's log" % n.name)
+                print("\n".join(n.log_text().splitlines()[-25:]))
+    if a.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        for k, v in figures.items():
+            if isinstance(v, list) and v:
+                s = sorted(v)
+                print("%s: n=%d p50=%.3f max=%.3f" % (k, len(s), s[len(s) // 2], s[-1]))
+            else:
+                print("%s: %s" % (k, v))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
