@@ -30,6 +30,7 @@
  * it would only start another election. It is waited for by its lease instead. */
 #define FASTPATH_MIN_LEADER_AGE_MS 2000
 #define MAX_MEMBERS          16
+#define TURN_WINDOW_MS       10000 /* loop_turn_max_ms covers 10 to 20 s */
 #define PEERS_EVERY_MS       5000 /* the leader re-reads the nodes for the PROXY allow-list */
 
 struct member {
@@ -50,6 +51,10 @@ struct cluster {
     enum cluster_role role;
     struct coord *coord;
     ev_prepare heartbeat;
+    ev_check woke;           /* with heartbeat: how long each loop turn takes */
+    uint64_t woke_us;
+    uint64_t turn_max_us[2]; /* the longest turn in this window and the previous one */
+    uint64_t turn_window_ms;
     ev_timer tick;
     struct wire_bytes secret; /* raw bytes; len 0 until known */
     bool campaigning;
@@ -774,11 +779,29 @@ static void on_isr(void *ctx, const struct coord_isr *isr)
 static void on_heartbeat(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     struct cluster *c = w->data;
+    uint64_t now = now_us();
 
     (void)loop;
     (void)revents;
     if (c->coord != NULL)
         coord_heartbeat(c->coord);
+    /* The turn that ends here: from waking up to going back to sleep. */
+    if (c->woke_us != 0 && now - c->woke_us > c->turn_max_us[0])
+        c->turn_max_us[0] = now - c->woke_us;
+    if (now / 1000 - c->turn_window_ms >= TURN_WINDOW_MS) {
+        c->turn_max_us[1] = c->turn_max_us[0];
+        c->turn_max_us[0] = 0;
+        c->turn_window_ms = now / 1000;
+    }
+}
+
+static void on_woke(struct ev_loop *loop, ev_check *w, int revents)
+{
+    struct cluster *c = w->data;
+
+    (void)loop;
+    (void)revents;
+    c->woke_us = now_us();
 }
 
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
@@ -901,6 +924,9 @@ struct cluster *cluster_start(struct ev_loop *loop, const struct config *cfg,
     ev_prepare_init(&c->heartbeat, on_heartbeat);
     c->heartbeat.data = c;
     ev_prepare_start(loop, &c->heartbeat);
+    ev_check_init(&c->woke, on_woke);
+    c->woke.data = c;
+    ev_check_start(loop, &c->woke);
     ev_timer_init(&c->tick, on_tick, CHECK_EVERY_S, CHECK_EVERY_S);
     c->tick.data = c;
     ev_timer_start(loop, &c->tick);
@@ -914,6 +940,7 @@ void cluster_stop(struct cluster *c)
     if (c == NULL)
         return;
     ev_prepare_stop(c->loop, &c->heartbeat);
+    ev_check_stop(c->loop, &c->woke);
     ev_timer_stop(c->loop, &c->tick);
     /* A leader that stops on purpose gives its lease back: the next one is elected now. */
     coord_stop(c->coord, true);
@@ -1008,6 +1035,13 @@ json_t *cluster_status_json(const struct cluster *c)
     for (size_t i = 0; i < c->isr_n; i++)
         json_array_append_new(isr, json_string(c->isr[i]));
     json_object_set_new(o, "isr", isr);
+    /* The longest loop turn of the last 10 to 20 s: what a catch-up or a stall costs the
+     * leader's clients. */
+    json_object_set_new(
+        o, "loop_turn_max_ms",
+        json_real((double)(c->turn_max_us[0] > c->turn_max_us[1] ? c->turn_max_us[0]
+                                                                 : c->turn_max_us[1]) /
+                  1000.0));
     if (c->role == CLUSTER_LEADER && c->rl != NULL) {
         struct repl_follower_info fi[MAX_MEMBERS];
         size_t n = repl_leader_followers(c->rl, fi, MAX_MEMBERS);
