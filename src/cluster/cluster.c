@@ -38,6 +38,10 @@ struct member {
     uint64_t down_since_ms; /* not live since (0: live) */
     uint64_t acked;         /* last acked position */
     uint64_t acked_at_ms;   /* when it last rose */
+    /* Dropped from the ISR while still connected (too slow): it is let back in only once it
+     * has acked past where the stream was when it was dropped, and acks again promptly. */
+    bool evicted;
+    uint64_t evicted_at_pos;
 };
 
 struct cluster {
@@ -83,6 +87,8 @@ struct cluster {
     struct proxy *proxy;
 
     /* Leader. */
+    struct store *store; /* the broker's, once promoted: its fsyncs gate the lease too */
+    bool disk_stalled;
     int64_t epoch;
     int repl_fd; /* bound at election, before recovery, so followers' connects queue */
     struct repl_leader *rl;
@@ -441,6 +447,7 @@ static void leader_follower(void *ctx, const char *node_id, enum repl_follower_s
         coord_list_nodes(c->coord, on_nodes, c);
     }
     if (state == REPL_FOLLOWER_LIVE) {
+        m->evicted = false; /* a new catch-up: it starts afresh */
         m->down_since_ms = 0;
         m->acked_at_ms = now_ms();
         change_isr(c, node_id, true);
@@ -545,6 +552,8 @@ static void check_members(struct cluster *c, uint64_t now)
                      "cluster: follower %s %s for %llu ms: dropping it from the in-sync set", id,
                      m->down_since_ms != 0 ? "is away" : "has not acked",
                      (unsigned long long)(now - m->acked_at_ms));
+            m->evicted = true;
+            m->evicted_at_pos = head;
             change_isr(c, id, false);
             return;
         }
@@ -631,6 +640,7 @@ static void on_elected_isr(void *arg, int status, const struct coord_isr *isr)
         fence(c, "the broker could not start on the data directory");
         return;
     }
+    c->store = store;
     if (store != NULL && store_roll_segment(store, 0, &seg) != 0) {
         fence(c, "cannot start this epoch's segment");
         return;
@@ -783,8 +793,18 @@ static void on_heartbeat(struct ev_loop *loop, ev_prepare *w, int revents)
 
     (void)loop;
     (void)revents;
-    if (c->coord != NULL)
+    /* Alive means the loop turns AND the disk makes progress: a leader whose fsyncs hang
+     * confirms nothing, and must lose its lease rather than keep it (LavinMQ #2151). */
+    if (c->store != NULL && store_sync_stalled_ms(c->store) > c->cfg->cluster.stall_timeout_ms) {
+        if (!c->disk_stalled)
+            log_error(NULL, "cluster: an fsync has made no progress for %llu ms: the lease is "
+                            "no longer renewed",
+                      (unsigned long long)store_sync_stalled_ms(c->store));
+        c->disk_stalled = true;
+    } else if (c->coord != NULL) {
+        c->disk_stalled = false;
         coord_heartbeat(c->coord);
+    }
     /* The turn that ends here: from waking up to going back to sleep. */
     if (c->woke_us != 0 && now - c->woke_us > c->turn_max_us[0])
         c->turn_max_us[0] = now - c->woke_us;
@@ -828,9 +848,14 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
     }
     if (c->role == CLUSTER_LEADER) {
         /* A follower that went live while another change of the ISR was being written. */
-        for (size_t i = 0; i < c->member_n && !c->isr_writing; i++)
-            if (c->members[i].down_since_ms == 0 && !isr_has(c, c->members[i].id))
-                change_isr(c, c->members[i].id, true);
+        for (size_t i = 0; i < c->member_n && !c->isr_writing; i++) {
+            const struct member *m = &c->members[i];
+            if (m->down_since_ms != 0 || isr_has(c, m->id))
+                continue;
+            if (m->evicted && (m->acked < m->evicted_at_pos || now - m->acked_at_ms > 1000))
+                continue;
+            change_isr(c, m->id, true);
+        }
         check_members(c, now);
         if (!c->peers_reading && (c->peers_read_ms == 0 || now - c->peers_read_ms >= PEERS_EVERY_MS)) {
             c->peers_reading = true;

@@ -166,6 +166,8 @@ static void area_written(struct store *st, struct area *a)
         a->wcap = 0;
     }
     if (a->durable) {
+        if (st->sync_waiting_since_ms == 0 && st->appended_seq > st->durable_seq)
+            st->sync_waiting_since_ms = now_ms();
         pthread_mutex_lock(&st->sync.mu);
         st->sync.written_seq = st->appended_seq;
         pthread_cond_signal(&st->sync.cond);

@@ -292,6 +292,11 @@ struct store_stats {
 };
 
 void store_stats(const struct store *st, struct store_stats *out);
+/* How long written records have waited for an fsync without any progress (0: nothing
+ * waits). A cluster leader stops renewing its lease when this passes its stall timeout, so
+ * a wedged disk cannot keep a leader that confirms nothing (CLUSTERING.md §2.5). Cheap. */
+uint64_t store_sync_stalled_ms(const struct store *st);
+
 /* stats.bytes_written alone, cheap enough to ask every loop turn. */
 uint64_t store_bytes_written(const struct store *st);
 

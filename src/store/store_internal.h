@@ -108,6 +108,9 @@ struct store {
     bool failure_reported;
 
     uint64_t appended_seq, durable_seq;
+    /* Loop: since when written records have waited for an fsync without progress (0: none
+     * waits); store_sync_stalled_ms(). */
+    uint64_t sync_waiting_since_ms;
     uint64_t records, bytes_written, carried;
     size_t dying; /* segments in SEG_DELETING or SEG_UNLINKED */
 

@@ -209,6 +209,8 @@ void store_on_synced(struct ev_loop *loop, ev_async *w, int revents)
     }
     if (synced > st->durable_seq) {
         st->durable_seq = synced;
+        /* Progress: the clock of what still waits starts again. */
+        st->sync_waiting_since_ms = st->durable_seq < st->appended_seq ? now_ms() : 0;
         store_update_hold(st);
         if (st->durable_cb != NULL)
             st->durable_cb(st->durable_ctx, synced);
@@ -225,6 +227,16 @@ void store_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     (void)loop;
     (void)revents;
     store_flush(container_of(w, struct store, prepare));
+}
+
+uint64_t store_sync_stalled_ms(const struct store *st)
+{
+    uint64_t since = st->sync_waiting_since_ms, now;
+
+    if (since == 0 || st->failed != 0)
+        return 0;
+    now = now_ms();
+    return now > since ? now - since : 0;
 }
 
 void store_on_durable(struct store *st, void (*cb)(void *ctx, uint64_t durable_seq), void *ctx)

@@ -281,6 +281,34 @@ def mixed_faults(rig, figures):
     figures.setdefault("wiped_rejoin_s", []).append(round(time.monotonic() - t0, 3))
     check(ok, "wiped follower %s caught up and rejoined the in-sync set" % victim.name)
 
+    # T8: a follower's disk so slow (4 s per fsync) that it makes no ack progress for
+    # ack_timeout: it leaves the in-sync set and confirms go on; healed, it rejoins.
+    if os.environ.get("SLOW_FSYNC_SO"):
+        wait_isr(rig, 3, timeout=30)
+        leader = rig.leader()
+        slow = [n for n in rig.nodes if n is not leader][0]
+        slow.slow_disk(4000)
+        time.sleep(5)
+        got = more_confirms(checker, 2)
+        st = api(leader, "/api/cluster/status")
+        slow.slow_disk(0)
+        check(slow.name not in st["isr"] and got > 0,
+              "follower %s with a 4 s fsync left the in-sync set (%s) and %d confirms came in "
+              "2 s" % (slow.name, st["isr"], got))
+        check(wait_isr(rig, 3, timeout=40) is not None,
+              "its disk healed, %s rejoined the in-sync set" % slow.name)
+
+        # T7: the leader's disk stalls (10 s per fsync): its lease must lapse (no renewal
+        # past cluster.stall_timeout), another node leads, nothing confirmed is lost.
+        leader = rig.leader()
+        t0 = time.monotonic()
+        leader.slow_disk(10000)
+        new, took = other_leader(rig, leader, timeout=30)
+        leader.slow_disk(0)
+        figures.setdefault("disk_stall_failover_s", []).append(round(took, 3))
+        check(new is not None, "leader %s with a stalled disk lost its role to %s after %.1f s"
+              % (leader.name, new.name if new else "nobody", took))
+
     res = checker.finish()
     figures["mixed_checker"] = res
     check(res["lost"] == 0, "mixed faults: confirmed %d, read %d, lost %d %s"

@@ -9,4 +9,7 @@ dir=${dir:-$(cd "$(dirname "$0")" && pwd)}
 command -v etcd >/dev/null 2>&1 || { echo "FAIL: etcd is not installed (scripts/deps installs etcd-server)"; exit 1; }
 /usr/bin/python3 -c "import pika" 2>/dev/null || { echo "FAIL: /usr/bin/python3 cannot import pika"; exit 1; }
 [ -x "${WARREND:-}" ] || { echo "ERROR: WARREND is not set to warrend"; exit 99; }
-exec timeout 300 /usr/bin/python3 "$dir/cluster_faults.py" --kill-cycles 3 --stop-cycles 1
+SLOW_FSYNC_SO="$PWD/tests/cluster/slow_fsync.so"
+[ -f "$SLOW_FSYNC_SO" ] || { echo "ERROR: $SLOW_FSYNC_SO is not built (make check builds it)"; exit 99; }
+export SLOW_FSYNC_SO
+exec timeout 420 /usr/bin/python3 "$dir/cluster_faults.py" --kill-cycles 3 --stop-cycles 1

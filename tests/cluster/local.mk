@@ -3,3 +3,12 @@
 # checks that no confirmed message is lost). The long run: scripts/cluster-faults.
 TESTS += tests/cluster/cluster_faults.sh
 EXTRA_DIST += tests/cluster/cluster_faults.sh tests/cluster/cluster_faults.py tests/cluster/rig.py
+
+# slow_fsync.so: an LD_PRELOAD shim the rig puts under every node, so that a test can stall
+# one node's fsyncs (tests/cluster/slow_fsync.c). Built for make check only.
+check_DATA = tests/cluster/slow_fsync.so
+tests/cluster/slow_fsync.so: $(srcdir)/tests/cluster/slow_fsync.c
+	$(MKDIR_P) tests/cluster
+	$(CC) -shared -fPIC -O1 -o $@ $(srcdir)/tests/cluster/slow_fsync.c -ldl
+CLEANFILES += tests/cluster/slow_fsync.so
+EXTRA_DIST += tests/cluster/slow_fsync.c

@@ -122,6 +122,7 @@ class Node:
         os.makedirs(os.path.join(self.dir, "data"), exist_ok=True)
         self.conf = os.path.join(self.dir, "warren.conf")
         self.log = os.path.join(self.dir, "warrend.log")
+        self.slow_file = os.path.join(self.dir, "slow_fsync")
         self.extra = extra
         self.proc = None
         self.wanted = False
@@ -140,6 +141,7 @@ class Node:
             f.write("cluster.node_id = %s\n" % self.name)
             f.write("cluster.etcd.endpoints = %s\n" % self.rig.etcd.endpoints())
             f.write("cluster.listen = %s:%d\n" % (self.host, self.repl))
+            f.write("cluster.stall_timeout = 2000\n")
             f.write(self.rig.extra_config)
             f.write(self.extra)
 
@@ -147,8 +149,25 @@ class Node:
         self.wanted = True
         self.starts += 1
         log = open(self.log, "ab")
-        self.proc = subprocess.Popen([self.rig.warrend, "-c", self.conf],
+        env = dict(os.environ)
+        shim = os.environ.get("SLOW_FSYNC_SO")
+        if shim:
+            # tests/cluster/slow_fsync.c: this node's fsyncs sleep while slow_fsync holds ms.
+            env["LD_PRELOAD"] = shim
+            env["WARREN_SLOW_FSYNC_FILE"] = self.slow_file
+            env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") +
+                                   ":verify_asan_link_order=0").lstrip(":")
+        self.proc = subprocess.Popen([self.rig.warrend, "-c", self.conf], env=env,
                                      stdout=log, stderr=subprocess.STDOUT)
+
+    def slow_disk(self, ms):
+        """Every fsync of this node sleeps ms first (0: heals the disk)."""
+        if ms:
+            with open(self.slow_file + ".tmp", "w") as f:
+                f.write(str(ms))
+            os.replace(self.slow_file + ".tmp", self.slow_file)
+        elif os.path.exists(self.slow_file):
+            os.unlink(self.slow_file)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
