@@ -9,6 +9,7 @@
 #include "build_config.h"
 #include "src/base/config.h"
 #include "src/base/log.h"
+#include "src/broker/channel.h"
 #include "src/broker/persist.h"
 #include "src/broker/server.h"
 #include "src/cluster/cluster.h"
@@ -87,6 +88,12 @@ static void node_proxy_peers(void *ctx, const char *const *ips, size_t n)
     server_set_proxy_peers(node.srv, ips, n);
 }
 
+static void node_nack_waiting(void *ctx)
+{
+    (void)ctx;
+    channel_confirms_failed(node.srv);
+}
+
 static void node_replicated(void *ctx, uint64_t seq)
 {
     (void)ctx;
@@ -111,7 +118,8 @@ static int run_cluster_node(struct ev_loop *loop, const struct config *cfg, stru
                                                .replicated = node_replicated,
                                                .fence = node_fence,
                                                .leader_changed = node_leader_changed,
-                                               .proxy_peers = node_proxy_peers};
+                                               .proxy_peers = node_proxy_peers,
+                                               .nack_waiting = node_nack_waiting};
     char err[512];
 
     node.loop = loop;

@@ -93,6 +93,9 @@ struct cluster {
     int repl_fd; /* bound at election, before recovery, so followers' connects queue */
     struct repl_leader *rl;
     uint64_t replicated_seq;
+    uint64_t acked_seq;          /* what the ISR acked; replicated_seq lags it while the ISR
+                                  * is below cluster.min_insync_replicas */
+    uint64_t short_since_ms;     /* the ISR is below min_insync_replicas since (0: it is not) */
     struct member members[MAX_MEMBERS];
     size_t member_n;
     bool isr_writing;
@@ -475,8 +478,11 @@ static void leader_commit(void *ctx, uint64_t position, uint64_t store_seq)
     struct cluster *c = ctx;
 
     (void)position;
-    if (store_seq > c->replicated_seq)
-        c->replicated_seq = store_seq;
+    if (store_seq > c->acked_seq)
+        c->acked_seq = store_seq;
+    /* Kafka's min.insync.replicas: with too few in sync, acked is not yet confirmable. */
+    if (c->isr_n >= c->cfg->cluster.min_insync_replicas && c->acked_seq > c->replicated_seq)
+        c->replicated_seq = c->acked_seq;
     /* Also for a position alone (a definitions change): held replies go out. */
     if (c->role == CLUSTER_LEADER)
         c->hooks.replicated(c->ctx, c->replicated_seq);
@@ -844,6 +850,27 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
         if (repl_leader_commit(c->rl) >= head || now >= c->transfer_until) {
             fence(c, "leadership given up on request (planned switchover)");
             return;
+        }
+    }
+    if (c->role == CLUSTER_LEADER && c->isr_n < c->cfg->cluster.min_insync_replicas) {
+        if (c->short_since_ms == 0) {
+            c->short_since_ms = now;
+            log_warn(NULL, "cluster: %zu in sync, fewer than cluster.min_insync_replicas = %u: "
+                           "confirms wait",
+                     c->isr_n, c->cfg->cluster.min_insync_replicas);
+        } else if (now - c->short_since_ms >= c->cfg->cluster.confirm_timeout_ms) {
+            c->short_since_ms = now;
+            log_warn(NULL, "cluster: the in-sync set stayed too small for %u ms: waiting "
+                           "confirms are nacked",
+                     c->cfg->cluster.confirm_timeout_ms);
+            if (c->hooks.nack_waiting != NULL)
+                c->hooks.nack_waiting(c->ctx);
+        }
+    } else if (c->role == CLUSTER_LEADER && c->short_since_ms != 0) {
+        c->short_since_ms = 0;
+        if (c->acked_seq > c->replicated_seq) {
+            c->replicated_seq = c->acked_seq;
+            c->hooks.replicated(c->ctx, c->replicated_seq);
         }
     }
     if (c->role == CLUSTER_LEADER) {

@@ -62,6 +62,9 @@ struct cluster_hooks {
     /* Leader: the IP addresses of the cluster's nodes, whose connections may start with a
      * PROXY header (the followers relaying their clients). May be NULL. */
     void (*proxy_peers)(void *ctx, const char *const *ips, size_t n);
+    /* Leader: the ISR has had fewer than cluster.min_insync_replicas members for
+     * cluster.confirm_timeout: every confirm still waiting becomes a basic.nack. */
+    void (*nack_waiting)(void *ctx);
 };
 
 /* Starts cluster mode on loop with cfg->cluster: binds the replication port, the client

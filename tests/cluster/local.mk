@@ -1,8 +1,9 @@
 # tests/cluster: a real cluster on loopback (3 etcd members, 3 warrend) under faults, driven
 # by pika (rig.py starts everything on free ports; cluster_faults.py injects the faults and
 # checks that no confirmed message is lost). The long run: scripts/cluster-faults.
-TESTS += tests/cluster/cluster_faults.sh
-EXTRA_DIST += tests/cluster/cluster_faults.sh tests/cluster/cluster_faults.py tests/cluster/rig.py
+TESTS += tests/cluster/cluster_faults.sh tests/cluster/cluster_min_isr.sh
+EXTRA_DIST += tests/cluster/cluster_faults.sh tests/cluster/cluster_faults.py tests/cluster/rig.py \
+	tests/cluster/cluster_min_isr.sh tests/cluster/cluster_min_isr.py
 
 # slow_fsync.so: an LD_PRELOAD shim the rig puts under every node, so that a test can stall
 # one node's fsyncs (tests/cluster/slow_fsync.c). Built for make check only.
