@@ -52,6 +52,7 @@ struct cluster {
     char node_id[64];
     char info[1024]; /* this node's JSON, as registered */
     char repl_addr[160], amqp_addr[160], amqps_addr[160], http_addr[160];
+    char source_host[128]; /* cluster.listen's IP, for connections to etcd */
     enum cluster_role role;
     struct coord *coord;
     ev_prepare heartbeat;
@@ -967,6 +968,17 @@ struct cluster *cluster_start(struct ev_loop *loop, const struct config *cfg,
     o.lease_ttl_s = k->lease_ttl_s;
     o.request_timeout_ms = k->etcd_request_timeout_ms;
     o.stall_timeout_ms = k->stall_timeout_ms;
+    /* From the node's own address when cluster.listen names one: the node's traffic to
+     * etcd is then told apart from the others' (firewalls, the partition tests). */
+    {
+        char host[128];
+        unsigned port;
+        if (split_address(k->listen, host, sizeof host, &port) == 0 && strcmp(host, "0.0.0.0") &&
+            strcmp(host, "::") && host[0] != '\0') {
+            snprintf(c->source_host, sizeof c->source_host, "%s", host);
+            o.source_address = c->source_host;
+        }
+    }
     c->coord = coord_start(loop, &o, &cb, c, err, err_size);
     if (c->coord == NULL) {
         proxy_free(c->proxy);

@@ -1375,6 +1375,7 @@ struct coord *coord_start(struct ev_loop *main_loop, const struct coord_options 
     eo.tls_ca = opts->tls_ca;
     eo.tls_cert = opts->tls_cert;
     eo.tls_key = opts->tls_key;
+    eo.source_address = opts->source_address;
     c->etcd = c->loop ? etcd_new(c->loop, &eo, err, err_size) : NULL;
     if (c->etcd == NULL) {
         if (c->loop == NULL)

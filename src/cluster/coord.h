@@ -57,6 +57,7 @@ struct coord_options {
     const char *tls_ca; /* for https:// endpoints */
     const char *tls_cert;
     const char *tls_key;
+    const char *source_address; /* local IP for connections to etcd; NULL = any */
 };
 
 enum coord_status {

@@ -73,6 +73,7 @@ struct etcd_client {
     unsigned timeout_ms;
     char *username, *password;
     char *tls_ca, *tls_cert, *tls_key;
+    char *source_address;
     char *token;
     struct etcd_req *auth_req;
     struct etcd_req *reqs;     /* live */
@@ -182,6 +183,7 @@ static void destroy(struct etcd_client *c)
     free(c->tls_ca);
     free(c->tls_cert);
     free(c->tls_key);
+    free(c->source_address);
     free(c->token);
     free(c->pending);
     free(c);
@@ -406,6 +408,8 @@ static void submit(struct etcd_req *r)
         curl_easy_setopt(r->easy, CURLOPT_SSLCERT, c->tls_cert);
     if (c->tls_key != NULL)
         curl_easy_setopt(r->easy, CURLOPT_SSLKEY, c->tls_key);
+    if (c->source_address != NULL)
+        curl_easy_setopt(r->easy, CURLOPT_INTERFACE, c->source_address);
     if (!is_stream(r) && !r->no_timeout) {
         uint64_t now = now_ms();
         long left = r->deadline_ms > now ? (long)(r->deadline_ms - now) : 1;
@@ -841,6 +845,7 @@ struct etcd_client *etcd_new(struct ev_loop *loop, const struct etcd_options *op
     c->tls_ca = dup_or_null(opts->tls_ca);
     c->tls_cert = dup_or_null(opts->tls_cert);
     c->tls_key = dup_or_null(opts->tls_key);
+    c->source_address = dup_or_null(opts->source_address);
     c->multi = curl_multi_init();
     if (c->multi == NULL) {
         log_error(NULL, "etcd: curl_multi_init failed");

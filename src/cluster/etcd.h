@@ -67,6 +67,7 @@ struct etcd_options {
     const char *tls_ca; /* PEM files for https:// endpoints; NULL = system defaults / none */
     const char *tls_cert;
     const char *tls_key;
+    const char *source_address; /* local IP the connections to etcd leave from; NULL = any */
 };
 
 /* Key-value pair as etcd stores it. key and value are NUL-terminated copies (the NUL is not

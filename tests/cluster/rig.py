@@ -96,6 +96,18 @@ class Etcd:
             leader = e["Status"]["leader"]
         return by_id.get(leader)
 
+    def wait_healthy(self, timeout=20.0):
+        """True once every member answers healthy (a restarted member has rejoined)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = subprocess.run(["etcdctl", "--endpoints", self.endpoints(), "endpoint",
+                                "health"], capture_output=True, timeout=10,
+                               env=dict(os.environ, ETCDCTL_API="3"))
+            if r.returncode == 0:
+                return True
+            time.sleep(0.3)
+        return False
+
     def kill(self, name):
         p = self.procs.pop(name, None)
         if p:
@@ -105,6 +117,31 @@ class Etcd:
     def stop(self):
         for n in list(self.procs):
             self.kill(n)
+
+
+class Firewall:
+    """nft rules on the loopback output path, in a table of the rig's own (root only):
+    cuts between chosen addresses and ports, as the partition tests need."""
+
+    def __init__(self):
+        self.table = "warren_rig_%d" % os.getpid()
+        self.ok = os.geteuid() == 0 and shutil.which("nft") is not None
+        if self.ok:
+            r = subprocess.run(["nft", "add table inet %s; add chain inet %s out "
+                                "{ type filter hook output priority 0; }"
+                                % (self.table, self.table)], capture_output=True)
+            self.ok = r.returncode == 0
+
+    def drop(self, rule):
+        """rule: an nft match, e.g. 'ip saddr 127.0.0.11 tcp dport 2379'."""
+        subprocess.run(["nft", "add rule inet %s out %s drop" % (self.table, rule)], check=True)
+
+    def heal(self):
+        subprocess.run(["nft", "flush chain inet %s out" % self.table], check=True)
+
+    def close(self):
+        if self.ok:
+            subprocess.run(["nft", "delete table inet %s" % self.table], capture_output=True)
 
 
 class Node:
@@ -213,6 +250,7 @@ class Rig:
         self.extra_config = extra_config
         self.restart_delay = restart_delay
         self.etcd = Etcd(self.root)
+        self.firewall = Firewall()
         self.nodes = []
         self.stopping = False
         self.etcd.start()
@@ -258,6 +296,7 @@ class Rig:
         for n in self.nodes:
             n.stop()
         self.etcd.stop()
+        self.firewall.close()
         if not keep:
             shutil.rmtree(self.root, ignore_errors=True)
 
