@@ -176,6 +176,37 @@ def stop_cycles(rig, cycles, figures):
           % (res["confirmed"], res["received"], res["lost"], res["lost_ids"]))
 
 
+def cut_cycles(rig, cycles, figures):
+    """The leader cut off from etcd (nft), cycles times, under load: each time another node
+    must lead within the lease TTL plus an election, the cut-off one must fence itself, and
+    nothing confirmed may be lost (the partition figure of the long run)."""
+    fw = rig.firewall
+    if not fw.ok:
+        print("note: partition cycles not run (they need root and nft)")
+        return
+    checker = R.Checker(rig.nodes, queue="rig.cut")
+    checker.start(publishers=1, consumers=1)
+    time.sleep(2)
+    ports = ", ".join("%d" % rig.etcd.client[n] for n in rig.etcd.names)
+    for k in range(cycles):
+        wait_isr(rig, 3, timeout=30)
+        leader = rig.leader()
+        if leader is None:
+            check(False, "cut cycle %d: a leader" % k)
+            break
+        fw.drop("ip saddr %s tcp dport { %s }" % (leader.host, ports))
+        new, took = other_leader(rig, leader, timeout=20)
+        fw.heal()
+        figures.setdefault("cut_elected_s", []).append(round(took, 3))
+        check(new is not None, "cut cycle %d: %s cut off from etcd, %s leads after %.2f s"
+              % (k, leader.name, new.name if new else "nobody", took))
+        time.sleep(1)
+    res = checker.finish()
+    figures["cut_checker"] = res
+    check(res["lost"] == 0, "cut cycles: confirmed %d, read %d, lost %d %s"
+          % (res["confirmed"], res["received"], res["lost"], res["lost_ids"]))
+
+
 def post(node, path, timeout=5):
     req = urllib.request.Request("http://%s:%d%s" % (node.host, node.http, path), data=b"",
                                  method="POST")
@@ -419,6 +450,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--kill-cycles", type=int, default=3)
     ap.add_argument("--stop-cycles", type=int, default=1)
+    ap.add_argument("--cut-cycles", type=int, default=0,
+                    help="partition cycles: the leader cut off from etcd (root, nft)")
     ap.add_argument("--no-mixed", action="store_true", help="skip the mixed fault run")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the rig's directory")
@@ -432,6 +465,8 @@ def main():
                 kill_cycles(rig, a.kill_cycles, figures)
             if a.stop_cycles:
                 stop_cycles(rig, a.stop_cycles, figures)
+            if a.cut_cycles:
+                cut_cycles(rig, a.cut_cycles, figures)
             if not a.no_mixed:
                 mixed_faults(rig, figures)
     finally:
