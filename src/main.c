@@ -139,8 +139,19 @@ static int run_cluster_node(struct ev_loop *loop, const struct config *cfg, stru
     }
     srv->cluster = node.cluster;
     node_clients(NULL, NULL);
-    if (mgmt_start(srv, mgmt) != 0)
+    /* A relaying follower relays its management API as well; a refusing one answers it
+     * with 503 not_leader (src/mgmt/mgmt.c). */
+    if (strcmp(cfg->cluster.follower_listeners, "refuse") != 0 && cfg->management_port != 0) {
+        char address[128];
+        snprintf(address, sizeof address, strchr(cfg->management_ip, ':') ? "[%s]:%u" : "%s:%u",
+                 cfg->management_ip, (unsigned)cfg->management_port);
+        if (cluster_listen_http(node.cluster, address, err, sizeof err) != 0) {
+            log_error(NULL, "management API: %s", err);
+            return 1;
+        }
+    } else if (mgmt_start(srv, mgmt) != 0) {
         return 1;
+    }
     server_run(srv);
     cluster_stop(node.cluster);
     return 0;

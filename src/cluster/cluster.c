@@ -1,4 +1,6 @@
 /* Cluster mode: the roles of one node (src/cluster/cluster.h has the model). */
+#include "build_config.h" /* _GNU_SOURCE for accept4 */
+
 #include "src/cluster/cluster.h"
 
 #include <arpa/inet.h>
@@ -86,6 +88,8 @@ struct cluster {
     uint64_t first_refusal_ms;
     bool revoking;
     struct proxy *proxy;
+    int http_fd; /* follower in proxy mode: the management port, relayed */
+    ev_io http_watcher;
 
     /* Leader. */
     struct store *store; /* the broker's, once promoted: its fsyncs gate the lease too */
@@ -643,6 +647,7 @@ static void on_elected_isr(void *arg, int status, const struct coord_isr *isr)
     uint32_t seg;
 
     proxy_drop_all(c->proxy);
+    cluster_close_http(c); /* the broker's HTTP server takes the port */
     if (c->hooks.promote(c->ctx, &store, &defs) != 0) {
         fence(c, "the broker could not start on the data directory");
         return;
@@ -926,6 +931,7 @@ struct cluster *cluster_start(struct ev_loop *loop, const struct config *cfg,
     c->hooks = *hooks;
     c->ctx = ctx;
     c->repl_fd = -1;
+    c->http_fd = -1;
     if (k->node_id[0] != '\0') {
         snprintf(c->node_id, sizeof c->node_id, "%s", k->node_id);
     } else if (gethostname(c->node_id, sizeof c->node_id) != 0) {
@@ -1011,6 +1017,7 @@ void cluster_stop(struct cluster *c)
     stop_following(c);
     repl_leader_detach(c->rl);
     repl_leader_free(c->rl);
+    cluster_close_http(c);
     proxy_free(c->proxy);
     if (c->repl_fd >= 0)
         close(c->repl_fd);
@@ -1033,9 +1040,81 @@ int64_t cluster_epoch(const struct cluster *c)
     return c->role == CLUSTER_LEADER ? c->epoch : c->leader_epoch;
 }
 
-const char *cluster_leader_http(const struct cluster *c)
+/* ---- The management API on a follower ------------------------------------------------------ */
+
+static char *http_answer(int status, const char *reason, json_t *body, size_t *len)
 {
-    return c->leader_known && strcmp(c->leader_id, c->node_id) != 0 ? c->leader_http : "";
+    char *text = json_dumps(body, JSON_COMPACT), *out;
+    size_t n = strlen(text);
+
+    out = xmalloc(n + 256);
+    *len = (size_t)snprintf(out, n + 256,
+                            "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                            "Content-Length: %zu\r\nCache-Control: no-cache\r\n"
+                            "Connection: close\r\n\r\n%s",
+                            status, reason, n, text);
+    free(text);
+    json_decref(body);
+    return out;
+}
+
+/* What a follower answers itself: what describes this node, not the leader. */
+static char *local_http(void *ctx, const char *method, const char *path, size_t *len)
+{
+    struct cluster *c = ctx;
+    char reason[200];
+    json_t *j;
+
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return NULL;
+    if (strcmp(path, "/api/health/checks/leader") == 0) {
+        snprintf(reason, sizeof reason, "node %s is not the leader (it is %s)", c->node_id,
+                 cluster_role_name(c->role));
+        return http_answer(503, "Service Unavailable",
+                           json_pack("{s:s, s:s}", "status", "failed", "reason", reason), len);
+    }
+    if (strcmp(path, "/api/cluster/status") == 0) {
+        j = cluster_status_json(c);
+        json_object_set_new(j, "enabled", json_true());
+        return http_answer(200, "OK", j, len);
+    }
+    return NULL;
+}
+
+static void on_http_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct cluster *c = w->data;
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    int fd;
+
+    (void)loop;
+    (void)revents;
+    while ((fd = accept4(c->http_fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+        proxy_accept(c->proxy, fd, (struct sockaddr *)&peer, len, PROXY_HTTP);
+        len = sizeof peer;
+    }
+}
+
+int cluster_listen_http(struct cluster *c, const char *address, char *err, size_t err_size)
+{
+    if ((c->http_fd = bind_address(address, err, err_size)) < 0)
+        return -1;
+    proxy_set_local_http(c->proxy, local_http, c);
+    ev_io_init(&c->http_watcher, on_http_accept, c->http_fd, EV_READ);
+    c->http_watcher.data = c;
+    ev_io_start(c->loop, &c->http_watcher);
+    log_info(NULL, "cluster: management API on %s relayed to the leader", address);
+    return 0;
+}
+
+void cluster_close_http(struct cluster *c)
+{
+    if (c == NULL || c->http_fd < 0)
+        return;
+    ev_io_stop(c->loop, &c->http_watcher);
+    close(c->http_fd);
+    c->http_fd = -1;
 }
 
 struct proxy *cluster_proxy(const struct cluster *c)

@@ -78,8 +78,7 @@ void cluster_stop(struct cluster *c);
 enum cluster_role cluster_role(const struct cluster *c);
 const char *cluster_node_id(const struct cluster *c);
 int64_t cluster_epoch(const struct cluster *c);
-/* The leader's management API as "host:port", "" while none is known (or this node leads). */
-const char *cluster_leader_http(const struct cluster *c);
+
 
 /* The relay a follower in proxy mode hands its client sockets to (the cluster points it at
  * the leader). */
@@ -89,6 +88,14 @@ struct proxy *cluster_proxy(const struct cluster *c);
  * in-sync follower has it (leader only: 0 and UINT64_MAX otherwise, c NULL included). */
 uint64_t cluster_position(const struct cluster *c);
 uint64_t cluster_committed(const struct cluster *c);
+
+/* A follower in proxy mode relays its management API too: it listens on "IP:port" itself
+ * (instead of the broker's HTTP server) and hands each client to the proxy, which answers
+ * GET /api/health/checks/leader (503) and GET /api/cluster/status (this node's view) here
+ * and relays everything else to the leader's API. cluster_close_http() stops listening (at
+ * promotion, before the broker's HTTP server binds the port). 0, or -1 with err. */
+int cluster_listen_http(struct cluster *c, const char *address, char *err, size_t err_size);
+void cluster_close_http(struct cluster *c);
 
 /* The store sequence a confirm may cover: min(durable_seq, replicated). */
 uint64_t cluster_confirmable(const struct cluster *c, uint64_t durable_seq);

@@ -34,6 +34,7 @@ struct relay {
     struct pipe up;              /* client -> leader */
     struct pipe down;            /* leader -> client */
     size_t header_left;          /* bytes of the PROXY header still at the front of up */
+    bool sniffing;               /* HTTP: reading the request line before choosing */
     char peer[ADDRESS_TEXT_MAX]; /* the client, for log lines */
     struct relay *next, *prev;
 };
@@ -50,7 +51,11 @@ struct proxy {
     char leader_text[PROXY_KINDS][ADDRESS_TEXT_MAX];
     struct relay *relays;
     struct proxy_stats stats;
+    proxy_local_http_fn *local_http;
+    void *local_ctx;
 };
+
+#define SNIFF_MAX 4096 /* a request line longer than this is relayed as it is */
 
 static const char *const kind_names[PROXY_KINDS] = {"AMQP", "AMQPS", "HTTP"};
 
@@ -199,6 +204,11 @@ static void relay_watch(struct relay *r)
     size_t cap = r->p->buffer_bytes;
 
     set_watching(loop, &r->client_read, !r->up.eof && pipe_pending(&r->up) < cap);
+    if (r->leader_fd < 0) {
+        /* Sniffing an HTTP request, or answering it here: no leader socket. */
+        set_watching(loop, &r->client_write, pipe_pending(&r->down) > 0);
+        return;
+    }
     set_watching(loop, &r->leader_write, !r->connected || pipe_pending(&r->up) > 0);
     set_watching(loop, &r->leader_read,
                  r->connected && !r->down.eof && pipe_pending(&r->down) < cap);
@@ -215,7 +225,8 @@ static void relay_close(struct relay *r)
     ev_io_stop(p->loop, &r->leader_write);
     ev_timer_stop(p->loop, &r->connect_timer);
     close(r->client_fd);
-    close(r->leader_fd);
+    if (r->leader_fd >= 0)
+        close(r->leader_fd);
     pipe_free(p, &r->up);
     pipe_free(p, &r->down);
     if (r->prev != NULL)
@@ -286,6 +297,9 @@ static void relay_move(struct relay *r)
     relay_watch(r);
 }
 
+static void relay_connect(struct relay *r);
+static void sniff(struct relay *r);
+
 static void relay_read(struct relay *r, struct pipe *q, int fd, const char *what)
 {
     ssize_t n = pipe_fill(r->p, q, fd);
@@ -296,6 +310,53 @@ static void relay_read(struct relay *r, struct pipe *q, int fd, const char *what
     }
     if (n == 0)
         q->eof = true;
+    if (r->sniffing) {
+        sniff(r);
+        return;
+    }
+    relay_move(r);
+}
+
+/* HTTP: once the request line is in, answer here or relay (proxy_set_local_http). */
+static void sniff(struct relay *r)
+{
+    struct proxy *p = r->p;
+    const char *line = (const char *)r->up.buf + r->up.start;
+    size_t have = pipe_pending(&r->up), len = 0;
+    const char *eol = have > 0 ? memchr(line, '\n', have) : NULL;
+    char method[16], path[SNIFF_MAX];
+    char *answer = NULL;
+
+    if (eol == NULL && have < SNIFF_MAX && !r->up.eof) {
+        relay_watch(r);
+        return;
+    }
+    r->sniffing = false;
+    if (eol != NULL) {
+        char first[SNIFF_MAX + 1];
+        size_t n = (size_t)(eol - line);
+        memcpy(first, line, n);
+        first[n] = '\0';
+        if (sscanf(first, "%15s %4095s", method, path) == 2)
+            answer = p->local_http(p->local_ctx, method, path, &len);
+    }
+    if (answer == NULL && (!p->has_leader || p->leader_len[r->kind] == 0)) {
+        p->stats.refused++;
+        relay_close(r); /* no leader to relay to: the client retries */
+        return;
+    }
+    if (answer == NULL) {
+        relay_connect(r);
+        return;
+    }
+    /* Answered here: the request is dropped, the answer goes out, then both sides close. */
+    pipe_free(p, &r->up);
+    r->up.eof = r->up.shut = true;
+    pipe_free(p, &r->down);
+    r->down.buf = (uint8_t *)answer;
+    r->down.end = len;
+    r->down.eof = true;
+    p->stats.buffered_bytes += len;
     relay_move(r);
 }
 
@@ -448,50 +509,23 @@ static void put_proxy_header(struct relay *r, const struct sockaddr *peer)
     r->p->stats.buffered_bytes += r->up.end;
 }
 
-void proxy_accept(struct proxy *p, int fd, const struct sockaddr *peer, socklen_t peer_len,
-                  enum proxy_kind kind)
+/* Opens the relay's connection to the leader (the client's bytes wait in up meanwhile). */
+static void relay_connect(struct relay *r)
 {
-    struct relay *r;
-    int leader_fd, one = 1, flags;
+    struct proxy *p = r->p;
+    enum proxy_kind kind = r->kind;
+    int one = 1;
 
-    (void)peer_len;
-    if (kind >= PROXY_KINDS || !p->has_leader || p->leader_len[kind] == 0) {
-        p->stats.refused++;
-        close(fd);
-        return;
-    }
-    leader_fd = socket(p->leader[kind].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (leader_fd < 0) {
+    r->leader_fd = socket(p->leader[kind].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (r->leader_fd < 0) {
         log_warn(NULL, "proxy: no socket for the leader: %s", strerror(errno));
         p->stats.connect_failures++;
-        close(fd);
+        relay_close(r);
         return;
     }
-    flags = fcntl(fd, F_GETFL);
-    if (flags >= 0 && !(flags & O_NONBLOCK))
-        fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    setsockopt(leader_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-
-    r = xcalloc(1, sizeof *r);
-    r->p = p;
-    r->kind = kind;
-    r->client_fd = fd;
-    r->leader_fd = leader_fd;
-    format_address(peer, r->peer, sizeof r->peer);
-    ev_io_init(&r->client_read, on_client_readable, fd, EV_READ);
-    ev_io_init(&r->client_write, on_client_writable, fd, EV_WRITE);
-    ev_io_init(&r->leader_read, on_leader_readable, leader_fd, EV_READ);
-    ev_io_init(&r->leader_write, on_leader_writable, leader_fd, EV_WRITE);
-    ev_timer_init(&r->connect_timer, on_connect_timeout, p->connect_timeout_ms / 1000.0, 0.);
-    r->next = p->relays;
-    if (p->relays != NULL)
-        p->relays->prev = r;
-    p->relays = r;
-    p->stats.relays++;
-    p->stats.relays_started++;
-    if (p->proxy_header && kind != PROXY_HTTP)
-        put_proxy_header(r, peer);
+    setsockopt(r->leader_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ev_io_init(&r->leader_read, on_leader_readable, r->leader_fd, EV_READ);
+    ev_io_init(&r->leader_write, on_leader_writable, r->leader_fd, EV_WRITE);
     log_debug(NULL, "proxy: %s client %s relayed to the leader at %s", kind_names[kind], r->peer,
               p->leader_text[kind]);
 
@@ -501,16 +535,16 @@ void proxy_accept(struct proxy *p, int fd, const struct sockaddr *peer, socklen_
     {
         struct sockaddr_storage local;
         socklen_t local_len = sizeof local;
-        if (getsockname(fd, (struct sockaddr *)&local, &local_len) == 0 &&
+        if (getsockname(r->client_fd, (struct sockaddr *)&local, &local_len) == 0 &&
             local.ss_family == p->leader[kind].ss_family) {
             if (local.ss_family == AF_INET)
                 ((struct sockaddr_in *)&local)->sin_port = 0;
             else if (local.ss_family == AF_INET6)
                 ((struct sockaddr_in6 *)&local)->sin6_port = 0;
-            (void)bind(leader_fd, (struct sockaddr *)&local, local_len);
+            (void)bind(r->leader_fd, (struct sockaddr *)&local, local_len);
         }
     }
-    if (connect(leader_fd, (struct sockaddr *)&p->leader[kind], p->leader_len[kind]) == 0) {
+    if (connect(r->leader_fd, (struct sockaddr *)&p->leader[kind], p->leader_len[kind]) == 0) {
         r->connected = true;
         relay_move(r);
         return;
@@ -521,6 +555,56 @@ void proxy_accept(struct proxy *p, int fd, const struct sockaddr *peer, socklen_
     }
     ev_timer_start(p->loop, &r->connect_timer);
     relay_watch(r);
+}
+
+void proxy_set_local_http(struct proxy *p, proxy_local_http_fn *fn, void *ctx)
+{
+    p->local_http = fn;
+    p->local_ctx = ctx;
+}
+
+void proxy_accept(struct proxy *p, int fd, const struct sockaddr *peer, socklen_t peer_len,
+                  enum proxy_kind kind)
+{
+    struct relay *r;
+    int one = 1, flags;
+    bool local = kind == PROXY_HTTP && p->local_http != NULL;
+
+    (void)peer_len;
+    /* Without a leader an HTTP client may still ask what this node answers itself. */
+    if (kind >= PROXY_KINDS || (!local && (!p->has_leader || p->leader_len[kind] == 0))) {
+        p->stats.refused++;
+        close(fd);
+        return;
+    }
+    flags = fcntl(fd, F_GETFL);
+    if (flags >= 0 && !(flags & O_NONBLOCK))
+        fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+    r = xcalloc(1, sizeof *r);
+    r->p = p;
+    r->kind = kind;
+    r->client_fd = fd;
+    r->leader_fd = -1;
+    format_address(peer, r->peer, sizeof r->peer);
+    ev_io_init(&r->client_read, on_client_readable, fd, EV_READ);
+    ev_io_init(&r->client_write, on_client_writable, fd, EV_WRITE);
+    ev_timer_init(&r->connect_timer, on_connect_timeout, p->connect_timeout_ms / 1000.0, 0.);
+    r->next = p->relays;
+    if (p->relays != NULL)
+        p->relays->prev = r;
+    p->relays = r;
+    p->stats.relays++;
+    p->stats.relays_started++;
+    if (p->proxy_header && kind != PROXY_HTTP)
+        put_proxy_header(r, peer);
+    if (local) {
+        r->sniffing = true;
+        relay_watch(r);
+        return;
+    }
+    relay_connect(r);
 }
 
 void proxy_stats(const struct proxy *p, struct proxy_stats *out)

@@ -85,6 +85,14 @@ void proxy_accept(struct proxy *p, int fd, const struct sockaddr *peer, socklen_
 /* Closes every relay, client and leader sockets alike. */
 void proxy_drop_all(struct proxy *p);
 
+/* HTTP relays that this node answers itself: the relay first reads the request line; fn
+ * gets its method and path and returns a whole HTTP response (malloc'd, *len bytes), which
+ * is written back before the connection is closed, or NULL to relay the request to the
+ * leader unchanged. Used for what must describe this node, not the leader (its leader
+ * health check). fn NULL: every HTTP client is relayed. */
+typedef char *proxy_local_http_fn(void *ctx, const char *method, const char *path, size_t *len);
+void proxy_set_local_http(struct proxy *p, proxy_local_http_fn *fn, void *ctx);
+
 void proxy_stats(const struct proxy *p, struct proxy_stats *out);
 
 #endif

@@ -814,13 +814,6 @@ static enum MHD_Result on_request_head(struct mgmt_http *h, struct MHD_Connectio
             server_refuses_clients(h->m->srv, true, reason, sizeof reason))
             return mgmt_respond_error(&req->call, MHD_HTTP_SERVICE_UNAVAILABLE, "not_leader", "%s",
                                       reason);
-        /* A follower that relays AMQP clients holds no data of its own to show: everything
-         * but its health checks and the cluster's status is the leader's to answer. */
-        if (!req->ui && strncmp(url, "/api/health/", 12) != 0 &&
-            strncmp(url, "/api/cluster/", 13) != 0 &&
-            mgmt_follower_refuses(h->m->srv, reason, sizeof reason))
-            return mgmt_respond_error(&req->call, MHD_HTTP_SERVICE_UNAVAILABLE, "not_leader", "%s",
-                                      reason);
         /* How to log in is asked before logging in (RabbitMQ's is open too). */
         if (req->ui ? !mgmt_ui_accepts(conn, method, &answered)
                     : strcmp(url, "/api/auth") != 0 && !authenticate(&req->call, &answered))

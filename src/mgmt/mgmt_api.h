@@ -131,9 +131,7 @@ void mgmt_on_reap_vhosts(struct ev_loop *loop, ev_timer *w, int revents);
 enum MHD_Result mgmt_api_vhosts(struct mgmt_call *c);
 enum MHD_Result mgmt_api_aliveness(struct mgmt_call *c);
 enum MHD_Result mgmt_api_alarms(struct mgmt_call *c);
-/* src/mgmt/mgmt_cluster.c. mgmt_follower_refuses: on a cluster follower, true with the
- * reason (naming the leader's API) that every request but the health checks is refused. */
-bool mgmt_follower_refuses(const struct server *srv, char *reason, size_t reason_size);
+/* src/mgmt/mgmt_cluster.c */
 enum MHD_Result mgmt_api_health_leader(struct mgmt_call *c);
 enum MHD_Result mgmt_api_cluster_status(struct mgmt_call *c);
 enum MHD_Result mgmt_api_cluster_transfer(struct mgmt_call *c);

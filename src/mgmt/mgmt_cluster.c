@@ -18,21 +18,6 @@
 #include "src/cluster/cluster.h"
 #include "src/mgmt/mgmt_api.h"
 
-bool mgmt_follower_refuses(const struct server *srv, char *reason, size_t reason_size)
-{
-    const struct cluster *cl = srv->cluster;
-
-    if (cl == NULL || cluster_role(cl) == CLUSTER_LEADER)
-        return false;
-    if (cluster_leader_http(cl)[0] != '\0')
-        snprintf(reason, reason_size, "node %s is a follower; leader is http://%s",
-                 cluster_node_id(cl), cluster_leader_http(cl));
-    else
-        snprintf(reason, reason_size, "node %s is a follower; no leader is known",
-                 cluster_node_id(cl));
-    return true;
-}
-
 enum MHD_Result mgmt_api_health_leader(struct mgmt_call *c)
 {
     const struct cluster *cl = c->m->srv->cluster;

@@ -89,6 +89,16 @@ def basics(rig):
     check("127.0.0.1" in hosts and f.host not in hosts,
           "the leader shows the relayed client's address (peer hosts %s)" % hosts)
     c.close()
+    # A follower relays its management API to the leader's, but for what describes itself.
+    q = api(f, "/api/queues/%2F/rig.basic")
+    check(q.get("name") == "rig.basic" and q.get("durable") is True,
+          "GET /api/queues/%%2F/rig.basic through follower %s answers from the leader (%s)"
+          % (f.name, {k: q.get(k) for k in ("name", "durable", "messages")}))
+    st = api(f, "/api/cluster/status")
+    check(st.get("node") == f.name and st.get("role") == "follower"
+          and st.get("leader") == leader.name,
+          "follower %s's own /api/cluster/status: %s, following %s"
+          % (f.name, st.get("role"), st.get("leader")))
     # Followers answer the leader health check with 503, the leader with 200.
     for n in followers:
         try:
