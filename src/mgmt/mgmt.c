@@ -33,6 +33,7 @@
 #include "src/broker/policy.h"
 #include "src/broker/queue.h"
 #include "src/broker/server.h"
+#include "src/cluster/cluster.h"
 #include "src/broker/vhost.h"
 #include "src/mgmt/metrics.h"
 #include "src/mgmt/mgmt_defs.h"
@@ -1061,7 +1062,12 @@ int mgmt_start(struct server *s, struct mgmt **out)
         snprintf(host, sizeof host, "localhost");
     host[sizeof host - 1] = '\0';
     host[strcspn(host, ".")] = '\0';
-    snprintf(m->ctx.node, sizeof m->ctx.node, "warren@%s", host);
+    /* A cluster's nodes are named by their cluster.node_id (unique, where host names may
+     * not be: several nodes on one machine). */
+    if (s->cluster != NULL)
+        snprintf(m->ctx.node, sizeof m->ctx.node, "warren@%s", cluster_node_id(s->cluster));
+    else
+        snprintf(m->ctx.node, sizeof m->ctx.node, "warren@%s", host);
     /* As RabbitMQ's load_definitions: at every start, before any client, or no start. */
     if (cfg->load_definitions[0] != '\0') {
         char err[1200];
