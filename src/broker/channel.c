@@ -19,6 +19,7 @@
 #include "src/broker/publish.h"
 #include "src/broker/queue.h"
 #include "src/broker/server.h"
+#include "src/broker/stream.h"
 #include "src/broker/vhost.h"
 #include "src/security/auth.h"
 
@@ -144,7 +145,10 @@ static void settle(struct delivery *d, enum settle_kind kind)
     d->q->unacked--;
     if (kind == SETTLE_ACK)
         d->q->stats.acked++;
-    if (d->q->deleted) {
+    if (d->q->stream != NULL) {
+        /* A stream keeps its messages: a settled delivery only gives credit back. */
+        message_unref(d->msg);
+    } else if (d->q->deleted) {
         persist_released(d->q, d->msg);
         message_unref(d->msg);
     } else if (kind == SETTLE_ACK) {
@@ -213,7 +217,12 @@ static void requeue_range(struct channel *ch, size_t end, enum pick p)
         struct queue *q = queues[k];
         size_t n = group_end[k] - start;
         q->unacked -= (uint32_t)n;
-        if (q->deleted) {
+        if (q->stream != NULL) {
+            /* Nothing goes back to a stream; its consumers read on. */
+            for (size_t i = start; i < group_end[k]; i++)
+                message_unref(entries[i].msg);
+            queue_dispatch(q);
+        } else if (q->deleted) {
             for (size_t i = start; i < group_end[k]; i++) {
                 persist_released(q, entries[i].msg);
                 message_unref(entries[i].msg);
@@ -751,6 +760,16 @@ static int handle_basic_consume(struct channel *ch, const struct wire_method *m)
     c->no_ack = a->no_ack;
     c->exclusive = a->exclusive;
     c->prefetch = ch->prefetch_consumer;
+    if (q->stream != NULL) {
+        uint16_t code;
+        char err[700];
+        if (stream_consumer_start(q, c, a->arguments.raw, a->no_ack, c->prefetch, &code, err,
+                                  sizeof err) != 0) {
+            bytes_free(&c->tag);
+            free(c);
+            return channel_fail(ch, code, "%s", err);
+        }
+    }
     if (wire_table_find(a->arguments, "x-priority", &prio)) {
         int64_t v;
         if (!wire_field_int(&prio, &v) || v < INT32_MIN || v > INT32_MAX) {
@@ -827,7 +846,7 @@ static int handle_basic_publish(struct channel *ch, const struct wire_method *m)
 /* Publish number ch->publish_seq is confirmed (ack), refused (nack) or waits for the store
  * (store_seq != 0). The client hears of it at the end of the loop turn, in order, acks that
  * follow each other in one basic.ack with multiple. */
-static void confirm(struct channel *ch, bool ack, uint64_t store_seq)
+static void confirm(struct channel *ch, bool ack, uint64_t store_seq, uint64_t stream_seq)
 {
     struct confirm_slot *slot;
 
@@ -845,8 +864,15 @@ static void confirm(struct channel *ch, bool ack, uint64_t store_seq)
         ch->confirm_base = ch->publish_seq;
     slot = &ch->confirms[(ch->confirm_head + ch->confirm_len++) & (ch->confirm_cap - 1)];
     slot->store_seq = store_seq;
-    slot->state = store_seq != 0 ? CONFIRM_WAIT : ack ? CONFIRM_ACK : CONFIRM_NACK;
-    if (store_seq != 0)
+    slot->stream_seq = stream_seq;
+    if (!ack)
+        slot->state = CONFIRM_NACK;
+    else if ((store_seq != 0 && store_seq > ch->conn->srv->confirmable_seq) ||
+             (stream_seq != 0 && stream_seq > ch->conn->srv->stream_durable_seq))
+        slot->state = CONFIRM_WAIT;
+    else
+        slot->state = CONFIRM_ACK;
+    if (slot->state == CONFIRM_WAIT)
         wait_durable(ch);
     ch->conn->confirms_pending = true;
 }
@@ -886,8 +912,10 @@ void channel_flush_confirms(struct channel *ch)
     send_acks(ch, ch->confirm_base - 1, acks);
 }
 
-static void confirms_durable(struct channel *ch, uint64_t durable_seq)
+static void confirms_durable(struct channel *ch)
 {
+    uint64_t durable_seq = ch->conn->srv->confirmable_seq;
+    uint64_t stream_seq = ch->conn->srv->stream_durable_seq;
     bool waiting = false;
 
     /* Stored publishes appended in publish order, so their store sequences grow along the
@@ -896,7 +924,7 @@ static void confirms_durable(struct channel *ch, uint64_t durable_seq)
         struct confirm_slot *slot = &ch->confirms[(ch->confirm_head + i) & (ch->confirm_cap - 1)];
         if (slot->state != CONFIRM_WAIT)
             continue;
-        if (slot->store_seq > durable_seq) {
+        if (slot->store_seq > durable_seq || slot->stream_seq > stream_seq) {
             waiting = true;
             break;
         }
@@ -927,9 +955,23 @@ void channel_confirms_durable(struct server *s, uint64_t durable_seq)
 {
     struct channel *ch, *next;
 
+    if (durable_seq > s->confirmable_seq)
+        s->confirmable_seq = durable_seq;
     for (ch = s->confirm_waiting; ch != NULL; ch = next) {
         next = ch->next_waiting;
-        confirms_durable(ch, durable_seq);
+        confirms_durable(ch);
+    }
+}
+
+void channel_streams_durable(struct server *s, uint64_t stream_seq)
+{
+    struct channel *ch, *next;
+
+    if (stream_seq > s->stream_durable_seq)
+        s->stream_durable_seq = stream_seq;
+    for (ch = s->confirm_waiting; ch != NULL; ch = next) {
+        next = ch->next_waiting;
+        confirms_durable(ch);
     }
 }
 
@@ -937,7 +979,7 @@ void channel_confirms_durable(struct server *s, uint64_t durable_seq)
  * of tx.commit for the publishes of a transaction. Takes the caller's reference. *refused
  * is set when a queue refused the message (x-overflow reject-publish). */
 static int publish_route(struct channel *ch, struct message *msg, bool mandatory, bool *refused,
-                         uint64_t *store_seq)
+                         uint64_t *store_seq, uint64_t *stream_seq)
 {
     struct vhost *vh = ch->conn->vhost;
     struct exchange *x;
@@ -966,6 +1008,8 @@ static int publish_route(struct channel *ch, struct message *msg, bool mandatory
             *refused = true;
         if (store_seq != NULL)
             *store_seq = res.store_seq;
+        if (stream_seq != NULL)
+            *stream_seq = res.stream_seq;
     }
     if (n == 0 && mandatory) {
         struct wire_basic_return r = {
@@ -1050,10 +1094,10 @@ static int publish_complete(struct channel *ch)
     }
     {
         bool refused = false;
-        uint64_t store_seq = 0;
-        rc = publish_route(ch, msg, ch->pub_mandatory, &refused, &store_seq);
+        uint64_t store_seq = 0, stream_seq = 0;
+        rc = publish_route(ch, msg, ch->pub_mandatory, &refused, &store_seq, &stream_seq);
         if (rc == 0 && ch->confirm_mode)
-            confirm(ch, !refused, refused ? 0 : store_seq);
+            confirm(ch, !refused, refused ? 0 : store_seq, refused ? 0 : stream_seq);
     }
     return rc;
 }
@@ -1110,6 +1154,11 @@ static int handle_basic_get(struct channel *ch, const struct wire_method *m)
         return -1;
     if ((q = channel_find_queue(ch, queue)) == NULL)
         return -1;
+    if (q->stream != NULL)
+        return channel_fail(ch, WIRE_NOT_IMPLEMENTED,
+                            "basic.get not supported by stream queues queue " NAME_FMT
+                            " in vhost " NAME_FMT,
+                            NAME_ARG(q->name), VHOST_ARG(ch));
     queue_touch(q);
     if (!queue_pop(q, &e)) {
         conn_send_method(ch->conn, ch->id, WIRE_BASIC_GET_EMPTY,
@@ -1192,9 +1241,25 @@ static int handle_basic_ack(struct channel *ch, const struct wire_method *m)
     return settle_tags(ch, a->delivery_tag, a->multiple, SETTLE_ACK, PICK_OUTSTANDING);
 }
 
+/* RabbitMQ refuses nack and reject of a stream's delivery. */
+static int refuse_stream_settle(struct channel *ch, uint64_t tag)
+{
+    ptrdiff_t i = unacked_find(ch, tag, PICK_OUTSTANDING);
+    struct delivery *d = i >= 0 ? unacked_at(ch, (size_t)i) : NULL;
+
+    if (d == NULL || d->q->stream == NULL)
+        return 0;
+    return channel_fail(ch, WIRE_NOT_IMPLEMENTED,
+                        "basic.nack and basic.reject not supported by stream queues queue " NAME_FMT
+                        " in vhost " NAME_FMT,
+                        NAME_ARG(d->q->name), VHOST_ARG(ch));
+}
+
 static int handle_basic_nack(struct channel *ch, const struct wire_method *m)
 {
     const struct wire_basic_nack *a = &m->u.basic_nack;
+    if (refuse_stream_settle(ch, a->delivery_tag) != 0)
+        return -1;
     if (ch->tx_mode)
         return tx_settle(ch, m->id, a->delivery_tag, a->multiple, a->requeue);
     return settle_tags(ch, a->delivery_tag, a->multiple, settle_kind_of(m->id, a->requeue),
@@ -1204,6 +1269,8 @@ static int handle_basic_nack(struct channel *ch, const struct wire_method *m)
 static int handle_basic_reject(struct channel *ch, const struct wire_method *m)
 {
     const struct wire_basic_reject *a = &m->u.basic_reject;
+    if (refuse_stream_settle(ch, a->delivery_tag) != 0)
+        return -1;
     if (ch->tx_mode)
         return tx_settle(ch, m->id, a->delivery_tag, false, a->requeue);
     return settle_tags(ch, a->delivery_tag, false, settle_kind_of(m->id, a->requeue),
@@ -1270,7 +1337,7 @@ static int handle_tx_commit(struct channel *ch, const struct wire_method *m)
             continue;
         }
         if (op->method_id == WIRE_BASIC_PUBLISH)
-            rc = publish_route(ch, op->msg, op->mandatory, NULL, NULL);
+            rc = publish_route(ch, op->msg, op->mandatory, NULL, NULL, NULL);
         else
             rc = settle_tags(ch, op->tag, op->multiple, settle_kind_of(op->method_id, op->requeue),
                              PICK_TX_SETTLED);

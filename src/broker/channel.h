@@ -40,7 +40,8 @@ enum confirm_state {
 };
 
 struct confirm_slot {
-    uint64_t store_seq; /* CONFIRM_WAIT: the store sequence to wait for */
+    uint64_t store_seq;  /* CONFIRM_WAIT: the store sequence to wait for */
+    uint64_t stream_seq; /* CONFIRM_WAIT: and the stream logs' sync sequence */
     uint8_t state;
 };
 
@@ -140,6 +141,8 @@ void channel_flush_confirms(struct channel *ch);
 /* The store made everything up to durable_seq durable: every channel of s confirms what
  * waited for it. */
 void channel_confirms_durable(struct server *s, uint64_t durable_seq);
+/* The stream logs made appends up to stream_seq durable (src/broker/stream.h). */
+void channel_streams_durable(struct server *s, uint64_t stream_seq);
 /* The store failed: every confirm still waiting for an fsync is a basic.nack, since the
  * message may not be on disk. */
 void channel_confirms_failed(struct server *s);

@@ -252,6 +252,14 @@ int channel_handle_queue_declare(struct channel *ch, const struct wire_method *m
         if (queue_args_parse(a->arguments.raw, name, vh->name, vh->default_delivery_limit, &args,
                              err, sizeof err) != 0)
             return channel_fail(ch, WIRE_PRECONDITION_FAILED, "%s", err);
+        /* A stream is durable, shared and kept (RabbitMQ's texts, in its order). */
+        if (args.stream && (!a->durable || a->exclusive || a->auto_delete))
+            return channel_fail(ch, WIRE_PRECONDITION_FAILED,
+                                "invalid property '%s' for queue " NAME_FMT " in vhost " NAME_FMT,
+                                !a->durable    ? "non-durable"
+                                : a->exclusive ? "exclusive-owner"
+                                               : "auto-delete",
+                                NAME_ARG(name), VHOST_ARG(ch));
     }
     {
         const struct auth_vhost *av = auth_vhost_find(ch->conn->srv->auth, vh->name);
@@ -365,6 +373,11 @@ int channel_handle_queue_purge(struct channel *ch, const struct wire_method *m)
         return -1;
     if ((q = channel_find_queue(ch, queue)) == NULL)
         return -1;
+    if (q->stream != NULL)
+        return channel_fail(ch, WIRE_NOT_IMPLEMENTED,
+                            "queue.purge not supported by stream queues queue " NAME_FMT
+                            " in vhost " NAME_FMT,
+                            NAME_ARG(q->name), VHOST_ARG(ch));
     ok.message_count = queue_purge(q);
     if (!a->nowait)
         conn_send_method(ch->conn, ch->id, WIRE_QUEUE_PURGE_OK, &ok);

@@ -4,6 +4,7 @@ src_libwarren_a_SOURCES += \
 	src/broker/outbuf.c src/broker/outbuf.h \
 	src/broker/spill.c src/broker/spill.h \
 	src/broker/queue.c src/broker/queue.h \
+	src/broker/stream.c src/broker/stream.h \
 	src/broker/deadletter.c src/broker/deadletter.h \
 	src/broker/persist.c src/broker/persist.h \
 	src/broker/recovery.c src/broker/recovery.h \

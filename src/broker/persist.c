@@ -12,6 +12,8 @@
 #include "src/broker/message.h"
 #include "src/broker/queue.h"
 #include "src/broker/spill.h"
+#include "src/broker/stream.h"
+#include "src/store/stream_log.h"
 #include "src/broker/vhost.h"
 #include "src/definitions/definitions.h"
 #include "src/store/defs_log.h"
@@ -128,6 +130,12 @@ void persist_exchange_removed(struct exchange *x)
 static bool queue_is_stored(const struct queue *q)
 {
     return q->durable && !q->exclusive;
+}
+
+/* A stream keeps its messages in a log of its own (src/broker/stream.h). */
+static bool queue_takes_store_messages(const struct queue *q)
+{
+    return queue_is_stored(q) && q->stream == NULL;
 }
 
 int persist_queue_added(struct queue *q)
@@ -333,7 +341,7 @@ uint64_t persist_publish(struct vhost *vh, struct message *m, struct queue *cons
     if (n > ARRAY_LEN(small))
         ids = xmalloc(n * sizeof *ids);
     for (size_t i = 0; i < n; i++)
-        if (queue_is_stored(queues[i]) && !queues[i]->deleted)
+        if (queue_takes_store_messages(queues[i]) && !queues[i]->deleted)
             ids[count++] = queues[i]->store_id;
     seq = 0;
     if (count > 0) {
@@ -440,6 +448,7 @@ struct persist *persist_open(struct ev_loop *loop, const char *dir, uint32_t syn
     p->spill_dir = xstrdup(path);
     p->dir = xstrdup(dir);
     spill_clear_dir(p->spill_dir);
+    p->streams = stream_sync_start(loop, p);
     return p;
 }
 
@@ -500,6 +509,8 @@ void persist_close(struct persist *p, struct hmap *vhosts)
         ((struct vhost *)v)->persist = NULL;
         ((struct vhost *)v)->spill_dir = NULL;
     }
+    stream_detach_all(vhosts);
+    stream_sync_free(p->streams);
     store_close(p->store);
     defs_log_close(p->defs);
     free(p->read_buf);

@@ -47,6 +47,10 @@ struct persist {
     void *durable_ctx;
     /* Told when the store fails (with durable_ctx): confirms still waiting are nacked. */
     void (*failure_cb)(void *ctx);
+    /* The stream logs' group commit (src/broker/stream.h) and who hears of it (with
+     * durable_ctx): confirms of stream publishes wait for it. */
+    struct stream_sync *streams;
+    void (*stream_durable_cb)(void *ctx, uint64_t stream_durable_seq);
     bool failed;               /* the store failed: persistent publishes are refused until
                                 * persist_resume() */
     char *spill_dir;           /* DATA_DIR/spill */

@@ -10,6 +10,7 @@
 #include "src/broker/exchange.h"
 #include "src/broker/persist.h"
 #include "src/broker/queue.h"
+#include "src/broker/stream.h"
 #include "src/broker/vhost.h"
 #include "src/security/auth.h"
 
@@ -30,6 +31,8 @@ static const struct key_map queue_keys[] = {
     {"overflow", "x-overflow", false, false},
     {"dead-letter-exchange", "x-dead-letter-exchange", false, false},
     {"dead-letter-routing-key", "x-dead-letter-routing-key", false, false},
+    {"max-age", "x-max-age", false, false},
+    {"stream-max-segment-size-bytes", "x-stream-max-segment-size-bytes", true, false},
 };
 
 static const struct key_map *queue_key(struct wire_bytes key)
@@ -118,6 +121,7 @@ static void fold(struct wire_table *args, uint8_t **storage, const struct policy
     size_t cap = args->raw.len + p->definition.len + 256;
     uint8_t *out = xmalloc(cap);
     struct wire_writer w = wire_writer_init(out, cap);
+    bool stream;
 
     /* The declared arguments first, a numeric limit lowered by the policy's. */
     wire_table_iter_init(&it, *args);
@@ -133,12 +137,16 @@ static void fold(struct wire_table *args, uint8_t **storage, const struct policy
         }
         wire_table_put_bytes_name(&w, key, &v);
     }
-    /* Then what the policy sets and the arguments do not. */
+    /* Then what the policy sets and the arguments do not (a stream ignores the keys of
+     * features it does not have, as RabbitMQ does). */
+    stream = wire_table_find(*args, "x-queue-type", &v) && v.type == 'S' &&
+             wire_bytes_eq_cstr(v.v.bytes, "stream");
     wire_table_iter_init(&it, (struct wire_table){.raw = p->definition});
     while (wire_table_next(&it, &key, &v)) {
         const struct key_map *k = queue_key(key);
         struct wire_field existing;
-        if (k == NULL || wire_table_find(*args, k->argument, &existing))
+        if (k == NULL || wire_table_find(*args, k->argument, &existing) ||
+            (stream && stream_refuses_arg(k->argument)))
             continue;
         wire_table_put(&w, k->argument, &v);
     }

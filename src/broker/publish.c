@@ -9,6 +9,7 @@
 #include "src/broker/message.h"
 #include "src/broker/persist.h"
 #include "src/broker/queue.h"
+#include "src/broker/stream.h"
 #include "src/broker/vhost.h"
 
 void publish_add_header_keys(struct vhost *vh, const struct message *msg, const char *header)
@@ -89,7 +90,15 @@ void publish_deliver(struct vhost *vh, struct exchange *x, struct message **msg,
         (m->props.flags & WIRE_PROP_DELIVERY_MODE) && m->props.delivery_mode == 2)
         out->refused = true;
     for (size_t i = 0; i < n; i++) {
-        if (!queue_push(queues[i], m))
+        if (queues[i]->stream != NULL) {
+            /* A stream writes every message to its own log; the confirm waits for it. */
+            uint64_t seq = stream_push(queues[i], m);
+            if (seq == 0)
+                out->refused = true;
+            else if (seq > out->stream_seq)
+                out->stream_seq = seq;
+        } else if (!queue_push(queues[i], m)) {
             out->refused = true;
+        }
     }
 }

@@ -18,6 +18,7 @@ struct publish_result {
     size_t routed;      /* queues (or a direct reply-to channel) reached; 0: unroutable */
     bool refused;       /* a queue refused it (x-overflow reject-publish) or the store failed */
     uint64_t store_seq; /* the store sequence a publisher confirm waits for; 0 none */
+    uint64_t stream_seq; /* the stream logs' sync sequence it waits for too; 0 none */
 };
 
 /* Sender-selected distribution: the strings in header (CC or BCC, an array) join the key set

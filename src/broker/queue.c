@@ -15,6 +15,7 @@
 #include "src/broker/message.h"
 #include "src/broker/persist.h"
 #include "src/broker/policy.h"
+#include "src/broker/stream.h"
 #include "src/broker/vhost.h"
 
 /* ---- Arguments ------------------------------------------------------------------------- */
@@ -81,7 +82,7 @@ int queue_args_parse(struct wire_bytes args, struct wire_bytes queue_name,
     static const char *const modes[] = {"default", "lazy", NULL};
     /* Quorum and stream declarations get a classic queue with the same semantics for the
      * arguments Warren knows. */
-    static const char *const types[] = {"classic", "quorum", NULL};
+    static const char *const types[] = {"classic", "quorum", "stream", NULL};
     struct wire_table_iter it;
     struct wire_bytes key;
     struct wire_field v;
@@ -96,7 +97,14 @@ int queue_args_parse(struct wire_bytes args, struct wire_bytes queue_name,
         .max_length_bytes = -1,
         .delivery_limit = default_delivery_limit > 0 ? default_delivery_limit : -1,
         .overflow = OVERFLOW_DROP_HEAD,
+        .max_age_ms = -1,
+        .stream_segment_bytes = -1,
     };
+    if (wire_table_find((struct wire_table){.raw = args}, "x-queue-type", &v) && v.type == 'S' &&
+        wire_bytes_eq_cstr(v.v.bytes, "stream")) {
+        out->stream = true;
+        out->delivery_limit = -1;
+    }
     wire_table_iter_init(&it, (struct wire_table){.raw = args});
     while (wire_table_next(&it, &key, &v)) {
         int64_t n;
@@ -104,7 +112,24 @@ int queue_args_parse(struct wire_bytes args, struct wire_bytes queue_name,
 
         snprintf(name, sizeof name, "%.*s", (int)key.len, (const char *)key.ptr);
         a.name = name;
-        if (strcmp(name, "x-message-ttl") == 0) {
+        if (out->stream && stream_refuses_arg(name)) {
+            snprintf(err, err_size,
+                     "invalid arg '%s' for queue '%.*s' in vhost '%.*s' of queue type "
+                     "rabbit_stream_queue",
+                     name, (int)queue_name.len, (const char *)queue_name.ptr,
+                     (int)vhost_name.len, (const char *)vhost_name.ptr);
+            return -1;
+        }
+        if (out->stream && strcmp(name, "x-max-age") == 0) {
+            if (v.type != 'S')
+                return type_error(&a, &v);
+            if ((out->max_age_ms = stream_parse_max_age(v.v.bytes)) < 0)
+                return arg_error(&a, "invalid_max_age");
+        } else if (out->stream && strcmp(name, "x-stream-max-segment-size-bytes") == 0) {
+            if (arg_int(&a, &v, 0, &n) != 0)
+                return -1;
+            out->stream_segment_bytes = n;
+        } else if (strcmp(name, "x-message-ttl") == 0) {
             if (arg_int(&a, &v, 0, &n) != 0)
                 return -1;
             out->message_ttl_ms = n;
@@ -235,14 +260,23 @@ static void quote_value(const struct wire_field *f, char *out, size_t out_size)
     erl_out_term(&o, f);
 }
 
+/* And those a stream compares besides. */
+static const char *const compared_stream_args[] = {"x-max-age", "x-stream-max-segment-size-bytes"};
+
 int queue_args_equivalent(struct wire_bytes current, struct wire_bytes received,
                           struct wire_bytes queue_name, struct wire_bytes vhost_name, char *err,
                           size_t err_size)
 {
     struct wire_table cur = {.raw = current}, got = {.raw = received};
+    struct wire_field type;
+    bool stream = wire_table_find(cur, "x-queue-type", &type) && type.type == 'S' &&
+                  wire_bytes_eq_cstr(type.v.bytes, "stream");
+    size_t n = ARRAY_LEN(compared_args) + (stream ? ARRAY_LEN(compared_stream_args) : 0);
 
-    for (size_t i = 0; i < ARRAY_LEN(compared_args); i++) {
-        const char *key = compared_args[i];
+    for (size_t i = 0; i < n; i++) {
+        const char *key = i < ARRAY_LEN(compared_args)
+                              ? compared_args[i]
+                              : compared_stream_args[i - ARRAY_LEN(compared_args)];
         struct wire_field a, b;
         bool has_cur = wire_table_find(cur, key, &a), has_got = wire_table_find(got, key, &b);
         char want[256], have[256], what_got[320], what_have[320];
@@ -445,6 +479,8 @@ struct queue *queue_new(struct vhost *vh, struct wire_bytes name, bool durable, 
         ev_timer_set(&q->expires_timer, (double)q->args.expires_ms / 1000.0, 0.);
         ev_timer_start(vh->loop, &q->expires_timer);
     }
+    if (q->args.stream)
+        stream_attach(q);
     return q;
 }
 
@@ -472,6 +508,10 @@ void queue_policies_changed(struct queue *q)
     bytes_free(&q->effective);
     q->effective = effective;
     q->args = args;
+    if (q->stream != NULL) {
+        stream_limits_changed(q);
+        return;
+    }
     if (q->args.expires_ms > 0 && !had_expiry) {
         ev_timer_set(&q->expires_timer, (double)q->args.expires_ms / 1000.0, 0.);
         ev_timer_start(q->vhost->loop, &q->expires_timer);
@@ -484,6 +524,7 @@ void queue_policies_changed(struct queue *q)
 static void queue_free(struct queue *q)
 {
     assert(q->len == 0 && q->consumer_count == 0);
+    stream_detach(q, false);
     ev_timer_stop(q->vhost->loop, &q->ttl_timer);
     ev_timer_stop(q->vhost->loop, &q->expires_timer);
     for (size_t i = 0; i < q->level_count; i++)
@@ -1023,6 +1064,10 @@ void queue_dispatch(struct queue *q)
 
     /* A delivery can close a channel (e.g. a write error), which removes consumers: the
      * flag keeps a nested call from running over the same rings. */
+    if (q->stream != NULL) {
+        stream_dispatch(q);
+        return;
+    }
     if (q->dispatching || q->deleted)
         return;
     q->dispatching = true;
@@ -1110,6 +1155,7 @@ bool queue_remove_consumer(struct queue *q, struct consumer *c)
     memmove(&q->consumers[i], &q->consumers[i + 1],
             (q->consumer_count - i - 1) * sizeof *q->consumers);
     q->consumer_count--;
+    stream_consumer_stop(c);
     if (c->exclusive)
         q->has_exclusive_consumer = false;
     queue_touch(q);
@@ -1137,6 +1183,7 @@ uint32_t queue_delete(struct queue *q)
         c->ops->cancelled(c);
     }
     persist_queue_removed(q);
+    stream_detach(q, true);
     dropped = drop_ready(q, true);
     /* The broker's totals keep what the queue counted (metrics never go down). */
     q->vhost->retired.published += q->stats.published;

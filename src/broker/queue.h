@@ -25,6 +25,7 @@ struct channel;
 struct conn;
 struct vhost;
 struct xbinding;
+struct stream;
 
 /* One ready message. */
 struct qentry {
@@ -49,8 +50,11 @@ struct consumer_ops {
     void (*cancelled)(struct consumer *c);
 };
 
+struct stream_reader;
+
 struct consumer {
     const struct consumer_ops *ops;
+    struct stream_reader *stream; /* a consumer of a stream: its position (src/broker/stream.h) */
     struct wire_bytes tag; /* owned */
     struct channel *ch;    /* the channel that owns it (never dereferenced by the queue) */
     struct queue *q;
@@ -80,6 +84,11 @@ struct queue_args {
     struct wire_bytes dlx;   /* x-dead-letter-exchange (borrows the queue's arguments) */
     struct wire_bytes dlrk;  /* x-dead-letter-routing-key (borrows) */
     bool has_dlx, has_dlrk;
+    /* x-queue-type=stream (src/broker/stream.h): an append-only log, not a queue of ready
+     * messages; the arguments above that streams refuse are never set for one. */
+    bool stream;
+    int64_t max_age_ms;           /* x-max-age ("7D", "12h", ...) as milliseconds; -1 none */
+    int64_t stream_segment_bytes; /* x-stream-max-segment-size-bytes; -1: the default */
 };
 
 /* Parses and checks a queue's arguments. Returns 0, or -1 with RabbitMQ's reason in err
@@ -166,6 +175,7 @@ struct queue {
     uint32_t unacked;          /* deliveries from this queue awaiting ack */
     bool dispatching;
     struct queue_stats stats;
+    struct stream *stream; /* x-queue-type=stream: its log (src/broker/stream.h); else NULL */
 };
 
 /* A queue with checked arguments (see queue_args_parse). */

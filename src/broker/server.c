@@ -602,6 +602,12 @@ static void on_store_durable(void *ctx, uint64_t durable_seq)
     channel_confirms_durable(s, cluster_confirmable(s->cluster, durable_seq));
 }
 
+/* The stream logs made publishes durable. */
+static void on_streams_durable(void *ctx, uint64_t seq)
+{
+    channel_streams_durable(ctx, seq);
+}
+
 void server_replicated(struct server *s, uint64_t seq)
 {
     uint64_t committed = cluster_committed(s->cluster);
@@ -801,6 +807,7 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
         if (s->persist != NULL) {
             s->persist->durable_cb = on_store_durable;
             s->persist->failure_cb = on_store_failed;
+            s->persist->stream_durable_cb = on_streams_durable;
             s->persist->durable_ctx = s;
         }
         /* A blank broker gets RabbitMQ's defaults: the default user, tagged administrator,

@@ -65,6 +65,8 @@ struct server {
      * NULL on a single node. */
     struct cluster *cluster;
     uint64_t durable_seq; /* the store's, as last reported */
+    uint64_t confirmable_seq;    /* the store sequence confirms may go out for */
+    uint64_t stream_durable_seq; /* the stream logs', as last reported */
     struct listener listeners[CONFIG_MAX_LISTENERS * 4];
     struct tls_server *tls;     /* the TLS context, when a TLS listener is configured */
     size_t listener_count;

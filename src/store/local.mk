@@ -4,4 +4,5 @@ src_libwarren_a_SOURCES += \
 	src/store/recfile.c src/store/recfile.h \
 	src/store/store.c src/store/store.h src/store/store_internal.h \
 	src/store/segment.c src/store/sync.c src/store/recover.c \
-	src/store/defs_log.c src/store/defs_log.h
+	src/store/defs_log.c src/store/defs_log.h \
+	src/store/stream_log.c src/store/stream_log.h
