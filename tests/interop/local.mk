@@ -84,3 +84,8 @@ EXTRA_DIST += tests/interop/rawclient.py tests/interop/fd_exhaustion.sh \
 TESTS += tests/interop/parity.sh tests/interop/sasl.sh
 EXTRA_DIST += tests/interop/parity.sh tests/interop/parity.py tests/interop/sasl.sh \
 	tests/interop/sasl.py
+
+# Stream queues (x-queue-type=stream): pika, and a SIGKILL while publishing with confirms.
+TESTS += tests/interop/stream_pika.sh tests/interop/stream_crash.sh
+EXTRA_DIST += tests/interop/stream_pika.sh tests/interop/stream_pika.py \
+	tests/interop/stream_crash.sh tests/interop/stream_crash.py
