@@ -30,7 +30,8 @@ EXTRA_DIST += $(EXAMPLE_TESTS) \
 	examples/08_ordering_idempotency.py \
 	examples/09_reliable_publishing.py \
 	examples/10_rpc.py \
-	examples/11_monitoring.py
+	examples/11_monitoring.py \
+	examples/12_stream_replay.py
 
 # Scenario 3 publishes a million messages in seconds: C, so the client is not the limit.
 # Built by make check, or alone: make examples/03_peak_shaving

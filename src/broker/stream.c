@@ -424,9 +424,9 @@ void stream_dispatch(struct queue *q)
         ev_timer_start(q->vhost->loop, &q->stream->kick);
 }
 
-void stream_info(struct queue *q, struct stream_info *out)
+void stream_info(const struct queue *q, struct stream_info *out)
 {
-    struct stream_log *log = log_of(q);
+    struct stream_log *log = q->stream != NULL ? log_of((struct queue *)q) : NULL;
 
     *out = (struct stream_info){0};
     if (log == NULL)

@@ -68,7 +68,9 @@ struct stream_info {
     uint64_t disk_bytes;
     uint64_t segments;
 };
-void stream_info(struct queue *q, struct stream_info *out);
+/* Opens the log if it is not open yet (after a restart), which changes nothing a reader
+ * of q can see: hence const, for the management API. */
+void stream_info(const struct queue *q, struct stream_info *out);
 /* The offset consumer c reads next. */
 uint64_t stream_consumer_offset(const struct consumer *c);
 

@@ -21,6 +21,7 @@
 #include "src/broker/policy.h"
 #include "src/broker/queue.h"
 #include "src/broker/server.h"
+#include "src/broker/stream.h"
 #include "src/broker/vhost.h"
 #include "src/definitions/definitions.h"
 #include "src/mgmt/mgmt_stats.h"
@@ -653,6 +654,8 @@ json_t *mgmt_json_consumer(const struct mgmt_ctx *ctx, const struct consumer *c)
     json_object_set_new(o, "exclusive", json_boolean(c->exclusive));
     json_object_set_new(o, "prefetch_count", json_integer(c->prefetch));
     json_object_set_new(o, "queue", qd);
+    if (c->stream != NULL)
+        json_object_set_new(o, "stream_offset", json_integer((json_int_t)stream_consumer_offset(c)));
     return o;
 }
 
@@ -672,8 +675,21 @@ json_t *mgmt_json_queue(const struct mgmt_ctx *ctx, const struct queue *q, bool 
                         mgmt_json_from_table((struct wire_table){.raw = q->arguments}));
     json_object_set_new(o, "node", json_string(ctx->node));
     json_object_set_new(o, "state", json_string("running"));
-    json_object_set_new(o, "type", json_string("classic"));
+    json_object_set_new(o, "type", json_string(q->stream != NULL ? "stream" : "classic"));
     json_object_set_new(o, "consumers", json_integer((json_int_t)q->consumer_count));
+    if (q->stream != NULL) {
+        /* Warren's own fields: where the log starts and ends, what it takes on disk. */
+        struct stream_info si;
+        stream_info(q, &si);
+        json_object_set_new(o, "stream_first_offset", json_integer((json_int_t)si.first_offset));
+        json_object_set_new(o, "stream_last_offset",
+                            si.next_offset > si.first_offset
+                                ? json_integer((json_int_t)(si.next_offset - 1))
+                                : json_null());
+        json_object_set_new(o, "stream_messages", json_integer((json_int_t)si.messages));
+        json_object_set_new(o, "stream_disk_bytes", json_integer((json_int_t)si.disk_bytes));
+        json_object_set_new(o, "stream_segments", json_integer((json_int_t)si.segments));
+    }
     add_stat(o, "messages", values[MGMT_READY] + values[MGMT_UNACKED],
              mgmt_stats_queue_rate(ctx->stats, q, MGMT_READY) +
                  mgmt_stats_queue_rate(ctx->stats, q, MGMT_UNACKED));
