@@ -74,7 +74,7 @@ static int node_promote(void *ctx, struct store **store, struct defs_log **defs)
     server_free(node.srv);
     if (server_init(node.srv, node.loop, node.cfg, node.port) != 0)
         return -1;
-    node.srv->cluster = node.cluster;
+    server_set_cluster(node.srv, node.cluster);
     if (mgmt_start(node.srv, node.mgmt) != 0)
         return -1;
     *store = node.srv->persist != NULL ? node.srv->persist->store : NULL;
@@ -137,7 +137,7 @@ static int run_cluster_node(struct ev_loop *loop, const struct config *cfg, stru
         log_error(NULL, "cluster: %s", err);
         return 1;
     }
-    srv->cluster = node.cluster;
+    server_set_cluster(srv, node.cluster);
     node_clients(NULL, NULL);
     /* A relaying follower relays its management API as well; a refusing one answers it
      * with 503 not_leader (src/mgmt/mgmt.c). */

@@ -252,6 +252,11 @@ int channel_handle_queue_declare(struct channel *ch, const struct wire_method *m
         if (queue_args_parse(a->arguments.raw, name, vh->name, vh->default_delivery_limit, &args,
                              err, sizeof err) != 0)
             return channel_fail(ch, WIRE_PRECONDITION_FAILED, "%s", err);
+        if (args.stream && vh->refuse_streams)
+            return channel_fail(ch, WIRE_NOT_IMPLEMENTED,
+                                "stream queues are not replicated by a Warren cluster yet: "
+                                "queue " NAME_FMT " in vhost " NAME_FMT " cannot be declared",
+                                NAME_ARG(name), VHOST_ARG(ch));
         /* A stream is durable, shared and kept (RabbitMQ's texts, in its order). */
         if (args.stream && (!a->durable || a->exclusive || a->auto_delete))
             return channel_fail(ch, WIRE_PRECONDITION_FAILED,

@@ -608,6 +608,15 @@ static void on_streams_durable(void *ctx, uint64_t seq)
     channel_streams_durable(ctx, seq);
 }
 
+void server_set_cluster(struct server *s, struct cluster *c)
+{
+    void *v;
+
+    s->cluster = c;
+    for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);)
+        ((struct vhost *)v)->refuse_streams = c != NULL;
+}
+
 void server_replicated(struct server *s, uint64_t seq)
 {
     uint64_t committed = cluster_committed(s->cluster);
@@ -930,6 +939,7 @@ struct vhost *server_vhost_add(struct server *s, struct wire_bytes name)
         return vh;
     vh = vhost_new(name, s->loop);
     vh->default_delivery_limit = s->cfg->delivery_limit;
+    vh->refuse_streams = s->cluster != NULL;
     persist_attach(s->persist, vh, s->cfg->queue_memory_window, &s->queue_budget);
     hmap_put(&s->vhosts, vh->name, vh);
     return vh;

@@ -191,6 +191,10 @@ bool server_refuses_clients(const struct server *s, bool http, char *reason, siz
 int server_set_proxy_peers(struct server *s, const char *const *ips, size_t count);
 /* Whether a connection from peer may start with a PROXY header. */
 bool server_is_proxy_peer(const struct server *s, const struct sockaddr *peer);
+/* Cluster mode (src/main.c): confirms then wait for replication too, and vhosts refuse
+ * stream queues. */
+void server_set_cluster(struct server *s, struct cluster *c);
+
 /* Cluster leader: every store append up to seq is on every in-sync follower; the confirms
  * that waited for it go out (those the local fsync covers too). */
 void server_replicated(struct server *s, uint64_t seq);

@@ -19,6 +19,9 @@ struct vhost {
     struct wire_bytes name; /* owned */
     struct ev_loop *loop;   /* for the queues' timers */
     struct persist *persist; /* NULL: nothing is persisted (no data directory) */
+    /* A cluster node: stream queues are refused (their log is not replicated yet, so their
+     * confirms could not keep the cluster's promise). */
+    bool refuse_streams;
     const char *spill_dir;   /* where queues spill their backlog; NULL: they keep it in memory */
     uint32_t memory_window;  /* messages a queue keeps in memory (queue_memory_window) */
     struct queue_budget *budget; /* shared by the broker's vhosts (queue_memory_limit); NULL none */

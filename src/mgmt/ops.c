@@ -233,6 +233,11 @@ int ops_queue_declare(struct vhost *vh, const struct ops_actor *actor, struct wi
         err->code = WIRE_PRECONDITION_FAILED;
         return -1;
     }
+    if (args.stream && vh->refuse_streams)
+        return fail(err, WIRE_NOT_IMPLEMENTED,
+                    "stream queues are not replicated by a Warren cluster yet: queue " NAME_FMT
+                    " cannot be declared",
+                    NAME_ARG(name));
     q = vhost_queue_find(vh, name);
     if (q != NULL) {
         if (q->exclusive && actor->conn != NULL && q->owner != actor->conn)
