@@ -16,9 +16,10 @@ allowed() {
     src/base) echo "amqp src/base" ;;
     src/security) echo "amqp src/base src/security" ;;
     src/store) echo "amqp src/base src/store" ;;
-    src/cluster) echo "amqp src/base src/security src/store src/cluster" ;;
-    src/definitions) echo "amqp exchanges src/base src/security src/definitions" ;;
+    # cluster mode (etcd client, coordinator, replication, proxy, roles): the broker calls
+    # it through its headers, it calls the broker only through hooks (src/cluster/cluster.h)
     src/cluster) echo "amqp src/base src/security src/store src/cluster build_config.h" ;;
+    src/definitions) echo "amqp exchanges src/base src/security src/definitions" ;;
     src/broker) echo "amqp exchanges src/base src/security src/store src/cluster src/definitions src/broker build_config.h" ;;
     src/mgmt) echo "amqp exchanges src/base src/security src/store src/cluster src/definitions src/broker src/mgmt build_config.h" ;;
     src/cli) echo "src/cli build_config.h" ;;
