@@ -127,17 +127,26 @@ const char *cluster_role_name(enum cluster_role r)
     return "?";
 }
 
-static void fence(struct cluster *c, const char *why)
+static void stop_acting(struct cluster *c, const char *why, bool planned)
 {
     if (c->role == CLUSTER_FENCED)
         return;
-    log_error(NULL, "cluster: %s: this node stops (as %s, epoch %lld)", why,
-              cluster_role_name(c->role), (long long)c->epoch);
+    if (planned)
+        log_info(NULL, "cluster: %s: this node steps down (as %s, epoch %lld)", why,
+                 cluster_role_name(c->role), (long long)c->epoch);
+    else
+        log_error(NULL, "cluster: %s: this node stops (as %s, epoch %lld)", why,
+                  cluster_role_name(c->role), (long long)c->epoch);
     c->role = CLUSTER_FENCED;
     /* Revoked at once, so that the others need not wait for the lease to expire. */
     coord_stop(c->coord, true);
     c->coord = NULL;
     c->hooks.fence(c->ctx, why);
+}
+
+static void fence(struct cluster *c, const char *why)
+{
+    stop_acting(c, why, false);
 }
 
 static bool isr_has(const struct cluster *c, const char *id)
@@ -199,6 +208,28 @@ static int split_address(const char *addr, char *host, size_t host_size, unsigne
         return -1;
     *port = (unsigned)p;
     return 0;
+}
+
+/* "host:port" with host a name becomes "IP:port" (the first address the resolver gives);
+ * an IP literal, an empty or unresolvable address is left as it is. */
+static void numeric_address(char *addr, size_t size)
+{
+    char host[128], ip[INET6_ADDRSTRLEN];
+    unsigned port;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
+    struct in6_addr probe;
+
+    if (addr[0] == '\0' || split_address(addr, host, sizeof host, &port) != 0 ||
+        inet_pton(AF_INET, host, &probe) == 1 || inet_pton(AF_INET6, host, &probe) == 1 ||
+        getaddrinfo(host, NULL, &hints, &res) != 0)
+        return;
+    if (inet_ntop(res->ai_family,
+                  res->ai_family == AF_INET
+                      ? (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr
+                      : (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr,
+                  ip, sizeof ip) != NULL)
+        snprintf(addr, size, res->ai_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, port);
+    freeaddrinfo(res);
 }
 
 /* socket + bind + listen on "host:port", non-blocking. -1 with the reason in err. */
@@ -775,11 +806,18 @@ static void on_leader(void *ctx, const struct coord_leader *l)
         fence(c, "another node leads");
         return;
     }
+    /* The proxy takes IP literals: a host name the leader advertises (its listeners on a
+     * wildcard address) is resolved here, once per leader change. */
+    numeric_address(c->leader_amqp, sizeof c->leader_amqp);
+    numeric_address(c->leader_amqps, sizeof c->leader_amqps);
+    numeric_address(c->leader_http, sizeof c->leader_http);
+    numeric_address(c->leader_repl, sizeof c->leader_repl);
     {
         struct proxy_leader pl = {.amqp = c->leader_amqp[0] ? c->leader_amqp : NULL,
                                   .amqps = c->leader_amqps[0] ? c->leader_amqps : NULL,
                                   .http = c->leader_http[0] ? c->leader_http : NULL};
-        proxy_set_leader(c->proxy, &pl);
+        if (strcmp(c->cfg->cluster.follower_listeners, "proxy") == 0)
+            proxy_set_leader(c->proxy, &pl);
     }
     if (c->hooks.leader_changed != NULL)
         c->hooks.leader_changed(c->ctx, c->leader_amqp, c->leader_http);
@@ -854,7 +892,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
     if (c->role == CLUSTER_LEADER && c->transferring) {
         uint64_t head = repl_leader_position(c->rl);
         if (repl_leader_commit(c->rl) >= head || now >= c->transfer_until) {
-            fence(c, "leadership given up on request (planned switchover)");
+            stop_acting(c, "leadership given up on request (planned switchover)", true);
             return;
         }
     }

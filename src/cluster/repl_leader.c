@@ -534,6 +534,8 @@ void repl_leader_attach(struct repl_leader *l, struct store *st, struct defs_log
 
 void repl_leader_detach(struct repl_leader *l)
 {
+    if (l == NULL)
+        return;
     if (l->store != NULL)
         store_set_tap(l->store, NULL, NULL);
     if (l->defs != NULL)

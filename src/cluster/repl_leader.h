@@ -125,7 +125,7 @@ uint16_t repl_leader_port(const struct repl_leader *l);
  * them, or close them attached (what closing writes is replicated too) and then call
  * repl_leader_attach(l, NULL, NULL), which forgets them without touching them. */
 void repl_leader_attach(struct repl_leader *l, struct store *st, struct defs_log *defs);
-void repl_leader_detach(struct repl_leader *l);
+void repl_leader_detach(struct repl_leader *l); /* NULL is accepted */
 
 /* Stream position of everything tapped so far. */
 uint64_t repl_leader_position(const struct repl_leader *l);

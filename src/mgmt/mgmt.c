@@ -812,6 +812,7 @@ static enum MHD_Result on_request_head(struct mgmt_http *h, struct MHD_Connectio
         /* A follower that refuses clients answers its health checks only, before any login:
          * its user database may lag the leader's (src/broker/server.h). */
         if (!req->ui && strncmp(url, "/api/health/", 12) != 0 &&
+            strncmp(url, "/api/cluster/", 13) != 0 &&
             server_refuses_clients(h->m->srv, true, reason, sizeof reason))
             return mgmt_respond_error(&req->call, MHD_HTTP_SERVICE_UNAVAILABLE, "not_leader", "%s",
                                       reason);
