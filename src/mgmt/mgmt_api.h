@@ -131,7 +131,12 @@ void mgmt_on_reap_vhosts(struct ev_loop *loop, ev_timer *w, int revents);
 enum MHD_Result mgmt_api_vhosts(struct mgmt_call *c);
 enum MHD_Result mgmt_api_aliveness(struct mgmt_call *c);
 enum MHD_Result mgmt_api_alarms(struct mgmt_call *c);
-/* src/mgmt/mgmt_cluster.c */
+/* src/mgmt/mgmt_cluster.c. mgmt_cluster_nodes: in cluster mode, true after appending to
+ * nodes, in name order, self (this node's object, given the cluster's fields cluster_role,
+ * in_sync and lag_bytes) and, on the leader, every other member it knows: each follower it
+ * has seen and each in-sync member, with name, type, running and those three; false on a
+ * single node. */
+bool mgmt_cluster_nodes(const struct server *srv, json_t *self, json_t *nodes);
 enum MHD_Result mgmt_api_health_leader(struct mgmt_call *c);
 enum MHD_Result mgmt_api_cluster_status(struct mgmt_call *c);
 enum MHD_Result mgmt_api_cluster_transfer(struct mgmt_call *c);

@@ -4,8 +4,11 @@
  * descriptors and sockets against theirs, uptime, processors, the exchange types, the SASL
  * mechanisms, the HTTP contexts; and "listeners", as the overview lists them. The Erlang
  * ones (processes, run queue, garbage collection, mnesia, applications) are left out.
- *   GET /api/nodes          [node]               administrators and monitoring users
- *   GET /api/nodes/name     node, or 404 for another name
+ * In cluster mode the leader lists every member (the others with what it knows of them:
+ * name, type, running) and adds Warren's cluster_role, in_sync and lag_bytes to each
+ * (mgmt_cluster.c); a follower's API refuses /api/nodes (503 not_leader, mgmt.c).
+ *   GET /api/nodes          [node...]            administrators and monitoring users
+ *   GET /api/nodes/name     node, or 404 for a name not listed
  *   GET /api/cluster-name   {"name": ...}        any management user
  *   PUT /api/cluster-name   {"name": "x"}        administrators: 204; the name is the
  *                                                global parameter cluster_name, as in RabbitMQ
@@ -152,17 +155,29 @@ static json_t *node_json(const struct mgmt_call *c)
 
 enum MHD_Result mgmt_api_nodes(struct mgmt_call *c)
 {
-    json_t *arr;
+    json_t *arr, *self, *node;
+    size_t i;
 
     if (!c->monitor)
         return mgmt_respond_error(c, MHD_HTTP_UNAUTHORIZED, "not_authorised", "Not monitor user");
-    if (c->nseg == 2) {
-        if (!wire_bytes_eq_cstr(c->seg[1], c->m->ctx.node))
-            return mgmt_not_found(c);
-        return mgmt_respond_json(c, MHD_HTTP_OK, node_json(c));
-    }
     arr = json_array();
-    json_array_append_new(arr, node_json(c));
+    self = node_json(c);
+    /* A cluster's leader lists every member (mgmt_cluster.c), a single node itself. */
+    if (!mgmt_cluster_nodes(c->m->srv, self, arr))
+        json_array_append(arr, self);
+    json_decref(self);
+    if (c->nseg == 2) {
+        json_array_foreach(arr, i, node)
+        {
+            if (wire_bytes_eq_cstr(c->seg[1], json_string_value(json_object_get(node, "name")))) {
+                json_incref(node);
+                json_decref(arr);
+                return mgmt_respond_json(c, MHD_HTTP_OK, node);
+            }
+        }
+        json_decref(arr);
+        return mgmt_not_found(c);
+    }
     return mgmt_respond_json(c, MHD_HTTP_OK, arr);
 }
 

@@ -66,6 +66,28 @@ def basics(rig):
     st = wait_isr(rig, 3)
     check(st is not None, "all three nodes join the in-sync set")
     followers = [n for n in rig.nodes if n is not leader]
+    # The leader's /api/nodes lists every member, as RabbitMQ lists its cluster's nodes.
+    nodes = api(leader, "/api/nodes")
+    names = sorted(x.get("name") for x in nodes)
+    check(names == sorted("warren@" + n.name for n in rig.nodes),
+          "the leader's /api/nodes lists the three nodes (%s)" % names)
+    leaders = [x.get("name") for x in nodes if x.get("cluster_role") == "leader"]
+    check(leaders == ["warren@" + leader.name], "one of them is the leader (%s)" % leaders)
+    check(all(x.get("in_sync") is True and x.get("running") is True and x.get("type") == "disc"
+              and x.get("lag_bytes") is not None for x in nodes),
+          "all running, disc, in sync, with a lag (%s)"
+          % [(x.get("name"), x.get("running"), x.get("in_sync"), x.get("lag_bytes"))
+             for x in nodes])
+    one = api(leader, "/api/nodes/warren@" + followers[0].name)
+    check(one.get("name") == "warren@" + followers[0].name
+          and one.get("cluster_role") == "follower",
+          "the leader's /api/nodes/NAME answers for follower %s" % followers[0].name)
+    # Asked of a follower, /api/nodes is relayed: the leader's list, not the follower alone.
+    via = api(followers[0], "/api/nodes")
+    check(sorted(x.get("name") for x in via) == names
+          and [x.get("name") for x in via if x.get("cluster_role") == "leader"] == leaders,
+          "through follower %s, /api/nodes is the leader's list (%s)"
+          % (followers[0].name, [(x.get("name"), x.get("cluster_role")) for x in via]))
     # A follower relays clients to the leader: declare, publish with confirms, read back.
     f = followers[0]
     c = pika.BlockingConnection(pika.ConnectionParameters(f.host, f.amqp, heartbeat=0))
