@@ -216,14 +216,17 @@ class Node:
             self.proc.wait()
 
     def stop(self):
+        """SIGTERM; the exit status (0 for a clean stop), None if it was not running."""
         self.wanted = False
-        if self.alive():
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if not self.alive():
+            return None
+        self.proc.terminate()
+        try:
+            return self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return "hung"
 
     def pause(self):
         os.kill(self.proc.pid, signal.SIGSTOP)
@@ -292,9 +295,9 @@ class Rig:
         return None
 
     def stop(self, keep=False):
+        """Stops everything; the nodes' exit statuses on SIGTERM, by name."""
         self.stopping = True
-        for n in self.nodes:
-            n.stop()
+        self.exit_status = {n.name: n.stop() for n in self.nodes}
         self.etcd.stop()
         self.firewall.close()
         if not keep:
