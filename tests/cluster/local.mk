@@ -5,6 +5,12 @@ TESTS += tests/cluster/cluster_faults.sh tests/cluster/cluster_min_isr.sh
 EXTRA_DIST += tests/cluster/cluster_faults.sh tests/cluster/cluster_faults.py tests/cluster/rig.py \
 	tests/cluster/cluster_min_isr.sh tests/cluster/cluster_min_isr.py
 
+# clients_failover: the RabbitMQ Java client (automatic recovery) and pika through kill -9s of
+# the leader, connected through a follower (JavaFailover.java is compiled by the test).
+TESTS += tests/cluster/clients_failover.sh
+EXTRA_DIST += tests/cluster/clients_failover.sh tests/cluster/clients_failover.py \
+	tests/cluster/pika_failover.py tests/cluster/JavaFailover.java
+
 # slow_fsync.so: an LD_PRELOAD shim the rig puts under every node, so that a test can stall
 # one node's fsyncs (tests/cluster/slow_fsync.c). Built for make check only.
 check_DATA = tests/cluster/slow_fsync.so
