@@ -57,6 +57,8 @@ def drain(rig, queue):
     """Reads what is left in queue through the leader, acking: the ids read."""
     got = []
     leader = rig.leader()
+    if leader is None:
+        raise RuntimeError("no leader to drain %s through" % queue)
     c = pika.BlockingConnection(pika.ConnectionParameters(leader.host, leader.amqp,
                                                           heartbeat=0, socket_timeout=5))
     ch = c.channel()
