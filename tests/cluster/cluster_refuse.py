@@ -1,0 +1,72 @@
+"""cluster.follower_listeners = refuse on a 3-node loopback cluster (tests/cluster/rig.py): a
+follower completes the AMQP handshake and answers connection.open with 530 NOT_ALLOWED naming
+the leader's address, its management API answers 503 not_leader naming the leader's but for
+its health checks and /api/cluster/status, and the leader serves as usual."""
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rig as R  # noqa: E402
+from cluster_faults import api, check, failures, wait_isr  # noqa: E402
+
+import pika  # noqa: E402
+
+
+def http_status(node, path):
+    req = urllib.request.Request("http://%s:%d%s" % (node.host, node.http, path))
+    req.add_header("Authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")
+    try:
+        with urllib.request.urlopen(req, timeout=3) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def main():
+    rig = R.Rig(R.warrend_path(), extra_config="cluster.follower_listeners = refuse\n")
+    try:
+        rig.start()
+        check(wait_isr(rig, 3) is not None, "three nodes in sync")
+        leader = rig.leader()
+        follower = [n for n in rig.nodes if n is not leader][0]
+        want = "amqp://%s:%d" % (leader.host, leader.amqp)
+        try:
+            pika.BlockingConnection(pika.ConnectionParameters(follower.host, follower.amqp))
+            check(False, "a follower refuses AMQP clients")
+        except (pika.exceptions.ConnectionClosedByBroker,
+                pika.exceptions.ProbableAccessDeniedError) as e:
+            # pika reports a close during the handshake as "probable access denied".
+            text = str(e)
+            check("530" in text and "NOT_ALLOWED - node is a follower; leader is " + want in text,
+                  "follower %s answers connection.open with %s" % (follower.name, text))
+        c = pika.BlockingConnection(pika.ConnectionParameters(leader.host, leader.amqp))
+        ch = c.channel()
+        ch.confirm_delivery()
+        ch.queue_declare("rig.refuse", durable=True)
+        ch.basic_publish("", "rig.refuse", b"x", pika.BasicProperties(delivery_mode=2))
+        c.close()
+        check(True, "the leader serves and confirms")
+        status, body = http_status(follower, "/api/queues")
+        check(status == 503 and body.get("error") == "not_leader"
+              and "http://%s:%d" % (leader.host, leader.http) in body.get("reason", ""),
+              "follower's API: %d %s" % (status, body))
+        status, body = http_status(follower, "/api/cluster/status")
+        check(status == 200 and body.get("role") == "follower",
+              "follower's /api/cluster/status: %d %s" % (status, body and body.get("role")))
+        status, _ = http_status(follower, "/api/health/checks/leader")
+        check(status == 503, "follower's leader health check: %d" % status)
+    finally:
+        rig.stop(keep=bool(failures))
+        check(all(v in (0, None) for v in rig.exit_status.values()),
+              "every node stops cleanly (%s)" % rig.exit_status)
+        if failures:
+            print("rig kept in %s" % rig.root)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
