@@ -74,7 +74,16 @@ enum MHD_Result mgmt_respond(struct mgmt_call *c, unsigned status, char *body, s
 
 enum MHD_Result mgmt_respond_json(struct mgmt_call *c, unsigned status, json_t *j)
 {
-    char *text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    const char *sort_path;
+    bool reverse;
+    char *text;
+
+    /* A list answered whole is sorted here by ?sort= and ?sort_reverse=true, as RabbitMQ
+     * sorts every list (the streamed ones sort themselves: mgmt_slice.h). */
+    sort_path = mgmt_sort_wanted(c, &reverse);
+    if (status == MHD_HTTP_OK && json_is_array(j) && (sort_path != NULL || reverse))
+        mgmt_sort_array(j, sort_path, reverse);
+    text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
 
     json_decref(j);
     if (text == NULL)

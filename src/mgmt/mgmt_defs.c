@@ -267,7 +267,7 @@ static void free_export(void *state)
     free(e);
 }
 
-const struct mgmt_stream_ops mgmt_defs_export_ops = {fill_export, free_export};
+const struct mgmt_stream_ops mgmt_defs_export_ops = {fill_export, free_export, .sort_items = false};
 
 /* JSON text of j without its last character (the closing brace of an object). */
 static char *dump_open(json_t *j)

@@ -134,7 +134,7 @@ static void free_conns(void *state)
     free(l);
 }
 
-static const struct mgmt_stream_ops conn_list_ops = {fill_conns, free_conns};
+static const struct mgmt_stream_ops conn_list_ops = {fill_conns, free_conns, .sort_items = true};
 
 /* The connections (or their channels) the user sees, of vh only when it is not NULL, of the
  * user only_user only when that is not NULL. */
@@ -321,7 +321,7 @@ static void free_consumers(void *state)
     free(l);
 }
 
-static const struct mgmt_stream_ops consumer_list_ops = {fill_consumers, free_consumers};
+static const struct mgmt_stream_ops consumer_list_ops = {fill_consumers, free_consumers, .sort_items = true};
 
 enum MHD_Result mgmt_api_consumers(struct mgmt_call *c)
 {

@@ -5,6 +5,7 @@
 #include "src/mgmt/mgmt_slice.h"
 
 #include <assert.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "src/base/buf.h"
@@ -56,10 +57,18 @@ struct mgmt_stream {
     struct buf out; /* text written and not yet handed to MHD */
     size_t items;   /* items written */
     bool comma;     /* the next item follows an item */
-    bool complete;  /* fill has written the end */
+    bool filled;    /* fill has written the end */
+    bool complete;  /* ... and, when sorting, the sorted items and what followed them too */
     bool paused;    /* in sl->paused, its connection suspended */
     bool owed;      /* resumed: may write once even if the turn's budget is spent */
     struct mgmt_stream *next_paused;
+    /* Sorting (ops->sort_items and ?sort=): the items kept as fill writes them, the text
+     * that came after the first of them, and how many are written once sorted. */
+    char *sort_path;
+    bool sort_reverse, sorted;
+    json_t *kept;
+    struct buf tail;
+    size_t kept_written;
 };
 
 static int append_text(const char *text, size_t len, void *data)
@@ -74,21 +83,57 @@ static int append_text(const char *text, size_t len, void *data)
 
 void mgmt_stream_text(struct mgmt_stream *st, const char *text)
 {
+    if (st->kept != NULL && json_array_size(st->kept) > 0) {
+        /* After the items being sorted: it follows them once they are written. */
+        buf_reserve(&st->tail, strlen(text));
+        memcpy(st->tail.data + st->tail.len, text, strlen(text));
+        st->tail.len += strlen(text);
+        return;
+    }
     append_text(text, strlen(text), st);
     st->comma = false;
+}
+
+static void write_item(struct mgmt_stream *st, const json_t *item)
+{
+    if (st->comma)
+        append_text(",", 1, st);
+    /* Compact, as mgmt_respond_json() writes a whole list: the same bytes. */
+    json_dump_callback(item, append_text, st, JSON_COMPACT | JSON_ENCODE_ANY);
+    st->comma = true;
+    st->items++;
 }
 
 void mgmt_stream_item(struct mgmt_stream *st, json_t *item)
 {
     if (item == NULL)
         return;
-    if (st->comma)
-        append_text(",", 1, st);
-    /* Compact, as mgmt_respond_json() writes a whole list: the same bytes. */
-    json_dump_callback(item, append_text, st, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (st->kept != NULL) {
+        json_array_append_new(st->kept, item);
+        return;
+    }
+    write_item(st, item);
     json_decref(item);
-    st->comma = true;
-    st->items++;
+}
+
+/* Sorting: once fill is done, sorts the kept items (at once: comparing keys is quick; the
+ * objects were rendered a slice at a time), then writes at most max of them; true once all
+ * of them and the text after them are written. */
+static bool write_kept(struct mgmt_stream *st, size_t max)
+{
+    size_t n = json_array_size(st->kept);
+
+    if (!st->sorted) {
+        mgmt_sort_array(st->kept, st->sort_path, st->sort_reverse);
+        st->sorted = true;
+    }
+    for (; st->kept_written < n && max > 0; max--)
+        write_item(st, json_array_get(st->kept, st->kept_written++));
+    if (st->kept_written < n)
+        return false;
+    append_text((const char *)st->tail.data, st->tail.len, st);
+    st->tail.len = 0;
+    return true;
 }
 
 size_t mgmt_stream_items(const struct mgmt_stream *st)
@@ -103,7 +148,10 @@ static void produce(struct mgmt_stream *st, size_t want_bytes, uint64_t budget_u
     uint64_t start = now_us(), spent;
 
     do {
-        st->complete = st->ops->fill(st, st->state, STREAM_FILL_ITEMS);
+        if (!st->filled)
+            st->filled = st->ops->fill(st, st->state, STREAM_FILL_ITEMS);
+        if (st->filled)
+            st->complete = st->kept == NULL || write_kept(st, STREAM_FILL_ITEMS);
         spent = now_us() - start;
     } while (!st->complete && buf_pending(&st->out) < want_bytes && spent < budget_us);
     st->sl->spent_us += spent;
@@ -167,6 +215,9 @@ static void on_stream_free(void *cls)
         stream_unpause(st);
     st->ops->free(st->state);
     buf_free(&st->out);
+    buf_free(&st->tail);
+    json_decref(st->kept);
+    free(st->sort_path);
     free(st);
 }
 
@@ -177,7 +228,16 @@ enum MHD_Result mgmt_respond_stream(struct mgmt_call *c, const struct mgmt_strea
     struct MHD_Response *r;
     enum MHD_Result ok;
 
+    const char *sort_path;
+    bool reverse;
+
     *st = (struct mgmt_stream){.sl = &c->m->slices, .conn = c->conn, .ops = ops, .state = state};
+    sort_path = mgmt_sort_wanted(c, &reverse);
+    if (ops->sort_items && (sort_path != NULL || reverse)) {
+        st->sort_path = sort_path != NULL ? xstrdup(sort_path) : NULL;
+        st->sort_reverse = reverse;
+        st->kept = json_array();
+    }
     r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK_BYTES, on_stream_read, st,
                                           on_stream_free);
     if (r == NULL) {
@@ -189,6 +249,135 @@ enum MHD_Result mgmt_respond_stream(struct mgmt_call *c, const struct mgmt_strea
     ok = MHD_queue_response(c->conn, MHD_HTTP_OK, r);
     MHD_destroy_response(r); /* MHD keeps its own reference until the body is sent */
     return ok;
+}
+
+/* ---- Sorting by a field --------------------------------------------------------------- */
+
+const char *mgmt_sort_wanted(const struct mgmt_call *c, bool *reverse)
+{
+    const char *path = mgmt_query(c, "sort"), *rev = mgmt_query(c, "sort_reverse");
+
+    /* As RabbitMQ: only "true" reverses. */
+    *reverse = rev != NULL && strcmp(rev, "true") == 0;
+    return path != NULL && path[0] != '\0' ? path : NULL;
+}
+
+static void key_text(struct mgmt_sort_key *out, enum mgmt_sort_kind kind, const char *p,
+                     size_t len)
+{
+    out->kind = kind;
+    out->text = xmalloc(len + 1);
+    memcpy(out->text, p, len);
+    out->text[len] = '\0';
+    out->text_len = len;
+}
+
+void mgmt_sort_key_of(const json_t *item, const char *path, struct mgmt_sort_key *out)
+{
+    const json_t *v = item;
+    char part[256];
+
+    *out = (struct mgmt_sort_key){.kind = MGMT_KEY_NUMBER};
+    for (const char *p = path; v != NULL;) {
+        const char *dot = strchr(p, '.');
+        size_t len = dot != NULL ? (size_t)(dot - p) : strlen(p);
+        if (!json_is_object(v) || len >= sizeof part)
+            return; /* no such field: 0, as RabbitMQ counts it */
+        memcpy(part, p, len);
+        part[len] = '\0';
+        v = json_object_get(v, part);
+        if (dot == NULL)
+            break;
+        p = dot + 1;
+    }
+    if (v == NULL) {
+        return;
+    } else if (json_is_number(v)) {
+        out->number = json_number_value(v);
+    } else if (json_is_string(v)) {
+        key_text(out, MGMT_KEY_STRING, json_string_value(v), json_string_length(v));
+    } else if (json_is_boolean(v) || json_is_null(v)) {
+        const char *atom = json_is_null(v) ? "null" : json_is_true(v) ? "true" : "false";
+        key_text(out, MGMT_KEY_ATOM, atom, strlen(atom));
+    } else {
+        out->kind = MGMT_KEY_LIST;
+    }
+}
+
+void mgmt_sort_key_of_bytes(struct wire_bytes text, struct mgmt_sort_key *out)
+{
+    key_text(out, MGMT_KEY_STRING, (const char *)text.ptr, text.len);
+}
+
+int mgmt_sort_key_cmp(const struct mgmt_sort_key *a, const struct mgmt_sort_key *b)
+{
+    size_t n;
+    int r;
+
+    if (a->kind != b->kind)
+        return a->kind < b->kind ? -1 : 1;
+    switch (a->kind) {
+    case MGMT_KEY_NUMBER:
+        return a->number < b->number ? -1 : a->number > b->number ? 1 : 0;
+    case MGMT_KEY_LIST:
+        return 0;
+    case MGMT_KEY_ATOM:
+    case MGMT_KEY_STRING:
+        break;
+    }
+    n = a->text_len < b->text_len ? a->text_len : b->text_len;
+    r = memcmp(a->text, b->text, n);
+    if (r != 0)
+        return r < 0 ? -1 : 1;
+    return a->text_len < b->text_len ? -1 : a->text_len > b->text_len ? 1 : 0;
+}
+
+void mgmt_sort_key_free(struct mgmt_sort_key *k)
+{
+    free(k->text);
+    k->text = NULL;
+}
+
+struct keyed_item {
+    struct mgmt_sort_key key;
+    size_t index;
+    json_t *item;
+};
+
+static int cmp_keyed_items(const void *a, const void *b)
+{
+    const struct keyed_item *x = a, *y = b;
+    int r = mgmt_sort_key_cmp(&x->key, &y->key);
+
+    if (r != 0)
+        return r;
+    /* Equal keys keep the list's own order: stable. */
+    return x->index < y->index ? -1 : x->index > y->index ? 1 : 0;
+}
+
+void mgmt_sort_array(json_t *array, const char *path, bool reverse)
+{
+    size_t n = json_array_size(array);
+    struct keyed_item *items;
+
+    if (n == 0)
+        return;
+    items = xmalloc(n * sizeof *items);
+    for (size_t i = 0; i < n; i++) {
+        items[i].item = json_incref(json_array_get(array, i));
+        items[i].index = i;
+        items[i].key = (struct mgmt_sort_key){.kind = MGMT_KEY_NUMBER};
+        if (path != NULL)
+            mgmt_sort_key_of(items[i].item, path, &items[i].key);
+    }
+    qsort(items, n, sizeof *items, cmp_keyed_items);
+    json_array_clear(array);
+    for (size_t i = 0; i < n; i++) {
+        struct keyed_item *k = &items[reverse ? n - 1 - i : i];
+        json_array_append_new(array, k->item);
+        mgmt_sort_key_free(&k->key);
+    }
+    free(items);
 }
 
 /* ---- Names ----------------------------------------------------------------------------- */
@@ -320,6 +509,25 @@ bool mgmt_names_sort(struct mgmt_names *names, mgmt_names_cmp_fn cmp, size_t max
     return names->sort.done;
 }
 
+void mgmt_names_set_key(struct mgmt_names *names, size_t r, struct mgmt_sort_key *key)
+{
+    if (names->keys == NULL)
+        names->keys = xcalloc(names->count + 1, sizeof *names->keys);
+    mgmt_sort_key_free(&names->keys[r]);
+    names->keys[r] = *key;
+    *key = (struct mgmt_sort_key){0};
+}
+
+int mgmt_names_cmp_key(const struct mgmt_names *names, size_t a, size_t b)
+{
+    return mgmt_sort_key_cmp(&names->keys[a], &names->keys[b]);
+}
+
+void mgmt_names_reverse(struct mgmt_names *names)
+{
+    names->reversed = true;
+}
+
 void mgmt_names_range(struct mgmt_names *names, size_t first, size_t end)
 {
     names->next = first;
@@ -335,15 +543,23 @@ bool mgmt_names_done(const struct mgmt_names *names)
 
 bool mgmt_names_next(struct mgmt_names *names, size_t *r)
 {
+    size_t pos;
+
     if (mgmt_names_done(names))
         return false;
-    *r = names->order != NULL ? names->order[names->next] : names->next;
+    pos = names->reversed ? names->count - 1 - names->next : names->next;
+    *r = names->order != NULL ? names->order[pos] : pos;
     names->next++;
     return true;
 }
 
 void mgmt_names_free(struct mgmt_names *names)
 {
+    if (names->keys != NULL) {
+        for (size_t i = 0; i < names->count; i++)
+            mgmt_sort_key_free(&names->keys[i]);
+        free(names->keys);
+    }
     free(names->arena);
     free(names->recs);
     free(names->order);

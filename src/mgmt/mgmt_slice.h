@@ -63,6 +63,11 @@ struct mgmt_stream_ops {
     bool (*fill)(struct mgmt_stream *st, void *state, size_t max);
     /* Frees state: after the last part, or when the client went away before it. */
     void (*free)(void *state);
+    /* The answer is one array, and ?sort= (mgmt_sort_wanted()) sorts it here: its items are
+     * kept as fill writes them (a slice at a time, as ever), then sorted, then written a
+     * slice at a time; the text fill writes after them follows them. A list that sorts
+     * itself (a page must be sorted before it is chosen) leaves this false. */
+    bool sort_items;
 };
 
 /* Answers 200 application/json with what ops->fill() writes from state, a slice at a time.
@@ -76,6 +81,36 @@ void mgmt_stream_text(struct mgmt_stream *st, const char *text);
 void mgmt_stream_item(struct mgmt_stream *st, json_t *item);
 /* Items written so far. */
 size_t mgmt_stream_items(const struct mgmt_stream *st);
+
+/* ---- Sorting by a field, as RabbitMQ's ?sort= and ?sort_reverse=true -------------------
+ *
+ * RabbitMQ sorts a list by the value at a dotted path in each item
+ * (sort=message_stats.publish_details.rate), then by the list's own order (vhost, name), and
+ * sort_reverse=true reverses the whole of it; a page is then taken from the result. Values
+ * compare as Erlang terms do: numbers first (a field that is missing counts as 0, so it sorts
+ * with the zeros), then atoms (false, null, true), then lists (arrays and objects: equal
+ * here), then strings, byte by byte. */
+
+enum mgmt_sort_kind { MGMT_KEY_NUMBER, MGMT_KEY_ATOM, MGMT_KEY_LIST, MGMT_KEY_STRING };
+
+struct mgmt_sort_key {
+    enum mgmt_sort_kind kind;
+    double number;
+    char *text; /* owned: a string's bytes, or an atom's name */
+    size_t text_len;
+};
+
+/* The field of ?sort= (NULL when there is none, or it is empty) and whether
+ * ?sort_reverse=true. */
+const char *mgmt_sort_wanted(const struct mgmt_call *c, bool *reverse);
+/* The value at the dotted path in item, as a key (a copy: item can go). */
+void mgmt_sort_key_of(const json_t *item, const char *path, struct mgmt_sort_key *out);
+void mgmt_sort_key_of_bytes(struct wire_bytes text, struct mgmt_sort_key *out);
+int mgmt_sort_key_cmp(const struct mgmt_sort_key *a, const struct mgmt_sort_key *b);
+void mgmt_sort_key_free(struct mgmt_sort_key *k);
+/* Sorts array's items by path (NULL: keeps their order; stable: equal keys keep their order, the list's own), and
+ * reverses it if asked. */
+void mgmt_sort_array(json_t *array, const char *path, bool reverse);
 
 /* ---- Names of the objects a stream lists --------------------------------------------- */
 
@@ -98,6 +133,8 @@ struct mgmt_names {
     } sort;           /* a bottom-up merge sort, in progress */
     size_t next, end; /* the records still to list: order[next..end) */
     bool limited;     /* end was set by mgmt_names_range() */
+    bool reversed;    /* positions count from the end of the order */
+    struct mgmt_sort_key *keys; /* one per record once mgmt_names_set_key() was called */
 };
 
 typedef int (*mgmt_names_cmp_fn)(const struct mgmt_names *names, size_t a, size_t b);
@@ -116,6 +153,13 @@ int mgmt_names_cmp_fields(const struct mgmt_names *names, size_t a, size_t b, si
  * added in) by at most about max_steps comparisons; true once they are sorted. Call it
  * with the same cmp until then. */
 bool mgmt_names_sort(struct mgmt_names *names, mgmt_names_cmp_fn cmp, size_t max_steps);
+/* Record r's sort key (mgmt_names_cmp_key() compares them); takes *key. Call it for every
+ * record, after the last mgmt_names_add(). */
+void mgmt_names_set_key(struct mgmt_names *names, size_t r, struct mgmt_sort_key *key);
+/* Compares records a and b by their keys. */
+int mgmt_names_cmp_key(const struct mgmt_names *names, size_t a, size_t b);
+/* The order is listed from its end (sort_reverse=true): a range counts positions from there. */
+void mgmt_names_reverse(struct mgmt_names *names);
 /* List only positions [first, end) of the order (a page); the default is all of them. */
 void mgmt_names_range(struct mgmt_names *names, size_t first, size_t end);
 /* Whether every record of the range has been listed. */
