@@ -143,6 +143,7 @@ enum settle_kind {
 static void settle(struct delivery *d, enum settle_kind kind)
 {
     d->q->unacked--;
+    d->q->unacked_bytes -= message_bytes(d->msg);
     if (kind == SETTLE_ACK)
         d->q->stats.acked++;
     if (d->q->stream != NULL) {
@@ -217,6 +218,8 @@ static void requeue_range(struct channel *ch, size_t end, enum pick p)
         struct queue *q = queues[k];
         size_t n = group_end[k] - start;
         q->unacked -= (uint32_t)n;
+        for (size_t i = start; i < group_end[k]; i++)
+            q->unacked_bytes -= message_bytes(entries[i].msg);
         if (q->stream != NULL) {
             /* Nothing goes back to a stream; its consumers read on. */
             for (size_t i = start; i < group_end[k]; i++)
@@ -361,6 +364,7 @@ static void consumer_deliver(struct consumer *c, struct qentry *e)
         persist_delivered(c->q, e->msg);
     queue_ref(c->q);
     c->q->unacked++;
+    c->q->unacked_bytes += message_bytes(e->msg);
     c->unacked++;
     unacked_push(ch, &(struct delivery){.tag = m.delivery_tag,
                                         .msg = e->msg,
@@ -883,6 +887,9 @@ static void send_acks(struct channel *ch, uint64_t upto, uint64_t count)
 
     if (count > 0)
         conn_send_method(ch->conn, ch->id, WIRE_BASIC_ACK, &m);
+    /* Counted per publish, as RabbitMQ's message_stats.confirm. */
+    ch->confirmed += count;
+    ch->conn->srv->confirmed += count;
 }
 
 void channel_flush_confirms(struct channel *ch)
@@ -1182,6 +1189,7 @@ static int handle_basic_get(struct channel *ch, const struct wire_method *m)
         persist_delivered(q, e.msg);
     queue_ref(q);
     q->unacked++;
+    q->unacked_bytes += message_bytes(e.msg);
     unacked_push(ch, &(struct delivery){.tag = ok.delivery_tag,
                                         .msg = e.msg,
                                         .q = q,

@@ -99,6 +99,7 @@ struct channel {
     struct confirm_slot *confirms;
     size_t confirm_head, confirm_len, confirm_cap;
     uint64_t confirm_base;
+    uint64_t confirmed; /* publishes confirmed to the client (basic.ack), for statistics */
     bool waiting_durable; /* in the server's list of channels waiting for an fsync */
     struct channel *next_waiting, *prev_waiting;
 

@@ -173,6 +173,7 @@ struct queue {
     uint32_t refs;             /* the vhost's, plus one per unacked delivery */
     uint32_t store_id;         /* the message store's name for a durable queue; 0 none */
     uint32_t unacked;          /* deliveries from this queue awaiting ack */
+    uint64_t unacked_bytes;    /* their bodies' bytes */
     bool dispatching;
     struct queue_stats stats;
     struct stream *stream; /* x-queue-type=stream: its log (src/broker/stream.h); else NULL */

@@ -93,6 +93,7 @@ struct server {
     double accept_logged_at;        /* ev_now of the last log line about it */
     int spare_fd;                   /* kept open to accept-and-close with when fds run out */
     uint64_t refused[REFUSED_REASONS]; /* connections refused since start */
+    uint64_t confirmed; /* publishes confirmed to their publishers (basic.ack) since start */
     uint64_t refused_unlogged;      /* refused for lack of fds since the last log line */
     unsigned alarms;            /* ALARM_* now on */
     uint64_t memory_limit;      /* bytes: the memory high watermark */

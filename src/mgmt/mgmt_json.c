@@ -697,8 +697,15 @@ json_t *mgmt_json_queue(const struct mgmt_ctx *ctx, const struct queue *q, bool 
              mgmt_stats_queue_rate(ctx->stats, q, MGMT_READY));
     add_stat(o, "messages_unacknowledged", values[MGMT_UNACKED],
              mgmt_stats_queue_rate(ctx->stats, q, MGMT_UNACKED));
+    /* Bodies' bytes, as RabbitMQ counts them (src/broker/message.h: message_bytes()). How
+     * many of them are persistent is not counted: message_bytes_persistent is left out. */
+    json_object_set_new(o, "message_bytes",
+                        json_integer((json_int_t)(q->ready_bytes + q->spill.bytes +
+                                                  (q->deleted ? 0 : q->unacked_bytes))));
     json_object_set_new(o, "message_bytes_ready",
                         json_integer((json_int_t)(q->ready_bytes + q->spill.bytes)));
+    json_object_set_new(o, "message_bytes_unacknowledged",
+                        json_integer((json_int_t)(q->deleted ? 0 : q->unacked_bytes)));
     /* As RabbitMQ's classic queues: where the ready messages are, memory or disk. */
     json_object_set_new(o, "messages_ram", json_integer((json_int_t)q->len));
     json_object_set_new(o, "messages_paged_out", json_integer((json_int_t)q->spill.count));
@@ -843,7 +850,7 @@ json_t *mgmt_json_connection(const struct mgmt_ctx *ctx, const struct conn *c)
 
 json_t *mgmt_json_channel(const struct mgmt_ctx *ctx, const struct channel *ch)
 {
-    json_t *o = json_object();
+    json_t *o = json_object(), *ms = json_object();
     char name[220];
     uint32_t uncommitted_msgs = 0, uncommitted_acks = 0;
 
@@ -873,6 +880,10 @@ json_t *mgmt_json_channel(const struct mgmt_ctx *ctx, const struct channel *ch)
     json_object_set_new(o, "global_prefetch_count", json_integer(ch->prefetch_channel));
     json_object_set_new(o, "confirm", json_boolean(ch->confirm_mode));
     json_object_set_new(o, "transactional", json_boolean(ch->tx_mode));
+    /* The publishes it confirmed; RabbitMQ shows a channel's other rates too, which Warren
+     * counts per queue only. */
+    add_stat(ms, "confirm", ch->confirmed, mgmt_stats_channel_confirm_rate(ctx->stats, ch));
+    json_object_set_new(o, "message_stats", ms);
     return o;
 }
 
@@ -1017,6 +1028,8 @@ json_t *mgmt_json_overview(const struct mgmt_ctx *ctx)
     add_stat(ms, "redeliver", totals[MGMT_REDELIVERED],
              mgmt_stats_global_rate(ctx->stats, MGMT_REDELIVERED));
     add_stat(ms, "ack", totals[MGMT_ACKED], mgmt_stats_global_rate(ctx->stats, MGMT_ACKED));
+    add_stat(ms, "confirm", totals[MGMT_CONFIRMED],
+             mgmt_stats_global_rate(ctx->stats, MGMT_CONFIRMED));
     json_object_set_new(o, "message_stats", ms);
 
     add_stat(qt, "messages", ready + unacked,

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "src/base/util.h"
+#include "src/broker/channel.h"
+#include "src/broker/conn.h"
 #include "src/broker/queue.h"
 #include "src/broker/server.h"
 #include "src/broker/vhost.h"
@@ -19,6 +21,23 @@ struct mgmt_queue_sample {
     unsigned samples;
     uint64_t generation;
 };
+
+/* A channel's confirms at the last two samples. */
+struct mgmt_channel_sample {
+    uint8_t key[10]; /* the connection's id, then the channel's: the map points at it */
+    const struct channel *ch; /* compared, never dereferenced */
+    uint64_t prev, cur;
+    double prev_t, cur_t;
+    unsigned samples;
+    uint64_t generation;
+};
+
+static struct wire_bytes channel_key(const struct channel *ch, uint8_t buf[10])
+{
+    memcpy(buf, &ch->conn->log.conn_id, 8);
+    memcpy(buf + 8, &ch->id, 2);
+    return (struct wire_bytes){.ptr = buf, .len = 10};
+}
 
 /* "vhost\0queue" in buf (names are shortstr or config strings, so 600 bytes hold both). */
 static struct wire_bytes queue_key(const struct queue *q, uint8_t *buf, size_t size)
@@ -51,6 +70,7 @@ void mgmt_queue_values(const struct queue *q, uint64_t out[MGMT_VALUES])
     out[MGMT_EXPIRED] = q->stats.expired;
     out[MGMT_DEAD_LETTERED] = q->stats.dead_lettered;
     out[MGMT_DROPPED] = q->stats.dropped;
+    out[MGMT_CONFIRMED] = 0; /* the server counts confirms */
     out[MGMT_READY] = queue_ready_count(q);
     out[MGMT_UNACKED] = mgmt_queue_unacked(q);
 }
@@ -70,6 +90,7 @@ void mgmt_stats_init(struct mgmt_stats *st, struct server *s, double interval_s)
     st->srv = s;
     st->interval_s = interval_s;
     hmap_init(&st->queues);
+    hmap_init(&st->channels);
     ev_timer_init(&st->timer, on_sample_timer, interval_s, interval_s);
     ev_timer_start(s->loop, &st->timer);
     mgmt_stats_sample(st);
@@ -91,15 +112,20 @@ void mgmt_stats_free(struct mgmt_stats *st)
     for (size_t i = 0; hmap_next(&st->queues, &i, &v);)
         sample_free(v);
     hmap_free(&st->queues);
+    for (size_t i = 0; hmap_next(&st->channels, &i, &v);)
+        free(v);
+    hmap_free(&st->channels);
     st->srv = NULL;
 }
 
 /* What deleted queues counted: each vhost adds a queue's final counters when it is deleted,
- * so nothing counted between the last sample and the deletion is lost. */
+ * so nothing counted between the last sample and the deletion is lost. And what is counted
+ * broker-wide only: confirms. */
 static void add_retired(const struct server *s, uint64_t out[MGMT_COUNTERS])
 {
     void *v;
 
+    out[MGMT_CONFIRMED] += s->confirmed;
     for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);) {
         const struct queue_stats *r = &((const struct vhost *)v)->retired;
         out[MGMT_PUBLISHED] += r->published;
@@ -143,6 +169,59 @@ static void sample_queue(struct mgmt_stats *st, const struct queue *q, double no
         sum[i] += values[i];
 }
 
+static void sample_channel(struct mgmt_stats *st, const struct channel *ch, double now)
+{
+    uint8_t buf[10];
+    struct wire_bytes key = channel_key(ch, buf);
+    struct mgmt_channel_sample *e = hmap_get(&st->channels, key);
+
+    if (e == NULL) {
+        e = xcalloc(1, sizeof *e);
+        memcpy(e->key, buf, sizeof e->key);
+        e->ch = ch;
+        hmap_put(&st->channels, (struct wire_bytes){.ptr = e->key, .len = sizeof e->key}, e);
+    } else if (e->ch != ch) {
+        e->ch = ch;
+        e->samples = 0;
+    }
+    e->prev = e->cur;
+    e->prev_t = e->cur_t;
+    e->cur = ch->confirmed;
+    e->cur_t = now;
+    e->samples++;
+    e->generation = st->generation;
+}
+
+/* Every open channel's confirms; the samples of channels gone are dropped. */
+static void sample_channels(struct mgmt_stats *st, double now)
+{
+    struct mgmt_channel_sample **gone = NULL;
+    size_t gone_len = 0, gone_cap = 0;
+    void *v;
+
+    for (const struct conn *c = st->srv->conns; c != NULL; c = c->next) {
+        for (uint32_t i = 0; i < c->channels_cap; i++) {
+            if (c->channels[i] != NULL)
+                sample_channel(st, c->channels[i], now);
+        }
+    }
+    for (size_t i = 0; hmap_next(&st->channels, &i, &v);) {
+        struct mgmt_channel_sample *e = v;
+        if (e->generation == st->generation)
+            continue;
+        if (gone_len == gone_cap) {
+            gone_cap = gone_cap ? gone_cap * 2 : 16;
+            gone = xrealloc(gone, gone_cap * sizeof *gone);
+        }
+        gone[gone_len++] = e;
+    }
+    for (size_t i = 0; i < gone_len; i++) {
+        hmap_remove(&st->channels, (struct wire_bytes){.ptr = gone[i]->key, .len = 10});
+        free(gone[i]);
+    }
+    free(gone);
+}
+
 void mgmt_stats_sample(struct mgmt_stats *st)
 {
     struct server *s = st->srv;
@@ -174,6 +253,7 @@ void mgmt_stats_sample(struct mgmt_stats *st)
         sample_free(gone[i]);
     }
     free(gone);
+    sample_channels(st, now);
     add_retired(s, sum);
     memcpy(st->prev, st->cur, sizeof st->prev);
     st->prev_t = st->cur_t;
@@ -209,6 +289,16 @@ double mgmt_stats_global_rate(const struct mgmt_stats *st, enum mgmt_value v)
     if (st->samples < 2)
         return 0.0;
     return rate(st->prev[v], st->cur[v], st->prev_t, st->cur_t, v < MGMT_COUNTERS);
+}
+
+double mgmt_stats_channel_confirm_rate(const struct mgmt_stats *st, const struct channel *ch)
+{
+    uint8_t buf[10];
+    const struct mgmt_channel_sample *e = hmap_get(&st->channels, channel_key(ch, buf));
+
+    if (e == NULL || e->ch != ch || e->samples < 2)
+        return 0.0;
+    return rate(e->prev, e->cur, e->prev_t, e->cur_t, true);
 }
 
 void mgmt_stats_totals(struct mgmt_stats *st, uint64_t out[MGMT_COUNTERS])

@@ -9,7 +9,10 @@
  *
  * Broker-wide counters are the sum of the live queues' counters plus what deleted queues had
  * counted, which each vhost adds up as its queues are deleted (struct vhost's retired), so
- * nothing counted before a deletion is lost; the totals never go down. */
+ * nothing counted before a deletion is lost; the totals never go down. Publisher confirms
+ * belong to channels, not queues: the server counts them (struct server's confirmed), and a
+ * channel its own (struct channel's confirmed, whose rate mgmt_stats_channel_confirm_rate()
+ * gives). */
 #ifndef WARREN_SRC_MGMT_MGMT_STATS_H
 #define WARREN_SRC_MGMT_MGMT_STATS_H
 
@@ -18,6 +21,7 @@
 
 #include "src/base/hmap.h"
 
+struct channel;
 struct queue;
 struct server;
 
@@ -30,6 +34,7 @@ enum mgmt_value {
     MGMT_EXPIRED,       /* TTL ran out */
     MGMT_DEAD_LETTERED, /* republished to the dead-letter exchange */
     MGMT_DROPPED,       /* over a limit with nowhere to dead-letter to */
+    MGMT_CONFIRMED,     /* confirmed to publishers: broker-wide only (a queue's is 0) */
     MGMT_COUNTERS,      /* number of counters */
     MGMT_READY = MGMT_COUNTERS,
     MGMT_UNACKED,
@@ -41,6 +46,7 @@ struct mgmt_stats {
     ev_timer timer;
     double interval_s;
     struct hmap queues;               /* "vhost\0queue" -> struct mgmt_queue_sample */
+    struct hmap channels;             /* connection id and channel id -> its confirms */
     uint64_t generation;              /* of the last sample, to find queues that are gone */
     uint64_t reported[MGMT_COUNTERS]; /* last totals handed out: they never go down */
     /* Broker-wide values at the last two samples (counters include retired ones). */
@@ -64,6 +70,9 @@ uint64_t mgmt_queue_unacked(const struct queue *q);
  * twice. Gauges (ready, unacked) can have negative rates. */
 double mgmt_stats_queue_rate(const struct mgmt_stats *st, const struct queue *q, enum mgmt_value v);
 double mgmt_stats_global_rate(const struct mgmt_stats *st, enum mgmt_value v);
+/* Per-second rate of the publishes ch confirmed over the last interval; 0 until sampled
+ * twice. */
+double mgmt_stats_channel_confirm_rate(const struct mgmt_stats *st, const struct channel *ch);
 
 /* Broker-wide counters now: every live queue's counters plus the retired ones; never less
  * than what the previous call returned. */
