@@ -34,6 +34,34 @@
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "                 \
     "frame-ancestors 'none'"
 
+/* A scanner trying paths would write a log line per try: the first refused path of a minute
+ * is logged, the others are counted, and the count goes with the next line. */
+#define UI_REFUSAL_LOG_INTERVAL_US (60ull * 1000 * 1000)
+
+static struct {
+    uint64_t logged_us; /* when the last line was written; 0 never */
+    uint64_t unlogged;  /* refusals since then */
+} refusals;
+
+static void log_refusal(const char *url)
+{
+    uint64_t now = now_us();
+
+    if (refusals.logged_us != 0 && now - refusals.logged_us < UI_REFUSAL_LOG_INTERVAL_US) {
+        refusals.unlogged++;
+        return;
+    }
+    if (refusals.unlogged > 0)
+        log_warn(NULL,
+                 "management UI: refused the path '%.200s' (and %llu other paths since the "
+                 "previous line: one line a minute)",
+                 url, (unsigned long long)refusals.unlogged);
+    else
+        log_warn(NULL, "management UI: refused the path '%.200s'", url);
+    refusals.logged_us = now;
+    refusals.unlogged = 0;
+}
+
 static bool is_directory(const char *path)
 {
     struct stat st;
@@ -219,7 +247,7 @@ enum MHD_Result mgmt_ui_serve(const struct config *cfg, struct MHD_Connection *c
     if (!is_read_method(method))
         return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed\n");
     if (mgmt_ui_file_path(url, rel, sizeof rel) != 0) {
-        log_warn(NULL, "management UI: refused the path '%.200s'", url);
+        log_refusal(url);
         return respond_text(conn, MHD_HTTP_BAD_REQUEST, "Bad Request: not a path of the UI\n");
     }
     if (!mgmt_ui_dir(cfg, dir, sizeof dir))
