@@ -182,6 +182,29 @@ const char *mgmt_query(const struct mgmt_call *c, const char *name)
     return MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+char *mgmt_query_decoded(const struct mgmt_call *c, const char *name)
+{
+    const char *v = mgmt_query(c, name);
+    char *spaced, *out;
+    size_t len;
+    struct wire_bytes d;
+
+    if (v == NULL)
+        return NULL;
+    /* '+' first, so that an escaped one (%2B) stays a '+'. */
+    spaced = xstrdup(v);
+    len = strlen(spaced);
+    for (size_t i = 0; i < len; i++) {
+        if (spaced[i] == '+')
+            spaced[i] = ' ';
+    }
+    out = xmalloc(len + 1);
+    d = mgmt_url_decode(spaced, (uint8_t *)out, len);
+    out[d.len] = '\0';
+    free(spaced);
+    return out;
+}
+
 bool mgmt_query_true(const struct mgmt_call *c, const char *name)
 {
     const char *v = mgmt_query(c, name);

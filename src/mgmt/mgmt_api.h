@@ -101,6 +101,9 @@ enum MHD_Result mgmt_respond_ops_error(struct mgmt_call *c, const struct ops_err
 bool mgmt_method_is(const struct mgmt_call *c, const char *m);
 const char *mgmt_query(const struct mgmt_call *c, const char *name);
 bool mgmt_query_true(const struct mgmt_call *c, const char *name);
+/* The query argument decoded as a form value ('+' a space, %XX a byte; MHD leaves them as
+ * sent: see keep_escapes()), cut at its first NUL; owned by the caller; NULL if absent. */
+char *mgmt_query_decoded(const struct mgmt_call *c, const char *name);
 json_t *mgmt_body_object(struct mgmt_call *c, enum MHD_Result *answered);
 int mgmt_body_bool(struct mgmt_call *c, const json_t *obj, const char *name, bool def, bool *out,
                    enum MHD_Result *answered);

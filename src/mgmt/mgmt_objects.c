@@ -197,7 +197,8 @@ static const struct mgmt_stream_ops object_list_ops = {fill_objects, free_object
 static enum MHD_Result list_objects(struct mgmt_call *c, struct vhost *only, bool queues)
 {
     const char *page_arg = mgmt_query(c, "page"), *size_arg = mgmt_query(c, "page_size");
-    const char *filter = mgmt_query(c, "name"), *sort_path;
+    const char *sort_path;
+    char *filter = NULL; /* ?name=, decoded */
     bool reverse, use_regex = false;
     regex_t re;
     size_t nv, total = 0, first;
@@ -217,8 +218,8 @@ static enum MHD_Result list_objects(struct mgmt_call *c, struct vhost *only, boo
                 c, MHD_HTTP_BAD_REQUEST, "invalid_pagination_parameters",
                 "Invalid pagination parameters: page number %ld, page size %s", page,
                 size_arg != NULL ? size_arg : "undefined");
-    } else {
-        filter = NULL; /* without a page, ?name= is ignored and everything listed */
+        /* Without a page, ?name= is ignored and everything listed. */
+        filter = mgmt_query_decoded(c, "name");
     }
     if (filter != NULL && filter[0] != '\0' && mgmt_query_true(c, "use_regex")) {
         /* Case-insensitive, as RabbitMQ matches it; bounded in cost as every pattern a
@@ -227,8 +228,10 @@ static enum MHD_Result list_objects(struct mgmt_call *c, struct vhost *only, boo
         int rc = regex_check_cost(filter, why, sizeof why);
         if (rc == 0 && (rc = regcomp(&re, filter, REG_EXTENDED | REG_NOSUB | REG_ICASE)) != 0)
             regerror(rc, &re, why, sizeof why);
-        if (rc != 0)
+        if (rc != 0) {
+            free(filter);
             return mgmt_bad_request(c, "Invalid regular expression in name: %s", why);
+        }
         use_regex = true;
     }
     l = xcalloc(1, sizeof *l);
@@ -259,6 +262,7 @@ static enum MHD_Result list_objects(struct mgmt_call *c, struct vhost *only, boo
     free(vhs);
     if (use_regex)
         regfree(&re);
+    free(filter);
     l->total = total;
     l->filtered = l->names.count;
     if (reverse)

@@ -55,6 +55,11 @@ EXTRA_DIST += tests/interop/mgmt_endpoints.sh tests/interop/mgmt_endpoints.py
 TESTS += tests/interop/mgmt_slices.sh
 EXTRA_DIST += tests/interop/mgmt_slices.sh tests/interop/mgmt_slices.py tests/interop/rtt_probe.py
 
+# Sorted lists of the management API (sort, sort_reverse, with pages and without, use_regex)
+# and the confirm count and rate: mgmt_sort.sh, through pika; passes against RabbitMQ 3.10.8.
+TESTS += tests/interop/mgmt_sort.sh
+EXTRA_DIST += tests/interop/mgmt_sort.sh tests/interop/mgmt_sort.py
+
 # AMQPS through pika: tls_pika.sh starts a warrend with a TLS listener and certificates made
 # by tests/unit/tls_certs.sh. Against another broker: AMQP_HOST, AMQPS_PORT, TLS_CERT_DIR.
 TESTS += tests/interop/tls_pika.sh
