@@ -6,3 +6,6 @@ include $(srcdir)/bench/perf.mk
 EXTRA_DIST += bench/churn_rss.py
 
 include $(srcdir)/bench/requeue.mk
+
+# cluster.sh / cluster.py: a 3-node cluster against one node (see bench/README.md).
+EXTRA_DIST += bench/cluster.sh bench/cluster.py
