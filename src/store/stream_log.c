@@ -466,7 +466,8 @@ struct stream_log *stream_log_open(struct stream_sync *y, const char *dir, char 
         seg_push(l, first, fd, (uint64_t)sb.st_size);
     }
     closedir(d);
-    qsort(l->segs, l->count, sizeof *l->segs, by_first);
+    if (l->count > 1) /* qsort wants a base even for no element */
+        qsort(l->segs, l->count, sizeof *l->segs, by_first);
     for (size_t i = 0; i + 1 < l->count; i++)
         read_first_ts(&l->segs[i]);
     if (l->count == 0) {
