@@ -192,6 +192,16 @@ static const struct option options[] = {
      "http://127.0.0.1:2379", "etcd client URLs, comma-separated"},
     /* 500 ms rather than CLUSTERING.md's 1000: a member cut off from a dying etcd leader
      * holds requests until it notices, and two or three renewals must fit in a 3 s lease. */
+    {"cluster.etcd.username", OPT_STRING, FIELD(cluster.etcd_username), 0, 0, NULL, NULL,
+     "etcd user (etcd's authentication, a token refreshed as it expires); unset: none"},
+    {"cluster.etcd.password", OPT_STRING, FIELD(cluster.etcd_password), 0, 0, NULL, NULL,
+     "password of cluster.etcd.username"},
+    {"cluster.etcd.tls.ca", OPT_PATH, FIELD(cluster.etcd_tls_ca), 0, 0, NULL, "false",
+     "PEM CAs that https:// etcd endpoints must chain to; false: the system's"},
+    {"cluster.etcd.tls.cert", OPT_PATH, FIELD(cluster.etcd_tls_cert), 0, 0, NULL, "false",
+     "PEM client certificate for https:// etcd endpoints; false: none"},
+    {"cluster.etcd.tls.key", OPT_PATH, FIELD(cluster.etcd_tls_key), 0, 0, NULL, "false",
+     "PEM key of cluster.etcd.tls.cert"},
     {"cluster.etcd.request_timeout", OPT_UINT, FIELD(cluster.etcd_request_timeout_ms), 100,
      60000, NULL, "500", "milliseconds an etcd request may take before the next endpoint is tried"},
     {"cluster.lease_ttl", OPT_UINT, FIELD(cluster.lease_ttl_s), 2, 60, NULL, "3",

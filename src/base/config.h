@@ -118,6 +118,11 @@ struct config {
         char name[64];                   /* cluster.name: warren (etcd prefix /warren/NAME/) */
         char node_id[64];                /* cluster.node_id: "" = the host name */
         char etcd_endpoints[1024];       /* cluster.etcd.endpoints: http://127.0.0.1:2379 */
+        char etcd_username[128];         /* cluster.etcd.username: "" = no etcd auth */
+        char etcd_password[256];         /* cluster.etcd.password */
+        char etcd_tls_ca[512];           /* cluster.etcd.tls.ca: "" = system CAs */
+        char etcd_tls_cert[512];         /* cluster.etcd.tls.cert: "" = none */
+        char etcd_tls_key[512];          /* cluster.etcd.tls.key */
         uint32_t etcd_request_timeout_ms; /* cluster.etcd.request_timeout: 500 */
         uint32_t lease_ttl_s;            /* cluster.lease_ttl: 3 */
         char listen[128];                /* cluster.listen: 0.0.0.0:5679 (replication) */

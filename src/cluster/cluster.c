@@ -1012,6 +1012,11 @@ struct cluster *cluster_start(struct ev_loop *loop, const struct config *cfg,
     o.lease_ttl_s = k->lease_ttl_s;
     o.request_timeout_ms = k->etcd_request_timeout_ms;
     o.stall_timeout_ms = k->stall_timeout_ms;
+    o.username = k->etcd_username[0] != '\0' ? k->etcd_username : NULL;
+    o.password = k->etcd_username[0] != '\0' ? k->etcd_password : NULL;
+    o.tls_ca = k->etcd_tls_ca[0] != '\0' ? k->etcd_tls_ca : NULL;
+    o.tls_cert = k->etcd_tls_cert[0] != '\0' ? k->etcd_tls_cert : NULL;
+    o.tls_key = k->etcd_tls_key[0] != '\0' ? k->etcd_tls_key : NULL;
     /* From the node's own address when cluster.listen names one: the node's traffic to
      * etcd is then told apart from the others' (firewalls, the partition tests). */
     {
