@@ -225,6 +225,12 @@ static const struct option options[] = {
      "milliseconds of a stalled event loop or disk after which the leader stops renewing its lease"},
     {"cluster.crash_fastpath", OPT_BOOL, FIELD(cluster.crash_fastpath), 0, 0, NULL, "true",
      "true: followers that find the leader's replication port refused revoke its lease at once"},
+    {"cluster.on_leader_elected", OPT_STRING, FIELD(cluster.on_leader_elected), 0, 0, NULL, NULL,
+     "shell command run (not waited for) when this node starts to lead, e.g. to move a DNS "
+     "name or a virtual IP; it gets WARREN_NODE_ID, WARREN_EPOCH and WARREN_EVENT"},
+    {"cluster.on_leader_lost", OPT_STRING, FIELD(cluster.on_leader_lost), 0, 0, NULL, NULL,
+     "shell command run when this node stops leading (lease lost, deposed, switchover), "
+     "just before it exits; the same variables"},
     {"cluster.follower_listeners", OPT_STRING, FIELD(cluster.follower_listeners), 0, 0, NULL,
      "proxy", "what a follower does with clients: proxy (relay them to the leader) or refuse "
      "(connection.open answered 530 naming the leader)"},

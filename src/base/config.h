@@ -134,6 +134,8 @@ struct config {
         uint32_t stall_timeout_ms;       /* cluster.stall_timeout: 5000 */
         bool crash_fastpath;             /* cluster.crash_fastpath: true */
         char follower_listeners[16];     /* cluster.follower_listeners: proxy | refuse */
+        char on_leader_elected[512];     /* cluster.on_leader_elected: "" = none */
+        char on_leader_lost[512];        /* cluster.on_leader_lost: "" = none */
     } cluster;
     /* management.ui_dir: the web UI's files; "" = where they were installed (src/mgmt/ui.h) */
     char management_ui_dir[512];

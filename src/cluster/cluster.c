@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "src/base/config.h"
@@ -127,6 +128,37 @@ const char *cluster_role_name(enum cluster_role r)
     return "?";
 }
 
+/* cluster.on_leader_elected / on_leader_lost: the operator's command, run by /bin/sh in a
+ * process of its own (detached: a double fork, so that nobody has to reap it and a node about
+ * to exit does not wait for it), with the node, the epoch and the event in its environment. */
+static void run_hook(const struct cluster *c, const char *command, const char *event)
+{
+    /* Built before the fork: the process has threads, so the child only execs. */
+    char node[96], epoch[48], ev[64];
+    char *const envp[] = {node, epoch, ev,
+                          "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                          NULL};
+    pid_t pid;
+
+    if (command[0] == '\0')
+        return;
+    snprintf(node, sizeof node, "WARREN_NODE_ID=%s", c->node_id);
+    snprintf(epoch, sizeof epoch, "WARREN_EPOCH=%lld", (long long)c->epoch);
+    snprintf(ev, sizeof ev, "WARREN_EVENT=%s", event);
+    pid = fork();
+    if (pid < 0) {
+        log_warn(NULL, "cluster: cannot run the %s hook: %s", event, strerror(errno));
+        return;
+    }
+    if (pid == 0) {
+        if (fork() == 0)
+            execle("/bin/sh", "sh", "-c", command, (char *)NULL, envp);
+        _exit(0);
+    }
+    waitpid(pid, NULL, 0);
+    log_info(NULL, "cluster: %s hook started: %s", event, command);
+}
+
 static void stop_acting(struct cluster *c, const char *why, bool planned)
 {
     if (c->role == CLUSTER_FENCED)
@@ -137,6 +169,8 @@ static void stop_acting(struct cluster *c, const char *why, bool planned)
     else
         log_error(NULL, "cluster: %s: this node stops (as %s, epoch %lld)", why,
                   cluster_role_name(c->role), (long long)c->epoch);
+    if (c->role == CLUSTER_LEADER || c->role == CLUSTER_PROMOTING)
+        run_hook(c, c->cfg->cluster.on_leader_lost, "leader_lost");
     c->role = CLUSTER_FENCED;
     /* Revoked at once, so that the others need not wait for the lease to expire. */
     coord_stop(c->coord, true);
@@ -710,6 +744,7 @@ static void on_elected_isr(void *arg, int status, const struct coord_isr *isr)
     c->role = CLUSTER_LEADER;
     log_info(NULL, "cluster: leading epoch %lld, replication on %s", (long long)c->epoch,
              c->cfg->cluster.listen);
+    run_hook(c, c->cfg->cluster.on_leader_elected, "leader_elected");
 }
 
 /* ---- Coordinator events ------------------------------------------------------------------ */

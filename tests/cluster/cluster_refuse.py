@@ -1,17 +1,20 @@
 """cluster.follower_listeners = refuse on a 3-node loopback cluster (tests/cluster/rig.py): a
 follower completes the AMQP handshake and answers connection.open with 530 NOT_ALLOWED naming
 the leader's address, its management API answers 503 not_leader naming the leader's but for
-its health checks and /api/cluster/status, and the leader serves as usual."""
+its health checks and /api/cluster/status, and the leader serves as usual. The same cluster
+runs cluster.on_leader_elected / on_leader_lost hooks, checked across a switchover."""
 
 import json
 import os
 import sys
+import tempfile
+import time
 import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rig as R  # noqa: E402
-from cluster_faults import api, check, failures, wait_isr  # noqa: E402
+from cluster_faults import api, check, failures, other_leader, post, wait_isr  # noqa: E402
 
 import pika  # noqa: E402
 
@@ -27,7 +30,11 @@ def http_status(node, path):
 
 
 def main():
-    rig = R.Rig(R.warrend_path(), extra_config="cluster.follower_listeners = refuse\n")
+    fd, hooks = tempfile.mkstemp(prefix="warren-hooks.", dir=os.environ.get("TMPDIR"))
+    os.close(fd)
+    line = 'echo "$WARREN_EVENT $WARREN_NODE_ID $WARREN_EPOCH" >> ' + hooks
+    rig = R.Rig(R.warrend_path(), extra_config="cluster.follower_listeners = refuse\n"
+                "cluster.on_leader_elected = %s\ncluster.on_leader_lost = %s\n" % (line, line))
     try:
         rig.start()
         check(wait_isr(rig, 3) is not None, "three nodes in sync")
@@ -59,12 +66,29 @@ def main():
               "follower's /api/cluster/status: %d %s" % (status, body and body.get("role")))
         status, _ = http_status(follower, "/api/health/checks/leader")
         check(status == 503, "follower's leader health check: %d" % status)
+
+        # The hooks: elected on the leader; lost, then elected elsewhere, at a switchover.
+        epoch = api(leader, "/api/cluster/status")["epoch"]
+        with open(hooks) as f:
+            seen = f.read().split("\n")
+        check("leader_elected %s %d" % (leader.name, epoch) in seen,
+              "on_leader_elected ran on %s with its epoch (%s)" % (leader.name, seen))
+        check(post(leader, "/api/cluster/transfer-leadership") == 204, "switchover asked")
+        new, _ = other_leader(rig, leader)
+        time.sleep(0.5)
+        with open(hooks) as f:
+            seen = f.read().split("\n")
+        check(new is not None and "leader_lost %s %d" % (leader.name, epoch) in seen and
+              any(x.startswith("leader_elected %s " % new.name) for x in seen),
+              "on_leader_lost ran on %s, on_leader_elected on %s (%s)"
+              % (leader.name, new.name if new else "nobody", seen))
     finally:
         rig.stop(keep=bool(failures))
         check(all(v in (0, None) for v in rig.exit_status.values()),
               "every node stops cleanly (%s)" % rig.exit_status)
         if failures:
             print("rig kept in %s" % rig.root)
+        os.unlink(hooks)
     return 1 if failures else 0
 
 
