@@ -11,6 +11,10 @@ RESTART_WAIT=30
 export RESTART_WAIT
 for sig in TERM KILL; do
     echo "--- 09_reliable_publishing.py, restart by SIG$sig"
+    # Emptied here, not by the redirection below: that happens in the child, maybe after the
+    # loop's first grep has seen the previous round's ACTION line (the loop then ends at once
+    # and the second grep, on the emptied file, restarts nothing: a flaky failure).
+    : >"$example_out"
     timeout -k 5 "$INTEROP_TIMEOUT" /usr/bin/python3 "$examples_dir/09_reliable_publishing.py" \
         >"$example_out" 2>&1 &
     example_pid=$!
