@@ -1140,22 +1140,18 @@ static char *http_answer(int status, const char *reason, json_t *body, size_t *l
 static char *local_http(void *ctx, const char *method, const char *path, size_t *len)
 {
     struct cluster *c = ctx;
-    char reason[200];
     json_t *j;
 
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return NULL;
     if (strcmp(path, "/api/health/checks/leader") == 0) {
-        snprintf(reason, sizeof reason, "node %s is not the leader (it is %s)", c->node_id,
-                 cluster_role_name(c->role));
-        return http_answer(503, "Service Unavailable",
-                           json_pack("{s:s, s:s}", "status", "failed", "reason", reason), len);
+        bool ok;
+        j = cluster_leader_health_json(c, &ok);
+        return ok ? http_answer(200, "OK", j, len)
+                  : http_answer(503, "Service Unavailable", j, len);
     }
-    if (strcmp(path, "/api/cluster/status") == 0) {
-        j = cluster_status_json(c);
-        json_object_set_new(j, "enabled", json_true());
-        return http_answer(200, "OK", j, len);
-    }
+    if (strcmp(path, "/api/cluster/status") == 0)
+        return http_answer(200, "OK", cluster_status_json(c), len);
     return NULL;
 }
 
@@ -1242,10 +1238,23 @@ int cluster_transfer_leadership(struct cluster *c, char *err, size_t err_size)
     return 0;
 }
 
+json_t *cluster_leader_health_json(const struct cluster *c, bool *ok)
+{
+    char reason[200];
+
+    *ok = c == NULL || c->role == CLUSTER_LEADER;
+    if (*ok)
+        return json_pack("{s:s}", "status", "ok");
+    snprintf(reason, sizeof reason, "node %s is not the leader (it is %s)", c->node_id,
+             cluster_role_name(c->role));
+    return json_pack("{s:s, s:s}", "status", "failed", "reason", reason);
+}
+
 json_t *cluster_status_json(const struct cluster *c)
 {
     json_t *o = json_object(), *isr = json_array(), *nodes = json_array();
 
+    json_object_set_new(o, "enabled", json_true());
     json_object_set_new(o, "name", json_string(c->cfg->cluster.name));
     json_object_set_new(o, "node", json_string(c->node_id));
     json_object_set_new(o, "role", json_string(cluster_role_name(c->role)));

@@ -108,9 +108,14 @@ uint64_t cluster_confirmable(const struct cluster *c, uint64_t durable_seq);
 int cluster_transfer_leadership(struct cluster *c, char *err, size_t err_size);
 
 /* The cluster as this node sees it, as a JSON object (jansson, owned by the caller):
- * {"name", "node", "role", "epoch", "leader", "isr": [...], "nodes": [{"name", "role",
+ * {"enabled": true, "name", "node", "role", "epoch", "leader", "isr": [...], "nodes": [{"name", "role",
  * "in_sync", "connected", "lag_bytes", "acked"}...]}. */
 struct json_t;
 struct json_t *cluster_status_json(const struct cluster *c);
+
+/* The answer of the leader health check (GET /api/health/checks/leader), wherever it is
+ * asked: {"status":"ok"} with *ok true on the leader (or c NULL, a single node), else
+ * {"status":"failed","reason":...} with *ok false. Owned by the caller. */
+struct json_t *cluster_leader_health_json(const struct cluster *c, bool *ok);
 
 #endif

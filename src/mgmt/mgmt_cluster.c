@@ -26,34 +26,19 @@
 
 enum MHD_Result mgmt_api_health_leader(struct mgmt_call *c)
 {
-    const struct cluster *cl = c->m->srv->cluster;
-    json_t *j = json_object();
-    char reason[200];
+    bool ok;
+    json_t *j = cluster_leader_health_json(c->m->srv->cluster, &ok);
 
-    if (cl == NULL || cluster_role(cl) == CLUSTER_LEADER) {
-        json_object_set_new(j, "status", json_string("ok"));
-        return mgmt_respond_json(c, MHD_HTTP_OK, j);
-    }
-    snprintf(reason, sizeof reason, "node %s is not the leader (it is %s)", cluster_node_id(cl),
-             cluster_role_name(cluster_role(cl)));
-    json_object_set_new(j, "status", json_string("failed"));
-    json_object_set_new(j, "reason", json_string(reason));
-    return mgmt_respond_json(c, MHD_HTTP_SERVICE_UNAVAILABLE, j);
+    return mgmt_respond_json(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, j);
 }
 
 enum MHD_Result mgmt_api_cluster_status(struct mgmt_call *c)
 {
     const struct cluster *cl = c->m->srv->cluster;
-    json_t *j;
 
-    if (cl == NULL) {
-        j = json_object();
-        json_object_set_new(j, "enabled", json_false());
-        return mgmt_respond_json(c, MHD_HTTP_OK, j);
-    }
-    j = cluster_status_json(cl);
-    json_object_set_new(j, "enabled", json_true());
-    return mgmt_respond_json(c, MHD_HTTP_OK, j);
+    if (cl == NULL)
+        return mgmt_respond_json(c, MHD_HTTP_OK, json_pack("{s:b}", "enabled", 0));
+    return mgmt_respond_json(c, MHD_HTTP_OK, cluster_status_json(cl));
 }
 
 enum MHD_Result mgmt_api_cluster_transfer(struct mgmt_call *c)

@@ -55,8 +55,10 @@ def main():
         ch.confirm_delivery()
         ch.queue_declare("rig.refuse", durable=True)
         ch.basic_publish("", "rig.refuse", b"x", pika.BasicProperties(delivery_mode=2))
+        m, _p, body = ch.basic_get("rig.refuse", auto_ack=True)
         c.close()
-        check(True, "the leader serves and confirms")
+        check(m is not None and body == b"x",
+              "the leader serves: a confirmed message is read back (%s)" % body)
         status, body = http_status(follower, "/api/queues")
         check(status == 503 and body.get("error") == "not_leader"
               and "http://%s:%d" % (leader.host, leader.http) in body.get("reason", ""),
