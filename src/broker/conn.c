@@ -1467,8 +1467,10 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
      * bind, delete ...; messages are written at the end of the turn): the replies wait until
      * every in-sync follower has the change, so that a declare-ok outlives a failover. */
     if (s->cluster != NULL && (after = cluster_position(s->cluster)) != before &&
-        c->state != CONN_CLOSED)
+        c->state != CONN_CLOSED) {
         c->hold_position = after;
+        s->conns_held = true;
+    }
 }
 
 /* The timer found a deadline passed. After a stall of the loop (a slow disk, swapping, a

@@ -623,10 +623,17 @@ void server_replicated(struct server *s, uint64_t seq)
 
     (void)seq; /* the cluster keeps it: cluster_confirmable() */
     channel_confirms_durable(s, cluster_confirmable(s->cluster, s->durable_seq));
+    /* The connections are walked only while one may hold output (a definitions change is
+     * rare; commits come at every fsync). */
+    if (!s->conns_held)
+        return;
+    s->conns_held = false;
     for (struct conn *c = s->conns; c != NULL; c = c->next) {
         if (c->hold_position != 0 && c->hold_position <= committed) {
             c->hold_position = 0;
             server_want_flush(s, c);
+        } else if (c->hold_position != 0) {
+            s->conns_held = true;
         }
     }
 }

@@ -65,6 +65,7 @@ struct server {
      * NULL on a single node. */
     struct cluster *cluster;
     uint64_t durable_seq; /* the store's, as last reported */
+    bool conns_held;      /* some connection may hold output for replication (hold_position) */
     uint64_t confirmable_seq;    /* the store sequence confirms may go out for */
     uint64_t stream_durable_seq; /* the stream logs', as last reported */
     struct listener listeners[CONFIG_MAX_LISTENERS * 4];
