@@ -18,12 +18,15 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: warrend [-c FILE] [--port N] [--data-dir DIR]\n"
+    fprintf(out, "usage: warrend [-c FILE] [--port N] [--data-dir DIR] [--force-leader]\n"
                  "  -c, --config FILE  configuration file (rabbitmq.conf style key = value)\n"
                  "  -p, --port N       listen on port N instead of the configured ports\n"
                  "                     (0: any free port; the ready line says which)\n"
                  "  -d, --data-dir DIR durable definitions and messages (default: data_dir of\n"
                  "                     the configuration, /var/lib/warren)\n"
+                 "      --force-leader cluster mode: when no leader exists, stand for election\n"
+                 "                     even outside the in-sync set, at once (an unclean\n"
+                 "                     failover: confirmed messages this node lacks are lost)\n"
                  "  -h, --help         this text\n"
                  "  -V, --version      print the version\n");
 }
@@ -165,6 +168,7 @@ int main(int argc, char **argv)
         {"data-dir", required_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
+        {"force-leader", no_argument, NULL, 'F'},
         {NULL, 0, NULL, 0},
     };
     static struct config cfg;
@@ -172,6 +176,7 @@ int main(int argc, char **argv)
     struct mgmt *mgmt = NULL;
     const char *config_path = NULL, *data_dir = NULL;
     int port = -1, opt;
+    bool force_leader = false;
     char err[512];
 
     while ((opt = getopt_long(argc, argv, "c:p:d:hV", longopts, NULL)) != -1) {
@@ -194,6 +199,9 @@ int main(int argc, char **argv)
         }
         case 'd':
             data_dir = optarg;
+            break;
+        case 'F':
+            force_leader = true;
             break;
         case 'h':
             usage(stdout);
@@ -224,6 +232,11 @@ int main(int argc, char **argv)
         }
         snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", data_dir);
     }
+    if (force_leader && !cfg.cluster.enabled) {
+        fprintf(stderr, "warrend: --force-leader is for cluster mode (cluster.enabled = true)\n");
+        return 2;
+    }
+    cfg.cluster.force_leader = force_leader;
     log_set_level((enum log_level)cfg.log_level);
     log_set_console(cfg.log_console);
     if (cfg.log_file[0] != '\0' && log_open_file(cfg.log_file) != 0) {

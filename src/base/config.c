@@ -225,6 +225,10 @@ static const struct option options[] = {
      "milliseconds of a stalled event loop or disk after which the leader stops renewing its lease"},
     {"cluster.crash_fastpath", OPT_BOOL, FIELD(cluster.crash_fastpath), 0, 0, NULL, "true",
      "true: followers that find the leader's replication port refused revoke its lease at once"},
+    {"cluster.unclean_failover", OPT_BOOL, FIELD(cluster.unclean_failover), 0, 0, NULL, "false",
+     "true: when no in-sync member is alive to lead for 2 lease TTLs, a node outside the "
+     "in-sync set may lead; what it lacks of the confirmed messages is LOST (off by default, "
+     "as Kafka's unclean.leader.election)"},
     {"cluster.on_leader_elected", OPT_STRING, FIELD(cluster.on_leader_elected), 0, 0, NULL, NULL,
      "shell command run (not waited for) when this node starts to lead, e.g. to move a DNS "
      "name or a virtual IP; it gets WARREN_NODE_ID, WARREN_EPOCH and WARREN_EVENT"},

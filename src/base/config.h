@@ -133,6 +133,9 @@ struct config {
         uint32_t confirm_timeout_ms;     /* cluster.confirm_timeout: 30000 */
         uint32_t stall_timeout_ms;       /* cluster.stall_timeout: 5000 */
         bool crash_fastpath;             /* cluster.crash_fastpath: true */
+        bool unclean_failover;           /* cluster.unclean_failover: false */
+        bool force_leader;               /* warrend --force-leader (not a key): stand once
+                                          * for election outside the in-sync set */
         char follower_listeners[16];     /* cluster.follower_listeners: proxy | refuse */
         char on_leader_elected[512];     /* cluster.on_leader_elected: "" = none */
         char on_leader_lost[512];        /* cluster.on_leader_lost: "" = none */

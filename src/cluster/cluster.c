@@ -66,6 +66,11 @@ struct cluster {
     ev_timer tick;
     struct wire_bytes secret; /* raw bytes; len 0 until known */
     bool campaigning;
+    /* Unclean failover (cluster.unclean_failover, warrend --force-leader): standing for
+     * election outside the ISR because no ISR member is alive to lead. */
+    bool unclean;
+    bool unclean_checking;     /* the live nodes are being read for it */
+    uint64_t leaderless_since; /* no leader observed since (0: one is) */
 
     /* The leader as observed. */
     bool leader_known;
@@ -411,8 +416,9 @@ static const struct repl_follower_events follower_events = {
 
 static void maybe_campaign(struct cluster *c)
 {
-    /* Only an ISR member may lead (no isr key yet: a new cluster, anyone may). */
-    bool eligible = c->isr_known && (c->isr_epoch == 0 || isr_has(c, c->node_id));
+    /* Only an ISR member may lead (no isr key yet: a new cluster, anyone may), unless an
+     * unclean failover was allowed and found no ISR member alive. */
+    bool eligible = c->isr_known && (c->isr_epoch == 0 || isr_has(c, c->node_id) || c->unclean);
 
     if (c->role != CLUSTER_FOLLOWER || c->secret.len == 0 || c->coord == NULL)
         return;
@@ -673,15 +679,28 @@ static void on_elected_isr(void *arg, int status, const struct coord_isr *isr)
         bool in = false;
         for (size_t i = 0; i < isr->n_members; i++)
             in |= strcmp(isr->members[i], c->node_id) == 0;
-        if (!in) {
+        if (!in && !c->unclean) {
             fence(c, "elected, but not in the in-sync set");
             return;
         }
+        if (!in) {
+            char list[MAX_MEMBERS * 66] = "";
+            for (size_t i = 0; i < isr->n_members; i++)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                         i ? ", " : "", isr->members[i]);
+            log_error(NULL,
+                      "cluster: UNCLEAN FAILOVER: %s leads epoch %lld without being in the "
+                      "in-sync set {%s} of epoch %lld: messages confirmed there that this node "
+                      "did not have are LOST, and those nodes will drop them when they rejoin",
+                      c->node_id, (long long)c->epoch, list, (long long)isr->epoch);
+        }
     }
     /* The old ISR less the old leader stays eligible: its members catch up or are dropped
-     * after ack_timeout (a second failure is then survived better than from {self}). */
+     * after ack_timeout (a second failure is then survived better than from {self}). After
+     * an unclean failover the new leader starts alone: the old members hold a tail it does
+     * not, and must not lead before they have dropped it and caught up. */
     members[n++] = c->node_id;
-    for (size_t i = 0; i < isr->n_members && n < MAX_MEMBERS; i++) {
+    for (size_t i = 0; i < isr->n_members && n < MAX_MEMBERS && !c->unclean; i++) {
         const char *m = isr->members[i];
         if (strcmp(m, c->node_id) != 0 && strcmp(m, c->leader_id) != 0)
             members[n++] = m;
@@ -815,6 +834,8 @@ static void on_leader(void *ctx, const struct coord_leader *l)
     json_t *info;
 
     if (l == NULL) {
+        if (c->leader_known || c->leaderless_since == 0)
+            c->leaderless_since = now_ms();
         c->leader_known = false;
         c->leader_id[0] = '\0';
         proxy_set_leader(c->proxy, NULL);
@@ -826,6 +847,7 @@ static void on_leader(void *ctx, const struct coord_leader *l)
     if (!c->leader_known || c->leader_epoch != l->epoch)
         c->leader_seen_ms = now_ms();
     c->leader_known = true;
+    c->leaderless_since = 0;
     c->leader_epoch = l->epoch;
     c->leader_lease = l->lease_id;
     snprintf(c->leader_id, sizeof c->leader_id, "%s", l->node_id != NULL ? l->node_id : "");
@@ -840,6 +862,12 @@ static void on_leader(void *ctx, const struct coord_leader *l)
     if (c->role == CLUSTER_LEADER || c->role == CLUSTER_PROMOTING) {
         fence(c, "another node leads");
         return;
+    }
+    if (c->unclean) {
+        /* Someone leads again: an unclean candidacy must not wait in line behind it. */
+        c->unclean = false;
+        log_info(NULL, "cluster: %s leads: the unclean candidacy is withdrawn", c->leader_id);
+        maybe_campaign(c);
     }
     /* The proxy takes IP literals: a host name the leader advertises (its listeners on a
      * wildcard address) is resolved here, once per leader change. */
@@ -909,6 +937,48 @@ static void on_woke(struct ev_loop *loop, ev_check *w, int revents)
     c->woke_us = now_us();
 }
 
+/* Unclean failover. With cluster.unclean_failover, a follower outside the ISR stands for
+ * election once nobody has led for two lease TTLs and no ISR member is registered (alive)
+ * in etcd; with --force-leader, as soon as nobody leads. Either way it then leads alone and
+ * says loudly what was lost (on_elected_isr). */
+static void on_unclean_nodes(void *arg, int status, const struct coord_node *nodes, size_t n)
+{
+    struct cluster *c = arg;
+    const char *alive = NULL;
+
+    c->unclean_checking = false;
+    if (status != COORD_OK || c->role != CLUSTER_FOLLOWER || c->leader_known || c->unclean)
+        return;
+    for (size_t i = 0; i < n && alive == NULL; i++)
+        if (strcmp(nodes[i].id, c->node_id) != 0 && isr_has(c, nodes[i].id))
+            alive = nodes[i].id;
+    if (alive != NULL && !c->cfg->cluster.force_leader)
+        return; /* an in-sync member is alive: it is the one to lead */
+    c->unclean = true;
+    log_error(NULL,
+              "cluster: UNCLEAN FAILOVER: no leader for %llu ms and %s: %s stands for election "
+              "outside the in-sync set (%s)",
+              (unsigned long long)(now_ms() - c->leaderless_since),
+              alive != NULL ? "an in-sync member is registered but does not lead"
+                            : "no in-sync member is alive",
+              c->node_id,
+              c->cfg->cluster.force_leader ? "--force-leader" : "cluster.unclean_failover");
+    maybe_campaign(c);
+}
+
+static void consider_unclean(struct cluster *c, uint64_t now)
+{
+    const struct config_cluster *k = &c->cfg->cluster;
+    uint64_t wait = k->force_leader ? 0 : 2000ull * (k->lease_ttl_s ? k->lease_ttl_s : 3);
+
+    if ((!k->unclean_failover && !k->force_leader) || c->unclean || c->unclean_checking ||
+        c->leader_known || c->leaderless_since == 0 || now - c->leaderless_since < wait ||
+        !c->isr_known || c->isr_epoch == 0 || isr_has(c, c->node_id) || c->secret.len == 0)
+        return;
+    c->unclean_checking = true;
+    coord_list_nodes(c->coord, on_unclean_nodes, c);
+}
+
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct cluster *c = w->data;
@@ -969,8 +1039,10 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
             coord_list_nodes(c->coord, on_nodes, c);
         }
     }
-    else if (c->role == CLUSTER_FOLLOWER)
+    else if (c->role == CLUSTER_FOLLOWER) {
         follow(c);
+        consider_unclean(c, now);
+    }
 }
 
 struct cluster *cluster_start(struct ev_loop *loop, const struct config *cfg,

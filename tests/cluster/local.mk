@@ -1,10 +1,12 @@
 # tests/cluster: a real cluster on loopback (3 etcd members, 3 warrend) under faults, driven
 # by pika (rig.py starts everything on free ports; cluster_faults.py injects the faults and
 # checks that no confirmed message is lost). The long run: scripts/cluster-faults.
-TESTS += tests/cluster/cluster_faults.sh tests/cluster/cluster_min_isr.sh tests/cluster/cluster_refuse.sh
+TESTS += tests/cluster/cluster_faults.sh tests/cluster/cluster_min_isr.sh tests/cluster/cluster_refuse.sh \
+	tests/cluster/cluster_unclean.sh
 EXTRA_DIST += tests/cluster/cluster_faults.sh tests/cluster/cluster_faults.py tests/cluster/rig.py \
 	tests/cluster/cluster_min_isr.sh tests/cluster/cluster_min_isr.py \
-	tests/cluster/cluster_refuse.sh tests/cluster/cluster_refuse.py
+	tests/cluster/cluster_refuse.sh tests/cluster/cluster_refuse.py \
+	tests/cluster/cluster_unclean.sh tests/cluster/cluster_unclean.py
 
 # clients_failover: the RabbitMQ Java client (automatic recovery) and pika through kill -9s of
 # the leader, connected through a follower (JavaFailover.java is compiled by the test).

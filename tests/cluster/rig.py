@@ -161,6 +161,7 @@ class Node:
         self.log = os.path.join(self.dir, "warrend.log")
         self.slow_file = os.path.join(self.dir, "slow_fsync")
         self.extra = extra
+        self.args = []  # more warrend arguments (--force-leader)
         self.proc = None
         self.wanted = False
         self.starts = 0
@@ -194,7 +195,7 @@ class Node:
             env["WARREN_SLOW_FSYNC_FILE"] = self.slow_file
             env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") +
                                    ":verify_asan_link_order=0").lstrip(":")
-        self.proc = subprocess.Popen([self.rig.warrend, "-c", self.conf], env=env,
+        self.proc = subprocess.Popen([self.rig.warrend, "-c", self.conf] + self.args, env=env,
                                      stdout=log, stderr=subprocess.STDOUT)
 
     def slow_disk(self, ms):
