@@ -93,6 +93,7 @@ struct cluster {
     unsigned refusals;
     uint64_t first_refusal_ms;
     bool revoking;
+    char revoking_addr[160]; /* the port that refused, for the log */
     struct proxy *proxy;
     int http_fd; /* follower in proxy mode: the management port, relayed */
     ev_io http_watcher;
@@ -351,7 +352,7 @@ static void on_revoked(void *arg, int status)
     c->revoking = false;
     if (status == COORD_OK)
         log_info(NULL, "cluster: revoked the lease of the leader at %s, whose process is gone",
-                 c->following);
+                 c->revoking_addr);
 }
 
 static void follower_connected(void *ctx, uint64_t leader_epoch)
@@ -393,6 +394,7 @@ static void follower_lost(void *ctx, int err, bool refused)
         strcmp(c->leader_id, c->node_id) != 0 &&
         now - c->leader_seen_ms >= FASTPATH_MIN_LEADER_AGE_MS) {
         c->revoking = true;
+        snprintf(c->revoking_addr, sizeof c->revoking_addr, "%s", c->following);
         coord_revoke_lease(c->coord, c->following_lease, on_revoked, c);
     }
 }
