@@ -27,7 +27,11 @@
 
 #define CHECK_EVERY_S        0.1 /* lease deadline, ISR changes, reconnects */
 #define FASTPATH_REFUSALS    2   /* refused connects to the leader's port ... */
-#define FASTPATH_MIN_SPAN_MS 300 /* ... over at least this long: its process is gone */
+/* ... over at least this long: its process is gone. A refusal is definite on a live host
+ * (nothing listens there; the leader binds the port at its election and holds it until it
+ * exits), and revoking a live leader's lease would be safe anyway (it fences itself): the
+ * span only spares a leader a needless election, so it is one retry (100 ms) long. */
+#define FASTPATH_MIN_SPAN_MS 100
 /* ... unless it leads for less than this: a node elected a moment ago may not have bound its
  * port yet (its campaign's answer can lag the others' view of the election), and revoking
  * it would only start another election. It is waited for by its lease instead. */
