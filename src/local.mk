@@ -27,7 +27,7 @@ include $(srcdir)/src/cli/local.mk
 include $(srcdir)/src/cluster/local.mk
 
 WARREN_LIBS = src/libwarren.a exchanges/libexchanges.a amqp/libwire.a $(EV_LIBS)
-WARREN_LIBS += $(MHD_LIBS) $(JANSSON_LIBS) $(OPENSSL_LIBS) $(CURL_LIBS) -lpthread
+WARREN_LIBS += $(MHD_LIBS) $(JANSSON_LIBS) $(OPENSSL_LIBS) $(CURL_LIBS) $(LZ4_LIBS) -lpthread
 
 sbin_PROGRAMS += src/warrend
 src_warrend_SOURCES = src/main.c

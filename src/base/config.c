@@ -225,6 +225,9 @@ static const struct option options[] = {
      "milliseconds of a stalled event loop or disk after which the leader stops renewing its lease"},
     {"cluster.crash_fastpath", OPT_BOOL, FIELD(cluster.crash_fastpath), 0, 0, NULL, "true",
      "true: followers that find the leader's replication port refused revoke its lease at once"},
+    {"cluster.compression", OPT_STRING, FIELD(cluster.compression), 0, 0, NULL, "none",
+     "none, or lz4: the leader compresses the segment data it sends followers (worth it on "
+     "links slower than about 1 GB/s with compressible messages; bench/RESULTS.md)"},
     {"cluster.unclean_failover", OPT_BOOL, FIELD(cluster.unclean_failover), 0, 0, NULL, "false",
      "true: when no in-sync member is alive to lead for 2 lease TTLs, a node outside the "
      "in-sync set may lead; what it lacks of the confirmed messages is LOST (off by default, "

@@ -134,6 +134,7 @@ struct config {
         uint32_t stall_timeout_ms;       /* cluster.stall_timeout: 5000 */
         bool crash_fastpath;             /* cluster.crash_fastpath: true */
         bool unclean_failover;           /* cluster.unclean_failover: false */
+        char compression[8];             /* cluster.compression: none | lz4 */
         bool force_leader;               /* warrend --force-leader (not a key): stand once
                                           * for election outside the in-sync set */
         char follower_listeners[16];     /* cluster.follower_listeners: proxy | refuse */

@@ -728,6 +728,7 @@ static void on_elected_isr(void *arg, int status, const struct coord_isr *isr)
         .epoch = (uint64_t)c->epoch,
         .backlog_max = c->cfg->cluster.follower_backlog_max,
         .timeout_ms = c->cfg->cluster.ack_timeout_ms,
+        .compress = strcmp(c->cfg->cluster.compression, "lz4") == 0,
     };
     struct repl_leader_events ev = {.follower = leader_follower,
                                     .acked = leader_acked,
@@ -1072,6 +1073,11 @@ struct cluster *cluster_start(struct ev_loop *loop, const struct config *cfg,
                  k->follower_listeners);
         return NULL;
     }
+    if (strcmp(k->compression, "none") != 0 && strcmp(k->compression, "lz4") != 0) {
+        snprintf(err, err_size, "cluster.compression is '%s': none or lz4 expected",
+                 k->compression);
+        return NULL;
+    }
     if (cfg->data_dir[0] == '\0') {
         snprintf(err, err_size, "a cluster node needs a data_dir");
         return NULL;
@@ -1364,6 +1370,15 @@ json_t *cluster_status_json(const struct cluster *c)
                                  (json_int_t)fi[i].acked, "lag_bytes",
                                  (json_int_t)(head > fi[i].acked ? head - fi[i].acked : 0)));
         }
+        struct repl_leader_stats rs;
+        repl_leader_stats(c->rl, &rs);
+        json_object_set_new(
+            o, "replication",
+            json_pack("{s:I, s:I, s:I, s:s, s:I, s:I}", "live_bytes", (json_int_t)rs.live_bytes,
+                      "catchups", (json_int_t)rs.catchups, "catchup_bytes",
+                      (json_int_t)rs.catchup_bytes, "compression", c->cfg->cluster.compression,
+                      "compressed_bytes_in", (json_int_t)rs.packed_in, "compressed_bytes_out",
+                      (json_int_t)rs.packed_out));
         json_object_set_new(o, "position", json_integer((json_int_t)head));
         json_object_set_new(o, "commit", json_integer((json_int_t)repl_leader_commit(c->rl)));
     }

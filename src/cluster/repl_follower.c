@@ -70,6 +70,7 @@ struct repl_follower {
     void *ctx;
     int lock_fd;
     int msgs_dirfd, data_dirfd;
+    uint8_t *unpacked; /* an APPEND_LZ4's data, decompressed (REPL_CHUNK_MAX bytes) */
 
     uint64_t epoch_seen;
     struct repl_history history;
@@ -849,6 +850,17 @@ static bool on_frame(struct repl_follower *f, const struct repl_frame *fr)
         ok = apply_append(f, m.u.append.file, m.u.append.segment, m.u.append.offset,
                           m.u.append.data, &e);
         break;
+    case REPL_APPEND_LZ4:
+        if (f->unpacked == NULL)
+            f->unpacked = xmalloc(REPL_CHUNK_MAX);
+        if (repl_lz4_unpack(&m, f->unpacked) != 0) {
+            ok = apply_fail(&e, EPROTO, "an APPEND_LZ4 does not decompress to its %" PRIu32
+                            " bytes", m.u.append.raw_len);
+            break;
+        }
+        ok = apply_append(f, m.u.append.file, m.u.append.segment, m.u.append.offset,
+                          (struct wire_bytes){f->unpacked, m.u.append.raw_len}, &e);
+        break;
     case REPL_TRUNCATE:
         ok = apply_truncate(f, m.u.truncate.file, m.u.truncate.segment, m.u.truncate.size, &e);
         break;
@@ -1198,6 +1210,7 @@ void repl_follower_free(struct repl_follower *f)
     free(f->secret);
     free(f->node_id);
     free(f->data_dir);
+    free(f->unpacked);
     free(f->msgs_dir);
     free(f->address);
     free(f);

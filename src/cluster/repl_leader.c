@@ -106,6 +106,8 @@ struct repl_leader {
     uint64_t backlog_max;
     uint32_t heartbeat_ms, timeout_ms;
     bool lazy_sync;
+    bool compress;
+    struct buf zbuf; /* a catch-up's piece of file, read to be compressed */
     struct repl_leader_events ev;
     void *ctx;
 
@@ -399,11 +401,18 @@ static void broadcast_append(struct repl_leader *l, enum repl_file file, uint32_
         uint8_t head[REPL_APPEND_HEAD];
 
         tapped(l, n);
-        repl_append_head(head, l->head, file, segment, offset, piece);
-        for (struct conn *c = l->conns, *next; c != NULL; c = next) {
-            next = c->next;
-            if (c->state == C_CATCHUP || c->state == C_LIVE)
-                conn_send2(c, head, sizeof(head), data, n);
+        if (l->compress && l->conns != NULL &&
+            repl_put_append_lz4(&l->scratch, l->head, file, segment, offset, piece)) {
+            l->stats.packed_in += n;
+            l->stats.packed_out += l->scratch.len - REPL_APPEND_HEAD - 4;
+            broadcast_scratch(l);
+        } else {
+            repl_append_head(head, l->head, file, segment, offset, piece);
+            for (struct conn *c = l->conns, *next; c != NULL; c = next) {
+                next = c->next;
+                if (c->state == C_CATCHUP || c->state == C_LIVE)
+                    conn_send2(c, head, sizeof(head), data, n);
+            }
         }
         data += n;
         offset += n;
@@ -784,14 +793,31 @@ static bool catchup_pump(struct conn *c)
         size_t n = t->to - t->from < REPL_CHUNK_MAX ? (size_t)(t->to - t->from) : REPL_CHUNK_MAX;
         if (n > budget)
             n = budget;
-        /* Straight from the file into the stream: one copy. */
-        buf_reserve(&c->out, REPL_APPEND_HEAD + n);
-        uint8_t *head = c->out.data + c->out.len;
-        if ((rc = recfile_pread_all(c->task_fd, head + REPL_APPEND_HEAD, n, t->from)) < 0)
-            goto fail;
-        repl_append_head(head, 0, REPL_FILE_SEGMENT, t->segment, t->from,
-                         (struct wire_bytes){head + REPL_APPEND_HEAD, n});
-        c->out.len += REPL_APPEND_HEAD + n;
+        /* Straight from the file into the stream: one copy (compressed: read into the
+         * leader's scratch buffer, then packed into the stream). */
+        if (l->compress) {
+            l->zbuf.len = 0;
+            buf_reserve(&l->zbuf, n);
+            if ((rc = recfile_pread_all(c->task_fd, l->zbuf.data, n, t->from)) < 0)
+                goto fail;
+            size_t before = c->out.len;
+            if (repl_put_append_lz4(&c->out, 0, REPL_FILE_SEGMENT, t->segment, t->from,
+                                    (struct wire_bytes){l->zbuf.data, n})) {
+                l->stats.packed_in += n;
+                l->stats.packed_out += c->out.len - before - REPL_APPEND_HEAD - 4;
+            } else {
+                repl_put_append(&c->out, 0, REPL_FILE_SEGMENT, t->segment, t->from,
+                                (struct wire_bytes){l->zbuf.data, n});
+            }
+        } else {
+            buf_reserve(&c->out, REPL_APPEND_HEAD + n);
+            uint8_t *head = c->out.data + c->out.len;
+            if ((rc = recfile_pread_all(c->task_fd, head + REPL_APPEND_HEAD, n, t->from)) < 0)
+                goto fail;
+            repl_append_head(head, 0, REPL_FILE_SEGMENT, t->segment, t->from,
+                             (struct wire_bytes){head + REPL_APPEND_HEAD, n});
+            c->out.len += REPL_APPEND_HEAD + n;
+        }
         t->from += n;
         budget -= n;
         l->stats.catchup_bytes += n;
@@ -1127,6 +1153,7 @@ struct repl_leader *repl_leader_new(struct ev_loop *loop, const struct repl_lead
     l->heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : REPL_DEFAULT_HEARTBEAT_MS;
     l->timeout_ms = o->timeout_ms ? o->timeout_ms : REPL_DEFAULT_TIMEOUT_MS;
     l->lazy_sync = o->lazy_sync;
+    l->compress = o->compress;
     if (events != NULL)
         l->ev = *events;
     l->ctx = ctx;
@@ -1256,6 +1283,7 @@ void repl_leader_free(struct repl_leader *l)
     free(l->members);
     free(l->marks);
     buf_free(&l->scratch);
+    buf_free(&l->zbuf);
     free(l->node_id);
     free(l->data_dir);
     OPENSSL_cleanse(l->secret, l->secret_len);

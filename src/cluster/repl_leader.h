@@ -81,6 +81,8 @@ struct repl_leader_options {
     uint32_t timeout_ms;      /* a follower silent this long is dropped; 0: the default */
     bool lazy_sync;           /* followers fsync only after repl_leader_request_sync() (and on
                                  their own timer) */
+    bool compress;            /* segment data as APPEND_LZ4 where LZ4 makes it smaller
+                                 (cluster.compression = lz4) */
 };
 
 enum repl_follower_state {
@@ -160,6 +162,8 @@ struct repl_leader_stats {
     uint64_t catchups;      /* catch-ups started */
     uint64_t catchup_bytes; /* segment and defs.log bytes sent by catch-ups */
     uint64_t live_bytes;    /* data bytes tapped (each sent to every follower) */
+    uint64_t packed_in;     /* data bytes sent compressed (live once, catch-up per follower) */
+    uint64_t packed_out;    /* ... and what they took compressed */
     uint64_t auth_failures; /* handshakes refused for a wrong mac */
 };
 

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <lz4.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -52,6 +54,7 @@ const char *repl_type_name(uint8_t type)
         [REPL_UNLINK] = "UNLINK", [REPL_REPLACE] = "REPLACE",
         [REPL_EPOCH] = "EPOCH",   [REPL_HEARTBEAT] = "HEARTBEAT",
         [REPL_ACK] = "ACK",       [REPL_ERROR] = "ERROR",
+        [REPL_APPEND_LZ4] = "APPEND_LZ4",
     };
     return type < ARRAY_LEN(names) && names[type] != NULL ? names[type] : "unknown";
 }
@@ -317,7 +320,7 @@ int repl_frame_next(const uint8_t *buf, size_t len, uint32_t max_payload, struct
 
     if (len < REPL_FRAME_HEADER)
         return REPL_NEED_MORE;
-    if (buf[0] < REPL_HELLO || buf[0] > REPL_ERROR)
+    if (buf[0] < REPL_HELLO || buf[0] > REPL_APPEND_LZ4)
         return REPL_ERR_TYPE;
     /* The length is checked before anything is buffered for it. */
     size = be32(buf + 1);
@@ -451,6 +454,16 @@ int repl_decode(const struct repl_frame *f, struct repl_msg *out)
              file_ok(out->u.append.file, out->u.append.segment) &&
              wire_u64(&r, &out->u.append.offset) && wire_left(&r) >= 1 &&
              wire_left(&r) <= REPL_CHUNK_MAX &&
+             out->u.append.offset <= UINT64_MAX - REPL_CHUNK_MAX &&
+             wire_bytes(&r, wire_left(&r), &out->u.append.data);
+        break;
+    case REPL_APPEND_LZ4:
+        ok = wire_u64(&r, &out->pos) && wire_u8(&r, &out->u.append.file) &&
+             wire_u32(&r, &out->u.append.segment) &&
+             file_ok(out->u.append.file, out->u.append.segment) &&
+             wire_u64(&r, &out->u.append.offset) && wire_u32(&r, &out->u.append.raw_len) &&
+             out->u.append.raw_len >= 1 && out->u.append.raw_len <= REPL_CHUNK_MAX &&
+             wire_left(&r) >= 1 && wire_left(&r) <= (size_t)LZ4_COMPRESSBOUND(REPL_CHUNK_MAX) &&
              out->u.append.offset <= UINT64_MAX - REPL_CHUNK_MAX &&
              wire_bytes(&r, wire_left(&r), &out->u.append.data);
         break;
@@ -643,6 +656,46 @@ void repl_put_append(struct buf *out, uint64_t pos, enum repl_file file, uint32_
 
     assert(data.len >= 1 && data.len <= REPL_CHUNK_MAX);
     put_frame(out, REPL_APPEND, fixed, append_fixed(fixed, pos, file, segment, offset), data);
+}
+
+bool repl_put_append_lz4(struct buf *out, uint64_t pos, enum repl_file file, uint32_t segment,
+                         uint64_t offset, struct wire_bytes data)
+{
+    size_t fixed_len, start = out->len, bound;
+    uint8_t *frame;
+    int packed;
+    uint32_t crc;
+
+    assert(data.len >= 1 && data.len <= REPL_CHUNK_MAX);
+    bound = (size_t)LZ4_compressBound((int)data.len);
+    buf_reserve(out, REPL_FRAME_HEADER + 25 + bound);
+    frame = out->data + start;
+    fixed_len = append_fixed(frame + REPL_FRAME_HEADER, pos, file, segment, offset);
+    put_be32(frame + REPL_FRAME_HEADER + fixed_len, (uint32_t)data.len);
+    fixed_len += 4;
+    packed = LZ4_compress_default((const char *)data.ptr,
+                                  (char *)frame + REPL_FRAME_HEADER + fixed_len, (int)data.len,
+                                  (int)bound);
+    /* Not worth it unless it saves more than the 4 bytes of length it costs. */
+    if (packed <= 0 || (size_t)packed + 4 >= data.len)
+        return false;
+    frame[0] = REPL_APPEND_LZ4;
+    put_be32(frame + 1, (uint32_t)(fixed_len + (size_t)packed));
+    crc = crc32c_update(crc32c(frame, 5), frame + REPL_FRAME_HEADER, fixed_len + (size_t)packed);
+    put_be32(frame + 5, crc);
+    out->len = start + REPL_FRAME_HEADER + fixed_len + (size_t)packed;
+    return true;
+}
+
+int repl_lz4_unpack(const struct repl_msg *m, uint8_t *dst)
+{
+    int n;
+
+    if (m->type != REPL_APPEND_LZ4 || m->u.append.data.len > INT_MAX)
+        return -1;
+    n = LZ4_decompress_safe((const char *)m->u.append.data.ptr, (char *)dst,
+                            (int)m->u.append.data.len, (int)REPL_CHUNK_MAX);
+    return n == (int)m->u.append.raw_len ? 0 : -1;
 }
 
 void repl_append_head(uint8_t head[REPL_APPEND_HEAD], uint64_t pos, enum repl_file file,

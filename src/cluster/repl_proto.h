@@ -37,6 +37,9 @@
  *
  *   CREATE     u64 pos, u32 segment, header          the file is (re)created with header
  *   APPEND     u64 pos, u8 file, u32 segment, u64 offset, data (1 byte or more)
+ *   APPEND_LZ4 u64 pos, u8 file, u32 segment, u64 offset, u32 length, the data (length
+ *              bytes once decompressed) as one LZ4 block: an APPEND, compressed
+ *              (cluster.compression = lz4 on the leader; a follower takes both)
  *   TRUNCATE   u64 pos, u8 file, u32 segment, u64 size
  *   UNLINK     u64 pos, u32 segment
  *   REPLACE    u64 pos, u64 total, u64 offset, data  one piece of a new defs.log of total
@@ -110,6 +113,7 @@ enum repl_type {
     REPL_HEARTBEAT = 10,
     REPL_ACK = 11,
     REPL_ERROR = 12,
+    REPL_APPEND_LZ4 = 13,
 };
 
 enum repl_file {
@@ -233,7 +237,8 @@ struct repl_msg {
             uint8_t file;
             uint32_t segment;
             uint64_t offset;
-            struct wire_bytes data;
+            struct wire_bytes data; /* APPEND_LZ4: compressed (repl_lz4_unpack) */
+            uint32_t raw_len;       /* APPEND_LZ4: the data's length decompressed */
         } append;
         struct {
             uint8_t file;
@@ -301,6 +306,14 @@ void repl_put_epoch(struct buf *out, uint64_t epoch, const struct repl_history *
 void repl_put_heartbeat(struct buf *out, uint64_t head, uint64_t commit, uint8_t flags);
 void repl_put_ack(struct buf *out, uint64_t pos);
 void repl_put_error(struct buf *out, enum repl_error code, const char *reason);
+
+/* An APPEND_LZ4 of data (1..REPL_CHUNK_MAX bytes) if LZ4 makes it smaller: true; false,
+ * and nothing appended, if it does not (send a plain APPEND). */
+bool repl_put_append_lz4(struct buf *out, uint64_t pos, enum repl_file file, uint32_t segment,
+                         uint64_t offset, struct wire_bytes data);
+/* Decompresses a decoded APPEND_LZ4's data into dst (REPL_CHUNK_MAX bytes): 0, or -1 if the
+ * block is corrupt or does not give exactly raw_len bytes. */
+int repl_lz4_unpack(const struct repl_msg *m, uint8_t *dst);
 
 /* The frame header and fixed fields of an APPEND whose data is sent from where it is (no
  * copy): writes them to head (REPL_APPEND_HEAD bytes; the crc covers data too). */

@@ -67,6 +67,29 @@ static void reencode(const struct repl_frame *f, const struct repl_msg *m)
         repl_put_append(&b, m->pos, (enum repl_file)m->u.append.file, m->u.append.segment,
                         m->u.append.offset, m->u.append.data);
         break;
+    case REPL_APPEND_LZ4: {
+        /* Compressed data does not encode back to the same bytes (the compressor may choose
+         * differently): what it decompresses to must, through a compression and back. */
+        static uint8_t raw[REPL_CHUNK_MAX], again[REPL_CHUNK_MAX];
+        struct repl_frame f2;
+        struct repl_msg m2;
+        check(m->u.append.raw_len >= 1 && m->u.append.raw_len <= REPL_CHUNK_MAX);
+        if (repl_lz4_unpack(m, raw) != 0)
+            return;
+        struct wire_bytes data = {raw, m->u.append.raw_len};
+        if (!repl_put_append_lz4(&b, m->pos, (enum repl_file)m->u.append.file,
+                                 m->u.append.segment, m->u.append.offset, data)) {
+            buf_free(&b);
+            return;
+        }
+        check(repl_frame_next(b.data, b.len, REPL_FRAME_MAX, &f2) == REPL_OK);
+        check(repl_decode(&f2, &m2) == REPL_OK && m2.type == REPL_APPEND_LZ4);
+        check(m2.pos == m->pos && m2.u.append.offset == m->u.append.offset &&
+              m2.u.append.raw_len == m->u.append.raw_len);
+        check(repl_lz4_unpack(&m2, again) == 0 && memcmp(again, raw, data.len) == 0);
+        buf_free(&b);
+        return;
+    }
     case REPL_TRUNCATE:
         repl_put_truncate(&b, m->pos, (enum repl_file)m->u.truncate.file, m->u.truncate.segment,
                           m->u.truncate.size);

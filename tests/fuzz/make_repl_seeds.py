@@ -24,7 +24,8 @@ def frame(t, payload):
     head = struct.pack('>BI', t, len(payload))
     return head + struct.pack('>I', crc32c(head + payload)) + payload
 
-HELLO, CHALLENGE, AUTH, CREATE, APPEND, TRUNCATE, UNLINK, REPLACE, EPOCH, HEARTBEAT, ACK, ERROR = range(1, 13)
+HELLO, CHALLENGE, AUTH, CREATE, APPEND, TRUNCATE, UNLINK, REPLACE, EPOCH, HEARTBEAT, ACK, ERROR, \
+    APPEND_LZ4 = range(1, 14)
 SEG_HEADER = b'WRNSEG\r\n' + struct.pack('>II', 1, 3)
 
 def history(entries):
@@ -40,6 +41,9 @@ payloads = {
     'auth': (AUTH, bytes(range(32, 64))),
     'create': (CREATE, struct.pack('>QI', 10, 3) + SEG_HEADER),
     'append': (APPEND, struct.pack('>QBIQ', 20, 0, 3, 16) + b'\0\0\0\x05abcd\x01hello'),
+    # An LZ4 block by hand: literals "abc", a match 3 back of 12 bytes, 5 literals: 20 bytes.
+    'append_lz4': (APPEND_LZ4, struct.pack('>QBIQI', 22, 0, 3, 16, 20) +
+                   b'\x38abc\x03\x00\x50xyzwv'),
     'append_defs': (APPEND, struct.pack('>QBIQ', 21, 1, 0, 16) + b'defs record'),
     'truncate': (TRUNCATE, struct.pack('>QBIQ', 30, 0, 3, 16)),
     'unlink': (UNLINK, struct.pack('>QI', 40, 2)),
@@ -56,7 +60,7 @@ def main(out):
     for name, (t, p) in payloads.items():
         with open(os.path.join(out, 'payload_' + name), 'wb') as f:
             f.write(b'\x01' + bytes([t]) + p)
-    leader = [CHALLENGE, CREATE, APPEND, APPEND, TRUNCATE, UNLINK, REPLACE, EPOCH, HEARTBEAT]
+    leader = [CHALLENGE, CREATE, APPEND, APPEND_LZ4, TRUNCATE, UNLINK, REPLACE, EPOCH, HEARTBEAT]
     stream = b''.join(frame(t, p) for t, p in (v for v in payloads.values() if v[0] in leader))
     with open(os.path.join(out, 'stream_leader'), 'wb') as f:
         f.write(b'\x00' + stream)

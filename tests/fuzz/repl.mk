@@ -15,6 +15,6 @@ if !ENABLE_FUZZING
 tests_fuzz_fuzz_repl_SOURCES += tests/fuzz/replay.c
 endif
 tests_fuzz_fuzz_repl_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
-tests_fuzz_fuzz_repl_LDADD = src/libwarren.a $(OPENSSL_LIBS)
+tests_fuzz_fuzz_repl_LDADD = src/libwarren.a $(OPENSSL_LIBS) $(LZ4_LIBS)
 
 EXTRA_DIST += tests/fuzz/corpus/repl tests/fuzz/make_repl_seeds.py

@@ -226,6 +226,53 @@ START_TEST(append_head_sent_apart_from_its_data_is_the_same_frame)
 }
 END_TEST
 
+/* APPEND_LZ4: compressible data goes compressed and comes back the same; data LZ4 cannot
+ * shrink is left to a plain APPEND; a block that does not give its stated length, or is
+ * corrupt, is refused by the unpacking. */
+START_TEST(append_lz4_round_trips_and_refuses_bad_blocks)
+{
+    static uint8_t data[REPL_CHUNK_MAX], out[REPL_CHUNK_MAX];
+    struct buf b = {0};
+    struct repl_frame f;
+    struct repl_msg m;
+    uint32_t x = 12345;
+
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)("{\"task\": \"send_email\", \"id\": 0}"[i % 32]);
+    ck_assert(repl_put_append_lz4(&b, 9, REPL_FILE_SEGMENT, 4, 4096,
+                                  (struct wire_bytes){data, sizeof(data)}));
+    ck_assert_uint_lt(b.len, sizeof(data) / 20);
+    ck_assert_int_eq(repl_frame_next(b.data, b.len, REPL_FRAME_MAX, &f), REPL_OK);
+    ck_assert_int_eq(repl_decode(&f, &m), REPL_OK);
+    ck_assert_int_eq(m.type, REPL_APPEND_LZ4);
+    ck_assert_uint_eq(m.pos, 9);
+    ck_assert_uint_eq(m.u.append.segment, 4);
+    ck_assert_uint_eq(m.u.append.offset, 4096);
+    ck_assert_uint_eq(m.u.append.raw_len, sizeof(data));
+    ck_assert_int_eq(repl_lz4_unpack(&m, out), 0);
+    ck_assert_mem_eq(out, data, sizeof(data));
+
+    /* A length that is not what the block gives, and a block cut short. */
+    m.u.append.raw_len = sizeof(data) - 1;
+    ck_assert_int_eq(repl_lz4_unpack(&m, out), -1);
+    m.u.append.raw_len = sizeof(data);
+    m.u.append.data.len /= 2;
+    ck_assert_int_eq(repl_lz4_unpack(&m, out), -1);
+    buf_free(&b);
+
+    /* Random bytes do not shrink: nothing is written, a plain APPEND is for the caller. */
+    for (size_t i = 0; i < 4096; i++) {
+        x = x * 1103515245u + 12345u;
+        data[i] = (uint8_t)(x >> 16);
+    }
+    ck_assert(!repl_put_append_lz4(&b, 1, REPL_FILE_SEGMENT, 1, 0, (struct wire_bytes){data, 4096}));
+    ck_assert_uint_eq(b.len, 0);
+    /* Nor does one byte. */
+    ck_assert(!repl_put_append_lz4(&b, 1, REPL_FILE_DEFS, 0, 0, (struct wire_bytes){data, 1}));
+    buf_free(&b);
+}
+END_TEST
+
 START_TEST(incomplete_frames_need_more_at_every_length)
 {
     struct buf b = {0};
@@ -284,7 +331,7 @@ START_TEST(oversized_length_is_refused_before_the_payload_arrives)
     ck_assert_int_eq(repl_frame_next(hdr, sizeof(hdr), REPL_FRAME_MAX, &f), REPL_ERR_TYPE);
     hdr[0] = 0;
     ck_assert_int_eq(repl_frame_next(hdr, sizeof(hdr), REPL_FRAME_MAX, &f), REPL_ERR_TYPE);
-    hdr[0] = REPL_ERROR + 1;
+    hdr[0] = REPL_APPEND_LZ4 + 1;
     ck_assert_int_eq(repl_frame_next(hdr, sizeof(hdr), REPL_FRAME_MAX, &f), REPL_ERR_TYPE);
 }
 END_TEST
@@ -592,6 +639,7 @@ int main(void)
     log_set_level(LOG_LEVEL_NONE);
     tcase_add_test(tc, every_frame_type_round_trips);
     tcase_add_test(tc, append_head_sent_apart_from_its_data_is_the_same_frame);
+    tcase_add_test(tc, append_lz4_round_trips_and_refuses_bad_blocks);
     tcase_add_test(tc, incomplete_frames_need_more_at_every_length);
     tcase_add_test(tc, every_flipped_bit_of_a_frame_is_refused);
     tcase_add_test(tc, crc_mismatch_is_reported_as_such);

@@ -1,7 +1,7 @@
 # tests/unit: cluster fragment. The etcd client and the coordinator against real etcd
 # members started by tests/unit/etcd_fixture.c (etcd from PATH or $ETCD; missing = failure).
 CLUSTER_UNIT_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(CURL_CFLAGS) $(JANSSON_CFLAGS) -pthread
-CLUSTER_UNIT_LDADD = src/libwarren.a amqp/libwire.a $(CHECK_LIBS) $(CURL_LIBS) \
+CLUSTER_UNIT_LDADD = src/libwarren.a amqp/libwire.a $(CHECK_LIBS) $(CURL_LIBS) $(LZ4_LIBS) \
 	$(JANSSON_LIBS) $(EV_LIBS) -lpthread
 
 check_PROGRAMS += tests/unit/check_etcd tests/unit/check_coord

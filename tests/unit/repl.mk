@@ -1,7 +1,7 @@
 # tests/unit: replication fragment (src/cluster/repl_*, the store's tap). Real files, and
 # real TCP on loopback for check_repl.
 REPL_UNIT_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(OPENSSL_CFLAGS) -pthread
-REPL_UNIT_LDADD = src/libwarren.a amqp/libwire.a $(CHECK_LIBS) $(EV_LIBS) $(OPENSSL_LIBS) -lpthread
+REPL_UNIT_LDADD = src/libwarren.a amqp/libwire.a $(CHECK_LIBS) $(EV_LIBS) $(OPENSSL_LIBS) $(LZ4_LIBS) -lpthread
 
 check_PROGRAMS += tests/unit/check_repl_tap
 TESTS += tests/unit/check_repl_tap
