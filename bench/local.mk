@@ -8,4 +8,4 @@ EXTRA_DIST += bench/churn_rss.py
 include $(srcdir)/bench/requeue.mk
 
 # cluster.sh / cluster.py: a 3-node cluster against one node (see bench/README.md).
-EXTRA_DIST += bench/cluster.sh bench/cluster.py
+EXTRA_DIST += bench/cluster.sh bench/cluster.py bench/cluster_lz4.py
