@@ -6,7 +6,9 @@
  *
  * A request message is answered by turning it into its own result and posting it back.
  * Everything below "Coordinator thread" runs on the coordinator's thread only and so needs
- * no lock; the heartbeat, the lease deadline and the lease id are atomics. */
+ * no lock; the heartbeat, the lease deadline and the lease id are atomics. The watches
+ * (who leads, the isr and transfer keys) are in coord_watch.c; what both files share, in
+ * coord_internal.h. */
 #include "src/cluster/coord.h"
 
 #include <ev.h>
@@ -20,128 +22,8 @@
 
 #include "src/base/log.h"
 #include "src/base/util.h"
+#include "src/cluster/coord_internal.h"
 #include "src/cluster/etcd.h"
-
-#define RENEW_RETRY_S 0.05 /* a failed renewal is tried again after this long */
-#define RETRY_MS      250  /* after a failed grant, registration, campaign or range */
-#define LEASE_BUSY_MS 1000 /* lease id taken by an older process: wait for its expiry */
-
-enum msg_kind {
-    /* requests */
-    REQ_CAMPAIGN,
-    REQ_RESIGN,
-    REQ_OBSERVE,
-    REQ_SECRET,
-    REQ_LIST_NODES,
-    REQ_ISR_READ,
-    REQ_ISR_WRITE,
-    REQ_WATCH_ISR,
-    REQ_TRANSFER_WRITE,
-    REQ_WATCH_TRANSFER,
-    REQ_REVOKE,
-    REQ_STOP,
-    /* events */
-    EVT_READY,
-    EVT_LEASE_LOST,
-    EVT_ELECTED,
-    EVT_DEPOSED,
-    EVT_LEADER,
-    EVT_ISR,
-    EVT_TRANSFER,
-};
-
-/* A request, then its result, or an event. Fields by kind: n1 epoch (or lease id for
- * REVOKE / READY), n2 lease id, n3 mod revision; s1 node id / target / secret / reason, s2
- * info; list the members or node ids, list2 node infos, nums node leases. */
-struct msg {
-    struct msg *next;
-    enum msg_kind kind;
-    bool result; /* a request answered: call cb */
-    int status;
-    int64_t n1, n2, n3;
-    char *s1, *s2;
-    char **list, **list2;
-    int64_t *nums;
-    size_t n;
-    void (*cb)(void); /* the per-request callback, cast back by kind */
-    void *arg;
-};
-
-struct queue {
-    struct msg *head, *tail;
-};
-
-/* A key followed by the coordinator (isr, transfer): range, then watch from there. */
-struct key_watch {
-    struct coord *c;
-    const char *suffix;
-    enum msg_kind event;
-    bool wanted;
-    struct etcd_req *range, *watch;
-    ev_timer retry;
-};
-
-struct candidate {
-    char *key;
-    int64_t create_revision;
-    int64_t lease;
-    char *value;
-};
-
-struct coord {
-    /* set at start, then read-only */
-    struct ev_loop *main_loop;
-    struct coord_callbacks cb;
-    void *ctx;
-    char *prefix; /* "/warren/<name>/" */
-    char *node_id;
-    char *node_value; /* JSON: the info with "id" */
-    char *node_key, *leader_name, *isr_key, *transfer_key, *secret_key;
-    unsigned ttl_s, timeout_ms, stall_ms;
-    int64_t wanted_lease_id;
-
-    /* shared */
-    pthread_mutex_t mu;
-    struct queue requests, events;
-    ev_async main_async;
-    ev_async wake;
-    _Atomic uint64_t heartbeat_ms;
-    _Atomic uint64_t deadline_ms;
-    _Atomic int64_t lease_id;
-
-    /* main thread */
-    pthread_t thread;
-    bool dispatching, stop_pending, stopped;
-
-    /* coordinator thread */
-    struct ev_loop *loop;
-    struct etcd_client *etcd;
-    bool stopping, revoke_on_stop;
-    enum { LEASE_NONE, LEASE_GRANTING, LEASE_LIVE, LEASE_LOST } lease_state;
-    bool registered, stalled;
-    int64_t ttl_granted_s;
-    struct etcd_req *grant_req, *keepalive_req, *register_req, *stop_req;
-    uint64_t keepalive_sent_ms;
-    ev_timer renew_timer, deadline_timer, grant_retry, stop_timer;
-    bool lease_busy_logged;
-    /* election */
-    bool want_campaign, elected;
-    int64_t epoch;
-    struct etcd_req *campaign_req;
-    struct etcd_leader_key leader_key; /* own, while elected */
-    ev_timer campaign_retry;
-    char *own_key; /* "<prefix>leader/<lease hex>" */
-    /* leader watch */
-    bool observing, leader_watch_wanted, leader_reported;
-    char *reported_key;
-    int64_t reported_rev;
-    struct candidate *cands;
-    size_t n_cands;
-    struct etcd_req *leader_range, *leader_watch;
-    ev_timer leader_retry;
-    struct key_watch isr_watch, transfer_watch;
-    struct pending *pendings;
-};
 
 /* ---- Messages ------------------------------------------------------------------------------ */
 
@@ -154,7 +36,7 @@ static void free_list(char **list, size_t n)
     free(list);
 }
 
-static void msg_free(struct msg *m)
+void coord_msg_free(struct msg *m)
 {
     free(m->s1);
     free(m->s2);
@@ -164,7 +46,7 @@ static void msg_free(struct msg *m)
     free(m);
 }
 
-static struct msg *msg_new(enum msg_kind kind)
+struct msg *coord_msg_new(enum msg_kind kind)
 {
     struct msg *m = xcalloc(1, sizeof(*m));
 
@@ -195,13 +77,13 @@ static void free_chain(struct msg *m)
     while (m != NULL) {
         struct msg *next = m->next;
 
-        msg_free(m);
+        coord_msg_free(m);
         m = next;
     }
 }
 
 /* From the coordinator thread to the main loop. */
-static void post(struct coord *c, struct msg *m)
+void coord_post(struct coord *c, struct msg *m)
 {
     pthread_mutex_lock(&c->mu);
     queue_push(&c->events, m);
@@ -213,14 +95,14 @@ static void answer(struct coord *c, struct msg *m, int status)
 {
     m->result = true;
     m->status = status;
-    post(c, m);
+    coord_post(c, m);
 }
 
 /* From the main thread to the coordinator thread. */
 static void request(struct coord *c, struct msg *m)
 {
     if (c->stopped) {
-        msg_free(m);
+        coord_msg_free(m);
         return;
     }
     pthread_mutex_lock(&c->mu);
@@ -237,7 +119,7 @@ static int compare_strings(const void *a, const void *b)
 }
 
 /* {"epoch": E, "members": [...]} into m (n1, list, n). */
-static bool parse_isr(const uint8_t *value, size_t len, struct msg *m)
+bool coord_parse_isr(const uint8_t *value, size_t len, struct msg *m)
 {
     json_t *root = json_loadb((const char *)value, len, 0, NULL);
     json_t *epoch = json_object_get(root, "epoch"), *members = json_object_get(root, "members");
@@ -261,7 +143,7 @@ out:
     return ok;
 }
 
-static bool parse_transfer(const uint8_t *value, size_t len, struct msg *m)
+bool coord_parse_transfer(const uint8_t *value, size_t len, struct msg *m)
 {
     json_t *root = json_loadb((const char *)value, len, 0, NULL);
     json_t *epoch = json_object_get(root, "epoch"), *target = json_object_get(root, "target");
@@ -276,7 +158,7 @@ static bool parse_transfer(const uint8_t *value, size_t len, struct msg *m)
 }
 
 /* The "id" of a node value (NULL if it has none). */
-static char *value_node_id(const char *value)
+char *coord_value_node_id(const char *value)
 {
     json_t *root = json_loads(value, 0, NULL);
     json_t *id = json_object_get(root, "id");
@@ -438,16 +320,14 @@ static void pending_answer(struct pending *p, int status)
 /* ---- Coordinator thread: lease -------------------------------------------------------------- */
 
 static void start_campaign(struct coord *c);
-static void leader_watch_start(struct coord *c);
-static void key_watch_start(struct key_watch *kw);
 
-static void post_event(struct coord *c, enum msg_kind kind, int64_t n1, const char *s1)
+void coord_post_event(struct coord *c, enum msg_kind kind, int64_t n1, const char *s1)
 {
-    struct msg *m = msg_new(kind);
+    struct msg *m = coord_msg_new(kind);
 
     m->n1 = n1;
     m->s1 = s1 != NULL ? xstrdup(s1) : NULL;
-    post(c, m);
+    coord_post(c, m);
 }
 
 static void set_deadline(struct coord *c, uint64_t deadline)
@@ -482,7 +362,7 @@ static void lose_lease(struct coord *c, const char *reason)
     c->register_req = NULL;
     c->want_campaign = false;
     c->elected = false;
-    post_event(c, EVT_LEASE_LOST, 0, reason);
+    coord_post_event(c, EVT_LEASE_LOST, 0, reason);
 }
 
 static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
@@ -575,7 +455,7 @@ static void on_registered(const struct etcd_response *r, void *arg)
     c->registered = true;
     log_info(NULL, "cluster: node %s registered with lease %" PRIx64 " (TTL %" PRId64 " s)",
              c->node_id, (uint64_t)atomic_load(&c->lease_id), c->ttl_granted_s);
-    post_event(c, EVT_READY, atomic_load(&c->lease_id), NULL);
+    coord_post_event(c, EVT_READY, atomic_load(&c->lease_id), NULL);
     start_campaign(c);
 }
 
@@ -684,7 +564,7 @@ static void on_campaign(const struct etcd_response *r, void *arg)
     c->elected = true;
     c->epoch = r->leader.rev;
     log_info(NULL, "cluster: node %s elected leader, epoch %" PRId64, c->node_id, c->epoch);
-    post_event(c, EVT_ELECTED, c->epoch, NULL);
+    coord_post_event(c, EVT_ELECTED, c->epoch, NULL);
 }
 
 static void start_campaign(struct coord *c)
@@ -693,7 +573,7 @@ static void start_campaign(struct coord *c)
         c->campaign_req != NULL || c->elected || c->stopping)
         return;
     /* To see our own key vanish while leading (on_deposed). */
-    leader_watch_start(c);
+    coord_leader_watch_start(c);
     c->campaign_req =
         etcd_campaign(c->etcd, c->leader_name, strlen(c->leader_name), atomic_load(&c->lease_id),
                       c->node_value, strlen(c->node_value), on_campaign, c);
@@ -738,252 +618,6 @@ static void do_resign(struct coord *c, struct msg *m)
         }
     }
     answer(c, m, COORD_OK);
-}
-
-/* ---- Coordinator thread: who leads (a watch on the candidates) ------------------------------ */
-
-static void cands_clear(struct coord *c)
-{
-    size_t i;
-
-    for (i = 0; i < c->n_cands; i++) {
-        free(c->cands[i].key);
-        free(c->cands[i].value);
-    }
-    free(c->cands);
-    c->cands = NULL;
-    c->n_cands = 0;
-}
-
-static void cands_put(struct coord *c, const struct etcd_kv *kv)
-{
-    struct candidate *cd = NULL;
-    size_t i;
-
-    for (i = 0; i < c->n_cands; i++)
-        if (strcmp(c->cands[i].key, (const char *)kv->key) == 0)
-            cd = &c->cands[i];
-    if (cd == NULL) {
-        c->cands = xrealloc(c->cands, (c->n_cands + 1) * sizeof(*c->cands));
-        cd = &c->cands[c->n_cands++];
-        cd->key = xstrdup((const char *)kv->key);
-    } else {
-        free(cd->value);
-    }
-    cd->create_revision = kv->create_revision;
-    cd->lease = kv->lease;
-    cd->value = xstrdup((const char *)kv->value);
-}
-
-static void cands_delete(struct coord *c, const char *key)
-{
-    size_t i;
-
-    for (i = 0; i < c->n_cands; i++) {
-        if (strcmp(c->cands[i].key, key) == 0) {
-            free(c->cands[i].key);
-            free(c->cands[i].value);
-            c->cands[i] = c->cands[--c->n_cands];
-            return;
-        }
-    }
-}
-
-/* The leader is the candidate created first. Reported when it changes. */
-static void report_leader(struct coord *c)
-{
-    const struct candidate *best = NULL;
-    struct msg *m;
-    size_t i;
-
-    if (!c->observing)
-        return;
-    for (i = 0; i < c->n_cands; i++)
-        if (best == NULL || c->cands[i].create_revision < best->create_revision)
-            best = &c->cands[i];
-    if (c->leader_reported &&
-        (best == NULL ? c->reported_key == NULL
-                      : c->reported_key != NULL && strcmp(best->key, c->reported_key) == 0 &&
-                            best->create_revision == c->reported_rev))
-        return;
-    c->leader_reported = true;
-    free(c->reported_key);
-    c->reported_key = best != NULL ? xstrdup(best->key) : NULL;
-    c->reported_rev = best != NULL ? best->create_revision : 0;
-    m = msg_new(EVT_LEADER);
-    if (best != NULL) {
-        m->n1 = best->create_revision;
-        m->n2 = best->lease;
-        m->s1 = value_node_id(best->value);
-        m->s2 = xstrdup(best->value);
-    }
-    post(c, m);
-}
-
-static void leader_watch_retry(struct coord *c)
-{
-    etcd_cancel(c->leader_watch);
-    etcd_cancel(c->leader_range);
-    c->leader_watch = c->leader_range = NULL;
-    ev_timer_set(&c->leader_retry, RETRY_MS / 1000.0, 0.0);
-    ev_timer_start(c->loop, &c->leader_retry);
-}
-
-static void on_leader_events(const struct etcd_response *r, void *arg)
-{
-    struct coord *c = arg;
-    size_t i;
-
-    if (r->err != ETCD_OK) {
-        log_warn(NULL, "cluster: watch of %s/ ended: %s; reading it again", c->leader_name,
-                 r->message);
-        leader_watch_retry(c);
-        return;
-    }
-    for (i = 0; i < r->n_events; i++) {
-        const struct etcd_event *ev = &r->events[i];
-
-        if (ev->type == ETCD_EVENT_PUT) {
-            cands_put(c, &ev->kv);
-            continue;
-        }
-        cands_delete(c, (const char *)ev->kv.key);
-        if (c->elected && c->own_key != NULL && strcmp((const char *)ev->kv.key, c->own_key) == 0) {
-            c->elected = false;
-            log_warn(NULL, "cluster: leader key %s deleted: node %s no longer leads epoch %" PRId64,
-                     c->own_key, c->node_id, c->epoch);
-            post_event(c, EVT_DEPOSED, c->epoch, NULL);
-        }
-    }
-    report_leader(c);
-}
-
-static void on_leader_range(const struct etcd_response *r, void *arg)
-{
-    struct coord *c = arg;
-    size_t i;
-    uint8_t end[512];
-    char prefix[512];
-    size_t end_len;
-
-    c->leader_range = NULL;
-    if (r->err != ETCD_OK) {
-        log_warn(NULL, "cluster: reading %s/ failed: %s", c->leader_name, r->message);
-        leader_watch_retry(c);
-        return;
-    }
-    cands_clear(c);
-    for (i = 0; i < r->n_kvs; i++)
-        cands_put(c, &r->kvs[i]);
-    report_leader(c);
-    snprintf(prefix, sizeof(prefix), "%s/", c->leader_name);
-    end_len = etcd_prefix_end(prefix, strlen(prefix), end);
-    c->leader_watch = etcd_watch(c->etcd, prefix, strlen(prefix), end, end_len, r->revision + 1, 0,
-                                 on_leader_events, c);
-}
-
-static void leader_watch_start(struct coord *c)
-{
-    char prefix[512];
-    uint8_t end[512];
-    size_t end_len;
-
-    c->leader_watch_wanted = true;
-    if (c->leader_range != NULL || c->leader_watch != NULL || c->stopping)
-        return;
-    snprintf(prefix, sizeof(prefix), "%s/", c->leader_name);
-    end_len = etcd_prefix_end(prefix, strlen(prefix), end);
-    c->leader_range =
-        etcd_range(c->etcd, prefix, strlen(prefix), end, end_len, 0, 0, on_leader_range, c);
-}
-
-static void on_leader_retry(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    leader_watch_start(container_of(w, struct coord, leader_retry));
-}
-
-/* ---- Coordinator thread: isr and transfer ---------------------------------------------------- */
-
-/* An event for the value of a watched key (value NULL: deleted or absent). */
-static void post_key_value(struct key_watch *kw, const struct etcd_kv *kv, bool deleted)
-{
-    struct coord *c = kw->c;
-    struct msg *m = msg_new(kw->event);
-    bool ok = true;
-
-    if (!deleted && kv != NULL) {
-        ok = kw->event == EVT_ISR ? parse_isr(kv->value, kv->value_len, m)
-                                  : parse_transfer(kv->value, kv->value_len, m);
-        m->n3 = kv->mod_revision;
-    }
-    if (!ok) {
-        log_warn(NULL, "cluster: %s%s holds no valid value: ignored", c->prefix, kw->suffix);
-        msg_free(m);
-        return;
-    }
-    post(c, m);
-}
-
-static void key_watch_retry(struct key_watch *kw)
-{
-    etcd_cancel(kw->watch);
-    etcd_cancel(kw->range);
-    kw->watch = kw->range = NULL;
-    ev_timer_set(&kw->retry, RETRY_MS / 1000.0, 0.0);
-    ev_timer_start(kw->c->loop, &kw->retry);
-}
-
-static void on_key_events(const struct etcd_response *r, void *arg)
-{
-    struct key_watch *kw = arg;
-    size_t i;
-
-    if (r->err != ETCD_OK) {
-        log_warn(NULL, "cluster: watch of %s%s ended: %s; reading it again", kw->c->prefix,
-                 kw->suffix, r->message);
-        key_watch_retry(kw);
-        return;
-    }
-    for (i = 0; i < r->n_events; i++)
-        post_key_value(kw, &r->events[i].kv, r->events[i].type == ETCD_EVENT_DELETE);
-}
-
-static void on_key_range(const struct etcd_response *r, void *arg)
-{
-    struct key_watch *kw = arg;
-    struct coord *c = kw->c;
-    char key[512];
-
-    kw->range = NULL;
-    if (r->err != ETCD_OK) {
-        log_warn(NULL, "cluster: reading %s%s failed: %s", c->prefix, kw->suffix, r->message);
-        key_watch_retry(kw);
-        return;
-    }
-    post_key_value(kw, r->n_kvs > 0 ? &r->kvs[0] : NULL, r->n_kvs == 0);
-    snprintf(key, sizeof(key), "%s%s", c->prefix, kw->suffix);
-    kw->watch =
-        etcd_watch(c->etcd, key, strlen(key), NULL, 0, r->revision + 1, 0, on_key_events, kw);
-}
-
-static void key_watch_start(struct key_watch *kw)
-{
-    char key[512];
-
-    kw->wanted = true;
-    if (kw->range != NULL || kw->watch != NULL || kw->c->stopping)
-        return;
-    snprintf(key, sizeof(key), "%s%s", kw->c->prefix, kw->suffix);
-    kw->range = etcd_range(kw->c->etcd, key, strlen(key), NULL, 0, 0, 0, on_key_range, kw);
-}
-
-static void on_key_retry(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    key_watch_start(container_of(w, struct key_watch, retry));
 }
 
 /* ---- Coordinator thread: one-shot requests -------------------------------------------------- */
@@ -1087,7 +721,7 @@ static void on_isr_read(const struct etcd_response *r, void *arg)
     int status = status_of(r, "reading the isr");
 
     if (status == COORD_OK && r->n_kvs == 1) {
-        if (parse_isr(r->kvs[0].value, r->kvs[0].value_len, p->m)) {
+        if (coord_parse_isr(r->kvs[0].value, r->kvs[0].value_len, p->m)) {
             p->m->n3 = r->kvs[0].mod_revision;
         } else {
             log_warn(NULL, "cluster: %s holds no valid isr", p->c->isr_key);
@@ -1218,7 +852,7 @@ static void handle(struct coord *c, struct msg *m)
     case REQ_CAMPAIGN:
         c->want_campaign = true;
         start_campaign(c);
-        msg_free(m);
+        coord_msg_free(m);
         break;
     case REQ_RESIGN:
         do_resign(c, m);
@@ -1227,9 +861,9 @@ static void handle(struct coord *c, struct msg *m)
         c->observing = true;
         c->leader_reported = false;
         if (c->leader_watch != NULL)
-            report_leader(c);
-        leader_watch_start(c);
-        msg_free(m);
+            coord_report_leader(c);
+        coord_leader_watch_start(c);
+        coord_msg_free(m);
         break;
     case REQ_SECRET:
         do_secret(c, m);
@@ -1245,25 +879,25 @@ static void handle(struct coord *c, struct msg *m)
         do_isr_write(c, m);
         break;
     case REQ_WATCH_ISR:
-        key_watch_start(&c->isr_watch);
-        msg_free(m);
+        coord_key_watch_start(&c->isr_watch);
+        coord_msg_free(m);
         break;
     case REQ_TRANSFER_WRITE:
         do_transfer_write(c, m);
         break;
     case REQ_WATCH_TRANSFER:
-        key_watch_start(&c->transfer_watch);
-        msg_free(m);
+        coord_key_watch_start(&c->transfer_watch);
+        coord_msg_free(m);
         break;
     case REQ_REVOKE:
         etcd_lease_revoke(c->etcd, m->n1, on_revoked, pending_new(c, m));
         break;
     case REQ_STOP:
-        msg_free(m);
+        coord_msg_free(m);
         do_stop(c);
         break;
     default:
-        msg_free(m);
+        coord_msg_free(m);
         break;
     }
 }
@@ -1281,7 +915,7 @@ static void on_wake(struct ev_loop *loop, ev_async *w, int revents)
     for (m = all; m != NULL; m = next) {
         next = m->next;
         if (c->stopping)
-            msg_free(m);
+            coord_msg_free(m);
         else
             handle(c, m);
     }
@@ -1300,7 +934,7 @@ static void *coord_thread(void *arg)
         struct pending *p = c->pendings;
 
         c->pendings = p->next;
-        msg_free(p->m);
+        coord_msg_free(p->m);
         free(p);
     }
     return NULL;
@@ -1418,12 +1052,8 @@ struct coord *coord_start(struct ev_loop *main_loop, const struct coord_options 
     ev_init(&c->deadline_timer, on_deadline);
     ev_init(&c->grant_retry, on_grant_retry);
     ev_init(&c->campaign_retry, on_campaign_retry);
-    ev_init(&c->leader_retry, on_leader_retry);
     ev_init(&c->stop_timer, on_stop_timeout);
-    c->isr_watch = (struct key_watch){.c = c, .suffix = "isr", .event = EVT_ISR};
-    c->transfer_watch = (struct key_watch){.c = c, .suffix = "transfer", .event = EVT_TRANSFER};
-    ev_init(&c->isr_watch.retry, on_key_retry);
-    ev_init(&c->transfer_watch.retry, on_key_retry);
+    coord_watches_init(c);
 
     if (pthread_create(&c->thread, NULL, coord_thread, c) != 0) {
         snprintf(err, err_size, "cannot start the cluster thread");
@@ -1445,7 +1075,7 @@ static void coord_free(struct coord *c)
     free_chain(queue_take_all(&c->requests));
     pthread_mutex_unlock(&c->mu);
     pthread_mutex_destroy(&c->mu);
-    cands_clear(c);
+    coord_cands_clear(c);
     clear_leader_key(&c->leader_key);
     ev_loop_destroy(c->loop);
     free(c->reported_key);
@@ -1467,7 +1097,7 @@ void coord_stop(struct coord *c, bool revoke_lease)
 
     if (c == NULL || c->stopped)
         return;
-    m = msg_new(REQ_STOP);
+    m = coord_msg_new(REQ_STOP);
     pthread_mutex_lock(&c->mu);
     c->revoke_on_stop = revoke_lease; /* read by the thread after it takes the request */
     queue_push(&c->requests, m);
@@ -1500,7 +1130,7 @@ int64_t coord_lease_id(const struct coord *c)
 
 static void request_simple(struct coord *c, enum msg_kind kind, void (*cb)(void), void *arg)
 {
-    struct msg *m = msg_new(kind);
+    struct msg *m = coord_msg_new(kind);
 
     m->cb = cb;
     m->arg = arg;
@@ -1540,7 +1170,7 @@ void coord_isr_read(struct coord *c, coord_isr_cb *cb, void *arg)
 void coord_isr_write(struct coord *c, int64_t epoch, const char *const *members, size_t n,
                      coord_isr_cb *cb, void *arg)
 {
-    struct msg *m = msg_new(REQ_ISR_WRITE);
+    struct msg *m = coord_msg_new(REQ_ISR_WRITE);
     size_t i;
 
     m->n1 = epoch;
@@ -1562,7 +1192,7 @@ void coord_watch_isr(struct coord *c)
 void coord_transfer_write(struct coord *c, int64_t epoch, const char *target, coord_done_cb *cb,
                           void *arg)
 {
-    struct msg *m = msg_new(REQ_TRANSFER_WRITE);
+    struct msg *m = coord_msg_new(REQ_TRANSFER_WRITE);
 
     m->n1 = epoch;
     m->s1 = target != NULL ? xstrdup(target) : NULL;
@@ -1578,7 +1208,7 @@ void coord_watch_transfer(struct coord *c)
 
 void coord_revoke_lease(struct coord *c, int64_t lease_id, coord_done_cb *cb, void *arg)
 {
-    struct msg *m = msg_new(REQ_REVOKE);
+    struct msg *m = coord_msg_new(REQ_REVOKE);
 
     m->n1 = lease_id;
     m->cb = (void (*)(void))cb;

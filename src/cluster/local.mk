@@ -5,5 +5,5 @@ src_libwarren_a_CPPFLAGS += $(CURL_CFLAGS)
 src_libwarren_a_SOURCES += \
 	src/cluster/etcd.c src/cluster/etcd.h src/cluster/etcd_internal.h \
 	src/cluster/etcd_json.c \
-	src/cluster/coord.c src/cluster/coord.h \
+	src/cluster/coord.c src/cluster/coord.h src/cluster/coord_internal.h src/cluster/coord_watch.c \
 	src/cluster/cluster.c src/cluster/cluster.h
