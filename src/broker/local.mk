@@ -14,5 +14,5 @@ src_libwarren_a_SOURCES += \
 	src/broker/vhost.c src/broker/vhost.h \
 	src/broker/channel.c src/broker/channel.h \
 	src/broker/channel_decl.c src/broker/channel_internal.h \
-	src/broker/conn.c src/broker/conn.h \
+	src/broker/conn.c src/broker/conn.h src/broker/conn_internal.h src/broker/conn_handshake.c \
 	src/broker/server.c src/broker/server.h
