@@ -432,9 +432,12 @@ static bool still_needed(const struct store *st, const struct segment *s, uint8_
     return target_seg != s->number && seg_area_find(a, target_seg) != NULL;
 }
 
-/* Appends again at the head every record of s that still matters. Returns the sequence of
- * the last copy (0 if none was needed), or -1 if s could not be read. */
-static int64_t carry_forward(struct store *st, struct segment *s)
+/* The records of s that still matter: with carry, appended again at the head (returns the
+ * sequence of the last copy, 0 if none was needed); without, only counted (returns 0). Either
+ * way *bytes is their size and [*lo, *hi] the segments they point at. -1 if s could not be
+ * read. */
+static int64_t walk_needed(struct store *st, struct segment *s, bool carry, uint64_t *bytes,
+                           uint32_t *lo, uint32_t *hi)
 {
     struct recfile_reader r;
     struct wire_bytes body;
@@ -443,6 +446,9 @@ static int64_t carry_forward(struct store *st, struct segment *s)
     int fd = seg_read_fd(st, &st->msgs, s);
     int64_t rc = 0;
 
+    *bytes = 0;
+    *lo = UINT32_MAX;
+    *hi = 0;
     seg_path(&st->msgs, s->number, path, sizeof(path));
     if (fd < 0) {
         log_error(NULL, "message store: opening %s failed: %s", path, strerror(-fd));
@@ -471,6 +477,13 @@ static int64_t carry_forward(struct store *st, struct segment *s)
                           (uint32_t)body.ptr[7] << 8 | body.ptr[8];
         if (!still_needed(st, s, body.ptr[0], target))
             continue;
+        /* A QUEUE_DELETE is needed while any older segment exists. */
+        uint32_t points_at = body.ptr[0] == REC_QUEUE_DELETE ? s->number : target;
+        *bytes += RECFILE_FRAME_BYTES + body.len;
+        *lo = points_at < *lo ? points_at : *lo;
+        *hi = points_at > *hi ? points_at : *hi;
+        if (!carry)
+            continue;
         struct store_loc at;
         uint8_t *p = seg_area_reserve(st, &st->msgs, body.len, &at);
         if (p == NULL) {
@@ -485,6 +498,38 @@ static int64_t carry_forward(struct store *st, struct segment *s)
     }
     recfile_reader_free(&r);
     return rc < 0 ? rc : (int64_t)last;
+}
+
+/* Carrying s forward frees the space of what in it is dead. When most of s is still needed
+ * (the acks of messages that live on in other queues, say), carrying would only write the
+ * same records into the next segment, which would fill with them and be carried in turn,
+ * without end: s is kept instead, until a segment it points at goes (seg_release_kept). */
+static bool worth_carrying(struct store *st, struct segment *s)
+{
+    uint64_t bytes;
+    uint32_t lo, hi;
+
+    if (walk_needed(st, s, false, &bytes, &lo, &hi) < 0)
+        return true; /* carrying will log it */
+    if (bytes * 2 <= s->size)
+        return true;
+    s->kept = true;
+    s->kept_lo = lo;
+    s->kept_hi = hi;
+    st->kept++;
+    return false;
+}
+
+void seg_release_kept(struct store *st, uint32_t removed)
+{
+    for (size_t i = 0; i < st->msgs.count && st->kept > 0; i++) {
+        struct segment *s = st->msgs.segs[i];
+        if (s->kept && removed >= s->kept_lo && removed <= s->kept_hi) {
+            s->kept = false;
+            st->kept--;
+            seg_maybe_delete(st, s);
+        }
+    }
 }
 
 void seg_process_doomed(struct store *st)
@@ -503,7 +548,11 @@ void seg_process_doomed(struct store *st)
             seg_unlink(st, s);
             continue;
         }
-        last = carry_forward(st, s);
+        if (!worth_carrying(st, s))
+            continue;
+        uint64_t bytes;
+        uint32_t lo, hi;
+        last = walk_needed(st, s, true, &bytes, &lo, &hi);
         if (last < 0)
             continue; /* logged; the segment stays until the next start */
         if (last == 0) {

@@ -51,7 +51,10 @@
  * is carried while any older segment exists. A target counts as gone only once its unlink
  * has been made durable by an fsync of the directory, so a crash cannot bring back j after
  * k's copies were dropped. A segment without foreign_refs (the common case of messages
- * acked soon after publication) is unlinked without being read.
+ * acked soon after publication) is unlinked without being read. A segment more than half of
+ * whose bytes are records still needed is not carried (the copies would only fill the next
+ * segment, which would be carried in turn, round and round): it is kept until a segment its
+ * records point at goes, and looked at again then.
  *
  * Disk use is therefore bounded by the segments holding live messages plus the carried
  * records, which all concern messages in segments still on disk (their acks, first

@@ -55,6 +55,8 @@ struct segment {
     uint64_t live_refs;          /* live (queue, message) references of its MESSAGE records */
     uint64_t foreign_refs;       /* its other records that point outside it */
     uint64_t wait;               /* DELETING: append seq; UNLINKED: directory generation */
+    bool kept;                   /* nothing live, but not worth carrying yet (segment.c) */
+    uint32_t kept_lo, kept_hi;   /* ... the segments its needed records point at */
     size_t rec_first, rec_count; /* recovery: its messages in the recovery table */
 };
 
@@ -119,6 +121,7 @@ struct store {
 
     struct segment **doomed; /* sealed segments whose live_refs reached 0 */
     size_t doomed_count, doomed_cap;
+    size_t kept; /* segments kept (struct segment's kept) */
     bool deleting;
 
     void (*durable_cb)(void *ctx, uint64_t durable_seq);
@@ -150,6 +153,9 @@ uint64_t seg_area_commit(struct store *st, struct area *a, uint8_t *body, size_t
 void seg_maybe_delete(struct store *st, struct segment *s);
 void seg_unlink(struct store *st, struct segment *s);
 void seg_process_doomed(struct store *st);
+/* Segment number removed is gone (its unlink durable): the kept segments pointing at it
+ * are looked at again. */
+void seg_release_kept(struct store *st, uint32_t removed);
 /* The tap's truncate and unlink events, for recovery (no-ops without a tap). */
 void seg_tap_truncated(struct store *st, uint32_t number, uint64_t size);
 void seg_tap_unlinked(struct store *st, uint32_t number);

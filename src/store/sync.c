@@ -201,11 +201,16 @@ void store_on_synced(struct ev_loop *loop, ev_async *w, int revents)
             if (s->state == SEG_DELETING && s->wait <= synced) {
                 seg_unlink(st, s);
             } else if (s->state == SEG_UNLINKED && s->wait <= dir_done) {
+                uint32_t number = s->number;
                 seg_area_remove(st, &st->msgs, s);
+                if (st->kept > 0)
+                    seg_release_kept(st, number);
                 continue;
             }
             i++;
         }
+        if (st->doomed_count > 0)
+            seg_process_doomed(st);
     }
     if (synced > st->durable_seq) {
         st->durable_seq = synced;

@@ -524,6 +524,54 @@ START_TEST(ack_in_deleted_segment_is_carried_forward)
 }
 END_TEST
 
+/* Every message goes to A and B; A acks them all, B none. The acks fill segments of their
+ * own that hold nothing live, each still needed (its targets live on for B): carrying them
+ * forward only fills the next segment with the same records, which is then carried in
+ * turn. That must end (it did not: new segments without end, until descriptors ran out),
+ * with the acks kept and disk use bounded. */
+START_TEST(acks_that_fill_segments_of_their_own_are_not_carried_round_and_round)
+{
+    enum { N = 400 };
+    uint32_t both[2] = {10, 20};
+    char body[100];
+    static struct store_loc locs[N];
+    struct found f = {0};
+    struct store *st = open_recover(4096, &f);
+    struct store_stats s;
+    unsigned files;
+
+    for (unsigned i = 0; i < N; i++) {
+        struct store_msg m = make_msg(both, 2, i, body, sizeof(body));
+        store_append_message(st, &m, &locs[i]);
+    }
+    wait_durable(st);
+    files = count_files("msgs", NULL);
+    for (unsigned i = 0; i < N; i++)
+        store_ack(st, 10, locs[i]);
+    wait_durable(st);
+    store_stats(st, &s);
+    /* The messages' segments, and the acks: about 10 KB of them, in a few 4 KiB segments. */
+    ck_assert_uint_le(count_files("msgs", NULL), files + 6);
+    ck_assert_uint_lt(s.carried, 2 * N);
+    store_close(st);
+
+    st = open_recover(4096, &f);
+    ck_assert_uint_eq(f.n, N);
+    for (size_t i = 0; i < f.n; i++)
+        ck_assert_uint_eq(f.v[i].queue_id, 20);
+    /* B acks too: everything goes. */
+    for (size_t i = 0; i < f.n; i++)
+        store_ack(st, 20, f.v[i].loc);
+    wait_durable(st);
+    store_close(st);
+    st = open_recover(4096, &f);
+    ck_assert_uint_eq(f.n, 0);
+    ck_assert_uint_le(count_files("msgs", NULL), 3);
+    store_close(st);
+    free(f.v);
+}
+END_TEST
+
 START_TEST(deleted_queue_messages_are_not_resurrected)
 {
     uint32_t q1 = 1, q2 = 2, both[2] = {1, 2};
@@ -1492,6 +1540,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, acked_segments_are_deleted_and_disk_use_drops);
     tcase_add_test(tc, one_stuck_message_pins_only_its_own_segment);
     tcase_add_test(tc, ack_in_deleted_segment_is_carried_forward);
+    tcase_add_test(tc, acks_that_fill_segments_of_their_own_are_not_carried_round_and_round);
     tcase_add_test(tc, deleted_queue_messages_are_not_resurrected);
     suite_add_tcase(s, tc);
 
