@@ -7,3 +7,4 @@ include $(srcdir)/tests/fuzz/ui_path.mk
 include $(srcdir)/tests/fuzz/repl.mk
 include $(srcdir)/tests/fuzz/etcd_json.mk
 include $(srcdir)/tests/fuzz/proxy_header.mk
+include $(srcdir)/tests/fuzz/stream_log.mk
