@@ -94,3 +94,7 @@ EXTRA_DIST += tests/interop/parity.sh tests/interop/parity.py tests/interop/sasl
 TESTS += tests/interop/stream_pika.sh tests/interop/stream_crash.sh
 EXTRA_DIST += tests/interop/stream_pika.sh tests/interop/stream_pika.py \
 	tests/interop/stream_crash.sh tests/interop/stream_crash.py
+
+# Stream queues through amqplib (passes against RabbitMQ 3.10.8 too).
+TESTS += tests/interop/stream_amqplib.sh
+EXTRA_DIST += tests/interop/stream_amqplib.sh tests/interop/stream_amqplib.js
