@@ -95,6 +95,9 @@ TESTS += tests/interop/stream_pika.sh tests/interop/stream_crash.sh
 EXTRA_DIST += tests/interop/stream_pika.sh tests/interop/stream_pika.py \
 	tests/interop/stream_crash.sh tests/interop/stream_crash.py
 
-# Stream queues through amqplib (passes against RabbitMQ 3.10.8 too).
-TESTS += tests/interop/stream_amqplib.sh
-EXTRA_DIST += tests/interop/stream_amqplib.sh tests/interop/stream_amqplib.js
+# Stream queues through amqplib and the RabbitMQ Java client (Debian's
+# librabbitmq-client-java, compiled against by the wrapper; skipped without it); both pass
+# against RabbitMQ 3.10.8 too.
+TESTS += tests/interop/stream_amqplib.sh tests/interop/stream_java.sh
+EXTRA_DIST += tests/interop/stream_amqplib.sh tests/interop/stream_amqplib.js \
+	tests/interop/stream_java.sh tests/interop/stream_java.java
