@@ -29,6 +29,7 @@ struct stream {
     struct stream_log *log;
     bool open_failed;
     ev_timer kick; /* deliver what was appended this loop turn, once it is written */
+    ev_timer age;  /* applies x-max-age while no publish rolls a segment (age_timer_arm) */
 };
 
 struct stream_reader {
@@ -89,6 +90,40 @@ static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
     stream_dispatch(s->q);
 }
 
+static struct stream_log *log_of(struct queue *q);
+
+/* Retention by age runs when a segment is full, when the log is opened and when a policy
+ * changes; a stream that gets no more publishes would keep its expired segments forever
+ * without this timer. It fires every tenth of the age, within [1 s, 60 s], so an expired
+ * segment outlives its age by at most that much; a check with nothing to remove looks at
+ * two segments. It also opens the log of a stream nobody used since a restart. */
+static void on_age(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct stream *s = w->data;
+    struct stream_log *log = log_of(s->q);
+
+    (void)revents;
+    if (log != NULL)
+        stream_log_retain(log, now_wall_ms());
+    else if (s->open_failed)
+        ev_timer_stop(loop, w); /* no log to keep short (no data directory, or it failed) */
+}
+
+/* (Re)starts the age timer for the queue's max age, or stops it if there is none. */
+static void age_timer_arm(struct queue *q)
+{
+    struct stream *s = q->stream;
+    double every;
+
+    ev_timer_stop(q->vhost->loop, &s->age);
+    if (q->args.max_age_ms <= 0 || s->open_failed)
+        return;
+    every = (double)q->args.max_age_ms / 10000.0;
+    every = every < 1. ? 1. : every > 60. ? 60. : every;
+    ev_timer_set(&s->age, every, every);
+    ev_timer_start(q->vhost->loop, &s->age);
+}
+
 void stream_attach(struct queue *q)
 {
     struct stream *s = xcalloc(1, sizeof *s);
@@ -96,7 +131,10 @@ void stream_attach(struct queue *q)
     s->q = q;
     ev_timer_init(&s->kick, on_kick, 0., 0.);
     s->kick.data = s;
+    ev_init(&s->age, on_age);
+    s->age.data = s;
     q->stream = s;
+    age_timer_arm(q);
 }
 
 void stream_detach(struct queue *q, bool destroy)
@@ -106,6 +144,7 @@ void stream_detach(struct queue *q, bool destroy)
     if (s == NULL)
         return;
     ev_timer_stop(q->vhost->loop, &s->kick);
+    ev_timer_stop(q->vhost->loop, &s->age);
     if (destroy)
         stream_log_destroy(s->log);
     else
@@ -123,6 +162,7 @@ void stream_detach_all(struct hmap *vhosts)
         for (size_t j = 0; hmap_next(&vh->queues, &j, &qv);) {
             struct queue *q = qv;
             if (q->stream != NULL) {
+                ev_timer_stop(vh->loop, &q->stream->age);
                 stream_log_close(q->stream->log);
                 q->stream->log = NULL;
                 q->stream->open_failed = true;
@@ -174,6 +214,7 @@ void stream_limits_changed(struct queue *q)
         apply_limits(q, log);
         stream_log_retain(log, now_wall_ms());
     }
+    age_timer_arm(q);
 }
 
 uint64_t stream_push(struct queue *q, struct message *m)

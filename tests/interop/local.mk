@@ -101,3 +101,10 @@ EXTRA_DIST += tests/interop/stream_pika.sh tests/interop/stream_pika.py \
 TESTS += tests/interop/stream_amqplib.sh tests/interop/stream_java.sh
 EXTRA_DIST += tests/interop/stream_amqplib.sh tests/interop/stream_amqplib.js \
 	tests/interop/stream_java.sh tests/interop/stream_java.java
+
+# Retention of streams (by size, by age with no more publishes, by policy) and their offsets
+# across a restart: stream_retention.sh starts warrend with the management API (mgmt_lib.sh)
+# and restarts it on the same data. Against RabbitMQ 3.10.8 (no restart):
+# STREAM_NO_AGE_TIMER=1 AMQP_HOST=... AMQP_PORT=... MGMT_URL=... tests/interop/stream_retention.sh
+TESTS += tests/interop/stream_retention.sh
+EXTRA_DIST += tests/interop/stream_retention.sh tests/interop/stream_retention.py
