@@ -147,11 +147,11 @@ static uint64_t queue_metric(const struct queue *q, enum queue_metric m)
 {
     switch (m) {
     case QM_READY:
-        return queue_ready_count(q);
+        return mgmt_queue_ready(q);
     case QM_UNACKED:
         return mgmt_queue_unacked(q);
     case QM_MESSAGES:
-        return queue_ready_count(q) + mgmt_queue_unacked(q);
+        return mgmt_queue_ready(q) + mgmt_queue_unacked(q);
     case QM_CONSUMERS:
         return q->consumer_count;
     case QM_READY_BYTES:

@@ -654,8 +654,17 @@ json_t *mgmt_json_consumer(const struct mgmt_ctx *ctx, const struct consumer *c)
     json_object_set_new(o, "exclusive", json_boolean(c->exclusive));
     json_object_set_new(o, "prefetch_count", json_integer(c->prefetch));
     json_object_set_new(o, "queue", qd);
-    if (c->stream != NULL)
-        json_object_set_new(o, "stream_offset", json_integer((json_int_t)stream_consumer_offset(c)));
+    if (c->stream != NULL) {
+        /* Warren's own: the offset the consumer reads next, and how many offsets the log
+         * has beyond it (what it has yet to be delivered, before any filter). */
+        struct stream_info si;
+        uint64_t offset = stream_consumer_offset(c);
+        stream_info(q, &si);
+        json_object_set_new(o, "stream_offset", json_integer((json_int_t)offset));
+        json_object_set_new(
+            o, "stream_offset_lag",
+            json_integer((json_int_t)(si.next_offset > offset ? si.next_offset - offset : 0)));
+    }
     return o;
 }
 
@@ -689,6 +698,12 @@ json_t *mgmt_json_queue(const struct mgmt_ctx *ctx, const struct queue *q, bool 
         json_object_set_new(o, "stream_messages", json_integer((json_int_t)si.messages));
         json_object_set_new(o, "stream_disk_bytes", json_integer((json_int_t)si.disk_bytes));
         json_object_set_new(o, "stream_segments", json_integer((json_int_t)si.segments));
+        /* As RabbitMQ shows a stream: its replicas (here, this node alone), those online,
+         * and the readers on each. */
+        json_object_set_new(o, "members", json_pack("[s]", ctx->node));
+        json_object_set_new(o, "online", json_pack("[s]", ctx->node));
+        json_object_set_new(o, "readers", json_pack("{s:I}", ctx->node,
+                                                    (json_int_t)q->consumer_count));
     }
     add_stat(o, "messages", values[MGMT_READY] + values[MGMT_UNACKED],
              mgmt_stats_queue_rate(ctx->stats, q, MGMT_READY) +
@@ -894,7 +909,7 @@ static void vhost_totals(const struct vhost *vh, uint64_t *ready, uint64_t *unac
 
     *ready = *unacked = 0;
     for (size_t i = 0; hmap_next(&vh->queues, &i, &v);) {
-        *ready += queue_ready_count(v);
+        *ready += mgmt_queue_ready(v);
         *unacked += mgmt_queue_unacked(v);
     }
 }
@@ -1002,7 +1017,7 @@ json_t *mgmt_json_overview(const struct mgmt_ctx *ctx)
         queues += vh->queues.len;
         for (size_t k = 0; hmap_next(&vh->queues, &k, &qv);) {
             struct queue *q = qv;
-            ready += queue_ready_count(q);
+            ready += mgmt_queue_ready(q);
             unacked += mgmt_queue_unacked(q);
             consumers += q->consumer_count;
         }

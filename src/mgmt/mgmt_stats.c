@@ -9,6 +9,7 @@
 #include "src/broker/conn.h"
 #include "src/broker/queue.h"
 #include "src/broker/server.h"
+#include "src/broker/stream.h"
 #include "src/broker/vhost.h"
 
 struct mgmt_queue_sample {
@@ -55,10 +56,20 @@ static struct wire_bytes queue_key(const struct queue *q, uint8_t *buf, size_t s
     return (struct wire_bytes){.ptr = buf, .len = len};
 }
 
+uint64_t mgmt_queue_ready(const struct queue *q)
+{
+    if (q->stream != NULL) {
+        struct stream_info si;
+        stream_info(q, &si);
+        return si.messages;
+    }
+    return queue_ready_count(q);
+}
+
 uint64_t mgmt_queue_unacked(const struct queue *q)
 {
     /* The queue counts its deliveries awaiting ack (src/broker/queue.h). */
-    return q->deleted ? 0 : q->unacked;
+    return q->deleted || q->stream != NULL ? 0 : q->unacked;
 }
 
 void mgmt_queue_values(const struct queue *q, uint64_t out[MGMT_VALUES])
@@ -71,7 +82,7 @@ void mgmt_queue_values(const struct queue *q, uint64_t out[MGMT_VALUES])
     out[MGMT_DEAD_LETTERED] = q->stats.dead_lettered;
     out[MGMT_DROPPED] = q->stats.dropped;
     out[MGMT_CONFIRMED] = 0; /* the server counts confirms */
-    out[MGMT_READY] = queue_ready_count(q);
+    out[MGMT_READY] = mgmt_queue_ready(q);
     out[MGMT_UNACKED] = mgmt_queue_unacked(q);
 }
 

@@ -63,7 +63,11 @@ void mgmt_stats_sample(struct mgmt_stats *st);
 
 /* A queue's values now. */
 void mgmt_queue_values(const struct queue *q, uint64_t out[MGMT_VALUES]);
-/* Deliveries of q that are not acknowledged yet. */
+/* Messages of q ready for delivery: for a stream, every message in its log, as RabbitMQ
+ * counts a stream's (each consumer reads it whole; none is taken away). */
+uint64_t mgmt_queue_ready(const struct queue *q);
+/* Deliveries of q that are not acknowledged yet: none for a stream, as in RabbitMQ (an ack
+ * only gives a stream consumer credit back). */
 uint64_t mgmt_queue_unacked(const struct queue *q);
 
 /* Per-second rate of value v of queue q over the last interval; 0 until q has been sampled

@@ -1,0 +1,190 @@
+#!/usr/bin/python3
+"""A stream as the operator sees it. Ten messages are published to a stream (offsets 0-9);
+consumer A starts at offset 4 with a prefetch of 3 and does not ack (it gets 4, 5, 6: it reads
+7 next, 3 behind the end), consumer B at offset 8 with a prefetch of 1 (reads 9 next, 1
+behind); a classic queue has a consumer too. Then:
+
+- the management API: the stream's first/last offset, messages (10 ready, 0 unacked, as
+  RabbitMQ counts a stream), segments, bytes on disk (the size of its files in the data
+  directory), members/online/readers; each consumer's stream_offset and stream_offset_lag,
+  in the queue's consumer_details and in /api/consumers; none of these on the classic queue;
+- after A acks its three, it gets 7, 8, 9: its offset becomes 10 and its lag 0.
+
+Environment: MGMT_URL, AMQP_HOST, AMQP_PORT, STREAM_DATA_DIR (the
+broker's data directory). Prints one line per check; exits 1 at the first failure.
+"""
+
+import base64
+import http.client
+import json
+import os
+import sys
+import time
+import urllib.parse
+
+import pika
+
+MGMT = urllib.parse.urlsplit(os.environ.get("MGMT_URL", "http://127.0.0.1:15672"))
+HOST = os.environ.get("AMQP_HOST", "127.0.0.1")
+PORT = int(os.environ.get("AMQP_PORT", "5672"))
+DATA_DIR = os.environ.get("STREAM_DATA_DIR")
+PREFIX = "obs.%d" % os.getpid()
+STREAM = PREFIX + '.st"re\\am'
+CLASSIC = PREFIX + ".classic"
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def expect(cond, what):
+    if not cond:
+        raise CheckFailed(what)
+
+
+def expect_eq(got, want, what):
+    if got != want:
+        raise CheckFailed("%s: got %r, expected %r" % (what, got, want))
+
+
+def ok(what):
+    print("ok: " + what)
+
+
+def get(url, path):
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    auth = base64.b64encode(b"guest:guest").decode()
+    conn.request("GET", path, headers={"Authorization": "Basic " + auth})
+    r = conn.getresponse()
+    data = r.read()
+    conn.close()
+    expect(r.status == 200, "GET %s: HTTP %d %r" % (path, r.status, data[:200]))
+    return data.decode()
+
+
+def api(path):
+    return json.loads(get(MGMT, path))
+
+
+def qpath(name):
+    return "/api/queues/%2F/" + urllib.parse.quote(name, safe="")
+
+
+def wait_for(what, fn, timeout_s=10):
+    deadline = time.time() + timeout_s
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise CheckFailed("timed out waiting for " + what)
+        time.sleep(0.2)
+
+
+def disk_bytes():
+    """The sizes of the files of the broker's streams (this broker has only ours)."""
+    total = 0
+    for root, _, files in os.walk(os.path.join(DATA_DIR, "streams")):
+        total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+    return total
+
+
+class Consumers:
+    """A (offset 4, prefetch 3), B (offset 8, prefetch 1) on the stream, C on the classic."""
+
+    def __init__(self):
+        self.conn = pika.BlockingConnection(pika.ConnectionParameters(HOST, PORT))
+        self.got = {"A": [], "B": [], "C": []}
+        self.channels = {}
+        for tag, queue, offset, prefetch in [("A", STREAM, 4, 3), ("B", STREAM, 8, 1),
+                                             ("C", CLASSIC, None, 0)]:
+            ch = self.conn.channel()
+            ch.basic_qos(prefetch_count=prefetch)
+            ch.basic_consume(queue, self.on_message(tag), consumer_tag=PREFIX + "." + tag,
+                             arguments={"x-stream-offset": offset} if offset is not None else {})
+            self.channels[tag] = ch
+
+    def on_message(self, tag):
+        def on_msg(ch, method, props, body):
+            offset = (props.headers or {}).get("x-stream-offset")
+            self.got[tag].append((offset, method.delivery_tag))
+        return on_msg
+
+    def wait(self, tag, offsets):
+        deadline = time.time() + 10
+        while [o for o, _ in self.got[tag]] != offsets and time.time() < deadline:
+            self.conn.process_data_events(time_limit=0.2)
+        expect_eq([o for o, _ in self.got[tag]], offsets, "offsets delivered to " + tag)
+
+    def ack_all(self, tag):
+        for _, delivery_tag in self.got[tag]:
+            self.channels[tag].basic_ack(delivery_tag)
+
+
+def check_api(node, offsets):
+    """offsets: {tag: (stream_offset, lag)} of the stream's consumers."""
+    q = api(qpath(STREAM))
+    for key, want in [("type", "stream"), ("stream_first_offset", 0), ("stream_last_offset", 9),
+                      ("stream_messages", 10), ("stream_segments", 1), ("messages", 10),
+                      ("messages_ready", 10), ("messages_unacknowledged", 0),
+                      ("members", [node]), ("online", [node]), ("readers", {node: 2})]:
+        expect_eq(q.get(key), want, "the stream's " + key)
+    expect(q["stream_disk_bytes"] > 0, "stream_disk_bytes > 0")
+    expect_eq(q["stream_disk_bytes"], disk_bytes(), "stream_disk_bytes, the files' sizes")
+    details = {c["consumer_tag"]: (c["stream_offset"], c["stream_offset_lag"])
+               for c in q["consumer_details"]}
+    expect_eq(details, {PREFIX + "." + t: v for t, v in offsets.items()},
+              "consumer_details' stream_offset and stream_offset_lag")
+    c = api(qpath(CLASSIC))
+    expect_eq(sorted(k for k in c if k.startswith("stream_") or
+                     k in ("members", "online", "readers")), [],
+              "the classic queue's stream fields")
+    expect_eq(["stream_offset" in x for x in c["consumer_details"]], [False],
+              "the classic queue's consumer has no stream_offset")
+    listed = {x["consumer_tag"]: (x.get("stream_offset"), x.get("stream_offset_lag"))
+              for x in api("/api/consumers/%2F") if x["consumer_tag"].startswith(PREFIX)}
+    want = {PREFIX + "." + t: v for t, v in offsets.items()}
+    want[PREFIX + ".C"] = (None, None)
+    expect_eq(listed, want, "/api/consumers' stream_offset and stream_offset_lag")
+    ok("API: the stream's offsets, messages, segments, %d bytes on disk; consumers %r"
+       % (q["stream_disk_bytes"], offsets))
+    return q
+
+
+def main():
+    node = api("/api/overview")["node"]
+    conn = pika.BlockingConnection(pika.ConnectionParameters(HOST, PORT))
+    ch = conn.channel()
+    ch.queue_declare(STREAM, durable=True, arguments={"x-queue-type": "stream"})
+    ch.queue_declare(CLASSIC, durable=True)
+    ch.confirm_delivery()
+    for i in range(10):
+        ch.basic_publish("", STREAM, b"m%d" % i)
+    conn.close()
+    consumers = Consumers()
+    consumers.wait("A", [4, 5, 6])
+    consumers.wait("B", [8])
+    offsets = {"A": (7, 3), "B": (9, 1)}
+    check_api(node, offsets)
+    # A gives its credit back and gets the rest: it is at the end.
+    consumers.ack_all("A")
+    consumers.wait("A", [4, 5, 6, 7, 8, 9])
+    offsets["A"] = (10, 0)
+    wait_for("A at offset 10 in the API",
+             lambda: {c["consumer_tag"]: c["stream_offset"] for c in
+                      api(qpath(STREAM))["consumer_details"]}.get(PREFIX + ".A") == 10)
+    check_api(node, offsets)
+    consumers.conn.close()
+    conn = pika.BlockingConnection(pika.ConnectionParameters(HOST, PORT))
+    conn.channel().queue_delete(STREAM)
+    conn.channel().queue_delete(CLASSIC)
+    conn.close()
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except CheckFailed as e:
+        print("FAIL: %s" % e)
+        sys.exit(1)
