@@ -1,5 +1,5 @@
 /* list_queues, list_exchanges, list_bindings, list_connections, list_channels, list_consumers,
- * list_vhosts, list_users, list_permissions, list_topic_permissions and
+ * list_stream_consumers, list_vhosts, list_users, list_permissions, list_topic_permissions and
  * list_global_parameters: one lister, which takes the columns from the
  * command's entry in the command table and the API path from the table below. (The policy
  * listers and list_user_permissions are beside the other commands of their objects.) */
@@ -16,20 +16,22 @@ struct listing {
     const char *path;  /* API path of everything */
     bool per_vhost;    /* path/<vhost> lists one vhost's */
     bool filter_vhost; /* the API lists all: keep the rows of -p's vhost */
+    const char *only_with; /* keep the rows that have this key (NULL: all) */
 };
 
 static const struct listing listings[] = {
-    {"list_queues", "queues", "/api/queues", true, false},
-    {"list_exchanges", "exchanges", "/api/exchanges", true, false},
-    {"list_bindings", "bindings", "/api/bindings", true, false},
-    {"list_connections", "connections", "/api/connections", false, false},
-    {"list_channels", "channels", "/api/channels", false, false},
-    {"list_consumers", "consumers", "/api/consumers", true, false},
-    {"list_vhosts", "vhosts", "/api/vhosts", false, false},
-    {"list_users", "users", "/api/users", false, false},
-    {"list_permissions", "permissions", "/api/permissions", false, true},
-    {"list_topic_permissions", "topic permissions", "/api/topic-permissions", false, true},
-    {"list_global_parameters", "global parameters", "/api/global-parameters", false, false},
+    {"list_queues", "queues", "/api/queues", true, false, NULL},
+    {"list_exchanges", "exchanges", "/api/exchanges", true, false, NULL},
+    {"list_bindings", "bindings", "/api/bindings", true, false, NULL},
+    {"list_connections", "connections", "/api/connections", false, false, NULL},
+    {"list_channels", "channels", "/api/channels", false, false, NULL},
+    {"list_consumers", "consumers", "/api/consumers", true, false, NULL},
+    {"list_stream_consumers", "stream consumers", "/api/consumers", true, false, "stream_offset"},
+    {"list_vhosts", "vhosts", "/api/vhosts", false, false, NULL},
+    {"list_users", "users", "/api/users", false, false, NULL},
+    {"list_permissions", "permissions", "/api/permissions", false, true, NULL},
+    {"list_topic_permissions", "topic permissions", "/api/topic-permissions", false, true, NULL},
+    {"list_global_parameters", "global parameters", "/api/global-parameters", false, false, NULL},
 };
 
 int cmd_list(struct ctl *c, int argc, char **argv)
@@ -88,15 +90,29 @@ int cmd_list(struct ctl *c, int argc, char **argv)
             json_object_set_new(b, "source_kind", json_string("exchange"));
         }
     }
-    if (l->filter_vhost) {
+    /* A stream's leader is the node that has it, which the API calls its node (RabbitMQ's
+     * API does the same); a classic queue has none, as in rabbitmqctl. */
+    if (strcmp(l->command, "list_queues") == 0) {
+        size_t i;
+        json_t *q;
+        json_array_foreach(rows, i, q)
+        {
+            if (json_object_get(q, "members") != NULL && json_object_get(q, "node") != NULL)
+                json_object_set(q, "leader", json_object_get(q, "node"));
+        }
+    }
+    if (l->filter_vhost || l->only_with != NULL) {
         json_t *kept = json_array();
         size_t i;
         json_t *row;
         json_array_foreach(rows, i, row)
         {
             const char *v = json_string_value(json_object_get(row, "vhost"));
-            if (v != NULL && strcmp(v, c->vhost) == 0)
-                json_array_append(kept, row);
+            if (l->filter_vhost && (v == NULL || strcmp(v, c->vhost) != 0))
+                continue;
+            if (l->only_with != NULL && json_object_get(row, l->only_with) == NULL)
+                continue;
+            json_array_append(kept, row);
         }
         json_decref(rows);
         rows = kept;

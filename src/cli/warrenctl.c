@@ -134,6 +134,17 @@ static const struct ctl_column queue_columns[] = {
     {"deliver_get_rate", "message_stats.deliver_get_details.rate"},
     {"redeliver", "message_stats.redeliver"},
     {"redeliver_rate", "message_stats.redeliver_details.rate"},
+    /* A stream's replicas, as rabbitmqctl shows them (empty for a classic queue); leader is
+     * filled in by cmd_list from the node the API names. */
+    {"leader", "leader"},
+    {"members", "members"},
+    {"online", "online"},
+    /* A stream's log, by the management API's names for it (empty for a classic queue). */
+    {"stream_first_offset", "stream_first_offset"},
+    {"stream_last_offset", "stream_last_offset"},
+    {"stream_messages", "stream_messages"},
+    {"stream_disk_bytes", "stream_disk_bytes"},
+    {"stream_segments", "stream_segments"},
 };
 static const char *const queue_defaults[] = {"name", "messages", NULL};
 
@@ -205,10 +216,30 @@ static const struct ctl_column consumer_columns[] = {
     {"exclusive", "exclusive"},
     {"arguments", "arguments"},
     {"vhost", "queue.vhost"},
+    /* A stream's consumer: the offset it reads next, and the offsets of the log past it
+     * (empty for a consumer of a classic queue). */
+    {"stream_offset", "stream_offset"},
+    {"stream_offset_lag", "stream_offset_lag"},
 };
 static const char *const consumer_defaults[] = {
     "queue_name",     "channel", "consumer_tag", "ack_required",
     "prefetch_count", "active",  "arguments",    NULL};
+
+/* The consumers of streams, by the names of rabbitmqctl list_stream_consumers where it has
+ * the same figure (its subscription is an AMQP consumer here: a channel and a tag). */
+static const struct ctl_column stream_consumer_columns[] = {
+    {"stream", "queue.name"},
+    {"connection", "channel_details.connection_name"},
+    {"channel", "channel_details.name"},
+    {"consumer_tag", "consumer_tag"},
+    {"offset", "stream_offset"},
+    {"offset_lag", "stream_offset_lag"},
+    {"prefetch_count", "prefetch_count"},
+    {"active", "active"},
+    {"vhost", "queue.vhost"},
+};
+static const char *const stream_consumer_defaults[] = {"stream", "channel", "consumer_tag",
+                                                       "offset", "offset_lag", NULL};
 
 static const struct ctl_column vhost_columns[] = {
     {"name", "name"},
@@ -270,6 +301,10 @@ static const struct command commands[] = {
      cmd_transfer_leadership, NULL, 0, NULL},
     {"list_queues", "[-p VHOST] [COLUMN ...]", "queues of a vhost, with the columns asked for",
      "Default columns: name messages (as rabbitmqctl list_queues).\n"
+     "For a stream (type stream): leader, members and online name this node; "
+     "stream_first_offset\nand stream_last_offset are the first and last offsets in its log, "
+     "stream_messages\nhow many it holds, stream_disk_bytes and stream_segments its files. "
+     "All are empty for\na classic queue.\n"
      "Example: warrenctl list_queues -p / name messages consumers",
      cmd_list, COLUMNS(queue_columns, queue_defaults)},
     {"list_exchanges", "[-p VHOST] [COLUMN ...]", "exchanges of a vhost",
@@ -287,8 +322,17 @@ static const struct command commands[] = {
      COLUMNS(channel_columns, channel_defaults)},
     {"list_consumers", "[-p VHOST] [COLUMN ...]", "consumers of a vhost's queues",
      "Default columns: queue_name channel consumer_tag ack_required prefetch_count active "
-     "arguments.",
+     "arguments.\n"
+     "For a consumer of a stream, stream_offset is the offset it reads next and "
+     "stream_offset_lag\nhow many offsets the log has past it; both are empty for a classic "
+     "queue's consumer.",
      cmd_list, COLUMNS(consumer_columns, consumer_defaults)},
+    {"list_stream_consumers", "[-p VHOST] [COLUMN ...]", "consumers of a vhost's streams",
+     "Default columns: stream channel consumer_tag offset offset_lag (as rabbitmqctl\n"
+     "list_stream_consumers names them). offset is the offset the consumer reads next,\n"
+     "offset_lag how many offsets the log has past it (messages it has yet to get, before\n"
+     "any x-stream-filter).",
+     cmd_list, COLUMNS(stream_consumer_columns, stream_consumer_defaults)},
     {"list_vhosts", "[COLUMN ...]", "virtual hosts", "Default columns: name.", cmd_list,
      COLUMNS(vhost_columns, vhost_defaults)},
     {"list_users", "[COLUMN ...]", "users", "Default columns: name tags.", cmd_list,

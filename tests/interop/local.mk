@@ -108,7 +108,8 @@ EXTRA_DIST += tests/interop/stream_amqplib.sh tests/interop/stream_amqplib.js \
 # STREAM_NO_AGE_TIMER=1 AMQP_HOST=... AMQP_PORT=... MGMT_URL=... tests/interop/stream_retention.sh
 TESTS += tests/interop/stream_retention.sh
 EXTRA_DIST += tests/interop/stream_retention.sh tests/interop/stream_retention.py
-# A stream as the operator sees it: the management API's stream and consumer fields, with
-# known offsets.
+
+# A stream as the operator sees it: the management API and warrenctl (list_queues' stream
+# columns, list_stream_consumers), with known offsets.
 TESTS += tests/interop/stream_observe.sh
 EXTRA_DIST += tests/interop/stream_observe.sh tests/interop/stream_observe.py

@@ -8,9 +8,11 @@ behind); a classic queue has a consumer too. Then:
   RabbitMQ counts a stream), segments, bytes on disk (the size of its files in the data
   directory), members/online/readers; each consumer's stream_offset and stream_offset_lag,
   in the queue's consumer_details and in /api/consumers; none of these on the classic queue;
-- after A acks its three, it gets 7, 8, 9: its offset becomes 10 and its lag 0.
+- warrenctl list_queues with the stream columns (empty for the classic queue),
+  list_consumers stream_offset/stream_offset_lag, list_stream_consumers;
+- after A acks its three, it gets 7, 8, 9: its offset becomes 10 and its lag 0 in both.
 
-Environment: MGMT_URL, AMQP_HOST, AMQP_PORT, STREAM_DATA_DIR (the
+Environment: WARRENCTL, MGMT_URL, AMQP_HOST, AMQP_PORT, STREAM_DATA_DIR (the
 broker's data directory). Prints one line per check; exits 1 at the first failure.
 """
 
@@ -18,12 +20,15 @@ import base64
 import http.client
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 
 import pika
 
+WARRENCTL = os.environ.get("WARRENCTL", "warrenctl")
 MGMT = urllib.parse.urlsplit(os.environ.get("MGMT_URL", "http://127.0.0.1:15672"))
 HOST = os.environ.get("AMQP_HOST", "127.0.0.1")
 PORT = int(os.environ.get("AMQP_PORT", "5672"))
@@ -68,6 +73,25 @@ def api(path):
 
 def qpath(name):
     return "/api/queues/%2F/" + urllib.parse.quote(name, safe="")
+
+
+def ctl(*args):
+    env = dict(os.environ)
+    env.pop("WARRENCTL_CONFIG", None)
+    env["HOME"] = tempfile.gettempdir()
+    p = subprocess.run([WARRENCTL, "--host", MGMT.hostname, "--port", str(MGMT.port)] +
+                       list(args), capture_output=True, text=True, env=env, timeout=60)
+    return p.returncode, p.stdout, p.stderr
+
+
+def ctl_ok(*args):
+    rc, out, err = ctl(*args)
+    expect(rc == 0 and err == "", "warrenctl %s: exit %d, stderr %r" % (" ".join(args), rc, err))
+    return out
+
+
+def ctl_rows(*args):
+    return json.loads(ctl_ok("--format", "json", *args))
 
 
 def wait_for(what, fn, timeout_s=10):
@@ -151,6 +175,50 @@ def check_api(node, offsets):
     return q
 
 
+def check_warrenctl(node, q, offsets):
+    cols = ["name", "type", "leader", "members", "online", "stream_first_offset",
+            "stream_last_offset", "stream_messages", "stream_disk_bytes", "stream_segments",
+            "messages"]
+    got = {r["name"]: r for r in ctl_rows("list_queues", *cols)}
+    expect_eq(got[STREAM], {"name": STREAM, "type": "stream", "leader": node, "members": [node],
+                            "online": [node], "stream_first_offset": 0, "stream_last_offset": 9,
+                            "stream_messages": 10, "stream_disk_bytes": q["stream_disk_bytes"],
+                            "stream_segments": 1, "messages": 10},
+              "warrenctl list_queues: the stream")
+    expect_eq(got[CLASSIC], dict({c: None for c in cols}, name=CLASSIC, type="classic",
+                                 messages=0), "warrenctl list_queues: the classic queue")
+    tsv = [line.split("\t") for line in
+           ctl_ok("-q", "--format", "tsv", "list_queues", *cols).splitlines()]
+    expect_eq([r for r in tsv if r[0] == STREAM],
+              [[STREAM, "stream", node, node, node, "0", "9", "10",
+                str(q["stream_disk_bytes"]), "1", "10"]], "list_queues tsv: the stream")
+    expect_eq([r for r in tsv if r[0] == CLASSIC],
+              [[CLASSIC, "classic", "", "", "", "", "", "", "", "", "0"]],
+              "list_queues tsv: the classic queue's stream columns are empty")
+    got = {r["consumer_tag"]: (r["stream_offset"], r["stream_offset_lag"]) for r in
+           ctl_rows("list_consumers", "consumer_tag", "stream_offset", "stream_offset_lag")}
+    want = {PREFIX + "." + t: v for t, v in offsets.items()}
+    want[PREFIX + ".C"] = (None, None)
+    expect_eq(got, want, "warrenctl list_consumers stream_offset stream_offset_lag")
+    rows = ctl_rows("list_stream_consumers")
+    channels = {c["consumer_tag"]: c["channel_details"]["name"] for c in q["consumer_details"]}
+    expect_eq(sorted(rows, key=lambda r: r["consumer_tag"]),
+              [{"stream": STREAM, "channel": channels[PREFIX + "." + t],
+                "consumer_tag": PREFIX + "." + t, "offset": offsets[t][0],
+                "offset_lag": offsets[t][1]} for t in sorted(offsets)],
+              "warrenctl list_stream_consumers (default columns)")
+    table = ctl_ok("list_stream_consumers", "consumer_tag", "offset", "offset_lag").splitlines()
+    expect_eq(table[0], "Listing stream consumers for vhost / ...", "the table's first line")
+    expect_eq([line.split() for line in table[1:]],
+              [["consumer_tag", "offset", "offset_lag"]] +
+              [[PREFIX + "." + t, str(offsets[t][0]), str(offsets[t][1])]
+               for t in sorted(offsets)], "warrenctl list_stream_consumers as a table")
+    rc, _, err = ctl("list_stream_consumers", "credits")
+    expect(rc == 2 and "unknown column 'credits'" in err, "an unknown column: %d %r" % (rc, err))
+    ok("warrenctl: list_queues' stream columns, list_consumers' and list_stream_consumers' "
+       "offsets")
+
+
 def main():
     node = api("/api/overview")["node"]
     conn = pika.BlockingConnection(pika.ConnectionParameters(HOST, PORT))
@@ -165,7 +233,8 @@ def main():
     consumers.wait("A", [4, 5, 6])
     consumers.wait("B", [8])
     offsets = {"A": (7, 3), "B": (9, 1)}
-    check_api(node, offsets)
+    q = check_api(node, offsets)
+    check_warrenctl(node, q, offsets)
     # A gives its credit back and gets the rest: it is at the end.
     consumers.ack_all("A")
     consumers.wait("A", [4, 5, 6, 7, 8, 9])
@@ -173,7 +242,8 @@ def main():
     wait_for("A at offset 10 in the API",
              lambda: {c["consumer_tag"]: c["stream_offset"] for c in
                       api(qpath(STREAM))["consumer_details"]}.get(PREFIX + ".A") == 10)
-    check_api(node, offsets)
+    q = check_api(node, offsets)
+    check_warrenctl(node, q, offsets)
     consumers.conn.close()
     conn = pika.BlockingConnection(pika.ConnectionParameters(HOST, PORT))
     conn.channel().queue_delete(STREAM)
