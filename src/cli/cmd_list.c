@@ -12,10 +12,10 @@
 /* What each list_* command lists and how. */
 struct listing {
     const char *command;
-    const char *what;  /* "queues", for "Listing queues ..." */
-    const char *path;  /* API path of everything */
-    bool per_vhost;    /* path/<vhost> lists one vhost's */
-    bool filter_vhost; /* the API lists all: keep the rows of -p's vhost */
+    const char *what;      /* "queues", for "Listing queues ..." */
+    const char *path;      /* API path of everything */
+    bool per_vhost;        /* path/<vhost> lists one vhost's */
+    bool filter_vhost;     /* the API lists all: keep the rows of -p's vhost */
     const char *only_with; /* keep the rows that have this key (NULL: all) */
 };
 

@@ -238,7 +238,7 @@ static const struct ctl_column stream_consumer_columns[] = {
     {"active", "active"},
     {"vhost", "queue.vhost"},
 };
-static const char *const stream_consumer_defaults[] = {"stream", "channel", "consumer_tag",
+static const char *const stream_consumer_defaults[] = {"stream", "channel",    "consumer_tag",
                                                        "offset", "offset_lag", NULL};
 
 static const struct ctl_column vhost_columns[] = {

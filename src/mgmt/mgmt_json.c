@@ -702,8 +702,8 @@ json_t *mgmt_json_queue(const struct mgmt_ctx *ctx, const struct queue *q, bool 
          * and the readers on each. */
         json_object_set_new(o, "members", json_pack("[s]", ctx->node));
         json_object_set_new(o, "online", json_pack("[s]", ctx->node));
-        json_object_set_new(o, "readers", json_pack("{s:I}", ctx->node,
-                                                    (json_int_t)q->consumer_count));
+        json_object_set_new(o, "readers",
+                            json_pack("{s:I}", ctx->node, (json_int_t)q->consumer_count));
     }
     add_stat(o, "messages", values[MGMT_READY] + values[MGMT_UNACKED],
              mgmt_stats_queue_rate(ctx->stats, q, MGMT_READY) +

@@ -130,8 +130,8 @@ def usage_and_help():
     fails(2, "durable must be true or false", "declare", "queue", "q", "durable=maybe")
     fails(2, "arguments must be a JSON object", "declare", "queue", "q", "arguments=[1]")
     for cmd in ("status", "list_queues", "list_exchanges", "list_bindings", "list_connections",
-                "list_channels", "list_consumers", "list_stream_consumers", "list_vhosts", "list_users",
-                "list_permissions", "declare", "delete", "purge_queue", "close_connection",
+                "list_channels", "list_consumers", "list_stream_consumers", "list_vhosts",
+                "list_users", "list_permissions", "declare", "delete", "purge_queue", "close_connection",
                 "export_definitions", "import_definitions", "publish", "get", "help"):
         r = ok(cmd, "--help", connect=False)
         expect(r.out.startswith("usage: warrenctl %s" % cmd), "%s --help: %r" % (cmd, r))
