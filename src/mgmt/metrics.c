@@ -19,6 +19,7 @@
 #include "src/broker/exchange.h"
 #include "src/broker/queue.h"
 #include "src/broker/server.h"
+#include "src/broker/stream.h"
 #include "src/broker/vhost.h"
 #include "src/mgmt/mgmt_json.h"
 #include "src/mgmt/mgmt_stats.h"
@@ -257,6 +258,160 @@ static void queue_sums(struct metrics_buf *b, struct server *s)
     }
 }
 
+/* ---- Streams --------------------------------------------------------------------------- */
+
+/* Of the vhosts named (every vhost when nvhosts is 0). */
+static bool vhost_selected(const struct vhost *vh, const char *const *vhosts, size_t nvhosts)
+{
+    if (nvhosts == 0)
+        return true;
+    for (size_t i = 0; i < nvhosts; i++) {
+        if (wire_bytes_eq_cstr(vh->name, vhosts[i]))
+            return true;
+    }
+    return false;
+}
+
+enum stream_metric {
+    SM_SEGMENTS,
+    SM_FIRST_OFFSET,
+    SM_NEXT_OFFSET,
+    SM_MESSAGES,
+    SM_DISK_BYTES,
+    SM_MAX_LAG,
+};
+
+/* The series of each stream queue, {vhost, queue} labelled: RabbitMQ's names where it has the
+ * figure (rabbitmq_stream_segments in queue_metrics; rabbitmq_stream_consumer_max_offset_lag,
+ * family stream_consumer_metrics, of the streams with consumers), warren_stream_* for the
+ * rest. All are gauges: retention removes segments, offsets and bytes. */
+static const struct {
+    const char *name, *help;
+} stream_metrics[] = {
+    [SM_SEGMENTS] = {"rabbitmq_stream_segments", "Number of stream segment files"},
+    [SM_FIRST_OFFSET] = {"warren_stream_first_offset", "First offset still in the stream"},
+    [SM_NEXT_OFFSET] = {"warren_stream_next_offset",
+                        "Offset the next message appended to the stream gets"},
+    [SM_MESSAGES] = {"warren_stream_messages", "Messages in the stream (next minus first offset)"},
+    [SM_DISK_BYTES] = {"warren_stream_disk_bytes", "Size in bytes of the stream's segment files"},
+    [SM_MAX_LAG] = {"rabbitmq_stream_consumer_max_offset_lag", "Highest consumer offset lag"},
+};
+
+/* How many offsets of the log lie past consumer c's (what it has yet to get). */
+static uint64_t consumer_lag(const struct consumer *c, const struct stream_info *si)
+{
+    uint64_t offset = stream_consumer_offset(c);
+
+    return si->next_offset > offset ? si->next_offset - offset : 0;
+}
+
+static uint64_t stream_metric(const struct queue *q, enum stream_metric m)
+{
+    struct stream_info si;
+    uint64_t max = 0;
+
+    stream_info(q, &si);
+    switch (m) {
+    case SM_SEGMENTS:
+        return si.segments;
+    case SM_FIRST_OFFSET:
+        return si.first_offset;
+    case SM_NEXT_OFFSET:
+        return si.next_offset;
+    case SM_MESSAGES:
+        return si.messages;
+    case SM_DISK_BYTES:
+        return si.disk_bytes;
+    case SM_MAX_LAG:
+        for (size_t i = 0; i < q->consumer_count; i++) {
+            uint64_t lag = consumer_lag(q->consumers[i], &si);
+            if (q->consumers[i]->stream != NULL && lag > max)
+                max = lag;
+        }
+        return max;
+    }
+    return 0;
+}
+
+/* One family of the stream queues of the selected vhosts, under name (RabbitMQ's detailed
+ * names differ from the per-object ones). */
+static void stream_family(struct metrics_buf *b, struct server *s, const char *name,
+                          enum stream_metric m, const char *const *vhosts, size_t nvhosts)
+{
+    void *v, *qv;
+
+    family(b, name, "gauge", stream_metrics[m].help);
+    for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);) {
+        struct vhost *vh = v;
+        if (!vhost_selected(vh, vhosts, nvhosts))
+            continue;
+        for (size_t k = 0; hmap_next(&vh->queues, &k, &qv);) {
+            const struct queue *q = qv;
+            if (q->stream == NULL || (m == SM_MAX_LAG && q->consumer_count == 0))
+                continue;
+            printf_(b, "%s{vhost=\"", name);
+            put_label(b, vh->name);
+            puts_(b, "\",queue=\"");
+            put_label(b, q->name);
+            puts_(b, "\"} ");
+            put_u64(b, stream_metric(q, m));
+            puts_(b, "\n");
+        }
+    }
+}
+
+/* Each consumer of a stream, labelled {vhost, queue, channel, consumer_tag} (the channel by
+ * its name, as the API shows it): the offset it reads next, or its lag. */
+static void stream_consumer_family(struct metrics_buf *b, struct server *s, bool lag)
+{
+    const char *name = lag ? "warren_stream_consumer_offset_lag" : "warren_stream_consumer_offset";
+    char channel[240];
+    void *v, *qv;
+
+    family(b, name, "gauge",
+           lag ? "Offsets of the stream past the consumer's: messages it has yet to get"
+               : "Offset the stream consumer reads next");
+    for (size_t i = 0; hmap_next(&s->vhosts, &i, &v);) {
+        struct vhost *vh = v;
+        for (size_t k = 0; hmap_next(&vh->queues, &k, &qv);) {
+            const struct queue *q = qv;
+            struct stream_info si;
+            if (q->stream == NULL || q->consumer_count == 0)
+                continue;
+            stream_info(q, &si);
+            for (size_t n = 0; n < q->consumer_count; n++) {
+                const struct consumer *c = q->consumers[n];
+                size_t len;
+                if (c->stream == NULL)
+                    continue;
+                mgmt_conn_name(c->ch->conn, channel, sizeof channel);
+                len = strlen(channel);
+                snprintf(channel + len, sizeof channel - len, " (%u)", c->ch->id);
+                printf_(b, "%s{vhost=\"", name);
+                put_label(b, vh->name);
+                puts_(b, "\",queue=\"");
+                put_label(b, q->name);
+                puts_(b, "\",channel=\"");
+                put_label(b, wire_cstr(channel));
+                puts_(b, "\",consumer_tag=\"");
+                put_label(b, c->tag);
+                puts_(b, "\"} ");
+                put_u64(b, lag ? consumer_lag(c, &si) : stream_consumer_offset(c));
+                puts_(b, "\n");
+            }
+        }
+    }
+}
+
+/* /metrics/per-object: every stream's families, then its consumers'. */
+static void per_stream(struct metrics_buf *b, struct server *s)
+{
+    for (size_t m = 0; m < ARRAY_LEN(stream_metrics); m++)
+        stream_family(b, s, stream_metrics[m].name, (enum stream_metric)m, NULL, 0);
+    stream_consumer_family(b, s, false);
+    stream_consumer_family(b, s, true);
+}
+
 /* ---- Process --------------------------------------------------------------------------- */
 
 static uint64_t resident_bytes(void)
@@ -367,9 +522,10 @@ void metrics_render(struct metrics_buf *b, struct server *s, struct mgmt_stats *
            "to");
     sample(b, "warren_global_messages_dropped_total", "", totals[MGMT_DROPPED]);
 
-    if (per_object)
+    if (per_object) {
         per_queue(b, s);
-    else
+        per_stream(b, s);
+    } else
         queue_sums(b, s);
 }
 
@@ -387,6 +543,7 @@ static const char *const family_names[] = {
     [METRICS_VHOST_STATUS] = "vhost_status",
     [METRICS_EXCHANGE_NAMES] = "exchange_names",
     [METRICS_EXCHANGE_BINDINGS] = "exchange_bindings",
+    [METRICS_STREAM_CONSUMER] = "stream_consumer_metrics",
 };
 
 unsigned metrics_family_bit(const char *name)
@@ -396,17 +553,6 @@ unsigned metrics_family_bit(const char *name)
             return 1u << i;
     }
     return 0;
-}
-
-static bool vhost_selected(const struct vhost *vh, const char *const *vhosts, size_t nvhosts)
-{
-    if (nvhosts == 0)
-        return true;
-    for (size_t i = 0; i < nvhosts; i++) {
-        if (wire_bytes_eq_cstr(vh->name, vhosts[i]))
-            return true;
-    }
-    return false;
 }
 
 /* One family of per-queue samples, {vhost, queue} labelled, of the selected vhosts. */
@@ -570,9 +716,14 @@ void metrics_render_detailed(struct metrics_buf *b, struct server *s, unsigned f
     if (families & ((1u << METRICS_QUEUE_CONSUMER_COUNT) | (1u << METRICS_QUEUE)))
         detailed_queue_family(b, s, "rabbitmq_detailed_queue_consumers", "gauge",
                               "Consumers on a queue", QM_CONSUMERS, vhosts, nvhosts);
-    if (families & (1u << METRICS_QUEUE))
+    if (families & (1u << METRICS_QUEUE)) {
         detailed_queue_family(b, s, "rabbitmq_detailed_queue_messages_ready_bytes", "gauge",
                               "Size in bytes of ready messages", QM_READY_BYTES, vhosts, nvhosts);
+        stream_family(b, s, "rabbitmq_detailed_stream_segments", SM_SEGMENTS, vhosts, nvhosts);
+    }
+    if (families & (1u << METRICS_STREAM_CONSUMER))
+        stream_family(b, s, "rabbitmq_detailed_stream_consumer_max_offset_lag", SM_MAX_LAG, vhosts,
+                      nvhosts);
     if (families & (1u << METRICS_CONNECTION))
         detailed_conn_family(b, s, "rabbitmq_detailed_connection_channels", "gauge",
                              "Channels on a connection", CM_CHANNELS);

@@ -22,7 +22,10 @@ struct metrics_buf {
 };
 
 /* Appends the whole exposition to out (which may hold text already). per_object adds the
- * per-queue series (rabbitmq_queue_messages_ready{vhost="/",queue="q"} ...); without it
+ * per-queue series (rabbitmq_queue_messages_ready{vhost="/",queue="q"} ...), and the
+ * streams' (rabbitmq_stream_segments, warren_stream_first_offset, _next_offset, _messages,
+ * _disk_bytes, rabbitmq_stream_consumer_max_offset_lag, and per consumer
+ * warren_stream_consumer_offset and _offset_lag {vhost, queue, channel, consumer_tag}); without it
  * only broker totals are written, as RabbitMQ's /metrics does by default. node names this
  * broker in rabbitmq_identity_info. */
 void metrics_render(struct metrics_buf *out, struct server *s, struct mgmt_stats *st,
@@ -33,7 +36,7 @@ void metrics_render(struct metrics_buf *out, struct server *s, struct mgmt_stats
 enum metrics_family {
     METRICS_QUEUE_COARSE,         /* queue_coarse_metrics: ready, unacked, messages */
     METRICS_QUEUE_CONSUMER_COUNT, /* queue_consumer_count: consumers */
-    METRICS_QUEUE,                /* queue_metrics: consumers, ready bytes */
+    METRICS_QUEUE,                /* queue_metrics: consumers, ready bytes, stream segments */
     METRICS_CONNECTION_CHURN,     /* connection_churn_metrics: connections opened, closed */
     METRICS_CONNECTION,           /* connection_metrics: channels of each connection */
     METRICS_CHANNEL,              /* channel_metrics: consumers, unacked, unconfirmed, prefetch */
@@ -42,6 +45,7 @@ enum metrics_family {
     METRICS_VHOST_STATUS,         /* vhost_status: 1 for each vhost */
     METRICS_EXCHANGE_NAMES,       /* exchange_names: 1 for each exchange */
     METRICS_EXCHANGE_BINDINGS,    /* exchange_bindings: the bindings of each exchange */
+    METRICS_STREAM_CONSUMER,      /* stream_consumer_metrics: each stream's highest lag */
 };
 
 /* 1 << the family named so; 0 for a name Warren has no figures for (RabbitMQ's

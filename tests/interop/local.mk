@@ -109,7 +109,7 @@ EXTRA_DIST += tests/interop/stream_amqplib.sh tests/interop/stream_amqplib.js \
 TESTS += tests/interop/stream_retention.sh
 EXTRA_DIST += tests/interop/stream_retention.sh tests/interop/stream_retention.py
 
-# A stream as the operator sees it: the management API and warrenctl (list_queues' stream
-# columns, list_stream_consumers), with known offsets.
+# A stream as the operator sees it: the management API, warrenctl (list_queues' stream
+# columns, list_stream_consumers) and the Prometheus series, with known offsets.
 TESTS += tests/interop/stream_observe.sh
 EXTRA_DIST += tests/interop/stream_observe.sh tests/interop/stream_observe.py

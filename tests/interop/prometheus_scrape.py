@@ -3,7 +3,8 @@
 /metrics/per-object and /metrics/detailed (family=queue_coarse_metrics, vhost=/, as a
 Prometheus job passes parameters), and its query API returns a queue's depth from each: the
 expositions are valid for Prometheus itself, not just for our own parser. A fourth job asks
-/metrics/detailed for another vhost only, and gets no series of the queue.
+/metrics/detailed for another vhost only, and gets no series of the queue. A stream's series
+(warren_stream_messages, with Warren) come through /metrics/per-object too.
 
 Environment: PROMETHEUS (the program), MGMT_URL (to make the queue), METRICS_URL (the scrape
 target), optionally MGMT_USER/MGMT_PASS. Exits 0 on success, 1 on failure.
@@ -27,6 +28,8 @@ PROMETHEUS = os.environ.get("PROMETHEUS", "prometheus")
 USER = os.environ.get("MGMT_USER", "guest")
 PASS = os.environ.get("MGMT_PASS", "guest")
 QUEUE = "prom.%d" % os.getpid()
+STREAM = QUEUE + ".stream"
+WARREN = os.environ.get("WARREN") == "1"
 JOBS = [("warren", "/metrics", None),
         ("warren-per-object", "/metrics/per-object", None),
         ("warren-detailed", "/metrics/detailed", {"family": "queue_coarse_metrics", "vhost": "/"}),
@@ -68,10 +71,16 @@ def main():
     status, _ = call(MGMT, "PUT", qpath, {"durable": False})
     if status != 201:
         return fail("cannot declare the queue (HTTP %d)" % status)
+    spath = "/api/queues/%2F/" + urllib.parse.quote(STREAM, safe="")
+    status, _ = call(MGMT, "PUT", spath,
+                     {"durable": True, "arguments": {"x-queue-type": "stream"}})
+    if status != 201:
+        return fail("cannot declare the stream (HTTP %d)" % status)
     for i in range(3):
-        call(MGMT, "POST", "/api/exchanges/%2F/amq.default/publish",
-             {"properties": {}, "routing_key": QUEUE, "payload": "m%d" % i,
-              "payload_encoding": "string"})
+        for q in (QUEUE, STREAM):
+            call(MGMT, "POST", "/api/exchanges/%2F/amq.default/publish",
+                 {"properties": {}, "routing_key": q, "payload": "m%d" % i,
+                  "payload_encoding": "string"})
     tmp = tempfile.mkdtemp(prefix="warren-prometheus-")
     port = free_port()
     config = os.path.join(tmp, "prometheus.yml")
@@ -100,6 +109,9 @@ def main():
                    ("warren-per-object", "rabbitmq_queue_messages_ready", "3"),
                    ("warren-detailed", "rabbitmq_detailed_queue_messages_ready", "3"),
                    ("warren-other-vhost", "rabbitmq_detailed_queue_messages_ready", None)]]
+        if WARREN:
+            wanted.append(("warren-per-object", 'warren_stream_messages{job="warren-per-object",'
+                           'queue="%s",vhost="/"}' % STREAM, "3"))
         deadline = time.time() + 60
         last = None
         pending = list(wanted)
@@ -141,6 +153,7 @@ def main():
         log.close()
         shutil.rmtree(tmp, ignore_errors=True)
         call(MGMT, "DELETE", qpath)
+        call(MGMT, "DELETE", spath)
     return rc
 
 

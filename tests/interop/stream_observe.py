@@ -10,9 +10,14 @@ behind); a classic queue has a consumer too. Then:
   in the queue's consumer_details and in /api/consumers; none of these on the classic queue;
 - warrenctl list_queues with the stream columns (empty for the classic queue),
   list_consumers stream_offset/stream_offset_lag, list_stream_consumers;
-- after A acks its three, it gets 7, 8, 9: its offset becomes 10 and its lag 0 in both.
+- /metrics/per-object: rabbitmq_stream_segments, warren_stream_{first_offset,next_offset,
+  messages,disk_bytes}, rabbitmq_stream_consumer_max_offset_lag, and per consumer
+  warren_stream_consumer_offset{,_lag} labelled with the channel's name and the tag (the
+  stream's name has a quote and a backslash: the labels are escaped); /metrics/detailed's
+  rabbitmq_detailed_stream_segments and _stream_consumer_max_offset_lag;
+- after A acks its three, it gets 7, 8, 9: its offset becomes 10 and its lag 0 everywhere.
 
-Environment: WARRENCTL, MGMT_URL, AMQP_HOST, AMQP_PORT, STREAM_DATA_DIR (the
+Environment: WARRENCTL, MGMT_URL, METRICS_URL, AMQP_HOST, AMQP_PORT, STREAM_DATA_DIR (the
 broker's data directory). Prints one line per check; exits 1 at the first failure.
 """
 
@@ -20,6 +25,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -30,6 +36,7 @@ import pika
 
 WARRENCTL = os.environ.get("WARRENCTL", "warrenctl")
 MGMT = urllib.parse.urlsplit(os.environ.get("MGMT_URL", "http://127.0.0.1:15672"))
+METRICS = urllib.parse.urlsplit(os.environ.get("METRICS_URL", "http://127.0.0.1:15692"))
 HOST = os.environ.get("AMQP_HOST", "127.0.0.1")
 PORT = int(os.environ.get("AMQP_PORT", "5672"))
 DATA_DIR = os.environ.get("STREAM_DATA_DIR")
@@ -92,6 +99,34 @@ def ctl_ok(*args):
 
 def ctl_rows(*args):
     return json.loads(ctl_ok("--format", "json", *args))
+
+
+LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?')
+
+
+def unescape(v):
+    return re.sub(r'\\(.)', lambda m: "\n" if m.group(1) == "n" else m.group(1), v)
+
+
+def scrape(path):
+    """{(metric, ((label, value), ...)): value} of an exposition; checks every line parses."""
+    out = {}
+    for line in get(METRICS, path).splitlines():
+        if line.startswith("#") or line == "":
+            continue
+        m = LINE.match(line)
+        expect(m is not None, "%s: a line that does not parse: %r" % (path, line))
+        labels = m.group(2) or ""
+        pairs = LABEL.findall(labels)
+        expect("".join('%s="%s",' % p for p in pairs).rstrip(",") == labels,
+               "%s: labels that do not parse: %r" % (path, line))
+        out[(m.group(1), tuple(sorted((k, unescape(v)) for k, v in pairs)))] = float(m.group(3))
+    return out
+
+
+def sample(samples, metric, **labels):
+    return samples.get((metric, tuple(sorted(labels.items()))))
 
 
 def wait_for(what, fn, timeout_s=10):
@@ -219,6 +254,45 @@ def check_warrenctl(node, q, offsets):
        "offsets")
 
 
+def check_metrics(q, offsets):
+    s = scrape("/metrics/per-object")
+    labels = {"vhost": "/", "queue": STREAM}
+    for metric, want in [("rabbitmq_stream_segments", 1), ("warren_stream_first_offset", 0),
+                         ("warren_stream_next_offset", 10), ("warren_stream_messages", 10),
+                         ("warren_stream_disk_bytes", q["stream_disk_bytes"]),
+                         ("rabbitmq_stream_consumer_max_offset_lag",
+                          max(lag for _, lag in offsets.values())),
+                         ("rabbitmq_queue_messages_ready", 10),
+                         ("rabbitmq_queue_messages_unacked", 0)]:
+        expect_eq(sample(s, metric, **labels), want, metric)
+        expect_eq(sample(s, metric, vhost="/", queue=CLASSIC),
+                  0 if metric.startswith("rabbitmq_queue") else None,
+                  metric + " of the classic queue")
+    for c in q["consumer_details"]:
+        tag = c["consumer_tag"]
+        cl = dict(labels, channel=c["channel_details"]["name"], consumer_tag=tag)
+        want = offsets[tag[len(PREFIX) + 1:]]
+        expect_eq((sample(s, "warren_stream_consumer_offset", **cl),
+                   sample(s, "warren_stream_consumer_offset_lag", **cl)), want,
+                  "warren_stream_consumer_offset and _lag of " + tag)
+    expect_eq(len([k for k in s if k[0] == "warren_stream_consumer_offset"]), len(offsets),
+              "one warren_stream_consumer_offset per stream consumer")
+    d = scrape("/metrics/detailed?family=stream_consumer_metrics&family=queue_metrics")
+    expect_eq(sample(d, "rabbitmq_detailed_stream_segments", **labels), 1,
+              "rabbitmq_detailed_stream_segments")
+    expect_eq(sample(d, "rabbitmq_detailed_stream_consumer_max_offset_lag", **labels),
+              max(lag for _, lag in offsets.values()),
+              "rabbitmq_detailed_stream_consumer_max_offset_lag")
+    other = scrape("/metrics/detailed?family=stream_consumer_metrics&vhost=other")
+    expect_eq([k for k in other if "stream" in k[0]], [], "another vhost's detailed streams")
+    # Warren's /metrics has the per-object series too (prometheus.return_per_object_metrics
+    # defaults to true).
+    plain = scrape("/metrics")
+    expect_eq({k: v for k, v in plain.items() if "stream" in k[0]},
+              {k: v for k, v in s.items() if "stream" in k[0]}, "/metrics' stream series")
+    ok("Prometheus: per-object and detailed stream series, consumers %r" % offsets)
+
+
 def main():
     node = api("/api/overview")["node"]
     conn = pika.BlockingConnection(pika.ConnectionParameters(HOST, PORT))
@@ -235,6 +309,7 @@ def main():
     offsets = {"A": (7, 3), "B": (9, 1)}
     q = check_api(node, offsets)
     check_warrenctl(node, q, offsets)
+    check_metrics(q, offsets)
     # A gives its credit back and gets the rest: it is at the end.
     consumers.ack_all("A")
     consumers.wait("A", [4, 5, 6, 7, 8, 9])
@@ -244,6 +319,7 @@ def main():
                       api(qpath(STREAM))["consumer_details"]}.get(PREFIX + ".A") == 10)
     q = check_api(node, offsets)
     check_warrenctl(node, q, offsets)
+    check_metrics(q, offsets)
     consumers.conn.close()
     conn = pika.BlockingConnection(pika.ConnectionParameters(HOST, PORT))
     conn.channel().queue_delete(STREAM)

@@ -1,7 +1,7 @@
 #!/bin/sh
-# A stream as the operator sees it (stream_observe.py): the management API and warrenctl
-# show its offsets, size on disk and each consumer's offset, with the numbers a known
-# publish and known consumers give. warrend only (Warren's own fields).
+# A stream as the operator sees it (stream_observe.py): the management API, warrenctl and
+# the Prometheus endpoints show its offsets, size on disk and each consumer's offset, with
+# the numbers a known publish and known consumers give. warrend only (Warren's own fields).
 # shellcheck source=tests/interop/lib.sh
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/interop/lib.sh"
 . "$interop_dir/mgmt_lib.sh"
