@@ -211,6 +211,16 @@ static const struct option options[] = {
     {"cluster.advertise", OPT_STRING, FIELD(cluster.advertise), 0, 0, NULL, NULL,
      "host:port the other nodes use for this node's replication port; unset: cluster.listen "
      "(or the host name with its port when it listens on 0.0.0.0)"},
+    {"cluster.tls.cert", OPT_PATH, FIELD(cluster.tls_cert), 0, 0, NULL, "false",
+     "PEM certificate (chain) this node presents on the replication port, as leader and as "
+     "follower; set with .key and .ca for TLS between the nodes; false: plain TCP"},
+    {"cluster.tls.key", OPT_PATH, FIELD(cluster.tls_key), 0, 0, NULL, "false",
+     "PEM key (not encrypted) of cluster.tls.cert"},
+    {"cluster.tls.ca", OPT_PATH, FIELD(cluster.tls_ca), 0, 0, NULL, "false",
+     "PEM CA the other nodes' certificates must chain to (both ways: mutual TLS)"},
+    {"cluster.sync_rate_limit", OPT_UINT, FIELD(cluster.sync_rate_limit_mb), 0, 1000000, NULL,
+     "0", "MB (2^20 bytes) per second of files a leader sends each follower catching up; "
+     "0: unlimited (the live stream is never limited)"},
     {"cluster.ack_timeout", OPT_UINT, FIELD(cluster.ack_timeout_ms), 100, 600000, NULL, "3000",
      "milliseconds a follower may hold back confirms before the leader drops it from the "
      "in-sync set"},

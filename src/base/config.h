@@ -127,6 +127,10 @@ struct config {
         uint32_t lease_ttl_s;            /* cluster.lease_ttl: 3 */
         char listen[128];                /* cluster.listen: 0.0.0.0:5679 (replication) */
         char advertise[128];             /* cluster.advertise: "" = listen, or host name:port */
+        char tls_cert[512];              /* cluster.tls.cert: "" = plain TCP between nodes */
+        char tls_key[512];               /* cluster.tls.key */
+        char tls_ca[512];                /* cluster.tls.ca */
+        uint32_t sync_rate_limit_mb;     /* cluster.sync_rate_limit: MB (2^20 bytes)/s, 0 = none */
         uint32_t ack_timeout_ms;         /* cluster.ack_timeout: 3000 */
         uint64_t follower_backlog_max;   /* cluster.follower_backlog_max: 64 MiB */
         uint32_t min_insync_replicas;    /* cluster.min_insync_replicas: 1 */

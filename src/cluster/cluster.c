@@ -23,6 +23,7 @@
 #include "src/cluster/repl_follower.h"
 #include "src/cluster/repl_leader.h"
 #include "src/cluster/repl_proto.h"
+#include "src/security/tls.h"
 #include "src/store/store.h"
 
 #define CHECK_EVERY_S        0.1 /* lease deadline, ISR changes, reconnects */
@@ -60,6 +61,7 @@ struct cluster {
     char info[1024]; /* this node's JSON, as registered */
     char repl_addr[160], amqp_addr[160], amqps_addr[160], http_addr[160];
     char source_host[128]; /* cluster.listen's IP, for connections to etcd */
+    struct tls_server *repl_tls; /* cluster.tls.*: the replication port's TLS; NULL: plain */
     enum cluster_role role;
     struct coord *coord;
     ev_prepare heartbeat;
@@ -326,6 +328,7 @@ static void follow(struct cluster *c)
         .data_dir = c->cfg->data_dir,
         .secret = c->secret,
         .timeout_ms = c->cfg->cluster.ack_timeout_ms,
+        .tls = c->repl_tls,
     };
     char err[256];
 
@@ -729,6 +732,8 @@ static void on_elected_isr(void *arg, int status, const struct coord_isr *isr)
         .backlog_max = c->cfg->cluster.follower_backlog_max,
         .timeout_ms = c->cfg->cluster.ack_timeout_ms,
         .compress = strcmp(c->cfg->cluster.compression, "lz4") == 0,
+        .sync_rate = (uint64_t)c->cfg->cluster.sync_rate_limit_mb << 20,
+        .tls = c->repl_tls,
     };
     struct repl_leader_events ev = {.follower = leader_follower,
                                     .acked = leader_acked,
@@ -1123,6 +1128,14 @@ struct cluster *cluster_start(struct ev_loop *loop, const struct config *cfg,
     free(text);
     json_decref(info);
 
+    if (k->tls_cert[0] != '\0' || k->tls_key[0] != '\0' || k->tls_ca[0] != '\0') {
+        c->repl_tls = tls_mutual_new("cluster.tls", k->tls_cert, k->tls_key, k->tls_ca, err,
+                                     err_size);
+        if (c->repl_tls == NULL) {
+            free(c);
+            return NULL;
+        }
+    }
     c->proxy = proxy_new(loop, NULL);
     o.endpoints = k->etcd_endpoints;
     o.cluster_name = k->name;
@@ -1150,6 +1163,7 @@ struct cluster *cluster_start(struct ev_loop *loop, const struct config *cfg,
     c->coord = coord_start(loop, &o, &cb, c, err, err_size);
     if (c->coord == NULL) {
         proxy_free(c->proxy);
+        tls_server_free(c->repl_tls);
         free(c);
         return NULL;
     }
@@ -1183,6 +1197,7 @@ void cluster_stop(struct cluster *c)
     proxy_free(c->proxy);
     if (c->repl_fd >= 0)
         close(c->repl_fd);
+    tls_server_free(c->repl_tls);
     free((void *)c->secret.ptr);
     free(c);
 }

@@ -23,6 +23,7 @@
 #include "src/base/buf.h"
 #include "src/base/log.h"
 #include "src/base/util.h"
+#include "src/cluster/repl_link.h"
 #include "src/cluster/repl_proto.h"
 #include "src/store/crc32c.h"
 #include "src/store/recfile.h"
@@ -68,6 +69,7 @@ struct repl_follower {
     uint32_t retry_ms, sync_delay_ms, timeout_ms;
     struct repl_follower_events ev;
     void *ctx;
+    struct tls_server *tls;
     int lock_fd;
     int msgs_dirfd, data_dirfd;
     uint8_t *unpacked; /* an APPEND_LZ4's data, decompressed (REPL_CHUNK_MAX bytes) */
@@ -77,7 +79,7 @@ struct repl_follower {
 
     /* The connection. */
     enum fstate state;
-    int fd;
+    struct repl_link link; /* fd -1: none */
     uint64_t gen;
     ev_io rio, wio;
     ev_timer retry, tick, sync_timer;
@@ -472,23 +474,42 @@ static bool apply_epoch(struct repl_follower *f, uint64_t epoch, struct wire_byt
 
 /* ---- Sync and acks ------------------------------------------------------------------------ */
 
+/* Whether a failure counts as the TLS link refused: during the handshake, or before the
+ * leader's challenge came (with TLS 1.3 the leader verifies this node's certificate after
+ * this side finished its handshake, and its refusal is an alert read then). */
+static bool tls_refused(const struct repl_follower *f)
+{
+    return f->link.tls != NULL && (!repl_link_established(&f->link) || f->state == F_HELLO);
+}
+
+/* The log says why (the usual cause is configuration, so it is a warning); the follower
+ * retries as after any failure. */
+static void tls_failed(struct repl_follower *f, int err)
+{
+    log_warn(NULL,
+             "replication: TLS with the leader at %s failed: %s (this node uses TLS, "
+             "cluster.tls.*: the leader must too, with a certificate of the same CA)",
+             f->address, repl_link_error(&f->link, err));
+    connection_lost(f, err != 0 ? err : EPROTO, false);
+}
+
 static void send_out(struct repl_follower *f)
 {
     while (buf_pending(&f->out) > 0) {
-        ssize_t n = send(f->fd, f->out.data + f->out.sent, buf_pending(&f->out),
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        ssize_t n = repl_link_write(&f->link, f->out.data + f->out.sent, buf_pending(&f->out));
+        if (n < 0 && errno == EAGAIN)
             break;
         if (n < 0) {
-            connection_lost(f, errno, false);
+            if (tls_refused(f))
+                tls_failed(f, errno);
+            else
+                connection_lost(f, errno, false);
             return;
         }
         buf_consumed(&f->out, (size_t)n);
         f->last_tx_ms = now_ms();
     }
-    if (buf_pending(&f->out) > 0)
+    if (repl_link_wants_writable(&f->link, buf_pending(&f->out) > 0))
         ev_io_start(f->loop, &f->wio);
     else
         ev_io_stop(f->loop, &f->wio);
@@ -649,11 +670,10 @@ static void schedule_retry(struct repl_follower *f)
 
 static void close_connection(struct repl_follower *f)
 {
-    if (f->fd >= 0) {
+    if (f->link.fd >= 0) {
         ev_io_stop(f->loop, &f->rio);
         ev_io_stop(f->loop, &f->wio);
-        close(f->fd);
-        f->fd = -1;
+        repl_link_close(&f->link);
     }
     ev_timer_stop(f->loop, &f->sync_timer);
     buf_free(&f->in);
@@ -909,25 +929,47 @@ unexpected:
     return false;
 }
 
-static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+/* Reads what the socket (or TLS) has and applies the frames; false if the connection was
+ * closed. */
+static bool follower_read(struct repl_follower *f)
 {
-    struct repl_follower *f = container_of(w, struct repl_follower, rio);
     struct repl_frame fr;
     ssize_t n;
     int rc;
 
-    (void)loop;
-    (void)revents;
     buf_reserve(&f->in, READ_BYTES);
-    n = read(f->fd, f->in.data + f->in.len, f->in.cap - f->in.len);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return;
+    n = repl_link_read(&f->link, f->in.data + f->in.len, f->in.cap - f->in.len);
+    if (n < 0 && errno == EAGAIN) {
+        /* The write that waits for a TLS handshake message may go on now. */
+        send_out(f);
+        return f->link.fd >= 0;
+    }
     if (n <= 0) {
         int err = n == 0 ? ECONNRESET : errno;
-        log_info(NULL, "replication: connection to the leader at %s lost: %s", f->address,
-                 n == 0 ? "closed by the leader" : strerror(err));
+        if (tls_refused(f)) {
+            tls_failed(f, n == 0 ? 0 : err);
+            return false;
+        }
+        if (f->state == F_HELLO && f->link.tls == NULL)
+            log_warn(NULL,
+                     "replication: the leader at %s closed the connection before its "
+                     "challenge (%s): does it require TLS (cluster.tls.*), which this node "
+                     "lacks?",
+                     f->address, n == 0 ? "closed by the leader" : strerror(err));
+        else
+            log_info(NULL, "replication: connection to the leader at %s lost: %s", f->address,
+                     n == 0 ? "closed by the leader" : repl_link_error(&f->link, err));
         connection_lost(f, err, false);
-        return;
+        return false;
+    }
+    if (f->state == F_HELLO && f->link.tls == NULL && buf_pending(&f->in) == 0 &&
+        repl_link_looks_like_tls(f->in.data + f->in.len, (size_t)n)) {
+        log_warn(NULL,
+                 "replication: the leader at %s answers in TLS, but this node has no "
+                 "cluster.tls.*: configure TLS on every node or on none",
+                 f->address);
+        connection_lost(f, EPROTO, false);
+        return false;
     }
     f->in.len += (size_t)n;
     f->last_rx_ms = now_ms();
@@ -942,12 +984,27 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
             repl_put_error(&f->out, REPL_ERROR_PROTOCOL, repl_status_text(rc));
             send_out(f);
             connection_lost(f, EPROTO, false);
-            return;
+            return false;
         }
         if (!on_frame(f, &fr) || f->gen != gen)
-            return;
+            return false;
         buf_consumed(&f->in, fr.size);
     }
+    /* TLS may hold decrypted bytes the socket's readiness does not show. */
+    if (repl_link_pending(&f->link))
+        ev_feed_event(f->loop, &f->rio, EV_READ);
+    if (f->link.write_waits_read) {
+        send_out(f);
+        return f->gen == gen;
+    }
+    return true;
+}
+
+static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    follower_read(container_of(w, struct repl_follower, rio));
 }
 
 static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
@@ -959,10 +1016,12 @@ static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
     (void)loop;
     (void)revents;
     if (f->state != F_CONNECTING) {
+        if (f->link.read_waits_write && !follower_read(f))
+            return;
         send_out(f);
         return;
     }
-    if (getsockopt(f->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+    if (getsockopt(f->link.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
     if (err != 0) {
         log_debug(NULL, "replication: connecting to %s: %s", f->address, strerror(err));
@@ -977,6 +1036,7 @@ static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
         connection_lost(f, -rc, false);
         return;
     }
+    /* With TLS this starts the handshake; the HELLO goes once it is done. */
     send_out(f);
 }
 
@@ -993,7 +1053,7 @@ static void connect_now(struct repl_follower *f)
             f->ev.lost(f->ctx, -fd, fd == -ECONNREFUSED);
         return;
     }
-    f->fd = fd;
+    repl_link_init(&f->link, fd, f->tls, true);
     f->state = F_CONNECTING;
     f->last_rx_ms = now_ms();
     ev_io_init(&f->rio, on_readable, fd, EV_READ);
@@ -1121,7 +1181,8 @@ struct repl_follower *repl_follower_new(struct ev_loop *loop, const struct repl_
         f->ev = *events;
     f->ctx = ctx;
     f->lock_fd = f->msgs_dirfd = f->data_dirfd = -1;
-    f->fd = f->defs_fd = f->replace_fd = -1;
+    f->link.fd = f->defs_fd = f->replace_fd = -1;
+    f->tls = o->tls;
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cond, NULL);
     ev_init(&f->retry, on_retry);
@@ -1159,8 +1220,8 @@ struct repl_follower *repl_follower_new(struct ev_loop *loop, const struct repl_
     f->thread_started = true;
     ev_async_start(loop, &f->async);
     ev_timer_start(loop, &f->tick);
-    log_info(NULL, "replication: following %s into %s (epoch seen %" PRIu64 ")", f->address,
-             f->data_dir, f->epoch_seen);
+    log_info(NULL, "replication: following %s%s into %s (epoch seen %" PRIu64 ")", f->address,
+             f->tls != NULL ? " over TLS" : "", f->data_dir, f->epoch_seen);
     connect_now(f);
     return f;
 fail:

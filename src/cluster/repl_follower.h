@@ -19,6 +19,10 @@
  * epoch is refused (and told so, after the follower proved it knows the secret, so that
  * leader learns it may be deposed).
  *
+ * With a TLS context the follower connects with TLS (src/cluster/repl_link.h), presents its
+ * certificate and verifies the leader's against the same CA; a failed TLS handshake (a
+ * plain leader, another CA) is logged as a warning and reported through lost() with EPROTO.
+ *
  * After a lost connection or a failed connect the follower tries again every retry_ms,
  * reporting each failure; connects refused outright (ECONNREFUSED: the host is up, no
  * process listens) are reported as such for the crash fast-path (CLUSTERING.md §2.6). The
@@ -36,6 +40,7 @@
 
 struct ev_loop;
 struct repl_follower;
+struct tls_server;
 
 #define REPL_DEFAULT_RETRY_MS      100
 #define REPL_DEFAULT_SYNC_DELAY_MS 10
@@ -48,6 +53,8 @@ struct repl_follower_options {
     uint32_t retry_ms;          /* 0: REPL_DEFAULT_RETRY_MS */
     uint32_t sync_delay_ms;     /* 0: REPL_DEFAULT_SYNC_DELAY_MS */
     uint32_t timeout_ms;        /* a leader silent this long is dropped; 0: 3000 */
+    struct tls_server *tls;     /* cluster.tls.* (tls_mutual_new()), borrowed: it must outlive
+                                   the follower; NULL: plain TCP */
 };
 
 enum repl_reject {

@@ -25,6 +25,7 @@
 #include "src/base/buf.h"
 #include "src/base/log.h"
 #include "src/base/util.h"
+#include "src/cluster/repl_link.h"
 #include "src/cluster/repl_proto.h"
 #include "src/store/crc32c.h"
 #include "src/store/defs_log.h"
@@ -35,6 +36,7 @@
 #define CATCHUP_TURN      (1u << 20)   /* file bytes a catch-up reads per loop turn */
 #define CATCHUP_LOW_WATER (512u << 10) /* read more once the unsent stream is below this */
 #define MAX_HANDSHAKES    16           /* connections not yet authenticated */
+#define RATE_BURST_MIN    (16u << 10)  /* the smallest burst a sync rate limit allows */
 
 enum conn_state {
     C_HELLO,   /* waiting for HELLO */
@@ -62,7 +64,7 @@ struct copy_task {
 struct conn {
     struct repl_leader *l;
     struct conn *prev, *next;
-    int fd;
+    struct repl_link link;
     ev_io rio, wio;
     enum conn_state state;
     struct member *m; /* once authenticated */
@@ -90,6 +92,13 @@ struct conn {
     uint64_t h0;
     uint64_t sent_total;  /* bytes written to the socket */
     uint64_t catchup_end; /* sent_total at which the catch-up's last byte is written */
+
+    /* cluster.sync_rate_limit: the catch-up's file bytes so far (catchup_bytes counts them
+     * too) against the credit rate_limit * (now - rate_start_ms) (see catchup_allowance). */
+    uint64_t rate_start_ms;
+    uint64_t rate_spent;
+    bool throttled; /* waiting for the resume timer, not for the socket */
+    ev_timer resume;
 };
 
 struct seq_mark {
@@ -104,6 +113,8 @@ struct repl_leader {
     size_t secret_len;
     uint64_t epoch;
     uint64_t backlog_max;
+    uint64_t sync_rate; /* bytes per second of a catch-up's files; 0: unlimited */
+    struct tls_server *tls;
     uint32_t heartbeat_ms, timeout_ms;
     bool lazy_sync;
     bool compress;
@@ -239,7 +250,8 @@ static void conn_close(struct conn *c, enum repl_follower_state why)
 
     ev_io_stop(l->loop, &c->rio);
     ev_io_stop(l->loop, &c->wio);
-    close(c->fd);
+    ev_timer_stop(l->loop, &c->resume);
+    repl_link_close(&c->link);
     if (c->task_fd >= 0)
         close(c->task_fd);
     if (c->prev != NULL)
@@ -258,14 +270,13 @@ static void conn_close(struct conn *c, enum repl_follower_state why)
     }
 }
 
-/* Sends an ERROR and closes (the frame goes if the socket takes it now). */
+/* Sends an ERROR and closes (the frame goes behind what is unsent, if the socket takes it
+ * now: one try). */
 static void conn_refuse(struct conn *c, enum repl_error code, const char *reason)
 {
-    struct buf b = {0};
-
-    repl_put_error(&b, code, reason);
-    (void)send(c->fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    buf_free(&b);
+    repl_put_error(&c->out, code, reason);
+    if (repl_link_established(&c->link))
+        (void)repl_link_write(&c->link, c->out.data + c->out.sent, buf_pending(&c->out));
     conn_close(c, REPL_FOLLOWER_DISCONNECTED);
 }
 
@@ -286,29 +297,36 @@ static uint64_t live_pending(const struct conn *c)
     return buf_pending(&c->out) - catchup_left;
 }
 
+/* Starts or stops the write watcher for what c waits for. */
+static void conn_watch(struct conn *c)
+{
+    bool pending = buf_pending(&c->out) > 0;
+
+    /* A catch-up that is not throttled comes back when the socket takes more. */
+    if (repl_link_wants_writable(&c->link, pending) ||
+        (!pending && c->state == C_CATCHUP && !c->throttled))
+        ev_io_start(c->l->loop, &c->wio);
+    else
+        ev_io_stop(c->l->loop, &c->wio);
+}
+
 /* Writes what c->out holds; false if c was closed. */
 static bool conn_flush(struct conn *c)
 {
     while (buf_pending(&c->out) > 0) {
-        ssize_t n = send(c->fd, c->out.data + c->out.sent, buf_pending(&c->out),
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        ssize_t n = repl_link_write(&c->link, c->out.data + c->out.sent, buf_pending(&c->out));
+        if (n < 0 && errno == EAGAIN)
             break;
         if (n < 0) {
-            log_info(NULL, "replication: follower %s: %s", c->m ? c->m->id : c->peer,
-                     strerror(errno));
+            log_warn(NULL, "replication: follower %s: %s", c->m ? c->m->id : c->peer,
+                     repl_link_error(&c->link, errno));
             conn_close(c, REPL_FOLLOWER_DISCONNECTED);
             return false;
         }
         buf_consumed(&c->out, (size_t)n);
         c->sent_total += (uint64_t)n;
     }
-    if (buf_pending(&c->out) > 0 || c->state == C_CATCHUP)
-        ev_io_start(c->l->loop, &c->wio);
-    else
-        ev_io_stop(c->l->loop, &c->wio);
+    conn_watch(c);
     return true;
 }
 
@@ -332,13 +350,21 @@ static bool conn_send2(struct conn *c, const void *a, size_t alen, const void *b
     if (c->state == C_CATCHUP) {
         buf_append(&c->backlog, a, alen);
         buf_append(&c->backlog, b, blen);
+    } else if (c->link.tls != NULL) {
+        /* TLS takes one buffer: the frame is copied behind what waits, and written at once
+         * if nothing did. */
+        bool idle = buf_pending(&c->out) == 0;
+        buf_append(&c->out, a, alen);
+        buf_append(&c->out, b, blen);
+        if (idle && !conn_flush(c))
+            return false;
     } else {
         if (buf_pending(&c->out) == 0) {
             struct iovec iov[2] = {{(void *)a, alen}, {(void *)b, blen}};
             struct msghdr msg = {.msg_iov = iov, .msg_iovlen = blen > 0 ? 2 : 1};
             ssize_t n;
             do
-                n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+                n = sendmsg(c->link.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
             while (n < 0 && errno == EINTR);
             if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
                 log_info(NULL, "replication: follower %s: %s", c->m ? c->m->id : c->peer,
@@ -672,6 +698,8 @@ static int catchup_plan(struct conn *c)
     }
     d = repl_divergence(&lh, &c->history);
     c->h0 = l->head;
+    c->rate_start_ms = now_ms();
+    c->rate_spent = l->stats.catchup_bytes; /* minus below: what the plan queues counts */
 
     /* 1. What the follower has and must not keep. */
     for (size_t i = 0; i < c->seg_count; i++) {
@@ -703,6 +731,8 @@ static int catchup_plan(struct conn *c)
             }
         }
     }
+
+    c->rate_spent = l->stats.catchup_bytes - c->rate_spent;
 
     /* 4. Segment bytes the follower lacks, read from the files as the socket drains. */
     c->tasks = xcalloc(seg_count > 0 ? seg_count : 1, sizeof(*c->tasks));
@@ -747,8 +777,54 @@ static void catchup_done(struct conn *c)
     c->state = C_LIVE;
 }
 
+/* How many more file bytes c's catch-up may send now under cluster.sync_rate_limit: the
+ * credit earned since the plan (rate x time) less what was sent. So a catch-up's file bytes
+ * never run ahead of rate x time (definitions log queued at the plan aside), and credit not
+ * used while the socket was slow is kept up to one burst (a tenth of a second's worth). */
+static uint64_t catchup_allowance(struct conn *c)
+{
+    struct repl_leader *l = c->l;
+    double credit = (double)l->sync_rate * (double)(now_ms() - c->rate_start_ms) / 1000.;
+    double burst =
+        l->sync_rate / 10 > RATE_BURST_MIN ? (double)(l->sync_rate / 10) : RATE_BURST_MIN;
+
+    if (credit - (double)c->rate_spent > burst)
+        c->rate_spent = (uint64_t)(credit - burst);
+    return credit > (double)c->rate_spent ? (uint64_t)(credit - (double)c->rate_spent) : 0;
+}
+
+static bool catchup_pump(struct conn *c);
+
+static void on_resume(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct conn *c = container_of(w, struct conn, resume);
+
+    (void)loop;
+    (void)revents;
+    c->throttled = false;
+    catchup_pump(c);
+}
+
+/* The catch-up has used its credit: it resumes from a timer once half a burst is earned
+ * (the loop goes on meanwhile; only this follower's catch-up waits). */
+static void throttle(struct conn *c)
+{
+    struct repl_leader *l = c->l;
+    double credit = (double)l->sync_rate * (double)(now_ms() - c->rate_start_ms) / 1000.;
+    double burst =
+        l->sync_rate / 10 > RATE_BURST_MIN ? (double)(l->sync_rate / 10) : RATE_BURST_MIN;
+    double owed = (double)c->rate_spent - credit;
+    double wait_s = ((owed > 0 ? owed : 0) + burst / 2) / (double)l->sync_rate;
+
+    c->throttled = true;
+    ev_timer_stop(l->loop, &c->resume);
+    ev_timer_set(&c->resume, wait_s > 0.001 ? wait_s : 0.001, 0.);
+    ev_timer_start(l->loop, &c->resume);
+}
+
 /* Reads more of the files into c->out while the socket keeps up; at most CATCHUP_TURN bytes
- * per call (per loop turn). false if c was closed. */
+ * per call (per loop turn), and no faster than cluster.sync_rate_limit. false if c was
+ * closed. */
 static bool catchup_pump(struct conn *c)
 {
     struct repl_leader *l = c->l;
@@ -793,6 +869,16 @@ static bool catchup_pump(struct conn *c)
         size_t n = t->to - t->from < REPL_CHUNK_MAX ? (size_t)(t->to - t->from) : REPL_CHUNK_MAX;
         if (n > budget)
             n = budget;
+        if (l->sync_rate > 0) {
+            uint64_t allowed = catchup_allowance(c);
+            if (allowed == 0) {
+                throttle(c);
+                break;
+            }
+            if (n > allowed)
+                n = (size_t)allowed;
+            c->rate_spent += n;
+        }
         /* Straight from the file into the stream: one copy (compressed: read into the
          * leader's scratch buffer, then packed into the stream). */
         if (l->compress) {
@@ -969,25 +1055,45 @@ static bool on_frame(struct conn *c, const struct repl_frame *f)
     return false;
 }
 
-static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+/* Reads what the socket (or TLS) has and handles the frames; false if c was closed. */
+static bool conn_read(struct conn *c)
 {
-    struct conn *c = container_of(w, struct conn, rio);
+    struct repl_leader *l = c->l;
     struct repl_frame f;
     ssize_t n;
     int rc;
 
-    (void)loop;
-    (void)revents;
     buf_reserve(&c->in, READ_BYTES);
-    n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return;
+    n = repl_link_read(&c->link, c->in.data + c->in.len, c->in.cap - c->in.len);
+    if (n < 0 && errno == EAGAIN) {
+        /* A TLS read that must write first (a handshake message), or a write that waited
+         * for this read. */
+        if (c->link.write_waits_read && buf_pending(&c->out) > 0)
+            return conn_flush(c);
+        conn_watch(c);
+        return true;
+    }
     if (n <= 0) {
-        if (c->m != NULL)
+        int err = n == 0 ? 0 : errno;
+        if (c->link.tls != NULL && !repl_link_established(&c->link))
+            log_warn(NULL,
+                     "replication: %s: %s: refused (this node requires TLS, cluster.tls.*; "
+                     "the follower must use it too, with a certificate of the same CA)",
+                     c->peer, repl_link_error(&c->link, err));
+        else if (c->m != NULL)
             log_info(NULL, "replication: follower %s: %s", c->m->id,
-                     n == 0 ? "connection closed" : strerror(errno));
+                     repl_link_error(&c->link, err));
         conn_close(c, REPL_FOLLOWER_DISCONNECTED);
-        return;
+        return false;
+    }
+    if (c->state == C_HELLO && c->link.tls == NULL && c->in.len == 0 &&
+        repl_link_looks_like_tls(c->in.data, (size_t)n)) {
+        log_warn(NULL,
+                 "replication: %s speaks TLS, but this node has no cluster.tls.*: refused "
+                 "(configure TLS on every node or on none)",
+                 c->peer);
+        conn_close(c, REPL_FOLLOWER_DISCONNECTED);
+        return false;
     }
     c->in.len += (size_t)n;
     c->last_rx_ms = now_ms();
@@ -1000,12 +1106,25 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         if (rc != REPL_OK) {
             log_warn(NULL, "replication: %s: %s", c->peer, repl_status_text(rc));
             conn_refuse(c, REPL_ERROR_PROTOCOL, repl_status_text(rc));
-            return;
+            return false;
         }
         if (!on_frame(c, &f))
-            return;
+            return false;
         buf_consumed(&c->in, f.size);
     }
+    /* TLS may hold decrypted bytes the socket's readiness does not show. */
+    if (repl_link_pending(&c->link))
+        ev_feed_event(l->loop, &c->rio, EV_READ);
+    if (c->link.write_waits_read && buf_pending(&c->out) > 0)
+        return conn_flush(c);
+    return true;
+}
+
+static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    conn_read(container_of(w, struct conn, rio));
 }
 
 static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
@@ -1014,7 +1133,9 @@ static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
 
     (void)loop;
     (void)revents;
-    if (c->state == C_CATCHUP)
+    if (c->link.read_waits_write && !conn_read(c))
+        return;
+    if (c->state == C_CATCHUP && !c->throttled)
         catchup_pump(c);
     else
         conn_flush(c);
@@ -1043,7 +1164,8 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c = xcalloc(1, sizeof(*c));
     c->l = l;
-    c->fd = fd;
+    repl_link_init(&c->link, fd, l->tls, false);
+    ev_init(&c->resume, on_resume);
     c->task_fd = -1;
     c->state = C_HELLO;
     c->last_rx_ms = c->accepted_ms = now_ms();
@@ -1150,6 +1272,8 @@ struct repl_leader *repl_leader_new(struct ev_loop *loop, const struct repl_lead
         memcpy(l->secret, o->secret.ptr, o->secret.len);
     l->epoch = o->epoch;
     l->backlog_max = o->backlog_max ? o->backlog_max : REPL_DEFAULT_BACKLOG_MAX;
+    l->sync_rate = o->sync_rate;
+    l->tls = o->tls;
     l->heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : REPL_DEFAULT_HEARTBEAT_MS;
     l->timeout_ms = o->timeout_ms ? o->timeout_ms : REPL_DEFAULT_TIMEOUT_MS;
     l->lazy_sync = o->lazy_sync;
@@ -1178,8 +1302,8 @@ int repl_leader_listen(struct repl_leader *l, const char *address, char *err, si
     if (fd < 0)
         return fd;
     repl_leader_listen_fd(l, fd);
-    log_info(NULL, "replication: leader of epoch %" PRIu64 " listening on %s (port %u)", l->epoch,
-             address, repl_leader_port(l));
+    log_info(NULL, "replication: leader of epoch %" PRIu64 " listening on %s (port %u%s)", l->epoch,
+             address, repl_leader_port(l), l->tls != NULL ? ", TLS" : "");
     return 0;
 }
 

@@ -7,6 +7,24 @@
  * follower and only as fast as the socket drains; a follower whose unsent stream passes
  * backlog_max is dropped (LAGGING) and catches up from the files when it reconnects.
  *
+ * With a TLS context (cluster.tls.*) the port speaks TLS only, and a follower must present a
+ * certificate of the same CA (src/cluster/repl_link.h, tls_mutual_new()); the HMAC
+ * handshake runs inside it as on plain TCP. A follower that speaks plain TCP to it, or TLS
+ * to a plain leader, or has a certificate of another CA, is logged (warning) and closed.
+ *
+ * ---- Sync rate limit (cluster.sync_rate_limit) ------------------------------------------
+ *
+ * sync_rate caps, per follower, the file bytes of its catch-up: the definitions log and the
+ * segment bytes read from the files for it (what repl_leader_stats.catchup_bytes counts),
+ * not frame headers. Over any time t from the moment a catch-up is planned, at most
+ * sync_rate x t of them are sent (only the definitions log, queued whole at the plan, may
+ * run ahead of that). The live stream is never capped: neither what a follower gets once it
+ * is past its catch-up, nor the changes kept in its backlog meanwhile (sent right after
+ * the catch-up's files, and still bounded by backlog_max: a follower whose catch-up at this
+ * rate cannot keep up with the writes is dropped as LAGGING and starts again). A throttled
+ * catch-up waits on a timer; the loop never does. Several followers may catch up at once,
+ * each at up to the rate.
+ *
  * ---- Catch-up --------------------------------------------------------------------------
  *
  * From the follower's HELLO (its epoch history, its segments with their sizes, the size and
@@ -66,6 +84,7 @@ struct ev_loop;
 struct store;
 struct defs_log;
 struct repl_leader;
+struct tls_server;
 
 #define REPL_DEFAULT_BACKLOG_MAX  (64ull << 20)
 #define REPL_DEFAULT_HEARTBEAT_MS 150
@@ -77,6 +96,9 @@ struct repl_leader_options {
     struct wire_bytes secret; /* the cluster secret (copied) */
     uint64_t epoch;           /* this leader's epoch, > 0 */
     uint64_t backlog_max;     /* cluster.follower_backlog_max; 0: REPL_DEFAULT_BACKLOG_MAX */
+    uint64_t sync_rate;       /* cluster.sync_rate_limit, bytes per second; 0: unlimited */
+    struct tls_server *tls;   /* cluster.tls.* (tls_mutual_new()), borrowed: it must outlive
+                                 the leader; NULL: plain TCP */
     uint32_t heartbeat_ms;    /* 0: REPL_DEFAULT_HEARTBEAT_MS */
     uint32_t timeout_ms;      /* a follower silent this long is dropped; 0: the default */
     bool lazy_sync;           /* followers fsync only after repl_leader_request_sync() (and on

@@ -31,7 +31,7 @@
  * has seen (and says so with ERROR); the leader refuses a wrong mac, and a follower that has
  * seen a higher epoch than its own (ERROR, and the leader learns it may be deposed). The
  * stream after the handshake is protected by the crcs against corruption, not against an
- * attacker on the path (that needs TLS, not implemented yet).
+ * attacker on the path: that is what TLS under it is for (cluster.tls.*, repl_link.h).
  *
  * ---- The stream ---------------------------------------------------------------------------
  *

@@ -101,24 +101,31 @@ static bool file_readable(const char *key, const char *path, char *err, size_t e
     return true;
 }
 
-static bool load_certificate_and_key(SSL_CTX *ctx, const struct config *cfg, char *err,
+/* The certificate chain and its key; the names are the configuration keys, for errors. */
+struct tls_files {
+    const char *cert_key, *cert;
+    const char *key_key, *key;
+    const char *password_key, *password; /* "" none */
+};
+
+static bool load_certificate_and_key(SSL_CTX *ctx, const struct tls_files *f, char *err,
                                      size_t err_size)
 {
-    struct key_password kp = {.password = cfg->ssl_password};
+    struct key_password kp = {.password = f->password};
     char why[160];
     bool ok;
 
-    if (!file_readable("ssl_options.certfile", cfg->ssl_certfile, err, err_size) ||
-        !file_readable("ssl_options.keyfile", cfg->ssl_keyfile, err, err_size))
+    if (!file_readable(f->cert_key, f->cert, err, err_size) ||
+        !file_readable(f->key_key, f->key, err, err_size))
         return false;
-    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->ssl_certfile) != 1) {
-        set_err(err, err_size, "ssl_options.certfile '%s': %s", cfg->ssl_certfile,
+    if (SSL_CTX_use_certificate_chain_file(ctx, f->cert) != 1) {
+        set_err(err, err_size, "%s '%s': %s", f->cert_key, f->cert,
                 openssl_reason(why, sizeof(why)));
         return false;
     }
     SSL_CTX_set_default_passwd_cb(ctx, on_key_password);
     SSL_CTX_set_default_passwd_cb_userdata(ctx, &kp);
-    ok = SSL_CTX_use_PrivateKey_file(ctx, cfg->ssl_keyfile, SSL_FILETYPE_PEM) == 1;
+    ok = SSL_CTX_use_PrivateKey_file(ctx, f->key, SSL_FILETYPE_PEM) == 1;
     /* kp lives on this stack: the context must not keep pointing at it. */
     SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
     if (!ok) {
@@ -127,28 +134,20 @@ static bool load_certificate_and_key(SSL_CTX *ctx, const struct config *cfg, cha
 
         openssl_reason(why, sizeof(why));
         if (mismatch)
-            set_err(err, err_size,
-                    "ssl_options.keyfile '%s' does not match "
-                    "ssl_options.certfile",
-                    cfg->ssl_keyfile);
-        else if (kp.asked && cfg->ssl_password[0] == '\0')
-            set_err(err, err_size,
-                    "ssl_options.keyfile '%s' is encrypted and "
-                    "ssl_options.password is not set",
-                    cfg->ssl_keyfile);
+            set_err(err, err_size, "%s '%s' does not match %s", f->key_key, f->key, f->cert_key);
+        else if (kp.asked && f->password[0] == '\0')
+            set_err(err, err_size, "%s '%s' is encrypted and %s is not set", f->key_key, f->key,
+                    f->password_key);
         else if (kp.asked)
-            set_err(err, err_size,
-                    "ssl_options.keyfile '%s': cannot decrypt it with "
-                    "ssl_options.password: %s",
-                    cfg->ssl_keyfile, why);
+            set_err(err, err_size, "%s '%s': cannot decrypt it with %s: %s", f->key_key, f->key,
+                    f->password_key, why);
         else
-            set_err(err, err_size, "ssl_options.keyfile '%s': %s", cfg->ssl_keyfile, why);
+            set_err(err, err_size, "%s '%s': %s", f->key_key, f->key, why);
         return false;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
         ERR_clear_error();
-        set_err(err, err_size, "ssl_options.keyfile '%s' does not match ssl_options.certfile",
-                cfg->ssl_keyfile);
+        set_err(err, err_size, "%s '%s' does not match %s", f->key_key, f->key, f->cert_key);
         return false;
     }
     return true;
@@ -346,6 +345,14 @@ static SSL_CTX *context_new(const struct config *cfg, char *err, size_t err_size
     /* The session id context lets TLS 1.2 clients resume sessions when client certificates
      * are verified; without one OpenSSL refuses such resumptions. */
     static const unsigned char session_context[] = "warren";
+    const struct tls_files files = {
+        .cert_key = "ssl_options.certfile",
+        .cert = cfg->ssl_certfile,
+        .key_key = "ssl_options.keyfile",
+        .key = cfg->ssl_keyfile,
+        .password_key = "ssl_options.password",
+        .password = cfg->ssl_password,
+    };
     SSL_CTX *ctx;
     char why[160];
 
@@ -361,7 +368,7 @@ static SSL_CTX *context_new(const struct config *cfg, char *err, size_t err_size
         return NULL;
     }
     if (!set_versions(ctx, cfg, err, err_size) || !set_ciphers(ctx, cfg, err, err_size) ||
-        !load_certificate_and_key(ctx, cfg, err, err_size) ||
+        !load_certificate_and_key(ctx, &files, err, err_size) ||
         !load_peer_verification(ctx, cfg, err, err_size)) {
         SSL_CTX_free(ctx);
         ERR_clear_error();
@@ -416,9 +423,69 @@ void tls_server_free(struct tls_server *s)
     free(s);
 }
 
+/* ---- Mutual TLS between peers ------------------------------------------------------------ */
+
+struct tls_server *tls_mutual_new(const char *prefix, const char *certfile, const char *keyfile,
+                                  const char *cafile, char *err, size_t err_size)
+{
+    char cert_key[96], key_key[96], ca_key[96], why[160];
+    const struct tls_files files = {
+        .cert_key = cert_key,
+        .cert = certfile,
+        .key_key = key_key,
+        .key = keyfile,
+        .password_key = "",
+        .password = "",
+    };
+    SSL_CTX *ctx;
+    struct tls_server *s;
+
+    if (err_size > 0)
+        err[0] = '\0';
+    snprintf(cert_key, sizeof(cert_key), "%s.cert", prefix);
+    snprintf(key_key, sizeof(key_key), "%s.key", prefix);
+    snprintf(ca_key, sizeof(ca_key), "%s.ca", prefix);
+    if (certfile[0] == '\0' || keyfile[0] == '\0' || cafile[0] == '\0') {
+        set_err(err, err_size, "TLS between nodes needs %s, %s and %s together", cert_key, key_key,
+                ca_key);
+        return NULL;
+    }
+    ERR_clear_error();
+    /* One context for both ends: a node accepts peers (as leader) and connects to one (as
+     * follower) with the same certificate. */
+    if ((ctx = SSL_CTX_new(TLS_method())) == NULL) {
+        set_err(err, err_size, "cannot create a TLS context: %s", openssl_reason(why, sizeof(why)));
+        return NULL;
+    }
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        !load_certificate_and_key(ctx, &files, err, err_size) ||
+        !file_readable(ca_key, cafile, err, err_size)) {
+        SSL_CTX_free(ctx);
+        ERR_clear_error();
+        return NULL;
+    }
+    if (SSL_CTX_load_verify_locations(ctx, cafile, NULL) != 1) {
+        set_err(err, err_size, "%s '%s': %s", ca_key, cafile, openssl_reason(why, sizeof(why)));
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    /* Both ends verify the other's chain against the CA, and a peer must present one. */
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    /* As in context_new(): partial writes, moving write buffers. Peers carry lengths in
+     * their own frames, so a bare end of file is a plain close. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
+    s = xcalloc(1, sizeof(*s));
+    s->ctx = ctx;
+    return s;
+}
+
 /* ---- Sessions ---------------------------------------------------------------------------- */
 
-struct tls_conn *tls_conn_new(struct tls_server *s, int fd)
+static struct tls_conn *conn_new(struct tls_server *s, int fd, bool client)
 {
     struct tls_conn *t = xcalloc(1, sizeof(*t));
 
@@ -429,8 +496,21 @@ struct tls_conn *tls_conn_new(struct tls_server *s, int fd)
         log_error(NULL, "out of memory for a TLS session");
         abort();
     }
-    SSL_set_accept_state(t->ssl);
+    if (client)
+        SSL_set_connect_state(t->ssl);
+    else
+        SSL_set_accept_state(t->ssl);
     return t;
+}
+
+struct tls_conn *tls_conn_new(struct tls_server *s, int fd)
+{
+    return conn_new(s, fd, false);
+}
+
+struct tls_conn *tls_conn_new_client(struct tls_server *s, int fd)
+{
+    return conn_new(s, fd, true);
 }
 
 void tls_conn_free(struct tls_conn *t)

@@ -63,9 +63,24 @@ int tls_server_reload(struct tls_server *s, const struct config *cfg, char *err,
 /* Connections made from s may outlive it: each holds a reference to its context. */
 void tls_server_free(struct tls_server *s);
 
+/* A context for TLS between the nodes of a cluster, both ways (mutual TLS): this node's
+ * certificate chain and key (PEM, not encrypted) are presented whether it accepts or
+ * connects, and the peer's certificate must chain to cafile, whichever end it is. Only the
+ * chain is verified, not a host name: any certificate the (private) CA signed is a peer.
+ * TLS 1.2 and up. prefix names the keys in errors: with "cluster.tls", "cluster.tls.cert
+ * '/etc/w/node.pem': cannot open: No such file or directory". NULL with the reason in err
+ * when a file is missing, unreadable or wrong, or one of the three is "". Free with
+ * tls_server_free(). */
+struct tls_server *tls_mutual_new(const char *prefix, const char *certfile, const char *keyfile,
+                                  const char *cafile, char *err, size_t err_size);
+
 /* A server-side TLS session on fd, an accepted non-blocking socket the caller keeps owning
  * (tls_conn_free does not close it). Aborts when memory is exhausted, as xmalloc does. */
 struct tls_conn *tls_conn_new(struct tls_server *s, int fd);
+/* The same for the connecting end (a context from tls_mutual_new()): the handshake starts
+ * with the first tls_conn_write() or tls_conn_read(), as the writes' -1/EAGAIN with
+ * tls_conn_want_write() false says (wait for readability, then write the same bytes again). */
+struct tls_conn *tls_conn_new_client(struct tls_server *s, int fd);
 void tls_conn_free(struct tls_conn *t);
 
 /* See the top of this file for results and errno. n > 0. */

@@ -9,6 +9,12 @@
  * connect is reported as such. The mirror tests run again with cluster.compression = lz4
  * (APPEND_LZ4 frames live and in catch-ups: the follower's files are the same).
  *
+ * Over TLS (cluster.tls.*, certificates made by tls_certs.sh at test time): a catch-up of
+ * several MB and the live stream arrive byte for byte; a follower or a leader whose
+ * certificate another CA signed, and a plain end meeting a TLS end (both ways), are refused
+ * with a warning on both sides, and the follower keeps retrying. cluster.sync_rate_limit:
+ * a catch-up of X bytes at L bytes/s takes at least X/L and arrives complete.
+ *
  * Most tests run the leader and the follower on one loop (both are non-blocking); the first
  * runs the follower on a thread and loop of its own. Set REPL_TEST_LOG=1 for the logs. */
 #define _GNU_SOURCE
@@ -20,12 +26,14 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <sys/socket.h>
 
 #include "src/base/buf.h"
 #include "src/base/log.h"
 #include "src/base/util.h"
 #include "src/cluster/repl_proto.h"
+#include "src/security/tls.h"
 #include "src/store/defs_log.h"
 #include "src/store/recfile.h"
 #include "src/store/store.h"
@@ -39,6 +47,12 @@ static char root[512], ldir[600], fdir[600], f2dir[600];
 static struct ev_loop *loop;
 static char address[64];
 static bool lz4; /* the leader compresses (the "mirror, lz4" case) */
+
+/* Per test, reset by setup(): what leader_start() and follower_start() use. */
+static unsigned segment_bytes;
+static struct tls_server *leader_tls, *follower_tls; /* NULL: plain TCP */
+static uint64_t leader_sync_rate;
+static char cert_dir[512]; /* tls_certs.sh's files, made once in main() ("" if not made) */
 
 /* ---- What the callbacks saw --------------------------------------------------------------- */
 
@@ -141,6 +155,9 @@ static void setup(void)
     log_set_level(getenv("REPL_TEST_LOG") ? LOG_LEVEL_DEBUG : LOG_LEVEL_NONE);
     memset(&lev, 0, sizeof(lev));
     memset(&fev, 0, sizeof(fev));
+    segment_bytes = SEG_BYTES;
+    leader_tls = follower_tls = NULL;
+    leader_sync_rate = 0;
 }
 
 static void setup_lz4(void)
@@ -152,6 +169,10 @@ static void setup_lz4(void)
 static void teardown(void)
 {
     lz4 = false;
+    log_close_file();
+    log_set_console(true);
+    tls_server_free(leader_tls);
+    tls_server_free(follower_tls);
     repl_test_rm_rf(root);
     ev_loop_destroy(loop);
 }
@@ -198,7 +219,7 @@ struct leader {
 
 static struct store *open_store(const char *dir)
 {
-    struct store_options opts = {.segment_bytes = SEG_BYTES};
+    struct store_options opts = {.segment_bytes = segment_bytes};
     char err[256] = "";
     struct store *st = store_open(loop, dir, &opts, err, sizeof(err));
 
@@ -230,6 +251,8 @@ static void leader_start(struct leader *L, uint64_t epoch, uint64_t backlog_max,
         .backlog_max = backlog_max,
         .heartbeat_ms = 50,
         .compress = lz4,
+        .sync_rate = leader_sync_rate,
+        .tls = leader_tls,
     };
     char err[256] = "";
     uint32_t seg;
@@ -359,6 +382,7 @@ static struct repl_follower *follower_start(const char *dir, const char *id, con
         .leader_address = address,
         .secret = wire_cstr(secret),
         .retry_ms = 20,
+        .tls = follower_tls,
     };
     char err[256] = "";
     struct repl_follower *f = repl_follower_new(loop, &o, &follower_events, NULL, err, sizeof(err));
@@ -967,12 +991,281 @@ START_TEST(second_follower_on_one_directory_is_refused)
 }
 END_TEST
 
+/* ---- TLS and the sync rate limit ---------------------------------------------------------- */
+
+/* A node's TLS context from tls_certs.sh's files: NAME.pem, NAME.key, and the CA CA.pem. */
+static struct tls_server *node_tls(const char *name, const char *ca)
+{
+    char cert[700], key[700], cafile[700], err[256] = "";
+    struct tls_server *t;
+
+    snprintf(cert, sizeof(cert), "%s/%s.pem", cert_dir, name);
+    snprintf(key, sizeof(key), "%s/%s.key", cert_dir, name);
+    snprintf(cafile, sizeof(cafile), "%s/%s.pem", cert_dir, ca);
+    t = tls_mutual_new("cluster.tls", cert, key, cafile, err, sizeof(err));
+    ck_assert_msg(t != NULL, "tls_mutual_new: %s", err);
+    return t;
+}
+
+/* Warnings (both sides run in this process) go to root/log for the test to read. */
+static void capture_warnings(void)
+{
+    char path[700];
+
+    snprintf(path, sizeof(path), "%s/log", root);
+    ck_assert_int_eq(log_open_file(path), 0);
+    if (getenv("REPL_TEST_LOG") == NULL) {
+        log_set_console(false);
+        log_set_level(LOG_LEVEL_WARNING);
+    }
+}
+
+/* How many warning lines of the log hold every one of the (NULL-terminated) words. */
+static unsigned warnings_with(const char *word, ...)
+{
+    char path[700];
+    size_t len;
+    uint8_t *text;
+    unsigned n = 0;
+
+    snprintf(path, sizeof(path), "%s/log", root);
+    text = repl_test_read_file(path, &len);
+    if (text == NULL)
+        return 0;
+    text[len] = '\0';
+    for (char *line = (char *)text, *end; line != NULL && *line != '\0'; line = end) {
+        va_list ap;
+        bool all = strstr(line, "[warning]") != NULL;
+
+        end = strchr(line, '\n');
+        if (end != NULL)
+            *end++ = '\0';
+        va_start(ap, word);
+        for (const char *w = word; all && w != NULL; w = va_arg(ap, const char *))
+            all = strstr(line, w) != NULL;
+        va_end(ap);
+        n += all;
+    }
+    free(text);
+    return n;
+}
+
+/* count messages of body_bytes each (about that many bytes of segments each). */
+static void publish_big(struct leader *L, unsigned count, size_t body_bytes, unsigned salt)
+{
+    static const uint8_t header[] = {0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0x10, 0, 2};
+    uint8_t *body = malloc(body_bytes);
+    uint32_t q = 1;
+    struct store_loc loc;
+
+    ck_assert_ptr_nonnull(body);
+    for (unsigned i = 0; i < count; i++) {
+        struct store_msg m = {
+            .queue_ids = &q,
+            .queue_count = 1,
+            .exchange = wire_cstr("amq.direct"),
+            .routing_key = wire_cstr("rk"),
+            .header = {header, sizeof(header)},
+            .body = {body, body_bytes},
+        };
+        for (size_t j = 0; j < body_bytes; j++)
+            body[j] = (uint8_t)((j * 31 + i * 7 + salt) ^ (j >> 8));
+        ck_assert_uint_gt(store_append_message(L->st, &m, &loc), 0);
+        if (i % 8 == 7)
+            run_for(1);
+    }
+    free(body);
+}
+
+static bool follower_lost_twice(void *arg)
+{
+    (void)arg;
+    return fev.lost >= 2;
+}
+
+/* A follower that must not get in: it is refused again and again (it keeps retrying), and
+ * neither side ever counts a connection. */
+static void assert_refused_and_retrying(void)
+{
+    static struct leader L;
+    struct repl_follower *f;
+
+    capture_warnings();
+    leader_start(&L, 3, 0, true);
+    define(&L, 5, 1);
+    f = follower_start(fdir, "f1", SECRET);
+    ck_assert(run_until(follower_lost_twice, NULL, WAIT_MS));
+    ck_assert_uint_eq(fev.connected, 0);
+    ck_assert_uint_eq(lev.connected, 0);
+    ck_assert_uint_eq(fev.rejected, 0);
+    repl_follower_free(f);
+    leader_stop(&L);
+}
+
+/* The leader listens on a socket with small buffers (accepted sockets inherit them), so that
+ * its writes are partial and wait for the socket, as on a real network. */
+static void listen_with_small_buffers(struct leader *L)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), small = 8192;
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+    ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(fd, 16), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    repl_leader_listen_fd(L->l, fd);
+    snprintf(address, sizeof(address), "127.0.0.1:%u", ntohs(sa.sin_port));
+}
+
+START_TEST(tls_carries_a_large_catch_up_and_the_live_stream_byte_for_byte)
+{
+    static struct leader L;
+    static const char *const isr[] = {"f1"};
+    struct repl_leader_stats stats;
+    struct repl_follower *f;
+
+    segment_bytes = 1u << 20;
+    leader_tls = node_tls("node", "ca");
+    follower_tls = node_tls("node", "ca");
+    leader_start(&L, 5, 0, false);
+    listen_with_small_buffers(&L);
+    define(&L, 30, 1);
+    publish_big(&L, 110, 60000, 1); /* 6.6 MB in 7 segments */
+    run_for(20);
+
+    repl_leader_set_isr(L.l, isr, 1);
+    f = follower_start(fdir, "f1", SECRET);
+    ck_assert(run_until(follower_caught_up, NULL, 3 * WAIT_MS));
+    repl_leader_stats(L.l, &stats);
+    ck_assert_uint_ge(stats.catchup_bytes, 110 * 60000);
+
+    /* The live stream through the same TLS session, big and small frames. */
+    publish_big(&L, 40, 60000, 2);
+    define(&L, 10, 2);
+    store_flush(L.st);
+    ck_assert(run_until(committed_everything, &L, WAIT_MS));
+    leader_close_files(&L);
+    ck_assert(run_until(committed_everything, &L, WAIT_MS));
+    /* One session all along: no TLS error cut it and made the follower start again. */
+    ck_assert_uint_eq(fev.connected, 1);
+    ck_assert_uint_eq(fev.lost, 0);
+    ck_assert_uint_eq(lev.connected, 1);
+    repl_follower_free(f);
+    leader_stop(&L);
+    assert_mirrored(fdir, 150);
+}
+END_TEST
+
+START_TEST(leader_refuses_a_follower_whose_certificate_another_ca_signed)
+{
+    leader_tls = node_tls("node", "ca");
+    follower_tls = node_tls("other-node", "ca"); /* trusts the leader, is not trusted */
+    assert_refused_and_retrying();
+    ck_assert_uint_ge(warnings_with("requires TLS", "certificate", NULL), 1);
+    ck_assert_uint_ge(warnings_with("TLS with the leader at", NULL), 1);
+}
+END_TEST
+
+START_TEST(follower_refuses_a_leader_whose_certificate_another_ca_signed)
+{
+    leader_tls = node_tls("other-node", "ca"); /* trusts the follower, is not trusted */
+    follower_tls = node_tls("node", "ca");
+    assert_refused_and_retrying();
+    ck_assert_uint_ge(warnings_with("TLS with the leader at", "certificate verify failed", NULL),
+                      1);
+    ck_assert_uint_ge(warnings_with("requires TLS", NULL), 1);
+}
+END_TEST
+
+START_TEST(tls_leader_refuses_a_plain_follower)
+{
+    leader_tls = node_tls("node", "ca");
+    assert_refused_and_retrying();
+    ck_assert_uint_ge(warnings_with("requires TLS", NULL), 1);
+    ck_assert_uint_ge(
+        warnings_with("answers in TLS", NULL) + warnings_with("does it require TLS", NULL), 1);
+}
+END_TEST
+
+START_TEST(plain_leader_refuses_a_tls_follower)
+{
+    follower_tls = node_tls("node", "ca");
+    assert_refused_and_retrying();
+    ck_assert_uint_ge(warnings_with("speaks TLS, but this node has no cluster.tls", NULL), 1);
+    ck_assert_uint_ge(warnings_with("TLS with the leader at", NULL), 1);
+}
+END_TEST
+
+START_TEST(sync_rate_limit_holds_a_catch_up_to_its_rate)
+{
+    static struct leader L;
+    struct repl_leader_stats stats;
+    struct repl_follower *f;
+    uint64_t started, elapsed_ms;
+
+    segment_bytes = 1u << 20;
+    leader_sync_rate = 2u << 20; /* 2 MiB/s */
+    leader_start(&L, 4, 0, true);
+    define(&L, 20, 1);
+    publish_big(&L, 60, 60000, 3); /* 3.6 MB: at least 1.7 s */
+    run_for(20);
+
+    started = now_ms();
+    f = follower_start(fdir, "f1", SECRET);
+    ck_assert(run_until(follower_caught_up, NULL, 3 * WAIT_MS));
+    elapsed_ms = now_ms() - started;
+    repl_leader_stats(L.l, &stats);
+    ck_assert_uint_ge(stats.catchup_bytes, 60 * 60000);
+    /* A lower bound (1 ms for the clocks' rounding): the files cannot have gone faster. */
+    ck_assert_msg((elapsed_ms + 1) * leader_sync_rate >= stats.catchup_bytes * 1000,
+                  "%" PRIu64 " bytes caught up in %" PRIu64 " ms at %" PRIu64 " bytes/s",
+                  stats.catchup_bytes, elapsed_ms, leader_sync_rate);
+
+    leader_close_files(&L);
+    ck_assert(run_until(committed_everything, &L, WAIT_MS));
+    ck_assert_uint_eq(fev.connected, 1);
+    repl_follower_free(f);
+    leader_stop(&L);
+    assert_mirrored(fdir, 60);
+}
+END_TEST
+
+/* Makes the certificates once (tls_certs.sh, the openssl CLI); false if that cannot be done,
+ * and the TLS tests are left out. */
+static bool make_certificates(void)
+{
+    const char *srcdir = getenv("top_srcdir");
+    const char *tmp = getenv("TMPDIR");
+    char command[1400];
+    int rc;
+
+    if (srcdir == NULL)
+        return false;
+    snprintf(cert_dir, sizeof(cert_dir), "%s/check_repl_certs.XXXXXX",
+             tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
+    if (mkdtemp(cert_dir) == NULL) {
+        cert_dir[0] = '\0';
+        return false;
+    }
+    snprintf(command, sizeof(command), "sh '%s/tests/unit/tls_certs.sh' '%s'", srcdir, cert_dir);
+    rc = system(command);
+    if (rc != 0) {
+        fprintf(stderr, "check_repl: tls_certs.sh failed (%d): TLS tests left out\n", rc);
+        return false;
+    }
+    return true;
+}
+
 int main(void)
 {
     Suite *s = suite_create("repl");
     TCase *tc = tcase_create("mirror");
     SRunner *sr;
     int failed;
+    bool certs;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
@@ -1005,9 +1298,28 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, commit_waits_for_a_disconnected_isr_member_until_it_is_removed);
     suite_add_tcase(s, tc);
+    tc = tcase_create("rate");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, sync_rate_limit_holds_a_catch_up_to_its_rate);
+    suite_add_tcase(s, tc);
+    certs = make_certificates();
+    if (certs) {
+        tc = tcase_create("tls");
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, tls_carries_a_large_catch_up_and_the_live_stream_byte_for_byte);
+        tcase_add_test(tc, leader_refuses_a_follower_whose_certificate_another_ca_signed);
+        tcase_add_test(tc, follower_refuses_a_leader_whose_certificate_another_ca_signed);
+        tcase_add_test(tc, tls_leader_refuses_a_plain_follower);
+        tcase_add_test(tc, plain_leader_refuses_a_tls_follower);
+        suite_add_tcase(s, tc);
+    }
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    if (cert_dir[0] != '\0')
+        repl_test_rm_rf(cert_dir);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

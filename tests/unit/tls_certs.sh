@@ -13,6 +13,9 @@
 #   client-long.pem client-long.key  a subject whose DN takes 101 bytes, signed by the CA
 #   stranger.pem stranger.key     CN=stranger, signed by the CA
 #   untrusted.pem untrusted.key   CN=warren-client signed by another CA (other-ca.pem)
+#   node.pem node.key             CN=warren-node, serverAuth and clientAuth, signed by the CA:
+#                                 a cluster node's certificate (cluster.tls.*), both ends
+#   other-node.pem other-node.key the same, signed by the other CA
 #
 # Usage: tls_certs.sh DIR   (TLS_CERT_DAYS: validity, 7 days unless set)
 set -eu
@@ -52,6 +55,10 @@ server_ext='basicConstraints=CA:false
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
 subjectAltName=DNS:localhost,IP:127.0.0.1'
+node_ext='basicConstraints=CA:false
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth,clientAuth
+subjectAltName=DNS:localhost,IP:127.0.0.1'
 client_ext='basicConstraints=CA:false
 keyUsage=critical,digitalSignature
 extendedKeyUsage=clientAuth'
@@ -70,4 +77,6 @@ make_leaf client-long "/C=US/ST=Oregon/L=Springfield/O=Example Corporation/OU=Me
     ca "$client_ext"
 make_leaf stranger "/CN=stranger" ca "$client_ext"
 make_leaf untrusted "/C=GB/O=Warren Tests/CN=warren-client" other-ca "$client_ext"
+make_leaf node "/CN=warren-node" ca "$node_ext"
+make_leaf other-node "/CN=warren-node" other-ca "$node_ext"
 openssl pkey -in server.key -aes256 -passout pass:warren-secret -out server-enc.key
