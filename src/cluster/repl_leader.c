@@ -1302,8 +1302,8 @@ int repl_leader_listen(struct repl_leader *l, const char *address, char *err, si
     if (fd < 0)
         return fd;
     repl_leader_listen_fd(l, fd);
-    log_info(NULL, "replication: leader of epoch %" PRIu64 " listening on %s (port %u%s)", l->epoch,
-             address, repl_leader_port(l), l->tls != NULL ? ", TLS" : "");
+    log_info(NULL, "replication: leader of epoch %" PRIu64 " listening on %s (port %u)", l->epoch,
+             address, repl_leader_port(l));
     return 0;
 }
 
@@ -1317,6 +1317,8 @@ void repl_leader_listen_fd(struct repl_leader *l, int fd)
     l->listen_fd = fd;
     ev_io_init(&l->accept_io, on_accept, fd, EV_READ);
     ev_io_start(l->loop, &l->accept_io);
+    if (l->tls != NULL)
+        log_info(NULL, "replication: the replication port speaks TLS only (cluster.tls.*)");
     ev_unref(l->loop); /* listening alone does not keep the loop running */
 }
 

@@ -7,6 +7,9 @@ EXTRA_DIST += tests/cluster/cluster_faults.sh tests/cluster/cluster_faults.py te
 	tests/cluster/cluster_min_isr.sh tests/cluster/cluster_min_isr.py \
 	tests/cluster/cluster_refuse.sh tests/cluster/cluster_refuse.py \
 	tests/cluster/cluster_unclean.sh tests/cluster/cluster_unclean.py
+# cluster_tls: TLS on the replication port (cluster.tls.*) and cluster.sync_rate_limit.
+TESTS += tests/cluster/cluster_tls.sh
+EXTRA_DIST += tests/cluster/cluster_tls.sh tests/cluster/cluster_tls.py
 
 # clients_failover: the RabbitMQ Java client (automatic recovery) and pika through kill -9s of
 # the leader, connected through a follower (JavaFailover.java is compiled by the test).
