@@ -318,7 +318,7 @@ static bool conn_flush(struct conn *c)
         if (n < 0 && errno == EAGAIN)
             break;
         if (n < 0) {
-            log_warn(NULL, "replication: follower %s: %s", c->m ? c->m->id : c->peer,
+            log_info(NULL, "replication: follower %s: %s", c->m ? c->m->id : c->peer,
                      repl_link_error(&c->link, errno));
             conn_close(c, REPL_FOLLOWER_DISCONNECTED);
             return false;
