@@ -12,6 +12,7 @@ Used by tests/cluster/*.py; nothing here asserts: the tests do.
 """
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -25,6 +26,20 @@ import pika
 
 
 def free_port(host="127.0.0.1"):
+    """A port free on host now, below the kernel's ephemeral range (32768-60999 by default):
+    the nodes and etcd members bind their ports again at every restart, and a port from that
+    range could meanwhile be taken as the source port of some outgoing connection on the
+    machine ("Address already in use" was seen once on a busy machine)."""
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        s = socket.socket()
+        try:
+            s.bind((host, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
     s = socket.socket()
     s.bind((host, 0))
     port = s.getsockname()[1]
