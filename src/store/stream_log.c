@@ -932,7 +932,9 @@ size_t stream_log_retain(struct stream_log *l, uint64_t now_ms)
     size_t removed = 0;
 
     while (l->count > 1) {
-        bool over_bytes = l->max_bytes != 0 && l->total_bytes - l->segs[0].size >= l->max_bytes;
+        /* As RabbitMQ (osiris): the oldest segments go while the log holds more than the
+         * limit, so what is kept stays under it. */
+        bool over_bytes = l->max_bytes != 0 && l->total_bytes > l->max_bytes;
         /* The next segment's first message is newer than every message of this one. */
         bool too_old = l->max_age_ms != 0 && l->segs[1].first_ts_ms != 0 &&
                        l->segs[1].first_ts_ms + l->max_age_ms < now_ms;

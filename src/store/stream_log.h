@@ -116,8 +116,9 @@ void stream_log_destroy(struct stream_log *l);
  * be written (a failed write or fsync: refuse the publish). */
 uint64_t stream_log_append(struct stream_log *l, struct stream_record *r);
 
-/* Retention: a segment goes once the segments after it hold at least max_bytes (0: no
- * limit), or once the newest message in it is older than max_age_ms (0: no limit). New
+/* Retention: the oldest segments go while the log holds more than max_bytes (0: no limit),
+ * as RabbitMQ's do, and a segment goes once the newest message in it is older than
+ * max_age_ms (0: no limit); never the segment appended to. New
  * segments start once the active one holds segment_bytes (0: the default). */
 void stream_log_set_limits(struct stream_log *l, uint64_t max_bytes, uint64_t max_age_ms,
                            uint64_t segment_bytes);
@@ -128,7 +129,8 @@ size_t stream_log_retain(struct stream_log *l, uint64_t now_ms);
  * log is empty). */
 uint64_t stream_log_first_offset(const struct stream_log *l);
 uint64_t stream_log_next_offset(const struct stream_log *l);
-/* Bytes of its segment files, buffered bytes included; the number of segments. */
+/* Bytes of its segment files, buffered bytes included (their .idx indexes, about 1% more,
+ * are not counted); the number of segments. */
 uint64_t stream_log_disk_bytes(const struct stream_log *l);
 size_t stream_log_segment_count(const struct stream_log *l);
 
