@@ -70,6 +70,7 @@ struct repl_follower {
     struct repl_follower_events ev;
     void *ctx;
     struct tls_server *tls;
+    struct repl_warn_limit tls_warn; /* TLS refusals, warned about once per reason a while */
     int lock_fd;
     int msgs_dirfd, data_dirfd;
     uint8_t *unpacked; /* an APPEND_LZ4's data, decompressed (REPL_CHUNK_MAX bytes) */
@@ -486,10 +487,14 @@ static bool tls_refused(const struct repl_follower *f)
  * retries as after any failure. */
 static void tls_failed(struct repl_follower *f, int err)
 {
-    log_warn(NULL,
-             "replication: TLS with the leader at %s failed: %s (this node uses TLS, "
-             "cluster.tls.*: the leader must too, with a certificate of the same CA)",
-             f->address, repl_link_error(&f->link, err));
+    const char *why = repl_link_error(&f->link, err);
+    char more[64];
+    int level = repl_warn_level(&f->tls_warn, why, now_ms(), more, sizeof(more));
+
+    LOG_AT(level, NULL,
+           "replication: TLS with the leader at %s failed: %s (this node uses TLS, "
+           "cluster.tls.*: the leader must too, with a certificate of the same CA)%s",
+           f->address, why, more);
     connection_lost(f, err != 0 ? err : EPROTO, false);
 }
 
@@ -950,13 +955,16 @@ static bool follower_read(struct repl_follower *f)
             tls_failed(f, n == 0 ? 0 : err);
             return false;
         }
-        if (f->state == F_HELLO && f->link.tls == NULL)
-            log_warn(NULL,
-                     "replication: the leader at %s closed the connection before its "
-                     "challenge (%s): does it require TLS (cluster.tls.*), which this node "
-                     "lacks?",
-                     f->address, n == 0 ? "closed by the leader" : strerror(err));
-        else
+        if (f->state == F_HELLO && f->link.tls == NULL) {
+            const char *why = n == 0 ? "closed by the leader" : strerror(err);
+            char more[64];
+            int level = repl_warn_level(&f->tls_warn, why, now_ms(), more, sizeof(more));
+            LOG_AT(level, NULL,
+                   "replication: the leader at %s closed the connection before its "
+                   "challenge (%s): does it require TLS (cluster.tls.*), which this node "
+                   "lacks?%s",
+                   f->address, why, more);
+        } else
             log_info(NULL, "replication: connection to the leader at %s lost: %s", f->address,
                      n == 0 ? "closed by the leader" : repl_link_error(&f->link, err));
         connection_lost(f, err, false);
@@ -964,10 +972,12 @@ static bool follower_read(struct repl_follower *f)
     }
     if (f->state == F_HELLO && f->link.tls == NULL && buf_pending(&f->in) == 0 &&
         repl_link_looks_like_tls(f->in.data + f->in.len, (size_t)n)) {
-        log_warn(NULL,
-                 "replication: the leader at %s answers in TLS, but this node has no "
-                 "cluster.tls.*: configure TLS on every node or on none",
-                 f->address);
+        char more[64];
+        int level = repl_warn_level(&f->tls_warn, "answers in TLS", now_ms(), more, sizeof(more));
+        LOG_AT(level, NULL,
+               "replication: the leader at %s answers in TLS, but this node has no "
+               "cluster.tls.*: configure TLS on every node or on none%s",
+               f->address, more);
         connection_lost(f, EPROTO, false);
         return false;
     }

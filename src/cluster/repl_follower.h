@@ -21,7 +21,8 @@
  *
  * With a TLS context the follower connects with TLS (src/cluster/repl_link.h), presents its
  * certificate and verifies the leader's against the same CA; a failed TLS handshake (a
- * plain leader, another CA) is logged as a warning and reported through lost() with EPROTO.
+ * plain leader, another CA) is logged as a warning (once per reason every 10 s) and reported
+ * through lost() with EPROTO.
  *
  * After a lost connection or a failed connect the follower tries again every retry_ms,
  * reporting each failure; connects refused outright (ECONNREFUSED: the host is up, no

@@ -115,6 +115,7 @@ struct repl_leader {
     uint64_t backlog_max;
     uint64_t sync_rate; /* bytes per second of a catch-up's files; 0: unlimited */
     struct tls_server *tls;
+    struct repl_warn_limit tls_warn; /* TLS refusals, warned about once per reason a while */
     uint32_t heartbeat_ms, timeout_ms;
     bool lazy_sync;
     bool compress;
@@ -1075,12 +1076,15 @@ static bool conn_read(struct conn *c)
     }
     if (n <= 0) {
         int err = n == 0 ? 0 : errno;
-        if (c->link.tls != NULL && !repl_link_established(&c->link))
-            log_warn(NULL,
-                     "replication: %s: %s: refused (this node requires TLS, cluster.tls.*; "
-                     "the follower must use it too, with a certificate of the same CA)",
-                     c->peer, repl_link_error(&c->link, err));
-        else if (c->m != NULL)
+        if (c->link.tls != NULL && !repl_link_established(&c->link)) {
+            const char *why = repl_link_error(&c->link, err);
+            char more[64];
+            int level = repl_warn_level(&l->tls_warn, why, now_ms(), more, sizeof(more));
+            LOG_AT(level, NULL,
+                   "replication: %s: %s: refused (this node requires TLS, cluster.tls.*; the "
+                   "follower must use it too, with a certificate of the same CA)%s",
+                   c->peer, why, more);
+        } else if (c->m != NULL)
             log_info(NULL, "replication: follower %s: %s", c->m->id,
                      repl_link_error(&c->link, err));
         conn_close(c, REPL_FOLLOWER_DISCONNECTED);
@@ -1088,10 +1092,12 @@ static bool conn_read(struct conn *c)
     }
     if (c->state == C_HELLO && c->link.tls == NULL && c->in.len == 0 &&
         repl_link_looks_like_tls(c->in.data, (size_t)n)) {
-        log_warn(NULL,
-                 "replication: %s speaks TLS, but this node has no cluster.tls.*: refused "
-                 "(configure TLS on every node or on none)",
-                 c->peer);
+        char more[64];
+        int level = repl_warn_level(&l->tls_warn, "speaks TLS", now_ms(), more, sizeof(more));
+        LOG_AT(level, NULL,
+               "replication: %s speaks TLS, but this node has no cluster.tls.*: refused "
+               "(configure TLS on every node or on none)%s",
+               c->peer, more);
         conn_close(c, REPL_FOLLOWER_DISCONNECTED);
         return false;
     }

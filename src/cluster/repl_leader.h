@@ -10,7 +10,8 @@
  * With a TLS context (cluster.tls.*) the port speaks TLS only, and a follower must present a
  * certificate of the same CA (src/cluster/repl_link.h, tls_mutual_new()); the HMAC
  * handshake runs inside it as on plain TCP. A follower that speaks plain TCP to it, or TLS
- * to a plain leader, or has a certificate of another CA, is logged (warning) and closed.
+ * to a plain leader, or has a certificate of another CA, is logged (warning, once per reason
+ * every 10 s: repl_warn_level()) and closed.
  *
  * ---- Sync rate limit (cluster.sync_rate_limit) ------------------------------------------
  *

@@ -2,10 +2,12 @@
 #include "src/cluster/repl_link.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "src/base/log.h"
 #include "src/security/tls.h"
 
 void repl_link_init(struct repl_link *k, int fd, struct tls_server *tls, bool client)
@@ -89,4 +91,21 @@ void repl_link_close(struct repl_link *k)
     if (k->fd >= 0)
         close(k->fd);
     k->fd = -1;
+}
+
+int repl_warn_level(struct repl_warn_limit *w, const char *reason, uint64_t now_ms, char *more,
+                    size_t more_size)
+{
+    more[0] = '\0';
+    if (strncmp(w->reason, reason, sizeof(w->reason) - 1) == 0 && w->warned_ms != 0 &&
+        now_ms - w->warned_ms < REPL_WARN_EVERY_MS) {
+        w->held++;
+        return LOG_LEVEL_DEBUG;
+    }
+    if (w->held > 0)
+        snprintf(more, more_size, " (%u more since the last warning)", w->held);
+    snprintf(w->reason, sizeof(w->reason), "%s", reason);
+    w->warned_ms = now_ms;
+    w->held = 0;
+    return LOG_LEVEL_WARNING;
 }

@@ -55,6 +55,23 @@ bool repl_link_established(const struct repl_link *k);
  * a plain end met a TLS one, which deserves a clearer log line than a bad frame. */
 bool repl_link_looks_like_tls(const uint8_t *p, size_t n);
 
+/* A refused link repeats while the configuration disagrees (a follower retries every
+ * 100 ms): its warning is written once per REPL_WARN_EVERY_MS for one reason, and the
+ * repeats in between at the debug level. */
+#define REPL_WARN_EVERY_MS 10000
+
+struct repl_warn_limit {
+    char reason[160]; /* the last reason warned about */
+    uint64_t warned_ms;
+    unsigned held; /* repeats of it since, at the debug level */
+};
+
+/* The level for a warning about reason at now_ms: LOG_LEVEL_WARNING if it is new or its
+ * last warning is REPL_WARN_EVERY_MS old, else LOG_LEVEL_DEBUG. With a warning, more gets
+ * " (N more since the last warning)" when repeats were held back, else "". */
+int repl_warn_level(struct repl_warn_limit *w, const char *reason, uint64_t now_ms, char *more,
+                    size_t more_size);
+
 /* A best-effort TLS close_notify, then the session freed and the socket closed. */
 void repl_link_close(struct repl_link *k);
 

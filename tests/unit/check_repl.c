@@ -12,7 +12,8 @@
  * Over TLS (cluster.tls.*, certificates made by tls_certs.sh at test time): a catch-up of
  * several MB and the live stream arrive byte for byte; a follower or a leader whose
  * certificate another CA signed, and a plain end meeting a TLS end (both ways), are refused
- * with a warning on both sides, and the follower keeps retrying. cluster.sync_rate_limit:
+ * with a warning on both sides (once: repeats go to the debug level), and the follower keeps
+ * retrying; a bad certificate, key or CA file is named in the error. cluster.sync_rate_limit:
  * a catch-up of X bytes at L bytes/s takes at least X/L and arrives complete.
  *
  * Most tests run the leader and the follower on one loop (both are non-blocking); the first
@@ -32,6 +33,7 @@
 #include "src/base/buf.h"
 #include "src/base/log.h"
 #include "src/base/util.h"
+#include "src/cluster/repl_link.h"
 #include "src/cluster/repl_proto.h"
 #include "src/security/tls.h"
 #include "src/store/defs_log.h"
@@ -1164,8 +1166,9 @@ START_TEST(leader_refuses_a_follower_whose_certificate_another_ca_signed)
     leader_tls = node_tls("node", "ca");
     follower_tls = node_tls("other-node", "ca"); /* trusts the leader, is not trusted */
     assert_refused_and_retrying();
-    ck_assert_uint_ge(warnings_with("requires TLS", "certificate", NULL), 1);
-    ck_assert_uint_ge(warnings_with("TLS with the leader at", NULL), 1);
+    /* One warning a side: the refusals that follow repeat it at the debug level. */
+    ck_assert_uint_eq(warnings_with("requires TLS", "certificate verify failed", NULL), 1);
+    ck_assert_uint_eq(warnings_with("TLS with the leader at", NULL), 1);
 }
 END_TEST
 
@@ -1230,6 +1233,50 @@ START_TEST(sync_rate_limit_holds_a_catch_up_to_its_rate)
     repl_follower_free(f);
     leader_stop(&L);
     assert_mirrored(fdir, 60);
+}
+END_TEST
+
+START_TEST(a_repeated_refusal_is_warned_about_once_in_a_while)
+{
+    struct repl_warn_limit w = {0};
+    char more[64];
+
+    ck_assert_int_eq(repl_warn_level(&w, "unknown ca", 1000, more, sizeof(more)),
+                     LOG_LEVEL_WARNING);
+    ck_assert_str_eq(more, "");
+    ck_assert_int_eq(repl_warn_level(&w, "unknown ca", 1100, more, sizeof(more)), LOG_LEVEL_DEBUG);
+    ck_assert_int_eq(repl_warn_level(&w, "unknown ca", 10999, more, sizeof(more)), LOG_LEVEL_DEBUG);
+    ck_assert_int_eq(repl_warn_level(&w, "unknown ca", 11000, more, sizeof(more)),
+                     LOG_LEVEL_WARNING);
+    ck_assert_str_eq(more, " (2 more since the last warning)");
+    /* Another reason is news at once. */
+    ck_assert_int_eq(repl_warn_level(&w, "wrong version number", 11001, more, sizeof(more)),
+                     LOG_LEVEL_WARNING);
+    ck_assert_str_eq(more, "");
+}
+END_TEST
+
+START_TEST(tls_context_errors_name_the_key_and_the_file)
+{
+    char cert[700], key[700], ca[700], missing[700], err[256];
+
+    snprintf(cert, sizeof(cert), "%s/node.pem", cert_dir);
+    snprintf(key, sizeof(key), "%s/node.key", cert_dir);
+    snprintf(ca, sizeof(ca), "%s/ca.pem", cert_dir);
+    snprintf(missing, sizeof(missing), "%s/missing.pem", cert_dir);
+    ck_assert_ptr_null(tls_mutual_new("cluster.tls", cert, key, "", err, sizeof(err)));
+    ck_assert_str_eq(err, "TLS between nodes needs cluster.tls.cert, cluster.tls.key and "
+                          "cluster.tls.ca together");
+    ck_assert_ptr_null(tls_mutual_new("cluster.tls", missing, key, ca, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "cluster.tls.cert '") == err &&
+                      strstr(err, "missing.pem': cannot open: No such file or directory"),
+                  "%s", err);
+    snprintf(key, sizeof(key), "%s/server.key", cert_dir);
+    ck_assert_ptr_null(tls_mutual_new("cluster.tls", cert, key, ca, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "server.key' does not match cluster.tls.cert") != NULL, "%s", err);
+    snprintf(key, sizeof(key), "%s/node.key", cert_dir);
+    ck_assert_ptr_null(tls_mutual_new("cluster.tls", cert, key, key, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "cluster.tls.ca '") == err, "%s", err);
 }
 END_TEST
 
@@ -1313,6 +1360,8 @@ int main(void)
         tcase_add_test(tc, follower_refuses_a_leader_whose_certificate_another_ca_signed);
         tcase_add_test(tc, tls_leader_refuses_a_plain_follower);
         tcase_add_test(tc, plain_leader_refuses_a_tls_follower);
+        tcase_add_test(tc, tls_context_errors_name_the_key_and_the_file);
+        tcase_add_test(tc, a_repeated_refusal_is_warned_about_once_in_a_while);
         suite_add_tcase(s, tc);
     }
     sr = srunner_create(s);
