@@ -964,9 +964,10 @@ static bool follower_read(struct repl_follower *f)
                    "challenge (%s): does it require TLS (cluster.tls.*), which this node "
                    "lacks?%s",
                    f->address, why, more);
-        } else
+        } else {
             log_info(NULL, "replication: connection to the leader at %s lost: %s", f->address,
                      n == 0 ? "closed by the leader" : repl_link_error(&f->link, err));
+        }
         connection_lost(f, err, false);
         return false;
     }
