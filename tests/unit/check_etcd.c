@@ -644,7 +644,9 @@ static long post(const char *base, const char *path, const char *body)
     snprintf(url, sizeof(url), "%s%s", base, path);
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 2000L);
+    /* 10 s, not 2: the first write to a member just started timed out once on a machine
+     * with a load average of 12 (etcd fsyncs its log before answering). */
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, ignore_body);
     if (curl_easy_perform(e) == CURLE_OK)
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
