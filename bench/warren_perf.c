@@ -67,6 +67,13 @@ struct options {
     bool keep;
     bool quiet;
     long broker_pid; /* 0: the broker's CPU time is not sampled */
+    bool stream;     /* --stream: the queues are streams (x-queue-type=stream, durable) */
+    /* --stream-offset: x-stream-offset of the consumers: "first", "last", "next" (sent as
+     * long strings) or a number (sent as a long, 'l'), plus index * stream_offset_step. */
+    const char *stream_offset;
+    bool stream_offset_numeric;
+    int64_t stream_offset_base;
+    int64_t stream_offset_step;
 };
 
 enum role { PRODUCER, CONSUMER };
@@ -90,6 +97,12 @@ struct worker {
 
     /* Consumers. */
     struct perf_hist hist;
+    /* Streams: the x-stream-offset header of the deliveries. */
+    int64_t want_offset; /* the numeric offset asked for; -1 for first, last, next */
+    int64_t first_offset; /* of the first delivery; -1 before it */
+    int64_t last_offset;
+    uint64_t offset_breaks; /* deliveries whose offset is not the previous one + 1 */
+    uint64_t offset_missing; /* deliveries without the header */
 };
 
 static struct options opt = {
@@ -112,6 +125,7 @@ static uint64_t run_id;  /* marks the bodies of this run, so stale messages are 
 static atomic_bool go;   /* producers start publishing */
 static atomic_bool stop; /* every worker winds up */
 static atomic_bool failed;
+static uint64_t start_ns; /* when the producers were let go: per-consumer rates count from it */
 static char failure[600];
 static pthread_mutex_t failure_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -523,6 +537,53 @@ struct delivery {
     uint64_t stamp; /* 0: this message carries no stamp of this run */
 };
 
+/* basic.consume, with x-stream-offset when one is asked for. */
+static int consumer_subscribe(struct worker *w)
+{
+    struct wire_basic_consume consume = {.queue = wire_cstr(w->queue), .no_ack = opt.autoack};
+    uint8_t args[128];
+    struct wire_writer aw = wire_writer_init(args, sizeof args);
+    struct wire_method m;
+
+    if (opt.stream_offset != NULL) {
+        if (opt.stream_offset_numeric) {
+            w->want_offset = opt.stream_offset_base + w->index * opt.stream_offset_step;
+            wire_table_put_i64(&aw, "x-stream-offset", w->want_offset);
+        } else {
+            wire_table_put_longstr(&aw, "x-stream-offset", wire_cstr(opt.stream_offset));
+        }
+        consume.arguments.raw = (struct wire_bytes){.ptr = args, .len = wire_writer_used(&aw)};
+    }
+    return perf_conn_rpc(&w->conn, 1, WIRE_BASIC_CONSUME, &consume, WIRE_BASIC_CONSUME_OK, &m);
+}
+
+/* Consumers of a stream without producers (a replay) subscribe when the clock starts, not
+ * before: a stream delivers what it holds at once, and the figures must include the broker's
+ * answer to basic.consume. Anywhere else they subscribe first, so that nothing published
+ * passes them by. */
+static bool consume_at_go(void)
+{
+    return opt.stream && opt.producers == 0;
+}
+
+/* A stream delivery's x-stream-offset: offsets read in order must follow each other. */
+static void consumer_offset(struct worker *w, const struct wire_content_header *h)
+{
+    struct wire_field f;
+    int64_t off;
+
+    if (!(h->props.flags & WIRE_PROP_HEADERS) ||
+        !wire_table_find(h->props.headers, "x-stream-offset", &f) || !wire_field_int(&f, &off)) {
+        w->offset_missing++;
+        return;
+    }
+    if (w->first_offset < 0)
+        w->first_offset = off;
+    else if (off != w->last_offset + 1)
+        w->offset_breaks++;
+    w->last_offset = off;
+}
+
 static int consumer_run(struct worker *w)
 {
     struct perf_conn *c = &w->conn;
@@ -530,6 +591,14 @@ static int consumer_run(struct worker *w)
     uint64_t received = 0, last_tag = 0, unacked = 0;
 
     atomic_store(&w->connected, true);
+    if (consume_at_go()) {
+        while (!atomic_load(&go))
+            nanosleep(&(struct timespec){.tv_nsec = 100000}, NULL);
+        if (atomic_load(&stop))
+            return 0;
+        if (consumer_subscribe(w) < 0)
+            return -1;
+    }
     while (!atomic_load(&stop)) {
         struct wire_frame f;
         struct wire_method m;
@@ -581,6 +650,8 @@ static int consumer_run(struct worker *w)
                 }
                 d.body_size = h.body_size;
                 complete = d.body_size == 0;
+                if (opt.stream)
+                    consumer_offset(w, &h);
                 break;
             case WIRE_FRAME_BODY:
                 if (!d.in_content || f.payload.len > d.body_size - d.body_seen) {
@@ -657,14 +728,13 @@ static int channel_setup(struct worker *w)
         }
     }
     if (w->role == CONSUMER) {
-        struct wire_basic_consume consume = {.queue = wire_cstr(w->queue), .no_ack = opt.autoack};
         if (opt.prefetch) {
             struct wire_basic_qos qos = {.prefetch_count = opt.prefetch};
             if (perf_conn_rpc(c, 1, WIRE_BASIC_QOS, &qos, WIRE_BASIC_QOS_OK, &m) < 0)
                 return -1;
         }
-        if (perf_conn_rpc(c, 1, WIRE_BASIC_CONSUME, &consume, WIRE_BASIC_CONSUME_OK, &m) < 0)
-            return -1;
+        if (!consume_at_go())
+            return consumer_subscribe(w);
     }
     return 0;
 }
@@ -706,6 +776,8 @@ static struct worker *worker_start(enum role role, int index)
     }
     w->role = role;
     w->index = index;
+    w->want_offset = -1;
+    w->first_offset = -1;
     perf_hist_reset(&w->hist);
     queue_name(index % opt.queues, w->queue, sizeof w->queue);
     workers[nworkers++] = w;
@@ -752,7 +824,15 @@ static int declare_topology(struct perf_conn *c)
     }
     for (int i = 0; i < opt.queues; i++) {
         queue_name(i, name, sizeof name);
-        struct wire_queue_declare q = {.queue = wire_cstr(name), .durable = opt.persistent};
+        struct wire_queue_declare q = {.queue = wire_cstr(name),
+                                       .durable = opt.persistent || opt.stream};
+        uint8_t args[64];
+        struct wire_writer aw = wire_writer_init(args, sizeof args);
+
+        if (opt.stream) {
+            wire_table_put_longstr(&aw, "x-queue-type", wire_cstr("stream"));
+            q.arguments.raw = (struct wire_bytes){.ptr = args, .len = wire_writer_used(&aw)};
+        }
         if (perf_conn_rpc(c, 1, WIRE_QUEUE_DECLARE, &q, WIRE_QUEUE_DECLARE_OK, &m) < 0)
             return -1;
         if (opt.fanout) {
@@ -804,6 +884,12 @@ static void usage(FILE *out)
                  "  --fanout N         a fanout exchange (NAME-fanout) bound to N queues, one\n"
                  "                     consumer each\n"
                  "  --persistent       delivery-mode 2 and durable queues\n"
+                 "  --stream           declare the queues as streams (x-queue-type=stream,\n"
+                 "                     durable); consumers need -q and manual acks\n"
+                 "  --stream-offset first|last|next|N\n"
+                 "                     x-stream-offset of the consumers (the broker's default:\n"
+                 "                     next); each delivery's x-stream-offset is checked\n"
+                 "  --offset-step K    consumer i starts at offset N + i * K (numeric N)\n"
                  "  -c N               publisher confirms, at most N unconfirmed per producer\n"
                  "  -q N               consumer prefetch (basic.qos)\n"
                  "  -a                 consume with no-ack (autoack)\n"
@@ -861,6 +947,9 @@ static void parse_options(int argc, char **argv)
         O_USER,
         O_PASSWORD,
         O_BROKER_PID,
+        O_STREAM,
+        O_STREAM_OFFSET,
+        O_OFFSET_STEP,
         O_HELP
     };
     static const struct option longopts[] = {
@@ -875,6 +964,9 @@ static void parse_options(int argc, char **argv)
         {"user", required_argument, NULL, O_USER},
         {"password", required_argument, NULL, O_PASSWORD},
         {"broker-pid", required_argument, NULL, O_BROKER_PID},
+        {"stream", no_argument, NULL, O_STREAM},
+        {"stream-offset", required_argument, NULL, O_STREAM_OFFSET},
+        {"offset-step", required_argument, NULL, O_OFFSET_STEP},
         {"help", no_argument, NULL, O_HELP},
         {0},
     };
@@ -982,6 +1074,26 @@ static void parse_options(int argc, char **argv)
                 bad_value("--broker-pid", optarg);
             opt.broker_pid = (long)v;
             break;
+        case O_STREAM:
+            opt.stream = true;
+            break;
+        case O_STREAM_OFFSET:
+            if (strcmp(optarg, "first") == 0 || strcmp(optarg, "last") == 0 ||
+                strcmp(optarg, "next") == 0) {
+                opt.stream_offset_numeric = false;
+            } else if (parse_u64(optarg, INT64_MAX, &v)) {
+                opt.stream_offset_numeric = true;
+                opt.stream_offset_base = (int64_t)v;
+            } else {
+                bad_value("--stream-offset", optarg);
+            }
+            opt.stream_offset = optarg;
+            break;
+        case O_OFFSET_STEP:
+            if (!parse_u64(optarg, INT64_MAX / MAX_WORKERS, &v))
+                bad_value("--offset-step", optarg);
+            opt.stream_offset_step = (int64_t)v;
+            break;
         case O_HELP:
             usage(stdout);
             exit(0);
@@ -1008,6 +1120,14 @@ static void parse_options(int argc, char **argv)
     }
     if (opt.sink)
         opt.consumers = 0; /* the sink never delivers */
+    if (opt.stream_offset_step && !opt.stream_offset_numeric) {
+        fprintf(stderr, "warren-perf: --offset-step wants a numeric --stream-offset\n");
+        exit(2);
+    }
+    if ((opt.stream_offset != NULL) && !opt.stream) {
+        fprintf(stderr, "warren-perf: --stream-offset is for --stream\n");
+        exit(2);
+    }
     if (opt.seconds == 0 && !opt.producer_count && !opt.consumer_count)
         opt.seconds = DEFAULT_SECONDS;
     if (opt.producers == 0 && opt.consumers == 0) {
@@ -1060,6 +1180,59 @@ static void print_latency(FILE *out, const char *name, const struct perf_hist *h
         fprintf(out, " %s=na", name);
     else
         fprintf(out, " %s=%.1f", name, (double)perf_hist_quantile(h, q) / 1e3);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Each consumer's own rate (its messages over the time from the start to its last one):
+ * the slowest, the median and the fastest; with --stream, what the x-stream-offset headers
+ * said: the first offset of consumer 0, the highest last offset, offsets that did not follow
+ * the previous one, deliveries without the header, and consumers that asked for a numeric
+ * offset but got another one first. */
+static void print_consumers(FILE *out, uint64_t start)
+{
+    double rates[MAX_WORKERS];
+    int n = 0;
+    uint64_t breaks = 0, missing = 0, mismatched = 0;
+    int64_t first = -1, last = -1;
+
+    for (int i = 0; i < nworkers; i++) {
+        const struct worker *w = workers[i];
+        uint64_t msgs = atomic_load(&w->msgs), end = atomic_load(&w->last_ns);
+
+        if (w->role != CONSUMER)
+            continue;
+        rates[n++] = msgs && end > start ? (double)msgs / ((double)(end - start) / 1e9) : 0.0;
+        breaks += w->offset_breaks;
+        missing += w->offset_missing;
+        if (w->index == 0)
+            first = w->first_offset;
+        if (w->last_offset > last)
+            last = w->last_offset;
+        if (w->want_offset >= 0 && w->first_offset >= 0 && w->first_offset != w->want_offset)
+            mismatched++;
+    }
+    if (n == 0 || opt.sink) {
+        fprintf(out, " consumer_msgs_per_s_min=na consumer_msgs_per_s_median=na"
+                     " consumer_msgs_per_s_max=na");
+    } else {
+        qsort(rates, (size_t)n, sizeof rates[0], cmp_double);
+        fprintf(out,
+                " consumer_msgs_per_s_min=%.0f consumer_msgs_per_s_median=%.0f"
+                " consumer_msgs_per_s_max=%.0f",
+                rates[0], n % 2 ? rates[n / 2] : (rates[n / 2 - 1] + rates[n / 2]) / 2,
+                rates[n - 1]);
+    }
+    if (opt.stream && n > 0)
+        fprintf(out,
+                " stream_first_offset=%" PRId64 " stream_last_offset=%" PRId64
+                " stream_offset_breaks=%" PRIu64 " stream_offset_missing=%" PRIu64
+                " stream_start_mismatch=%" PRIu64,
+                first, last, breaks, missing, mismatched);
 }
 
 /* True when a count-limited run has nothing more to wait for: every producer has sent its
@@ -1212,6 +1385,7 @@ int main(int argc, char **argv)
     if (sink)
         sink_start_msgs = perf_sink_messages(sink);
     start = now_ns();
+    start_ns = start;
     tool_cpu0 = self_cpu_s();
     machine0 = machine_busy_s();
     if (opt.broker_pid)
@@ -1304,6 +1478,7 @@ report:
             printf(" max_us=%.1f", (double)hist.max_ns / 1e3);
         else
             printf(" max_us=na");
+        print_consumers(stdout, start);
         /* CPU time during the measurement, of the tool (with --sink, the sink's too) and of
          * the broker, to tell which of them limits a figure. */
         printf(" duration_s=%.3f tool_cpu_s=%.2f", window, tool_cpu1 - tool_cpu0);
