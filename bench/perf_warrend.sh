@@ -27,7 +27,7 @@ prometheus.tcp.port = 0"
         _i=0
         while [ $_i -lt 200 ]; do
             warrend_port=$(sed -n 's/.*ready: listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' \
-                "$_dir/warrend.log" | head -n 1)
+                "$_dir/warrend.log" 2>/dev/null | head -n 1)
             [ -n "$warrend_port" ] && return 0
             kill -0 "$warrend_pid" 2>/dev/null || break
             sleep 0.05

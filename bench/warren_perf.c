@@ -101,7 +101,14 @@ struct worker {
     int64_t want_offset; /* the numeric offset asked for; -1 for first, last, next */
     int64_t first_offset; /* of the first delivery; -1 before it */
     int64_t last_offset;
-    uint64_t offset_breaks; /* deliveries whose offset is not the previous one + 1 */
+    /* Deliveries whose offset is past the previous one + 1 (RabbitMQ's streams skip the
+     * offset of the chunk that starts each segment), the offsets so skipped, and the first
+     * such jump (the previous offset and this one). */
+    uint64_t offset_gaps, offsets_skipped;
+    int64_t gap_prev, gap_got;
+    /* Deliveries whose offset is not past the previous one: repeated or out of order. */
+    uint64_t offset_backwards;
+    int64_t back_prev, back_got;
     uint64_t offset_missing; /* deliveries without the header */
 };
 
@@ -579,8 +586,16 @@ static void consumer_offset(struct worker *w, const struct wire_content_header *
     }
     if (w->first_offset < 0)
         w->first_offset = off;
-    else if (off != w->last_offset + 1)
-        w->offset_breaks++;
+    else if (off > w->last_offset + 1) {
+        if (w->offset_gaps++ == 0) {
+            w->gap_prev = w->last_offset;
+            w->gap_got = off;
+        }
+        w->offsets_skipped += (uint64_t)(off - w->last_offset - 1);
+    } else if (off <= w->last_offset && w->offset_backwards++ == 0) {
+        w->back_prev = w->last_offset;
+        w->back_got = off;
+    }
     w->last_offset = off;
 }
 
@@ -1190,15 +1205,18 @@ static int cmp_double(const void *a, const void *b)
 
 /* Each consumer's own rate (its messages over the time from the start to its last one):
  * the slowest, the median and the fastest; with --stream, what the x-stream-offset headers
- * said: the first offset of consumer 0, the highest last offset, offsets that did not follow
- * the previous one, deliveries without the header, and consumers that asked for a numeric
- * offset but got another one first. */
+ * said: the first offset of consumer 0, the highest last offset, jumps forward (RabbitMQ
+ * skips an offset at each segment start: not an error) with the offsets skipped, offsets not
+ * past the previous one (an error), each with its first instance (the offset before it and
+ * its own), deliveries without the header, and consumers that asked for a numeric offset and
+ * got an earlier one first (an error) or a later one (RabbitMQ, asked for a skipped
+ * offset). */
 static void print_consumers(FILE *out, uint64_t start)
 {
     double rates[MAX_WORKERS];
     int n = 0;
-    uint64_t breaks = 0, missing = 0, mismatched = 0;
-    int64_t first = -1, last = -1;
+    uint64_t gaps = 0, skipped = 0, backwards = 0, missing = 0, before = 0, after = 0;
+    int64_t first = -1, last = -1, gap_prev = -1, gap_got = -1, back_prev = -1, back_got = -1;
 
     for (int i = 0; i < nworkers; i++) {
         const struct worker *w = workers[i];
@@ -1207,14 +1225,26 @@ static void print_consumers(FILE *out, uint64_t start)
         if (w->role != CONSUMER)
             continue;
         rates[n++] = msgs && end > start ? (double)msgs / ((double)(end - start) / 1e9) : 0.0;
-        breaks += w->offset_breaks;
+        if (w->offset_gaps && gaps == 0) {
+            gap_prev = w->gap_prev;
+            gap_got = w->gap_got;
+        }
+        if (w->offset_backwards && backwards == 0) {
+            back_prev = w->back_prev;
+            back_got = w->back_got;
+        }
+        gaps += w->offset_gaps;
+        skipped += w->offsets_skipped;
+        backwards += w->offset_backwards;
         missing += w->offset_missing;
         if (w->index == 0)
             first = w->first_offset;
         if (w->last_offset > last)
             last = w->last_offset;
-        if (w->want_offset >= 0 && w->first_offset >= 0 && w->first_offset != w->want_offset)
-            mismatched++;
+        if (w->want_offset >= 0 && w->first_offset >= 0 && w->first_offset < w->want_offset)
+            before++;
+        if (w->want_offset >= 0 && w->first_offset > w->want_offset)
+            after++;
     }
     if (n == 0 || opt.sink) {
         fprintf(out, " consumer_msgs_per_s_min=na consumer_msgs_per_s_median=na"
@@ -1227,12 +1257,18 @@ static void print_consumers(FILE *out, uint64_t start)
                 rates[0], n % 2 ? rates[n / 2] : (rates[n / 2 - 1] + rates[n / 2]) / 2,
                 rates[n - 1]);
     }
-    if (opt.stream && n > 0)
+    if (opt.stream && n > 0) {
         fprintf(out,
                 " stream_first_offset=%" PRId64 " stream_last_offset=%" PRId64
-                " stream_offset_breaks=%" PRIu64 " stream_offset_missing=%" PRIu64
-                " stream_start_mismatch=%" PRIu64,
-                first, last, breaks, missing, mismatched);
+                " stream_offset_gaps=%" PRIu64 " stream_offsets_skipped=%" PRIu64
+                " stream_offset_backwards=%" PRIu64 " stream_offset_missing=%" PRIu64
+                " stream_start_before=%" PRIu64 " stream_start_after=%" PRIu64,
+                first, last, gaps, skipped, backwards, missing, before, after);
+        if (gaps)
+            fprintf(out, " stream_first_gap=%" PRId64 ">%" PRId64, gap_prev, gap_got);
+        if (backwards)
+            fprintf(out, " stream_first_backwards=%" PRId64 ">%" PRId64, back_prev, back_got);
+    }
 }
 
 /* True when a count-limited run has nothing more to wait for: every producer has sent its
