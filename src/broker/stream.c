@@ -388,7 +388,88 @@ static bool passes(const struct stream_reader *r, const struct stream_record *re
 }
 
 /* The message of a record, with x-stream-offset in its headers. */
+static struct message *record_message_rewritten(const struct stream_record *rec);
+
+/* The content header of a record with x-stream-offset set in its headers table, spliced
+ * into out (cap bytes) without decoding the rest: the fields before the table copied, the
+ * table written anew, the properties after it copied. 0 if it does not fit or the header is
+ * not one this splice knows (record_message then decodes and encodes it whole). */
+static size_t header_with_offset(struct wire_bytes h, uint64_t offset, uint8_t *out, size_t cap)
+{
+    const uint8_t *p = h.ptr;
+    size_t pos = 14, tail;
+    uint16_t flags;
+    struct wire_table old = {0};
+    struct wire_writer w;
+
+    if (h.len < 14 || cap < h.len + 32)
+        return 0;
+    flags = (uint16_t)(p[12] << 8 | p[13]);
+    if (flags & 1)
+        return 0; /* a second flags word: not basic's */
+    for (uint16_t bit = WIRE_PROP_CONTENT_TYPE; bit >= WIRE_PROP_CONTENT_ENCODING; bit >>= 1) {
+        if (!(flags & bit))
+            continue;
+        if (pos >= h.len || pos + 1 + p[pos] > h.len)
+            return 0;
+        pos += 1 + (size_t)p[pos];
+    }
+    tail = pos;
+    if (flags & WIRE_PROP_HEADERS) {
+        uint32_t len;
+        if (pos + 4 > h.len)
+            return 0;
+        len = (uint32_t)p[pos] << 24 | (uint32_t)p[pos + 1] << 16 | (uint32_t)p[pos + 2] << 8 |
+              p[pos + 3];
+        if (len > h.len - pos - 4)
+            return 0;
+        old.raw = (struct wire_bytes){.ptr = p + pos + 4, .len = len};
+        tail = pos + 4 + len;
+    }
+    memcpy(out, p, pos);
+    out[12] = (uint8_t)((flags | WIRE_PROP_HEADERS) >> 8);
+    out[13] = (uint8_t)(flags | WIRE_PROP_HEADERS);
+    w = wire_writer_init(out + pos + 4, cap - pos - 4 - (h.len - tail));
+    if (old.raw.len > 0) {
+        struct wire_table_iter it;
+        struct wire_bytes key;
+        struct wire_field v;
+        wire_table_iter_init(&it, old);
+        while (wire_table_next(&it, &key, &v))
+            if (!wire_bytes_eq_cstr(key, "x-stream-offset"))
+                wire_table_put_bytes_name(&w, key, &v);
+    }
+    wire_table_put_i64(&w, "x-stream-offset", (int64_t)offset);
+    if (wire_writer_overflowed(&w))
+        return 0;
+    size_t table = wire_writer_used(&w);
+    out[pos] = (uint8_t)(table >> 24);
+    out[pos + 1] = (uint8_t)(table >> 16);
+    out[pos + 2] = (uint8_t)(table >> 8);
+    out[pos + 3] = (uint8_t)table;
+    memcpy(out + pos + 4 + table, p + tail, h.len - tail);
+    return pos + 4 + table + (h.len - tail);
+}
+
+/* A delivery of rec: its message with x-stream-offset in its headers. Made in one go from
+ * the record's bytes (one decode, one copy of the body), the common case; the rest through
+ * a message decoded and rewritten. */
 static struct message *record_message(const struct stream_record *rec)
+{
+    uint8_t stack[2048];
+    size_t n = header_with_offset(rec->header, rec->offset, stack, sizeof(stack));
+
+    if (n > 0) {
+        struct message *m =
+            message_new(rec->exchange, rec->routing_key, (struct wire_bytes){stack, n},
+                        rec->body.len);
+        message_append_body(m, rec->body);
+        return m;
+    }
+    return record_message_rewritten(rec);
+}
+
+static struct message *record_message_rewritten(const struct stream_record *rec)
 {
     struct message *raw = message_new(rec->exchange, rec->routing_key, rec->header, rec->body.len);
     struct wire_props props;

@@ -197,6 +197,52 @@ def check_offsets(q):
     print("ok offsets: first, numeric, last, timestamp; acks keep the messages")
 
 
+def check_properties():
+    """Every property comes back as published, around the x-stream-offset header added to
+    the headers (present or not, with an x-stream-offset of the publisher's own, which is
+    replaced), and without headers at all."""
+    q = PREFIX + ".props"
+    conn = connect()
+    ch = conn.channel()
+    declare(ch, q)
+    ch.confirm_delivery()
+    full = pika.BasicProperties(
+        content_type="application/json", content_encoding="gzip",
+        headers={"a": 1, "x-stream-offset": "forged", "s": "text"}, delivery_mode=2,
+        priority=3, correlation_id="corr", reply_to="rep", expiration="60000",
+        message_id="mid", timestamp=1700000000, type="t", user_id="guest", app_id="app")
+    bare = pika.BasicProperties(content_type="text/plain", correlation_id="c2")
+    ch.basic_publish("", q, b"full", full)
+    ch.basic_publish("", q, b"bare", bare)
+    ch.basic_publish("", q, b"none", pika.BasicProperties())
+    conn.close()
+    conn = connect()
+    ch = conn.channel()
+    ch.basic_qos(prefetch_count=10)
+    got = []
+    ch.basic_consume(q, lambda c, m, p, b: got.append((p, b)), arguments={"x-stream-offset": "first"})
+    deadline = time.time() + 5
+    while len(got) < 3 and time.time() < deadline:
+        conn.process_data_events(time_limit=0.2)
+    conn.close()
+    expect_eq([b for _, b in got], [b"full", b"bare", b"none"], "bodies")
+    p = got[0][0]
+    for name in ("content_type", "content_encoding", "delivery_mode", "priority",
+                 "correlation_id", "reply_to", "expiration", "message_id", "timestamp",
+                 "type", "user_id", "app_id"):
+        expect_eq(getattr(p, name), getattr(full, name), "property %s" % name)
+    expect_eq(p.headers, {"a": 1, "s": b"text" if isinstance(p.headers.get("s"), bytes)
+                          else "text", "x-stream-offset": 0}, "headers with the offset")
+    p = got[1][0]
+    expect_eq((p.content_type, p.correlation_id, p.headers),
+              ("text/plain", "c2", {"x-stream-offset": 1}), "headers added among properties")
+    expect_eq(got[2][0].headers, {"x-stream-offset": 2}, "headers added to none")
+    conn = connect()
+    conn.channel().queue_delete(q)
+    conn.close()
+    print("ok properties: all kept, x-stream-offset added or replaced")
+
+
 def check_tail_and_many(q):
     """Consumers at next and at several offsets, all fed by new publishes."""
     conn = connect()
@@ -255,6 +301,7 @@ def main():
     try:
         check_declare()
         check_offsets(q)
+        check_properties()
         check_refusals(q)
         check_tail_and_many(q)
         if os.environ.get("STREAM_NO_FILTER") != "1":
