@@ -10,6 +10,8 @@ INTEROP_TESTS = \
 	tests/interop/amqp_tools.sh
 
 TESTS += $(INTEROP_TESTS)
+# checks.py: CheckFailed, expect and expect_eq, imported by the Python scripts.
+EXTRA_DIST += tests/interop/checks.py
 EXTRA_DIST += $(INTEROP_TESTS) \
 	tests/interop/lib.sh \
 	tests/interop/setup.sh \

@@ -28,6 +28,8 @@ import urllib.parse
 import pika
 import pika.exceptions
 
+from checks import CheckFailed, expect, expect_eq
+
 HOST = os.environ.get("AMQP_HOST", "127.0.0.1")
 PORT = int(os.environ.get("AMQP_PORT", "5672"))
 MGMT = urllib.parse.urlsplit(os.environ.get("MGMT_URL", "http://127.0.0.1:15672"))
@@ -37,20 +39,6 @@ PASS = os.environ.get("MGMT_PASS", "guest")
 WARREN = os.environ.get("WARREN") == "1"
 PREFIX = "mgmt.%d" % os.getpid()
 CREATED = []  # (kind, name) left on a shared broker by a failed run; removed at the end
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(cond, what):
-    if not cond:
-        raise CheckFailed(what)
-
-
-def expect_eq(got, want, what):
-    if got != want:
-        raise CheckFailed("%s: got %r, expected %r" % (what, got, want))
 
 
 def name(suffix):

@@ -25,6 +25,8 @@ import urllib.parse
 import pika
 import pika.exceptions
 
+from checks import CheckFailed, expect, expect_eq
+
 ADMIN = os.environ["RABBITMQADMIN"]
 AMQP_HOST = os.environ.get("AMQP_HOST", "127.0.0.1")
 AMQP_PORT = int(os.environ.get("AMQP_PORT", "5672"))
@@ -36,20 +38,6 @@ PREFIX = "admin.%d" % os.getpid()
 VHOST = PREFIX + ".v"  # most objects live here; deleting it at the end deletes them
 USERS = []
 TMP = tempfile.mkdtemp(prefix="warren-rabbitmqadmin.")
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(cond, what):
-    if not cond:
-        raise CheckFailed(what)
-
-
-def expect_eq(got, want, what):
-    if got != want:
-        raise CheckFailed("%s: got %r, expected %r" % (what, got, want))
 
 
 def q(s):

@@ -34,6 +34,8 @@ import urllib.parse
 
 import pika
 
+from checks import CheckFailed, expect, expect_eq
+
 WARRENCTL = os.environ.get("WARRENCTL", "warrenctl")
 MGMT = urllib.parse.urlsplit(os.environ.get("MGMT_URL", "http://127.0.0.1:15672"))
 METRICS = urllib.parse.urlsplit(os.environ.get("METRICS_URL", "http://127.0.0.1:15692"))
@@ -43,20 +45,6 @@ DATA_DIR = os.environ.get("STREAM_DATA_DIR")
 PREFIX = "obs.%d" % os.getpid()
 STREAM = PREFIX + '.st"re\\am'
 CLASSIC = PREFIX + ".classic"
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(cond, what):
-    if not cond:
-        raise CheckFailed(what)
-
-
-def expect_eq(got, want, what):
-    if got != want:
-        raise CheckFailed("%s: got %r, expected %r" % (what, got, want))
 
 
 def ok(what):

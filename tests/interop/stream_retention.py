@@ -43,6 +43,8 @@ import urllib.request
 import pika
 import pika.exceptions
 
+from checks import CheckFailed, expect, expect_eq
+
 HOST = os.environ.get("AMQP_HOST", "127.0.0.1")
 PORT = int(os.environ.get("AMQP_PORT", "5672"))
 MGMT_URL = os.environ["MGMT_URL"].rstrip("/")
@@ -53,20 +55,6 @@ SEGMENT = 10000
 AGE_S = 2
 # How long retention may take to show after it is due.
 WAIT_S = 8
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(ok, what):
-    if not ok:
-        raise CheckFailed(what)
-
-
-def expect_eq(got, want, what):
-    if got != want:
-        raise CheckFailed("%s: got %r, expected %r" % (what, got, want))
 
 
 def http(method, path, body=None):

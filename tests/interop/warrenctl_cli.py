@@ -21,6 +21,8 @@ import urllib.parse
 import pika
 import pika.exceptions
 
+from checks import CheckFailed, expect, expect_eq
+
 WARRENCTL = os.environ.get("WARRENCTL", "warrenctl")
 MGMT = urllib.parse.urlsplit(os.environ.get("MGMT_URL", "http://127.0.0.1:15672"))
 HOST = os.environ.get("AMQP_HOST", "127.0.0.1")
@@ -30,20 +32,6 @@ PASS = os.environ.get("MGMT_PASS", "guest")
 PREFIX = "ctl.%d" % os.getpid()
 WARREN = os.environ.get("WARREN") == "1"
 CREATED = []
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(cond, what):
-    if not cond:
-        raise CheckFailed(what)
-
-
-def expect_eq(got, want, what):
-    if got != want:
-        raise CheckFailed("%s: got %r, expected %r" % (what, got, want))
 
 
 def name(suffix):
