@@ -71,6 +71,11 @@ static void node_leader_changed(void *ctx, const char *amqp, const char *http)
 
 static int node_promote(void *ctx, struct store **store, struct defs_log **defs)
 {
+    /* A SIGTERM the follower's broker took (its election may win a moment later) must not
+     * be forgotten with it: the leader's broker then shuts down at once, and the node stops
+     * as a leader stops, giving its lease back. Without this, it led on and never exited. */
+    bool stopping = node.srv->stopping;
+
     (void)ctx;
     mgmt_stop(*node.mgmt);
     *node.mgmt = NULL;
@@ -80,6 +85,10 @@ static int node_promote(void *ctx, struct store **store, struct defs_log **defs)
     server_set_cluster(node.srv, node.cluster);
     if (mgmt_start(node.srv, node.mgmt) != 0)
         return -1;
+    if (stopping) {
+        log_info(NULL, "cluster: elected while shutting down: the shutdown goes on");
+        server_shutdown(node.srv);
+    }
     *store = node.srv->persist != NULL ? node.srv->persist->store : NULL;
     *defs = node.srv->persist != NULL ? node.srv->persist->defs : NULL;
     return 0;

@@ -380,13 +380,23 @@ static void on_shutdown_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     struct server *s = w->data;
-    struct conn *c, *next;
 
+    (void)loop;
     (void)revents;
     if (s->stopping)
         return;
-    s->stopping = true;
     log_info(NULL, "received signal %d: shutting down", w->signum);
+    server_shutdown(s);
+}
+
+void server_shutdown(struct server *s)
+{
+    struct ev_loop *loop = s->loop;
+    struct conn *c, *next;
+
+    if (s->stopping)
+        return;
+    s->stopping = true;
     set_listening(s, false);
     ev_timer_stop(loop, &s->accept_timer);
     for (c = s->conns; c != NULL; c = next) {

@@ -133,6 +133,9 @@ int server_init(struct server *s, struct ev_loop *loop, const struct config *cfg
                 int port_override);
 /* Logs the ready line and runs until SIGTERM/SIGINT and a clean shutdown. */
 void server_run(struct server *s);
+/* What SIGTERM starts: stop listening, close the clients with 320 CONNECTION_FORCED, and
+ * server_run returns once they are gone (or after a grace period). */
+void server_shutdown(struct server *s);
 void server_free(struct server *s);
 
 /* rabbitmqctl set_vm_memory_high_watermark: a new memory high watermark, a fraction of the

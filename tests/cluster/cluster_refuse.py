@@ -2,10 +2,13 @@
 follower completes the AMQP handshake and answers connection.open with 530 NOT_ALLOWED naming
 the leader's address, its management API answers 503 not_leader naming the leader's but for
 its health checks and /api/cluster/status, and the leader serves as usual. The same cluster
-runs cluster.on_leader_elected / on_leader_lost hooks, checked across a switchover."""
+runs cluster.on_leader_elected / on_leader_lost hooks, checked across a switchover. Last, a
+follower told to stop while a client holds its shutdown open, and elected meanwhile (the
+leader stopped), must still stop (it led on for ever before)."""
 
 import json
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -13,6 +16,8 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
+import rawclient  # noqa: E402
 import rig as R  # noqa: E402
 from cluster_faults import api, check, failures, other_leader, post, wait_isr  # noqa: E402
 
@@ -27,6 +32,37 @@ def http_status(node, path):
             return r.status, json.loads(r.read() or b"null")
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"null")
+
+
+def stop_while_elected(rig, leader):
+    """SIGTERM reaches a follower's broker; before it is done (a client that got as far as
+    tune-ok and never answers connection.close keeps it waiting up to its grace period) the
+    leader stops too and this follower, the only one left, is elected. It must stop all the
+    same, with status 0."""
+    check(wait_isr(rig, 3) is not None, "three in sync again")
+    f, other = [n for n in rig.nodes if n is not leader]
+    check(other.stop() == 0, "%s stopped" % other.name)
+    c = rawclient.Client(f.host, f.amqp, login=False)
+    c.send(rawclient.PROTOCOL_HEADER)
+    c.expect_method(rawclient.CONNECTION_START, 10)
+    c.send(rawclient.start_ok())
+    c.expect_method(rawclient.CONNECTION_TUNE, 10)
+    c.send(rawclient.tune_ok())
+    time.sleep(0.2)
+    f.wanted = False
+    f.proc.terminate()
+    check(leader.stop() == 0, "the leader %s stopped" % leader.name)
+    try:
+        status = f.proc.wait(15)
+    except Exception:
+        status = "hung"
+    raced = "elected while shutting down" in f.log_text()
+    check(status == 0, "%s, told to stop%s, stopped (status %s)"
+          % (f.name, " and elected meanwhile" if raced else "", status))
+    try:
+        c.sock.close()
+    except socket.error:
+        pass
 
 
 def main():
@@ -84,6 +120,8 @@ def main():
               any(x.startswith("leader_elected %s " % new.name) for x in seen),
               "on_leader_lost ran on %s, on_leader_elected on %s (%s)"
               % (leader.name, new.name if new else "nobody", seen))
+
+        stop_while_elected(rig, new)
     finally:
         rig.stop(keep=bool(failures))
         check(all(v in (0, None) for v in rig.exit_status.values()),

@@ -316,7 +316,9 @@ class Rig:
         self.exit_status = {n.name: n.stop() for n in self.nodes}
         self.etcd.stop()
         self.firewall.close()
-        if not keep:
+        # A node that did not stop cleanly is a failure the caller checks afterwards: keep
+        # its logs for that.
+        if not keep and all(v in (0, None) for v in self.exit_status.values()):
             shutil.rmtree(self.root, ignore_errors=True)
 
 
