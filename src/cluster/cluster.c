@@ -52,6 +52,13 @@ struct member {
     uint64_t evicted_at_pos;
 };
 
+/* A fenced write of the ISR: which member joins or leaves (for the log). */
+struct isr_change {
+    struct cluster *c;
+    char id[64];
+    bool add;
+};
+
 struct cluster {
     struct ev_loop *loop;
     const struct config *cfg;
@@ -117,6 +124,7 @@ struct cluster {
     struct member members[MAX_MEMBERS];
     size_t member_n;
     bool isr_writing;
+    struct isr_change isr_change; /* the one fenced write of the ISR in flight */
     uint64_t peers_read_ms;
     bool peers_reading;
     bool transferring;       /* a planned switchover waits for the followers */
@@ -470,12 +478,6 @@ static void push_isr_to_replication(struct cluster *c)
     repl_leader_set_isr(c->rl, ids, n);
 }
 
-struct isr_change {
-    struct cluster *c;
-    char id[64];
-    bool add;
-};
-
 static void on_isr_written(void *arg, int status, const struct coord_isr *isr)
 {
     struct isr_change *ch = arg;
@@ -488,13 +490,10 @@ static void on_isr_written(void *arg, int status, const struct coord_isr *isr)
         log_info(NULL, "cluster: %s %s the in-sync set (%zu members)", ch->id,
                  ch->add ? "joined" : "left", c->isr_n);
     } else if (status == COORD_FENCED) {
-        free(ch);
         fence(c, "the in-sync set could not be written: this node no longer leads");
-        return;
     } else {
         log_warn(NULL, "cluster: changing the in-sync set for %s failed; trying again", ch->id);
     }
-    free(ch);
 }
 
 /* One fenced write of the ISR at a time: the set with id added or removed. */
@@ -511,7 +510,8 @@ static void change_isr(struct cluster *c, const char *id, bool add)
             members[n++] = c->isr[i];
     if (add)
         members[n++] = id;
-    ch = xmalloc(sizeof *ch);
+    /* Not allocated: a write whose answer never comes (coord_stop first) leaks nothing. */
+    ch = &c->isr_change;
     ch->c = c;
     ch->add = add;
     snprintf(ch->id, sizeof ch->id, "%s", id);
@@ -715,7 +715,7 @@ static void on_elected_isr(void *arg, int status, const struct coord_isr *isr)
             members[n++] = m;
     }
     c->isr_writing = true;
-    struct isr_change *ch = xmalloc(sizeof *ch);
+    struct isr_change *ch = &c->isr_change;
     ch->c = c;
     ch->add = true;
     snprintf(ch->id, sizeof ch->id, "%s", c->node_id);
