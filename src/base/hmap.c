@@ -111,3 +111,25 @@ bool hmap_next(const struct hmap *m, size_t *pos, void **value)
     }
     return false;
 }
+
+void hmap_remove_if(struct hmap *m, bool (*stale)(const void *value, void *ctx), void *ctx,
+                    void (*release)(void *value))
+{
+    /* Removal shifts entries back, so it cannot happen during the scan: keys first. */
+    struct wire_bytes *keys = NULL;
+    size_t n = 0, cap = 0;
+
+    for (size_t i = 0; i < m->cap; i++) {
+        const struct hmap_entry *e = &m->slots[i];
+        if (e->value == NULL || !stale(e->value, ctx))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            keys = xrealloc(keys, cap * sizeof *keys);
+        }
+        keys[n++] = e->key;
+    }
+    for (size_t i = 0; i < n; i++)
+        release(hmap_remove(m, keys[i]));
+    free(keys);
+}

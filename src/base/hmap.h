@@ -28,7 +28,12 @@ void hmap_put(struct hmap *m, struct wire_bytes key, void *value);
 void *hmap_remove(struct hmap *m, struct wire_bytes key);
 
 /* Iteration: for (size_t i = 0; hmap_next(m, &i, &v);) — do not insert while iterating;
- * removing the current entry is allowed only through hmap_remove after collecting. */
+ * removing the current entry is allowed only through hmap_remove after collecting (or
+ * hmap_remove_if, which does that). */
 bool hmap_next(const struct hmap *m, size_t *pos, void **value);
+/* Removes every entry whose value stale(value, ctx) says is stale, and hands each one removed
+ * to release (after it is out of the map, so release may free its key). */
+void hmap_remove_if(struct hmap *m, bool (*stale)(const void *value, void *ctx), void *ctx,
+                    void (*release)(void *value));
 
 #endif

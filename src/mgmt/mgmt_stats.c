@@ -107,8 +107,10 @@ void mgmt_stats_init(struct mgmt_stats *st, struct server *s, double interval_s)
     mgmt_stats_sample(st);
 }
 
-static void sample_free(struct mgmt_queue_sample *e)
+static void sample_free(void *v)
 {
+    struct mgmt_queue_sample *e = v;
+
     free((void *)e->key.ptr);
     free(e);
 }
@@ -203,34 +205,29 @@ static void sample_channel(struct mgmt_stats *st, const struct channel *ch, doub
     e->generation = st->generation;
 }
 
+/* Samples not refreshed by this round belong to queues or channels that are gone. */
+static bool queue_gone(const void *v, void *st)
+{
+    return ((const struct mgmt_queue_sample *)v)->generation !=
+           ((struct mgmt_stats *)st)->generation;
+}
+
+static bool channel_gone(const void *v, void *st)
+{
+    return ((const struct mgmt_channel_sample *)v)->generation !=
+           ((struct mgmt_stats *)st)->generation;
+}
+
 /* Every open channel's confirms; the samples of channels gone are dropped. */
 static void sample_channels(struct mgmt_stats *st, double now)
 {
-    struct mgmt_channel_sample **gone = NULL;
-    size_t gone_len = 0, gone_cap = 0;
-    void *v;
-
     for (const struct conn *c = st->srv->conns; c != NULL; c = c->next) {
         for (uint32_t i = 0; i < c->channels_cap; i++) {
             if (c->channels[i] != NULL)
                 sample_channel(st, c->channels[i], now);
         }
     }
-    for (size_t i = 0; hmap_next(&st->channels, &i, &v);) {
-        struct mgmt_channel_sample *e = v;
-        if (e->generation == st->generation)
-            continue;
-        if (gone_len == gone_cap) {
-            gone_cap = gone_cap ? gone_cap * 2 : 16;
-            gone = xrealloc(gone, gone_cap * sizeof *gone);
-        }
-        gone[gone_len++] = e;
-    }
-    for (size_t i = 0; i < gone_len; i++) {
-        hmap_remove(&st->channels, (struct wire_bytes){.ptr = gone[i]->key, .len = 10});
-        free(gone[i]);
-    }
-    free(gone);
+    hmap_remove_if(&st->channels, channel_gone, st, free);
 }
 
 void mgmt_stats_sample(struct mgmt_stats *st)
@@ -238,8 +235,6 @@ void mgmt_stats_sample(struct mgmt_stats *st)
     struct server *s = st->srv;
     double now = ev_now(s->loop);
     uint64_t sum[MGMT_VALUES] = {0};
-    struct mgmt_queue_sample **gone = NULL;
-    size_t gone_len = 0, gone_cap = 0;
     void *v, *qv;
 
     st->generation++;
@@ -249,21 +244,7 @@ void mgmt_stats_sample(struct mgmt_stats *st)
             sample_queue(st, qv, now, sum);
     }
     /* Queues not seen this time are gone (their vhost kept their counts): drop the samples. */
-    for (size_t i = 0; hmap_next(&st->queues, &i, &v);) {
-        struct mgmt_queue_sample *e = v;
-        if (e->generation == st->generation)
-            continue;
-        if (gone_len == gone_cap) {
-            gone_cap = gone_cap ? gone_cap * 2 : 16;
-            gone = xrealloc(gone, gone_cap * sizeof *gone);
-        }
-        gone[gone_len++] = e;
-    }
-    for (size_t i = 0; i < gone_len; i++) {
-        hmap_remove(&st->queues, gone[i]->key);
-        sample_free(gone[i]);
-    }
-    free(gone);
+    hmap_remove_if(&st->queues, queue_gone, st, sample_free);
     sample_channels(st, now);
     add_retired(s, sum);
     memcpy(st->prev, st->cur, sizeof st->prev);

@@ -2,8 +2,8 @@
 BROKER_UNIT_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 BROKER_UNIT_LDADD = src/libwarren.a $(CHECK_LIBS)
 
-check_PROGRAMS += tests/unit/check_config tests/unit/check_log
-TESTS += tests/unit/check_config tests/unit/check_log
+check_PROGRAMS += tests/unit/check_config tests/unit/check_log tests/unit/check_hmap
+TESTS += tests/unit/check_config tests/unit/check_log tests/unit/check_hmap
 
 tests_unit_check_config_SOURCES = tests/unit/check_config.c
 tests_unit_check_config_CFLAGS = $(BROKER_UNIT_CFLAGS)
@@ -12,6 +12,9 @@ tests_unit_check_config_LDADD = $(BROKER_UNIT_LDADD)
 tests_unit_check_log_SOURCES = tests/unit/check_log.c
 tests_unit_check_log_CFLAGS = $(BROKER_UNIT_CFLAGS)
 tests_unit_check_log_LDADD = $(BROKER_UNIT_LDADD)
+tests_unit_check_hmap_SOURCES = tests/unit/check_hmap.c
+tests_unit_check_hmap_CFLAGS = $(BROKER_UNIT_CFLAGS)
+tests_unit_check_hmap_LDADD = $(BROKER_UNIT_LDADD)
 
 # The bound on users' regular expressions (src/base/regex.c).
 check_PROGRAMS += tests/unit/check_regex
